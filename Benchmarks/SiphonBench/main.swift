@@ -1,0 +1,48 @@
+import Siphon
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Decode + flow table over a capture, timed inside the process (excluding start-up), for scripts/bench.sh.
+// Usage: SiphonBench FILE [--repeat N]
+let args = CommandLine.arguments
+guard args.count >= 2 else {
+    writeStandardError("usage: SiphonBench capture.pcap [--repeat N]")
+    exit(2)
+}
+let path = args[1]
+var repeats = 1
+if let i = args.firstIndex(of: "--repeat"), i + 1 < args.count, let n = Int(args[i + 1]) { repeats = n }
+
+func rssKiB() -> Int {
+    guard let f = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = String(cString: line)
+        if s.hasPrefix("VmHWM:") {
+            return Int(s.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+        }
+    }
+    return 0
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+for run in 1...repeats {
+    let start = now()
+    let result = CaptureScanner.scan(path: path, options: ScanOptions(), output: nil)
+    let elapsed = now() - start
+    if let error = result.error { writeStandardError("error: \(error)"); exit(1) }
+    let s = result.statistics
+    print(
+        "run=\(run) seconds=\(Double(Int(elapsed * 1000)) / 1000) packets=\(s.packets) bytes=\(s.capturedBytes) "
+            + "pps=\(Int(Double(s.packets) / elapsed)) MBps=\(Int(Double(s.capturedBytes) / elapsed / 1e6)) "
+            + "flows=\(s.flows) decoded=\(s.decoded) undecodable=\(s.undecodableTotal) peak_rss_kib=\(rssKiB()) "
+            + "flow_stride=\(MemoryLayout<Flow>.stride)")
+}

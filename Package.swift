@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Siphon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "siphon", targets: ["siphon"]),
+        .library(name: "Siphon", targets: ["Siphon"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // libpcap, found through pkg-config (Debian: libpcap-dev).
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
+        // Small C helpers libc does not expose to Swift (fopencookie).
+        .target(name: "CSiphonSupport"),
+        // Capture: libpcap files and (later) live interfaces, plus a native pcapng reader for what libpcap 1.10 refuses.
+        // Core value types every stage shares: timestamps, link types, IP addresses, big-endian reads.
+        .target(name: "SiphonCore", swiftSettings: strict),
+        .target(name: "SiphonCapture", dependencies: ["SiphonCore", "CPcap", "CSiphonSupport"], swiftSettings: strict),
+        // Decode: zero-copy link/network/transport views.
+        .target(name: "SiphonDecode", dependencies: ["SiphonCore"], swiftSettings: strict),
+        // Flows: the flow table, TCP state, Community ID.
+        .target(
+            name: "SiphonFlows",
+            dependencies: ["SiphonDecode", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // Reports: JSON Lines events and the terminal summary.
+        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows"], swiftSettings: strict),
+        // The pipeline wiring every stage, driven by the CLI and the tests.
+        .target(
+            name: "Siphon",
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonReport"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "siphon",
+            dependencies: ["Siphon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        // Benchmark driver: decode + flow table over a capture, timed against the C floors by scripts/bench.sh.
+        .executableTarget(name: "SiphonBench", dependencies: ["Siphon"], path: "Benchmarks/SiphonBench", swiftSettings: strict),
+        .testTarget(name: "SiphonTests", dependencies: ["Siphon"], resources: [], swiftSettings: strict),
+    ]
+)

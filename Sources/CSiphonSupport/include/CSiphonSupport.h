@@ -1,0 +1,14 @@
+#ifndef CSIPHON_SUPPORT_H
+#define CSIPHON_SUPPORT_H
+#include <stdio.h>
+#include <stddef.h>
+
+/// Returns a read-only stream that yields `prefix` (copied) and then whatever `source` yields.
+/// Used to give libpcap a pipe whose first bytes Siphon already read to sniff the format.
+/// Closing the returned stream does not close `source`. Returns NULL on allocation failure.
+FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count);
+
+/// The stdin stream (a macro in glibc, hidden from Swift).
+FILE *siphon_stdin(void);
+
+#endif

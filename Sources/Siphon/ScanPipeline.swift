@@ -1,0 +1,139 @@
+@_exported public import SiphonCapture
+@_exported public import SiphonCore
+@_exported public import SiphonDecode
+@_exported public import SiphonFlows
+@_exported public import SiphonReport
+
+/// What a scan is asked to do.
+public struct ScanOptions: Sendable {
+    /// A tcpdump-style BPF filter applied to every packet.
+    public var filter: String?
+    public var flows = FlowTableConfiguration()
+    public init() {}
+}
+
+/// One pipeline: packets in, events out as soon as they are known. Capture time is its only clock; it holds no
+/// global state, so several can run in one process (one per core).
+///
+/// Hot path: `process(_:)` decodes into a reused `DecodedPacket`, updates the flow table, and writes the events of
+/// flows that ended; nothing is allocated per packet.
+public final class ScanPipeline {
+    public let capture: String
+    public private(set) var statistics = CaptureStatistics()
+    /// Bytes sent and received and flows per host, from ended flows.
+    public private(set) var hosts: [IPAddress: HostTotals] = [:]
+    public let flows: FlowTable
+    private let output: EventOutput?
+    private var packet = DecodedPacket()
+
+    public init(capture: String, options: ScanOptions = ScanOptions(), output: EventOutput?) {
+        self.capture = capture
+        self.output = output
+        flows = FlowTable(configuration: options.flows)
+    }
+
+    /// Processes one captured packet.
+    public func process(_ captured: CapturedPacket) {
+        statistics.packets &+= 1
+        statistics.wireBytes &+= UInt64(captured.originalLength)
+        statistics.capturedBytes &+= UInt64(captured.bytes.count)
+        if captured.isTruncated { statistics.truncatedBySnaplen &+= 1 }
+        if statistics.firstTimestamp == nil { statistics.firstTimestamp = captured.timestamp }
+        if statistics.lastTimestamp.map({ captured.timestamp > $0 }) ?? true { statistics.lastTimestamp = captured.timestamp }
+        statistics.linkTypes[captured.linkType.rawValue, default: 0] &+= 1
+
+        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        count(packet)
+        flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength)
+        if !flows.ended.isEmpty { drainEndedFlows() }
+    }
+
+    @inline(__always)
+    private func count(_ p: DecodedPacket) {
+        switch p.network {
+        case .ipv4: statistics.ipv4 &+= 1
+        case .ipv6: statistics.ipv6 &+= 1
+        case .arp: statistics.arp &+= 1
+        case .none: break
+        }
+        if let error = p.error {
+            statistics.undecodable[error.reason, default: 0] &+= 1
+            return
+        }
+        statistics.decoded &+= 1
+        switch p.transport {
+        case .tcp: statistics.tcp &+= 1
+        case .udp: statistics.udp &+= 1
+        case .icmp, .icmpv6: statistics.icmp &+= 1
+        case .other: statistics.otherIP &+= 1
+        case .fragment: statistics.fragments &+= 1
+        case .none: break
+        }
+    }
+
+    private func drainEndedFlows() {
+        for f in flows.ended {
+            var a = hosts[f.key.a, default: HostTotals()]
+            a.bytes &+= f.aToB.bytes &+ f.bToA.bytes
+            a.flows &+= 1
+            hosts[f.key.a] = a
+            var b = hosts[f.key.b, default: HostTotals()]
+            b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
+            b.flows &+= 1
+            hosts[f.key.b] = b
+            output?.write(EventEncoder.flow(f, capture: capture))
+        }
+        flows.ended.removeAll(keepingCapacity: true)
+    }
+
+    /// Records the error that stopped reading (the data before it stays processed).
+    public func record(error: CaptureError) {
+        statistics.error = error.description
+        statistics.errorOffset = error.offset
+    }
+
+    /// Ends every flow (open ones as `open-at-end`), writes their events and the `stats` event.
+    @discardableResult
+    public func finish(interfaceDrops: UInt64? = nil, filteredOut: Int = 0) -> CaptureStatistics {
+        flows.finish()
+        drainEndedFlows()
+        statistics.flows = flows.createdCount
+        statistics.flowsEvicted = flows.evictions
+        statistics.interfaceDrops = interfaceDrops
+        statistics.filteredOut = UInt64(filteredOut)
+        output?.write(EventEncoder.stats(statistics, capture: capture))
+        output?.flush()
+        return statistics
+    }
+}
+
+/// Scans one capture file from start to end.
+public enum CaptureScanner {
+    public struct Result {
+        public var statistics: CaptureStatistics
+        public var hosts: [IPAddress: HostTotals]
+        /// The error that stopped the scan: nil when the whole capture was read.
+        public var error: CaptureError?
+    }
+
+    /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
+    /// opened yields an error and no events; one damaged midway yields every event decoded before the damage.
+    public static func scan(path: String, options: ScanOptions = ScanOptions(), output: EventOutput?) -> Result {
+        let reader: CaptureReader
+        do {
+            reader = try CaptureReader(path: path, filter: options.filter)
+        } catch {
+            return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
+        }
+        let pipeline = ScanPipeline(capture: path, options: options, output: output)
+        var failure: CaptureError?
+        do {
+            while let packet = try reader.next() { pipeline.process(packet) }
+        } catch {
+            failure = error
+            pipeline.record(error: error)
+        }
+        let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, filteredOut: reader.filteredOut)
+        return Result(statistics: stats, hosts: pipeline.hosts, error: failure)
+    }
+}

@@ -1,0 +1,213 @@
+internal import CPcap
+internal import CSiphonSupport
+public import SiphonCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads packets from a capture file (pcap or pcapng) or from standard input (`-`).
+///
+/// pcap files go through libpcap (`pcap_fopen_offline`, nanosecond precision). pcapng files go through a native
+/// reader, because libpcap 1.10 refuses pcapng files whose interfaces differ in link type or snapshot length
+/// (`an interface has a type 0 different from the type of the first interface`), which multi-interface lab
+/// captures commonly are.
+///
+/// `next()` returns borrowed bytes valid until the following call. A BPF filter, when given, is compiled by
+/// libpcap once per link type and applied to every packet; rejected packets are counted in `filteredOut`.
+public final class CaptureReader {
+    public enum Format: String, Sendable { case pcap, pcapng }
+
+    /// The capture's name as given (`-` for standard input).
+    public let name: String
+    public let format: Format
+    /// Packets the BPF filter rejected so far.
+    public private(set) var filteredOut = 0
+    /// Packets read from the file so far, filtered or not.
+    public private(set) var recordsRead = 0
+
+    private enum Backend {
+        case libpcap(LibpcapFileSource)
+        case pcapng(PcapngSource)
+    }
+    private let backend: Backend
+    private let filter: PacketFilter?
+
+    /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression.
+    public init(path: String, filter expression: String? = nil) throws(CaptureError) {
+        name = path
+        let isStdin = path == "-"
+        guard let file = isStdin ? siphon_stdin() : fopen(path, "rb") else {
+            throw CaptureError(.cannotOpen, capture: path, message: String(cString: strerror(errno)))
+        }
+        var magic = [UInt8](repeating: 0, count: 4)
+        let got = fread(&magic, 1, 4, file)
+        if got == 0 && ferror(file) != 0 {
+            let message = String(cString: strerror(errno))
+            if !isStdin { fclose(file) }
+            throw CaptureError(.cannotOpen, capture: path, message: message)
+        }
+        if got < 4 {
+            if !isStdin { fclose(file) }
+            throw CaptureError(.badFormat, capture: path, message: "file is \(got) bytes long, too short for a capture header")
+        }
+        if magic == [0x0A, 0x0D, 0x0D, 0x0A] {
+            format = .pcapng
+            backend = .pcapng(try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic))
+        } else {
+            format = .pcap
+            // libpcap must see the header again: rewind a file, or replay the 4 bytes in front of a pipe.
+            var stream = file
+            if fseek(file, 0, SEEK_SET) != 0 {
+                guard let prefixed = siphon_prefixed_stream(file, magic, 4) else {
+                    throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
+                }
+                stream = prefixed
+            }
+            backend = .libpcap(try LibpcapFileSource(file: stream, name: path, magic: magic))
+        }
+        if let expression {
+            filter = try PacketFilter(expression: expression, capture: path)
+        } else {
+            filter = nil
+        }
+    }
+
+    /// The next packet, or `nil` at the end of the capture. Throws `CaptureError` with `.damaged(offset:)` when
+    /// a record cannot be read; everything returned before that stays valid data.
+    @inlinable
+    public func next() throws(CaptureError) -> CapturedPacket? {
+        while true {
+            guard let packet = try nextRecord() else { return nil }
+            if try accepts(packet) { return packet }
+        }
+    }
+
+    @usableFromInline
+    func nextRecord() throws(CaptureError) -> CapturedPacket? {
+        let packet: CapturedPacket?
+        switch backend {
+        case .libpcap(let source): packet = try source.next()
+        case .pcapng(let source): packet = try source.next()
+        }
+        if packet != nil { recordsRead += 1 }
+        return packet
+    }
+
+    @usableFromInline
+    func accepts(_ packet: CapturedPacket) throws(CaptureError) -> Bool {
+        guard let filter else { return true }
+        if try filter.matches(packet) { return true }
+        filteredOut += 1
+        return false
+    }
+
+    /// Byte offset just past the last record read (the start of the next one).
+    public var offset: Int64 {
+        switch backend {
+        case .libpcap(let source): source.offset
+        case .pcapng(let source): source.offset
+        }
+    }
+
+    /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
+    public var interfaceDrops: UInt64? {
+        switch backend {
+        case .libpcap: nil
+        case .pcapng(let source): source.reportedDrops
+        }
+    }
+}
+
+/// A pcap file read by libpcap.
+final class LibpcapFileSource {
+    private let handle: OpaquePointer
+    private let name: String
+    private let linkType: LinkType
+    private let recordHeaderLength: Int64
+    /// Computed rather than asked of `ftell`, so that it also works on pipes.
+    private(set) var offset: Int64 = 24
+
+    init(file: UnsafeMutablePointer<FILE>, name: String, magic: [UInt8]) throws(CaptureError) {
+        self.name = name
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let handle = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            fclose(file)
+            throw CaptureError(.badFormat, capture: name, message: String(cString: errbuf))
+        }
+        self.handle = handle
+        linkType = LinkType(dlt: pcap_datalink(handle))
+        // Kuznetsov's "modified" pcap format (0xa1b2cd34) has 24-byte record headers.
+        let modified = magic == [0xA1, 0xB2, 0xCD, 0x34] || magic == [0x34, 0xCD, 0xB2, 0xA1]
+        recordHeaderLength = modified ? 24 : 16
+    }
+
+    deinit { pcap_close(handle) }
+
+    @inline(__always)
+    func next() throws(CaptureError) -> CapturedPacket? {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let rc = pcap_next_ex(handle, &header, &data)
+        if rc == 1, let h = header?.pointee, let data {
+            offset += recordHeaderLength + Int64(h.caplen)
+            return CapturedPacket(
+                bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)),
+                timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: Int64(h.ts.tv_usec)),
+                linkType: linkType,
+                originalLength: Int(h.len))
+        }
+        if rc == -2 { return nil }
+        throw CaptureError(.damaged(offset: offset), capture: name, message: String(cString: pcap_geterr(handle)))
+    }
+}
+
+/// A BPF filter compiled by libpcap for each link type it meets, matched with `pcap_offline_filter`.
+final class PacketFilter {
+    let expression: String
+    let capture: String
+    private var programs: [UInt32: UnsafeMutablePointer<bpf_program>] = [:]
+
+    init(expression: String, capture: String) throws(CaptureError) {
+        self.expression = expression
+        self.capture = capture
+        // Compile once for Ethernet up front so that a syntax error is reported before any packet is read.
+        _ = try program(for: .ethernet)
+    }
+
+    deinit {
+        for program in programs.values {
+            pcap_freecode(program)
+            program.deallocate()
+        }
+    }
+
+    private func program(for linkType: LinkType) throws(CaptureError) -> UnsafeMutablePointer<bpf_program> {
+        if let program = programs[linkType.rawValue] { return program }
+        let dlt: Int32 = linkType == .raw ? 12 : Int32(bitPattern: linkType.rawValue)
+        guard let dead = pcap_open_dead(dlt, 262_144) else {
+            throw CaptureError(.badFilter, capture: capture, message: "libpcap cannot compile for link type \(linkType)")
+        }
+        defer { pcap_close(dead) }
+        let program = UnsafeMutablePointer<bpf_program>.allocate(capacity: 1)
+        program.initialize(to: bpf_program())
+        if pcap_compile(dead, program, expression, 1, PCAP_NETMASK_UNKNOWN) != 0 {
+            let message = String(cString: pcap_geterr(dead))
+            program.deallocate()
+            throw CaptureError(.badFilter, capture: capture, message: "\(expression): \(message)")
+        }
+        programs[linkType.rawValue] = program
+        return program
+    }
+
+    func matches(_ packet: CapturedPacket) throws(CaptureError) -> Bool {
+        let program = try program(for: packet.linkType)
+        var header = pcap_pkthdr()
+        header.caplen = UInt32(packet.bytes.count)
+        header.len = UInt32(packet.originalLength)
+        guard let base = packet.bytes.baseAddress else { return false }
+        return pcap_offline_filter(program, &header, base.assumingMemoryBound(to: UInt8.self)) != 0
+    }
+}

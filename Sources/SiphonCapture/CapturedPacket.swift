@@ -1,0 +1,30 @@
+public import SiphonCore
+
+/// One packet as the capture layer hands it on: borrowed bytes, valid only until the reader's next call.
+///
+/// Nothing is copied: `bytes` points into libpcap's buffer (or the pcapng reader's block buffer).
+/// A stage that needs bytes past the next `next()` must copy them.
+@frozen
+public struct CapturedPacket {
+    /// The captured bytes (`caplen` of them).
+    public var bytes: UnsafeRawBufferPointer
+    public var timestamp: Timestamp
+    public var linkType: LinkType
+    /// The packet's length on the wire (`len`); larger than `bytes.count` when the snapshot length cut it.
+    public var originalLength: Int
+    /// The pcapng interface the packet came from (0 for pcap files).
+    public var interfaceID: Int
+
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0) {
+        self.bytes = bytes
+        self.timestamp = timestamp
+        self.linkType = linkType
+        self.originalLength = originalLength
+        self.interfaceID = interfaceID
+    }
+
+    /// True when the capture kept fewer bytes than the packet had on the wire (snapshot length).
+    @inlinable
+    public var isTruncated: Bool { bytes.count < originalLength }
+}

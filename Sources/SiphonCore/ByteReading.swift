@@ -1,0 +1,33 @@
+/// Unchecked big-endian loads from a raw buffer. Callers check bounds once per header, then read fields
+/// without further checks (the etherparse "validate once" pattern).
+extension UnsafeRawBufferPointer {
+    @inlinable @inline(__always)
+    public func u8(_ offset: Int) -> UInt8 {
+        baseAddress.unsafelyUnwrapped.load(fromByteOffset: offset, as: UInt8.self)
+    }
+
+    @inlinable @inline(__always)
+    public func be16(_ offset: Int) -> UInt16 {
+        UInt16(bigEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inlinable @inline(__always)
+    public func be32(_ offset: Int) -> UInt32 {
+        UInt32(bigEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inlinable @inline(__always)
+    public func be64(_ offset: Int) -> UInt64 {
+        UInt64(bigEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    @inlinable @inline(__always)
+    public func le16(_ offset: Int) -> UInt16 {
+        UInt16(littleEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inlinable @inline(__always)
+    public func le32(_ offset: Int) -> UInt32 {
+        UInt32(littleEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+}

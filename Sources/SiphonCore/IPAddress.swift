@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 address held in two big-endian-ordered words, so that comparing `(high, low)` numerically
+/// compares the addresses byte by byte. IPv4 addresses live in the low 32 bits with `isIPv6 == false`.
+@frozen
+public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+    public var isIPv6: Bool
+
+    @inlinable
+    public init(ipv4 value: UInt32) {
+        high = 0
+        low = UInt64(value)
+        isIPv6 = false
+    }
+
+    @inlinable
+    public init(ipv6High: UInt64, low: UInt64) {
+        high = ipv6High
+        self.low = low
+        isIPv6 = true
+    }
+
+    /// Reads an address of `length` 4 or 16 bytes at `offset` (bounds already checked by the caller).
+    @inlinable @inline(__always)
+    public init(_ bytes: UnsafeRawBufferPointer, at offset: Int, ipv6: Bool) {
+        if ipv6 {
+            self.init(ipv6High: bytes.be64(offset), low: bytes.be64(offset + 8))
+        } else {
+            self.init(ipv4: bytes.be32(offset))
+        }
+    }
+
+    /// Parses dotted-quad IPv4 or textual IPv6 (`inet_pton`).
+    public init?(_ text: String) {
+        var buf = [UInt8](repeating: 0, count: 16)
+        if text.contains(":") {
+            guard inet_pton(AF_INET6, text, &buf) == 1 else { return nil }
+            self = buf.withUnsafeBytes { IPAddress($0, at: 0, ipv6: true) }
+        } else {
+            guard inet_pton(AF_INET, text, &buf) == 1 else { return nil }
+            self = buf.withUnsafeBytes { IPAddress($0, at: 0, ipv6: false) }
+        }
+    }
+
+    @inlinable
+    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+        if a.isIPv6 != b.isIPv6 { return !a.isIPv6 }
+        return a.high != b.high ? a.high < b.high : a.low < b.low
+    }
+
+    /// The address bytes in network order: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        if isIPv6 {
+            return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+                + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+        }
+        return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * $0)) }
+    }
+
+    /// Textual form as `inet_ntop` writes it (RFC 5952 for IPv6).
+    public var description: String {
+        let raw = bytes
+        var out = [CChar](repeating: 0, count: 64)
+        let ok = raw.withUnsafeBytes { src in
+            inet_ntop(isIPv6 ? AF_INET6 : AF_INET, src.baseAddress, &out, socklen_t(out.count)) != nil
+        }
+        guard ok else { return "?" }
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,46 @@
+/// A link-layer header type, in the `LINKTYPE_*` code space of the pcap and pcapng file formats
+/// (https://www.tcpdump.org/linktypes.html). libpcap's `DLT_*` values are mapped into it by the capture reader.
+@frozen
+public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let null = LinkType(rawValue: 0)  // BSD loopback, host-order family
+    public static let ethernet = LinkType(rawValue: 1)
+    public static let ppp = LinkType(rawValue: 9)
+    public static let pppHDLC = LinkType(rawValue: 50)  // PPP in HDLC-like framing
+    public static let raw = LinkType(rawValue: 101)  // raw IPv4 or IPv6
+    public static let loop = LinkType(rawValue: 108)  // OpenBSD loopback, network-order family
+    public static let linuxSLL = LinkType(rawValue: 113)
+    public static let nflog = LinkType(rawValue: 239)
+    public static let ipv4 = LinkType(rawValue: 228)
+    public static let ipv6 = LinkType(rawValue: 229)
+    public static let linuxSLL2 = LinkType(rawValue: 276)
+
+    /// Maps a libpcap `DLT_*` value (what `pcap_datalink` returns) to the `LINKTYPE_*` value.
+    /// Only the values that differ between the two spaces on Linux and the BSDs need mapping.
+    @inlinable
+    public init(dlt: Int32) {
+        switch dlt {
+        case 12, 14: self = .raw  // DLT_RAW is 12 on most systems, 14 on OpenBSD
+        default: self.init(rawValue: UInt32(truncatingIfNeeded: dlt))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .null: "NULL"
+        case .ethernet: "EN10MB"
+        case .ppp: "PPP"
+        case .pppHDLC: "PPP_HDLC"
+        case .raw: "RAW"
+        case .loop: "LOOP"
+        case .linuxSLL: "LINUX_SLL"
+        case .linuxSLL2: "LINUX_SLL2"
+        case .nflog: "NFLOG"
+        case .ipv4: "IPV4"
+        case .ipv6: "IPV6"
+        default: "LINKTYPE_\(rawValue)"
+        }
+    }
+}

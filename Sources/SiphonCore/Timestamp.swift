@@ -1,0 +1,83 @@
+/// A capture timestamp: nanoseconds since the Unix epoch, UTC.
+///
+/// Capture time is the only clock of a pipeline: timeouts, intervals and event times all derive from it.
+@frozen
+public struct Timestamp: Hashable, Comparable, Sendable {
+    public var nanoseconds: Int64
+
+    @inlinable
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+
+    @inlinable
+    public init(seconds: Int64, nanoseconds: Int64 = 0) { self.nanoseconds = seconds &* 1_000_000_000 &+ nanoseconds }
+
+    @inlinable
+    public static func < (a: Timestamp, b: Timestamp) -> Bool { a.nanoseconds < b.nanoseconds }
+
+    @inlinable
+    public static func + (a: Timestamp, d: Duration) -> Timestamp { Timestamp(nanoseconds: a.nanoseconds &+ d.nanoseconds) }
+
+    @inlinable
+    public static func - (a: Timestamp, b: Timestamp) -> Duration { Duration(nanoseconds: a.nanoseconds &- b.nanoseconds) }
+
+    public static let zero = Timestamp(nanoseconds: 0)
+
+    /// Seconds since the epoch as a floating-point value (for figures, not for keys).
+    public var secondsDouble: Double { Double(nanoseconds) / 1e9 }
+
+    /// RFC 3339 in UTC with microseconds, e.g. `2024-03-01T12:00:00.123456Z`, as the JSON contract requires.
+    public var rfc3339: String {
+        var micros = nanoseconds / 1000
+        if nanoseconds < 0 && nanoseconds % 1000 != 0 { micros -= 1 }  // floor toward the past
+        var seconds = micros / 1_000_000
+        var fraction = micros % 1_000_000
+        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+        let (y, m, d) = Timestamp.civil(fromDays: days)
+        var out = ""
+        out.reserveCapacity(27)
+        Timestamp.pad(&out, y, 4); out += "-"
+        Timestamp.pad(&out, m, 2); out += "-"
+        Timestamp.pad(&out, d, 2); out += "T"
+        Timestamp.pad(&out, secondOfDay / 3600, 2); out += ":"
+        Timestamp.pad(&out, secondOfDay / 60 % 60, 2); out += ":"
+        Timestamp.pad(&out, secondOfDay % 60, 2); out += "."
+        Timestamp.pad(&out, fraction, 6); out += "Z"
+        return out
+    }
+
+    private static func pad(_ s: inout String, _ v: Int64, _ width: Int) {
+        let digits = String(v)
+        if digits.count < width { s += String(repeating: "0", count: width - digits.count) }
+        s += digits
+    }
+
+    /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds of the duration (saturating is unnecessary at capture scales).
+    @inlinable
+    public var nanoseconds: Int64 {
+        let (s, atto) = components
+        return s &* 1_000_000_000 &+ atto / 1_000_000_000
+    }
+
+    @inlinable
+    public init(nanoseconds: Int64) { self = .nanoseconds(nanoseconds) }
+
+    public var secondsDouble: Double { Double(nanoseconds) / 1e9 }
+}

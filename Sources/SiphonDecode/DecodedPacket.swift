@@ -1,0 +1,118 @@
+public import SiphonCore
+
+/// TCP header flags (including NS from the reserved nibble).
+@frozen
+public struct TCPFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt16
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let fin = TCPFlags(rawValue: 0x001)
+    public static let syn = TCPFlags(rawValue: 0x002)
+    public static let rst = TCPFlags(rawValue: 0x004)
+    public static let psh = TCPFlags(rawValue: 0x008)
+    public static let ack = TCPFlags(rawValue: 0x010)
+    public static let urg = TCPFlags(rawValue: 0x020)
+    public static let ece = TCPFlags(rawValue: 0x040)
+    public static let cwr = TCPFlags(rawValue: 0x080)
+    public static let ns = TCPFlags(rawValue: 0x100)
+}
+
+/// The TCP fields the flow and reassembly stages use, options included.
+@frozen
+public struct TCPInfo: Sendable {
+    public var sequence: UInt32 = 0
+    public var acknowledgment: UInt32 = 0
+    public var flags: TCPFlags = []
+    public var window: UInt16 = 0
+    public var headerLength: UInt8 = 0
+    /// Maximum segment size option (0 when absent).
+    public var mss: UInt16 = 0
+    /// Window scale shift (0xFF when absent).
+    public var windowScale: UInt8 = 0xFF
+    public var sackPermitted = false
+    /// Number of SACK blocks in the SACK option (0 when absent).
+    public var sackBlocks: UInt8 = 0
+    public var hasTimestamps = false
+    public var timestampValue: UInt32 = 0
+    public var timestampEcho: UInt32 = 0
+    /// An option's length was impossible; the options after it were not read.
+    public var optionsMalformed = false
+    public init() {}
+}
+
+/// What the network layer of a packet was.
+public enum NetworkKind: UInt8, Sendable {
+    case none, ipv4, ipv6, arp
+}
+
+/// What sits above the network layer.
+public enum TransportKind: UInt8, Sendable {
+    /// No transport header decoded (ARP, an error below, IPv6 "no next header").
+    case none
+    case tcp, udp, icmp, icmpv6
+    /// A non-first IP fragment: its transport header is in another packet.
+    case fragment
+    /// Another IP protocol (GRE, ESP, SCTP...), counted by `ipProtocol`, with no ports.
+    case other
+}
+
+/// Everything the decoder learned about one packet, as plain values and offsets into its captured bytes.
+///
+/// Decoding is lax in etherparse's sense: the layers that parsed are kept, and `error` says where and why decoding
+/// stopped. A packet with an `error` and no network layer is undecodable; one with an `error` above a valid IP
+/// header is still attributed to its flow at the IP level.
+@frozen
+public struct DecodedPacket: Sendable {
+    public var linkType = LinkType.ethernet
+    /// Up to three 802.1Q/802.1ad VLAN IDs, outermost first.
+    public var vlanCount: UInt8 = 0
+    public var vlanIDs: (UInt16, UInt16, UInt16) = (0, 0, 0)
+    public var sourceMAC: UInt64 = 0
+    public var destinationMAC: UInt64 = 0
+    public var hasMACs = false
+
+    public var network = NetworkKind.none
+    public var networkOffset = 0
+    public var source = IPAddress(ipv4: 0)
+    public var destination = IPAddress(ipv4: 0)
+    /// The transport protocol number after any IPv6 extension headers.
+    public var ipProtocol: UInt8 = 0
+    public var ttl: UInt8 = 0
+    /// The IP datagram's length according to its header (total length, or 40 + payload length).
+    public var ipLength = 0
+
+    public var isFragment = false
+    /// Fragment offset in bytes.
+    public var fragmentOffset = 0
+    public var moreFragments = false
+    public var fragmentID: UInt32 = 0
+    /// Number of IPv6 extension headers skipped.
+    public var ipv6ExtensionCount: UInt8 = 0
+
+    public var transport = TransportKind.none
+    public var transportOffset = 0
+    public var sourcePort: UInt16 = 0
+    public var destinationPort: UInt16 = 0
+    public var tcp = TCPInfo()
+    /// A first fragment that ends inside its transport header: only the ports were read (tiny-fragment evasion).
+    public var transportHeaderSplit = false
+    public var icmpType: UInt8 = 0
+    public var icmpCode: UInt8 = 0
+
+    /// Offset of the transport payload in the captured bytes.
+    public var payloadOffset = 0
+    /// Payload length according to the headers (what the packet carried on the wire).
+    public var payloadLength = 0
+    /// Payload bytes actually present in the capture (less than `payloadLength` when the snapshot length cut it).
+    public var payloadCaptured = 0
+
+    /// Where and why decoding stopped, if it did.
+    public var error: DecodeError?
+
+    public init() {}
+
+    /// The outermost VLAN ID (0 when untagged).
+    @inlinable public var vlan: UInt16 { vlanCount > 0 ? vlanIDs.0 : 0 }
+
+    /// True when a network layer (IP or ARP) was decoded.
+    @inlinable public var isDecoded: Bool { network != .none }
+}

@@ -1,0 +1,175 @@
+public import SiphonCore
+public import SiphonDecode
+
+/// Packet and byte counters of one direction of a flow.
+@frozen
+public struct DirectionCounters: Sendable, Equatable {
+    public var packets: UInt64 = 0
+    /// Bytes on the wire (original frame lengths).
+    public var bytes: UInt64 = 0
+    /// Transport payload bytes according to the headers (before reassembly).
+    public var payloadBytes: UInt64 = 0
+    public init() {}
+}
+
+/// How a flow ended (the `state` of a `flow` event).
+public enum FlowState: UInt8, Sendable, CustomStringConvertible {
+    /// Still active.
+    case open
+    /// TCP: both sides sent FIN.
+    case closed
+    /// TCP: a RST was seen.
+    case reset
+    /// No packet for the idle timeout of its kind (or evicted by the flow-table limit).
+    case timeout
+    /// Still open when the capture ended.
+    case openAtEnd
+
+    public var description: String {
+        switch self {
+        case .open: "open"
+        case .closed: "closed"
+        case .reset: "reset"
+        case .timeout: "timeout"
+        case .openAtEnd: "open-at-end"
+        }
+    }
+}
+
+/// Zeek-style connection history: one letter per event kind and direction, in order of first occurrence,
+/// upper case for the initiator, lower case for the responder.
+/// S SYN, H SYN-ACK, A pure ACK, D payload, F FIN, R RST, T retransmitted payload, W zero window,
+/// Q SYN with FIN or RST, ^ initiator chosen against the first packet's direction.
+@frozen
+public struct FlowHistory: Sendable, Equatable {
+    @usableFromInline var letters: (UInt64, UInt64) = (0, 0)
+    @usableFromInline var count: UInt8 = 0
+    /// Bit per (letter, direction) already recorded.
+    @usableFromInline var seen: UInt32 = 0
+
+    public init() {}
+
+    public static func == (x: FlowHistory, y: FlowHistory) -> Bool {
+        x.letters == y.letters && x.count == y.count && x.seen == y.seen
+    }
+
+    @usableFromInline
+    static let alphabet: [UInt8] = Array("SHADFRTWQ^".utf8)
+
+    /// Records `letter` (upper case) for the initiator (`initiator == true`) or the responder.
+    @inlinable
+    public mutating func record(_ letter: UInt8, initiator: Bool) {
+        guard let index = FlowHistory.alphabet.firstIndex(of: letter) else { return }
+        let bit: UInt32 = 1 << (UInt32(index) * 2 + (initiator ? 0 : 1))
+        if seen & bit != 0 || count >= 16 { return }
+        seen |= bit
+        let char = UInt64(initiator || letter == UInt8(ascii: "^") ? letter : letter | 0x20)
+        if count < 8 {
+            letters.0 |= char << (UInt64(count) * 8)
+        } else {
+            letters.1 |= char << (UInt64(count - 8) * 8)
+        }
+        count += 1
+    }
+
+    public var description: String {
+        var out = [UInt8]()
+        for i in 0..<Int(count) {
+            let word = i < 8 ? letters.0 : letters.1
+            out.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// TCP state of one direction, as far as flow accounting needs it.
+@frozen
+public struct TCPDirection: Sendable {
+    public var syn = false
+    public var fin = false
+    public var rst = false
+    /// A sequence number was seen, so `highestEnd` is meaningful.
+    public var hasSequence = false
+    /// One past the highest sequence number covered so far (SYN and FIN count as one).
+    public var highestEnd: UInt32 = 0
+    public init() {}
+}
+
+/// One bidirectional flow. Plain values only, so the table stores flows in raw memory without reference counting.
+@frozen
+public struct Flow: Sendable {
+    public var key: FlowKey
+    /// Sequential per pipeline run, from 1.
+    public var id: UInt64
+    /// Whether the initiator is `key.a` (the sender of the SYN, or of the first packet).
+    public var initiatorIsA: Bool
+    public var start: Timestamp
+    public var end: Timestamp
+    public var aToB = DirectionCounters()
+    public var bToA = DirectionCounters()
+    public var tcpA = TCPDirection()
+    public var tcpB = TCPDirection()
+    public var history = FlowHistory()
+    public var state = FlowState.open
+    /// Evicted because the table reached its flow limit.
+    public var evicted = false
+    /// Link-layer addresses of endpoints a and b when the link layer had them (0 otherwise).
+    public var macA: UInt64 = 0
+    public var macB: UInt64 = 0
+
+    // Table bookkeeping: the idle-order list the flow is in, and its neighbours there.
+    @usableFromInline var timeoutClass: UInt8 = 0
+    @usableFromInline var previous: Int32 = -1
+    @usableFromInline var next: Int32 = -1
+
+    public init(key: FlowKey, id: UInt64, initiatorIsA: Bool, start: Timestamp) {
+        self.key = key
+        self.id = id
+        self.initiatorIsA = initiatorIsA
+        self.start = start
+        self.end = start
+    }
+
+    // The contract's view: src is the initiator ("client"), dest the responder ("server").
+    public var clientAddress: IPAddress { initiatorIsA ? key.a : key.b }
+    public var serverAddress: IPAddress { initiatorIsA ? key.b : key.a }
+    public var clientPort: UInt16 { initiatorIsA ? key.portA : key.portB }
+    public var serverPort: UInt16 { initiatorIsA ? key.portB : key.portA }
+    public var client: DirectionCounters { initiatorIsA ? aToB : bToA }
+    public var server: DirectionCounters { initiatorIsA ? bToA : aToB }
+    public var clientMAC: UInt64 { initiatorIsA ? macA : macB }
+    public var serverMAC: UInt64 { initiatorIsA ? macB : macA }
+
+    /// The flow's Community ID v1 (https://github.com/corelight/community-id-spec), seed 0.
+    public var communityID: String {
+        CommunityID.compute(
+            source: clientAddress, sourcePort: clientPort, destination: serverAddress, destinationPort: serverPort,
+            ipProtocol: key.ipProtocol)
+    }
+
+    /// The `proto` of the JSON contract.
+    public var protocolName: String { IPProtocolName.of(key.ipProtocol) }
+}
+
+/// Names of IP protocol numbers as Suricata's EVE writes them.
+public enum IPProtocolName {
+    public static func of(_ number: UInt8) -> String {
+        switch number {
+        case 6: "TCP"
+        case 17: "UDP"
+        case 1: "ICMP"
+        case 58: "IPv6-ICMP"
+        case 2: "IGMP"
+        case 47: "GRE"
+        case 50: "ESP"
+        case 51: "AH"
+        case 132: "SCTP"
+        case 4: "IPIP"
+        case 41: "IPv6"
+        case 103: "PIM"
+        case 112: "VRRP"
+        case 89: "OSPF"
+        default: String(number)
+        }
+    }
+}

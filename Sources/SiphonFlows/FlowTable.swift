@@ -1,0 +1,403 @@
+public import SiphonCore
+public import SiphonDecode
+
+/// Idle timeouts and limits of a flow table, all in capture time.
+public struct FlowTableConfiguration: Sendable {
+    /// TCP after the handshake (or after both sides were seen): Zeek and Suricata use about an hour.
+    public var tcpEstablishedTimeout: Duration = .seconds(3600)
+    /// TCP that never got an answer or a handshake.
+    public var tcpUnestablishedTimeout: Duration = .seconds(120)
+    /// TCP after FIN both ways or RST: how long late packets (the last ACK) still join the flow.
+    public var tcpClosedTimeout: Duration = .seconds(5)
+    public var udpTimeout: Duration = .seconds(120)
+    /// ICMP and other IP protocols.
+    public var otherTimeout: Duration = .seconds(120)
+    /// Flows tracked at once; beyond it the longest-idle flow is ended early (counted in `evictions`).
+    public var maximumFlows = 1 << 20
+
+    public init() {}
+}
+
+/// The flow table: bidirectional flows keyed on the 5-tuple and VLAN, counters per direction, TCP history and
+/// state, idle timeouts by capture time.
+///
+/// Flows live in a dense slot array (plain values, no reference counting); an open-addressing index maps key
+/// hashes to slots. Each flow is also on one of five idle-ordered lists (one per timeout kind), so expiring flows
+/// costs O(expired) rather than a sweep of the table. Ended flows are appended to `ended`, which the owner drains.
+///
+/// Memory per tracked flow: `MemoryLayout<Flow>.stride` plus 8 to 16 bytes of index (load factor 0.25-0.5).
+public final class FlowTable {
+    public let configuration: FlowTableConfiguration
+
+    /// Flows that ended since the owner last drained this array, in the order they ended.
+    public var ended: [Flow] = []
+
+    public private(set) var activeCount = 0
+    public private(set) var createdCount: UInt64 = 0
+    /// Flows ended early because the table was full.
+    public private(set) var evictions: UInt64 = 0
+    /// The latest capture time seen (timestamps that go backwards do not move it).
+    public private(set) var now = Timestamp.zero
+
+    private var slots: UnsafeMutablePointer<Flow>
+    private var slotCapacity: Int
+    /// Slots in use or freed so far; slots below this index that are free are on `freeList`.
+    private var slotHighWater = 0
+    private var freeList: [Int32] = []
+
+    /// Open addressing: 0 empty, else `hash32 << 32 | (slot + 1)`; linear probing, backward-shift deletion.
+    private var index: UnsafeMutablePointer<UInt64>
+    private var indexMask: Int
+
+    private static let classCount = 5
+    private var heads = [Int32](repeating: -1, count: classCount)
+    private var tails = [Int32](repeating: -1, count: classCount)
+    private let timeouts: [Int64]
+    private var nextExpiryCheck = Timestamp.zero
+
+    private enum TimeoutClass: UInt8 {
+        case tcpEstablished = 0, tcpUnestablished, tcpClosed, udp, other
+    }
+
+    public init(configuration: FlowTableConfiguration = FlowTableConfiguration()) {
+        self.configuration = configuration
+        timeouts = [
+            configuration.tcpEstablishedTimeout.nanoseconds, configuration.tcpUnestablishedTimeout.nanoseconds,
+            configuration.tcpClosedTimeout.nanoseconds, configuration.udpTimeout.nanoseconds,
+            configuration.otherTimeout.nanoseconds,
+        ]
+        slotCapacity = 1024
+        slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
+        indexMask = 4096 - 1
+        index = UnsafeMutablePointer<UInt64>.allocate(capacity: indexMask + 1)
+        index.initialize(repeating: 0, count: indexMask + 1)
+    }
+
+    deinit {
+        // Flow is a trivial type: nothing to deinitialize.
+        slots.deallocate()
+        index.deallocate()
+    }
+
+    /// Bytes this table holds for its flows and index right now.
+    public var memoryFootprint: Int {
+        slotCapacity * MemoryLayout<Flow>.stride + (indexMask + 1) * 8 + freeList.capacity * 4
+    }
+
+    /// Reads a live flow by the slot `process` returned (valid until the flow ends).
+    @inlinable
+    public func flow(at slot: Int32) -> Flow { withFlow(at: slot) { $0 } }
+
+    @usableFromInline
+    func withFlow<R>(at slot: Int32, _ body: (inout Flow) -> R) -> R { body(&slots[Int(slot)]) }
+
+    // MARK: Packets
+
+    /// Accounts one decoded packet to its flow, creating or ending flows as needed. Returns the flow's slot and
+    /// whether the packet travels from the initiator, or nil when the packet belongs to no flow.
+    @discardableResult
+    public func process(_ p: DecodedPacket, timestamp: Timestamp, wireLength: Int) -> (slot: Int32, fromInitiator: Bool)? {
+        if timestamp > now { now = timestamp }
+        if now >= nextExpiryCheck { expireIdle() }
+        guard let (key, fromA) = FlowKey.of(p) else { return nil }
+        let hash = key.fastHash
+        var slot = find(key, hash: hash)
+        if slot >= 0, shouldRestart(slots[Int(slot)], p, fromA: fromA) {
+            end(slot: slot, as: slots[Int(slot)].state == .open ? .timeout : slots[Int(slot)].state)
+            slot = -1
+        }
+        if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp) }
+        let s = Int(slot)
+        let fromInitiator = slots[s].initiatorIsA == fromA
+        update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength)
+        touch(slot)
+        return (slot, fromInitiator)
+    }
+
+    /// A SYN without ACK on a flow that already closed or reset starts a new flow (port reuse).
+    private func shouldRestart(_ f: Flow, _ p: DecodedPacket, fromA: Bool) -> Bool {
+        guard p.transport == .tcp, p.tcp.flags.contains(.syn), !p.tcp.flags.contains(.ack) else { return false }
+        return f.state == .closed || f.state == .reset
+    }
+
+    private func create(_ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp) -> Int32 {
+        if activeCount >= configuration.maximumFlows, let victim = oldestFlow() {
+            evictions += 1
+            slots[Int(victim)].evicted = true
+            end(slot: victim, as: .timeout)
+        }
+        let slot = allocateSlot()
+        createdCount += 1
+        let (senderInitiates, flipped) = FlowTable.senderInitiates(p)
+        var flow = Flow(key: key, id: createdCount, initiatorIsA: senderInitiates == fromA, start: timestamp)
+        if flipped { flow.history.record(UInt8(ascii: "^"), initiator: true) }
+        slots[Int(slot)] = flow
+        insertIndex(hash: hash, slot: slot)
+        activeCount += 1
+        link(slot, into: classOf(flow))
+        return slot
+    }
+
+    /// Whether the first packet's sender is the initiator, and whether that was decided against it.
+    static func senderInitiates(_ p: DecodedPacket) -> (Bool, flipped: Bool) {
+        switch p.transport {
+        case .tcp:
+            let flags = p.tcp.flags
+            if flags.contains(.syn) { return flags.contains(.ack) ? (false, true) : (true, false) }
+            if isServicePort(p.sourcePort) && !isServicePort(p.destinationPort) { return (false, true) }
+            return (true, false)
+        case .udp:
+            if isServicePort(p.sourcePort) && !isServicePort(p.destinationPort) { return (false, true) }
+            return (true, false)
+        default:
+            return (true, false)
+        }
+    }
+
+    /// Ports on which a first packet is far more likely a server's answer than a client's request
+    /// (capture started mid-conversation).
+    static func isServicePort(_ port: UInt16) -> Bool {
+        if port < 1024 { return true }
+        switch port {
+        case 1080, 1194, 1433, 1883, 3128, 3306, 3389, 3478, 4500, 5060, 5061, 5222, 5223, 5228, 5353, 5355, 5432,
+            5683, 5684, 6379, 8000, 8008, 8080, 8081, 8443, 8883, 9000, 9200, 27017:
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func update(
+        _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int
+    ) {
+        if timestamp > f.end { f.end = timestamp }
+        if timestamp < f.start { f.start = timestamp }
+        let payload = UInt64(p.payloadLength)
+        if fromA {
+            f.aToB.packets &+= 1
+            f.aToB.bytes &+= UInt64(wireLength)
+            f.aToB.payloadBytes &+= payload
+            if p.hasMACs { f.macA = p.sourceMAC; f.macB = p.destinationMAC }
+        } else {
+            f.bToA.packets &+= 1
+            f.bToA.bytes &+= UInt64(wireLength)
+            f.bToA.payloadBytes &+= payload
+            if p.hasMACs { f.macB = p.sourceMAC; f.macA = p.destinationMAC }
+        }
+        if p.transport == .tcp {
+            var d = fromA ? f.tcpA : f.tcpB
+            updateTCP(&f, &d, p, fromInitiator: fromInitiator)
+            if fromA { f.tcpA = d } else { f.tcpB = d }
+            if f.state == .open && f.tcpA.fin && f.tcpB.fin { f.state = .closed }
+        } else if payload > 0 {
+            f.history.record(UInt8(ascii: "D"), initiator: fromInitiator)
+        }
+    }
+
+    private func updateTCP(_ f: inout Flow, _ d: inout TCPDirection, _ p: DecodedPacket, fromInitiator: Bool) {
+        let flags = p.tcp.flags
+        let length = UInt32(truncatingIfNeeded: p.payloadLength)
+        let syn = flags.contains(.syn)
+        let fin = flags.contains(.fin)
+        let rst = flags.contains(.rst)
+        if syn {
+            f.history.record(UInt8(ascii: fin || rst ? "Q" : flags.contains(.ack) ? "H" : "S"), initiator: fromInitiator)
+            d.syn = true
+        }
+        if fin {
+            f.history.record(UInt8(ascii: "F"), initiator: fromInitiator)
+            d.fin = true
+        }
+        if rst {
+            f.history.record(UInt8(ascii: "R"), initiator: fromInitiator)
+            d.rst = true
+        }
+        if length > 0 {
+            // Sequence space covered by this segment; at or below what was already covered means a retransmission.
+            let segmentEnd = p.tcp.sequence &+ length &+ (syn ? 1 : 0)
+            if d.hasSequence && !sequenceAfter(segmentEnd, d.highestEnd) {
+                f.history.record(UInt8(ascii: "T"), initiator: fromInitiator)
+            } else {
+                f.history.record(UInt8(ascii: "D"), initiator: fromInitiator)
+            }
+        } else if flags.contains(.ack) && !syn && !fin && !rst {
+            f.history.record(UInt8(ascii: "A"), initiator: fromInitiator)
+        }
+        if p.tcp.window == 0 && !syn && !rst {
+            f.history.record(UInt8(ascii: "W"), initiator: fromInitiator)
+        }
+        let end = p.tcp.sequence &+ length &+ (syn ? 1 : 0) &+ (fin ? 1 : 0)
+        if !d.hasSequence || sequenceAfter(end, d.highestEnd) {
+            d.highestEnd = end
+            d.hasSequence = true
+        }
+        if rst { f.state = .reset }
+    }
+
+    /// `a` comes after `b` in 32-bit sequence space (RFC 1982 serial arithmetic).
+    @inline(__always)
+    func sequenceAfter(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
+
+    // MARK: Timeouts and the end of input
+
+    private func classOf(_ f: Flow) -> TimeoutClass {
+        switch f.key.ipProtocol {
+        case 6:
+            if f.state == .closed || f.state == .reset { return .tcpClosed }
+            let handshake = f.tcpA.syn && f.tcpB.syn
+            let bothSeen = f.aToB.packets > 0 && f.bToA.packets > 0
+            return handshake || bothSeen ? .tcpEstablished : .tcpUnestablished
+        case 17: return .udp
+        default: return .other
+        }
+    }
+
+    /// Ends every flow idle for longer than its timeout at the current capture time.
+    public func expireIdle() {
+        for c in 0..<FlowTable.classCount {
+            let limit = timeouts[c]
+            while heads[c] >= 0 {
+                let slot = heads[c]
+                let f = slots[Int(slot)]
+                guard now.nanoseconds - f.end.nanoseconds > limit else { break }
+                end(slot: slot, as: f.state == .open ? .timeout : f.state)
+            }
+        }
+        nextExpiryCheck = Timestamp(nanoseconds: now.nanoseconds + 1_000_000_000)
+    }
+
+    /// Ends every remaining flow, as at the end of a capture: open ones become `open-at-end`.
+    public func finish() {
+        for c in 0..<FlowTable.classCount {
+            while heads[c] >= 0 {
+                let slot = heads[c]
+                end(slot: slot, as: slots[Int(slot)].state == .open ? .openAtEnd : slots[Int(slot)].state)
+            }
+        }
+    }
+
+    private func oldestFlow() -> Int32? {
+        var best: Int32?
+        for c in 0..<FlowTable.classCount where heads[c] >= 0 {
+            if best == nil || slots[Int(heads[c])].end < slots[Int(best!)].end { best = heads[c] }
+        }
+        return best
+    }
+
+    private func end(slot: Int32, as state: FlowState) {
+        var f = slots[Int(slot)]
+        f.state = state
+        unlink(slot, from: f.timeoutClass)
+        removeIndex(f.key, slot: slot)
+        freeList.append(slot)
+        activeCount -= 1
+        f.previous = -1
+        f.next = -1
+        ended.append(f)
+    }
+
+    // MARK: Idle-ordered lists
+
+    /// Moves the flow to the tail of its (possibly new) timeout class list: most recently active last.
+    @inline(__always)
+    private func touch(_ slot: Int32) {
+        let f = slots[Int(slot)]
+        let c = classOf(f)
+        if c.rawValue == f.timeoutClass && tails[Int(c.rawValue)] == slot { return }
+        unlink(slot, from: f.timeoutClass)
+        link(slot, into: c)
+    }
+
+    private func link(_ slot: Int32, into c: TimeoutClass) {
+        let ci = Int(c.rawValue)
+        slots[Int(slot)].timeoutClass = c.rawValue
+        slots[Int(slot)].previous = tails[ci]
+        slots[Int(slot)].next = -1
+        if tails[ci] >= 0 { slots[Int(tails[ci])].next = slot } else { heads[ci] = slot }
+        tails[ci] = slot
+    }
+
+    private func unlink(_ slot: Int32, from c: UInt8) {
+        let ci = Int(c)
+        let prev = slots[Int(slot)].previous
+        let next = slots[Int(slot)].next
+        if prev >= 0 { slots[Int(prev)].next = next } else { heads[ci] = next }
+        if next >= 0 { slots[Int(next)].previous = prev } else { tails[ci] = prev }
+    }
+
+    // MARK: Slots and index
+
+    private func allocateSlot() -> Int32 {
+        if let slot = freeList.popLast() { return slot }
+        if slotHighWater == slotCapacity {
+            let bigger = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity * 2)
+            bigger.moveInitialize(from: slots, count: slotCapacity)
+            slots.deallocate()
+            slots = bigger
+            slotCapacity *= 2
+        }
+        slotHighWater += 1
+        return Int32(slotHighWater - 1)
+    }
+
+    @inline(__always)
+    private func find(_ key: FlowKey, hash: UInt64) -> Int32 {
+        let tag = hash >> 32
+        var i = Int(truncatingIfNeeded: tag) & indexMask
+        while true {
+            let e = index[i]
+            if e == 0 { return -1 }
+            if e >> 32 == tag {
+                let slot = Int32(truncatingIfNeeded: (e & 0xFFFF_FFFF) - 1)
+                if slots[Int(slot)].key.same(as: key) { return slot }
+            }
+            i = (i + 1) & indexMask
+        }
+    }
+
+    private func insertIndex(hash: UInt64, slot: Int32) {
+        if (activeCount + 1) * 2 > indexMask + 1 { growIndex() }
+        let tag = hash >> 32
+        var i = Int(truncatingIfNeeded: tag) & indexMask
+        while index[i] != 0 { i = (i + 1) & indexMask }
+        index[i] = tag << 32 | UInt64(slot + 1)
+    }
+
+    private func growIndex() {
+        let oldMask = indexMask
+        let old = index
+        indexMask = (oldMask + 1) * 2 - 1
+        index = UnsafeMutablePointer<UInt64>.allocate(capacity: indexMask + 1)
+        index.initialize(repeating: 0, count: indexMask + 1)
+        for j in 0...oldMask where old[j] != 0 {
+            var i = Int(truncatingIfNeeded: old[j] >> 32) & indexMask
+            while index[i] != 0 { i = (i + 1) & indexMask }
+            index[i] = old[j]
+        }
+        old.deallocate()
+    }
+
+    private func removeIndex(_ key: FlowKey, slot: Int32) {
+        let tag = key.fastHash >> 32
+        var i = Int(truncatingIfNeeded: tag) & indexMask
+        let wanted = tag << 32 | UInt64(slot + 1)
+        while index[i] != wanted {
+            precondition(index[i] != 0, "flow index lost a live flow")
+            i = (i + 1) & indexMask
+        }
+        // Backward-shift deletion keeps every later entry reachable from its home bucket.
+        var hole = i
+        var j = i
+        while true {
+            j = (j + 1) & indexMask
+            let e = index[j]
+            if e == 0 { break }
+            let home = Int(truncatingIfNeeded: e >> 32) & indexMask
+            let stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
+            if stays { continue }
+            index[hole] = e
+            hole = j
+        }
+        index[hole] = 0
+    }
+}

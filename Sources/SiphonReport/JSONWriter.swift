@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A minimal streaming JSON object writer: appends UTF-8 straight into a byte buffer, no intermediate values.
+public struct JSONObjectWriter {
+    public private(set) var bytes: [UInt8] = []
+    private var needsComma: [Bool] = []
+
+    public init() { bytes.reserveCapacity(512) }
+
+    public mutating func beginObject() {
+        separate()
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
+    public mutating func beginObject(_ key: String) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
+    public mutating func endObject() {
+        bytes.append(UInt8(ascii: "}"))
+        needsComma.removeLast()
+    }
+
+    public mutating func beginArray(_ key: String) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "["))
+        needsComma.append(false)
+    }
+
+    public mutating func endArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needsComma.removeLast()
+    }
+
+    private mutating func separate() {
+        if let last = needsComma.last {
+            if last { bytes.append(UInt8(ascii: ",")) }
+            needsComma[needsComma.count - 1] = true
+        }
+    }
+
+    private mutating func key(_ key: String) {
+        separate()
+        appendString(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    public mutating func field(_ key: String, _ value: String) {
+        self.key(key)
+        appendString(value)
+    }
+
+    public mutating func field<I: BinaryInteger>(_ key: String, _ value: I) {
+        self.key(key)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    public mutating func field(_ key: String, _ value: Double) {
+        self.key(key)
+        bytes.append(contentsOf: (value.isFinite ? String(value) : "null").utf8)
+    }
+
+    public mutating func field(_ key: String, _ value: Bool) {
+        self.key(key)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    /// An array element string.
+    public mutating func element(_ value: String) {
+        separate()
+        appendString(value)
+    }
+
+    private mutating func appendString(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Where JSON Lines go: a file descriptor (buffered) or memory (for tests and embedding).
+public final class EventOutput {
+    private let fd: Int32
+    private let ownsDescriptor: Bool
+    private var buffer: [UInt8] = []
+    /// Everything written, when the output is in memory.
+    public private(set) var memory: [UInt8] = []
+    private let inMemory: Bool
+    public private(set) var eventsWritten = 0
+
+    /// Writes to memory; read `memory` or `lines` afterwards.
+    public init() {
+        fd = -1
+        ownsDescriptor = false
+        inMemory = true
+    }
+
+    /// Writes to a file descriptor (1 for standard output); `owns` closes it on deinit.
+    public init(fileDescriptor: Int32, owns: Bool) {
+        fd = fileDescriptor
+        ownsDescriptor = owns
+        inMemory = false
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    /// Creates or truncates `path`; `-` means standard output.
+    public convenience init(path: String) throws(OutputError) {
+        if path == "-" {
+            self.init(fileDescriptor: 1, owns: false)
+            return
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw OutputError(path: path, message: String(cString: strerror(errno))) }
+        self.init(fileDescriptor: fd, owns: true)
+    }
+
+    deinit {
+        flush()
+        if ownsDescriptor { close(fd) }
+    }
+
+    /// Appends one event as a line.
+    public func write(_ event: JSONObjectWriter) {
+        eventsWritten += 1
+        if inMemory {
+            memory.append(contentsOf: event.bytes)
+            memory.append(0x0A)
+            return
+        }
+        buffer.append(contentsOf: event.bytes)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    /// Writes buffered lines now (events become visible to a reader of the file as soon as they are known).
+    public func flush() {
+        guard !inMemory, !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    break
+                }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// The lines written so far, when in memory.
+    public var lines: [String] {
+        memory.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+public struct OutputError: Error, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { "\(path): cannot write: \(message)" }
+}

@@ -1,0 +1,47 @@
+public import SiphonCore
+public import SiphonDecode
+
+/// What a scan counted: every packet read is either decoded or undecodable with a reason.
+public struct CaptureStatistics: Sendable {
+    /// Packets read (after the BPF filter).
+    public var packets: UInt64 = 0
+    /// Records the BPF filter rejected.
+    public var filteredOut: UInt64 = 0
+    /// Bytes on the wire (original lengths) and bytes captured.
+    public var wireBytes: UInt64 = 0
+    public var capturedBytes: UInt64 = 0
+    /// Packets whose capture was cut by the snapshot length.
+    public var truncatedBySnaplen: UInt64 = 0
+    public var decoded: UInt64 = 0
+    public var undecodable: [UndecodableReason: UInt64] = [:]
+    public var ipv4: UInt64 = 0
+    public var ipv6: UInt64 = 0
+    public var arp: UInt64 = 0
+    public var tcp: UInt64 = 0
+    public var udp: UInt64 = 0
+    public var icmp: UInt64 = 0
+    public var otherIP: UInt64 = 0
+    /// Non-first IP fragments (their transport header is in the first fragment).
+    public var fragments: UInt64 = 0
+    public var linkTypes: [UInt32: UInt64] = [:]
+    public var flows: UInt64 = 0
+    public var flowsEvicted: UInt64 = 0
+    /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
+    public var interfaceDrops: UInt64?
+    public var firstTimestamp: Timestamp?
+    public var lastTimestamp: Timestamp?
+    /// The error that stopped reading, if any (data before it was processed).
+    public var error: String?
+    public var errorOffset: Int64?
+
+    public init() {}
+
+    public var undecodableTotal: UInt64 { undecodable.values.reduce(0, +) }
+}
+
+/// Per-host traffic totals for the summary's top talkers.
+public struct HostTotals: Sendable {
+    public var bytes: UInt64 = 0
+    public var flows: UInt64 = 0
+    public init() {}
+}

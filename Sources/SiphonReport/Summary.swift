@@ -1,0 +1,101 @@
+public import SiphonCore
+public import SiphonDecode
+
+/// The short human summary `siphon scan` prints on standard error.
+public enum TerminalSummary {
+    public static func render(
+        capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], topTalkers: Int = 5
+    ) -> String {
+        var out = ""
+        let span: String
+        if let first = s.firstTimestamp, let last = s.lastTimestamp {
+            span = " over " + seconds((last - first).secondsDouble) + " of capture time"
+        } else {
+            span = ""
+        }
+        out += "\(capture): \(count(s.packets)) packets (\(size(s.wireBytes)))\(span)\n"
+        out += "  decoded \(count(s.decoded)), undecodable \(count(s.undecodableTotal))"
+        if s.truncatedBySnaplen > 0 { out += ", cut by snaplen \(count(s.truncatedBySnaplen))" }
+        if s.filteredOut > 0 { out += ", filtered out \(count(s.filteredOut))" }
+        out += "\n"
+        out += "  IPv4 \(count(s.ipv4)), IPv6 \(count(s.ipv6)), ARP \(count(s.arp)); "
+        out += "TCP \(count(s.tcp)), UDP \(count(s.udp)), ICMP \(count(s.icmp)), other \(count(s.otherIP))"
+        if s.fragments > 0 { out += ", fragments \(count(s.fragments))" }
+        out += "\n"
+        out += "  flows \(count(s.flows))"
+        if s.flowsEvicted > 0 { out += " (\(count(s.flowsEvicted)) evicted at the flow limit)" }
+        if let drops = s.interfaceDrops { out += "; interface drops \(count(drops))" }
+        out += "\n"
+        if !s.undecodable.isEmpty {
+            out += "  undecodable by reason:\n"
+            for (reason, n) in s.undecodable.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+                out += "    " + pad(reason.description, 34) + count(n) + "\n"
+            }
+        }
+        let top = hosts.sorted { $0.value.bytes != $1.value.bytes ? $0.value.bytes > $1.value.bytes : $0.key < $1.key }
+            .prefix(topTalkers)
+        if !top.isEmpty {
+            out += "  top talkers (bytes sent and received):\n"
+            for (address, totals) in top {
+                out += "    " + pad(address.description, 40) + pad(size(totals.bytes), 10) + " \(count(totals.flows)) flows\n"
+            }
+        }
+        if let error = s.error { out += "  error: \(error)\n" }
+        return out
+    }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+    }
+
+    /// 1234567 -> "1,234,567".
+    public static func count<I: BinaryInteger>(_ n: I) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return out
+    }
+
+    public static func size(_ bytes: UInt64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var v = Double(bytes)
+        var u = 0
+        while v >= 1000 && u < units.count - 1 {
+            v /= 1000
+            u += 1
+        }
+        if u == 0 { return "\(bytes) B" }
+        return oneDecimal(v) + " " + units[u]
+    }
+
+    static func seconds(_ s: Double) -> String {
+        if s < 120 { return oneDecimal(s) + " s" }
+        if s < 7200 { return oneDecimal(s / 60) + " min" }
+        return oneDecimal(s / 3600) + " h"
+    }
+
+    static func oneDecimal(_ v: Double) -> String {
+        let tenths = Int((v * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes `text` to standard error (a line break is added when missing), unbuffered.
+public func writeStandardError(_ text: String) {
+    var line = text
+    if !line.hasSuffix("\n") { line += "\n" }
+    var bytes = Array(line.utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
+        if n <= 0 { break }
+        done += n
+    }
+}

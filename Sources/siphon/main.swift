@@ -1,0 +1,118 @@
+import ArgumentParser
+import Siphon
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SiphonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "siphon",
+        abstract: "Find devices that siphon data abroad, from what they said on the wire.",
+        version: "0.1.0",
+        subcommands: [Scan.self])
+}
+
+struct Scan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Scan capture files (pcap or pcapng; '-' reads standard input).",
+        discussion: """
+            Writes JSON Lines events (flow, stats) with --json, and a short summary on standard error.
+            Exit status: 0 when the scan ran, 2 on bad usage or an unreadable or damaged capture (events decoded
+            before the damage are still written).
+            """)
+
+    @Argument(help: "Capture files to scan ('-' for standard input).")
+    var captures: [String]
+
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write JSON Lines events to this file ('-' for standard output).", valueName: "file"))
+    var json: String?
+
+    @Option(name: [.customShort("f"), .customLong("filter")], help: ArgumentHelp("BPF filter, as tcpdump takes it.", valueName: "expression"))
+    var filter: String?
+
+    @Option(help: ArgumentHelp("Idle timeout of established TCP flows, in seconds.", valueName: "seconds"))
+    var tcpTimeout: Double = 3600
+
+    @Option(help: ArgumentHelp("Idle timeout of TCP flows without a handshake, in seconds.", valueName: "seconds"))
+    var tcpUnestablishedTimeout: Double = 120
+
+    @Option(help: ArgumentHelp("How long a closed or reset TCP flow waits for late packets, in seconds.", valueName: "seconds"))
+    var tcpCloseTimeout: Double = 5
+
+    @Option(help: ArgumentHelp("Idle timeout of UDP flows, in seconds.", valueName: "seconds"))
+    var udpTimeout: Double = 120
+
+    @Option(help: ArgumentHelp("Idle timeout of ICMP and other flows, in seconds.", valueName: "seconds"))
+    var otherTimeout: Double = 120
+
+    @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it.", valueName: "count"))
+    var maxFlows: Int = 1 << 20
+
+    @Flag(name: .shortAndLong, help: "No summary on standard error.")
+    var quiet = false
+
+    func validate() throws {
+        for (name, value) in [
+            ("--tcp-timeout", tcpTimeout), ("--tcp-unestablished-timeout", tcpUnestablishedTimeout),
+            ("--tcp-close-timeout", tcpCloseTimeout), ("--udp-timeout", udpTimeout), ("--other-timeout", otherTimeout),
+        ] where !(value > 0 && value < 1e9) {
+            throw ValidationError("\(name) must be a positive number of seconds")
+        }
+        if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
+        if captures.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read once") }
+    }
+
+    func run() throws {
+        var options = ScanOptions()
+        options.filter = filter
+        func duration(_ s: Double) -> Duration { .nanoseconds(Int64(s * 1e9)) }
+        options.flows.tcpEstablishedTimeout = duration(tcpTimeout)
+        options.flows.tcpUnestablishedTimeout = duration(tcpUnestablishedTimeout)
+        options.flows.tcpClosedTimeout = duration(tcpCloseTimeout)
+        options.flows.udpTimeout = duration(udpTimeout)
+        options.flows.otherTimeout = duration(otherTimeout)
+        options.flows.maximumFlows = maxFlows
+
+        let output: EventOutput?
+        do {
+            output = try json.map { path throws(OutputError) in try EventOutput(path: path) }
+        } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+        var failed = false
+        for capture in captures {
+            let result = CaptureScanner.scan(path: capture, options: options, output: output)
+            if let error = result.error {
+                failed = true
+                // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
+                if error.offset == nil {
+                    printError("siphon: \(error)")
+                    continue
+                }
+            }
+            if !quiet {
+                printError(TerminalSummary.render(capture: capture, stats: result.statistics, hosts: result.hosts))
+            }
+            if let error = result.error, quiet { printError("siphon: \(error)") }
+        }
+        output?.flush()
+        if failed { throw ExitCode(2) }
+    }
+}
+
+func printError(_ message: String) { writeStandardError(message) }
+
+// Bad usage exits 2 (as documented), not ArgumentParser's default 64.
+do {
+    var command = try SiphonCommand.parseAsRoot()
+    try command.run()
+} catch {
+    let code = SiphonCommand.exitCode(for: error)
+    if code == .validationFailure {
+        printError(SiphonCommand.fullMessage(for: error))
+        exit(2)
+    }
+    SiphonCommand.exit(withError: error)
+}

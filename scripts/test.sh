@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs Siphon's test suite: installs libpcap-dev and tshark when missing (Debian/Ubuntu, as root or with sudo),
+# checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The differential fixtures come from tshark: regenerate them and compare, so a fixture cannot drift from its oracle.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 scripts/tshark_flows.py -o "$tmp" captures/diff/*.pcap captures/diff/*.pcapng >/dev/null
+python3 - "$tmp" <<'PY'
+import json, sys, glob, os
+bad = 0
+for path in sorted(glob.glob("captures/diff/expected/*.tshark.json")):
+    fresh = os.path.join(sys.argv[1], os.path.basename(path))
+    a, b = json.load(open(path)), json.load(open(fresh))
+    a.pop("tshark_version", None); b.pop("tshark_version", None)
+    if a != b:
+        bad += 1
+        print("tshark fixture differs from a fresh tshark run:", path)
+n = len(glob.glob("captures/diff/expected/*.tshark.json"))
+print(f"tshark fixtures: {n - bad} of {n} reproduced by the installed tshark")
+sys.exit(1 if bad else 0)
+PY
+swift build --build-tests
+swift test --parallel
