@@ -58,10 +58,18 @@ public final class CaptureReader {
             backend = .pcapng(try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic))
         } else {
             format = .pcap
-            // libpcap must see the header again: rewind a file, or replay the 4 bytes in front of a pipe.
+            // Read the whole file header: checked here so that every libpcap version gives the same errors.
+            var header = magic + [UInt8](repeating: 0, count: 20)
+            let more = header.withUnsafeMutableBytes { fread($0.baseAddress! + 4, 1, 20, file) }
+            header.removeLast(20 - more)
+            if let problem = CaptureReader.checkPcapHeader(header) {
+                if !isStdin { fclose(file) }
+                throw CaptureError(.badFormat, capture: path, message: problem)
+            }
+            // libpcap must see the header again: rewind a file, or replay the bytes in front of a pipe.
             var stream = file
             if fseek(file, 0, SEEK_SET) != 0 {
-                guard let prefixed = siphon_prefixed_stream(file, magic, 4) else {
+                guard let prefixed = siphon_prefixed_stream(file, header, header.count) else {
                     throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
                 }
                 stream = prefixed
@@ -73,6 +81,34 @@ public final class CaptureReader {
         } else {
             filter = nil
         }
+    }
+
+    /// Checks a classic pcap file header as libpcap 1.11 does (libpcap 1.10 lets some of these through or words
+    /// them differently). Returns the problem, or nil when libpcap may read it. Unknown magics are left to libpcap.
+    static func checkPcapHeader(_ h: [UInt8]) -> String? {
+        let magic = UInt32(h[0]) << 24 | UInt32(h[1]) << 16 | UInt32(h[2]) << 8 | UInt32(h[3])
+        let bigEndian: Bool
+        switch magic {
+        case 0xA1B2_C3D4, 0xA1B2_3C4D, 0xA1B2_CD34: bigEndian = true
+        case 0xD4C3_B2A1, 0x4D3C_B2A1, 0x34CD_B2A1: bigEndian = false
+        default: return nil
+        }
+        guard h.count == 24 else {
+            return "truncated dump file; tried to read 24 file header bytes, only got \(h.count)"
+        }
+        func u16(_ o: Int) -> UInt32 { bigEndian ? UInt32(h[o]) << 8 | UInt32(h[o + 1]) : UInt32(h[o + 1]) << 8 | UInt32(h[o]) }
+        func u32(_ o: Int) -> UInt32 { bigEndian ? u16(o) << 16 | u16(o + 2) : u16(o + 2) << 16 | u16(o) }
+        let major = u16(4)
+        let minor = u16(6)
+        if !(major == 2 && minor <= 4) && !(major == 543 && minor == 0) {
+            return "unsupported pcap savefile version \(major).\(minor)"
+        }
+        let reserved = u32(20) & 0x03FF_0000
+        if reserved != 0 {
+            let hex = String(reserved, radix: 16)
+            return "savefile linktype reserved field not zero (0x" + String(repeating: "0", count: 8 - hex.count) + hex + ")"
+        }
+        return nil
     }
 
     /// The next packet, or `nil` at the end of the capture. Throws `CaptureError` with `.damaged(offset:)` when

@@ -50,9 +50,14 @@ final class PcapngSource {
             guard let (type, _) = try readBlock(), type == 0x0A0D_0D0A else {
                 throw CaptureError(.badFormat, capture: name, message: "pcapng file does not start with a Section Header Block")
             }
+            // Like libpcap, read up to the first Interface Description Block before calling the file open.
+            while interfaces.isEmpty, let (type, total) = try readBlock() {
+                if try handle(type: type, total: total, at: offset - Int64(total)) != nil {
+                    throw CaptureError(.badFormat, capture: name, message: "a packet block comes before any Interface Description Block")
+                }
+            }
         } catch {
-            if closeOnDeinit { fclose(file) }
-            buffer.deallocate()
+            // Every stored property is initialized: deinit runs and releases the file and the buffer.
             throw CaptureError(.badFormat, capture: name, message: error.message)
         }
     }
@@ -152,7 +157,9 @@ final class PcapngSource {
         }
         let block = UnsafeRawBufferPointer(start: buffer, count: total)
         let trailer = Int(u32(block, total - 4))
-        if trailer != total {
+        // libpcap does not compare a Section Header Block's trailer (its options are checked instead); neither do we,
+        // so that damage is reported where libpcap reports it.
+        if trailer != total && type != 0x0A0D_0D0A {
             throw damaged("block total length in header \(total) and trailer \(trailer) don't match", at: start)
         }
         offset += Int64(total)
@@ -203,6 +210,12 @@ final class PcapngSource {
         while true {
             let blockStart = offset
             guard let (type, total) = try readBlock() else { return nil }
+            if let packet = try handle(type: type, total: total, at: blockStart) { return packet }
+        }
+    }
+
+    /// Interprets the block in `buffer`: interfaces and statistics are recorded, a packet block is returned.
+    private func handle(type: UInt32, total: Int, at blockStart: Int64) throws(CaptureError) -> CapturedPacket? {
             let block = UnsafeRawBufferPointer(start: buffer, count: total)
             let end = total - 4
             switch type {
@@ -265,8 +278,8 @@ final class PcapngSource {
                     }
                 }
             default:
-                continue  // SHB (handled in readBlock), NRB, DSB, custom and unknown blocks
+                break  // SHB (handled in readBlock), NRB, DSB, custom and unknown blocks
             }
-        }
+            return nil
     }
 }
