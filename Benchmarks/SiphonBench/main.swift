@@ -34,6 +34,28 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+// --stage read|decode: time only the capture reader, or reader + decoder (where the time goes).
+if let i = args.firstIndex(of: "--stage"), i + 1 < args.count {
+    let stage = args[i + 1]
+    let start = now()
+    let reader = try CaptureReader(path: path)
+    var packet = DecodedPacket()
+    var n = 0
+    var sum = 0
+    while let p = try reader.next() {
+        n += 1
+        if stage == "decode" {
+            PacketDecoder.decode(p.bytes, linkType: p.linkType, into: &packet)
+            sum &+= packet.payloadLength
+        } else {
+            sum &+= p.bytes.count
+        }
+    }
+    let elapsed = now() - start
+    print("stage=\(stage) seconds=\(Double(Int(elapsed * 1000)) / 1000) packets=\(n) checksum=\(sum)")
+    exit(0)
+}
+
 for run in 1...repeats {
     let start = now()
     let result = CaptureScanner.scan(path: path, options: ScanOptions(), output: nil)

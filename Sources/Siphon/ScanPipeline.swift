@@ -25,6 +25,15 @@ public final class ScanPipeline {
     public let flows: FlowTable
     private let output: EventOutput?
     private var packet = DecodedPacket()
+    // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
+    private var currentLinkType = LinkType(rawValue: UInt32.max)
+    private var currentLinkTypeCount: UInt64 = 0
+
+    private func switchLinkType(_ linkType: LinkType) {
+        if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
+        currentLinkType = linkType
+        currentLinkTypeCount = 0
+    }
 
     public init(capture: String, options: ScanOptions = ScanOptions(), output: EventOutput?) {
         self.capture = capture
@@ -38,9 +47,10 @@ public final class ScanPipeline {
         statistics.wireBytes &+= UInt64(captured.originalLength)
         statistics.capturedBytes &+= UInt64(captured.bytes.count)
         if captured.isTruncated { statistics.truncatedBySnaplen &+= 1 }
-        if statistics.firstTimestamp == nil { statistics.firstTimestamp = captured.timestamp }
+        if statistics.packets == 1 { statistics.firstTimestamp = captured.timestamp }
         if statistics.lastTimestamp.map({ captured.timestamp > $0 }) ?? true { statistics.lastTimestamp = captured.timestamp }
-        statistics.linkTypes[captured.linkType.rawValue, default: 0] &+= 1
+        if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
+        currentLinkTypeCount &+= 1
 
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         count(packet)
@@ -95,6 +105,7 @@ public final class ScanPipeline {
     /// Ends every flow (open ones as `open-at-end`), writes their events and the `stats` event.
     @discardableResult
     public func finish(interfaceDrops: UInt64? = nil, filteredOut: Int = 0) -> CaptureStatistics {
+        switchLinkType(LinkType(rawValue: UInt32.max))
         flows.finish()
         drainEndedFlows()
         statistics.flows = flows.createdCount

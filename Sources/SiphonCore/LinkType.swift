@@ -5,17 +5,17 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let null = LinkType(rawValue: 0)  // BSD loopback, host-order family
-    public static let ethernet = LinkType(rawValue: 1)
-    public static let ppp = LinkType(rawValue: 9)
-    public static let pppHDLC = LinkType(rawValue: 50)  // PPP in HDLC-like framing
-    public static let raw = LinkType(rawValue: 101)  // raw IPv4 or IPv6
-    public static let loop = LinkType(rawValue: 108)  // OpenBSD loopback, network-order family
-    public static let linuxSLL = LinkType(rawValue: 113)
-    public static let nflog = LinkType(rawValue: 239)
-    public static let ipv4 = LinkType(rawValue: 228)
-    public static let ipv6 = LinkType(rawValue: 229)
-    public static let linuxSLL2 = LinkType(rawValue: 276)
+    @inlinable public static var null: LinkType { LinkType(rawValue: 0) }  // BSD loopback, host-order family
+    @inlinable public static var ethernet: LinkType { LinkType(rawValue: 1) }
+    @inlinable public static var ppp: LinkType { LinkType(rawValue: 9) }
+    @inlinable public static var pppHDLC: LinkType { LinkType(rawValue: 50) }  // PPP in HDLC-like framing
+    @inlinable public static var raw: LinkType { LinkType(rawValue: 101) }  // raw IPv4 or IPv6
+    @inlinable public static var loop: LinkType { LinkType(rawValue: 108) }  // OpenBSD loopback, network-order family
+    @inlinable public static var linuxSLL: LinkType { LinkType(rawValue: 113) }
+    @inlinable public static var nflog: LinkType { LinkType(rawValue: 239) }
+    @inlinable public static var ipv4: LinkType { LinkType(rawValue: 228) }
+    @inlinable public static var ipv6: LinkType { LinkType(rawValue: 229) }
+    @inlinable public static var linuxSLL2: LinkType { LinkType(rawValue: 276) }
 
     /// Maps a libpcap `DLT_*` value (what `pcap_datalink` returns) to the `LINKTYPE_*` value.
     /// Only the values that differ between the two spaces on Linux and the BSDs need mapping.

@@ -53,14 +53,29 @@ public struct FlowHistory: Sendable, Equatable {
         x.letters == y.letters && x.count == y.count && x.seen == y.seen
     }
 
-    @usableFromInline
-    static let alphabet: [UInt8] = Array("SHADFRTWQ^".utf8)
+    /// Position of a history letter in the `seen` bit set (called per packet: a switch, not a table search).
+    @inlinable @inline(__always)
+    static func slot(of letter: UInt8) -> UInt32? {
+        switch letter {
+        case UInt8(ascii: "S"): 0
+        case UInt8(ascii: "H"): 1
+        case UInt8(ascii: "A"): 2
+        case UInt8(ascii: "D"): 3
+        case UInt8(ascii: "F"): 4
+        case UInt8(ascii: "R"): 5
+        case UInt8(ascii: "T"): 6
+        case UInt8(ascii: "W"): 7
+        case UInt8(ascii: "Q"): 8
+        case UInt8(ascii: "^"): 9
+        default: nil
+        }
+    }
 
     /// Records `letter` (upper case) for the initiator (`initiator == true`) or the responder.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func record(_ letter: UInt8, initiator: Bool) {
-        guard let index = FlowHistory.alphabet.firstIndex(of: letter) else { return }
-        let bit: UInt32 = 1 << (UInt32(index) * 2 + (initiator ? 0 : 1))
+        guard let index = FlowHistory.slot(of: letter) else { return }
+        let bit: UInt32 = 1 << (index * 2 + (initiator ? 0 : 1))
         if seen & bit != 0 || count >= 16 { return }
         seen |= bit
         let char = UInt64(initiator || letter == UInt8(ascii: "^") ? letter : letter | 0x20)
@@ -116,11 +131,6 @@ public struct Flow: Sendable {
     /// Link-layer addresses of endpoints a and b when the link layer had them (0 otherwise).
     public var macA: UInt64 = 0
     public var macB: UInt64 = 0
-
-    // Table bookkeeping: the idle-order list the flow is in, and its neighbours there.
-    @usableFromInline var timeoutClass: UInt8 = 0
-    @usableFromInline var previous: Int32 = -1
-    @usableFromInline var next: Int32 = -1
 
     public init(key: FlowKey, id: UInt64, initiatorIsA: Bool, start: Timestamp) {
         self.key = key

@@ -40,6 +40,9 @@ public final class FlowTable {
     public private(set) var now = Timestamp.zero
 
     private var slots: UnsafeMutablePointer<Flow>
+    /// Idle-order list links, apart from the flows so that moving a flow to its list's tail on every packet touches
+    /// 12-byte entries (cache-resident) rather than the neighbours' 200-byte flow records.
+    private var links: UnsafeMutablePointer<FlowLink>
     private var slotCapacity: Int
     /// Slots in use or freed so far; slots below this index that are free are on `freeList`.
     private var slotHighWater = 0
@@ -55,6 +58,12 @@ public final class FlowTable {
     private let timeouts: [Int64]
     private var nextExpiryCheck = Timestamp.zero
 
+    private struct FlowLink {
+        var previous: Int32 = -1
+        var next: Int32 = -1
+        var timeoutClass: UInt8 = 0
+    }
+
     private enum TimeoutClass: UInt8 {
         case tcpEstablished = 0, tcpUnestablished, tcpClosed, udp, other
     }
@@ -68,6 +77,7 @@ public final class FlowTable {
         ]
         slotCapacity = 1024
         slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
+        links = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity)
         indexMask = 4096 - 1
         index = UnsafeMutablePointer<UInt64>.allocate(capacity: indexMask + 1)
         index.initialize(repeating: 0, count: indexMask + 1)
@@ -76,12 +86,14 @@ public final class FlowTable {
     deinit {
         // Flow is a trivial type: nothing to deinitialize.
         slots.deallocate()
+        links.deallocate()
         index.deallocate()
     }
 
     /// Bytes this table holds for its flows and index right now.
     public var memoryFootprint: Int {
-        slotCapacity * MemoryLayout<Flow>.stride + (indexMask + 1) * 8 + freeList.capacity * 4
+        slotCapacity * (MemoryLayout<Flow>.stride + MemoryLayout<FlowLink>.stride) + (indexMask + 1) * 8
+            + freeList.capacity * 4
     }
 
     /// Reads a live flow by the slot `process` returned (valid until the flow ends).
@@ -102,9 +114,15 @@ public final class FlowTable {
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
         let hash = key.fastHash
         var slot = find(key, hash: hash)
-        if slot >= 0, shouldRestart(slots[Int(slot)], p, fromA: fromA) {
-            end(slot: slot, as: slots[Int(slot)].state == .open ? .timeout : slots[Int(slot)].state)
-            slot = -1
+        if slot >= 0 {
+            // Idle longer than its timeout (the sweep runs once a second of capture time: decide exactly here),
+            // or a new SYN on a closed connection (port reuse): the old flow ends, a new one starts.
+            let state = slots[Int(slot)].state
+            let idle = timestamp.nanoseconds - slots[Int(slot)].end.nanoseconds
+            if idle > timeouts[Int(links[Int(slot)].timeoutClass)] || (p.transport == .tcp && shouldRestart(state, p)) {
+                end(slot: slot, as: state == .open ? .timeout : state)
+                slot = -1
+            }
         }
         if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp) }
         let s = Int(slot)
@@ -115,9 +133,9 @@ public final class FlowTable {
     }
 
     /// A SYN without ACK on a flow that already closed or reset starts a new flow (port reuse).
-    private func shouldRestart(_ f: Flow, _ p: DecodedPacket, fromA: Bool) -> Bool {
-        guard p.transport == .tcp, p.tcp.flags.contains(.syn), !p.tcp.flags.contains(.ack) else { return false }
-        return f.state == .closed || f.state == .reset
+    private func shouldRestart(_ state: FlowState, _ p: DecodedPacket) -> Bool {
+        guard p.tcp.flags.contains(.syn), !p.tcp.flags.contains(.ack) else { return false }
+        return state == .closed || state == .reset
     }
 
     private func create(_ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp) -> Int32 {
@@ -134,7 +152,7 @@ public final class FlowTable {
         slots[Int(slot)] = flow
         insertIndex(hash: hash, slot: slot)
         activeCount += 1
-        link(slot, into: classOf(flow))
+        link(slot, into: classOf(slots + Int(slot)))
         return slot
     }
 
@@ -240,12 +258,13 @@ public final class FlowTable {
 
     // MARK: Timeouts and the end of input
 
-    private func classOf(_ f: Flow) -> TimeoutClass {
-        switch f.key.ipProtocol {
+    private func classOf(_ flow: UnsafeMutablePointer<Flow>) -> TimeoutClass {
+        switch flow.pointee.key.ipProtocol {
         case 6:
-            if f.state == .closed || f.state == .reset { return .tcpClosed }
-            let handshake = f.tcpA.syn && f.tcpB.syn
-            let bothSeen = f.aToB.packets > 0 && f.bToA.packets > 0
+            let state = flow.pointee.state
+            if state == .closed || state == .reset { return .tcpClosed }
+            let handshake = flow.pointee.tcpA.syn && flow.pointee.tcpB.syn
+            let bothSeen = flow.pointee.aToB.packets > 0 && flow.pointee.bToA.packets > 0
             return handshake || bothSeen ? .tcpEstablished : .tcpUnestablished
         case 17: return .udp
         default: return .other
@@ -287,12 +306,10 @@ public final class FlowTable {
     private func end(slot: Int32, as state: FlowState) {
         var f = slots[Int(slot)]
         f.state = state
-        unlink(slot, from: f.timeoutClass)
+        unlink(slot, from: links[Int(slot)].timeoutClass)
         removeIndex(f.key, slot: slot)
         freeList.append(slot)
         activeCount -= 1
-        f.previous = -1
-        f.next = -1
         ended.append(f)
     }
 
@@ -301,28 +318,26 @@ public final class FlowTable {
     /// Moves the flow to the tail of its (possibly new) timeout class list: most recently active last.
     @inline(__always)
     private func touch(_ slot: Int32) {
-        let f = slots[Int(slot)]
-        let c = classOf(f)
-        if c.rawValue == f.timeoutClass && tails[Int(c.rawValue)] == slot { return }
-        unlink(slot, from: f.timeoutClass)
+        let c = classOf(slots + Int(slot))
+        let current = links[Int(slot)].timeoutClass
+        if c.rawValue == current && tails[Int(current)] == slot { return }
+        unlink(slot, from: current)
         link(slot, into: c)
     }
 
     private func link(_ slot: Int32, into c: TimeoutClass) {
         let ci = Int(c.rawValue)
-        slots[Int(slot)].timeoutClass = c.rawValue
-        slots[Int(slot)].previous = tails[ci]
-        slots[Int(slot)].next = -1
-        if tails[ci] >= 0 { slots[Int(tails[ci])].next = slot } else { heads[ci] = slot }
+        links[Int(slot)] = FlowLink(previous: tails[ci], next: -1, timeoutClass: c.rawValue)
+        if tails[ci] >= 0 { links[Int(tails[ci])].next = slot } else { heads[ci] = slot }
         tails[ci] = slot
     }
 
     private func unlink(_ slot: Int32, from c: UInt8) {
         let ci = Int(c)
-        let prev = slots[Int(slot)].previous
-        let next = slots[Int(slot)].next
-        if prev >= 0 { slots[Int(prev)].next = next } else { heads[ci] = next }
-        if next >= 0 { slots[Int(next)].previous = prev } else { tails[ci] = prev }
+        let prev = links[Int(slot)].previous
+        let next = links[Int(slot)].next
+        if prev >= 0 { links[Int(prev)].next = next } else { heads[ci] = next }
+        if next >= 0 { links[Int(next)].previous = prev } else { tails[ci] = prev }
     }
 
     // MARK: Slots and index
@@ -334,6 +349,10 @@ public final class FlowTable {
             bigger.moveInitialize(from: slots, count: slotCapacity)
             slots.deallocate()
             slots = bigger
+            let biggerLinks = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity * 2)
+            biggerLinks.moveInitialize(from: links, count: slotCapacity)
+            links.deallocate()
+            links = biggerLinks
             slotCapacity *= 2
         }
         slotHighWater += 1

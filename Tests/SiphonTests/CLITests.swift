@@ -1,0 +1,77 @@
+import Foundation
+import Siphon
+import Testing
+
+/// Runs the built `siphon` executable: exit status, standard output, standard error.
+func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    if let stdin { process.standardInput = FileHandle(forReadingAtPath: stdin) }
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func scanWritesFlowAndStatsEvents() throws {
+        let capture = Repo.path("captures/diff/eth-zeek-http-get.pcap")
+        let r = try runSiphon(["scan", capture, "--json", "-"])
+        #expect(r.status == 0)
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.last?.contains("\"event_type\":\"stats\"") == true)
+        #expect(lines.dropLast().allSatisfy { $0.contains("\"event_type\":\"flow\"") && $0.contains("\"community_id\":\"1:") })
+        #expect(r.err.contains("packets") && r.err.contains("top talkers"))
+    }
+
+    /// Standard input gives the same events as the file, for pcap (through libpcap) and pcapng (native).
+    @Test(arguments: ["captures/diff/eth-zeek-wikipedia.pcap", "captures/diff/ng-be-test202.pcapng"])
+    func standardInputEqualsFile(_ relative: String) throws {
+        let path = Repo.path(relative)
+        let fromFile = try runSiphon(["scan", "-q", path, "--json", "-"])
+        let fromStdin = try runSiphon(["scan", "-q", "-", "--json", "-"], stdin: path)
+        #expect(fromFile.status == 0 && fromStdin.status == 0)
+        let normalize = { (s: String) in s.replacingOccurrences(of: "\"capture\":\"\(path)\"", with: "\"capture\":\"-\"") }
+        #expect(normalize(fromFile.out) == fromStdin.out && !fromStdin.out.isEmpty)
+    }
+
+    @Test func missingFileExitsTwoNamingIt() throws {
+        let r = try runSiphon(["scan", "/nonexistent/capture.pcap"])
+        #expect(r.status == 2 && r.err.contains("/nonexistent/capture.pcap"))
+    }
+
+    @Test func badUsageExitsTwo() throws {
+        #expect(try runSiphon(["scan", "--tcp-timeout", "-5", "x.pcap"]).status == 2)
+        #expect(try runSiphon(["scan"]).status == 2)
+        #expect(try runSiphon(["scan", "--bogus", "x.pcap"]).status == 2)
+    }
+
+    @Test func notACaptureExitsTwo() throws {
+        let r = try runSiphon(["scan", Repo.path("README.md")])
+        #expect(r.status == 2 && r.err.contains("README.md"))
+    }
+
+    @Test func damagedCaptureExitsTwoAfterItsEvents() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap")))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-cut.pcap").path
+        try data.prefix(data.count - 30).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try runSiphon(["scan", path, "--json", "-"])
+        #expect(r.status == 2)
+        #expect(r.out.contains("\"event_type\":\"flow\"") && r.out.contains("\"error_offset\""))
+        #expect(r.err.contains(path) && r.err.contains("offset"))
+    }
+
+    @Test func filterOption() throws {
+        let r = try runSiphon(["scan", "-q", "-f", "udp port 53", Repo.path("captures/diff/eth-zeek-wikipedia.pcap"), "--json", "-"])
+        #expect(r.status == 0)
+        let flows = r.out.split(separator: "\n").filter { $0.contains("\"event_type\":\"flow\"") }
+        #expect(!flows.isEmpty && flows.allSatisfy { $0.contains("\"dest_port\":53") })
+        #expect(try runSiphon(["scan", "-q", "-f", "tcp port", Repo.path("captures/diff/eth-zeek-wikipedia.pcap")]).status == 2)
+    }
+}

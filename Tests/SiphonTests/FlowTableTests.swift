@@ -1,0 +1,159 @@
+import Foundation
+import Siphon
+import Testing
+
+/// Builds decoded packets directly, so flow-table behaviour is tested apart from capture and decoding.
+func tcpPacket(_ src: String, _ sport: UInt16, _ dst: String, _ dport: UInt16, _ flags: TCPFlags, seq: UInt32 = 1, payload: Int = 0) -> DecodedPacket {
+    var p = DecodedPacket()
+    p.network = src.contains(":") ? .ipv6 : .ipv4
+    p.source = IPAddress(src)!
+    p.destination = IPAddress(dst)!
+    p.ipProtocol = 6
+    p.transport = .tcp
+    p.sourcePort = sport
+    p.destinationPort = dport
+    p.tcp.flags = flags
+    p.tcp.sequence = seq
+    p.tcp.window = 1000
+    p.payloadLength = payload
+    return p
+}
+
+func udpPacket(_ src: String, _ sport: UInt16, _ dst: String, _ dport: UInt16, payload: Int = 10) -> DecodedPacket {
+    var p = tcpPacket(src, sport, dst, dport, [])
+    p.ipProtocol = 17
+    p.transport = .udp
+    p.payloadLength = payload
+    return p
+}
+
+func at(_ seconds: Double) -> Timestamp { Timestamp(nanoseconds: Int64(seconds * 1e9)) }
+
+@Suite struct FlowTableTests {
+    @Test func handshakeDataCloseGivesZeekHistory() {
+        let t = FlowTable()
+        let c = "192.0.2.1", s = "198.51.100.7"
+        t.process(tcpPacket(c, 40000, s, 443, [.syn], seq: 100), timestamp: at(0), wireLength: 74)
+        t.process(tcpPacket(s, 443, c, 40000, [.syn, .ack], seq: 500), timestamp: at(0.01), wireLength: 74)
+        t.process(tcpPacket(c, 40000, s, 443, [.ack], seq: 101), timestamp: at(0.02), wireLength: 66)
+        t.process(tcpPacket(c, 40000, s, 443, [.ack, .psh], seq: 101, payload: 100), timestamp: at(0.03), wireLength: 166)
+        t.process(tcpPacket(c, 40000, s, 443, [.ack, .psh], seq: 101, payload: 100), timestamp: at(0.04), wireLength: 166)  // retransmission
+        t.process(tcpPacket(s, 443, c, 40000, [.ack, .psh], seq: 501, payload: 50), timestamp: at(0.05), wireLength: 116)
+        t.process(tcpPacket(c, 40000, s, 443, [.fin, .ack], seq: 201), timestamp: at(0.06), wireLength: 66)
+        t.process(tcpPacket(s, 443, c, 40000, [.fin, .ack], seq: 551), timestamp: at(0.07), wireLength: 66)
+        t.process(tcpPacket(c, 40000, s, 443, [.ack], seq: 202), timestamp: at(0.08), wireLength: 66)
+        #expect(t.ended.isEmpty && t.activeCount == 1)
+        t.finish()
+        let f = t.ended[0]
+        #expect(f.state == .closed)
+        #expect(f.history.description == "ShADTdFf")
+        #expect(f.clientAddress == IPAddress(c) && f.clientPort == 40000 && f.serverPort == 443)
+        #expect(f.client.packets == 6 && f.server.packets == 3)
+        #expect(f.client.bytes == 74 + 66 + 166 + 166 + 66 + 66 && f.server.bytes == 74 + 116 + 66)
+        #expect(f.client.payloadBytes == 200 && f.server.payloadBytes == 50)
+    }
+
+    @Test func synAckFirstFlipsTheInitiator() {
+        let t = FlowTable()
+        t.process(tcpPacket("198.51.100.7", 443, "192.0.2.1", 40000, [.syn, .ack]), timestamp: at(0), wireLength: 60)
+        t.finish()
+        #expect(t.ended[0].clientAddress == IPAddress("192.0.2.1") && t.ended[0].history.description == "^h")
+        #expect(t.ended[0].state == .openAtEnd)
+    }
+
+    @Test func midStreamServerFirstIsFlipped() {
+        let t = FlowTable()
+        t.process(udpPacket("198.51.100.53", 53, "192.0.2.1", 51000), timestamp: at(0), wireLength: 80)
+        t.finish()
+        #expect(t.ended[0].clientPort == 51000 && t.ended[0].serverPort == 53)
+    }
+
+    @Test func idleTimeoutSplitsFlowsByCaptureTime() {
+        var config = FlowTableConfiguration()
+        config.udpTimeout = .seconds(60)
+        let t = FlowTable(configuration: config)
+        t.process(udpPacket("192.0.2.1", 5000, "198.51.100.1", 53), timestamp: at(0), wireLength: 60)
+        t.process(udpPacket("192.0.2.1", 5000, "198.51.100.1", 53), timestamp: at(59), wireLength: 60)  // within
+        #expect(t.ended.isEmpty)
+        // Another flow's packet 61 s after the last one moves capture time on: the first flow times out.
+        t.process(udpPacket("192.0.2.9", 5000, "198.51.100.1", 53), timestamp: at(120.5), wireLength: 60)
+        #expect(t.ended.count == 1 && t.ended[0].state == .timeout && t.ended[0].client.packets == 2)
+        t.process(udpPacket("192.0.2.1", 5000, "198.51.100.1", 53), timestamp: at(121), wireLength: 60)
+        t.finish()
+        #expect(t.createdCount == 3)
+    }
+
+    @Test func portReuseAfterCloseStartsANewFlow() {
+        let t = FlowTable()
+        let c = "192.0.2.1", s = "198.51.100.7"
+        t.process(tcpPacket(c, 40000, s, 80, [.syn]), timestamp: at(0), wireLength: 60)
+        t.process(tcpPacket(s, 80, c, 40000, [.rst, .ack]), timestamp: at(0.1), wireLength: 60)
+        t.process(tcpPacket(c, 40000, s, 80, [.syn], seq: 9000), timestamp: at(1), wireLength: 60)
+        #expect(t.ended.count == 1 && t.ended[0].state == .reset && t.ended[0].history.description == "Sr")
+        t.finish()
+        #expect(t.createdCount == 2 && t.ended[1].history.description == "S")
+    }
+
+    @Test func closedFlowsLingerThenEnd() {
+        let t = FlowTable()
+        t.process(tcpPacket("192.0.2.1", 1, "198.51.100.1", 2, [.syn]), timestamp: at(0), wireLength: 60)
+        t.process(tcpPacket("198.51.100.1", 2, "192.0.2.1", 1, [.rst, .ack]), timestamp: at(0.1), wireLength: 60)
+        t.process(udpPacket("192.0.2.5", 9, "198.51.100.5", 9), timestamp: at(7), wireLength: 60)
+        #expect(t.ended.count == 1 && t.ended[0].state == .reset)
+    }
+
+    @Test func flowLimitEvictsTheLongestIdle() {
+        var config = FlowTableConfiguration()
+        config.maximumFlows = 10
+        let t = FlowTable(configuration: config)
+        for i in 0..<25 {
+            t.process(udpPacket("192.0.2.1", UInt16(1000 + i), "198.51.100.1", 53), timestamp: at(Double(i) * 0.001), wireLength: 60)
+        }
+        #expect(t.activeCount == 10 && t.evictions == 15)
+        #expect(t.ended.map(\.clientPort) == (1000..<1015).map { UInt16($0) } && t.ended.allSatisfy(\.evicted))
+    }
+
+    /// Random traffic over a small key space with random idle gaps, against a straightforward model: per key, a
+    /// new flow starts after an idle gap longer than the timeout. Every packet ends up in exactly one ended flow,
+    /// with the counts the model predicts (this exercises index insertion, growth and backward-shift deletion).
+    @Test(arguments: [1, 2, 3, 4])
+    func matchesAModelUnderChurn(_ seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        var config = FlowTableConfiguration()
+        config.udpTimeout = .seconds(10)
+        let t = FlowTable(configuration: config)
+        var now = 0.0
+        var last: [UInt16: Double] = [:]
+        var model: [UInt16: [Int]] = [:]  // per port: packets of each successive flow
+        var collected: [Flow] = []
+        for _ in 0..<20_000 {
+            now += Double(rng.next() % 1000) / 1000
+            let port = UInt16(rng.next() % 3000)
+            if let l = last[port], now - l <= 10 { model[port]![model[port]!.count - 1] += 1 } else { model[port, default: []].append(1) }
+            last[port] = now
+            t.process(udpPacket("192.0.2.1", 40000, "198.51.100.1", port), timestamp: at(now), wireLength: 60)
+            collected += t.ended
+            t.ended.removeAll()
+        }
+        t.finish()
+        collected += t.ended
+        var actual: [UInt16: [Int]] = [:]
+        for f in collected.sorted(by: { $0.start < $1.start }) { actual[f.serverPort, default: []].append(Int(f.client.packets)) }
+        let wrong = model.keys.sorted().filter { actual[$0] != model[$0] }
+        #expect(wrong.isEmpty, "first differing port \(wrong.first.map { "\($0): siphon \(actual[$0] ?? []), model \(model[$0]!)" } ?? "")")
+        #expect(actual.count == model.count)
+        #expect(t.activeCount == 0)
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

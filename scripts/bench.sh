@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Decode + flow-table benchmark against the C floors, all timed in the same run.
+#   scripts/bench.sh [ROUNDS]    (default 5; BENCH_DIR=/tmp/siphon-bench keeps the 1 GB capture between runs)
+# Generates ../shared/bench/gen_pcap.py -s 1G --seed 1 output, builds pcount/pdecode with gcc -O2 and Siphon in
+# release mode, then alternates the programs for ROUNDS rounds and prints medians and ratios.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+shared="${SIPHON_SHARED:-$root/../shared}"
+dir="${BENCH_DIR:-/tmp/siphon-bench}"
+rounds="${1:-5}"
+mkdir -p "$dir"
+[ -f "$dir/big.pcap" ] || python3 "$shared/bench/gen_pcap.py" -o "$dir/big.pcap" -s 1G --seed 1 --manifest "$dir/big.manifest.jsonl" >&2
+for floor in pcount pdecode; do
+    [ -x "$dir/$floor" ] || gcc -O2 -o "$dir/$floor" "$shared/bench/c/$floor.c" -lpcap
+done
+swift build -c release --package-path "$root" --product siphon >&2
+swift build -c release --package-path "$root" --product SiphonBench >&2
+bin="$root/.build/release"
+python3 - "$dir" "$bin" "$rounds" <<'PY'
+import subprocess, sys, time, statistics, resource, os
+d, bin, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cap = os.path.join(d, "big.pcap")
+cmds = {
+    "pcount": [os.path.join(d, "pcount"), cap],
+    "pdecode": [os.path.join(d, "pdecode"), cap],
+    "siphon scan": [os.path.join(bin, "siphon"), "scan", "-q", cap],
+    "siphon scan --json": [os.path.join(bin, "siphon"), "scan", "-q", "--json", "/dev/null", cap],
+}
+times = {k: [] for k in cmds}
+rss = {}
+for _ in range(rounds):
+    for name, cmd in cmds.items():
+        t = time.perf_counter()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        times[name].append(time.perf_counter() - t)
+        if p.returncode != 0:
+            sys.exit(f"{name} failed: {p.stderr.decode()}")
+for name, cmd in cmds.items():  # peak RSS, measured once each with /usr/bin/time
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).stderr
+    rss[name] = int(out.decode().strip().splitlines()[-1])
+inner = subprocess.run([os.path.join(bin, "SiphonBench"), cap], capture_output=True, text=True).stdout.strip()
+packets = 1175470
+med = {k: statistics.median(v) for k, v in times.items()}
+print(f"capture: {cap} ({os.path.getsize(cap)/1e6:.0f} MB, {packets} packets), {rounds} rounds, medians")
+print(f"| program | seconds | packets/s | MB/s | ratio to pcount | ratio to pdecode | peak RSS |")
+print(f"|---|---|---|---|---|---|---|")
+for k in cmds:
+    print(f"| {k} | {med[k]:.3f} | {packets/med[k]/1e6:.2f} M | {os.path.getsize(cap)/med[k]/1e6:.0f} | "
+          f"{med[k]/med['pcount']:.2f} | {med[k]/med['pdecode']:.2f} | {rss[k]/1024:.1f} MiB |")
+print("in-process (SiphonBench, excludes start-up):", inner)
+PY
