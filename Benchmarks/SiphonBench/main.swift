@@ -34,6 +34,27 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+// --flows N: memory per tracked flow, by RSS growth while N distinct UDP flows are live in one table.
+if args[1] == "--flows", args.count > 2, let n = Int(args[2]) {
+    let table = FlowTable()
+    var p = DecodedPacket()
+    p.network = .ipv4
+    p.ipProtocol = 17
+    p.transport = .udp
+    p.destination = IPAddress(ipv4: 0xC633_6401)
+    p.destinationPort = 53
+    let before = rssKiB()
+    for i in 0..<n {
+        p.source = IPAddress(ipv4: 0x0A00_0000 | UInt32(i >> 14))
+        p.sourcePort = UInt16(1024 + (i & 0x3FFF))
+        table.process(p, timestamp: Timestamp(nanoseconds: Int64(i)), wireLength: 60)
+    }
+    let after = rssKiB()
+    print("flows=\(table.activeCount) rss_growth_kib=\(after - before) bytes_per_flow=\((after - before) * 1024 / n) "
+        + "table_footprint_per_flow=\(table.memoryFootprint / n) flow_stride=\(MemoryLayout<Flow>.stride)")
+    exit(0)
+}
+
 // --stage read|decode: time only the capture reader, or reader + decoder (where the time goes).
 if let i = args.firstIndex(of: "--stage"), i + 1 < args.count {
     let stage = args[i + 1]
