@@ -216,70 +216,70 @@ final class PcapngSource {
 
     /// Interprets the block in `buffer`: interfaces and statistics are recorded, a packet block is returned.
     private func handle(type: UInt32, total: Int, at blockStart: Int64) throws(CaptureError) -> CapturedPacket? {
-            let block = UnsafeRawBufferPointer(start: buffer, count: total)
-            let end = total - 4
-            switch type {
-            case 1:  // Interface Description Block
-                guard total >= 20 else { throw damaged("Interface Description Block is \(total) bytes long", at: blockStart) }
-                var interface = Interface(linkType: LinkType(rawValue: UInt32(u16(block, 8))), snapLength: u32(block, 12))
-                try forEachOption(block, from: 16, end: end, at: blockStart) { (code, at, length) throws(CaptureError) in
-                    if code == 9 && length >= 1 {  // if_tsresol
-                        let r = block[at]
-                        let exponent = UInt64(r & 0x7F)
-                        if r & 0x80 == 0 {
-                            guard exponent <= 19 else { throw damaged("if_tsresol 10^-\(exponent) is out of range", at: blockStart) }
-                            var v: UInt64 = 1
-                            for _ in 0..<exponent { v *= 10 }
-                            interface.unitsPerSecond = v
-                        } else {
-                            guard exponent <= 63 else { throw damaged("if_tsresol 2^-\(exponent) is out of range", at: blockStart) }
-                            interface.unitsPerSecond = 1 << exponent
-                        }
-                    } else if code == 14 && length >= 8 {  // if_tsoffset
-                        interface.offsetSeconds = Int64(bitPattern: u64(block, at))
+        let block = UnsafeRawBufferPointer(start: buffer, count: total)
+        let end = total - 4
+        switch type {
+        case 1:  // Interface Description Block
+            guard total >= 20 else { throw damaged("Interface Description Block is \(total) bytes long", at: blockStart) }
+            var interface = Interface(linkType: LinkType(rawValue: UInt32(u16(block, 8))), snapLength: u32(block, 12))
+            try forEachOption(block, from: 16, end: end, at: blockStart) { (code, at, length) throws(CaptureError) in
+                if code == 9 && length >= 1 {  // if_tsresol
+                    let r = block[at]
+                    let exponent = UInt64(r & 0x7F)
+                    if r & 0x80 == 0 {
+                        guard exponent <= 19 else { throw damaged("if_tsresol 10^-\(exponent) is out of range", at: blockStart) }
+                        var v: UInt64 = 1
+                        for _ in 0..<exponent { v *= 10 }
+                        interface.unitsPerSecond = v
+                    } else {
+                        guard exponent <= 63 else { throw damaged("if_tsresol 2^-\(exponent) is out of range", at: blockStart) }
+                        interface.unitsPerSecond = 1 << exponent
                     }
+                } else if code == 14 && length >= 8 {  // if_tsoffset
+                    interface.offsetSeconds = Int64(bitPattern: u64(block, at))
                 }
-                interfaces.append(interface)
-            case 6, 2:  // Enhanced Packet Block, obsolete Packet Block
-                guard total >= 32 else { throw damaged("packet block is \(total) bytes long", at: blockStart) }
-                let id = type == 6 ? Int(u32(block, 8)) : Int(u16(block, 8))
-                guard id < interfaces.count else {
-                    throw damaged("a packet block refers to interface \(id) but the section has \(interfaces.count)", at: blockStart)
-                }
-                let caplen = Int(u32(block, 20))
-                guard 28 + caplen <= end else {
-                    throw damaged("packet block's captured length \(caplen) exceeds the block (\(total) bytes)", at: blockStart)
-                }
-                let interface = interfaces[id]
-                return CapturedPacket(
-                    bytes: UnsafeRawBufferPointer(start: buffer + 28, count: caplen),
-                    timestamp: timestamp(u32(block, 12), u32(block, 16), interface),
-                    linkType: interface.linkType,
-                    originalLength: max(Int(u32(block, 24)), caplen),
-                    interfaceID: id)
-            case 3:  // Simple Packet Block: interface 0, no timestamp
-                guard total >= 16 else { throw damaged("Simple Packet Block is \(total) bytes long", at: blockStart) }
-                guard let interface = interfaces.first else {
-                    throw damaged("a Simple Packet Block comes before any Interface Description Block", at: blockStart)
-                }
-                let original = Int(u32(block, 8))
-                var caplen = min(original, end - 12)
-                if interface.snapLength > 0 { caplen = min(caplen, Int(interface.snapLength)) }
-                return CapturedPacket(
-                    bytes: UnsafeRawBufferPointer(start: buffer + 12, count: caplen),
-                    timestamp: .zero, linkType: interface.linkType, originalLength: original, interfaceID: 0)
-            case 5:  // Interface Statistics Block
-                guard total >= 24 else { throw damaged("Interface Statistics Block is \(total) bytes long", at: blockStart) }
-                let id = Int(u32(block, 8))
-                try forEachOption(block, from: 20, end: end, at: blockStart) { (code, at, length) throws(CaptureError) in
-                    if code == 5 && length >= 8 {  // isb_ifdrop: cumulative for this interface
-                        dropsByInterface[id] = u64(block, at)
-                        reportedDrops = dropsByInterface.values.reduce(0, +)
-                    }
-                }
-            default:
-                break  // SHB (handled in readBlock), NRB, DSB, custom and unknown blocks
             }
-            return nil
+            interfaces.append(interface)
+        case 6, 2:  // Enhanced Packet Block, obsolete Packet Block
+            guard total >= 32 else { throw damaged("packet block is \(total) bytes long", at: blockStart) }
+            let id = type == 6 ? Int(u32(block, 8)) : Int(u16(block, 8))
+            guard id < interfaces.count else {
+                throw damaged("a packet block refers to interface \(id) but the section has \(interfaces.count)", at: blockStart)
+            }
+            let caplen = Int(u32(block, 20))
+            guard 28 + caplen <= end else {
+                throw damaged("packet block's captured length \(caplen) exceeds the block (\(total) bytes)", at: blockStart)
+            }
+            let interface = interfaces[id]
+            return CapturedPacket(
+                bytes: UnsafeRawBufferPointer(start: buffer + 28, count: caplen),
+                timestamp: timestamp(u32(block, 12), u32(block, 16), interface),
+                linkType: interface.linkType,
+                originalLength: max(Int(u32(block, 24)), caplen),
+                interfaceID: id)
+        case 3:  // Simple Packet Block: interface 0, no timestamp
+            guard total >= 16 else { throw damaged("Simple Packet Block is \(total) bytes long", at: blockStart) }
+            guard let interface = interfaces.first else {
+                throw damaged("a Simple Packet Block comes before any Interface Description Block", at: blockStart)
+            }
+            let original = Int(u32(block, 8))
+            var caplen = min(original, end - 12)
+            if interface.snapLength > 0 { caplen = min(caplen, Int(interface.snapLength)) }
+            return CapturedPacket(
+                bytes: UnsafeRawBufferPointer(start: buffer + 12, count: caplen),
+                timestamp: .zero, linkType: interface.linkType, originalLength: original, interfaceID: 0)
+        case 5:  // Interface Statistics Block
+            guard total >= 24 else { throw damaged("Interface Statistics Block is \(total) bytes long", at: blockStart) }
+            let id = Int(u32(block, 8))
+            try forEachOption(block, from: 20, end: end, at: blockStart) { (code, at, length) throws(CaptureError) in
+                if code == 5 && length >= 8 {  // isb_ifdrop: cumulative for this interface
+                    dropsByInterface[id] = u64(block, at)
+                    reportedDrops = dropsByInterface.values.reduce(0, +)
+                }
+            }
+        default:
+            break  // SHB (handled in readBlock), NRB, DSB, custom and unknown blocks
+        }
+        return nil
     }
 }

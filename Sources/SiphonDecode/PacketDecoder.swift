@@ -162,13 +162,8 @@ public enum PacketDecoder {
     static func decodeCookedProtocol(
         hardware: UInt16, proto: UInt16, _ b: UnsafeRawBufferPointer, at o: Int, layer: Layer, into p: inout DecodedPacket
     ) throws(DecodeError) {
-        switch hardware {
-        case 824:  // ARPHRD_NETLINK: netlink messages, not IP
+        if hardware == 824 {  // ARPHRD_NETLINK: netlink messages, not IP
             throw DecodeError(layer, .unsupported(.hardwareType, value: UInt32(hardware)), at: o)
-        case 778, 776, 768, 769:  // GRE / SIT / IP-in-IP tunnels: the protocol field is still an EtherType
-            break
-        default:
-            break
         }
         if proto < 0x0600 {
             // Special values (802.3 frames, 802.2 LLC, CAN, ...): not IP.
