@@ -57,6 +57,8 @@ public final class FlowTable {
     private var tails = [Int32](repeating: -1, count: classCount)
     private let timeouts: [Int64]
     private var nextExpiryCheck = Timestamp.zero
+    /// The slot of the previous packet's flow (-1 after that flow ended).
+    private var lastSlot: Int32 = -1
 
     private struct FlowLink {
         var previous: Int32 = -1
@@ -113,7 +115,8 @@ public final class FlowTable {
         if now >= nextExpiryCheck { expireIdle() }
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
         let hash = key.fastHash
-        var slot = find(key, hash: hash)
+        // Consecutive packets often belong to one flow (bursts): the last slot's key is in cache, the index may not be.
+        var slot = lastSlot >= 0 && slots[Int(lastSlot)].key.same(as: key) ? lastSlot : find(key, hash: hash)
         if slot >= 0 {
             // Idle longer than its timeout (the sweep runs once a second of capture time: decide exactly here),
             // or a new SYN on a closed connection (port reuse): the old flow ends, a new one starts.
@@ -129,6 +132,7 @@ public final class FlowTable {
         let fromInitiator = slots[s].initiatorIsA == fromA
         update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength)
         touch(slot)
+        lastSlot = slot
         return (slot, fromInitiator)
     }
 
@@ -304,6 +308,7 @@ public final class FlowTable {
     }
 
     private func end(slot: Int32, as state: FlowState) {
+        if slot == lastSlot { lastSlot = -1 }
         var f = slots[Int(slot)]
         f.state = state
         unlink(slot, from: links[Int(slot)].timeoutClass)
