@@ -60,14 +60,12 @@ if let i = args.firstIndex(of: "--stage"), i + 1 < args.count {
     let stage = args[i + 1]
     let start = now()
     let reader = try CaptureReader(path: path)
-    var packet = DecodedPacket()
     var n = 0
     var sum = 0
     while let p = try reader.next() {
         n += 1
         if stage == "decode" {
-            PacketDecoder.decode(p.bytes, linkType: p.linkType, into: &packet)
-            sum &+= packet.payloadLength
+            sum &+= PacketDecoder.decode(p.bytes, linkType: p.linkType).payloadLength
         } else {
             sum &+= p.bytes.count
         }

@@ -24,7 +24,6 @@ public final class ScanPipeline {
     public private(set) var hosts: [IPAddress: HostTotals] = [:]
     public let flows: FlowTable
     private let output: EventOutput?
-    private var packet = DecodedPacket()
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -52,7 +51,7 @@ public final class ScanPipeline {
         if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
         currentLinkTypeCount &+= 1
 
-        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        let packet = PacketDecoder.decode(captured.bytes, linkType: captured.linkType)
         count(packet)
         flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength)
         if !flows.ended.isEmpty { drainEndedFlows() }

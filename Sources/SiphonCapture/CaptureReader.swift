@@ -28,12 +28,12 @@ public final class CaptureReader {
     /// Packets read from the file so far, filtered or not.
     public private(set) var recordsRead = 0
 
-    private enum Backend {
-        case libpcap(LibpcapFileSource)
-        case pcapng(PcapngSource)
-    }
-    private let backend: Backend
+    // Exactly one of the two is set. (Two optionals rather than an enum with class payloads: extracting an enum
+    // payload retained and released it on every packet.)
+    private let libpcap: LibpcapFileSource?
+    private let pcapng: PcapngSource?
     private let filter: PacketFilter?
+    @usableFromInline let hasFilter: Bool
 
     /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression.
     public init(path: String, filter expression: String? = nil) throws(CaptureError) {
@@ -55,7 +55,8 @@ public final class CaptureReader {
         }
         if magic == [0x0A, 0x0D, 0x0D, 0x0A] {
             format = .pcapng
-            backend = .pcapng(try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic))
+            libpcap = nil
+            pcapng = try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic)
         } else {
             format = .pcap
             // Read the whole file header: checked here so that every libpcap version gives the same errors.
@@ -74,13 +75,15 @@ public final class CaptureReader {
                 }
                 stream = prefixed
             }
-            backend = .libpcap(try LibpcapFileSource(file: stream, name: path, magic: magic))
+            pcapng = nil
+            libpcap = try LibpcapFileSource(file: stream, name: path, magic: magic)
         }
         if let expression {
             filter = try PacketFilter(expression: expression, capture: path)
         } else {
             filter = nil
         }
+        hasFilter = filter != nil
     }
 
     /// Checks a classic pcap file header as libpcap 1.11 does (libpcap 1.10 lets some of these through or words
@@ -117,6 +120,7 @@ public final class CaptureReader {
     public func next() throws(CaptureError) -> CapturedPacket? {
         while true {
             guard let packet = try nextRecord() else { return nil }
+            if !hasFilter { return packet }
             if try accepts(packet) { return packet }
         }
     }
@@ -124,10 +128,8 @@ public final class CaptureReader {
     @usableFromInline
     func nextRecord() throws(CaptureError) -> CapturedPacket? {
         let packet: CapturedPacket?
-        switch backend {
-        case .libpcap(let source): packet = try source.next()
-        case .pcapng(let source): packet = try source.next()
-        }
+        // Optional chaining on the stored references (no `if let` copy): no retain/release per packet.
+        if libpcap != nil { packet = try libpcap?.next() } else { packet = try pcapng?.next() }
         if packet != nil { recordsRead += 1 }
         return packet
     }
@@ -141,20 +143,10 @@ public final class CaptureReader {
     }
 
     /// Byte offset just past the last record read (the start of the next one).
-    public var offset: Int64 {
-        switch backend {
-        case .libpcap(let source): source.offset
-        case .pcapng(let source): source.offset
-        }
-    }
+    public var offset: Int64 { libpcap?.offset ?? pcapng?.offset ?? 0 }
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
-    public var interfaceDrops: UInt64? {
-        switch backend {
-        case .libpcap: nil
-        case .pcapng(let source): source.reportedDrops
-        }
-    }
+    public var interfaceDrops: UInt64? { pcapng?.reportedDrops }
 }
 
 /// A pcap file read by libpcap.

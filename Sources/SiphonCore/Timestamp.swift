@@ -20,7 +20,7 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     @inlinable
     public static func - (a: Timestamp, b: Timestamp) -> Duration { Duration(nanoseconds: a.nanoseconds &- b.nanoseconds) }
 
-    public static let zero = Timestamp(nanoseconds: 0)
+    @inlinable public static var zero: Timestamp { Timestamp(nanoseconds: 0) }
 
     /// Seconds since the epoch as a floating-point value (for figures, not for keys).
     public var secondsDouble: Double { Double(nanoseconds) / 1e9 }

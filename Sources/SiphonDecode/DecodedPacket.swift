@@ -5,15 +5,15 @@ public import SiphonCore
 public struct TCPFlags: OptionSet, Hashable, Sendable {
     public var rawValue: UInt16
     @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
-    public static let fin = TCPFlags(rawValue: 0x001)
-    public static let syn = TCPFlags(rawValue: 0x002)
-    public static let rst = TCPFlags(rawValue: 0x004)
-    public static let psh = TCPFlags(rawValue: 0x008)
-    public static let ack = TCPFlags(rawValue: 0x010)
-    public static let urg = TCPFlags(rawValue: 0x020)
-    public static let ece = TCPFlags(rawValue: 0x040)
-    public static let cwr = TCPFlags(rawValue: 0x080)
-    public static let ns = TCPFlags(rawValue: 0x100)
+    @inlinable public static var fin: TCPFlags { TCPFlags(rawValue: 0x001) }
+    @inlinable public static var syn: TCPFlags { TCPFlags(rawValue: 0x002) }
+    @inlinable public static var rst: TCPFlags { TCPFlags(rawValue: 0x004) }
+    @inlinable public static var psh: TCPFlags { TCPFlags(rawValue: 0x008) }
+    @inlinable public static var ack: TCPFlags { TCPFlags(rawValue: 0x010) }
+    @inlinable public static var urg: TCPFlags { TCPFlags(rawValue: 0x020) }
+    @inlinable public static var ece: TCPFlags { TCPFlags(rawValue: 0x040) }
+    @inlinable public static var cwr: TCPFlags { TCPFlags(rawValue: 0x080) }
+    @inlinable public static var ns: TCPFlags { TCPFlags(rawValue: 0x100) }
 }
 
 /// The TCP fields the flow and reassembly stages use, options included.

@@ -6,16 +6,16 @@ public import SiphonCore
 /// and throws a `DecodeError` naming the layer, the header's offset and the needed length when the bytes fall
 /// short. `decode(_:linkType:into:)` chains them and records the first error in the packet instead of throwing.
 public enum PacketDecoder {
-    /// Decodes `bytes` captured on `linkType` into `packet` (reset first). Never throws: the stop reason, if any,
-    /// is `packet.error`.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into packet: inout DecodedPacket) {
-        packet = DecodedPacket()
+    /// Decodes `bytes` captured on `linkType`. Never throws: the stop reason, if any, is the packet's `error`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, linkType: LinkType) -> DecodedPacket {
+        var packet = DecodedPacket()
         packet.linkType = linkType
         do {
             try decodeLink(bytes, linkType: linkType, into: &packet)
         } catch {
             packet.error = error
         }
+        return packet
     }
 
     // MARK: Link layers

@@ -64,7 +64,14 @@ public final class FlowTable {
         var previous: Int32 = -1
         var next: Int32 = -1
         var timeoutClass: UInt8 = 0
+        /// Capture time (ns) the flow was last put at its list's tail.
+        var queuedAt: Int64 = 0
     }
+
+    /// A flow is moved to its list's tail at most once per this much capture time (and on a change of timeout
+    /// class), not on every packet. Lists stay ordered by `queuedAt`, so the sweep may end an idle flow up to this
+    /// late; whether a packet starts a new flow is still decided exactly, on lookup.
+    private static let requeueGranularity: Int64 = 1_000_000_000
 
     private enum TimeoutClass: UInt8 {
         case tcpEstablished = 0, tcpUnestablished, tcpClosed, udp, other
@@ -122,7 +129,8 @@ public final class FlowTable {
             // or a new SYN on a closed connection (port reuse): the old flow ends, a new one starts.
             let state = slots[Int(slot)].state
             let idle = timestamp.nanoseconds - slots[Int(slot)].end.nanoseconds
-            if idle > timeouts[Int(links[Int(slot)].timeoutClass)] || (p.transport == .tcp && shouldRestart(state, p)) {
+            let syn = p.transport == .tcp && p.tcp.flags.rawValue & 0x12 == 0x02  // SYN without ACK
+            if idle > timeouts[Int(links[Int(slot)].timeoutClass)] || (syn && (state == .closed || state == .reset)) {
                 end(slot: slot, as: state == .open ? .timeout : state)
                 slot = -1
             }
@@ -131,15 +139,12 @@ public final class FlowTable {
         let s = Int(slot)
         let fromInitiator = slots[s].initiatorIsA == fromA
         update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength)
-        touch(slot)
+        // The timeout class only changes with SYN/FIN/RST or a direction's first packet.
+        let classMayChange = (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
+            || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == 1
+        touch(slot, at: timestamp, classMayChange: classMayChange)
         lastSlot = slot
         return (slot, fromInitiator)
-    }
-
-    /// A SYN without ACK on a flow that already closed or reset starts a new flow (port reuse).
-    private func shouldRestart(_ state: FlowState, _ p: DecodedPacket) -> Bool {
-        guard p.tcp.flags.contains(.syn), !p.tcp.flags.contains(.ack) else { return false }
-        return state == .closed || state == .reset
     }
 
     private func create(_ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp) -> Int32 {
@@ -156,7 +161,7 @@ public final class FlowTable {
         slots[Int(slot)] = flow
         insertIndex(hash: hash, slot: slot)
         activeCount += 1
-        link(slot, into: classOf(slots + Int(slot)))
+        link(slot, into: classOf(slots + Int(slot)), at: timestamp)
         return slot
     }
 
@@ -275,15 +280,17 @@ public final class FlowTable {
         }
     }
 
-    /// Ends every flow idle for longer than its timeout at the current capture time.
+    /// Ends the flows idle for longer than their timeout at the current capture time. A list is walked from its
+    /// head (earliest queued) and stops at the first flow still active: flows behind it were queued later, so each
+    /// is at most `requeueGranularity` past its timeout; a later sweep ends it.
     public func expireIdle() {
         for c in 0..<FlowTable.classCount {
             let limit = timeouts[c]
             while heads[c] >= 0 {
                 let slot = heads[c]
-                let f = slots[Int(slot)]
-                guard now.nanoseconds - f.end.nanoseconds > limit else { break }
-                end(slot: slot, as: f.state == .open ? .timeout : f.state)
+                let state = slots[Int(slot)].state
+                guard now.nanoseconds - slots[Int(slot)].end.nanoseconds > limit else { break }
+                end(slot: slot, as: state == .open ? .timeout : state)
             }
         }
         nextExpiryCheck = Timestamp(nanoseconds: now.nanoseconds + 1_000_000_000)
@@ -320,19 +327,28 @@ public final class FlowTable {
 
     // MARK: Idle-ordered lists
 
-    /// Moves the flow to the tail of its (possibly new) timeout class list: most recently active last.
+    /// Moves the flow to the tail of its timeout class list when its class changed, or when it was last queued
+    /// more than `requeueGranularity` ago: lists stay ordered by queue time, most recently queued last.
     @inline(__always)
-    private func touch(_ slot: Int32) {
+    private func touch(_ slot: Int32, at timestamp: Timestamp, classMayChange: Bool) {
+        let link = links[Int(slot)]
+        if !classMayChange && timestamp.nanoseconds - link.queuedAt < FlowTable.requeueGranularity { return }
         let c = classOf(slots + Int(slot))
-        let current = links[Int(slot)].timeoutClass
-        if c.rawValue == current && tails[Int(current)] == slot { return }
-        unlink(slot, from: current)
-        link(slot, into: c)
+        if c.rawValue == link.timeoutClass && timestamp.nanoseconds - link.queuedAt < FlowTable.requeueGranularity { return }
+        if tails[Int(link.timeoutClass)] == slot && c.rawValue == link.timeoutClass {
+            links[Int(slot)].queuedAt = max(link.queuedAt, timestamp.nanoseconds)
+            return
+        }
+        unlink(slot, from: link.timeoutClass)
+        self.link(slot, into: c, at: timestamp)
     }
 
-    private func link(_ slot: Int32, into c: TimeoutClass) {
+    private func link(_ slot: Int32, into c: TimeoutClass, at timestamp: Timestamp) {
         let ci = Int(c.rawValue)
-        links[Int(slot)] = FlowLink(previous: tails[ci], next: -1, timeoutClass: c.rawValue)
+        // Never queue before the current tail, so that the list stays ordered when timestamps step back.
+        let tailTime = tails[ci] >= 0 ? links[Int(tails[ci])].queuedAt : Int64.min
+        links[Int(slot)] = FlowLink(
+            previous: tails[ci], next: -1, timeoutClass: c.rawValue, queuedAt: max(timestamp.nanoseconds, tailTime))
         if tails[ci] >= 0 { links[Int(tails[ci])].next = slot } else { heads[ci] = slot }
         tails[ci] = slot
     }

@@ -48,9 +48,7 @@ enum Frames {
 }
 
 func decode(_ bytes: [UInt8], _ linkType: LinkType) -> DecodedPacket {
-    var p = DecodedPacket()
-    bytes.withUnsafeBytes { PacketDecoder.decode($0, linkType: linkType, into: &p) }
-    return p
+    bytes.withUnsafeBytes { PacketDecoder.decode($0, linkType: linkType) }
 }
 
 @Suite struct DecoderTests {
