@@ -36,22 +36,23 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         var secondOfDay = seconds % 86_400
         if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
         let (y, m, d) = Timestamp.civil(fromDays: days)
-        var out = ""
-        out.reserveCapacity(27)
-        Timestamp.pad(&out, y, 4); out += "-"
-        Timestamp.pad(&out, m, 2); out += "-"
-        Timestamp.pad(&out, d, 2); out += "T"
-        Timestamp.pad(&out, secondOfDay / 3600, 2); out += ":"
-        Timestamp.pad(&out, secondOfDay / 60 % 60, 2); out += ":"
-        Timestamp.pad(&out, secondOfDay % 60, 2); out += "."
-        Timestamp.pad(&out, fraction, 6); out += "Z"
-        return out
-    }
-
-    private static func pad(_ s: inout String, _ v: Int64, _ width: Int) {
-        let digits = String(v)
-        if digits.count < width { s += String(repeating: "0", count: width - digits.count) }
-        s += digits
+        // Fixed-width digits written straight into 27 bytes: this runs three times per flow event.
+        var out = [UInt8](repeating: 0, count: 27)
+        func put(_ v: Int64, _ at: Int, _ width: Int) {
+            var v = v
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                out[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        put(y, 0, 4); out[4] = 0x2D
+        put(m, 5, 2); out[7] = 0x2D
+        put(d, 8, 2); out[10] = 0x54
+        put(secondOfDay / 3600, 11, 2); out[13] = 0x3A
+        put(secondOfDay / 60 % 60, 14, 2); out[16] = 0x3A
+        put(secondOfDay % 60, 17, 2); out[19] = 0x2E
+        put(fraction, 20, 6); out[26] = 0x5A
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).

@@ -80,6 +80,16 @@ public struct JSONObjectWriter {
 
     private mutating func appendString(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (addresses, timestamps, names) need no escaping: copy them in one go.
+        let plain = s.utf8.withContiguousStorageIfAvailable { raw -> Bool in
+            for c in raw where c < 0x20 || c == 0x22 || c == 0x5C { return false }
+            bytes.append(contentsOf: raw)
+            return true
+        }
+        if plain == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for c in s.utf8 {
             switch c {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
