@@ -9,6 +9,8 @@ public struct ScanOptions: Sendable {
     /// A tcpdump-style BPF filter applied to every packet.
     public var filter: String?
     public var flows = FlowTableConfiguration()
+    public var reassembly = ReassemblyConfiguration()
+    public var streams = StreamRecorder.Options()
     public init() {}
 }
 
@@ -23,6 +25,8 @@ public final class ScanPipeline {
     /// Bytes sent and received and flows per host, from ended flows.
     public private(set) var hosts: [IPAddress: HostTotals] = [:]
     public let flows: FlowTable
+    public let reassembler: TCPReassembler<StreamRecorder>
+    public let recorder: StreamRecorder
     private let output: EventOutput?
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
@@ -38,6 +42,9 @@ public final class ScanPipeline {
         self.capture = capture
         self.output = output
         flows = FlowTable(configuration: options.flows)
+        recorder = StreamRecorder(options: options.streams)
+        reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
+        recorder.flows = flows
     }
 
     /// Processes one captured packet.
@@ -53,7 +60,17 @@ public final class ScanPipeline {
 
         let packet = PacketDecoder.decode(captured.bytes, linkType: captured.linkType)
         count(packet)
-        flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength)
+        if let (slot, fromInitiator) = flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength),
+            packet.transport == .tcp
+        {
+            let payload = UnsafeRawBufferPointer(
+                rebasing: captured.bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
+            reassembler.segment(
+                slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
+                sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
+                missing: packet.payloadLength - packet.payloadCaptured, timestamp: captured.timestamp)
+            if !recorder.conflicts.isEmpty { writeConflicts() }
+        }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
 
@@ -80,8 +97,18 @@ public final class ScanPipeline {
         }
     }
 
+    private func writeConflicts() {
+        for c in recorder.takeConflicts() {
+            output?.write(EventEncoder.overlapAnomaly(c, flow: flows.flow(at: c.slot), policy: reassembler.configuration.policy, capture: capture))
+        }
+    }
+
     private func drainEndedFlows() {
-        for f in flows.ended {
+        for (f, slot) in zip(flows.ended, flows.endedSlots) {
+            let figures: (StreamFigures, StreamFigures)? =
+                f.key.ipProtocol == 6 ? reassembler.finish(slot: slot, flowID: f.id) : nil
+            if !recorder.conflicts.isEmpty { writeConflicts() }
+            let hashes = recorder.finish(slot: slot)
             var a = hosts[f.key.a, default: HostTotals()]
             a.bytes &+= f.aToB.bytes &+ f.bToA.bytes
             a.flows &+= 1
@@ -90,9 +117,9 @@ public final class ScanPipeline {
             b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
             b.flows &+= 1
             hosts[f.key.b] = b
-            output?.write(EventEncoder.flow(f, capture: capture))
+            output?.write(EventEncoder.flow(f, streams: figures, hashes: hashes, capture: capture))
         }
-        flows.ended.removeAll(keepingCapacity: true)
+        flows.releaseEnded()
     }
 
     /// Records the error that stopped reading (the data before it stays processed).
@@ -111,6 +138,14 @@ public final class ScanPipeline {
         statistics.flowsEvicted = flows.evictions
         statistics.interfaceDrops = interfaceDrops
         statistics.filteredOut = UInt64(filteredOut)
+        statistics.reassembledBytes = reassembler.deliveredBytes
+        statistics.gaps = reassembler.gapCount
+        statistics.gapBytes = reassembler.gapBytes
+        statistics.overlapBytes = reassembler.overlapBytes
+        statistics.overlapConflicts = reassembler.conflictCount
+        statistics.budgetGapBytes = reassembler.budgetGapBytes
+        statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
+        statistics.extractionError = recorder.extractionError
         output?.write(EventEncoder.stats(statistics, capture: capture))
         output?.flush()
         return statistics

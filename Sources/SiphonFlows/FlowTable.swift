@@ -29,8 +29,11 @@ public struct FlowTableConfiguration: Sendable {
 public final class FlowTable {
     public let configuration: FlowTableConfiguration
 
-    /// Flows that ended since the owner last drained this array, in the order they ended.
-    public var ended: [Flow] = []
+    /// Flows that ended since the owner last called `releaseEnded()`, in the order they ended.
+    public private(set) var ended: [Flow] = []
+    /// The slot each flow of `ended` occupied: side state kept per slot by later stages (reassembly) is still
+    /// there until `releaseEnded()` makes the slots reusable.
+    public private(set) var endedSlots: [Int32] = []
 
     public private(set) var activeCount = 0
     public private(set) var createdCount: UInt64 = 0
@@ -320,10 +323,21 @@ public final class FlowTable {
         f.state = state
         unlink(slot, from: links[Int(slot)].timeoutClass)
         removeIndex(f.key, slot: slot)
-        freeList.append(slot)
         activeCount -= 1
         ended.append(f)
+        endedSlots.append(slot)
     }
+
+    /// Makes the slots of the ended flows reusable and empties `ended`. Call after reading them.
+    public func releaseEnded() {
+        freeList.append(contentsOf: endedSlots)
+        ended.removeAll(keepingCapacity: true)
+        endedSlots.removeAll(keepingCapacity: true)
+    }
+
+    /// The id of the live flow in `slot`.
+    @inline(__always)
+    public func flowID(at slot: Int32) -> UInt64 { slots[Int(slot)].id }
 
     // MARK: Idle-ordered lists
 

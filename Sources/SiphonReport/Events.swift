@@ -5,7 +5,9 @@ public import SiphonFlows
 /// Encodes events of the JSON Lines contract (ARCHITECTURE.md).
 public enum EventEncoder {
     /// A `flow` event for a flow that ended.
-    public static func flow(_ f: Flow, capture: String) -> JSONObjectWriter {
+    public static func flow(
+        _ f: Flow, streams: (StreamFigures, StreamFigures)? = nil, hashes: (String?, String?) = (nil, nil), capture: String
+    ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
         w.field("timestamp", f.end.rfc3339)
@@ -19,12 +21,13 @@ public enum EventEncoder {
         w.field("app", "unknown")
         w.field("history", f.history.description)
         if f.evicted { w.field("evicted", true) }
+        if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
         w.beginObject("client")
-        counters(f.client, into: &w)
+        counters(f.client, stream: streams?.0, sha256: hashes.0, into: &w)
         if f.clientMAC != 0 { w.field("mac", macString(f.clientMAC)) }
         w.endObject()
         w.beginObject("server")
-        counters(f.server, into: &w)
+        counters(f.server, stream: streams?.1, sha256: hashes.1, into: &w)
         if f.serverMAC != 0 { w.field("mac", macString(f.serverMAC)) }
         w.endObject()
         w.endObject()
@@ -51,10 +54,51 @@ public enum EventEncoder {
         if f.key.vlan != 0 { w.field("vlan", f.key.vlan) }
     }
 
-    static func counters(_ c: DirectionCounters, into w: inout JSONObjectWriter) {
+    /// `payload_bytes`: for TCP the reassembled stream bytes (each once), otherwise the transport payload.
+    static func counters(_ c: DirectionCounters, stream: StreamFigures?, sha256: String?, into w: inout JSONObjectWriter) {
         w.field("packets", c.packets)
         w.field("bytes", c.bytes)
-        w.field("payload_bytes", c.payloadBytes)
+        if let stream {
+            w.field("payload_bytes", stream.delivered)
+            w.field("gaps", stream.gapBytes)
+            if stream.retransmittedBytes > 0 { w.field("retransmitted_bytes", stream.retransmittedBytes) }
+            if stream.conflicts > 0 { w.field("overlap_conflicts", stream.conflicts) }
+        } else {
+            w.field("payload_bytes", c.payloadBytes)
+            w.field("gaps", 0)
+        }
+        if let sha256 { w.field("sha256", sha256) }
+    }
+
+    /// An `anomaly` event (EVE's name) for overlapping TCP data whose two versions differ.
+    public static func overlapAnomaly(_ c: OverlapConflict, flow f: Flow, policy: OverlapPolicy, capture: String) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", c.timestamp.rfc3339)
+        w.field("event_type", "anomaly")
+        w.field("capture", capture)
+        flowFields(f, into: &w)
+        w.beginObject("anomaly")
+        w.field("type", "stream")
+        w.field("event", "overlap-different-data")
+        w.field("direction", c.direction == 0 ? "to_server" : "to_client")
+        w.field("offset", c.offset)
+        w.field("length", c.length)
+        w.field("policy", policy.rawValue)
+        w.field("kept_segment_offset", c.keptSegmentOffset)
+        w.field("discarded_segment_offset", c.discardedSegmentOffset)
+        w.field("kept", hex(c.kept))
+        w.field("discarded", hex(c.discarded))
+        w.endObject()
+        w.endObject()
+        return w
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func macString(_ mac: UInt64) -> String {
@@ -102,6 +146,16 @@ public enum EventEncoder {
         w.endObject()
         w.field("flows", s.flows)
         w.field("flows_evicted", s.flowsEvicted)
+        w.beginObject("tcp_reassembly")
+        w.field("bytes_reassembled", s.reassembledBytes)
+        w.field("gaps", s.gaps)
+        w.field("gap_bytes", s.gapBytes)
+        w.field("overlap_bytes", s.overlapBytes)
+        w.field("overlap_conflicts", s.overlapConflicts)
+        w.field("budget_gap_bytes", s.budgetGapBytes)
+        w.field("peak_buffered_bytes", s.peakBufferedBytes)
+        w.endObject()
+        if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }
         if let first = s.firstTimestamp, let last = s.lastTimestamp {
             w.field("first_packet", first.rfc3339)

@@ -26,6 +26,16 @@ public struct CaptureStatistics: Sendable {
     public var linkTypes: [UInt32: UInt64] = [:]
     public var flows: UInt64 = 0
     public var flowsEvicted: UInt64 = 0
+    /// TCP reassembly: bytes delivered in order, holes (count and bytes), bytes seen again in overlapping
+    /// segments, overlaps whose versions differed, bytes given up to memory budgets, peak out-of-order buffer.
+    public var reassembledBytes: UInt64 = 0
+    public var gaps: UInt64 = 0
+    public var gapBytes: UInt64 = 0
+    public var overlapBytes: UInt64 = 0
+    public var overlapConflicts: UInt64 = 0
+    public var budgetGapBytes: UInt64 = 0
+    public var peakBufferedBytes: UInt64 = 0
+    public var extractionError: String?
     /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
     public var interfaceDrops: UInt64?
     public var firstTimestamp: Timestamp?

@@ -1,4 +1,4 @@
-import ArgumentParser
+public import ArgumentParser
 import Siphon
 
 #if canImport(Glibc)
@@ -49,6 +49,21 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it.", valueName: "count"))
     var maxFlows: Int = 1 << 20
 
+    @Flag(help: "Add each TCP direction's SHA-256 (of the reassembled bytes) to flow events.")
+    var streamHashes = false
+
+    @Option(help: ArgumentHelp("Write each TCP direction's reassembled bytes to a file in this folder, named as tcpflow names them.", valueName: "dir"))
+    var extractStreams: String?
+
+    @Option(help: ArgumentHelp("Which copy of overlapping TCP bytes to keep: first, last, bsd, linux, windows.", valueName: "policy"))
+    var overlapPolicy: OverlapPolicy = .first
+
+    @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole is declared a gap.", valueName: "bytes"))
+    var maxBufferedPerDirection: Int = 4 << 20
+
+    @Option(help: ArgumentHelp("Out-of-order bytes buffered over all flows.", valueName: "bytes"))
+    var maxBufferedTotal: Int = 64 << 20
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -60,6 +75,7 @@ struct Scan: ParsableCommand {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
+        if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 { throw ValidationError("buffer limits cannot be negative") }
         if captures.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read once") }
     }
 
@@ -73,6 +89,17 @@ struct Scan: ParsableCommand {
         options.flows.udpTimeout = duration(udpTimeout)
         options.flows.otherTimeout = duration(otherTimeout)
         options.flows.maximumFlows = maxFlows
+        options.reassembly.policy = overlapPolicy
+        options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
+        options.reassembly.maximumBufferedTotal = maxBufferedTotal
+        options.streams.hashes = streamHashes
+        if let dir = extractStreams {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
+                throw ExitCode(2)
+            }
+            options.streams.extractDirectory = dir
+        }
 
         let output: EventOutput?
         do {
@@ -101,6 +128,8 @@ struct Scan: ParsableCommand {
         if failed { throw ExitCode(2) }
     }
 }
+
+extension OverlapPolicy: ExpressibleByArgument {}
 
 func printError(_ message: String) { writeStandardError(message) }
 

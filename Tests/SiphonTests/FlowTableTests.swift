@@ -133,7 +133,7 @@ func at(_ seconds: Double) -> Timestamp { Timestamp(nanoseconds: Int64(seconds *
             last[port] = now
             t.process(udpPacket("192.0.2.1", 40000, "198.51.100.1", port), timestamp: at(now), wireLength: 60)
             collected += t.ended
-            t.ended.removeAll()
+            t.releaseEnded()
         }
         t.finish()
         collected += t.ended

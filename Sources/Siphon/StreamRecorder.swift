@@ -1,0 +1,126 @@
+import Crypto
+public import SiphonCore
+public import SiphonFlows
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pipeline's stream consumer: SHA-256 of each direction (`--stream-hashes`), each direction written to a
+/// file named as tcpflow names it (`--extract-streams DIR`), and overlap conflicts kept for `anomaly` events.
+/// Application parsers will be fed from here.
+public final class StreamRecorder: StreamConsumer {
+    public struct Options: Sendable {
+        public var hashes = false
+        public var extractDirectory: String?
+        public init() {}
+    }
+
+    let options: Options
+    unowned(unsafe) var flows: FlowTable!
+    private var hashers: [SHA256?] = []
+    private var files: [Int32] = []
+    /// Streams written per tcpflow base name, to add tcpflow's `c1`, `c2`... suffix on reuse.
+    private var namesUsed: [String: Int] = [:]
+    public private(set) var conflicts: [OverlapConflict] = []
+    /// Extraction failures (the first one), reported once.
+    public private(set) var extractionError: String?
+
+    init(options: Options) { self.options = options }
+
+    deinit { for fd in files where fd >= 0 { close(fd) } }
+
+    private func ensure(_ i: Int) {
+        if i >= hashers.count {
+            let n = max(i + 1, hashers.count * 2, 1024)
+            if options.hashes { hashers += Array(repeating: nil, count: n - hashers.count) } else { hashers = Array(repeating: nil, count: n) }
+            files += Array(repeating: -1, count: n - files.count)
+        }
+    }
+
+    public func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
+        let i = Int(slot) * 2 + direction
+        if options.hashes {
+            ensure(i)
+            if hashers[i] == nil { hashers[i] = SHA256() }
+            hashers[i]!.update(bufferPointer: bytes)
+        }
+        if options.extractDirectory != nil {
+            ensure(i)
+            write(bytes, i: i, slot: slot, direction: direction, offset: offset)
+        }
+    }
+
+    public func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64) {
+        // Hashes cover the delivered bytes only; extracted files keep the hole (sparse), as tcpflow leaves it.
+    }
+
+    public func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
+
+    func takeConflicts() -> [OverlapConflict] {
+        defer { conflicts.removeAll(keepingCapacity: true) }
+        return conflicts
+    }
+
+    /// The hex SHA-256 of each direction of the flow in `slot` (nil for an empty direction or without hashing),
+    /// and closes its extracted files.
+    func finish(slot: Int32) -> (String?, String?) {
+        var out: (String?, String?) = (nil, nil)
+        for direction in 0..<2 {
+            let i = Int(slot) * 2 + direction
+            guard i < files.count else { continue }
+            if options.hashes, let h = hashers[i] {
+                let hex = h.finalize().map { String($0, radix: 16).leftPadded(2) }.joined()
+                if direction == 0 { out.0 = hex } else { out.1 = hex }
+                hashers[i] = nil
+            }
+            if files[i] >= 0 {
+                close(files[i])
+                files[i] = -1
+            }
+        }
+        return out
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer, i: Int, slot: Int32, direction: Int, offset: UInt64) {
+        guard let dir = options.extractDirectory else { return }
+        if files[i] < 0 {
+            let f = flows.flow(at: slot)
+            let fromClient = direction == 0
+            let base = StreamRecorder.tcpflowName(
+                source: fromClient ? f.clientAddress : f.serverAddress, sourcePort: fromClient ? f.clientPort : f.serverPort,
+                destination: fromClient ? f.serverAddress : f.clientAddress,
+                destinationPort: fromClient ? f.serverPort : f.clientPort)
+            let used = namesUsed[base, default: 0]
+            namesUsed[base] = used + 1
+            let name = used == 0 ? base : base + "c\(used)"
+            let fd = open(dir + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if fd < 0 {
+                if extractionError == nil { extractionError = "\(dir)/\(name): \(String(cString: strerror(errno)))" }
+                return
+            }
+            files[i] = fd
+        }
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(files[i], bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if n <= 0 { break }
+            done += n
+        }
+    }
+
+    /// tcpflow's default file name: `%A.%a-%B.%b`, IPv4 octets zero-padded to 3 digits, ports to 5
+    /// (`192.168.001.002.01234-010.000.000.001.00080`); IPv6 addresses as tcpflow prints them (inet_ntop).
+    public static func tcpflowName(source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16) -> String {
+        func address(_ a: IPAddress) -> String {
+            if a.isIPv6 { return a.description }
+            return a.bytes.map { String($0).leftPadded(3) }.joined(separator: ".")
+        }
+        return address(source) + "." + String(sourcePort).leftPadded(5) + "-" + address(destination) + "."
+            + String(destinationPort).leftPadded(5)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,0 +1,398 @@
+public import SiphonCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the reassembler hands on, per flow slot and direction (0: from the initiator, 1: to it).
+///
+/// `data` bytes are borrowed: valid only during the call (in-order data points into the capture buffer; flushed
+/// out-of-order data into a pooled buffer about to be reused). Offsets count bytes from the start of the stream,
+/// gaps included, so they stay exact across 32-bit sequence wrap.
+public protocol StreamConsumer: AnyObject {
+    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64)
+    /// `length` bytes at `offset` will never arrive (capture loss, snapshot length, a memory budget).
+    func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64)
+    /// Two versions of the same stream bytes differed: an evasion anomaly.
+    func streamConflict(_ conflict: OverlapConflict)
+}
+
+/// Which copy of overlapping bytes is kept. `first` and `last` are Suricata's `first`/`last` policies; BSD, Linux
+/// and Windows follow how those stacks resolve overlaps with *buffered* data (the cases the tests cover): BSD and
+/// Windows keep the old bytes except where a new segment starts before an old one; Linux keeps the new bytes when
+/// the new segment starts before or at the old one.
+public enum OverlapPolicy: String, Sendable, CaseIterable {
+    case first, last, bsd, linux, windows
+}
+
+/// An overlap whose two versions differ, for the `anomaly` event and the `evasion` detector.
+public struct OverlapConflict: Sendable {
+    public var flowID: UInt64
+    public var slot: Int32
+    public var direction: Int
+    /// Stream offset and length of the overlapping range.
+    public var offset: UInt64
+    public var length: Int
+    /// Stream offsets where the kept copy and the discarded copy started.
+    public var keptSegmentOffset: UInt64
+    public var discardedSegmentOffset: UInt64
+    /// Up to 16 bytes of each version, from `offset`.
+    public var kept: [UInt8]
+    public var discarded: [UInt8]
+    public var timestamp: Timestamp
+}
+
+/// Limits on buffered out-of-order bytes.
+public struct ReassemblyConfiguration: Sendable {
+    public var policy: OverlapPolicy = .first
+    /// Out-of-order bytes one direction may hold; beyond, the hole before them is declared a gap.
+    public var maximumBufferedPerDirection = 4 << 20
+    /// Out-of-order bytes all flows together may hold.
+    public var maximumBufferedTotal = 64 << 20
+    public init() {}
+}
+
+/// Figures of one direction's stream, read when its flow ends.
+public struct StreamFigures: Sendable, Equatable {
+    /// Bytes delivered to the consumer (each stream byte once).
+    public var delivered: UInt64 = 0
+    /// Bytes known missing, and how many holes.
+    public var gapBytes: UInt64 = 0
+    public var gaps: UInt32 = 0
+    /// Bytes seen again (retransmissions, overlaps), and overlapping ranges whose bytes differed.
+    public var retransmittedBytes: UInt64 = 0
+    public var conflicts: UInt32 = 0
+    /// The stream was picked up without its SYN.
+    public var midstream = false
+    public init() {}
+}
+
+/// Per-direction TCP stream reassembly for the flows of one `FlowTable` (state kept per flow slot).
+///
+/// In-order data goes straight from the capture buffer to the consumer. Out-of-order segments are copied into
+/// pooled buffers, kept in a sequence-sorted list, trimmed against each other by the overlap policy, and released
+/// as soon as the hole before them fills. Retransmitted bytes are dropped; 32-bit sequence numbers map to 64-bit
+/// stream offsets. A hole that cannot fill (the flow ended, a budget ran out, the capture cut the payload) is
+/// reported to the consumer as a gap, never glued over.
+public final class TCPReassembler<Consumer: StreamConsumer> {
+    public let configuration: ReassemblyConfiguration
+    public let consumer: Consumer
+
+    /// Totals over all streams, for the `stats` event.
+    public private(set) var deliveredBytes: UInt64 = 0
+    public private(set) var gapBytes: UInt64 = 0
+    public private(set) var gapCount: UInt64 = 0
+    public private(set) var conflictCount: UInt64 = 0
+    public private(set) var overlapBytes: UInt64 = 0
+    /// Bytes declared gaps because a memory budget was reached (not capture loss).
+    public private(set) var budgetGapBytes: UInt64 = 0
+    public private(set) var bufferedBytes = 0
+    public private(set) var peakBufferedBytes = 0
+
+    private struct Half {
+        var flowID: UInt64 = 0
+        var started = false
+        var nextSequence: UInt32 = 0
+        /// Stream offset of `nextSequence`: everything before it was delivered or declared a gap.
+        var offset: UInt64 = 0
+        var finOffset: UInt64 = .max
+        var head: Int32 = -1
+        var buffered = 0
+        var figures = StreamFigures()
+    }
+
+    private struct Segment {
+        var start: UInt64
+        var length: Int
+        var next: Int32
+        var data: UnsafeMutableRawPointer
+        var sizeClass: Int
+    }
+
+    private var halves: UnsafeMutablePointer<Half>
+    private var halfCapacity: Int
+    private var segments: [Segment] = []
+    private var freeSegments: [Int32] = []
+    /// Pooled buffers by power-of-two size class (64 B ... 64 KiB and beyond).
+    private var pool: [[UnsafeMutableRawPointer]] = Array(repeating: [], count: 32)
+
+    public init(configuration: ReassemblyConfiguration = ReassemblyConfiguration(), consumer: Consumer) {
+        self.configuration = configuration
+        self.consumer = consumer
+        halfCapacity = 2048
+        halves = UnsafeMutablePointer<Half>.allocate(capacity: halfCapacity)
+        halves.initialize(repeating: Half(), count: halfCapacity)
+    }
+
+    deinit {
+        // Buffers of segments still held (flows never finished) are not in the pool: free them too.
+        let free = Set(freeSegments)
+        for i in segments.indices where !free.contains(Int32(i)) { segments[i].data.deallocate() }
+        for list in pool { for p in list { p.deallocate() } }
+        halves.deallocate()
+    }
+
+    @inline(__always)
+    private func half(_ slot: Int32, _ direction: Int) -> UnsafeMutablePointer<Half> {
+        let i = Int(slot) * 2 + direction
+        if i >= halfCapacity { grow(to: i + 1) }
+        return halves + i
+    }
+
+    private func grow(to n: Int) {
+        var c = halfCapacity
+        while c < n { c *= 2 }
+        let bigger = UnsafeMutablePointer<Half>.allocate(capacity: c)
+        bigger.moveInitialize(from: halves, count: halfCapacity)
+        (bigger + halfCapacity).initialize(repeating: Half(), count: c - halfCapacity)
+        halves.deallocate()
+        halves = bigger
+        halfCapacity = c
+    }
+
+    /// Feeds one TCP segment of the flow `flowID` in `slot`. `payload` is what the capture holds; `missing` bytes of
+    /// payload the packet carried on the wire were cut by the snapshot length.
+    public func segment(
+        slot: Int32, flowID: UInt64, direction: Int, sequence: UInt32, flags: UInt16,
+        payload: UnsafeRawBufferPointer, missing: Int = 0, timestamp: Timestamp
+    ) {
+        let h = half(slot, direction)
+        if h.pointee.flowID != flowID { h.pointee = Half(); h.pointee.flowID = flowID }
+        let syn = flags & 0x02 != 0
+        let fin = flags & 0x01 != 0
+        var dataSequence = sequence
+        if syn {
+            dataSequence = sequence &+ 1
+            if !h.pointee.started || (h.pointee.offset == 0 && h.pointee.head < 0) {
+                h.pointee.started = true
+                h.pointee.nextSequence = dataSequence
+                h.pointee.offset = 0
+                h.pointee.figures.midstream = false
+            }
+        } else if !h.pointee.started {
+            // Mid-stream pickup: the stream starts where this segment does.
+            h.pointee.started = true
+            h.pointee.nextSequence = dataSequence
+            h.pointee.figures.midstream = true
+        }
+        let distance = Int64(Int32(bitPattern: dataSequence &- h.pointee.nextSequence))
+        let start = Int64(h.pointee.offset) + distance
+        let length = payload.count + missing
+        if fin && start + Int64(length) >= 0 && h.pointee.finOffset == .max {
+            h.pointee.finOffset = UInt64(start + Int64(length))
+        }
+        guard length > 0 else { return }
+        let end = start + Int64(length)
+        let offset = Int64(h.pointee.offset)
+        if end <= offset {
+            h.pointee.figures.retransmittedBytes &+= UInt64(length)
+            return
+        }
+        if start <= offset {
+            // In order (possibly overlapping what was delivered): deliver the new part straight from the packet.
+            let skip = Int(offset - start)
+            if skip > 0 { h.pointee.figures.retransmittedBytes &+= UInt64(skip) }
+            if skip < payload.count {
+                let fresh = UnsafeRawBufferPointer(rebasing: payload[skip...])
+                deliver(fresh, h, slot: slot, direction: direction)
+            }
+            if missing > 0 {
+                // The snapshot length cut this packet: its tail is a gap, declared now rather than waited for.
+                let cut = UInt64(end) - h.pointee.offset
+                declareGap(cut, h, slot: slot, direction: direction, budget: false)
+            }
+            drain(h, slot: slot, direction: direction)
+            return
+        }
+        buffer(UnsafeRawBufferPointer(rebasing: payload[...]), at: UInt64(start), h, slot: slot, direction: direction, timestamp: timestamp)
+    }
+
+    @inline(__always)
+    private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
+        consumer.streamData(bytes, slot: slot, direction: direction, offset: h.pointee.offset)
+        h.pointee.offset &+= UInt64(bytes.count)
+        h.pointee.nextSequence &+= UInt32(truncatingIfNeeded: bytes.count)
+        h.pointee.figures.delivered &+= UInt64(bytes.count)
+        deliveredBytes &+= UInt64(bytes.count)
+    }
+
+    private func declareGap(_ length: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, budget: Bool) {
+        guard length > 0 else { return }
+        consumer.streamGap(length: length, slot: slot, direction: direction, offset: h.pointee.offset)
+        h.pointee.offset &+= length
+        h.pointee.nextSequence &+= UInt32(truncatingIfNeeded: length)
+        h.pointee.figures.gapBytes &+= length
+        h.pointee.figures.gaps &+= 1
+        gapBytes &+= length
+        gapCount &+= 1
+        if budget { budgetGapBytes &+= length }
+    }
+
+    /// Delivers buffered segments that the stream has reached.
+    private func drain(_ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
+        while h.pointee.head >= 0 {
+            let i = Int(h.pointee.head)
+            let s = segments[i]
+            if s.start > h.pointee.offset { return }
+            let end = s.start + UInt64(s.length)
+            if end > h.pointee.offset {
+                let skip = Int(h.pointee.offset - s.start)
+                deliver(UnsafeRawBufferPointer(start: s.data + skip, count: s.length - skip), h, slot: slot, direction: direction)
+            }
+            h.pointee.head = s.next
+            release(Int32(i), h)
+        }
+    }
+
+    /// Declares the hole before the first buffered segment a gap and delivers what follows it.
+    private func skipToBuffered(_ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, budget: Bool) {
+        guard h.pointee.head >= 0 else { return }
+        let first = segments[Int(h.pointee.head)].start
+        if first > h.pointee.offset { declareGap(first - h.pointee.offset, h, slot: slot, direction: direction, budget: budget) }
+        drain(h, slot: slot, direction: direction)
+    }
+
+    // MARK: Out-of-order buffering
+
+    private func buffer(
+        _ data: UnsafeRawBufferPointer, at start: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
+        timestamp: Timestamp
+    ) {
+        let length = data.count
+        guard length > 0 else { return }
+        // Budgets: make room by giving up the oldest hole (delivering what was buffered behind it).
+        while h.pointee.head >= 0
+            && (h.pointee.buffered + length > configuration.maximumBufferedPerDirection
+                || bufferedBytes + length > configuration.maximumBufferedTotal)
+        {
+            skipToBuffered(h, slot: slot, direction: direction, budget: true)
+        }
+        if start <= h.pointee.offset {
+            // Flushing reached this segment: it is in order now.
+            let skip = Int(h.pointee.offset - start)
+            if skip < length { deliver(UnsafeRawBufferPointer(rebasing: data[skip...]), h, slot: slot, direction: direction) }
+            drain(h, slot: slot, direction: direction)
+            return
+        }
+        if h.pointee.buffered + length > configuration.maximumBufferedPerDirection
+            || bufferedBytes + length > configuration.maximumBufferedTotal
+        {
+            // Even an empty buffer cannot hold it: deliver it now, after declaring the hole before it a gap.
+            declareGap(start - h.pointee.offset, h, slot: slot, direction: direction, budget: true)
+            deliver(data, h, slot: slot, direction: direction)
+            return
+        }
+        let end = start + UInt64(length)
+        var cursor = start
+        var previous: Int32 = -1
+        var current = h.pointee.head
+        while cursor < end {
+            while current >= 0 && segments[Int(current)].start + UInt64(segments[Int(current)].length) <= cursor {
+                previous = current
+                current = segments[Int(current)].next
+            }
+            if current < 0 || segments[Int(current)].start >= end {
+                previous = store(data, from: cursor, to: end, dataStart: start, after: previous, before: current, h)
+                break
+            }
+            let old = segments[Int(current)]
+            if old.start > cursor {
+                previous = store(data, from: cursor, to: old.start, dataStart: start, after: previous, before: current, h)
+                cursor = old.start
+            }
+            // [cursor, overlapEnd) is held by `old` and offered again by the new segment.
+            let overlapEnd = min(end, old.start + UInt64(old.length))
+            resolveOverlap(old: Int(current), new: data, newStart: start, from: cursor, to: overlapEnd, h, slot: slot,
+                           direction: direction, timestamp: timestamp)
+            cursor = overlapEnd
+            previous = current
+            current = old.next
+        }
+    }
+
+    /// Applies the overlap policy to `[from, to)`, held by buffered segment `old` and offered by `new`.
+    private func resolveOverlap(
+        old: Int, new: UnsafeRawBufferPointer, newStart: UInt64, from: UInt64, to: UInt64,
+        _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, timestamp: Timestamp
+    ) {
+        let count = Int(to - from)
+        let oldBytes = segments[old].data + Int(from - segments[old].start)
+        let newBytes = new.baseAddress! + Int(from - newStart)
+        overlapBytes &+= UInt64(count)
+        h.pointee.figures.retransmittedBytes &+= UInt64(count)
+        let differs = memcmp(oldBytes, newBytes, count) != 0
+        let oldStart = segments[old].start
+        let takeNew: Bool
+        switch configuration.policy {
+        case .first: takeNew = false
+        case .last: takeNew = true
+        case .bsd, .windows: takeNew = newStart < oldStart
+        case .linux: takeNew = newStart <= oldStart
+        }
+        if differs {
+            h.pointee.figures.conflicts &+= 1
+            conflictCount &+= 1
+            let shown = min(count, 16)
+            let oldCopy = [UInt8](UnsafeRawBufferPointer(start: oldBytes, count: shown))
+            let newCopy = [UInt8](UnsafeRawBufferPointer(start: newBytes, count: shown))
+            consumer.streamConflict(OverlapConflict(
+                flowID: h.pointee.flowID, slot: slot, direction: direction, offset: from, length: count,
+                keptSegmentOffset: takeNew ? newStart : oldStart, discardedSegmentOffset: takeNew ? oldStart : newStart,
+                kept: takeNew ? newCopy : oldCopy, discarded: takeNew ? oldCopy : newCopy, timestamp: timestamp))
+            if takeNew { oldBytes.copyMemory(from: newBytes, byteCount: count) }
+        }
+    }
+
+    /// Copies `data[from - dataStart ..< to - dataStart]` into a pooled buffer linked between two segments.
+    private func store(
+        _ data: UnsafeRawBufferPointer, from: UInt64, to: UInt64, dataStart: UInt64, after previous: Int32,
+        before next: Int32, _ h: UnsafeMutablePointer<Half>
+    ) -> Int32 {
+        let length = Int(to - from)
+        let sizeClass = max(6, Int.bitWidth - (length - 1).leadingZeroBitCount)
+        let buffer = pool[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: 1 << sizeClass, alignment: 16)
+        buffer.copyMemory(from: data.baseAddress! + Int(from - dataStart), byteCount: length)
+        let record = Segment(start: from, length: length, next: next, data: buffer, sizeClass: sizeClass)
+        let index: Int32
+        if let free = freeSegments.popLast() {
+            index = free
+            segments[Int(free)] = record
+        } else {
+            index = Int32(segments.count)
+            segments.append(record)
+        }
+        if previous >= 0 { segments[Int(previous)].next = index } else { h.pointee.head = index }
+        h.pointee.buffered += length
+        bufferedBytes += length
+        if bufferedBytes > peakBufferedBytes { peakBufferedBytes = bufferedBytes }
+        return index
+    }
+
+    private func release(_ index: Int32, _ h: UnsafeMutablePointer<Half>) {
+        let s = segments[Int(index)]
+        h.pointee.buffered -= s.length
+        bufferedBytes -= s.length
+        pool[s.sizeClass].append(s.data)
+        freeSegments.append(index)
+    }
+
+    // MARK: End of a flow
+
+    /// Ends both directions of the flow in `slot`: buffered data is delivered with the holes before it reported as
+    /// gaps, a FIN beyond the delivered data adds the missing tail as a gap. Returns each direction's figures
+    /// (index 0 from the initiator) and frees the slot's state.
+    public func finish(slot: Int32, flowID: UInt64) -> (StreamFigures, StreamFigures) {
+        var out = (StreamFigures(), StreamFigures())
+        for direction in 0..<2 {
+            let h = half(slot, direction)
+            guard h.pointee.flowID == flowID else { continue }
+            while h.pointee.head >= 0 { skipToBuffered(h, slot: slot, direction: direction, budget: false) }
+            if h.pointee.finOffset != .max && h.pointee.finOffset > h.pointee.offset {
+                declareGap(h.pointee.finOffset - h.pointee.offset, h, slot: slot, direction: direction, budget: false)
+            }
+            if direction == 0 { out.0 = h.pointee.figures } else { out.1 = h.pointee.figures }
+            h.pointee = Half()
+        }
+        return out
+    }
+}
