@@ -103,6 +103,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     private struct Segment {
         var start: UInt64
+        /// Where the TCP segment these bytes came from started (target-based policies compare it).
+        var origin: UInt64
         var length: Int
         var next: Int32
         var data: UnsafeMutableRawPointer
@@ -182,29 +184,69 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             h.pointee.finOffset = UInt64(start + Int64(length))
         }
         guard length > 0 else { return }
-        let end = start + Int64(length)
-        let offset = Int64(h.pointee.offset)
-        if end <= offset {
+        if start + Int64(length) <= Int64(h.pointee.offset) {
             h.pointee.figures.retransmittedBytes &+= UInt64(length)
             return
         }
-        if start <= offset {
-            // In order (possibly overlapping what was delivered): deliver the new part straight from the packet.
-            let skip = Int(offset - start)
-            if skip > 0 { h.pointee.figures.retransmittedBytes &+= UInt64(skip) }
-            if skip < payload.count {
-                let fresh = UnsafeRawBufferPointer(rebasing: payload[skip...])
-                deliver(fresh, h, slot: slot, direction: direction)
-            }
-            if missing > 0 {
-                // The snapshot length cut this packet: its tail is a gap, declared now rather than waited for.
-                let cut = UInt64(end) - h.pointee.offset
-                declareGap(cut, h, slot: slot, direction: direction, budget: false)
-            }
+        place(UnsafeRawBufferPointer(rebasing: payload[...]), at: start, h, slot: slot, direction: direction, timestamp: timestamp)
+        if missing > 0 && start + Int64(length) > Int64(h.pointee.offset) && h.pointee.offset == UInt64(max(0, start)) + UInt64(payload.count) {
+            // The snapshot length cut this in-order packet: its tail is a gap now, rather than a hole waited on.
+            declareGap(UInt64(start + Int64(length)) - h.pointee.offset, h, slot: slot, direction: direction, budget: false)
             drain(h, slot: slot, direction: direction)
-            return
         }
-        buffer(UnsafeRawBufferPointer(rebasing: payload[...]), at: UInt64(start), h, slot: slot, direction: direction, timestamp: timestamp)
+    }
+
+    /// Places `data` (stream offset `start`, possibly before the delivered point) into the stream: the part already
+    /// delivered is dropped, the in-order part goes straight to the consumer up to the first buffered segment, the
+    /// rest is buffered through the overlap policy, within the memory budgets.
+    private func place(
+        _ data: UnsafeRawBufferPointer, at start: Int64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
+        timestamp: Timestamp
+    ) {
+        var data = data
+        var start = start
+        let origin = UInt64(max(0, start))
+        while true {
+            let offset = Int64(h.pointee.offset)
+            let end = start + Int64(data.count)
+            if end <= offset {
+                h.pointee.figures.retransmittedBytes &+= UInt64(data.count)
+                return
+            }
+            if start < offset {
+                let skip = Int(offset - start)
+                h.pointee.figures.retransmittedBytes &+= UInt64(skip)
+                data = UnsafeRawBufferPointer(rebasing: data[skip...])
+                start = offset
+            }
+            if start == offset {
+                var direct = data.count
+                if h.pointee.head >= 0 { direct = min(direct, Int(Int64(segments[Int(h.pointee.head)].start) - start)) }
+                if direct > 0 { deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction) }
+                if direct == data.count {
+                    drain(h, slot: slot, direction: direction)
+                    return
+                }
+                data = UnsafeRawBufferPointer(rebasing: data[direct...])
+                start += Int64(direct)
+            }
+            let fits = h.pointee.buffered + data.count <= configuration.maximumBufferedPerDirection
+                && bufferedBytes + data.count <= configuration.maximumBufferedTotal
+            if fits {
+                insert(data, at: UInt64(start), origin: origin, h, slot: slot, direction: direction, timestamp: timestamp)
+                drain(h, slot: slot, direction: direction)
+                return
+            }
+            if h.pointee.head >= 0 && segments[Int(h.pointee.head)].start < UInt64(start) + UInt64(data.count) {
+                // Budget: give up the oldest hole (delivering what was buffered behind it), then try again.
+                skipToBuffered(h, slot: slot, direction: direction, budget: true)
+                continue
+            }
+            // Nothing buffered before it can be given up: declare the hole before it a gap and deliver it now.
+            if UInt64(start) > h.pointee.offset {
+                declareGap(UInt64(start) - h.pointee.offset, h, slot: slot, direction: direction, budget: true)
+            }
+        }
     }
 
     @inline(__always)
@@ -254,34 +296,13 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     // MARK: Out-of-order buffering
 
-    private func buffer(
-        _ data: UnsafeRawBufferPointer, at start: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
-        timestamp: Timestamp
+    /// Inserts out-of-order `data` at stream offset `start` into the sorted segment list, storing only the bytes no
+    /// buffered segment holds and resolving the overlapping ones by the policy.
+    private func insert(
+        _ data: UnsafeRawBufferPointer, at start: UInt64, origin: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32,
+        direction: Int, timestamp: Timestamp
     ) {
         let length = data.count
-        guard length > 0 else { return }
-        // Budgets: make room by giving up the oldest hole (delivering what was buffered behind it).
-        while h.pointee.head >= 0
-            && (h.pointee.buffered + length > configuration.maximumBufferedPerDirection
-                || bufferedBytes + length > configuration.maximumBufferedTotal)
-        {
-            skipToBuffered(h, slot: slot, direction: direction, budget: true)
-        }
-        if start <= h.pointee.offset {
-            // Flushing reached this segment: it is in order now.
-            let skip = Int(h.pointee.offset - start)
-            if skip < length { deliver(UnsafeRawBufferPointer(rebasing: data[skip...]), h, slot: slot, direction: direction) }
-            drain(h, slot: slot, direction: direction)
-            return
-        }
-        if h.pointee.buffered + length > configuration.maximumBufferedPerDirection
-            || bufferedBytes + length > configuration.maximumBufferedTotal
-        {
-            // Even an empty buffer cannot hold it: deliver it now, after declaring the hole before it a gap.
-            declareGap(start - h.pointee.offset, h, slot: slot, direction: direction, budget: true)
-            deliver(data, h, slot: slot, direction: direction)
-            return
-        }
         let end = start + UInt64(length)
         var cursor = start
         var previous: Int32 = -1
@@ -292,17 +313,17 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 current = segments[Int(current)].next
             }
             if current < 0 || segments[Int(current)].start >= end {
-                previous = store(data, from: cursor, to: end, dataStart: start, after: previous, before: current, h)
+                previous = store(data, from: cursor, to: end, dataStart: start, origin: origin, after: previous, before: current, h)
                 break
             }
             let old = segments[Int(current)]
             if old.start > cursor {
-                previous = store(data, from: cursor, to: old.start, dataStart: start, after: previous, before: current, h)
+                previous = store(data, from: cursor, to: old.start, dataStart: start, origin: origin, after: previous, before: current, h)
                 cursor = old.start
             }
             // [cursor, overlapEnd) is held by `old` and offered again by the new segment.
             let overlapEnd = min(end, old.start + UInt64(old.length))
-            resolveOverlap(old: Int(current), new: data, newStart: start, from: cursor, to: overlapEnd, h, slot: slot,
+            resolveOverlap(old: Int(current), new: data, newStart: start, newOrigin: origin, from: cursor, to: overlapEnd, h, slot: slot,
                            direction: direction, timestamp: timestamp)
             cursor = overlapEnd
             previous = current
@@ -312,7 +333,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// Applies the overlap policy to `[from, to)`, held by buffered segment `old` and offered by `new`.
     private func resolveOverlap(
-        old: Int, new: UnsafeRawBufferPointer, newStart: UInt64, from: UInt64, to: UInt64,
+        old: Int, new: UnsafeRawBufferPointer, newStart: UInt64, newOrigin: UInt64, from: UInt64, to: UInt64,
         _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, timestamp: Timestamp
     ) {
         let count = Int(to - from)
@@ -321,13 +342,13 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         overlapBytes &+= UInt64(count)
         h.pointee.figures.retransmittedBytes &+= UInt64(count)
         let differs = memcmp(oldBytes, newBytes, count) != 0
-        let oldStart = segments[old].start
+        let oldStart = segments[old].origin
         let takeNew: Bool
         switch configuration.policy {
         case .first: takeNew = false
         case .last: takeNew = true
-        case .bsd, .windows: takeNew = newStart < oldStart
-        case .linux: takeNew = newStart <= oldStart
+        case .bsd, .windows: takeNew = newOrigin < oldStart
+        case .linux: takeNew = newOrigin <= oldStart
         }
         if differs {
             h.pointee.figures.conflicts &+= 1
@@ -337,7 +358,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             let newCopy = [UInt8](UnsafeRawBufferPointer(start: newBytes, count: shown))
             consumer.streamConflict(OverlapConflict(
                 flowID: h.pointee.flowID, slot: slot, direction: direction, offset: from, length: count,
-                keptSegmentOffset: takeNew ? newStart : oldStart, discardedSegmentOffset: takeNew ? oldStart : newStart,
+                keptSegmentOffset: takeNew ? newOrigin : oldStart, discardedSegmentOffset: takeNew ? oldStart : newOrigin,
                 kept: takeNew ? newCopy : oldCopy, discarded: takeNew ? oldCopy : newCopy, timestamp: timestamp))
             if takeNew { oldBytes.copyMemory(from: newBytes, byteCount: count) }
         }
@@ -345,14 +366,14 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// Copies `data[from - dataStart ..< to - dataStart]` into a pooled buffer linked between two segments.
     private func store(
-        _ data: UnsafeRawBufferPointer, from: UInt64, to: UInt64, dataStart: UInt64, after previous: Int32,
+        _ data: UnsafeRawBufferPointer, from: UInt64, to: UInt64, dataStart: UInt64, origin: UInt64, after previous: Int32,
         before next: Int32, _ h: UnsafeMutablePointer<Half>
     ) -> Int32 {
         let length = Int(to - from)
         let sizeClass = max(6, Int.bitWidth - (length - 1).leadingZeroBitCount)
         let buffer = pool[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: 1 << sizeClass, alignment: 16)
         buffer.copyMemory(from: data.baseAddress! + Int(from - dataStart), byteCount: length)
-        let record = Segment(start: from, length: length, next: next, data: buffer, sizeClass: sizeClass)
+        let record = Segment(start: from, origin: origin, length: length, next: next, data: buffer, sizeClass: sizeClass)
         let index: Int32
         if let free = freeSegments.popLast() {
             index = free

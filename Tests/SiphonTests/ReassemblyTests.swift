@@ -1,0 +1,237 @@
+import Foundation
+import Siphon
+import Testing
+
+/// Collects what a reassembler delivers, per direction: bytes (gaps as zeros are not written) and gap ranges.
+final class Collector: StreamConsumer {
+    var streams: [Int: [UInt8]] = [:]
+    var gaps: [Int: [(UInt64, UInt64)]] = [:]
+    var conflicts: [OverlapConflict] = []
+    var offsetsOK = true
+
+    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
+        let key = Int(slot) * 2 + direction
+        let current = UInt64(streams[key, default: []].count) + gaps[key, default: []].reduce(0) { $0 + $1.1 }
+        if current != offset { offsetsOK = false }
+        streams[key, default: []].append(contentsOf: bytes)
+    }
+
+    func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64) {
+        gaps[Int(slot) * 2 + direction, default: []].append((offset, length))
+    }
+
+    func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
+}
+
+/// A straightforward byte-array model of the reassembler: per stream byte, which copy is held (and where its
+/// segment started); the contiguous prefix is delivered after every arrival and never changes afterwards.
+struct ReassemblyModel {
+    var held: [UInt8?]
+    var heldStart: [Int]
+    var delivered = 0
+    var conflicts = 0
+    let policy: OverlapPolicy
+
+    init(length: Int, policy: OverlapPolicy) {
+        held = Array(repeating: nil, count: length)
+        heldStart = Array(repeating: 0, count: length)
+        self.policy = policy
+    }
+
+    mutating func arrive(start: Int, bytes: [UInt8]) {
+        var conflictInSegment = false
+        for (i, b) in bytes.enumerated() {
+            let p = start + i
+            guard p >= delivered else { continue }  // delivered bytes never change
+            if let old = held[p] {
+                let takeNew: Bool
+                switch policy {
+                case .first: takeNew = false
+                case .last: takeNew = true
+                case .bsd, .windows: takeNew = start < heldStart[p]
+                case .linux: takeNew = start <= heldStart[p]
+                }
+                if old != b { conflictInSegment = true }
+                if takeNew { held[p] = b }
+            } else {
+                held[p] = b
+                heldStart[p] = start
+            }
+        }
+        if conflictInSegment { conflicts += 1 }
+        while delivered < held.count, held[delivered] != nil { delivered += 1 }
+    }
+}
+
+@Suite struct ReassemblyTests {
+    static let isn: UInt32 = 0xFFFF_FF00  // sequence numbers wrap inside every stream below
+
+    /// Feeds (offset, bytes) segments after a SYN, in the given order.
+    static func run(_ segments: [(Int, [UInt8])], policy: OverlapPolicy = .first, budget: Int = 4 << 20) -> (Collector, StreamFigures, UInt64) {
+        let collector = Collector()
+        var config = ReassemblyConfiguration()
+        config.policy = policy
+        config.maximumBufferedPerDirection = budget
+        let r = TCPReassembler(configuration: config, consumer: collector)
+        [UInt8]().withUnsafeBytes { empty in
+            r.segment(slot: 0, flowID: 1, direction: 0, sequence: isn, flags: 0x02, payload: empty, timestamp: .zero)
+        }
+        for (offset, bytes) in segments {
+            bytes.withUnsafeBytes {
+                r.segment(slot: 0, flowID: 1, direction: 0, sequence: isn &+ 1 &+ UInt32(offset), flags: 0x10, payload: $0, timestamp: .zero)
+            }
+        }
+        let figures = r.finish(slot: 0, flowID: 1).0
+        return (collector, figures, r.deliveredBytes)
+    }
+
+    static func permutations<T>(_ items: [T]) -> [[T]] {
+        if items.count <= 1 { return [items] }
+        var out: [[T]] = []
+        for i in items.indices {
+            var rest = items
+            let x = rest.remove(at: i)
+            for p in permutations(rest) { out.append([x] + p) }
+        }
+        return out
+    }
+
+    /// Overlap shapes in the style of gopacket's TestOverlap: the second segment starts before, at, inside or at
+    /// the end of the first, ends before, at or after it; each with a third segment bridging the hole. Every
+    /// arrival order, every policy, against the model.
+    @Test(arguments: OverlapPolicy.allCases)
+    func everyOrderOfOverlappingSegmentsMatchesTheModel(_ policy: OverlapPolicy) {
+        var cases = 0
+        let base = Array(0..<40).map { UInt8($0) }
+        let shapes: [(Int, Int)] = [(5, 10), (5, 20), (10, 10), (10, 20), (12, 4), (12, 8), (15, 10), (20, 5), (3, 30)]
+        for (start, length) in shapes {
+            // Segment A covers [10, 20); B is the shape with different bytes; C and D fill the rest.
+            let a = (10, Array(base[10..<20]))
+            let b = (start, (start..<start + length).map { UInt8(100 + $0) })
+            let c = (0, Array(base[0..<12]))
+            let d = (18, Array(base[18..<40]))
+            for order in Self.permutations([a, b, c, d]) {
+                var model = ReassemblyModel(length: 40, policy: policy)
+                for (o, bytes) in order { model.arrive(start: o, bytes: bytes) }
+                let (collector, figures, _) = Self.run(order, policy: policy)
+                let expected = model.held.map { $0! }
+                #expect(collector.streams[0] == expected, "\(policy) shape \(start)+\(length) order \(order.map(\.0))")
+                #expect(figures.gapBytes == 0 && figures.delivered == 40 && collector.offsetsOK)
+                #expect(collector.conflicts.isEmpty == (model.conflicts == 0),
+                        "\(policy) shape \(start)+\(length) order \(order.map(\.0)): conflicts \(collector.conflicts.count) vs model \(model.conflicts)")
+                cases += 1
+            }
+        }
+        #expect(cases == 9 * 24)
+    }
+
+    @Test func sequenceWrapAndRetransmissions() {
+        let data = (0..<3000).map { UInt8($0 % 251) }
+        let segs = stride(from: 0, to: 3000, by: 500).map { ($0, Array(data[$0..<$0 + 500])) }
+        // In order, with every segment sent twice: the ISN is 256 below 2^32, so the stream crosses the wrap.
+        let (collector, figures, _) = Self.run(segs.flatMap { [$0, $0] })
+        #expect(collector.streams[0] == data && figures.retransmittedBytes == 3000 && figures.gaps == 0)
+    }
+
+    @Test func holesBecomeGapsAtTheEnd() {
+        let (collector, figures, _) = Self.run([(0, [1, 2, 3]), (10, [4, 5]), (20, [6])])
+        #expect(collector.streams[0] == [1, 2, 3, 4, 5, 6])
+        #expect(collector.gaps[0]!.map { [$0.0, $0.1] } == [[3, 7], [12, 8]])
+        #expect(figures.gapBytes == 15 && figures.gaps == 2 && collector.offsetsOK)
+    }
+
+    @Test func perDirectionBudgetDeclaresTheOldestHoleAGap() {
+        // 100 bytes missing at the start, then 10 segments of 100 bytes with a 60-byte budget... of 250 bytes.
+        let segs = (1...5).map { ($0 * 100, [UInt8](repeating: UInt8($0), count: 100)) }
+        let (collector, figures, _) = Self.run(segs, budget: 250)
+        #expect(collector.streams[0]!.count == 500 && figures.gapBytes == 100 && figures.gaps == 1)
+    }
+
+    @Test func finBeyondTheDataIsAMissingTail() {
+        let collector = Collector()
+        let r = TCPReassembler(consumer: collector)
+        [UInt8](repeating: 7, count: 10).withUnsafeBytes { p in
+            r.segment(slot: 3, flowID: 9, direction: 1, sequence: 1000, flags: 0x10, payload: p, timestamp: .zero)
+        }
+        [UInt8]().withUnsafeBytes { p in
+            r.segment(slot: 3, flowID: 9, direction: 1, sequence: 1050, flags: 0x11, payload: p, timestamp: .zero)
+        }
+        let figures = r.finish(slot: 3, flowID: 9).1
+        #expect(figures.midstream && figures.delivered == 10 && figures.gapBytes == 40)
+    }
+
+    @Test func snaplenCutIsAGapNotAWait() {
+        let collector = Collector()
+        let r = TCPReassembler(consumer: collector)
+        [UInt8](repeating: 1, count: 20).withUnsafeBytes { p in
+            r.segment(slot: 0, flowID: 1, direction: 0, sequence: 5000, flags: 0x10, payload: p, missing: 80, timestamp: .zero)
+        }
+        [UInt8](repeating: 2, count: 20).withUnsafeBytes { p in
+            r.segment(slot: 0, flowID: 1, direction: 0, sequence: 5100, flags: 0x10, payload: p, timestamp: .zero)
+        }
+        #expect(collector.streams[0]!.count == 40 && r.bufferedBytes == 0 && collector.gaps[0]!.map(\.1) == [80])
+    }
+}
+
+/// Reassembly of gen_pcap.py captures against the SHA-256 and length its manifest gives for each direction.
+@Suite(.serialized) struct GeneratedCaptureTests {
+    static let generator = Repo.path("../shared/bench/gen_pcap.py")
+
+    static func generate(_ name: String, _ arguments: [String]) throws -> (pcap: String, manifest: [[String: Any]]) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-gen").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let pcap = dir + "/\(name).pcap", manifest = dir + "/\(name).jsonl"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", generator, "-o", pcap, "--manifest", manifest] + arguments
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n")
+        return (pcap, lines.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] })
+    }
+
+    @Test(arguments: [
+        ("default", ["-s", "6M", "--seed", "1", "-c", "120"]),
+        ("ooo50", ["-s", "6M", "--seed", "3", "-c", "120", "--ooo", "0.5", "--retx", "0.05"]),
+        ("gaps", ["-s", "6M", "--seed", "2", "-c", "120", "--gap", "0.02"]),
+        ("v6-wrap", ["-s", "4M", "--seed", "5", "-c", "80", "--v6", "0.5", "--ooo", "0.2", "--retx", "0.05"]),
+    ])
+    func streamsEqualTheManifest(_ name: String, _ arguments: [String]) throws {
+        guard FileManager.default.fileExists(atPath: Self.generator) else {
+            Issue.record("\(Self.generator) not found: these tests need ../shared beside the checkout")
+            return
+        }
+        let (pcap, manifest) = try Self.generate(name, arguments)
+        var options = ScanOptions()
+        options.streams.hashes = true
+        let (events, result) = scanEvents(pcap, options: options)
+        #expect(result.error == nil)
+        var flows: [String: [String: Any]] = [:]
+        for e in events where e["event_type"] as? String == "flow" && e["proto"] as? String == "TCP" {
+            flows["\(normalized(e["src_ip"] as! String)) \(e["src_port"]!) \(normalized(e["dest_ip"] as! String)) \(e["dest_port"]!)"] = e
+        }
+        var exact = 0, withGaps = 0
+        for f in manifest where f["l4"] as? String == "tcp" && f["complete"] as? Bool == true {
+            let key = "\(normalized(f["client"] as! String)) \(f["cport"]!) \(normalized(f["server"] as! String)) \(f["sport"]!)"
+            let flow = try #require(flows[key], "\(name): no flow \(key)")
+            for (dir, side) in [("c2s", "client"), ("s2c", "server")] {
+                let s = flow[side] as! [String: Any]
+                let length = f[dir + "_len"] as! Int
+                let gaps = s["gaps"] as! Int
+                if gaps == 0 {
+                    let hash = s["sha256"] as? String ?? "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                    #expect(hash == f[dir + "_sha256"] as? String && s["payload_bytes"] as? Int == length, "\(name) \(key) \(dir)")
+                    exact += 1
+                } else {
+                    // A stream with capture loss: what was delivered plus what was declared missing is the stream.
+                    #expect((s["payload_bytes"] as! Int) + gaps == length, "\(name) \(key) \(dir)")
+                    withGaps += 1
+                }
+            }
+        }
+        #expect(exact > 30)
+        if name == "gaps" { #expect(withGaps > 0) } else { #expect(withGaps == 0) }
+    }
+}
