@@ -13,6 +13,7 @@ mkdir -p "$dir"
 for floor in pcount pdecode; do
     [ -x "$dir/$floor" ] || gcc -O2 -o "$dir/$floor" "$shared/bench/c/$floor.c" -lpcap
 done
+[ -x "$dir/preasm" ] || gcc -O2 -o "$dir/preasm" "$shared/bench/c/preasm.c" -lpcap -lcrypto
 swift build -c release --package-path "$root" --product siphon >&2
 swift build -c release --package-path "$root" --product SiphonBench >&2
 bin="$root/.build/release"
@@ -23,8 +24,11 @@ cap = os.path.join(d, "big.pcap")
 cmds = {
     "pcount": [os.path.join(d, "pcount"), cap],
     "pdecode": [os.path.join(d, "pdecode"), cap],
+    "preasm": [os.path.join(d, "preasm"), cap],
     "siphon scan": [os.path.join(bin, "siphon"), "scan", "-q", cap],
     "siphon scan --json": [os.path.join(bin, "siphon"), "scan", "-q", "--json", "/dev/null", cap],
+    "preasm -s (SHA-256)": [os.path.join(d, "preasm"), "-s", cap],
+    "siphon --stream-hashes": [os.path.join(bin, "siphon"), "scan", "-q", "--stream-hashes", "--json", "/dev/null", cap],
 }
 times = {k: [] for k in cmds}
 rss = {}
@@ -42,10 +46,12 @@ inner = subprocess.run([os.path.join(bin, "SiphonBench"), cap], capture_output=T
 packets = 1175470
 med = {k: statistics.median(v) for k, v in times.items()}
 print(f"capture: {cap} ({os.path.getsize(cap)/1e6:.0f} MB, {packets} packets), {rounds} rounds, medians")
-print(f"| program | seconds | packets/s | MB/s | ratio to pcount | ratio to pdecode | peak RSS |")
-print(f"|---|---|---|---|---|---|---|")
+print(f"| program | seconds | packets/s | MB/s | ratio to pcount | ratio to pdecode | ratio to preasm | peak RSS |")
+print(f"|---|---|---|---|---|---|---|---|")
 for k in cmds:
+    floor = "preasm -s (SHA-256)" if "hash" in k or "SHA" in k else "preasm"
     print(f"| {k} | {med[k]:.3f} | {packets/med[k]/1e6:.2f} M | {os.path.getsize(cap)/med[k]/1e6:.0f} | "
-          f"{med[k]/med['pcount']:.2f} | {med[k]/med['pdecode']:.2f} | {rss[k]/1024:.1f} MiB |")
+          f"{med[k]/med['pcount']:.2f} | {med[k]/med['pdecode']:.2f} | {med[k]/med[floor]:.2f} | {rss[k]/1024:.1f} MiB |")
+print("ratio to preasm: SHA-256 runs against `preasm -s`, the others against `preasm` (checksum of every byte)")
 print("in-process (SiphonBench, excludes start-up):", inner)
 PY

@@ -51,7 +51,8 @@ if args[1] == "--flows", args.count > 2, let n = Int(args[2]) {
     }
     let after = rssKiB()
     print("flows=\(table.activeCount) rss_growth_kib=\(after - before) bytes_per_flow=\((after - before) * 1024 / n) "
-        + "table_footprint_per_flow=\(table.memoryFootprint / n) flow_stride=\(MemoryLayout<Flow>.stride)")
+        + "table_footprint_per_flow=\(table.memoryFootprint / n) flow_stride=\(MemoryLayout<Flow>.stride) "
+        + "tcp_reassembly_state_per_flow=\(TCPReassembler<StreamRecorder>.stateBytesPerFlow)")
     exit(0)
 }
 
@@ -85,5 +86,5 @@ for run in 1...repeats {
         "run=\(run) seconds=\(Double(Int(elapsed * 1000)) / 1000) packets=\(s.packets) bytes=\(s.capturedBytes) "
             + "pps=\(Int(Double(s.packets) / elapsed)) MBps=\(Int(Double(s.capturedBytes) / elapsed / 1e6)) "
             + "flows=\(s.flows) decoded=\(s.decoded) undecodable=\(s.undecodableTotal) peak_rss_kib=\(rssKiB()) "
-            + "flow_stride=\(MemoryLayout<Flow>.stride)")
+            + "flow_stride=\(MemoryLayout<Flow>.stride)") 
 }

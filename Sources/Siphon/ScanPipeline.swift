@@ -61,15 +61,19 @@ public final class ScanPipeline {
         let packet = PacketDecoder.decode(captured.bytes, linkType: captured.linkType)
         count(packet)
         if let (slot, fromInitiator) = flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength),
-            packet.transport == .tcp
+            packet.transport == .tcp || packet.transport == .udp
         {
             let payload = UnsafeRawBufferPointer(
                 rebasing: captured.bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
-            reassembler.segment(
-                slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
-                sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
-                missing: packet.payloadLength - packet.payloadCaptured, timestamp: captured.timestamp)
-            if !recorder.conflicts.isEmpty { writeConflicts() }
+            if packet.transport == .udp {
+                recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: captured.timestamp)
+            } else {
+                reassembler.segment(
+                    slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
+                    sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
+                    missing: packet.payloadLength - packet.payloadCaptured, timestamp: captured.timestamp)
+                if !recorder.conflicts.isEmpty { writeConflicts() }
+            }
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }

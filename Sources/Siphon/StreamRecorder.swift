@@ -57,6 +57,10 @@ public final class StreamRecorder: StreamConsumer {
 
     public func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
 
+    public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
+        // DNS and QUIC parsers attach here (issue 4).
+    }
+
     func takeConflicts() -> [OverlapConflict] {
         defer { conflicts.removeAll(keepingCapacity: true) }
         return conflicts

@@ -15,6 +15,8 @@ public protocol StreamConsumer: AnyObject {
     func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64)
     /// Two versions of the same stream bytes differed: an evasion anomaly.
     func streamConflict(_ conflict: OverlapConflict)
+    /// One UDP datagram's payload (borrowed), per flow direction, in capture order.
+    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp)
 }
 
 /// Which copy of overlapping bytes is kept. `first` and `last` are Suricata's `first`/`last` policies; BSD, Linux
@@ -110,6 +112,9 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         var data: UnsafeMutableRawPointer
         var sizeClass: Int
     }
+
+    /// Bytes of reassembly state per tracked TCP flow (both directions), buffered data not counted.
+    public static var stateBytesPerFlow: Int { 2 * MemoryLayout<Half>.stride }
 
     private var halves: UnsafeMutablePointer<Half>
     private var halfCapacity: Int

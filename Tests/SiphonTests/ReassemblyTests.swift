@@ -21,6 +21,8 @@ final class Collector: StreamConsumer {
     }
 
     func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
+
+    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {}
 }
 
 /// A straightforward byte-array model of the reassembler: per stream byte, which copy is held (and where its
