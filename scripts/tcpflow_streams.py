@@ -64,8 +64,10 @@ payload:
 
 * ISN = tcp.seq_raw of its SYN (or SYN/ACK).  A direction without a SYN, or
   whose SYNs carry different sequence numbers, has no known start and is
-  excluded.  Payload carried on a SYN is excluded too (tcpflow 1.6.1 counts
-  it as a protocol violation and drops it).
+  excluded.  Payload carried on a SYN counts only if the same bytes were
+  sent again without SYN (a rejected TCP Fast Open retransmits them):
+  tcpflow 1.6.1 counts SYN payload as a protocol violation and drops it, so
+  a direction with bytes that only ever travelled on a SYN is excluded.
 * Every payload segment (tcp.payload, which must have tcp.len bytes, else the
   capture truncated it) is placed at (seq - ISN - 1) mod 2^32; an offset
   >= 2^31 means data before the ISN and excludes the direction.
@@ -338,10 +340,9 @@ def reassemble(pkts):
         problems.append("SYNs with different sequence numbers %s" % isns)
         return {"data": None, "problems": problems, "role": role, "first_data_frame": first_data}
     isn = isns[0]
-    if any(p["len"] > 0 for p in syns):
-        problems.append("payload on SYN (TCP Fast Open style); tcpflow 1.6.1 drops it as a protocol violation")
     segs = []
     fin_end = None
+    truncated = []
     for p in pkts:
         start_seq = p["seq"] + (1 if p["flags"] & SYN else 0)
         rel = (start_seq - isn - 1) & 0xFFFFFFFF
@@ -355,18 +356,21 @@ def reassemble(pkts):
             problems.append("frame %d carries data before ISN+1" % p["frame"])
             continue
         if len(p["payload"]) != p["len"]:
-            problems.append("frame %d: only %d of %d payload bytes captured" % (p["frame"], len(p["payload"]), p["len"]))
+            truncated.append(p["frame"])
             continue
-        segs.append((rel, p["payload"], p["frame"]))
+        segs.append((rel, p["payload"], p["frame"], bool(p["flags"] & SYN)))
+    if truncated:
+        problems.append("%d segment(s) with payload not fully captured (snap length), first in frame %d"
+                        % (len(truncated), truncated[0]))
     if not segs:
-        problems.append("no usable payload")
         return {"data": None, "problems": problems, "role": role, "first_data_frame": first_data}
-    end = max(r + len(b) for r, b, _ in segs)
+    end = max(r + len(b) for r, b, _, _ in segs)
     first = bytearray(end)
     last = bytearray(end)
     have = bytearray(end)
+    have_nosyn = bytearray(end)     # coverage by segments without SYN (tcpflow drops SYN payload)
     conflict = []
-    for rel, b, fr in segs:
+    for rel, b, fr, on_syn in segs:
         for i, byte in enumerate(b):
             k = rel + i
             if have[k]:
@@ -376,8 +380,14 @@ def reassemble(pkts):
                 first[k] = byte
                 have[k] = 1
             last[k] = byte
+            if not on_syn:
+                have_nosyn[k] = 1
     if conflict:
         problems.append("overlapping retransmission with different bytes (frames %s)" % conflict[:5])
+    syn_only = sum(1 for k in range(end) if have[k] and not have_nosyn[k])
+    if syn_only:
+        problems.append("%d payload byte(s) only ever sent on the SYN (TCP Fast Open); tcpflow 1.6.1 "
+                        "drops SYN payload as a protocol violation" % syn_only)
     holes = []
     k = 0
     while k < end:
@@ -497,7 +507,7 @@ def analyse_capture(rel, tmp, env):
                     why += " (segments are IP fragments; tcpflow does not reassemble fragments)"
                 elif d["ipv6_ext"]:
                     why += " (IPv6 extension headers; tcpflow 1.6.1 only parses TCP directly after the IPv6 header)"
-                elif any("payload bytes captured" in x for x in d["problems"]):
+                elif any("not fully captured" in x for x in d["problems"]):
                     why += " (payload cut off by the capture's snap length)"
                 if d["problems"]:
                     why += "; also " + "; ".join(d["problems"])
@@ -556,6 +566,134 @@ def analyse_capture(rel, tmp, env):
     return cap, streams, excluded, notes
 
 
+# --------------------------------------------------------------------------
+# naming / behaviour probes on tiny synthetic captures
+
+def _csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def _frame(src, dst, sport, dport, seq, ack, flags, payload=b"", tags=(), pad=0, hbh=False):
+    """One Ethernet frame; tags = [(TPID, TCI), ...] outermost first."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload
+    if ":" in src:
+        nxt, body = 6, tcp
+        if hbh:  # hop-by-hop options header (8 bytes, PadN) in front of TCP
+            nxt, body = 0, bytes([6, 0, 1, 4, 0, 0, 0, 0]) + tcp
+        ip = (struct.pack("!IHBB", 6 << 28, len(body), nxt, 64) + socket.inet_pton(socket.AF_INET6, src)
+              + socket.inet_pton(socket.AF_INET6, dst) + body)
+        et = 0x86DD
+    else:
+        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                        socket.inet_aton(src), socket.inet_aton(dst))
+        ip = h[:10] + struct.pack("!H", _csum(h)) + h[12:] + tcp
+        et = 0x0800
+    eth = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
+    for tpid, tci in tags:
+        eth += struct.pack("!HH", tpid, tci)
+    return eth + struct.pack("!H", et) + ip + b"\0" * pad
+
+
+def _conn(c, s, cisn, sisn, cdata, sdata, tags=(), ctags=None, cp=1234, sp=80, fin=True):
+    """SYN, SYN/ACK, ACK, client data, server data, FINs (client SYN may use other tags)."""
+    f = [_frame(c, s, cp, sp, cisn, 0, 0x02, tags=ctags if ctags is not None else tags),
+         _frame(s, c, sp, cp, sisn, cisn + 1, 0x12, tags=tags),
+         _frame(c, s, cp, sp, cisn + 1, sisn + 1, 0x10, tags=tags)]
+    if cdata:
+        f.append(_frame(c, s, cp, sp, cisn + 1, sisn + 1, 0x18, cdata, tags=tags))
+    if sdata:
+        f.append(_frame(s, c, sp, cp, sisn + 1, cisn + 1 + len(cdata), 0x18, sdata, tags=tags))
+    if fin:
+        f.append(_frame(c, s, cp, sp, cisn + 1 + len(cdata), sisn + 1 + len(sdata), 0x11, tags=tags))
+        f.append(_frame(s, c, sp, cp, sisn + 1 + len(sdata), cisn + 2 + len(cdata), 0x11, tags=tags))
+        f.append(_frame(c, s, cp, sp, cisn + 2 + len(cdata), sisn + 2 + len(sdata), 0x10, tags=tags))
+    return f
+
+
+C4, S4 = "192.168.1.2", "10.0.0.1"
+
+PROBES = [
+    ("ipv4", "IPv4 192.168.1.2:1234 <-> 10.0.0.1:80",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"world")),
+    ("ipv6", "IPv6 2001:db8:0:0:1::1 <-> 2001:db8::1:0:0:2 (two equal zero runs)",
+     lambda: _conn("2001:db8:0:0:1::1", "2001:db8::1:0:0:2", 1000, 5000, b"hello", b"world")),
+    ("ipv6-v4mapped", "IPv6 ::ffff:192.0.2.7 <-> fe80::1",
+     lambda: _conn("::ffff:192.0.2.7", "fe80::1", 1000, 5000, b"hello", b"world")),
+    ("vlan-pcp", "802.1Q tag PCP=3 VID=100 (TCI 0x6064)",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"world", tags=[(0x8100, (3 << 13) | 100)])),
+    ("qinq-8100", "two 802.1Q tags, outer VID 201, inner PCP=4 VID 200",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"world", tags=[(0x8100, 201), (0x8100, (4 << 13) | 200)])),
+    ("dot1ad-outer", "802.1ad outer tag (TPID 0x88a8, VID 300) + 802.1Q inner VID 100",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"world", tags=[(0x88A8, 300), (0x8100, 100)])),
+    ("vlan-change", "client SYN on VLAN 10, every later packet on VLAN 20",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"world", tags=[(0x8100, 20)], ctags=[(0x8100, 10)])),
+    ("reuse-3", "same 4-tuple three times (FIN-closed); first server sends nothing",
+     lambda: _conn(C4, S4, 1000, 5000, b"first", b"") + _conn(C4, S4, 900000000, 7000, b"second", b"reply2")
+     + _conn(C4, S4, 1900000000, 9000, b"third", b"reply3")),
+    ("reuse-vlan", "same 4-tuple twice, on VLAN 10 then VLAN 20",
+     lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1", tags=[(0x8100, 10)])
+     + _conn(C4, S4, 900000000, 7000, b"second", b"r2", tags=[(0x8100, 20)])),
+    ("reuse-close-isn", "same 4-tuple twice, FIN-closed, new ISNs only 1000 apart",
+     lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1") + _conn(C4, S4, 2000, 6000, b"second", b"r2")),
+    ("reuse-no-fin", "same 4-tuple twice, first never closed; client ISN jumps 900000000, server ISN 2000",
+     lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1", fin=False)
+     + _conn(C4, S4, 900000000, 7000, b"second", b"r2")),
+    ("hole", "client segments at offsets 0 and 8 (bytes 4-7 never sent), then a FIN at offset 12",
+     lambda: _conn(C4, S4, 1000, 5000, b"", b"", fin=False)
+     + [_frame(C4, S4, 1234, 80, 1001, 5001, 0x18, b"AAAA"), _frame(C4, S4, 1234, 80, 1009, 5001, 0x18, b"CCCC"),
+        _frame(C4, S4, 1234, 80, 1013, 5001, 0x11)]),
+    ("missing-tail", "client sends 4 bytes, the next 4 are lost, FIN at offset 8",
+     lambda: _conn(C4, S4, 1000, 5000, b"", b"", fin=False)
+     + [_frame(C4, S4, 1234, 80, 1001, 5001, 0x18, b"AAAA"), _frame(C4, S4, 1234, 80, 1009, 5001, 0x11)]),
+    ("padding", "IPv4 pure ACK / FIN frames padded with 6 zero bytes (60-byte Ethernet minimum)",
+     lambda: _conn(C4, S4, 1000, 5000, b"hello", b"", fin=False)
+     + [_frame(S4, C4, 80, 1234, 5001, 1006, 0x10, pad=6), _frame(S4, C4, 80, 1234, 5001, 1006, 0x11, pad=6)]),
+    ("syn-data", "payload on the client SYN (TCP Fast Open), never retransmitted",
+     lambda: [_frame(C4, S4, 1234, 80, 1000, 0, 0x02, b"early"), _frame(S4, C4, 80, 1234, 5000, 1006, 0x12),
+              _frame(C4, S4, 1234, 80, 1006, 5001, 0x18, b"late")]),
+    ("ipv6-hbh", "IPv6 with a hop-by-hop header before TCP on the client's packets",
+     lambda: [_frame("2001:db8::1", "2001:db8::2", 1234, 80, 1000, 0, 0x02, hbh=True),
+              _frame("2001:db8::2", "2001:db8::1", 80, 1234, 5000, 1001, 0x12),
+              _frame("2001:db8::1", "2001:db8::2", 1234, 80, 1001, 5001, 0x18, b"hello", hbh=True),
+              _frame("2001:db8::2", "2001:db8::1", 80, 1234, 5001, 1006, 0x18, b"world")]),
+]
+
+
+def run_probes(tmp):
+    """Run tcpflow on each synthetic capture; return [{probe, description, files}]."""
+    out = []
+    for name, desc, make in PROBES:
+        d = tempfile.mkdtemp(prefix="probe-", dir=tmp)
+        path = os.path.join(d, name + ".pcap")
+        with open(path, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+            for i, fr in enumerate(make()):
+                f.write(struct.pack("<IIII", 1000 + i, 0, len(fr), len(fr)) + fr)
+        od = os.path.join(d, "out")
+        os.mkdir(od)
+        subprocess.run(["tcpflow", "-r", path, "-o", od], capture_output=True)
+        files = []
+        for fn in sorted(os.listdir(od)):
+            if fn == "report.xml":
+                continue
+            with open(os.path.join(od, fn), "rb") as fh:
+                b = fh.read()
+            e = {"file": fn, "length": len(b)}
+            if len(b) <= 32:
+                e["hex"] = b.hex()
+            else:
+                e["sha256"] = hashlib.sha256(b).hexdigest()
+                e["nonzero_prefix_hex"] = b.rstrip(b"\0")[:16].hex() if not b.strip(b"\0") == b"" else ""
+            files.append(e)
+        out.append({"probe": name, "description": desc, "files": files})
+    return out
+
+
 def default_captures():
     out = []
     for g in DEFAULT_GLOBS:
@@ -571,6 +709,7 @@ def build(captures):
             "tshark_version": tshark_version(env),
             "command": "tcpflow -r CAPTURE -o EMPTY_OUTDIR",
             "captures": [], "streams": [], "excluded": [],
+            "probes": run_probes(tmp),
         }
         notes = []
         for rel in captures:

@@ -7,13 +7,13 @@ Usage:
 
 For every capture, tshark is run exactly once:
 
-    tshark -r FILE -n -o ip.defragment:FALSE -o ipv6.defragment:FALSE
+    tshark -r FILE -n -o ip.defragment:TRUE -o ipv6.defragment:TRUE
            -o tcp.desegment_tcp_streams:FALSE -T fields -E separator=/t
-           -E occurrence=f -e frame.number -e frame.len -e frame.protocols
+           -E occurrence=a -E aggregator=, -e frame.number -e frame.len -e frame.protocols
            -e ip.src -e ip.dst -e ipv6.src -e ipv6.dst -e tcp.srcport
            -e tcp.dstport -e udp.srcport -e udp.dstport -e ip.flags.mf
            -e ip.frag_offset -e ipv6.fraghdr.more -e ipv6.fraghdr.offset
-           -e frame.cb_pen
+           -e frame.cb_pen -e ip.fragment -e ipv6.fragment
 
 (WIRESHARK_CONFIG_DIR points at an empty temporary directory, so a personal
 preferences / decode-as file cannot change the result.)
@@ -30,10 +30,11 @@ Counting rules
   datagram is what counts.
 * Addresses and ports are the first occurrence of each field (the outer ones)
   taken from the family of the outermost network layer.
-* With defragmentation off, tshark decodes the transport header of a first
-  fragment (offset 0, MF set) as tcp/udp, so such frames are counted; non-first
-  fragments show up as ``...:ip:data`` / ``...:ipv6:ipv6.fraghdr:data`` and are
-  not counted.
+* IP defragmentation is on: the frame that completes a datagram carries the
+  transport layer and lists its fragment frames (``ip.fragment`` /
+  ``ipv6.fragment``); the flow is credited with every one of those frames, each
+  with its own ``frame.len`` (what was on the wire). Fragments of datagrams that
+  never complete are not counted (they belong to no flow).
 * Flows are bidirectional 5-tuples.  Endpoint A is the smaller of the two
   (packed address as from socket.inet_pton, port) pairs, B the larger; IPv4
   sorts before IPv6.  If both endpoints are equal, packets count as A->B.
@@ -70,12 +71,12 @@ FIELDS = [
     "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
     "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport",
     "ip.flags.mf", "ip.frag_offset", "ipv6.fraghdr.more", "ipv6.fraghdr.offset",
-    "frame.cb_pen",
+    "frame.cb_pen", "ip.fragment", "ipv6.fragment",
 ]
 
 PREFS = [
-    "ip.defragment:FALSE",
-    "ipv6.defragment:FALSE",
+    "ip.defragment:TRUE",
+    "ipv6.defragment:TRUE",
     "tcp.desegment_tcp_streams:FALSE",
 ]
 
@@ -84,7 +85,7 @@ def tshark_command(path):
     cmd = ["tshark", "-r", path, "-n"]
     for p in PREFS:
         cmd += ["-o", p]
-    cmd += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+    cmd += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]
     for f in FIELDS:
         cmd += ["-e", f]
     return cmd
@@ -126,13 +127,22 @@ def analyse(path, env):
     no_ports = 0
     counted = 0
     flows = {}
-
+    frame_length = {}
+    records = []
     for line in proc.stdout.splitlines():
         if not line.strip():
             continue
         cols = line.split("\t")
         cols += [""] * (len(FIELDS) - len(cols))
         rec = dict(zip(FIELDS, cols))
+        # Every field but the fragment lists keeps its first (outermost) occurrence.
+        fragments = [int(x) for f in ("ip.fragment", "ipv6.fragment") for x in rec[f].split(",") if x.strip()]
+        rec = {k: (v.split(",")[0] if k not in ("frame.protocols",) else v) for k, v in rec.items()}
+        rec["fragments"] = fragments
+        frame_length[int(rec["frame.number"])] = int(rec["frame.len"])
+        records.append(rec)
+
+    for rec in records:
         frames_total += 1
         if rec["frame.cb_pen"].strip():
             custom_blocks += 1
@@ -201,12 +211,15 @@ def analyse(path, env):
                 "a_to_b_packets": 0, "a_to_b_bytes": 0,
                 "b_to_a_packets": 0, "b_to_a_bytes": 0,
             }
-        length = int(rec["frame.len"])
+        # A reassembled datagram counts every fragment frame it was rebuilt from, each with its own length.
+        frames = rec["fragments"] or [int(rec["frame.number"])]
+        packets = len(frames)
+        length = sum(frame_length.get(f, 0) for f in frames)
         if fwd:
-            fl["a_to_b_packets"] += 1
+            fl["a_to_b_packets"] += packets
             fl["a_to_b_bytes"] += length
         else:
-            fl["b_to_a_packets"] += 1
+            fl["b_to_a_packets"] += packets
             fl["b_to_a_bytes"] += length
         counted += 1
         if is_frag_first:

@@ -10,6 +10,7 @@ public struct ScanOptions: Sendable {
     public var filter: String?
     public var flows = FlowTableConfiguration()
     public var reassembly = ReassemblyConfiguration()
+    public var fragments = FragmentConfiguration()
     public var streams = StreamRecorder.Options()
     public init() {}
 }
@@ -27,6 +28,7 @@ public final class ScanPipeline {
     public let flows: FlowTable
     public let reassembler: TCPReassembler<StreamRecorder>
     public let recorder: StreamRecorder
+    public let fragments: FragmentReassembler
     private let output: EventOutput?
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
@@ -43,6 +45,7 @@ public final class ScanPipeline {
         self.output = output
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
+        fragments = FragmentReassembler(configuration: options.fragments)
         reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
         recorder.flows = flows
     }
@@ -60,20 +63,22 @@ public final class ScanPipeline {
 
         let packet = PacketDecoder.decode(captured.bytes, linkType: captured.linkType)
         count(packet)
-        if let (slot, fromInitiator) = flows.process(packet, timestamp: captured.timestamp, wireLength: captured.originalLength),
-            packet.transport == .tcp || packet.transport == .udp
-        {
-            let payload = UnsafeRawBufferPointer(
-                rebasing: captured.bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
-            if packet.transport == .udp {
-                recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: captured.timestamp)
-            } else {
-                reassembler.segment(
-                    slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
-                    sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
-                    missing: packet.payloadLength - packet.payloadCaptured, timestamp: captured.timestamp)
-                if !recorder.conflicts.isEmpty { writeConflicts() }
+        if packet.isFragment && packet.error == nil {
+            // Fragments wait for their datagram; the rebuilt datagram goes on as one packet carrying their count.
+            if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
+                datagram.packet.withUnsafeBytes { raw in
+                    var inner = PacketDecoder.decode(raw, linkType: .raw)
+                    inner.vlanCount = packet.vlanCount
+                    inner.vlanIDs = packet.vlanIDs
+                    inner.hasMACs = packet.hasMACs
+                    inner.sourceMAC = packet.sourceMAC
+                    inner.destinationMAC = packet.destinationMAC
+                    handle(inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
+                }
             }
+            if fragments.conflictCount > writtenFragmentConflicts { writeFragmentConflicts() }
+        } else {
+            handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
@@ -99,6 +104,33 @@ public final class ScanPipeline {
         case .fragment: statistics.fragments &+= 1
         case .none: break
         }
+    }
+
+    /// Flow accounting, then TCP reassembly or UDP datagram delivery, for one packet or rebuilt datagram.
+    @inline(__always)
+    private func handle(_ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+        guard let (slot, fromInitiator) = flows.process(packet, timestamp: timestamp, wireLength: wireLength, packets: packets),
+            packet.transport == .tcp || packet.transport == .udp
+        else { return }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
+        if packet.transport == .udp {
+            recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp)
+        } else {
+            reassembler.segment(
+                slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
+                sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
+                missing: packet.payloadLength - packet.payloadCaptured, timestamp: timestamp)
+            if !recorder.conflicts.isEmpty { writeConflicts() }
+        }
+    }
+
+    private var writtenFragmentConflicts: UInt64 = 0
+
+    private func writeFragmentConflicts() {
+        for c in fragments.takeConflicts() {
+            output?.write(EventEncoder.fragmentAnomaly(c, capture: capture))
+        }
+        writtenFragmentConflicts = fragments.conflictCount
     }
 
     private func writeConflicts() {
@@ -136,6 +168,7 @@ public final class ScanPipeline {
     @discardableResult
     public func finish(interfaceDrops: UInt64? = nil, filteredOut: Int = 0) -> CaptureStatistics {
         switchLinkType(LinkType(rawValue: UInt32.max))
+        fragments.finish()
         flows.finish()
         drainEndedFlows()
         statistics.flows = flows.createdCount
@@ -150,6 +183,10 @@ public final class ScanPipeline {
         statistics.budgetGapBytes = reassembler.budgetGapBytes
         statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
         statistics.extractionError = recorder.extractionError
+        statistics.datagramsReassembled = fragments.reassembled
+        statistics.fragmentsDropped = fragments.droppedFragments
+        statistics.fragmentBytesDropped = fragments.droppedBytes
+        statistics.fragmentConflicts = fragments.conflictCount
         output?.write(EventEncoder.stats(statistics, capture: capture))
         output?.flush()
         return statistics

@@ -120,7 +120,9 @@ public final class FlowTable {
     /// Accounts one decoded packet to its flow, creating or ending flows as needed. Returns the flow's slot and
     /// whether the packet travels from the initiator, or nil when the packet belongs to no flow.
     @discardableResult
-    public func process(_ p: DecodedPacket, timestamp: Timestamp, wireLength: Int) -> (slot: Int32, fromInitiator: Bool)? {
+    public func process(
+        _ p: DecodedPacket, timestamp: Timestamp, wireLength: Int, packets: Int = 1
+    ) -> (slot: Int32, fromInitiator: Bool)? {
         if timestamp > now { now = timestamp }
         if now >= nextExpiryCheck { expireIdle() }
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
@@ -141,10 +143,11 @@ public final class FlowTable {
         if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp) }
         let s = Int(slot)
         let fromInitiator = slots[s].initiatorIsA == fromA
-        update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength)
+        update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength,
+               packets: packets)
         // The timeout class only changes with SYN/FIN/RST or a direction's first packet.
         let classMayChange = (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
-            || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == 1
+            || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == UInt64(packets)
         touch(slot, at: timestamp, classMayChange: classMayChange)
         lastSlot = slot
         return (slot, fromInitiator)
@@ -198,18 +201,19 @@ public final class FlowTable {
     }
 
     private func update(
-        _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int
+        _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int,
+        packets: Int
     ) {
         if timestamp > f.end { f.end = timestamp }
         if timestamp < f.start { f.start = timestamp }
         let payload = UInt64(p.payloadLength)
         if fromA {
-            f.aToB.packets &+= 1
+            f.aToB.packets &+= UInt64(packets)
             f.aToB.bytes &+= UInt64(wireLength)
             f.aToB.payloadBytes &+= payload
             if p.hasMACs { f.macA = p.sourceMAC; f.macB = p.destinationMAC }
         } else {
-            f.bToA.packets &+= 1
+            f.bToA.packets &+= UInt64(packets)
             f.bToA.bytes &+= UInt64(wireLength)
             f.bToA.payloadBytes &+= payload
             if p.hasMACs { f.macB = p.sourceMAC; f.macA = p.destinationMAC }

@@ -94,6 +94,28 @@ public enum EventEncoder {
         return w
     }
 
+    /// An `anomaly` event for IP fragments that overlap with different bytes.
+    public static func fragmentAnomaly(_ c: FragmentConflict, capture: String) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", c.timestamp.rfc3339)
+        w.field("event_type", "anomaly")
+        w.field("capture", capture)
+        w.field("src_ip", c.source.description)
+        w.field("dest_ip", c.destination.description)
+        w.field("proto", IPProtocolName.of(c.ipProtocol))
+        w.beginObject("anomaly")
+        w.field("type", "decode")
+        w.field("event", "ip-fragment-overlap-different-data")
+        w.field("ip_id", c.identification)
+        w.field("offset", c.offset)
+        w.field("length", c.length)
+        w.field("policy", "first")
+        w.endObject()
+        w.endObject()
+        return w
+    }
+
     static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
@@ -139,6 +161,12 @@ public enum EventEncoder {
         w.field("icmp", s.icmp)
         w.field("other_ip", s.otherIP)
         w.field("ip_fragments", s.fragments)
+        w.beginObject("ip_reassembly")
+        w.field("datagrams", s.datagramsReassembled)
+        w.field("fragments_dropped", s.fragmentsDropped)
+        w.field("fragment_bytes_dropped", s.fragmentBytesDropped)
+        w.field("overlap_conflicts", s.fragmentConflicts)
+        w.endObject()
         w.beginObject("link_types")
         for (type, count) in s.linkTypes.sorted(by: { $0.key < $1.key }) {
             w.field(LinkType(rawValue: type).description, count)

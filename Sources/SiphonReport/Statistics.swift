@@ -36,6 +36,12 @@ public struct CaptureStatistics: Sendable {
     public var budgetGapBytes: UInt64 = 0
     public var peakBufferedBytes: UInt64 = 0
     public var extractionError: String?
+    /// IP fragment reassembly: datagrams rebuilt; fragments (and their frame bytes) dropped incomplete; overlapping
+    /// fragments whose bytes differed.
+    public var datagramsReassembled: UInt64 = 0
+    public var fragmentsDropped: UInt64 = 0
+    public var fragmentBytesDropped: UInt64 = 0
+    public var fragmentConflicts: UInt64 = 0
     /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
     public var interfaceDrops: UInt64?
     public var firstTimestamp: Timestamp?
