@@ -64,10 +64,9 @@ payload:
 
 * ISN = tcp.seq_raw of its SYN (or SYN/ACK).  A direction without a SYN, or
   whose SYNs carry different sequence numbers, has no known start and is
-  excluded.  Payload carried on a SYN counts only if the same bytes were
-  sent again without SYN (a rejected TCP Fast Open retransmits them):
-  tcpflow 1.6.1 counts SYN payload as a protocol violation and drops it, so
-  a direction with bytes that only ever travelled on a SYN is excluded.
+  excluded.  Payload carried on a SYN (TCP Fast Open) starts at ISN+1 like
+  any other data; tcpflow 1.6.1 keeps it (and counts a "violation" in
+  report.xml), and such fixtures are marked "syn_payload": true.
 * Every payload segment (tcp.payload, which must have tcp.len bytes, else the
   capture truncated it) is placed at (seq - ISN - 1) mod 2^32; an offset
   >= 2^31 means data before the ISN and excludes the direction.
@@ -100,7 +99,7 @@ Output (JSON object):
     sender sent the SYN, "server" when it sent the SYN/ACK), family, vlan
     (the number tcpflow put after "--", null if none), connection_index (N of
     the cN suffix, 0 without suffix), tshark_stream, length, sha256,
-    gap_free: true), excluded (capture, file or null, tshark_stream or null,
+    syn_payload (payload travelled on the SYN), gap_free: true), excluded (capture, file or null, tshark_stream or null,
     sender/receiver, reason).  Lists are sorted by capture then file name, so
     the output is deterministic.
 """
@@ -368,7 +367,6 @@ def reassemble(pkts):
     first = bytearray(end)
     last = bytearray(end)
     have = bytearray(end)
-    have_nosyn = bytearray(end)     # coverage by segments without SYN (tcpflow drops SYN payload)
     conflict = []
     for rel, b, fr, on_syn in segs:
         for i, byte in enumerate(b):
@@ -380,14 +378,9 @@ def reassemble(pkts):
                 first[k] = byte
                 have[k] = 1
             last[k] = byte
-            if not on_syn:
-                have_nosyn[k] = 1
     if conflict:
         problems.append("overlapping retransmission with different bytes (frames %s)" % conflict[:5])
-    syn_only = sum(1 for k in range(end) if have[k] and not have_nosyn[k])
-    if syn_only:
-        problems.append("%d payload byte(s) only ever sent on the SYN (TCP Fast Open); tcpflow 1.6.1 "
-                        "drops SYN payload as a protocol violation" % syn_only)
+    syn_payload = any(on_syn for _, _, _, on_syn in segs)
     holes = []
     k = 0
     while k < end:
@@ -403,7 +396,7 @@ def reassemble(pkts):
     if fin_end is not None and fin_end > end:
         problems.append("bytes %d-%d before the FIN never captured" % (end, fin_end))
     return {"data": bytes(last), "data_first": bytes(first), "problems": problems, "role": role,
-            "first_data_frame": first_data, "holes": holes}
+            "first_data_frame": first_data, "holes": holes, "syn_payload": syn_payload}
 
 
 # --------------------------------------------------------------------------
@@ -555,6 +548,7 @@ def analyse_capture(rel, tmp, env):
                 "tshark_stream": stream,
                 "length": len(content),
                 "sha256": hashlib.sha256(content).hexdigest(),
+                "syn_payload": d["syn_payload"],
                 "gap_free": True,
             })
         for n, f in flist[len(dlist):]:

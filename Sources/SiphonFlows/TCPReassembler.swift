@@ -91,8 +91,49 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     public private(set) var bufferedBytes = 0
     public private(set) var peakBufferedBytes = 0
 
+    /// A sampled fingerprint of a delivered chunk: its range and 24 of its bytes (start, middle, end). Delivered
+    /// bytes are not kept (in-order data is never copied), so a retransmission of a delivered range is compared
+    /// with this: a differing copy of any of those bytes is reported as a conflict.
+    private struct Fingerprint {
+        var start: UInt64 = .max
+        var length: Int = 0
+        var head: UInt64 = 0
+        var middle: UInt64 = 0
+        var tail: UInt64 = 0
+
+        init() {}
+
+        init(_ bytes: UnsafeRawBufferPointer, start: UInt64) {
+            self.start = start
+            length = bytes.count
+            let base = bytes.baseAddress!
+            if bytes.count >= 8 {
+                head = base.loadUnaligned(as: UInt64.self)
+                middle = base.loadUnaligned(fromByteOffset: bytes.count / 2 - 4, as: UInt64.self)
+                tail = base.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)
+            } else {
+                for i in 0..<bytes.count { head |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+            }
+        }
+
+        /// The delivered byte at stream offset `p`, when it is one of the sampled ones.
+        func byte(at p: UInt64) -> UInt8? {
+            guard p >= start, p < start + UInt64(length) else { return nil }
+            let i = Int(p - start)
+            if i < 8 { return UInt8(truncatingIfNeeded: head >> (8 * UInt64(i))) }
+            guard length >= 8 else { return nil }
+            if i >= length - 8 { return UInt8(truncatingIfNeeded: tail >> (8 * UInt64(i - (length - 8)))) }
+            let m = length / 2 - 4
+            if i >= m && i < m + 8 { return UInt8(truncatingIfNeeded: middle >> (8 * UInt64(i - m))) }
+            return nil
+        }
+    }
+
     private struct Half {
         var flowID: UInt64 = 0
+        /// The last four delivered chunks, for conflicts with data that was already delivered.
+        var recent: (Fingerprint, Fingerprint, Fingerprint, Fingerprint) = (.init(), .init(), .init(), .init())
+        var recentNext = 0
         var started = false
         var nextSequence: UInt32 = 0
         /// Stream offset of `nextSequence`: everything before it was delivered or declared a gap.
@@ -189,10 +230,6 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             h.pointee.finOffset = UInt64(start + Int64(length))
         }
         guard length > 0 else { return }
-        if start + Int64(length) <= Int64(h.pointee.offset) {
-            h.pointee.figures.retransmittedBytes &+= UInt64(length)
-            return
-        }
         place(UnsafeRawBufferPointer(rebasing: payload[...]), at: start, h, slot: slot, direction: direction, timestamp: timestamp)
         if missing > 0 && start + Int64(length) > Int64(h.pointee.offset) && h.pointee.offset == UInt64(max(0, start)) + UInt64(payload.count) {
             // The snapshot length cut this in-order packet: its tail is a gap now, rather than a hole waited on.
@@ -214,6 +251,11 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         while true {
             let offset = Int64(h.pointee.offset)
             let end = start + Int64(data.count)
+            if start < offset && end > 0 {
+                let from = Int(max(0, -start))
+                let old = UnsafeRawBufferPointer(rebasing: data[from..<Int(min(end, offset) - start)])
+                compareWithDelivered(old, at: UInt64(max(0, start)), h, slot: slot, direction: direction, timestamp: timestamp)
+            }
             if end <= offset {
                 h.pointee.figures.retransmittedBytes &+= UInt64(data.count)
                 return
@@ -257,6 +299,14 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     @inline(__always)
     private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
         consumer.streamData(bytes, slot: slot, direction: direction, offset: h.pointee.offset)
+        let print = Fingerprint(bytes, start: h.pointee.offset)
+        switch h.pointee.recentNext {
+        case 0: h.pointee.recent.0 = print
+        case 1: h.pointee.recent.1 = print
+        case 2: h.pointee.recent.2 = print
+        default: h.pointee.recent.3 = print
+        }
+        h.pointee.recentNext = (h.pointee.recentNext + 1) & 3
         h.pointee.offset &+= UInt64(bytes.count)
         h.pointee.nextSequence &+= UInt32(truncatingIfNeeded: bytes.count)
         h.pointee.figures.delivered &+= UInt64(bytes.count)
@@ -288,6 +338,48 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             }
             h.pointee.head = s.next
             release(Int32(i), h)
+        }
+    }
+
+    /// Bytes offered again for a range already delivered: compares them with the sampled bytes of the recent
+    /// delivered chunks they overlap. Delivered bytes are final whatever the policy; a difference is reported.
+    private func compareWithDelivered(
+        _ data: UnsafeRawBufferPointer, at start: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
+        timestamp: Timestamp
+    ) {
+        let r = h.pointee.recent
+        let end = start + UInt64(data.count)
+        for old in [r.0, r.1, r.2, r.3] where old.start != .max && old.start < end && start < old.start + UInt64(old.length) {
+            var kept: [UInt8] = []
+            var discarded: [UInt8] = []
+            var first: UInt64?
+            var p = max(start, old.start)
+            let stop = min(end, old.start + UInt64(old.length))
+            while p < stop {
+                if let known = old.byte(at: p) {
+                    let offered = data[Int(p - start)]
+                    if known != offered {
+                        if first == nil { first = p }
+                        kept.append(known)
+                        discarded.append(offered)
+                    }
+                } else if old.length >= 8 {
+                    // Jump to the next sampled window.
+                    let i = Int(p - old.start)
+                    let m = old.length / 2 - 4
+                    let next = i < m ? m : old.length - 8
+                    if next > i { p = old.start + UInt64(next); continue }
+                }
+                p += 1
+            }
+            guard let at = first else { continue }
+            h.pointee.figures.conflicts &+= 1
+            conflictCount &+= 1
+            consumer.streamConflict(OverlapConflict(
+                flowID: h.pointee.flowID, slot: slot, direction: direction, offset: at, length: Int(stop - at),
+                keptSegmentOffset: old.start, discardedSegmentOffset: start, kept: Array(kept.prefix(16)),
+                discarded: Array(discarded.prefix(16)), timestamp: timestamp))
+            return
         }
     }
 

@@ -44,7 +44,11 @@ struct ReassemblyModel {
         var conflictInSegment = false
         for (i, b) in bytes.enumerated() {
             let p = start + i
-            guard p >= delivered else { continue }  // delivered bytes never change
+            guard p >= delivered else {
+                // Delivered bytes never change; a differing copy of them is still a conflict.
+                if held[p] != b { conflictInSegment = true }
+                continue
+            }
             if let old = held[p] {
                 let takeNew: Bool
                 switch policy {
