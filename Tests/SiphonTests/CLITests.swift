@@ -67,6 +67,22 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         #expect(r.err.contains(path) && r.err.contains("offset"))
     }
 
+    @Test func extractStreamsHashesAndAnomalies() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-extract").path
+        try? FileManager.default.removeItem(atPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runSiphon(["scan", "-q", "--stream-hashes", "--extract-streams", dir, "--json", "-",
+                               Repo.path("captures/reassembly/sv-tcp-overlap.pcap")])
+        #expect(r.status == 0)
+        // The client sent GOOD, then EVIL for the same bytes: the first copy is kept, the conflict reported.
+        let file = dir + "/001.001.001.001.12345-002.002.002.002.08080"
+        #expect((try? String(contentsOfFile: file, encoding: .utf8)) == "GOOD")
+        #expect(r.out.contains("\"event\":\"overlap-different-data\"") && r.out.contains("\"discarded\":\"4556494c\""))
+        // printf GOOD | sha256sum
+        #expect(r.out.contains("\"sha256\":\"278f14e96cc67489e5c0d6cebec8a2718fb158ec656fd41fed7ecd031cd472b2\""))
+        #expect(try runSiphon(["scan", "--overlap-policy", "sideways", "x.pcap"]).status == 2)
+    }
+
     @Test func filterOption() throws {
         let r = try runSiphon(["scan", "-q", "-f", "udp port 53", Repo.path("captures/diff/eth-zeek-wikipedia.pcap"), "--json", "-"])
         #expect(r.status == 0)

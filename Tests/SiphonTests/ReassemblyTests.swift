@@ -166,6 +166,20 @@ struct ReassemblyModel {
         #expect(figures.midstream && figures.delivered == 10 && figures.gapBytes == 40)
     }
 
+    @Test func dataOnSynAndAfterFinAndOnRst() {
+        let collector = Collector()
+        let r = TCPReassembler(consumer: collector)
+        func feed(_ seq: UInt32, _ flags: UInt16, _ text: String) {
+            Array(text.utf8).withUnsafeBytes { r.segment(slot: 0, flowID: 1, direction: 0, sequence: seq, flags: flags, payload: $0, timestamp: .zero) }
+        }
+        feed(100, 0x02, "syn-data|")  // TCP Fast Open: data on the SYN starts at ISN + 1
+        feed(110, 0x11, "fin|")  // FIN with data
+        feed(114, 0x10, "after-fin|")  // data after FIN is still delivered (and counted)
+        feed(124, 0x04, "rst")  // RST with data
+        _ = r.finish(slot: 0, flowID: 1)
+        #expect(String(decoding: collector.streams[0]!, as: UTF8.self) == "syn-data|fin|after-fin|rst")
+    }
+
     @Test func snaplenCutIsAGapNotAWait() {
         let collector = Collector()
         let r = TCPReassembler(consumer: collector)
