@@ -12,8 +12,8 @@ captures/zeek/*.pcap*.  The default output is
 captures/tcpflow/expected.json.  --check regenerates the JSON in memory and
 compares it with the file on disk instead of writing it (exit status 1 when
 they differ; "tcpflow_version"/"tshark_version" are not compared).
---report prints a human-readable summary (captures, naming observations and
-every excluded direction with its reason) to stdout.
+--report prints a human-readable summary (a Markdown table of the captures
+and one of every excluded direction with its reason) to stdout.
 
 Needs tcpflow (1.6.1 was used) and tshark on PATH; Python 3 stdlib only.
 
@@ -78,8 +78,11 @@ payload:
 * The tcpflow file of the direction must then be byte-identical to that
   reassembly.  This is what catches tcpflow's own limits: it does not
   reassemble IP fragments (it keeps only the first fragment's bytes), does
-  not walk IPv6 extension headers, and only accepts DLT_NULL family bytes 2
-  and 10 (BSD AF_INET6 values 24/28/30 are dropped).
+  not walk IPv6 extension headers, only accepts DLT_NULL family bytes 2
+  and 10 (BSD AF_INET6 values 24/28/30 are dropped), and for IPv4 takes the
+  TCP payload length from the captured bytes rather than the IP total
+  length, so Ethernet padding of pure ACK/FIN/RST frames is written as zero
+  bytes (simsong/tcpflow#249, #261).
 
 Pairing tcpflow files with directions: tcpflow's name is predicted from the
 direction (sender %A.%a, receiver %B.%b, IPv4 as %03d octets, IPv6 with
@@ -99,9 +102,13 @@ Output (JSON object):
     sender sent the SYN, "server" when it sent the SYN/ACK), family, vlan
     (the number tcpflow put after "--", null if none), connection_index (N of
     the cN suffix, 0 without suffix), tshark_stream, length, sha256,
-    syn_payload (payload travelled on the SYN), gap_free: true), excluded (capture, file or null, tshark_stream or null,
-    sender/receiver, reason).  Lists are sorted by capture then file name, so
-    the output is deterministic.
+    syn_payload (payload travelled on the SYN), gap_free: true), excluded
+    (capture, file or null, tshark_stream or null, src/dst, reason), probes
+    (tcpflow's file names and contents for the tiny synthetic captures built
+    by run_probes(): naming of IPv4, IPv6, IPv4-mapped IPv6, 802.1Q PCP,
+    QinQ, 802.1ad, VLAN change, 4-tuple reuse, holes, missing tail, Ethernet
+    padding on IPv4 and IPv6, SYN payload, IPv6 extension header).  Lists are
+    sorted by capture then file name, so the output is deterministic.
 """
 
 import argparse
@@ -135,7 +142,7 @@ SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 NAME_RE = re.compile(r"^(?P<base>.+\.\d{5}-.+\.\d{5}(?:--\d+)?)(?:c(?P<n>\d+))?$")
 
 LINKTYPES = {0: "NULL", 1: "EN10MB", 101: "RAW", 113: "LINUX_SLL", 228: "IPV4",
-             229: "IPV6", 276: "LINUX_SLL2", 12: "RAW(12)", 14: "RAW(14)"}
+             229: "IPV6", 274: "ETHERNET_MPACKET", 276: "LINUX_SLL2", 12: "RAW(12)", 14: "RAW(14)"}
 
 
 # --------------------------------------------------------------------------
@@ -632,6 +639,9 @@ PROBES = [
     ("reuse-vlan", "same 4-tuple twice, on VLAN 10 then VLAN 20",
      lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1", tags=[(0x8100, 10)])
      + _conn(C4, S4, 900000000, 7000, b"second", b"r2", tags=[(0x8100, 20)])),
+    ("reuse-same-vlan", "same 4-tuple twice on VLAN 10 (FIN-closed)",
+     lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1", tags=[(0x8100, 10)])
+     + _conn(C4, S4, 900000000, 7000, b"second", b"r2", tags=[(0x8100, 10)])),
     ("reuse-close-isn", "same 4-tuple twice, FIN-closed, new ISNs only 1000 apart",
      lambda: _conn(C4, S4, 1000, 5000, b"first", b"r1") + _conn(C4, S4, 2000, 6000, b"second", b"r2")),
     ("reuse-no-fin", "same 4-tuple twice, first never closed; client ISN jumps 900000000, server ISN 2000",
@@ -647,6 +657,9 @@ PROBES = [
     ("padding", "IPv4 pure ACK / FIN frames padded with 6 zero bytes (60-byte Ethernet minimum)",
      lambda: _conn(C4, S4, 1000, 5000, b"hello", b"", fin=False)
      + [_frame(S4, C4, 80, 1234, 5001, 1006, 0x10, pad=6), _frame(S4, C4, 80, 1234, 5001, 1006, 0x11, pad=6)]),
+    ("padding-ipv6", "IPv6 pure ACK with 6 trailing bytes after the IPv6 payload",
+     lambda: _conn("2001:db8::1", "2001:db8::2", 1000, 5000, b"hello", b"", fin=False)
+     + [_frame("2001:db8::2", "2001:db8::1", 80, 1234, 5001, 1006, 0x10, pad=6)]),
     ("syn-data", "payload on the client SYN (TCP Fast Open), never retransmitted",
      lambda: [_frame(C4, S4, 1234, 80, 1000, 0, 0x02, b"early"), _frame(S4, C4, 80, 1234, 5000, 1006, 0x12),
               _frame(C4, S4, 1234, 80, 1006, 5001, 0x18, b"late")]),
@@ -682,7 +695,7 @@ def run_probes(tmp):
                 e["hex"] = b.hex()
             else:
                 e["sha256"] = hashlib.sha256(b).hexdigest()
-                e["nonzero_prefix_hex"] = b.rstrip(b"\0")[:16].hex() if not b.strip(b"\0") == b"" else ""
+                e["nonzero_prefix_hex"] = b.rstrip(b"\0")[:16].hex()
             files.append(e)
         out.append({"probe": name, "description": desc, "files": files})
     return out

@@ -94,7 +94,7 @@ public final class StreamRecorder: StreamConsumer {
             let base = StreamRecorder.tcpflowName(
                 source: fromClient ? f.clientAddress : f.serverAddress, sourcePort: fromClient ? f.clientPort : f.serverPort,
                 destination: fromClient ? f.serverAddress : f.clientAddress,
-                destinationPort: fromClient ? f.serverPort : f.clientPort)
+                destinationPort: fromClient ? f.serverPort : f.clientPort, vlanTCI: f.outer8021QTCI)
             let used = namesUsed[base, default: 0]
             namesUsed[base] = used + 1
             let name = used == 0 ? base : base + "c\(used)"
@@ -114,14 +114,18 @@ public final class StreamRecorder: StreamConsumer {
     }
 
     /// tcpflow's default file name: `%A.%a-%B.%b`, IPv4 octets zero-padded to 3 digits, ports to 5
-    /// (`192.168.001.002.01234-010.000.000.001.00080`); IPv6 addresses as tcpflow prints them (inet_ntop).
-    public static func tcpflowName(source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16) -> String {
+    /// (`192.168.001.002.01234-010.000.000.001.00080`); IPv6 addresses as `inet_ntop` prints them; `--` and the
+    /// outermost 802.1Q tag's whole TCI in decimal when the first packet had one (tcpflow 1.6.1, see
+    /// captures/tcpflow/README.md).
+    public static func tcpflowName(
+        source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16, vlanTCI: Int32 = -1
+    ) -> String {
         func address(_ a: IPAddress) -> String {
             if a.isIPv6 { return a.description }
             return a.bytes.map { String($0).leftPadded(3) }.joined(separator: ".")
         }
         return address(source) + "." + String(sourcePort).leftPadded(5) + "-" + address(destination) + "."
-            + String(destinationPort).leftPadded(5)
+            + String(destinationPort).leftPadded(5) + (vlanTCI >= 0 ? "--\(vlanTCI)" : "")
     }
 }
 

@@ -66,6 +66,8 @@ public struct DecodedPacket: Sendable {
     /// Up to three 802.1Q/802.1ad VLAN IDs, outermost first.
     public var vlanCount: UInt8 = 0
     public var vlanIDs: (UInt16, UInt16, UInt16) = (0, 0, 0)
+    /// The outermost tag's whole TCI (priority, DEI, ID) when it is an 802.1Q (0x8100) tag, else -1.
+    public var outer8021QTCI: Int32 = -1
     public var sourceMAC: UInt64 = 0
     public var destinationMAC: UInt64 = 0
     public var hasMACs = false

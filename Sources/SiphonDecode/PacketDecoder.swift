@@ -83,7 +83,9 @@ public enum PacketDecoder {
             try need(b, o, 4, .vlan)
             let id = b.be16(o) & 0x0FFF
             switch p.vlanCount {
-            case 0: p.vlanIDs.0 = id
+            case 0:
+                p.vlanIDs.0 = id
+                if type == 0x8100 { p.outer8021QTCI = Int32(b.be16(o)) }
             case 1: p.vlanIDs.1 = id
             case 2: p.vlanIDs.2 = id
             default: break

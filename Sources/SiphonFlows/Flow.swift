@@ -131,6 +131,8 @@ public struct Flow: Sendable {
     /// Link-layer addresses of endpoints a and b when the link layer had them (0 otherwise).
     public var macA: UInt64 = 0
     public var macB: UInt64 = 0
+    /// The first packet's outermost 802.1Q TCI (-1 when none): tcpflow names stream files with it.
+    public var outer8021QTCI: Int32 = -1
 
     public init(key: FlowKey, id: UInt64, initiatorIsA: Bool, start: Timestamp) {
         self.key = key

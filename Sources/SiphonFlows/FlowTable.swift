@@ -164,6 +164,7 @@ public final class FlowTable {
         let (senderInitiates, flipped) = FlowTable.senderInitiates(p)
         var flow = Flow(key: key, id: createdCount, initiatorIsA: senderInitiates == fromA, start: timestamp)
         if flipped { flow.history.record(UInt8(ascii: "^"), initiator: true) }
+        flow.outer8021QTCI = p.outer8021QTCI
         slots[Int(slot)] = flow
         insertIndex(hash: hash, slot: slot)
         activeCount += 1

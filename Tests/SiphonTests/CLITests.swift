@@ -75,7 +75,7 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
                                Repo.path("captures/reassembly/sv-tcp-overlap.pcap")])
         #expect(r.status == 0)
         // The client sent GOOD, then EVIL for the same bytes: the first copy is kept, the conflict reported.
-        let file = dir + "/001.001.001.001.12345-002.002.002.002.08080"
+        let file = dir + "/001.001.001.001.12345-002.002.002.002.08080--6"  // 802.1Q tag 6: tcpflow adds --6
         #expect((try? String(contentsOfFile: file, encoding: .utf8)) == "GOOD")
         #expect(r.out.contains("\"event\":\"overlap-different-data\"") && r.out.contains("\"discarded\":\"4556494c\""))
         // printf GOOD | sha256sum

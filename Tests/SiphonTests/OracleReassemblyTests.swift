@@ -58,7 +58,9 @@ import Testing
         // A reused 5-tuple: the check names the connection by its client ISN (k-th smallest = k-th connection, they
         // are in ISN order in these captures). Files are numbered in order of first data in that direction, so the
         // file of connection k is preceded by those of earlier connections that carried data that way.
-        let candidates = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { $0.hasPrefix(name) }.sorted {
+        let candidates = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter {
+            $0.hasPrefix(name) && !$0.dropFirst(name.count).hasPrefix("--") || $0.hasPrefix(name + "--")
+        }.sorted {
             $0.count != $1.count ? $0.count < $1.count : $0 < $1
         }
         var bytes: [UInt8] = []
@@ -91,5 +93,33 @@ import Testing
         }
         let anomalies = events.filter { $0["event_type"] as? String == "anomaly" && $0["src_port"] as? Int == check.cport }
         #expect(!anomalies.isEmpty == check.conflictsExpected, "\(check): \(anomalies.count) anomalies")
+    }
+}
+
+/// `--extract-streams` against tcpflow 1.6.1 on every stream tcpflow reassembles without gaps
+/// (captures/tcpflow/expected.json, made by scripts/tcpflow_streams.py): same file name, same bytes.
+@Suite struct TcpflowTests {
+    nonisolated(unsafe) static let streams: [[String: Any]] = ((try? Repo.json("captures/tcpflow/expected.json") as? [String: Any])?["streams"]
+        as? [[String: Any]]) ?? []
+
+    @Test func fixturesArePresent() { #expect(Self.streams.count >= 100) }
+
+    @Test(arguments: Set(streams.map { $0["capture"] as! String }).sorted())
+    func extractedStreamsEqualTcpflow(_ capture: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-tcpflow-" + (capture as NSString).lastPathComponent).path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = ScanOptions()
+        options.streams.extractDirectory = dir
+        _ = scanEvents(Repo.path(capture), options: options)
+        for s in Self.streams where s["capture"] as? String == capture {
+            let name = s["file"] as! String
+            let data = FileManager.default.contents(atPath: dir + "/" + name)
+            let found = try #require(data, "\(capture): no file \(name); have \((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])")
+            #expect(found.count == s["length"] as! Int, "\(capture) \(name)")
+            let sha = SHA256.hash(data: found).map { String(format: "%02x", $0) }.joined()
+            #expect(sha == s["sha256"] as! String, "\(capture) \(name)")
+        }
     }
 }
