@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs Siphon's test suite: installs libpcap-dev and tshark when missing (Debian/Ubuntu, as root or with sudo),
+# Runs Siphon's test suite: installs libpcap-dev, tshark and tcpflow when missing (Debian/Ubuntu, as root or with sudo),
 # checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v tcpflow >/dev/null 2>&1 || need+=(tcpflow)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
@@ -29,5 +30,7 @@ n = len(glob.glob("captures/diff/expected/*.tshark.json"))
 print(f"tshark fixtures: {n - bad} of {n} reproduced by the installed tshark")
 sys.exit(1 if bad else 0)
 PY
+# The extraction fixtures come from tcpflow: check the installed tcpflow still writes exactly those streams.
+python3 scripts/tcpflow_streams.py --check
 swift build --build-tests
 swift test --parallel
