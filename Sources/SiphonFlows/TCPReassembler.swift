@@ -20,9 +20,10 @@ public protocol StreamConsumer: AnyObject {
 }
 
 /// Which copy of overlapping bytes is kept. `first` and `last` are Suricata's `first`/`last` policies; BSD, Linux
-/// and Windows follow how those stacks resolve overlaps with *buffered* data (the cases the tests cover): BSD and
-/// Windows keep the old bytes except where a new segment starts before an old one; Linux keeps the new bytes when
-/// the new segment starts before or at the old one.
+/// and Windows follow Suricata's target-based rules for the copies it compares: BSD and Windows keep the old bytes
+/// unless the new segment starts before the old one; Linux also takes the new bytes when the new segment starts
+/// with the old one and runs past its end. Under every policy but `first`, in-order data is held until the
+/// receiver acknowledges it, so a later copy can still win until then.
 public enum OverlapPolicy: String, Sendable, CaseIterable {
     case first, last, bsd, linux, windows
 }
@@ -141,13 +142,17 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         var finOffset: UInt64 = .max
         var head: Int32 = -1
         var buffered = 0
+        /// Stream offset the peer acknowledged (-1: nothing yet). With a policy other than `first`, data is held
+        /// until acknowledged, as Suricata does, so that a later copy can still replace it.
+        var acked: Int64 = -1
         var figures = StreamFigures()
     }
 
     private struct Segment {
         var start: UInt64
-        /// Where the TCP segment these bytes came from started (target-based policies compare it).
+        /// Where the TCP segment these bytes came from started and ended (target-based policies compare them).
         var origin: UInt64
+        var originEnd: UInt64
         var length: Int
         var next: Int32
         var data: UnsafeMutableRawPointer
@@ -164,8 +169,14 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     /// Pooled buffers by power-of-two size class (64 B ... 64 KiB and beyond).
     private var pool: [[UnsafeMutableRawPointer]] = Array(repeating: [], count: 32)
 
+    /// Whether in-order data waits for its acknowledgment. Under `first` the earliest copy of a byte wins, so a
+    /// byte is final as soon as it is in order and goes to the consumer straight from the capture buffer; under
+    /// the other policies a later copy may still replace it until the receiver acknowledged it.
+    private let ackGated: Bool
+
     public init(configuration: ReassemblyConfiguration = ReassemblyConfiguration(), consumer: Consumer) {
         self.configuration = configuration
+        ackGated = configuration.policy != .first
         self.consumer = consumer
         halfCapacity = 2048
         halves = UnsafeMutablePointer<Half>.allocate(capacity: halfCapacity)
@@ -199,11 +210,13 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     }
 
     /// Feeds one TCP segment of the flow `flowID` in `slot`. `payload` is what the capture holds; `missing` bytes of
-    /// payload the packet carried on the wire were cut by the snapshot length.
+    /// payload the packet carried on the wire were cut by the snapshot length. `acknowledgment` (with the ACK flag)
+    /// releases the other direction's data held under an acknowledgment-gated policy.
     public func segment(
-        slot: Int32, flowID: UInt64, direction: Int, sequence: UInt32, flags: UInt16,
+        slot: Int32, flowID: UInt64, direction: Int, sequence: UInt32, flags: UInt16, acknowledgment: UInt32 = 0,
         payload: UnsafeRawBufferPointer, missing: Int = 0, timestamp: Timestamp
     ) {
+        defer { if flags & 0x10 != 0 { acknowledge(slot: slot, flowID: flowID, direction: 1 - direction, acknowledgment) } }
         let h = half(slot, direction)
         if h.pointee.flowID != flowID { h.pointee = Half(); h.pointee.flowID = flowID }
         let syn = flags & 0x02 != 0
@@ -234,9 +247,22 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         if missing > 0 && start + Int64(length) > Int64(h.pointee.offset) && h.pointee.offset == UInt64(max(0, start)) + UInt64(payload.count) {
             // The snapshot length cut this in-order packet: its tail is a gap now, rather than a hole waited on.
             declareGap(UInt64(start + Int64(length)) - h.pointee.offset, h, slot: slot, direction: direction, budget: false)
-            drain(h, slot: slot, direction: direction)
+            drain(h, slot: slot, direction: direction, limit: releaseLimit(h))
         }
     }
+
+    /// The peer acknowledged `number` in `direction`'s sequence space: under a gated policy, data up to it is final.
+    private func acknowledge(slot: Int32, flowID: UInt64, direction: Int, _ number: UInt32) {
+        let o = half(slot, direction)
+        guard o.pointee.flowID == flowID, o.pointee.started else { return }
+        let acked = Int64(o.pointee.offset) + Int64(Int32(bitPattern: number &- o.pointee.nextSequence))
+        guard acked > o.pointee.acked else { return }
+        o.pointee.acked = acked
+        if ackGated && o.pointee.head >= 0 { drain(o, slot: slot, direction: direction, limit: acked) }
+    }
+
+    @inline(__always)
+    private func releaseLimit(_ h: UnsafeMutablePointer<Half>) -> Int64 { ackGated ? h.pointee.acked : .max }
 
     /// Places `data` (stream offset `start`, possibly before the delivered point) into the stream: the part already
     /// delivered is dropped, the in-order part goes straight to the consumer up to the first buffered segment, the
@@ -248,6 +274,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         var data = data
         var start = start
         let origin = UInt64(max(0, start))
+        let originEnd = UInt64(max(0, start + Int64(data.count)))
         while true {
             let offset = Int64(h.pointee.offset)
             let end = start + Int64(data.count)
@@ -266,12 +293,12 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 data = UnsafeRawBufferPointer(rebasing: data[skip...])
                 start = offset
             }
-            if start == offset {
+            if start == offset && !ackGated {
                 var direct = data.count
                 if h.pointee.head >= 0 { direct = min(direct, Int(Int64(segments[Int(h.pointee.head)].start) - start)) }
                 if direct > 0 { deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction) }
                 if direct == data.count {
-                    drain(h, slot: slot, direction: direction)
+                    drain(h, slot: slot, direction: direction, limit: .max)
                     return
                 }
                 data = UnsafeRawBufferPointer(rebasing: data[direct...])
@@ -280,8 +307,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             let fits = h.pointee.buffered + data.count <= configuration.maximumBufferedPerDirection
                 && bufferedBytes + data.count <= configuration.maximumBufferedTotal
             if fits {
-                insert(data, at: UInt64(start), origin: origin, h, slot: slot, direction: direction, timestamp: timestamp)
-                drain(h, slot: slot, direction: direction)
+                insert(data, at: UInt64(start), origin: origin, originEnd: originEnd, h, slot: slot, direction: direction, timestamp: timestamp)
+                drain(h, slot: slot, direction: direction, limit: releaseLimit(h))
                 return
             }
             if h.pointee.head >= 0 && segments[Int(h.pointee.head)].start < UInt64(start) + UInt64(data.count) {
@@ -325,16 +352,20 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         if budget { budgetGapBytes &+= length }
     }
 
-    /// Delivers buffered segments that the stream has reached.
-    private func drain(_ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
+    /// Delivers buffered segments that the stream has reached, up to stream offset `limit` (the acknowledged
+    /// offset under a gated policy); a segment that straddles the limit stays, partly delivered.
+    private func drain(_ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, limit: Int64) {
         while h.pointee.head >= 0 {
             let i = Int(h.pointee.head)
             let s = segments[i]
-            if s.start > h.pointee.offset { return }
+            let offset = h.pointee.offset
+            if s.start > offset || limit <= Int64(offset) { return }
             let end = s.start + UInt64(s.length)
-            if end > h.pointee.offset {
-                let skip = Int(h.pointee.offset - s.start)
-                deliver(UnsafeRawBufferPointer(start: s.data + skip, count: s.length - skip), h, slot: slot, direction: direction)
+            if end > offset {
+                let stop = limit < Int64(end) ? UInt64(limit) : end
+                deliver(UnsafeRawBufferPointer(start: s.data + Int(offset - s.start), count: Int(stop - offset)), h,
+                        slot: slot, direction: direction)
+                if stop < end { return }
             }
             h.pointee.head = s.next
             release(Int32(i), h)
@@ -388,7 +419,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         guard h.pointee.head >= 0 else { return }
         let first = segments[Int(h.pointee.head)].start
         if first > h.pointee.offset { declareGap(first - h.pointee.offset, h, slot: slot, direction: direction, budget: budget) }
-        drain(h, slot: slot, direction: direction)
+        drain(h, slot: slot, direction: direction, limit: .max)
     }
 
     // MARK: Out-of-order buffering
@@ -396,7 +427,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     /// Inserts out-of-order `data` at stream offset `start` into the sorted segment list, storing only the bytes no
     /// buffered segment holds and resolving the overlapping ones by the policy.
     private func insert(
-        _ data: UnsafeRawBufferPointer, at start: UInt64, origin: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32,
+        _ data: UnsafeRawBufferPointer, at start: UInt64, origin: UInt64, originEnd: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32,
         direction: Int, timestamp: Timestamp
     ) {
         let length = data.count
@@ -410,17 +441,17 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 current = segments[Int(current)].next
             }
             if current < 0 || segments[Int(current)].start >= end {
-                previous = store(data, from: cursor, to: end, dataStart: start, origin: origin, after: previous, before: current, h)
+                previous = store(data, from: cursor, to: end, dataStart: start, origin: origin, originEnd: originEnd, after: previous, before: current, h)
                 break
             }
             let old = segments[Int(current)]
             if old.start > cursor {
-                previous = store(data, from: cursor, to: old.start, dataStart: start, origin: origin, after: previous, before: current, h)
+                previous = store(data, from: cursor, to: old.start, dataStart: start, origin: origin, originEnd: originEnd, after: previous, before: current, h)
                 cursor = old.start
             }
             // [cursor, overlapEnd) is held by `old` and offered again by the new segment.
             let overlapEnd = min(end, old.start + UInt64(old.length))
-            resolveOverlap(old: Int(current), new: data, newStart: start, newOrigin: origin, from: cursor, to: overlapEnd, h, slot: slot,
+            resolveOverlap(old: Int(current), new: data, newStart: start, newOrigin: origin, newOriginEnd: originEnd, from: cursor, to: overlapEnd, h, slot: slot,
                            direction: direction, timestamp: timestamp)
             cursor = overlapEnd
             previous = current
@@ -430,7 +461,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// Applies the overlap policy to `[from, to)`, held by buffered segment `old` and offered by `new`.
     private func resolveOverlap(
-        old: Int, new: UnsafeRawBufferPointer, newStart: UInt64, newOrigin: UInt64, from: UInt64, to: UInt64,
+        old: Int, new: UnsafeRawBufferPointer, newStart: UInt64, newOrigin: UInt64, newOriginEnd: UInt64, from: UInt64, to: UInt64,
         _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, timestamp: Timestamp
     ) {
         let count = Int(to - from)
@@ -445,7 +476,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         case .first: takeNew = false
         case .last: takeNew = true
         case .bsd, .windows: takeNew = newOrigin < oldStart
-        case .linux: takeNew = newOrigin <= oldStart
+        // Suricata's linux: the new segment also wins when it starts with the old one and runs past its end.
+        case .linux: takeNew = newOrigin < oldStart || (newOrigin == oldStart && newOriginEnd > segments[old].originEnd)
         }
         if differs {
             h.pointee.figures.conflicts &+= 1
@@ -463,14 +495,15 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// Copies `data[from - dataStart ..< to - dataStart]` into a pooled buffer linked between two segments.
     private func store(
-        _ data: UnsafeRawBufferPointer, from: UInt64, to: UInt64, dataStart: UInt64, origin: UInt64, after previous: Int32,
+        _ data: UnsafeRawBufferPointer, from: UInt64, to: UInt64, dataStart: UInt64, origin: UInt64, originEnd: UInt64,
+        after previous: Int32,
         before next: Int32, _ h: UnsafeMutablePointer<Half>
     ) -> Int32 {
         let length = Int(to - from)
         let sizeClass = max(6, Int.bitWidth - (length - 1).leadingZeroBitCount)
         let buffer = pool[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: 1 << sizeClass, alignment: 16)
         buffer.copyMemory(from: data.baseAddress! + Int(from - dataStart), byteCount: length)
-        let record = Segment(start: from, origin: origin, length: length, next: next, data: buffer, sizeClass: sizeClass)
+        let record = Segment(start: from, origin: origin, originEnd: originEnd, length: length, next: next, data: buffer, sizeClass: sizeClass)
         let index: Int32
         if let free = freeSegments.popLast() {
             index = free

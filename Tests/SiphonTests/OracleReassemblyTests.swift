@@ -31,16 +31,11 @@ import Testing
         }
     }()
 
-    /// Delivered bytes are final (in-order data is handed on without being kept), so a policy can only choose
-    /// among copies of bytes not yet delivered. Suricata keeps segments until acknowledged and lets `last`
-    /// replace delivered-but-unacknowledged bytes; these two derived checks expect that and are not met.
-    static let unsupported: Set<String> = ["sv-tcp-overlap.pcap last", "sv-tcp-overlap2.pcap last"]
-
     @Test func everyFixtureIsUsed() {
         #expect(Self.checks.count == 55)
     }
 
-    @Test(arguments: checks.filter { !unsupported.contains("\($0.capture) \($0.policy)") })
+    @Test(arguments: checks)
     func streamMatchesTheOracle(_ check: Check) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-oracle-\(check.index)").path
         try? FileManager.default.removeItem(atPath: dir)

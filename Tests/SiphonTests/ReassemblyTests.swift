@@ -30,6 +30,7 @@ final class Collector: StreamConsumer {
 struct ReassemblyModel {
     var held: [UInt8?]
     var heldStart: [Int]
+    var heldEnd: [Int]
     var delivered = 0
     var conflicts = 0
     let policy: OverlapPolicy
@@ -37,6 +38,7 @@ struct ReassemblyModel {
     init(length: Int, policy: OverlapPolicy) {
         held = Array(repeating: nil, count: length)
         heldStart = Array(repeating: 0, count: length)
+        heldEnd = Array(repeating: 0, count: length)
         self.policy = policy
     }
 
@@ -55,16 +57,20 @@ struct ReassemblyModel {
                 case .first: takeNew = false
                 case .last: takeNew = true
                 case .bsd, .windows: takeNew = start < heldStart[p]
-                case .linux: takeNew = start <= heldStart[p]
+                case .linux: takeNew = start < heldStart[p] || (start == heldStart[p] && start + bytes.count > heldEnd[p])
                 }
                 if old != b { conflictInSegment = true }
                 if takeNew { held[p] = b }
             } else {
                 held[p] = b
                 heldStart[p] = start
+                heldEnd[p] = start + bytes.count
             }
         }
         if conflictInSegment { conflicts += 1 }
+        // Under `first` in-order bytes are final at once; the other policies hold them until acknowledged, and
+        // these sequences carry no acknowledgment, so every byte stays open to the policy until the end.
+        guard policy == .first else { return }
         while delivered < held.count, held[delivered] != nil { delivered += 1 }
     }
 }
@@ -178,6 +184,32 @@ struct ReassemblyModel {
         feed(124, 0x04, "rst")  // RST with data
         _ = r.finish(slot: 0, flowID: 1)
         #expect(String(decoding: collector.streams[0]!, as: UTF8.self) == "syn-data|fin|after-fin|rst")
+    }
+
+    /// Under `last` a later copy replaces in-order bytes until the receiver acknowledges them; after that they
+    /// are final and a different copy is only reported.
+    @Test func acknowledgmentMakesHeldBytesFinal() {
+        let collector = Collector()
+        var config = ReassemblyConfiguration()
+        config.policy = .last
+        let r = TCPReassembler(configuration: config, consumer: collector)
+        func send(_ seq: UInt32, _ text: String) {
+            Array(text.utf8).withUnsafeBytes { r.segment(slot: 0, flowID: 1, direction: 0, sequence: seq, flags: 0x18, payload: $0, timestamp: .zero) }
+        }
+        func ack(_ number: UInt32) {
+            [UInt8]().withUnsafeBytes { r.segment(slot: 0, flowID: 1, direction: 1, sequence: 500, flags: 0x10, acknowledgment: number, payload: $0, timestamp: .zero) }
+        }
+        [UInt8]().withUnsafeBytes { r.segment(slot: 0, flowID: 1, direction: 0, sequence: 99, flags: 0x02, payload: $0, timestamp: .zero) }
+        send(100, "GOOD")
+        send(100, "EVIL")  // replaces GOOD: not acknowledged yet
+        #expect(collector.streams[0] == nil)
+        ack(104)
+        #expect(String(decoding: collector.streams[0] ?? [], as: UTF8.self) == "EVIL")
+        send(100, "GOOD")  // after the acknowledgment: reported, not applied
+        send(104, "MORE")
+        _ = r.finish(slot: 0, flowID: 1)
+        #expect(String(decoding: collector.streams[0]!, as: UTF8.self) == "EVILMORE")
+        #expect(collector.conflicts.count == 2)
     }
 
     @Test func snaplenCutIsAGapNotAWait() {
