@@ -216,7 +216,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         slot: Int32, flowID: UInt64, direction: Int, sequence: UInt32, flags: UInt16, acknowledgment: UInt32 = 0,
         payload: UnsafeRawBufferPointer, missing: Int = 0, timestamp: Timestamp
     ) {
-        defer { if flags & 0x10 != 0 { acknowledge(slot: slot, flowID: flowID, direction: 1 - direction, acknowledgment) } }
+        defer { if ackGated && flags & 0x10 != 0 { acknowledge(slot: slot, flowID: flowID, direction: 1 - direction, acknowledgment) } }
         let h = half(slot, direction)
         if h.pointee.flowID != flowID { h.pointee = Half(); h.pointee.flowID = flowID }
         let syn = flags & 0x02 != 0
