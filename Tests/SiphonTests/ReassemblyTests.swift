@@ -287,3 +287,74 @@ struct ReassemblyModel {
         if name == "gaps" { #expect(withGaps > 0) } else { #expect(withGaps == 0) }
     }
 }
+
+/// IP fragment reassembly on hand-built IPv4 fragments of one UDP datagram (8-byte header + 32 bytes of data).
+@Suite struct FragmentTests {
+    /// The fragment of `datagram` at byte `offset` (a multiple of 8), `length` bytes, id 0x4242, as a raw IPv4 packet.
+    static func fragment(_ datagram: [UInt8], offset: Int, length: Int, more: Bool) -> [UInt8] {
+        let body = Array(datagram[offset..<(offset + length)])
+        var p = Frames.ipv4(17, body)
+        p[0] = 0x45  // no options
+        p.removeSubrange(20..<24)
+        p[2] = UInt8((20 + length) >> 8)
+        p[3] = UInt8((20 + length) & 0xFF)
+        p[4] = 0x42
+        p[5] = 0x42
+        let field = UInt16(offset / 8) | (more ? 0x2000 : 0)
+        p[6] = UInt8(field >> 8)
+        p[7] = UInt8(field & 0xFF)
+        return p
+    }
+
+    static let datagram: [UInt8] = Frames.be16(5353) + Frames.be16(53) + Frames.be16(40) + [0, 0] + (0..<32).map { UInt8($0) }
+
+    func add(_ r: FragmentReassembler, _ bytes: [UInt8], at seconds: Double) -> ReassembledDatagram? {
+        bytes.withUnsafeBytes { raw in
+            let p = PacketDecoder.decode(raw, linkType: .raw)
+            return r.add(p, bytes: raw, wireLength: raw.count + 14, timestamp: Timestamp(nanoseconds: Int64(seconds * 1e9)))
+        }
+    }
+
+    @Test func outOfOrderFragmentsRebuildTheDatagram() throws {
+        let r = FragmentReassembler()
+        let d = Self.datagram
+        #expect(add(r, Self.fragment(d, offset: 24, length: 16, more: false), at: 0) == nil)
+        #expect(add(r, Self.fragment(d, offset: 8, length: 16, more: true), at: 0.1) == nil)
+        let rebuilt = try #require(add(r, Self.fragment(d, offset: 0, length: 8, more: true), at: 0.2))
+        #expect(rebuilt.fragments == 3 && rebuilt.wireBytes == (20 + 16 + 14) * 2 + (20 + 8 + 14))
+        let p = rebuilt.packet.withUnsafeBytes { PacketDecoder.decode($0, linkType: .raw) }
+        #expect(p.error == nil && p.transport == .udp && p.sourcePort == 5353 && p.payloadLength == 32)
+        #expect(Array(rebuilt.packet[28...]) == Array(d[8...]) && r.pending == 0)
+    }
+
+    @Test func conflictingOverlapKeepsTheFirstCopyAndIsReported() throws {
+        let r = FragmentReassembler()
+        var evil = Self.datagram
+        for i in 16..<24 { evil[i] = 0xEE }
+        #expect(add(r, Self.fragment(Self.datagram, offset: 0, length: 24, more: true), at: 0) == nil)
+        let rebuilt = try #require(add(r, Self.fragment(evil, offset: 16, length: 24, more: false), at: 0.1))
+        #expect(Array(rebuilt.packet[20...]) == Self.datagram)
+        let conflicts = r.takeConflicts()
+        #expect(conflicts.count == 1 && conflicts[0].offset == 16 && conflicts[0].length == 8)
+    }
+
+    @Test func incompleteDatagramsTimeOutAndAreCounted() {
+        var config = FragmentConfiguration()
+        config.timeout = .seconds(30)
+        let r = FragmentReassembler(configuration: config)
+        #expect(add(r, Self.fragment(Self.datagram, offset: 0, length: 8, more: true), at: 0) == nil)
+        r.expire(now: Timestamp(seconds: 31))
+        #expect(r.pending == 0 && r.droppedFragments == 1 && r.droppedBytes == UInt64(20 + 8 + 14))
+    }
+
+    @Test func budgetDropsTheOldestDatagram() {
+        var config = FragmentConfiguration()
+        config.maximumBuffered = 20
+        let r = FragmentReassembler(configuration: config)
+        #expect(add(r, Self.fragment(Self.datagram, offset: 0, length: 16, more: true), at: 0) == nil)
+        var other = Self.fragment(Self.datagram, offset: 0, length: 16, more: true)
+        other[5] = 0x43  // another datagram id
+        #expect(add(r, other, at: 1) == nil)
+        #expect(r.budgetDrops == 1 && r.pending == 1 && r.droppedFragments == 1)
+    }
+}
