@@ -36,12 +36,16 @@ let package = Package(
             name: "SiphonFlows",
             dependencies: ["SiphonDecode", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hot),
+        // Application: incremental parsers fed with reassembled bytes (DNS, TLS, HTTP...), the name map.
+        .target(
+            name: "SiphonApp", dependencies: ["SiphonCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: hot),
         // Reports: JSON Lines events and the terminal summary.
-        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows"], swiftSettings: strict),
+        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp"], swiftSettings: strict),
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",
-            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonReport"],
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonReport"],
             swiftSettings: hot),
         .executableTarget(
             name: "siphon",

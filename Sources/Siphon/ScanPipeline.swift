@@ -1,6 +1,7 @@
 @_exported public import SiphonCapture
 @_exported public import SiphonCore
 @_exported public import SiphonDecode
+@_exported public import SiphonApp
 @_exported public import SiphonFlows
 @_exported public import SiphonReport
 
@@ -112,6 +113,8 @@ public final class ScanPipeline {
         guard let (slot, fromInitiator) = flows.process(packet, timestamp: timestamp, wireLength: wireLength, packets: packets),
             packet.transport == .tcp || packet.transport == .udp
         else { return }
+        recorder.now = timestamp
+        defer { if !recorder.app.events.isEmpty { writeAppEvents() } }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
         if packet.transport == .udp {
             recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp)
@@ -133,6 +136,20 @@ public final class ScanPipeline {
         writtenFragmentConflicts = fragments.conflictCount
     }
 
+    private func writeAppEvents() {
+        for e in recorder.app.events {
+            let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
+            guard flow.id == e.flowID else { continue }
+            output?.write(EventEncoder.application(e, flow: flow, capture: capture))
+        }
+        recorder.app.events.removeAll(keepingCapacity: true)
+    }
+
+    /// An ended flow still waiting in the table's `ended` list (its app events come out before its flow event).
+    private func endedFlow(_ id: UInt64) -> Flow? {
+        flows.ended.last { $0.id == id }
+    }
+
     private func writeConflicts() {
         for c in recorder.takeConflicts() {
             output?.write(EventEncoder.overlapAnomaly(c, flow: flows.flow(at: c.slot), policy: reassembler.configuration.policy, capture: capture))
@@ -144,6 +161,10 @@ public final class ScanPipeline {
             let figures: (StreamFigures, StreamFigures)? =
                 f.key.ipProtocol == 6 ? reassembler.finish(slot: slot, flowID: f.id) : nil
             if !recorder.conflicts.isEmpty { writeConflicts() }
+            let summary = recorder.app.endFlow(slot: slot, flowID: f.id, timestamp: f.end)
+            if !recorder.app.events.isEmpty { writeAppEvents() }
+            var names = recorder.app.names.names(for: f.serverAddress, before: f.start)
+            for n in summary.names where !names.contains(n) { names.append(n) }
             let hashes = recorder.finish(slot: slot)
             var a = hosts[f.key.a, default: HostTotals()]
             a.bytes &+= f.aToB.bytes &+ f.bToA.bytes
@@ -153,7 +174,7 @@ public final class ScanPipeline {
             b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
             b.flows &+= 1
             hosts[f.key.b] = b
-            output?.write(EventEncoder.flow(f, streams: figures, hashes: hashes, capture: capture))
+            output?.write(EventEncoder.flow(f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, capture: capture))
         }
         flows.releaseEnded()
     }
@@ -183,6 +204,8 @@ public final class ScanPipeline {
         statistics.budgetGapBytes = reassembler.budgetGapBytes
         statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
         statistics.extractionError = recorder.extractionError
+        statistics.dnsMessages = recorder.app.dnsMessages
+        statistics.dnsErrors = recorder.app.dnsErrors
         statistics.datagramsReassembled = fragments.reassembled
         statistics.fragmentsDropped = fragments.droppedFragments
         statistics.fragmentBytesDropped = fragments.droppedBytes

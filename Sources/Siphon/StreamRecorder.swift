@@ -1,4 +1,5 @@
 import Crypto
+public import SiphonApp
 public import SiphonCore
 public import SiphonFlows
 
@@ -18,6 +19,10 @@ public final class StreamRecorder: StreamConsumer {
 
     let options: Options
     unowned(unsafe) var flows: FlowTable!
+    /// The application layer the reassembled bytes and datagrams go to.
+    public let app = ApplicationLayer()
+    /// Capture time of the packet being processed (set by the pipeline).
+    var now = Timestamp.zero
     private var hashers: [SHA256?] = []
     private var files: [Int32] = []
     /// Streams written per tcpflow base name, to add tcpflow's `c1`, `c2`... suffix on reuse.
@@ -39,6 +44,8 @@ public final class StreamRecorder: StreamConsumer {
     }
 
     public func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
+        let (client, server) = flows.ports(at: slot)
+        app.streamData(bytes, slot: slot, flowID: flows.flowID(at: slot), direction: direction, clientPort: client, serverPort: server, timestamp: now)
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)
@@ -53,12 +60,14 @@ public final class StreamRecorder: StreamConsumer {
 
     public func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64) {
         // Hashes cover the delivered bytes only; extracted files keep the hole (sparse), as tcpflow leaves it.
+        app.streamGap(slot: slot, flowID: flows.flowID(at: slot), direction: direction)
     }
 
     public func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
 
     public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
-        // DNS and QUIC parsers attach here (issue 4).
+        let (client, server) = flows.ports(at: slot)
+        app.datagram(bytes, slot: slot, flowID: flows.flowID(at: slot), direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
     }
 
     func takeConflicts() -> [OverlapConflict] {

@@ -340,6 +340,13 @@ public final class FlowTable {
         endedSlots.removeAll(keepingCapacity: true)
     }
 
+    /// The client and server ports of the live flow in `slot` (no copy of the whole record).
+    @inline(__always)
+    public func ports(at slot: Int32) -> (client: UInt16, server: UInt16) {
+        let f = slots + Int(slot)
+        return f.pointee.initiatorIsA ? (f.pointee.key.portA, f.pointee.key.portB) : (f.pointee.key.portB, f.pointee.key.portA)
+    }
+
     /// The id of the live flow in `slot`.
     @inline(__always)
     public func flowID(at slot: Int32) -> UInt64 { slots[Int(slot)].id }

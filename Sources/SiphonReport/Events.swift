@@ -1,3 +1,4 @@
+public import SiphonApp
 public import SiphonCore
 public import SiphonDecode
 public import SiphonFlows
@@ -6,7 +7,8 @@ public import SiphonFlows
 public enum EventEncoder {
     /// A `flow` event for a flow that ended.
     public static func flow(
-        _ f: Flow, streams: (StreamFigures, StreamFigures)? = nil, hashes: (String?, String?) = (nil, nil), capture: String
+        _ f: Flow, app: String = "unknown", names: [String] = [], streams: (StreamFigures, StreamFigures)? = nil,
+        hashes: (String?, String?) = (nil, nil), capture: String
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
@@ -18,7 +20,10 @@ public enum EventEncoder {
         w.field("start", f.start.rfc3339)
         w.field("end", f.end.rfc3339)
         w.field("duration", Double((f.end - f.start).nanoseconds / 1000) / 1e6)
-        w.field("app", "unknown")
+        w.field("app", app)
+        w.beginArray("names")
+        for n in names { w.element(n) }
+        w.endArray()
         w.field("history", f.history.description)
         if f.evicted { w.field("evicted", true) }
         if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
@@ -94,6 +99,127 @@ public enum EventEncoder {
         return w
     }
 
+    /// A `dns`, `tls` or `http` event (EVE's field names where EVE has them).
+    public static func application(_ e: AppEvent, flow f: Flow, capture: String) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", e.timestamp == .zero ? f.end.rfc3339 : e.timestamp.rfc3339)
+        switch e.transaction {
+        case .dns(let m):
+            w.field("event_type", "dns")
+            w.field("capture", capture)
+            flowFields(f, into: &w)
+            dns(m, into: &w)
+        case .tls(let client, let server):
+            w.field("event_type", "tls")
+            w.field("capture", capture)
+            flowFields(f, into: &w)
+            tls(client, server, into: &w)
+        case .http(let request, let response):
+            w.field("event_type", "http")
+            w.field("capture", capture)
+            flowFields(f, into: &w)
+            http(request, response, into: &w)
+        }
+        w.endObject()
+        return w
+    }
+
+    static func dns(_ m: DNSMessage, into w: inout JSONObjectWriter) {
+        w.beginObject("dns")
+        w.field("version", 2)
+        w.field("type", m.isResponse ? "answer" : "query")
+        w.field("id", m.id)
+        w.field("rd", m.recursionDesired)
+        if m.isResponse {
+            w.field("ra", m.recursionAvailable)
+            w.field("aa", m.authoritative)
+            w.field("rcode", m.rcodeName)
+        }
+        if m.truncated { w.field("tc", true) }
+        if let q = m.questions.first {
+            w.field("rrname", q.name)
+            w.field("rrtype", DNSType.name(q.type))
+        }
+        if m.questions.count > 1 {
+            w.beginArray("queries")
+            for q in m.questions { w.element(q.name) }
+            w.endArray()
+        }
+        if m.isResponse && !m.answers.isEmpty {
+            w.beginArray("answers")
+            for r in m.answers {
+                w.beginObject()
+                w.field("rrname", r.name)
+                w.field("rrtype", DNSType.name(r.type))
+                w.field("ttl", r.ttl)
+                w.field("rdata", r.data.text)
+                w.endObject()
+            }
+            w.endArray()
+        }
+        w.endObject()
+    }
+
+    static func tlsVersion(_ v: UInt16) -> String {
+        switch v {
+        case 0x0304: "TLS 1.3"
+        case 0x0303: "TLS 1.2"
+        case 0x0302: "TLS 1.1"
+        case 0x0301: "TLS 1.0"
+        case 0x0300: "SSLv3"
+        default: "0x" + String(v, radix: 16)
+        }
+    }
+
+    static func tls(_ client: TLSClientHello?, _ server: TLSServerHello?, into w: inout JSONObjectWriter) {
+        w.beginObject("tls")
+        if let c = client {
+            if let sni = c.serverName { w.field("sni", sni) }
+            w.field("client_version", tlsVersion(c.version))
+            w.beginObject("ja3")
+            w.field("hash", c.ja3)
+            w.field("string", c.ja3String)
+            w.endObject()
+            w.field("ja4", c.ja4())
+            if !c.alpn.isEmpty {
+                w.beginArray("client_alpns")
+                for a in c.alpn { w.element(a) }
+                w.endArray()
+            }
+        }
+        if let s = server {
+            w.field("version", tlsVersion(s.version))
+            w.field("cipher_suite", "0x" + String(s.cipher, radix: 16))
+            if let alpn = s.alpn { w.field("server_alpn", alpn) }
+            w.beginObject("ja3s")
+            w.field("hash", s.ja3s)
+            w.field("string", s.ja3sString)
+            w.endObject()
+        }
+        w.endObject()
+    }
+
+    static func http(_ request: HTTPMessage?, _ response: HTTPMessage?, into w: inout JSONObjectWriter) {
+        w.beginObject("http")
+        if let q = request {
+            if let host = q.header("Host") { w.field("hostname", host) }
+            w.field("url", q.uri)
+            w.field("http_method", q.method)
+            w.field("protocol", q.version)
+            if let ua = q.header("User-Agent") { w.field("http_user_agent", ua) }
+            if let ct = q.header("Content-Type") { w.field("http_request_content_type", ct) }
+            w.field("request_body_length", q.bodyLength)
+        }
+        if let r = response {
+            w.field("status", r.status)
+            if let ct = r.header("Content-Type") { w.field("http_content_type", ct) }
+            w.field("length", r.bodyLength)
+            if r.bodyTruncated { w.field("response_truncated", true) }
+        }
+        w.endObject()
+    }
+
     /// An `anomaly` event for IP fragments that overlap with different bytes.
     public static func fragmentAnomaly(_ c: FragmentConflict, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
@@ -161,6 +287,8 @@ public enum EventEncoder {
         w.field("icmp", s.icmp)
         w.field("other_ip", s.otherIP)
         w.field("ip_fragments", s.fragments)
+        w.field("dns_messages", s.dnsMessages)
+        w.field("dns_parse_errors", s.dnsErrors)
         w.beginObject("ip_reassembly")
         w.field("datagrams", s.datagramsReassembled)
         w.field("fragments_dropped", s.fragmentsDropped)

@@ -36,6 +36,9 @@ public struct CaptureStatistics: Sendable {
     public var budgetGapBytes: UInt64 = 0
     public var peakBufferedBytes: UInt64 = 0
     public var extractionError: String?
+    /// DNS messages parsed, and DNS payloads that did not parse.
+    public var dnsMessages: UInt64 = 0
+    public var dnsErrors: UInt64 = 0
     /// IP fragment reassembly: datagrams rebuilt; fragments (and their frame bytes) dropped incomplete; overlapping
     /// fragments whose bytes differed.
     public var datagramsReassembled: UInt64 = 0

@@ -1,0 +1,302 @@
+public import SiphonCore
+
+/// Application protocols recognised by content.
+public enum AppProtocol: String, Sendable {
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr
+}
+
+/// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
+public enum AppTransaction: Sendable {
+    case dns(DNSMessage)
+    case tls(client: TLSClientHello?, server: TLSServerHello?)
+    case http(request: HTTPMessage?, response: HTTPMessage?)
+}
+
+/// A transaction with the flow it belongs to (a slot of the flow table, and the flow's id for checking).
+public struct AppEvent: Sendable {
+    public var slot: Int32
+    public var flowID: UInt64
+    /// 0: sent by the initiator, 1: by the responder (DNS messages; TLS and HTTP events cover both).
+    public var direction: Int
+    public var timestamp: Timestamp
+    public var transaction: AppTransaction
+}
+
+/// What the application layer learned of a flow, for its `flow` event.
+public struct AppSummary: Sendable {
+    public var app: AppProtocol = .unknown
+    /// Names for the responder seen inside the flow: TLS SNI, HTTP Host.
+    public var names: [String] = []
+}
+
+/// The application layer of one pipeline: identifies each flow's protocol from its first bytes, runs the matching
+/// incremental parser per direction, and queues transactions. It sees byte chunks, gaps and datagrams, never TCP.
+public final class ApplicationLayer {
+    public let names = NameMap()
+    /// Transactions since the owner last drained them.
+    public var events: [AppEvent] = []
+    public var httpBodyDepth = 4096
+    public private(set) var dnsMessages: UInt64 = 0
+    public private(set) var dnsErrors: UInt64 = 0
+
+    final class FlowState {
+        let flowID: UInt64
+        let serverPort: UInt16
+        let clientPort: UInt16
+        var app = AppProtocol.unknown
+        var decided = false
+        var tls: (TLSStreamParser, TLSStreamParser)?
+        var http: (HTTPStreamParser, HTTPStreamParser)?
+        var pendingRequests: [HTTPMessage] = []
+        var dnsStream: (DNSStreamParser, DNSStreamParser)?
+        var names: [String] = []
+        /// Bytes seen while the protocol is undecided (the first ones of each direction).
+        var probe: ([UInt8], [UInt8]) = ([], [])
+
+        init(flowID: UInt64, clientPort: UInt16, serverPort: UInt16) {
+            self.flowID = flowID
+            self.clientPort = clientPort
+            self.serverPort = serverPort
+        }
+    }
+
+    private var flows: [FlowState?] = []
+
+    public init() {}
+
+    private func state(_ slot: Int32, _ flowID: UInt64, clientPort: UInt16, serverPort: UInt16) -> FlowState {
+        let i = Int(slot)
+        if i >= flows.count { flows += Array(repeating: nil, count: max(i + 1 - flows.count, flows.count)) }
+        if let s = flows[i], s.flowID == flowID { return s }
+        let s = FlowState(flowID: flowID, clientPort: clientPort, serverPort: serverPort)
+        flows[i] = s
+        return s
+    }
+
+    // MARK: TCP
+
+    public func streamData(
+        _ bytes: UnsafeRawBufferPointer, slot: Int32, flowID: UInt64, direction: Int, clientPort: UInt16, serverPort: UInt16,
+        timestamp: Timestamp
+    ) {
+        let f = state(slot, flowID, clientPort: clientPort, serverPort: serverPort)
+        if f.decided {
+            feedTCP(f, bytes, slot: slot, direction: direction, timestamp: timestamp)
+            return
+        }
+        // Undecided: keep the bytes (4 KiB a side at most), decide, then replay both sides, client first.
+        if direction == 0 { f.probe.0.append(contentsOf: bytes) } else { f.probe.1.append(contentsOf: bytes) }
+        decideTCP(f)
+        if !f.decided && f.probe.0.count + f.probe.1.count > 4096 {
+            f.app = .unknown
+            f.decided = true
+        }
+        guard f.decided else { return }
+        let (client, server) = f.probe
+        f.probe = ([], [])
+        client.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: timestamp) }
+        server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: timestamp) }
+    }
+
+    /// Decides a TCP flow's protocol from the first bytes of either side.
+    private func decideTCP(_ f: FlowState) {
+        let c = f.probe.0
+        let s = f.probe.1
+        func starts(_ b: [UInt8], _ text: String) -> Bool { b.starts(with: Array(text.utf8)) }
+        if c.count >= 3 && c[0] == 0x16 && c[1] == 0x03 && c[2] <= 0x04 || s.count >= 3 && s[0] == 0x16 && s[1] == 0x03 {
+            f.app = .tls
+        } else if HTTPStreamParser.methods.contains(where: { starts(c, $0 + " ") }) || starts(s, "HTTP/1.") {
+            f.app = .http
+        } else if starts(c, "SSH-") || starts(s, "SSH-") {
+            f.app = .ssh
+        } else if c.count >= 8 && c[0] == 0x10 && (c.dropFirst(2).starts(with: [0, 4] + Array("MQTT".utf8))
+            || c.dropFirst(3).starts(with: [0, 4] + Array("MQTT".utf8)) || c.dropFirst(2).starts(with: [0, 6] + Array("MQIsdp".utf8)))
+        {
+            f.app = .mqtt
+        } else if c.count >= 14, Int(c[0]) << 8 | Int(c[1]) >= 12, (c.dropFirst(2)).withUnsafeBytes({ b in
+            // DNS over TCP: a length prefix, then a header whose counts fit; full parse waits for the message.
+            b.count >= 12 && b.be16(4) >= 1 && b.be16(4) <= 16 && (b.be16(2) >> 11) & 0xF <= 6
+        }), f.serverPort == 53 || f.serverPort == 853 || f.clientPort == 53 {
+            f.app = .dns
+        } else if c.count >= 16 || s.count >= 16 {
+            f.app = .unknown
+        } else {
+            return  // wait for more bytes
+        }
+        f.decided = true
+        switch f.app {
+        case .tls: f.tls = (TLSStreamParser(), TLSStreamParser())
+        case .http: f.http = (HTTPStreamParser(requests: true, bodyDepth: httpBodyDepth), HTTPStreamParser(requests: false, bodyDepth: httpBodyDepth))
+        case .dns: f.dnsStream = (DNSStreamParser(), DNSStreamParser())
+        default: break
+        }
+    }
+
+    private func feedTCP(_ f: FlowState, _ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
+        guard f.decided else { return }
+        switch f.app {
+        case .tls:
+            guard var pair = f.tls else { return }
+            let found = direction == 0 ? pair.0.feed(bytes) : pair.1.feed(bytes)
+            f.tls = pair
+            if found {
+                let client = pair.0.clientHello
+                let server = pair.1.serverHello
+                if direction == 0, let sni = client?.serverName, !f.names.contains(sni) { f.names.append(sni) }
+                // One event per handshake: when the server answered, or (at the end) with the client side only.
+                if direction == 1 && server != nil {
+                    events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .tls(client: client, server: server)))
+                }
+            }
+        case .http:
+            guard var pair = f.http else { return }
+            if direction == 0 {
+                for m in pair.0.feed(bytes) {
+                    pair.1.expectResponse(toMethod: m.method)
+                    if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
+                    f.pendingRequests.append(m)
+                }
+            } else {
+                for m in pair.1.feed(bytes) {
+                    let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
+                    events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
+                }
+            }
+            f.http = pair
+        case .dns:
+            guard var pair = f.dnsStream else { return }
+            let messages = direction == 0 ? pair.0.feed(bytes) : pair.1.feed(bytes)
+            f.dnsStream = pair
+            for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
+        default:
+            break
+        }
+    }
+
+    public func streamGap(slot: Int32, flowID: UInt64, direction: Int) {
+        guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return }
+        if !f.decided {
+            // Decide on what came before the hole; nothing after it is glued to it.
+            decideTCP(f)
+            if !f.decided { f.app = .unknown; f.decided = true }
+            let (client, server) = f.probe
+            f.probe = ([], [])
+            client.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: .zero) }
+            server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: .zero) }
+        }
+        if var pair = f.tls { if direction == 0 { pair.0.gap() } else { pair.1.gap() }; f.tls = pair }
+        if var pair = f.http {
+            if direction == 0 {
+                f.pendingRequests += pair.0.gap()
+            } else {
+                for m in pair.1.gap() {
+                    let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
+                    events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m)))
+                }
+            }
+            f.http = pair
+        }
+        if var pair = f.dnsStream { if direction == 0 { pair.0.gap() } else { pair.1.gap() }; f.dnsStream = pair }
+    }
+
+    // MARK: UDP
+
+    public func datagram(
+        _ bytes: UnsafeRawBufferPointer, slot: Int32, flowID: UInt64, direction: Int, clientPort: UInt16, serverPort: UInt16,
+        timestamp: Timestamp
+    ) {
+        let f = state(slot, flowID, clientPort: clientPort, serverPort: serverPort)
+        if !f.decided {
+            f.decided = true
+            if bytes.count >= 5 && bytes[0] & 0xC0 == 0xC0 && [0x0000_0001, 0x6B33_43CF, 0].contains(bytes.be32(1)) {
+                f.app = .quic
+            } else if DNSMessage.looksLikeDNS(bytes) {
+                f.app = serverPort == 5353 || clientPort == 5353 ? .mdns : serverPort == 5355 || clientPort == 5355 ? .llmnr : .dns
+            } else {
+                f.app = .unknown
+            }
+        }
+        if f.app == .dns || f.app == .mdns || f.app == .llmnr {
+            do {
+                handleDNS(.success(try DNSMessage.parse(bytes)), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp)
+            } catch {
+                handleDNS(.failure(error), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp)
+            }
+        }
+    }
+
+    private func handleDNS(_ result: Result<DNSMessage, DNSParseError>, slot: Int32, flowID: UInt64, direction: Int, timestamp: Timestamp) {
+        switch result {
+        case .success(let m):
+            dnsMessages += 1
+            names.record(m, at: timestamp)
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m)))
+        case .failure:
+            dnsErrors += 1
+        }
+    }
+
+    // MARK: End of a flow
+
+    /// The flow in `slot` ended: flushes what its parsers hold (a ClientHello never answered, a request never
+    /// answered, a body read until close) into events, and returns what the flow event needs.
+    public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
+        guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
+        flows[Int(slot)] = nil
+        if let pair = f.tls, pair.0.clientHello != nil, pair.1.serverHello == nil {
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: pair.0.clientHello, server: nil)))
+        }
+        if var pair = f.http {
+            f.pendingRequests += pair.0.end()
+            let responses = pair.1.end()
+            for m in responses {
+                let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
+            }
+            for request in f.pendingRequests {
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .http(request: request, response: nil)))
+            }
+        }
+        return AppSummary(app: f.app, names: f.names)
+    }
+}
+
+enum HTTPHost {
+    /// The host of a Host header, without port and brackets, lower case.
+    static func strip(_ value: String) -> String {
+        var v = value.trimmingSpaces().lowercased()
+        if v.hasPrefix("[") , let close = v.firstIndex(of: "]") { return String(v[v.index(after: v.startIndex)..<close]) }
+        if let colon = v.lastIndex(of: ":"), v.firstIndex(of: ":") == colon { v = String(v[..<colon]) }
+        return v
+    }
+}
+
+/// DNS over TCP: two-byte length, then the message; several messages per stream. A gap ends parsing (the next
+/// length prefix cannot be found reliably).
+public struct DNSStreamParser: Sendable {
+    private var buffer: [UInt8] = []
+    private var stopped = false
+
+    public init() {}
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [Result<DNSMessage, DNSParseError>] {
+        guard !stopped else { return [] }
+        buffer.append(contentsOf: bytes)
+        var out: [Result<DNSMessage, DNSParseError>] = []
+        while buffer.count >= 2 {
+            let length = Int(buffer[0]) << 8 | Int(buffer[1])
+            guard buffer.count >= 2 + length else { break }
+            let result = buffer[2..<(2 + length)].withUnsafeBytes { raw in
+                Result { () throws(DNSParseError) -> DNSMessage in try DNSMessage.parse(raw) }
+            }
+            out.append(result)
+            buffer.removeFirst(2 + length)
+        }
+        return out
+    }
+
+    public mutating func gap() {
+        stopped = true
+        buffer = []
+    }
+}

@@ -1,0 +1,218 @@
+/// One HTTP/1.x message head and what its body turned out to be.
+public struct HTTPMessage: Sendable, Equatable {
+    public var isRequest: Bool
+    public var method = ""
+    public var uri = ""
+    public var version = ""
+    public var status = 0
+    public var headers: [(String, String)] = []
+    /// Body bytes received (after de-chunking).
+    public var bodyLength = 0
+    /// The first bytes of the body, up to the parser's depth (for the identifier detectors).
+    public var bodyPrefix: [UInt8] = []
+    /// The body ended before its declared length (gap, end of flow).
+    public var bodyTruncated = false
+
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.0.lowercased() == lower }?.1
+    }
+
+    public static func == (a: HTTPMessage, b: HTTPMessage) -> Bool {
+        a.isRequest == b.isRequest && a.method == b.method && a.uri == b.uri && a.status == b.status
+            && a.bodyLength == b.bodyLength && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" }
+    }
+}
+
+/// An incremental HTTP/1.x parser for one direction: heads (at most 64 KiB), Content-Length and chunked bodies,
+/// bodies until close; pipelined and keep-alive messages. The response side needs the request methods (a HEAD
+/// response has no body) through `expectResponse(toMethod:)`.
+public struct HTTPStreamParser: Sendable {
+    enum State: Sendable {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkEnd
+        case trailer
+        case untilClose
+        case failed
+    }
+
+    public let isRequestSide: Bool
+    public let bodyDepth: Int
+    private var state = State.head
+    private var buffer: [UInt8] = []
+    private var current: HTTPMessage?
+    private var pendingMethods: [String] = []
+    public private(set) var failure: String?
+
+    public init(requests: Bool, bodyDepth: Int = 4096) {
+        isRequestSide = requests
+        self.bodyDepth = bodyDepth
+    }
+
+    public var failed: Bool { if case .failed = state { return true } else { return false } }
+
+    /// Tells the response side which request a coming response answers (HEAD responses carry no body).
+    public mutating func expectResponse(toMethod method: String) { pendingMethods.append(method) }
+
+    /// Feeds bytes; returns the messages completed by them (heads with their bodies).
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [HTTPMessage] {
+        var done: [HTTPMessage] = []
+        var i = 0
+        while i < bytes.count {
+            switch state {
+            case .failed:
+                return done
+            case .head, .chunkSize, .chunkEnd, .trailer:
+                // Line-oriented states: collect up to the next LF.
+                guard let lf = bytes[i...].firstIndex(of: 0x0A) else {
+                    buffer.append(contentsOf: bytes[i...])
+                    i = bytes.count
+                    if buffer.count > 65_536 { fail("line or head over 64 KiB") }
+                    continue
+                }
+                buffer.append(contentsOf: bytes[i...lf])
+                i = lf + 1
+                if buffer.count > 65_536 { fail("head over 64 KiB"); continue }
+                line(&done)
+            case .body(let remaining):
+                let n = min(remaining, bytes.count - i)
+                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
+                i += n
+                if remaining - n == 0 { finish(&done) } else { state = .body(remaining: remaining - n) }
+            case .chunkData(let remaining):
+                let n = min(remaining, bytes.count - i)
+                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
+                i += n
+                state = remaining - n == 0 ? .chunkEnd : .chunkData(remaining: remaining - n)
+            case .untilClose:
+                body(UnsafeRawBufferPointer(rebasing: bytes[i...]))
+                i = bytes.count
+            }
+        }
+        return done
+    }
+
+    private mutating func body(_ b: UnsafeRawBufferPointer) {
+        current?.bodyLength += b.count
+        if let have = current?.bodyPrefix.count, have < bodyDepth {
+            current?.bodyPrefix.append(contentsOf: b.prefix(bodyDepth - have))
+        }
+    }
+
+    /// Handles the complete line in `buffer`.
+    private mutating func line(_ done: inout [HTTPMessage]) {
+        var text = buffer
+        buffer.removeAll(keepingCapacity: true)
+        while let last = text.last, last == 0x0A || last == 0x0D { text.removeLast() }
+        switch state {
+        case .head:
+            if current == nil {
+                if text.isEmpty { return }  // stray CRLF between messages
+                guard startLine(String(decoding: text, as: UTF8.self)) else { return }
+                return
+            }
+            if text.isEmpty { headEnded(&done); return }
+            let s = String(decoding: text, as: UTF8.self)
+            guard let colon = s.firstIndex(of: ":") else { fail("header line without a colon"); return }
+            let name = String(s[..<colon]).trimmingSpaces()
+            let value = String(s[s.index(after: colon)...]).trimmingSpaces()
+            if (current?.headers.count ?? 0) < 200 { current?.headers.append((name, value)) }
+        case .chunkSize:
+            let s = String(decoding: text, as: UTF8.self)
+            let hex = s.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingSpaces() } ?? ""
+            guard let size = Int(hex, radix: 16), size >= 0 else { fail("bad chunk size \(s.prefix(20))"); return }
+            state = size == 0 ? .trailer : .chunkData(remaining: size)
+        case .chunkEnd:
+            state = .chunkSize
+        case .trailer:
+            if text.isEmpty { finish(&done) }
+        default:
+            break
+        }
+    }
+
+    private mutating func startLine(_ s: String) -> Bool {
+        let parts = s.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
+        if isRequestSide {
+            guard parts.count >= 2, HTTPStreamParser.methods.contains(parts[0]) else { fail("not an HTTP request line"); return false }
+            current = HTTPMessage(isRequest: true, method: parts[0], uri: parts[1], version: parts.count > 2 ? parts[2] : "HTTP/0.9")
+        } else {
+            guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else { fail("not an HTTP status line"); return false }
+            current = HTTPMessage(isRequest: false, version: parts[0], status: status)
+        }
+        return true
+    }
+
+    static let methods: Set<String> = [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE", "PROPFIND", "PROPPATCH",
+        "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH", "SUBSCRIBE", "NOTIFY", "M-SEARCH",
+    ]
+
+    private mutating func headEnded(_ done: inout [HTTPMessage]) {
+        guard let m = current else { return }
+        let chunked = m.header("Transfer-Encoding")?.lowercased().contains("chunked") == true
+        let length = m.header("Content-Length").flatMap { Int($0.trimmingSpaces()) }
+        if m.isRequest {
+            if chunked { state = .chunkSize } else if let length, length > 0 { state = .body(remaining: length) } else { finish(&done) }
+            return
+        }
+        let method = pendingMethods.isEmpty ? "" : pendingMethods.removeFirst()
+        if method == "HEAD" || m.status < 200 || m.status == 204 || m.status == 304 {
+            finish(&done)
+            // 1xx responses are followed by the real response to the same request.
+            if m.status < 200 && m.status != 101 { pendingMethods.insert(method, at: 0) }
+            if m.status == 101 { state = .failed; failure = "protocol switched" }
+        } else if chunked {
+            state = .chunkSize
+        } else if let length {
+            if length > 0 { state = .body(remaining: length) } else { finish(&done) }
+        } else {
+            state = .untilClose
+        }
+    }
+
+    private mutating func finish(_ done: inout [HTTPMessage]) {
+        if let m = current { done.append(m) }
+        current = nil
+        if case .failed = state { return }
+        state = .head
+    }
+
+    private mutating func fail(_ reason: String) {
+        failure = reason
+        state = .failed
+        buffer = []
+    }
+
+    /// The stream lost bytes: a message being read is cut short; parsing cannot resume reliably.
+    public mutating func gap() -> [HTTPMessage] {
+        var out: [HTTPMessage] = []
+        if var m = current {
+            m.bodyTruncated = true
+            out.append(m)
+            current = nil
+        }
+        fail("gap in the stream")
+        return out
+    }
+
+    /// The stream ended: a body read until close is complete; anything else in progress is truncated.
+    public mutating func end() -> [HTTPMessage] {
+        guard var m = current else { return [] }
+        if case .untilClose = state {} else { m.bodyTruncated = true }
+        current = nil
+        return [m]
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,290 @@
+import Crypto
+
+/// What a TLS ClientHello says, with its JA3 and JA4 fingerprints.
+public struct TLSClientHello: Sendable, Equatable {
+    public var legacyVersion: UInt16
+    public var ciphers: [UInt16]
+    /// Extension types in order, GREASE included.
+    public var extensions: [UInt16]
+    public var serverName: String?
+    public var alpn: [String]
+    public var supportedVersions: [UInt16]
+    public var groups: [UInt16]
+    public var pointFormats: [UInt8]
+    public var signatureAlgorithms: [UInt16]
+
+    /// GREASE values (RFC 8701): 0x0a0a, 0x1a1a ... 0xfafa.
+    public static func isGREASE(_ v: UInt16) -> Bool { v & 0x0F0F == 0x0A0A && v >> 8 == v & 0xFF }
+
+    /// The highest non-GREASE version offered (supported_versions, else the legacy version).
+    public var version: UInt16 { supportedVersions.filter { !Self.isGREASE($0) }.max() ?? legacyVersion }
+
+    /// JA3 string: version, ciphers, extensions, groups, point formats (decimal, GREASE removed).
+    public var ja3String: String {
+        func list<T: BinaryInteger>(_ v: [T]) -> String { v.map { String($0) }.joined(separator: "-") }
+        return [
+            String(legacyVersion), list(ciphers.filter { !Self.isGREASE($0) }), list(extensions.filter { !Self.isGREASE($0) }),
+            list(groups.filter { !Self.isGREASE($0) }), list(pointFormats),
+        ].joined(separator: ",")
+    }
+
+    public var ja3: String { Insecure.MD5.hash(data: Array(ja3String.utf8)).hexString }
+
+    /// JA4 (FoxIO): `t13d1516h2_<ciphers>_<extensions+signature algorithms>`; `quic` gives the `q` prefix.
+    public func ja4(quic: Bool = false) -> String {
+        let v: String
+        switch version {
+        case 0x0304: v = "13"
+        case 0x0303: v = "12"
+        case 0x0302: v = "11"
+        case 0x0301: v = "10"
+        case 0x0300: v = "s3"
+        case 0x0002, 0x0200: v = "s2"
+        case 0xFEFF: v = "d1"
+        case 0xFEFD: v = "d2"
+        case 0xFEFC: v = "d3"
+        default: v = "00"
+        }
+        let realCiphers = ciphers.filter { !Self.isGREASE($0) }
+        let realExtensions = extensions.filter { !Self.isGREASE($0) }
+        var a = (quic ? "q" : "t") + v + (serverName != nil ? "d" : "i")
+        a += String(format2: min(99, realCiphers.count)) + String(format2: min(99, realExtensions.count))
+        if let first = alpn.first, let f = first.utf8.first, let l = first.utf8.last {
+            func alnum(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) }
+            if alnum(f) && alnum(l) {
+                a += String(UnicodeScalar(f)) + String(UnicodeScalar(l))
+            } else {
+                let hex = Array(first.utf8).hexString
+                a += String(hex.first!) + String(hex.last!)
+            }
+        } else {
+            a += "00"
+        }
+        func hex4(_ v: UInt16) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 4 - s.count) + s }
+        func hash12(_ s: String) -> String { s.isEmpty ? "000000000000" : String(SHA256.hash(data: Array(s.utf8)).hexString.prefix(12)) }
+        let b = hash12(realCiphers.sorted().map(hex4).joined(separator: ","))
+        let sortedExtensions = realExtensions.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted().map(hex4).joined(separator: ",")
+        var cInput = sortedExtensions
+        if !signatureAlgorithms.isEmpty { cInput += "_" + signatureAlgorithms.map(hex4).joined(separator: ",") }
+        let c = realExtensions.isEmpty ? "000000000000" : hash12(cInput)
+        return a + "_" + b + "_" + c
+    }
+}
+
+/// What a TLS ServerHello says, with its JA3S fingerprint.
+public struct TLSServerHello: Sendable, Equatable {
+    public var legacyVersion: UInt16
+    public var cipher: UInt16
+    public var extensions: [UInt16]
+    public var selectedVersion: UInt16?
+    public var alpn: String?
+
+    public var version: UInt16 { selectedVersion ?? legacyVersion }
+    public var ja3sString: String {
+        "\(legacyVersion),\(cipher)," + extensions.map { String($0) }.joined(separator: "-")
+    }
+    public var ja3s: String { Insecure.MD5.hash(data: Array(ja3sString.utf8)).hexString }
+}
+
+public struct TLSParseError: Error, Sendable, Equatable {
+    public var reason: String
+}
+
+/// Parses TLS handshake message bodies. Every read is bounds-checked; malformed input throws.
+public enum TLSHandshakeParser {
+    struct Reader {
+        let b: [UInt8]
+        var p: Int
+        let end: Int
+
+        mutating func u8() throws(TLSParseError) -> UInt8 {
+            guard p + 1 <= end else { throw TLSParseError(reason: "truncated at \(p)") }
+            defer { p += 1 }
+            return b[p]
+        }
+        mutating func u16() throws(TLSParseError) -> UInt16 {
+            guard p + 2 <= end else { throw TLSParseError(reason: "truncated at \(p)") }
+            defer { p += 2 }
+            return UInt16(b[p]) << 8 | UInt16(b[p + 1])
+        }
+        mutating func bytes(_ n: Int) throws(TLSParseError) -> ArraySlice<UInt8> {
+            guard n >= 0, p + n <= end else { throw TLSParseError(reason: "truncated at \(p) (needs \(n))") }
+            defer { p += n }
+            return b[p..<(p + n)]
+        }
+        /// A sub-reader over the next `n` bytes.
+        mutating func sub(_ n: Int) throws(TLSParseError) -> Reader {
+            guard n >= 0, p + n <= end else { throw TLSParseError(reason: "vector of \(n) at \(p) runs past its parent") }
+            defer { p += n }
+            return Reader(b: b, p: p, end: p + n)
+        }
+        var remaining: Int { end - p }
+    }
+
+    /// A ClientHello body (after the 4-byte handshake header).
+    public static func clientHello(_ body: [UInt8]) throws(TLSParseError) -> TLSClientHello {
+        var r = Reader(b: body, p: 0, end: body.count)
+        var hello = TLSClientHello(
+            legacyVersion: try r.u16(), ciphers: [], extensions: [], serverName: nil, alpn: [], supportedVersions: [],
+            groups: [], pointFormats: [], signatureAlgorithms: [])
+        _ = try r.bytes(32)
+        _ = try r.bytes(Int(try r.u8()))  // session id
+        var ciphers = try r.sub(Int(try r.u16()))
+        while ciphers.remaining >= 2 { hello.ciphers.append(try ciphers.u16()) }
+        _ = try r.bytes(Int(try r.u8()))  // compression methods
+        guard r.remaining >= 2 else { return hello }  // no extensions (SSLv3-style hello)
+        var extensions = try r.sub(Int(try r.u16()))
+        while extensions.remaining >= 4 {
+            let type = try extensions.u16()
+            var e = try extensions.sub(Int(try extensions.u16()))
+            hello.extensions.append(type)
+            switch type {
+            case 0:  // server_name
+                var list = try e.sub(Int(try e.u16()))
+                while list.remaining >= 3 {
+                    let kind = try list.u8()
+                    let name = try list.bytes(Int(try list.u16()))
+                    if kind == 0 && hello.serverName == nil { hello.serverName = String(decoding: name, as: UTF8.self) }
+                }
+            case 16:  // ALPN
+                var list = try e.sub(Int(try e.u16()))
+                while list.remaining >= 1 { hello.alpn.append(String(decoding: try list.bytes(Int(try list.u8())), as: UTF8.self)) }
+            case 43:  // supported_versions
+                var list = try e.sub(Int(try e.u8()))
+                while list.remaining >= 2 { hello.supportedVersions.append(try list.u16()) }
+            case 10:  // supported_groups
+                var list = try e.sub(Int(try e.u16()))
+                while list.remaining >= 2 { hello.groups.append(try list.u16()) }
+            case 11:  // ec_point_formats
+                var list = try e.sub(Int(try e.u8()))
+                while list.remaining >= 1 { hello.pointFormats.append(try list.u8()) }
+            case 13:  // signature_algorithms
+                var list = try e.sub(Int(try e.u16()))
+                while list.remaining >= 2 { hello.signatureAlgorithms.append(try list.u16()) }
+            default:
+                break
+            }
+        }
+        return hello
+    }
+
+    /// A ServerHello body.
+    public static func serverHello(_ body: [UInt8]) throws(TLSParseError) -> TLSServerHello {
+        var r = Reader(b: body, p: 0, end: body.count)
+        let version = try r.u16()
+        _ = try r.bytes(32)
+        _ = try r.bytes(Int(try r.u8()))
+        var hello = TLSServerHello(legacyVersion: version, cipher: try r.u16(), extensions: [], selectedVersion: nil, alpn: nil)
+        _ = try r.u8()  // compression
+        guard r.remaining >= 2 else { return hello }
+        var extensions = try r.sub(Int(try r.u16()))
+        while extensions.remaining >= 4 {
+            let type = try extensions.u16()
+            var e = try extensions.sub(Int(try extensions.u16()))
+            hello.extensions.append(type)
+            if type == 43, e.remaining >= 2 { hello.selectedVersion = try e.u16() }
+            if type == 16, e.remaining >= 3 {
+                var list = try e.sub(Int(try e.u16()))
+                if list.remaining >= 1 { hello.alpn = String(decoding: try list.bytes(Int(try list.u8())), as: UTF8.self) }
+            }
+        }
+        return hello
+    }
+}
+
+/// Follows one direction of a TLS connection: records, then handshake messages across records and segments, up to
+/// the hellos. Stops at the first encrypted or malformed record; buffers at most one handshake message (64 KiB).
+public struct TLSStreamParser: Sendable {
+    public private(set) var clientHello: TLSClientHello?
+    public private(set) var serverHello: TLSServerHello?
+    public private(set) var done = false
+    public private(set) var error: String?
+    private var records: [UInt8] = []
+    private var handshake: [UInt8] = []
+    static let maximum = 1 << 16
+
+    public init() {}
+
+    /// Feeds stream bytes; returns true when a new hello was parsed.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !done else { return false }
+        records.append(contentsOf: bytes)
+        var found = false
+        while records.count >= 5 {
+            let type = records[0]
+            let length = Int(records[3]) << 8 | Int(records[4])
+            guard type >= 20 && type <= 24, records[1] == 3 || records[1] == 2, length <= 18_432 else {
+                stop("not a TLS record (type \(type))")
+                return found
+            }
+            guard records.count >= 5 + length else { break }
+            if type == 22 {
+                handshake.append(contentsOf: records[5..<(5 + length)])
+                if handshake.count > Self.maximum { stop("handshake message over 64 KiB"); return found }
+                found = parseHandshake() || found
+            } else if type == 20 || type == 23 {
+                done = true  // ChangeCipherSpec or application data: the cleartext handshake is over
+            }
+            records.removeFirst(5 + length)
+            if done { records = []; handshake = []; return found }
+        }
+        if records.count > Self.maximum { stop("record buffer over 64 KiB") }
+        return found
+    }
+
+    private mutating func parseHandshake() -> Bool {
+        var found = false
+        while handshake.count >= 4 {
+            let length = Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3])
+            guard handshake.count >= 4 + length else { return found }
+            let body = Array(handshake[4..<(4 + length)])
+            do {
+                switch handshake[0] {
+                case 1 where clientHello == nil:
+                    clientHello = try TLSHandshakeParser.clientHello(body)
+                    found = true
+                case 2 where serverHello == nil:
+                    serverHello = try TLSHandshakeParser.serverHello(body)
+                    found = true
+                    // TLS 1.3: everything after the ServerHello is encrypted.
+                    if serverHello?.selectedVersion == 0x0304 { done = true }
+                default:
+                    break
+                }
+            } catch {
+                stop(error.reason)
+                return found
+            }
+            handshake.removeFirst(4 + length)
+        }
+        return found
+    }
+
+    /// The stream lost bytes: record boundaries cannot be trusted any more.
+    public mutating func gap() { if !done { stop("gap in the stream") } }
+
+    private mutating func stop(_ reason: String) {
+        done = true
+        error = reason
+        records = []
+        handshake = []
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for b in self { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension Digest {
+    var hexString: String { Array(self).hexString }
+}
+
+extension String {
+    /// Two decimal digits, zero-padded.
+    init(format2 v: Int) { self = v < 10 ? "0\(v)" : String(v) }
+}
