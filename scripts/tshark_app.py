@@ -66,6 +66,9 @@ tls_client_hellos  one object per handshake message of type 1 that tshark
                   "supported_versions": ["0x....", ...] from
                       tls.handshake.extensions.supported_version, wire order,
                       GREASE values kept; [] when the extension is absent}
+sslv2_client_hellos  number of SSLv2-format CLIENT-HELLO records (legacy v2
+                 hello, tshark shows tls.record.version 0x0002 and
+                 tls.handshake.type 1).  They are NOT in tls_client_hellos.
 tls_server_hellos  one object per handshake message of type 2 (a TLS 1.3
                  HelloRetryRequest is also type 2 and is included), sorted:
                  {"ja3s": tls.handshake.ja3s or null,
@@ -377,6 +380,7 @@ def analyse(rel, env, version):
     packets, rc = run_tshark(path, env, DISPLAY_FILTER)
     queries, answers, rcodes = set(), set(), set()
     chs, shs, reqs, resps = [], [], [], []
+    sslv2 = 0
     for pkt in packets:
         layers = layers_of(pkt)
         for k, v in layers:
@@ -386,6 +390,12 @@ def analyse(rel, env, version):
                 extract_http(v, reqs, resps)
         for h, _ in handshakes(layers):
             t = h.get("tls.handshake.type")
+            if h.get("tls.record.version") == "0x0002":
+                # SSLv2-format record (legacy v2 CLIENT-HELLO, message type 1):
+                # not a TLS handshake message, no extensions, no JA3/JA4.
+                if t == "1":
+                    sslv2 += 1
+                continue
             if t == "1":
                 chs.append(client_hello_record(h))
             elif t == "2":
@@ -399,6 +409,7 @@ def analyse(rel, env, version):
         "dns_rcodes": [list(x) for x in sorted(rcodes, key=sort_key_tuple)],
         "tls_client_hellos": sorted(chs, key=canon),
         "tls_server_hellos": sorted(shs, key=canon),
+        "sslv2_client_hellos": sslv2,
         "http_requests": reqs,
         "http_responses": resps,
     }
@@ -537,6 +548,8 @@ def ja4_vectors(rels, env):
                     hss = holder.all("tls.handshake")
                     for raw, hs in zip(raws, hss):
                         if not isinstance(hs, Obj) or hs.get("tls.handshake.type") != "1":
+                            continue
+                        if holder.get("tls.record.version") == "0x0002":
                             continue
                         msg = bytes.fromhex(raw[0])
                         ch = parse_client_hello(msg)

@@ -45,10 +45,15 @@ public final class ApplicationLayer {
         let clientPort: UInt16
         var app = AppProtocol.unknown
         var decided = false
-        var tls: (TLSStreamParser, TLSStreamParser)?
-        var http: (HTTPStreamParser, HTTPStreamParser)?
+        // Parsers per direction, as separate optionals mutated in place (`x?.feed(...)`): copying a parser out of
+        // the class and back would copy its buffers on every chunk (copy-on-write with two owners).
+        var tlsClient: TLSStreamParser?
+        var tlsServer: TLSStreamParser?
+        var httpRequests: HTTPStreamParser?
+        var httpResponses: HTTPStreamParser?
         var pendingRequests: [HTTPMessage] = []
-        var dnsStream: (DNSStreamParser, DNSStreamParser)?
+        var dnsClient: DNSStreamParser?
+        var dnsServer: DNSStreamParser?
         var names: [String] = []
         /// Bytes seen while the protocol is undecided (the first ones of each direction).
         var probe: ([UInt8], [UInt8]) = ([], [])
@@ -125,9 +130,15 @@ public final class ApplicationLayer {
         }
         f.decided = true
         switch f.app {
-        case .tls: f.tls = (TLSStreamParser(), TLSStreamParser())
-        case .http: f.http = (HTTPStreamParser(requests: true, bodyDepth: httpBodyDepth), HTTPStreamParser(requests: false, bodyDepth: httpBodyDepth))
-        case .dns: f.dnsStream = (DNSStreamParser(), DNSStreamParser())
+        case .tls:
+            f.tlsClient = TLSStreamParser()
+            f.tlsServer = TLSStreamParser()
+        case .http:
+            f.httpRequests = HTTPStreamParser(requests: true, bodyDepth: httpBodyDepth)
+            f.httpResponses = HTTPStreamParser(requests: false, bodyDepth: httpBodyDepth)
+        case .dns:
+            f.dnsClient = DNSStreamParser()
+            f.dnsServer = DNSStreamParser()
         default: break
         }
     }
@@ -136,12 +147,10 @@ public final class ApplicationLayer {
         guard f.decided else { return }
         switch f.app {
         case .tls:
-            guard var pair = f.tls else { return }
-            let found = direction == 0 ? pair.0.feed(bytes) : pair.1.feed(bytes)
-            f.tls = pair
+            let found = (direction == 0 ? f.tlsClient?.feed(bytes) : f.tlsServer?.feed(bytes)) ?? false
             if found {
-                let client = pair.0.clientHello
-                let server = pair.1.serverHello
+                let client = f.tlsClient?.clientHello
+                let server = f.tlsServer?.serverHello
                 if direction == 0, let sni = client?.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 // One event per handshake: when the server answered, or (at the end) with the client side only.
                 if direction == 1 && server != nil {
@@ -149,24 +158,20 @@ public final class ApplicationLayer {
                 }
             }
         case .http:
-            guard var pair = f.http else { return }
             if direction == 0 {
-                for m in pair.0.feed(bytes) {
-                    pair.1.expectResponse(toMethod: m.method)
+                for m in f.httpRequests?.feed(bytes) ?? [] {
+                    f.httpResponses?.expectResponse(toMethod: m.method)
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
                 }
             } else {
-                for m in pair.1.feed(bytes) {
+                for m in f.httpResponses?.feed(bytes) ?? [] {
                     let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                     events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
                 }
             }
-            f.http = pair
         case .dns:
-            guard var pair = f.dnsStream else { return }
-            let messages = direction == 0 ? pair.0.feed(bytes) : pair.1.feed(bytes)
-            f.dnsStream = pair
+            let messages = (direction == 0 ? f.dnsClient?.feed(bytes) : f.dnsServer?.feed(bytes)) ?? []
             for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
         default:
             break
@@ -184,19 +189,18 @@ public final class ApplicationLayer {
             client.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: .zero) }
             server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: .zero) }
         }
-        if var pair = f.tls { if direction == 0 { pair.0.gap() } else { pair.1.gap() }; f.tls = pair }
-        if var pair = f.http {
-            if direction == 0 {
-                f.pendingRequests += pair.0.gap()
-            } else {
-                for m in pair.1.gap() {
-                    let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
-                    events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m)))
-                }
+        if direction == 0 {
+            f.tlsClient?.gap()
+            f.pendingRequests += f.httpRequests?.gap() ?? []
+            f.dnsClient?.gap()
+        } else {
+            f.tlsServer?.gap()
+            for m in f.httpResponses?.gap() ?? [] {
+                let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m)))
             }
-            f.http = pair
+            f.dnsServer?.gap()
         }
-        if var pair = f.dnsStream { if direction == 0 { pair.0.gap() } else { pair.1.gap() }; f.dnsStream = pair }
     }
 
     // MARK: UDP
@@ -243,12 +247,12 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
-        if let pair = f.tls, pair.0.clientHello != nil, pair.1.serverHello == nil {
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: pair.0.clientHello, server: nil)))
+        if let hello = f.tlsClient?.clientHello, f.tlsServer?.serverHello == nil {
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: hello, server: nil)))
         }
-        if var pair = f.http {
-            f.pendingRequests += pair.0.end()
-            let responses = pair.1.end()
+        if f.httpRequests != nil {
+            f.pendingRequests += f.httpRequests?.end() ?? []
+            let responses = f.httpResponses?.end() ?? []
             for m in responses {
                 let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One HTTP/1.x message head and what its body turned out to be.
 public struct HTTPMessage: Sendable, Equatable {
     public var isRequest: Bool
@@ -5,7 +9,10 @@ public struct HTTPMessage: Sendable, Equatable {
     public var uri = ""
     public var version = ""
     public var status = 0
+    /// The headers Siphon reads (Host, User-Agent, Content-Length, Content-Type... see `HTTPStreamParser`).
     public var headers: [(String, String)] = []
+    /// Header lines in the head, kept or not.
+    public var headerCount = 0
     /// Body bytes received (after de-chunking).
     public var bodyLength = 0
     /// The first bytes of the body, up to the parser's depth (for the identifier detectors).
@@ -67,12 +74,13 @@ public struct HTTPStreamParser: Sendable {
                 return done
             case .head, .chunkSize, .chunkEnd, .trailer:
                 // Line-oriented states: collect up to the next LF.
-                guard let lf = bytes[i...].firstIndex(of: 0x0A) else {
+                guard let found = memchr(bytes.baseAddress! + i, 0x0A, bytes.count - i) else {
                     buffer.append(contentsOf: bytes[i...])
                     i = bytes.count
                     if buffer.count > 65_536 { fail("line or head over 64 KiB") }
                     continue
                 }
+                let lf = found - UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
                 buffer.append(contentsOf: bytes[i...lf])
                 i = lf + 1
                 if buffer.count > 65_536 { fail("head over 64 KiB"); continue }
@@ -115,11 +123,14 @@ public struct HTTPStreamParser: Sendable {
                 return
             }
             if text.isEmpty { headEnded(&done); return }
-            let s = String(decoding: text, as: UTF8.self)
-            guard let colon = s.firstIndex(of: ":") else { fail("header line without a colon"); return }
-            let name = String(s[..<colon]).trimmingSpaces()
-            let value = String(s[s.index(after: colon)...]).trimmingSpaces()
-            if (current?.headers.count ?? 0) < 200 { current?.headers.append((name, value)) }
+            guard let colon = text.firstIndex(of: UInt8(ascii: ":")) else { fail("header line without a colon"); return }
+            current?.headerCount += 1
+            // Only the headers something reads become strings; the others are counted.
+            guard let name = HTTPStreamParser.kept(text[..<colon]) else { return }
+            var v = text[(colon + 1)...]
+            while let f = v.first, f == 0x20 || f == 0x09 { v.removeFirst() }
+            while let l = v.last, l == 0x20 || l == 0x09 { v.removeLast() }
+            current?.headers.append((name, String(decoding: v, as: UTF8.self)))
         case .chunkSize:
             let s = String(decoding: text, as: UTF8.self)
             let hex = s.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingSpaces() } ?? ""
@@ -144,6 +155,23 @@ public struct HTTPStreamParser: Sendable {
             current = HTTPMessage(isRequest: false, version: parts[0], status: status)
         }
         return true
+    }
+
+    /// Header names kept as strings (the rest are only counted), matched case-insensitively on bytes.
+    static let keptNames: [String] = [
+        "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Content-Type", "Content-Encoding", "Referer",
+        "Cookie", "Authorization", "X-Forwarded-For", "Server", "Location", "Set-Cookie", "Upgrade",
+    ]
+    static let keptBytes: [[UInt8]] = keptNames.map { Array($0.lowercased().utf8) }
+
+    static func kept(_ name: ArraySlice<UInt8>) -> String? {
+        var n = name
+        while let l = n.last, l == 0x20 || l == 0x09 { n.removeLast() }
+        outer: for (i, k) in keptBytes.enumerated() where k.count == n.count {
+            for (a, b) in zip(k, n) where a != (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) { continue outer }
+            return keptNames[i]
+        }
+        return nil
     }
 
     static let methods: Set<String> = [
