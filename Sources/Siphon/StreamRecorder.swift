@@ -44,8 +44,11 @@ public final class StreamRecorder: StreamConsumer {
     }
 
     public func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
-        let (client, server) = flows.ports(at: slot)
-        app.streamData(bytes, slot: slot, flowID: flows.flowID(at: slot), direction: direction, clientPort: client, serverPort: server, timestamp: now)
+        let flowID = flows.flowID(at: slot)
+        if app.wants(slot: slot, flowID: flowID, direction: direction) {
+            let (client, server) = flows.ports(at: slot)
+            app.streamData(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: now)
+        }
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)

@@ -66,8 +66,39 @@ public final class ApplicationLayer {
     }
 
     private var flows: [FlowState?] = []
+    /// Per slot: the flow id and, per direction, whether its parser still wants bytes (bit 0: from the client,
+    /// bit 1: from the server). Checked before each chunk so that the bulk of a TLS or unknown stream costs one load.
+    private var wanting: [(flowID: UInt64, directions: UInt8)] = []
 
     public init() {}
+
+    /// Whether the application layer still reads `direction` of the flow in `slot` (always true for a flow it has
+    /// not seen yet).
+    @inline(__always)
+    public func wants(slot: Int32, flowID: UInt64, direction: Int) -> Bool {
+        let i = Int(slot)
+        guard i < wanting.count, wanting[i].flowID == flowID else { return true }
+        return wanting[i].directions & (1 << direction) != 0
+    }
+
+    private func setWants(_ f: FlowState, slot: Int32) {
+        let i = Int(slot)
+        if i >= wanting.count { wanting += Array(repeating: (0, 3), count: max(i + 1 - wanting.count, wanting.count)) }
+        var bits: UInt8 = 3
+        if f.decided {
+            switch f.app {
+            case .tls:
+                bits = (f.tlsClient?.done == false ? 1 : 0) | (f.tlsServer?.done == false ? 2 : 0)
+            case .http:
+                bits = (f.httpRequests?.failed == false ? 1 : 0) | (f.httpResponses?.failed == false ? 2 : 0)
+            case .dns, .mdns, .llmnr:
+                bits = 3
+            default:
+                bits = 0
+            }
+        }
+        wanting[i] = (f.flowID, bits)
+    }
 
     private func state(_ slot: Int32, _ flowID: UInt64, clientPort: UInt16, serverPort: UInt16) -> FlowState {
         let i = Int(slot)
@@ -85,6 +116,7 @@ public final class ApplicationLayer {
         timestamp: Timestamp
     ) {
         let f = state(slot, flowID, clientPort: clientPort, serverPort: serverPort)
+        defer { setWants(f, slot: slot) }
         if f.decided {
             feedTCP(f, bytes, slot: slot, direction: direction, timestamp: timestamp)
             return
