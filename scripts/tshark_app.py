@@ -579,8 +579,27 @@ def load_json(path):
         return None
 
 
+def _render(obj, depth):
+    """JSON with one-space indentation, but any list or object holding only
+    scalars on a single line (keeps [name, type, rdata] tuples readable)."""
+    scalar = lambda v: not isinstance(v, (dict, list))
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(obj, list):
+        if all(scalar(v) for v in obj):
+            return json.dumps(obj, ensure_ascii=False)
+        return "[\n" + ",\n".join(inner + _render(v, depth + 1) for v in obj) + "\n" + pad + "]"
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        if all(scalar(v) for v in obj.values()) and len(json.dumps(obj)) <= 100:
+            return json.dumps(obj, ensure_ascii=False)
+        return "{\n" + ",\n".join(inner + json.dumps(k, ensure_ascii=False) + ": " + _render(v, depth + 1)
+                                  for k, v in obj.items()) + "\n" + pad + "}"
+    return json.dumps(obj, ensure_ascii=False)
+
+
 def dump(obj):
-    return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+    return _render(obj, 0) + "\n"
 
 
 def expected_path(rel):

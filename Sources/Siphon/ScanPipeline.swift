@@ -140,9 +140,19 @@ public final class ScanPipeline {
         for e in recorder.app.events {
             let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
             guard flow.id == e.flowID else { continue }
-            output?.write(EventEncoder.application(e, flow: flow, capture: capture))
+            output?.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture))
         }
         recorder.app.events.removeAll(keepingCapacity: true)
+    }
+
+    /// Community IDs of live flows that had events (a SHA-1 each: computed once per flow, not per event).
+    private var communityIDs: [UInt64: String] = [:]
+
+    private func communityID(of f: Flow) -> String {
+        if let id = communityIDs[f.id] { return id }
+        let id = f.communityID
+        communityIDs[f.id] = id
+        return id
     }
 
     /// An ended flow still waiting in the table's `ended` list (its app events come out before its flow event).
@@ -174,7 +184,9 @@ public final class ScanPipeline {
             b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
             b.flows &+= 1
             hosts[f.key.b] = b
-            output?.write(EventEncoder.flow(f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, capture: capture))
+            let id = communityIDs.removeValue(forKey: f.id) ?? f.communityID
+            output?.write(EventEncoder.flow(
+                f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id, capture: capture))
         }
         flows.releaseEnded()
     }

@@ -19,19 +19,40 @@ public struct TLSClientHello: Sendable, Equatable {
     /// The highest non-GREASE version offered (supported_versions, else the legacy version).
     public var version: UInt16 { supportedVersions.filter { !Self.isGREASE($0) }.max() ?? legacyVersion }
 
-    /// JA3 string: version, ciphers, extensions, groups, point formats (decimal, GREASE removed).
-    public var ja3String: String {
-        func list<T: BinaryInteger>(_ v: [T]) -> String { v.map { String($0) }.joined(separator: "-") }
-        return [
-            String(legacyVersion), list(ciphers.filter { !Self.isGREASE($0) }), list(extensions.filter { !Self.isGREASE($0) }),
-            list(groups.filter { !Self.isGREASE($0) }), list(pointFormats),
-        ].joined(separator: ",")
+    /// JA3 string: version, ciphers, extensions, groups, point formats (decimal, GREASE removed). Computed once,
+    /// when the hello is parsed (`fingerprint()`).
+    public var ja3String = ""
+    public var ja3 = ""
+    public var ja4 = ""
+
+    /// Fills `ja3String`, `ja3` and `ja4`.
+    mutating func fingerprint() {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        func list<T: BinaryInteger>(_ v: [T]) {
+            var first = true
+            for x in v where !(T.self == UInt16.self && Self.isGREASE(UInt16(x))) {
+                if !first { out.append(UInt8(ascii: "-")) }
+                first = false
+                appendDecimal(UInt64(x), to: &out)
+            }
+        }
+        appendDecimal(UInt64(legacyVersion), to: &out)
+        out.append(UInt8(ascii: ","))
+        list(ciphers)
+        out.append(UInt8(ascii: ","))
+        list(extensions)
+        out.append(UInt8(ascii: ","))
+        list(groups)
+        out.append(UInt8(ascii: ","))
+        list(pointFormats)
+        ja3String = String(decoding: out, as: UTF8.self)
+        ja3 = Insecure.MD5.hash(data: out).hexString
+        ja4 = ja4(quic: false)
     }
 
-    public var ja3: String { Insecure.MD5.hash(data: Array(ja3String.utf8)).hexString }
-
     /// JA4 (FoxIO): `t13d1516h2_<ciphers>_<extensions+signature algorithms>`; `quic` gives the `q` prefix.
-    public func ja4(quic: Bool = false) -> String {
+    public func ja4(quic: Bool) -> String {
         let v: String
         switch version {
         case 0x0304: v = "13"
@@ -80,10 +101,14 @@ public struct TLSServerHello: Sendable, Equatable {
     public var alpn: String?
 
     public var version: UInt16 { selectedVersion ?? legacyVersion }
-    public var ja3sString: String {
-        "\(legacyVersion),\(cipher)," + extensions.map { String($0) }.joined(separator: "-")
+    /// JA3S string and hash, computed once when the hello is parsed.
+    public var ja3sString = ""
+    public var ja3s = ""
+
+    mutating func fingerprint() {
+        ja3sString = "\(legacyVersion),\(cipher)," + extensions.map { String($0) }.joined(separator: "-")
+        ja3s = Insecure.MD5.hash(data: Array(ja3sString.utf8)).hexString
     }
-    public var ja3s: String { Insecure.MD5.hash(data: Array(ja3sString.utf8)).hexString }
 }
 
 public struct TLSParseError: Error, Sendable, Equatable {
@@ -132,7 +157,10 @@ public enum TLSHandshakeParser {
         var ciphers = try r.sub(Int(try r.u16()))
         while ciphers.remaining >= 2 { hello.ciphers.append(try ciphers.u16()) }
         _ = try r.bytes(Int(try r.u8()))  // compression methods
-        guard r.remaining >= 2 else { return hello }  // no extensions (SSLv3-style hello)
+        guard r.remaining >= 2 else {  // no extensions (SSLv3-style hello)
+            hello.fingerprint()
+            return hello
+        }
         var extensions = try r.sub(Int(try r.u16()))
         while extensions.remaining >= 4 {
             let type = try extensions.u16()
@@ -165,6 +193,7 @@ public enum TLSHandshakeParser {
                 break
             }
         }
+        hello.fingerprint()
         return hello
     }
 
@@ -176,7 +205,10 @@ public enum TLSHandshakeParser {
         _ = try r.bytes(Int(try r.u8()))
         var hello = TLSServerHello(legacyVersion: version, cipher: try r.u16(), extensions: [], selectedVersion: nil, alpn: nil)
         _ = try r.u8()  // compression
-        guard r.remaining >= 2 else { return hello }
+        guard r.remaining >= 2 else {
+            hello.fingerprint()
+            return hello
+        }
         var extensions = try r.sub(Int(try r.u16()))
         while extensions.remaining >= 4 {
             let type = try extensions.u16()
@@ -188,6 +220,7 @@ public enum TLSHandshakeParser {
                 if list.remaining >= 1 { hello.alpn = String(decoding: try list.bytes(Int(try list.u8())), as: UTF8.self) }
             }
         }
+        hello.fingerprint()
         return hello
     }
 }
@@ -282,6 +315,11 @@ extension Sequence where Element == UInt8 {
 
 extension Digest {
     var hexString: String { Array(self).hexString }
+}
+
+func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
+    if v >= 10 { appendDecimal(v / 10, to: &out) }
+    out.append(UInt8(48 + v % 10))
 }
 
 extension String {

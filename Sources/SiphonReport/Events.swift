@@ -8,14 +8,14 @@ public enum EventEncoder {
     /// A `flow` event for a flow that ended.
     public static func flow(
         _ f: Flow, app: String = "unknown", names: [String] = [], streams: (StreamFigures, StreamFigures)? = nil,
-        hashes: (String?, String?) = (nil, nil), capture: String
+        hashes: (String?, String?) = (nil, nil), communityID: String? = nil, capture: String
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
         w.field("timestamp", f.end.rfc3339)
         w.field("event_type", "flow")
         w.field("capture", capture)
-        flowFields(f, into: &w)
+        flowFields(f, communityID: communityID, into: &w)
         w.field("state", f.state.description)
         w.field("start", f.start.rfc3339)
         w.field("end", f.end.rfc3339)
@@ -40,9 +40,9 @@ public enum EventEncoder {
     }
 
     /// The fields every flow-scoped event carries.
-    public static func flowFields(_ f: Flow, into w: inout JSONObjectWriter) {
+    public static func flowFields(_ f: Flow, communityID: String? = nil, into w: inout JSONObjectWriter) {
         w.field("flow_id", f.id)
-        w.field("community_id", f.communityID)
+        w.field("community_id", communityID ?? f.communityID)
         w.field("src_ip", f.clientAddress.description)
         let icmp = f.key.ipProtocol == 1 || f.key.ipProtocol == 58
         let ports = f.key.ipProtocol == 6 || f.key.ipProtocol == 17 || f.key.ipProtocol == 132
@@ -100,7 +100,7 @@ public enum EventEncoder {
     }
 
     /// A `dns`, `tls` or `http` event (EVE's field names where EVE has them).
-    public static func application(_ e: AppEvent, flow f: Flow, capture: String) -> JSONObjectWriter {
+    public static func application(_ e: AppEvent, flow f: Flow, communityID: String? = nil, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
         w.field("timestamp", e.timestamp == .zero ? f.end.rfc3339 : e.timestamp.rfc3339)
@@ -108,17 +108,17 @@ public enum EventEncoder {
         case .dns(let m):
             w.field("event_type", "dns")
             w.field("capture", capture)
-            flowFields(f, into: &w)
+            flowFields(f, communityID: communityID, into: &w)
             dns(m, into: &w)
         case .tls(let client, let server):
             w.field("event_type", "tls")
             w.field("capture", capture)
-            flowFields(f, into: &w)
+            flowFields(f, communityID: communityID, into: &w)
             tls(client, server, into: &w)
         case .http(let request, let response):
             w.field("event_type", "http")
             w.field("capture", capture)
-            flowFields(f, into: &w)
+            flowFields(f, communityID: communityID, into: &w)
             http(request, response, into: &w)
         }
         w.endObject()
@@ -181,7 +181,7 @@ public enum EventEncoder {
             w.field("hash", c.ja3)
             w.field("string", c.ja3String)
             w.endObject()
-            w.field("ja4", c.ja4())
+            w.field("ja4", c.ja4)
             if !c.alpn.isEmpty {
                 w.beginArray("client_alpns")
                 for a in c.alpn { w.element(a) }

@@ -7,43 +7,50 @@ import Darwin
 /// A minimal streaming JSON object writer: appends UTF-8 straight into a byte buffer, no intermediate values.
 public struct JSONObjectWriter {
     public private(set) var bytes: [UInt8] = []
-    private var needsComma: [Bool] = []
+    /// Bit d: the container at depth d already has an element (so the next one needs a comma). 64 levels.
+    private var commaBits: UInt64 = 0
+    private var depth = 0
 
     public init() { bytes.reserveCapacity(512) }
 
     public mutating func beginObject() {
         separate()
         bytes.append(UInt8(ascii: "{"))
-        needsComma.append(false)
+        push()
     }
 
     public mutating func beginObject(_ key: String) {
         self.key(key)
         bytes.append(UInt8(ascii: "{"))
-        needsComma.append(false)
+        push()
     }
 
     public mutating func endObject() {
         bytes.append(UInt8(ascii: "}"))
-        needsComma.removeLast()
+        depth -= 1
     }
 
     public mutating func beginArray(_ key: String) {
         self.key(key)
         bytes.append(UInt8(ascii: "["))
-        needsComma.append(false)
+        push()
     }
 
     public mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
-        needsComma.removeLast()
+        depth -= 1
+    }
+
+    private mutating func push() {
+        depth += 1
+        commaBits &= ~(1 << UInt64(depth & 63))
     }
 
     private mutating func separate() {
-        if let last = needsComma.last {
-            if last { bytes.append(UInt8(ascii: ",")) }
-            needsComma[needsComma.count - 1] = true
-        }
+        guard depth > 0 else { return }
+        let bit: UInt64 = 1 << UInt64(depth & 63)
+        if commaBits & bit != 0 { bytes.append(UInt8(ascii: ",")) }
+        commaBits |= bit
     }
 
     private mutating func key(_ key: String) {
@@ -59,7 +66,19 @@ public struct JSONObjectWriter {
 
     public mutating func field<I: BinaryInteger>(_ key: String, _ value: I) {
         self.key(key)
-        bytes.append(contentsOf: String(value).utf8)
+        if value < 0 {
+            bytes.append(contentsOf: String(value).utf8)
+            return
+        }
+        // Digits straight into the buffer, no String.
+        let v = UInt64(value)
+        var digits: (UInt64, Int) = (1, 1)
+        while v / digits.0 >= 10 { digits = (digits.0 * 10, digits.1 + 1) }
+        var p = digits.0
+        while p > 0 {
+            bytes.append(UInt8(48 + (v / p) % 10))
+            p /= 10
+        }
     }
 
     public mutating func field(_ key: String, _ value: Double) {
