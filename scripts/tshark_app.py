@@ -5,8 +5,10 @@ tshark, for Siphon's application-parser oracle tests, and compute JA4 vectors.
 Usage:
     scripts/tshark_app.py                 regenerate every captures/app/expected/*.json
                                           and captures/app/ja4-vectors.json
-    scripts/tshark_app.py --add CAPTURE   (re)generate the file for CAPTURE (a path
-                                          inside the repository) and add it to the set
+    scripts/tshark_app.py --add CAPTURE   (re)generate expected/<name>.json for CAPTURE (a
+                                          path inside the repository), adding it to the set;
+                                          run without arguments afterwards to refresh the
+                                          JA4 vectors
     scripts/tshark_app.py --check         regenerate in memory; exit 1 if any file
                                           on disk differs (nothing is written)
     scripts/tshark_app.py --ja4-only      only rewrite ja4-vectors.json
@@ -106,10 +108,12 @@ kept on rewrite.
 """
 
 import argparse
+import atexit
 import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -207,7 +211,9 @@ def find_objs(node, pred):
 
 def tshark_env():
     env = dict(os.environ)
-    env["WIRESHARK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="siphon-ws-")
+    cfg = tempfile.mkdtemp(prefix="siphon-ws-")
+    atexit.register(shutil.rmtree, cfg, True)
+    env["WIRESHARK_CONFIG_DIR"] = cfg
     env["LC_ALL"] = "C"
     return env
 
@@ -552,7 +558,11 @@ def ja4_vectors(rels, env):
                         if holder.get("tls.record.version") == "0x0002":
                             continue
                         msg = bytes.fromhex(raw[0])
-                        ch = parse_client_hello(msg)
+                        try:
+                            ch = parse_client_hello(msg)
+                        except (ValueError, IndexError) as e:
+                            sys.stderr.write("%s frame %d: ClientHello not parsed (%s)\n" % (rel, frame_no, e))
+                            continue
                         vec = {"capture": rel, "frame": frame_no, "transport": "quic" if proto == "q" else "tcp",
                                "sni": ch["sni"]}
                         vec.update(ja4(ch, proto))
@@ -607,7 +617,7 @@ def expected_path(rel):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description="Derive expected DNS / TLS hello / HTTP results from tshark, and JA4 vectors.")
     ap.add_argument("--check", action="store_true", help="compare, do not write")
     ap.add_argument("--add", nargs="+", metavar="CAPTURE", help="capture paths (relative to the repository)")
     ap.add_argument("--ja4-only", action="store_true")

@@ -2,12 +2,13 @@ public import SiphonCore
 
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
-    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3
 }
 
 /// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
 public enum AppTransaction: Sendable {
-    case dns(DNSMessage)
+    /// A DNS message, and whether it came as DNS, mDNS or LLMNR.
+    case dns(DNSMessage, AppProtocol)
     case tls(client: TLSClientHello?, server: TLSServerHello?)
     case http(request: HTTPMessage?, response: HTTPMessage?)
 }
@@ -27,6 +28,8 @@ public struct AppSummary: Sendable {
     public var app: AppProtocol = .unknown
     /// Names for the responder seen inside the flow: TLS SNI, HTTP Host.
     public var names: [String] = []
+    /// The cleartext protocol a TLS flow started with (STARTTLS, HTTP CONNECT).
+    public var upgradedFrom: AppProtocol?
 }
 
 /// The application layer of one pipeline: identifies each flow's protocol from its first bytes, runs the matching
@@ -54,6 +57,11 @@ public final class ApplicationLayer {
         var pendingRequests: [HTTPMessage] = []
         var dnsClient: DNSStreamParser?
         var dnsServer: DNSStreamParser?
+        var startTLS: StartTLSWatcher?
+        /// The protocol the flow started with before switching to TLS.
+        var upgradedFrom: AppProtocol?
+        /// Client bytes after a CONNECT request, held until its response says whether a tunnel opened.
+        var heldAfterConnect: [UInt8]?
         var names: [String] = []
         /// Bytes seen while the protocol is undecided (the first ones of each direction).
         var probe: ([UInt8], [UInt8]) = ([], [])
@@ -93,6 +101,8 @@ public final class ApplicationLayer {
                 bits = (f.httpRequests?.failed == false ? 1 : 0) | (f.httpResponses?.failed == false ? 2 : 0)
             case .dns, .mdns, .llmnr:
                 bits = 3
+            case .smtp, .imap, .pop3:
+                bits = f.startTLS != nil ? 3 : 0
             default:
                 bits = 0
             }
@@ -140,12 +150,19 @@ public final class ApplicationLayer {
         let c = f.probe.0
         let s = f.probe.1
         func starts(_ b: [UInt8], _ text: String) -> Bool { b.starts(with: Array(text.utf8)) }
-        if c.count >= 3 && c[0] == 0x16 && c[1] == 0x03 && c[2] <= 0x04 || s.count >= 3 && s[0] == 0x16 && s[1] == 0x03 {
+        let sslv2Hello = c.count >= 5 && c[0] & 0x80 != 0 && c[2] == 0x01 && (c[3] == 0x03 || (c[3] == 0x00 && c[4] == 0x02))
+        if c.count >= 3 && c[0] == 0x16 && c[1] == 0x03 && c[2] <= 0x04 || s.count >= 3 && s[0] == 0x16 && s[1] == 0x03 || sslv2Hello {
             f.app = .tls
         } else if HTTPStreamParser.methods.contains(where: { starts(c, $0 + " ") }) || starts(s, "HTTP/1.") {
             f.app = .http
         } else if starts(c, "SSH-") || starts(s, "SSH-") {
             f.app = .ssh
+        } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) && f.serverPort != 21 {
+            f.app = .smtp  // a "220 " greeting (FTP's port aside): SMTP, which may switch to TLS
+        } else if starts(s, "* OK") {
+            f.app = .imap
+        } else if starts(s, "+OK") {
+            f.app = .pop3
         } else if c.count >= 8 && c[0] == 0x10 && (c.dropFirst(2).starts(with: [0, 4] + Array("MQTT".utf8))
             || c.dropFirst(3).starts(with: [0, 4] + Array("MQTT".utf8)) || c.dropFirst(2).starts(with: [0, 6] + Array("MQIsdp".utf8)))
         {
@@ -171,6 +188,8 @@ public final class ApplicationLayer {
         case .dns:
             f.dnsClient = DNSStreamParser()
             f.dnsServer = DNSStreamParser()
+        case .smtp, .imap, .pop3:
+            f.startTLS = StartTLSWatcher(app: f.app)
         default: break
         }
     }
@@ -191,23 +210,57 @@ public final class ApplicationLayer {
             }
         case .http:
             if direction == 0 {
-                for m in f.httpRequests?.feed(bytes) ?? [] {
+                if f.heldAfterConnect != nil {
+                    f.heldAfterConnect!.append(contentsOf: bytes.prefix(65_536 - f.heldAfterConnect!.count))
+                    return
+                }
+                var consumed = 0
+                for m in f.httpRequests?.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
                     f.httpResponses?.expectResponse(toMethod: m.method)
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
+                    if m.method == "CONNECT" {
+                        // Whatever follows may be a tunnelled protocol: hold it until the response decides.
+                        f.heldAfterConnect = Array(bytes[consumed...].prefix(65_536))
+                    }
                 }
             } else {
-                for m in f.httpResponses?.feed(bytes) ?? [] {
+                var consumed = 0
+                for m in f.httpResponses?.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
                     let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                     events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
+                    guard request?.method == "CONNECT", let held = f.heldAfterConnect else { continue }
+                    f.heldAfterConnect = nil
+                    if (200..<300).contains(m.status) {
+                        upgradeToTLS(f)
+                        held.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: timestamp) }
+                        feedTCP(f, UnsafeRawBufferPointer(rebasing: bytes[consumed...]), slot: slot, direction: 1, timestamp: timestamp)
+                        return
+                    }
+                    held.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: timestamp) }
                 }
             }
         case .dns:
             let messages = (direction == 0 ? f.dnsClient?.feed(bytes) : f.dnsServer?.feed(bytes)) ?? []
             for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
+        case .smtp, .imap, .pop3:
+            // Cleartext until STARTTLS is accepted; then the same stream carries a TLS handshake.
+            guard let rest = f.startTLS?.feed(bytes, direction: direction) else { return }
+            f.startTLS = nil
+            upgradeToTLS(f)
+            rest.client.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: timestamp) }
+            rest.server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: timestamp) }
         default:
             break
         }
+    }
+
+    /// The cleartext protocol handed the stream to TLS (STARTTLS accepted, HTTP CONNECT answered 2xx).
+    private func upgradeToTLS(_ f: FlowState) {
+        f.upgradedFrom = f.app
+        f.app = .tls
+        f.tlsClient = TLSStreamParser()
+        f.tlsServer = TLSStreamParser()
     }
 
     public func streamGap(slot: Int32, flowID: UInt64, direction: Int) {
@@ -246,6 +299,8 @@ public final class ApplicationLayer {
             f.decided = true
             if bytes.count >= 5 && bytes[0] & 0xC0 == 0xC0 && [0x0000_0001, 0x6B33_43CF, 0].contains(bytes.be32(1)) {
                 f.app = .quic
+            } else if serverPort == 137 || clientPort == 137 {
+                f.app = .nbns  // NetBIOS name service: DNS-shaped, not DNS
             } else if DNSMessage.looksLikeDNS(bytes) {
                 f.app = serverPort == 5353 || clientPort == 5353 ? .mdns : serverPort == 5355 || clientPort == 5355 ? .llmnr : .dns
             } else {
@@ -254,19 +309,22 @@ public final class ApplicationLayer {
         }
         if f.app == .dns || f.app == .mdns || f.app == .llmnr {
             do {
-                handleDNS(.success(try DNSMessage.parse(bytes)), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp)
+                handleDNS(.success(try DNSMessage.parse(bytes)), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, app: f.app)
             } catch {
-                handleDNS(.failure(error), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp)
+                handleDNS(.failure(error), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, app: f.app)
             }
         }
     }
 
-    private func handleDNS(_ result: Result<DNSMessage, DNSParseError>, slot: Int32, flowID: UInt64, direction: Int, timestamp: Timestamp) {
+    private func handleDNS(
+        _ result: Result<DNSMessage, DNSParseError>, slot: Int32, flowID: UInt64, direction: Int, timestamp: Timestamp,
+        app: AppProtocol = .dns
+    ) {
         switch result {
         case .success(let m):
             dnsMessages += 1
             names.record(m, at: timestamp)
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m)))
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m, app)))
         case .failure:
             dnsErrors += 1
         }
@@ -293,7 +351,7 @@ public final class ApplicationLayer {
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .http(request: request, response: nil)))
             }
         }
-        return AppSummary(app: f.app, names: f.names)
+        return AppSummary(app: f.app, names: f.names, upgradedFrom: f.upgradedFrom)
     }
 }
 
@@ -334,5 +392,61 @@ public struct DNSStreamParser: Sendable {
     public mutating func gap() {
         stopped = true
         buffer = []
+    }
+}
+
+/// Watches an SMTP, IMAP or POP3 conversation for an accepted STARTTLS (STLS for POP3): the client's command, then
+/// the server's positive answer. Returns the bytes after that answer in each direction, which start the TLS handshake.
+struct StartTLSWatcher {
+    let app: AppProtocol
+    private var client: [UInt8] = []
+    private var server: [UInt8] = []
+    private var asked = false
+    private var tag = ""
+
+    init(app: AppProtocol) { self.app = app }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer, direction: Int) -> (client: [UInt8], server: [UInt8])? {
+        // A client that starts a TLS handshake after the greeting, without asking (implicit TLS on 465/993/995
+        // behind a cleartext banner): follow it.
+        if direction == 0 && client.isEmpty && bytes.count >= 3 && bytes[0] == 0x16 && bytes[1] == 0x03 && bytes[2] <= 0x04 {
+            return (Array(bytes), [])
+        }
+        if direction == 0 {
+            client.append(contentsOf: bytes)
+            while let lf = client.firstIndex(of: 0x0A) {
+                let line = String(decoding: client[..<lf], as: UTF8.self).trimmingCharacters(in: "\r ").uppercased()
+                if asked { break }  // bytes after the command wait for the answer (they are TLS if it is accepted)
+                client.removeFirst(lf + 1)
+                let words = line.split(separator: " ")
+                if line == "STARTTLS" || line == "STLS" || (words.count == 2 && words[1] == "STARTTLS") {
+                    asked = true
+                    tag = words.count == 2 ? String(words[0]) : ""
+                }
+            }
+            if client.count > 65_536 { client.removeFirst(client.count - 65_536) }
+        } else {
+            server.append(contentsOf: bytes)
+            while let lf = server.firstIndex(of: 0x0A) {
+                let line = String(decoding: server[..<lf], as: UTF8.self).uppercased()
+                server.removeFirst(lf + 1)
+                guard asked else { continue }
+                let accepted = line.hasPrefix("220") || line.hasPrefix("+OK") || (!tag.isEmpty && line.hasPrefix(tag + " OK"))
+                if line.hasPrefix("220-") { continue }
+                if accepted { return (client, server) }
+                asked = false  // refused: keep watching
+            }
+            if server.count > 65_536 { server.removeFirst(server.count - 65_536) }
+        }
+        return nil
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        return String(s)
     }
 }

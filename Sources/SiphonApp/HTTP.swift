@@ -52,6 +52,8 @@ public struct HTTPStreamParser: Sendable {
     private var buffer: [UInt8] = []
     private var current: HTTPMessage?
     private var pendingMethods: [String] = []
+    /// The request method the last response head answered.
+    private var lastMethod = ""
     public private(set) var failure: String?
 
     public init(requests: Bool, bodyDepth: Int = 4096) {
@@ -66,9 +68,23 @@ public struct HTTPStreamParser: Sendable {
 
     /// Feeds bytes; returns the messages completed by them (heads with their bodies).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [HTTPMessage] {
+        var consumed = 0
+        return feed(bytes, stopAfterConnect: false, consumed: &consumed)
+    }
+
+    /// Feeds bytes, stopping right after a CONNECT request or a 2xx answer to one when `stopAfterConnect`: what
+    /// follows may be another protocol. `consumed` says how many bytes were read.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, stopAfterConnect: Bool, consumed: inout Int) -> [HTTPMessage] {
         var done: [HTTPMessage] = []
         var i = 0
+        defer { consumed = i }
         while i < bytes.count {
+            if stopAfterConnect, let last = done.last,
+                (last.isRequest && last.method == "CONNECT") || (!last.isRequest && lastMethod == "CONNECT" && (200..<300).contains(last.status))
+            {
+                if !last.isRequest { fail("tunnel") }
+                return done
+            }
             switch state {
             case .failed:
                 return done
@@ -188,6 +204,11 @@ public struct HTTPStreamParser: Sendable {
             return
         }
         let method = pendingMethods.isEmpty ? "" : pendingMethods.removeFirst()
+        lastMethod = method
+        if method == "CONNECT" && (200..<300).contains(m.status) {
+            finish(&done)  // a tunnel: no body, and what follows is not HTTP
+            return
+        }
         if method == "HEAD" || m.status < 200 || m.status == 204 || m.status == 304 {
             finish(&done)
             // 1xx responses are followed by the real response to the same request.

@@ -255,6 +255,7 @@ public struct TLSStreamParser: Sendable {
                 handshake.append(contentsOf: records[5..<(5 + length)])
                 if handshake.count > Self.maximum { stop("handshake message over 64 KiB"); return found }
                 found = parseHandshake() || found
+                if error != nil { return found }  // stopped on a malformed message: buffers already dropped
             } else if type == 20 || type == 23 {
                 done = true  // ChangeCipherSpec or application data: the cleartext handshake is over
             }

@@ -119,6 +119,10 @@ public enum PacketDecoder {
 
     /// PPPoE session stage: 6-byte header, then a PPP protocol number.
     static func decodePPPoESession(_ b: UnsafeRawBufferPointer, at o: Int, into p: inout DecodedPacket) throws(DecodeError) {
+        try need(b, o, 7, .pppoe)
+        if b.u8(o + 6) & 1 == 1 {  // PPP protocol field compression: one odd byte (0x21 for IPv4)
+            return try decodePPPProtocol(UInt32(b.u8(o + 6)), b, at: o + 7, into: &p)
+        }
         try need(b, o, 8, .pppoe)
         try decodePPPProtocol(UInt32(b.be16(o + 6)), b, at: o + 8, into: &p)
     }

@@ -105,10 +105,11 @@ public enum EventEncoder {
         w.beginObject()
         w.field("timestamp", e.timestamp == .zero ? f.end.rfc3339 : e.timestamp.rfc3339)
         switch e.transaction {
-        case .dns(let m):
+        case .dns(let m, let app):
             w.field("event_type", "dns")
             w.field("capture", capture)
             flowFields(f, communityID: communityID, into: &w)
+            w.field("app_proto", app.rawValue)
             dns(m, into: &w)
         case .tls(let client, let server):
             w.field("event_type", "tls")

