@@ -81,12 +81,29 @@ public struct TLSClientHello: Sendable, Equatable {
         } else {
             a += "00"
         }
-        func hex4(_ v: UInt16) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 4 - s.count) + s }
-        func hash12(_ s: String) -> String { s.isEmpty ? "000000000000" : String(SHA256.hash(data: Array(s.utf8)).hexString.prefix(12)) }
-        let b = hash12(realCiphers.sorted().map(hex4).joined(separator: ","))
-        let sortedExtensions = realExtensions.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted().map(hex4).joined(separator: ",")
-        var cInput = sortedExtensions
-        if !signatureAlgorithms.isEmpty { cInput += "_" + signatureAlgorithms.map(hex4).joined(separator: ",") }
+        // The hashed lists are built as bytes: 4 lower-case hex digits per value, comma-separated.
+        let digits = Array("0123456789abcdef".utf8)
+        func hexList(_ values: [UInt16], into out: inout [UInt8]) {
+            for (i, v) in values.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(digits[Int(v >> 12)])
+                out.append(digits[Int(v >> 8 & 15)])
+                out.append(digits[Int(v >> 4 & 15)])
+                out.append(digits[Int(v & 15)])
+            }
+        }
+        func hash12(_ bytes: [UInt8]) -> String {
+            bytes.isEmpty ? "000000000000" : String(SHA256.hash(data: bytes).hexString.prefix(12))
+        }
+        var bInput: [UInt8] = []
+        hexList(realCiphers.sorted(), into: &bInput)
+        let b = hash12(bInput)
+        var cInput: [UInt8] = []
+        hexList(realExtensions.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted(), into: &cInput)
+        if !signatureAlgorithms.isEmpty {
+            cInput.append(UInt8(ascii: "_"))
+            hexList(signatureAlgorithms, into: &cInput)
+        }
         let c = realExtensions.isEmpty ? "000000000000" : hash12(cInput)
         return a + "_" + b + "_" + c
     }
