@@ -30,6 +30,9 @@ n = len(glob.glob("captures/diff/expected/*.tshark.json"))
 print(f"tshark fixtures: {n - bad} of {n} reproduced by the installed tshark")
 sys.exit(1 if bad else 0)
 PY
+# The application-layer fixtures come from tshark too.
+python3 scripts/tshark_app.py --check
+python3 scripts/tshark_dhcp.py --check captures/diff/ng-*test*.pcapng
 # The extraction fixtures come from tcpflow: check the installed tcpflow still writes exactly those streams.
 python3 scripts/tcpflow_streams.py --check
 swift build --build-tests

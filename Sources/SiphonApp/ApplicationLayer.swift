@@ -2,7 +2,7 @@ public import SiphonCore
 
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
-    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, dhcp
 }
 
 /// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
@@ -11,6 +11,7 @@ public enum AppTransaction: Sendable {
     case dns(DNSMessage, AppProtocol)
     case tls(client: TLSClientHello?, server: TLSServerHello?)
     case http(request: HTTPMessage?, response: HTTPMessage?)
+    case dhcp(DHCPMessage)
 }
 
 /// A transaction with the flow it belongs to (a slot of the flow table, and the flow's id for checking).
@@ -36,6 +37,13 @@ public struct AppSummary: Sendable {
 /// incremental parser per direction, and queues transactions. It sees byte chunks, gaps and datagrams, never TCP.
 public final class ApplicationLayer {
     public let names = NameMap()
+
+    /// What DHCP clients said of themselves, by MAC address: labels for the devices under test.
+    public struct DeviceLabel: Sendable, Equatable {
+        public var hostname: String?
+        public var vendorClass: String?
+    }
+    public private(set) var devices: [UInt64: DeviceLabel] = [:]
     /// Transactions since the owner last drained them.
     public var events: [AppEvent] = []
     public var httpBodyDepth = 4096
@@ -299,6 +307,8 @@ public final class ApplicationLayer {
             f.decided = true
             if bytes.count >= 5 && bytes[0] & 0xC0 == 0xC0 && [0x0000_0001, 0x6B33_43CF, 0].contains(bytes.be32(1)) {
                 f.app = .quic
+            } else if [67, 68].contains(serverPort) || [67, 68].contains(clientPort) {
+                f.app = .dhcp
             } else if serverPort == 137 || clientPort == 137 {
                 f.app = .nbns  // NetBIOS name service: DNS-shaped, not DNS
             } else if DNSMessage.looksLikeDNS(bytes) {
@@ -306,6 +316,12 @@ public final class ApplicationLayer {
             } else {
                 f.app = .unknown
             }
+        }
+        if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
+            if m.isRequest, let mac = m.clientMAC, m.hostname != nil || m.vendorClass != nil {
+                devices[mac] = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)
+            }
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m)))
         }
         if f.app == .dns || f.app == .mdns || f.app == .llmnr {
             do {

@@ -121,6 +121,11 @@ public enum EventEncoder {
             w.field("capture", capture)
             flowFields(f, communityID: communityID, into: &w)
             http(request, response, into: &w)
+        case .dhcp(let m):
+            w.field("event_type", "dhcp")
+            w.field("capture", capture)
+            flowFields(f, communityID: communityID, into: &w)
+            dhcp(m, into: &w)
         }
         w.endObject()
         return w
@@ -197,6 +202,39 @@ public enum EventEncoder {
             w.field("hash", s.ja3s)
             w.field("string", s.ja3sString)
             w.endObject()
+        }
+        w.endObject()
+    }
+
+    /// EVE's dhcp event fields.
+    static func dhcp(_ m: DHCPMessage, into w: inout JSONObjectWriter) {
+        w.beginObject("dhcp")
+        w.field("type", m.isRequest ? "request" : "reply")
+        w.field("id", m.transactionID)
+        if let mac = m.clientMAC { w.field("client_mac", macString(mac)) }
+        w.field("client_ip", m.clientIP.description)
+        if !m.isRequest { w.field("assigned_ip", m.yourIP.description) }
+        w.field("dhcp_type", m.messageTypeName)
+        if let h = m.hostname { w.field("hostname", h) }
+        if let f = m.clientFQDN { w.field("client_fqdn", f) }
+        if let v = m.vendorClass { w.field("vendor_class_identifier", v) }
+        if let r = m.requestedIP { w.field("requested_ip", r.description) }
+        if let s = m.serverIdentifier { w.field("server_id", s.description) }
+        if let l = m.leaseTime { w.field("lease_time", l) }
+        if !m.parameterRequestList.isEmpty {
+            w.beginArray("params")
+            for p in m.parameterRequestList { w.element(String(p)) }
+            w.endArray()
+        }
+        if !m.routers.isEmpty {
+            w.beginArray("routers")
+            for r in m.routers { w.element(r.description) }
+            w.endArray()
+        }
+        if !m.dnsServers.isEmpty {
+            w.beginArray("dns_servers")
+            for r in m.dnsServers { w.element(r.description) }
+            w.endArray()
         }
         w.endObject()
     }

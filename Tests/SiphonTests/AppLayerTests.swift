@@ -147,3 +147,45 @@ import Testing
         #expect(Set(flows.last?["names"] as? [String] ?? []) == ["meta.wikimedia.org", "text.wikimedia.org", "text.pmtpa.wikimedia.org"])
     }
 }
+
+/// DHCP messages against tshark (captures/app/expected-dhcp.json, made by scripts/tshark_dhcp.py), including
+/// messages a snapshot length cut before their options.
+@Suite struct DHCPTests {
+    @Test func messagesEqualTshark() throws {
+        let file = try #require(try Repo.json("captures/app/expected-dhcp.json") as? [String: Any])
+        let captures = file["captures"] as! [String: [[String: Any]]]
+        #expect(captures.values.map(\.count).reduce(0, +) >= 25)
+        for (capture, expected) in captures {
+            let (events, _) = scanEvents(Repo.path(capture))
+            let got = events.compactMap { $0["dhcp"] as? [String: Any] }
+            #expect(got.count == expected.count, "\(capture)")
+            for (g, e) in zip(got, expected) {
+                #expect(g["type"] as? String == e["type"] as? String, "\(capture)")
+                #expect(g["id"] as? Int == e["id"] as? Int, "\(capture)")
+                #expect(g["client_mac"] as? String == e["client_mac"] as? String, "\(capture)")
+                let types = [1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6: "nak", 7: "release", 8: "inform"]
+                #expect(g["dhcp_type"] as? String == ((e["message_type"] as? Int).flatMap { types[$0] } ?? "bootp"), "\(capture)")
+                #expect(g["hostname"] as? String == e["hostname"] as? String)
+                #expect(g["vendor_class_identifier"] as? String == e["vendor_class"] as? String)
+                #expect(g["server_id"] as? String == e["server_id"] as? String, "\(capture)")
+                #expect(g["lease_time"] as? Int == e["lease_time"] as? Int, "\(capture)")
+                if g["type"] as? String == "reply" { #expect(g["assigned_ip"] as? String == e["your_ip"] as? String, "\(capture)") }
+            }
+        }
+    }
+
+    /// A DHCPREQUEST with hostname, vendor class and parameter list, built from RFC 2132's option layout.
+    @Test func deviceLabelFromARequest() throws {
+        var m = [UInt8](repeating: 0, count: 240)
+        m[0] = 1; m[1] = 1; m[2] = 6
+        m[4] = 0xDE; m[5] = 0xAD; m[6] = 0xBE; m[7] = 0xEF
+        m.replaceSubrange(28..<34, with: [0x02, 0x11, 0x22, 0x33, 0x44, 0x55])
+        m.replaceSubrange(236..<240, with: [0x63, 0x82, 0x53, 0x63])
+        m += [53, 1, 3, 12, 7] + Array("phone-1".utf8) + [60, 9] + Array("android-x".utf8) + [55, 3, 1, 3, 6]
+            + [81, 6, 0, 0, 0] + Array("a.b".utf8) + [255]
+        let msg = try #require(m.withUnsafeBytes { DHCPMessage.parse($0) })
+        #expect(msg.messageTypeName == "request" && msg.hostname == "phone-1" && msg.vendorClass == "android-x")
+        #expect(msg.parameterRequestList == [1, 3, 6] && msg.clientMAC == 0x0211_2233_4455 && msg.transactionID == 0xDEAD_BEEF)
+        #expect(msg.clientFQDN == "a.b")
+    }
+}
