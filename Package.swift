@@ -38,7 +38,12 @@ let package = Package(
             swiftSettings: hot),
         // Application: incremental parsers fed with reassembled bytes (DNS, TLS, HTTP...), the name map.
         .target(
-            name: "SiphonApp", dependencies: ["SiphonCore", .product(name: "Crypto", package: "swift-crypto")],
+            name: "SiphonApp",
+            dependencies: [
+                "SiphonCore", .product(name: "Crypto", package: "swift-crypto"),
+                // AES.permute: the single-block AES that QUIC header protection needs.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: hot),
         // Reports: JSON Lines events and the terminal summary.
         .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp"], swiftSettings: strict),

@@ -66,6 +66,7 @@ public final class ApplicationLayer {
         var dnsClient: DNSStreamParser?
         var dnsServer: DNSStreamParser?
         var startTLS: StartTLSWatcher?
+        var quic: QUICInitialReader?
         /// The protocol the flow started with before switching to TLS.
         var upgradedFrom: AppProtocol?
         /// Client bytes after a CONNECT request, held until its response says whether a tunnel opened.
@@ -315,6 +316,13 @@ public final class ApplicationLayer {
                 f.app = serverPort == 5353 || clientPort == 5353 ? .mdns : serverPort == 5355 || clientPort == 5355 ? .llmnr : .dns
             } else {
                 f.app = .unknown
+            }
+        }
+        if f.app == .quic && direction == 0 {
+            if f.quic == nil { f.quic = QUICInitialReader() }
+            if f.quic?.feed(bytes) == true, let hello = f.quic?.clientHello {
+                if let sni = hello.serverName, !f.names.contains(sni) { f.names.append(sni) }
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: hello, server: nil)))
             }
         }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {

@@ -65,8 +65,8 @@ import Testing
         #expect(s.answers == Set(set("dns_answers").map { [$0[0], $0[1], normalized($0[2])] }), "\(capture) answers")
         #expect(s.rcodes == set("dns_rcodes"), "\(capture) rcodes")
 
-        // QUIC carries its ClientHello inside encrypted Initial packets: not decrypted yet (issue 4, open).
-        let hellos = capture.hasSuffix("quicietfooo.pcap") ? [] : x["tls_client_hellos"] as! [[String: Any]]
+        // QUIC's ClientHello is read from the decrypted Initial packets (tshark decrypts them the same way).
+        let hellos = x["tls_client_hellos"] as! [[String: Any]]
         #expect(s.hellos == Set(hellos.map { [$0["sni"] as? String ?? "-", $0["ja3"] as! String] }), "\(capture) client hellos")
         #expect(s.alpns == Set(hellos.map { $0["alpn"] as? [String] ?? [] }), "\(capture) ALPN")
         let servers = x["tls_server_hellos"] as! [[String: Any]]
@@ -132,6 +132,18 @@ import Testing
             }
         }
         #expect(parsed > 0)
+    }
+
+    /// QUIC v1 Initial: keys from the client's connection ID, header protection, AES-GCM, CRYPTO frames. Arkime's
+    /// expected session (quicietfooo.test) gives the SNI, JA3 and JA4.
+    @Test func quicInitialGivesTheClientHello() throws {
+        let (events, _) = scanEvents(Repo.path("captures/arkime/quicietfooo.pcap"))
+        let tls = try #require(events.first { $0["event_type"] as? String == "tls" }?["tls"] as? [String: Any])
+        #expect(tls["sni"] as? String == "ssl.gstatic.com")
+        #expect((tls["ja3"] as? [String: Any])?["hash"] as? String == "994befbc7d0879ee9be4b570e03a5284")
+        #expect(tls["ja4"] as? String == "q13d0312h3_55b375c5d22e_73e2d9e6cde6")
+        let flow = try #require(events.first { $0["event_type"] as? String == "flow" && $0["proto"] as? String == "UDP" })
+        #expect(flow["app"] as? String == "quic" && flow["names"] as? [String] == ["ssl.gstatic.com"])
     }
 
     /// A flow to an address gets the names that resolved to it before it began (through CNAME chains), plus its
