@@ -185,6 +185,10 @@ struct DNSReader {
 
     /// A label as text: printable ASCII as is, other bytes and dots as `\DDD` (RFC 4343 style).
     static func label(_ b: UnsafeRawBufferPointer) -> String {
+        // Common case: printable, no dots, backslashes or upper case: the bytes are the text.
+        if !b.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x2E || $0 == 0x5C || ($0 >= 0x41 && $0 <= 0x5A) }) {
+            return String(decoding: b, as: UTF8.self)
+        }
         var out = ""
         for c in b {
             if c > 0x20 && c < 0x7F && c != UInt8(ascii: ".") && c != UInt8(ascii: "\\") {

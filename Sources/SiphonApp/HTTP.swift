@@ -135,7 +135,7 @@ public struct HTTPStreamParser: Sendable {
         case .head:
             if current == nil {
                 if text.isEmpty { return }  // stray CRLF between messages
-                guard startLine(String(decoding: text, as: UTF8.self)) else { return }
+                guard startLine(text) else { return }
                 return
             }
             if text.isEmpty { headEnded(&done); return }
@@ -161,8 +161,18 @@ public struct HTTPStreamParser: Sendable {
         }
     }
 
-    private mutating func startLine(_ s: String) -> Bool {
-        let parts = s.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
+    private mutating func startLine(_ line: [UInt8]) -> Bool {
+        // Up to three space-separated parts, split on bytes.
+        var parts: [String] = []
+        var start = 0
+        var i = 0
+        while i <= line.count && parts.count < 3 {
+            if i == line.count || (line[i] == 0x20 && parts.count < 2) {
+                if i > start { parts.append(String(decoding: line[start..<i], as: UTF8.self)) }
+                start = i + 1
+            }
+            i += 1
+        }
         if isRequestSide {
             guard parts.count >= 2, HTTPStreamParser.methods.contains(parts[0]) else { fail("not an HTTP request line"); return false }
             current = HTTPMessage(isRequest: true, method: parts[0], uri: parts[1], version: parts.count > 2 ? parts[2] : "HTTP/0.9")
@@ -180,14 +190,13 @@ public struct HTTPStreamParser: Sendable {
     ]
     static let keptBytes: [[UInt8]] = keptNames.map { Array($0.lowercased().utf8) }
 
+    static let keptByLowercase: [[UInt8]: String] = Dictionary(uniqueKeysWithValues: zip(keptBytes, keptNames))
+
     static func kept(_ name: ArraySlice<UInt8>) -> String? {
         var n = name
         while let l = n.last, l == 0x20 || l == 0x09 { n.removeLast() }
-        outer: for (i, k) in keptBytes.enumerated() where k.count == n.count {
-            for (a, b) in zip(k, n) where a != (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) { continue outer }
-            return keptNames[i]
-        }
-        return nil
+        guard n.count >= 4 && n.count <= 17 else { return nil }  // the kept names are 4 to 17 bytes long
+        return keptByLowercase[n.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }]
     }
 
     static let methods: Set<String> = [

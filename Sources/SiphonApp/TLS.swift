@@ -134,8 +134,9 @@ public struct TLSParseError: Error, Sendable, Equatable {
 
 /// Parses TLS handshake message bodies. Every read is bounds-checked; malformed input throws.
 public enum TLSHandshakeParser {
+    /// Bounds-checked big-endian reads over borrowed bytes (no reference counting per read).
     struct Reader {
-        let b: [UInt8]
+        let b: UnsafeRawBufferPointer
         var p: Int
         let end: Int
 
@@ -149,10 +150,10 @@ public enum TLSHandshakeParser {
             defer { p += 2 }
             return UInt16(b[p]) << 8 | UInt16(b[p + 1])
         }
-        mutating func bytes(_ n: Int) throws(TLSParseError) -> ArraySlice<UInt8> {
+        mutating func bytes(_ n: Int) throws(TLSParseError) -> UnsafeRawBufferPointer {
             guard n >= 0, p + n <= end else { throw TLSParseError(reason: "truncated at \(p) (needs \(n))") }
             defer { p += n }
-            return b[p..<(p + n)]
+            return UnsafeRawBufferPointer(rebasing: b[p..<(p + n)])
         }
         /// A sub-reader over the next `n` bytes.
         mutating func sub(_ n: Int) throws(TLSParseError) -> Reader {
@@ -165,6 +166,10 @@ public enum TLSHandshakeParser {
 
     /// A ClientHello body (after the 4-byte handshake header).
     public static func clientHello(_ body: [UInt8]) throws(TLSParseError) -> TLSClientHello {
+        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try clientHello(raw) } }.get()
+    }
+
+    public static func clientHello(_ body: UnsafeRawBufferPointer) throws(TLSParseError) -> TLSClientHello {
         var r = Reader(b: body, p: 0, end: body.count)
         var hello = TLSClientHello(
             legacyVersion: try r.u16(), ciphers: [], extensions: [], serverName: nil, alpn: [], supportedVersions: [],
@@ -172,6 +177,7 @@ public enum TLSHandshakeParser {
         _ = try r.bytes(32)
         _ = try r.bytes(Int(try r.u8()))  // session id
         var ciphers = try r.sub(Int(try r.u16()))
+        hello.ciphers.reserveCapacity(ciphers.remaining / 2)
         while ciphers.remaining >= 2 { hello.ciphers.append(try ciphers.u16()) }
         _ = try r.bytes(Int(try r.u8()))  // compression methods
         guard r.remaining >= 2 else {  // no extensions (SSLv3-style hello)
@@ -216,6 +222,10 @@ public enum TLSHandshakeParser {
 
     /// A ServerHello body.
     public static func serverHello(_ body: [UInt8]) throws(TLSParseError) -> TLSServerHello {
+        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try serverHello(raw) } }.get()
+    }
+
+    public static func serverHello(_ body: UnsafeRawBufferPointer) throws(TLSParseError) -> TLSServerHello {
         var r = Reader(b: body, p: 0, end: body.count)
         let version = try r.u16()
         _ = try r.bytes(32)
@@ -332,7 +342,20 @@ extension Sequence where Element == UInt8 {
 }
 
 extension Digest {
-    var hexString: String { Array(self).hexString }
+    var hexString: String {
+        withUnsafeBytes { raw in
+            let digits: StaticString = "0123456789abcdef"
+            return String(unsafeUninitializedCapacity: raw.count * 2) { out in
+                digits.withUTF8Buffer { d in
+                    for (i, b) in raw.enumerated() {
+                        out[2 * i] = d[Int(b >> 4)]
+                        out[2 * i + 1] = d[Int(b & 15)]
+                    }
+                }
+                return raw.count * 2
+            }
+        }
+    }
 }
 
 func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
