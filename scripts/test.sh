@@ -33,6 +33,7 @@ PY
 # The application-layer fixtures come from tshark too.
 python3 scripts/tshark_app.py --check
 python3 scripts/tshark_dhcp.py --check captures/diff/ng-*test*.pcapng
+python3 scripts/x509_fixtures.py --check
 # The extraction fixtures come from tcpflow: check the installed tcpflow still writes exactly those streams.
 python3 scripts/tcpflow_streams.py --check
 swift build --build-tests

@@ -9,7 +9,7 @@ public enum AppProtocol: String, Sendable {
 public enum AppTransaction: Sendable {
     /// A DNS message, and whether it came as DNS, mDNS or LLMNR.
     case dns(DNSMessage, AppProtocol)
-    case tls(client: TLSClientHello?, server: TLSServerHello?)
+    case tls(client: TLSClientHello?, server: TLSServerHello?, certificate: X509Summary?, chainLength: Int)
     case http(request: HTTPMessage?, response: HTTPMessage?)
     case dhcp(DHCPMessage)
 }
@@ -67,6 +67,7 @@ public final class ApplicationLayer {
         var dnsServer: DNSStreamParser?
         var startTLS: StartTLSWatcher?
         var quic: QUICInitialReader?
+        var tlsEmitted = false
         /// The protocol the flow started with before switching to TLS.
         var upgradedFrom: AppProtocol?
         /// Client bytes after a CONNECT request, held until its response says whether a tunnel opened.
@@ -209,13 +210,10 @@ public final class ApplicationLayer {
         case .tls:
             let found = (direction == 0 ? f.tlsClient?.feed(bytes) : f.tlsServer?.feed(bytes)) ?? false
             if found {
-                let client = f.tlsClient?.clientHello
-                let server = f.tlsServer?.serverHello
-                if direction == 0, let sni = client?.serverName, !f.names.contains(sni) { f.names.append(sni) }
-                // One event per handshake: when the server answered, or (at the end) with the client side only.
-                if direction == 1 && server != nil {
-                    events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .tls(client: client, server: server)))
-                }
+                if direction == 0, let sni = f.tlsClient?.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }
+                // One event per handshake: once the server's first flight is over (hello, certificates), or at the
+                // end of the flow with what was seen.
+                if direction == 1 && f.tlsServer?.serverHello != nil && f.tlsServer?.serverFlightDone == true { emitTLS(f, slot: slot, timestamp: timestamp) }
             }
         case .http:
             if direction == 0 {
@@ -262,6 +260,16 @@ public final class ApplicationLayer {
         default:
             break
         }
+    }
+
+    private func emitTLS(_ f: FlowState, slot: Int32, timestamp: Timestamp) {
+        guard !f.tlsEmitted else { return }
+        f.tlsEmitted = true
+        events.append(AppEvent(
+            slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp,
+            transaction: .tls(
+                client: f.tlsClient?.clientHello, server: f.tlsServer?.serverHello, certificate: f.tlsServer?.certificate,
+                chainLength: f.tlsServer?.certificateChainLength ?? 0)))
     }
 
     /// The cleartext protocol handed the stream to TLS (STARTTLS accepted, HTTP CONNECT answered 2xx).
@@ -322,7 +330,9 @@ public final class ApplicationLayer {
             if f.quic == nil { f.quic = QUICInitialReader() }
             if f.quic?.feed(bytes) == true, let hello = f.quic?.clientHello {
                 if let sni = hello.serverName, !f.names.contains(sni) { f.names.append(sni) }
-                events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: hello, server: nil)))
+                events.append(AppEvent(
+                    slot: slot, flowID: flowID, direction: 0, timestamp: timestamp,
+                    transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0)))
             }
         }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
@@ -361,9 +371,7 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
-        if let hello = f.tlsClient?.clientHello, f.tlsServer?.serverHello == nil {
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .tls(client: hello, server: nil)))
-        }
+        if f.tlsClient?.clientHello != nil || f.tlsServer?.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }
         if f.httpRequests != nil {
             f.pendingRequests += f.httpRequests?.end() ?? []
             let responses = f.httpResponses?.end() ?? []

@@ -257,6 +257,12 @@ public enum TLSHandshakeParser {
 public struct TLSStreamParser: Sendable {
     public private(set) var clientHello: TLSClientHello?
     public private(set) var serverHello: TLSServerHello?
+    /// The server's leaf certificate and chain length (TLS 1.2 and below, where certificates travel in clear).
+    public private(set) var certificate: X509Summary?
+    public private(set) var certificateChainLength = 0
+    public private(set) var certificateError: String?
+    /// The server finished its first flight (ServerHelloDone) or the cleartext part ended.
+    public private(set) var serverFlightDone = false
     public private(set) var done = false
     public private(set) var error: String?
     private var records: [UInt8] = []
@@ -285,6 +291,7 @@ public struct TLSStreamParser: Sendable {
                 if error != nil { return found }  // stopped on a malformed message: buffers already dropped
             } else if type == 20 || type == 23 {
                 done = true  // ChangeCipherSpec or application data: the cleartext handshake is over
+                serverFlightDone = true
             }
             records.removeFirst(5 + length)
             if done { records = []; handshake = []; return found }
@@ -308,7 +315,13 @@ public struct TLSStreamParser: Sendable {
                     serverHello = try TLSHandshakeParser.serverHello(body)
                     found = true
                     // TLS 1.3: everything after the ServerHello is encrypted.
-                    if serverHello?.selectedVersion == 0x0304 { done = true }
+                    if serverHello?.selectedVersion == 0x0304 { done = true; serverFlightDone = true }
+                case 11 where certificate == nil && certificateError == nil:
+                    readCertificates(body)
+                    found = true
+                case 14:
+                    serverFlightDone = true
+                    found = true
                 default:
                     break
                 }
@@ -321,11 +334,34 @@ public struct TLSStreamParser: Sendable {
         return found
     }
 
+    /// A Certificate message: a 3-byte list length, then certificates with 3-byte lengths; the first is the leaf.
+    private mutating func readCertificates(_ body: [UInt8]) {
+        guard body.count >= 3 else { certificateError = "Certificate message too short"; return }
+        var p = 3
+        var count = 0
+        while p + 3 <= body.count {
+            let n = Int(body[p]) << 16 | Int(body[p + 1]) << 8 | Int(body[p + 2])
+            p += 3
+            guard p + n <= body.count else { certificateError = "certificate runs past its message"; return }
+            if count == 0 {
+                do {
+                    certificate = try X509.summary(Array(body[p..<(p + n)]))
+                } catch {
+                    certificateError = error.reason
+                }
+            }
+            count += 1
+            p += n
+        }
+        certificateChainLength = count
+    }
+
     /// The stream lost bytes: record boundaries cannot be trusted any more.
     public mutating func gap() { if !done { stop("gap in the stream") } }
 
     private mutating func stop(_ reason: String) {
         done = true
+        serverFlightDone = true
         error = reason
         records = []
         handshake = []

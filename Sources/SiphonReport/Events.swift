@@ -111,11 +111,11 @@ public enum EventEncoder {
             flowFields(f, communityID: communityID, into: &w)
             w.field("app_proto", app.rawValue)
             dns(m, into: &w)
-        case .tls(let client, let server):
+        case .tls(let client, let server, let certificate, let chain):
             w.field("event_type", "tls")
             w.field("capture", capture)
             flowFields(f, communityID: communityID, into: &w)
-            tls(client, server, into: &w)
+            tls(client, server, certificate, chain, into: &w)
         case .http(let request, let response):
             w.field("event_type", "http")
             w.field("capture", capture)
@@ -178,7 +178,9 @@ public enum EventEncoder {
         }
     }
 
-    static func tls(_ client: TLSClientHello?, _ server: TLSServerHello?, into w: inout JSONObjectWriter) {
+    static func tls(
+        _ client: TLSClientHello?, _ server: TLSServerHello?, _ certificate: X509Summary?, _ chain: Int, into w: inout JSONObjectWriter
+    ) {
         w.beginObject("tls")
         if let c = client {
             if let sni = c.serverName { w.field("sni", sni) }
@@ -202,6 +204,24 @@ public enum EventEncoder {
             w.field("hash", s.ja3s)
             w.field("string", s.ja3sString)
             w.endObject()
+        }
+        if let c = certificate {
+            // EVE's names: subject, issuerdn, serial, fingerprint (SHA-1), notbefore, notafter.
+            w.field("subject", c.subject)
+            w.field("issuerdn", c.issuer)
+            w.field("serial", c.serial.uppercased())
+            w.field("fingerprint", c.sha1)
+            w.field("sha256", c.sha256)
+            if let t = c.notBefore { w.field("notbefore", t.rfc3339) }
+            if let t = c.notAfter { w.field("notafter", t.rfc3339) }
+            if !c.dnsNames.isEmpty || !c.ipAddresses.isEmpty {
+                w.beginArray("sans")
+                for n in c.dnsNames { w.element(n) }
+                for a in c.ipAddresses { w.element(a.description) }
+                w.endArray()
+            }
+            w.field("self_signed", c.selfIssued)
+            w.field("chain_length", chain)
         }
         w.endObject()
     }

@@ -201,3 +201,47 @@ import Testing
         #expect(msg.clientFQDN == "a.b")
     }
 }
+
+/// Server certificates (TLS 1.2 and below) against OpenSSL's reading of the same DER (captures/app/expected-x509.json,
+/// made by scripts/x509_fixtures.py from tshark's tls.handshake.certificate).
+@Suite struct CertificateTests {
+    @Test func leafCertificatesEqualOpenSSL() throws {
+        let expected = try #require(try Repo.json("captures/app/expected-x509.json") as? [String: [[String: Any]]])
+        #expect(expected.values.map(\.count).reduce(0, +) >= 5)
+        for (capture, certificates) in expected {
+            let (events, _) = scanEvents(Repo.path(capture))
+            let got = events.compactMap { $0["tls"] as? [String: Any] }.filter { $0["subject"] != nil }
+            #expect(got.count == certificates.count, "\(capture)")
+            for (g, e) in zip(got, certificates) {
+                #expect(g["subject"] as? String == e["subject"] as? String, "\(capture)")
+                #expect(g["issuerdn"] as? String == e["issuer"] as? String, "\(capture)")
+                #expect((g["serial"] as? String)?.replacingOccurrences(of: ":", with: "") == e["serial"] as? String, "\(capture)")
+                #expect(g["fingerprint"] as? String == e["sha1"] as? String && g["sha256"] as? String == e["sha256"] as? String)
+                #expect((g["notbefore"] as? String)?.hasPrefix(e["not_before"] as! String) == true, "\(capture)")
+                #expect((g["notafter"] as? String)?.hasPrefix(e["not_after"] as! String) == true, "\(capture)")
+                #expect(g["sans"] as? [String] ?? [] == e["dns_names"] as! [String], "\(capture)")
+                #expect(g["self_signed"] as? Bool == e["self_issued"] as? Bool, "\(capture)")
+            }
+        }
+    }
+
+    /// Truncated and corrupted certificates are errors, never crashes.
+    @Test func mutatedCertificatesNeverCrash() throws {
+        var rng = SplitMix(seed: 7)
+        var summaries = 0
+        // A minimal certificate built here: SEQUENCE { SEQUENCE { INTEGER 5, SEQUENCE{}, SEQUENCE{} (issuer),
+        // SEQUENCE{ UTCTime, UTCTime }, SEQUENCE{} (subject), SEQUENCE{} } }; 2025-01-01T00:00:00Z = 1735689600.
+        let utc = Array("250101000000Z".utf8)
+        let validity: [UInt8] = [0x30, UInt8(2 * (2 + utc.count)), 0x17, UInt8(utc.count)] + utc + [0x17, UInt8(utc.count)] + utc
+        let tbs: [UInt8] = [0x02, 0x01, 0x05, 0x30, 0x00, 0x30, 0x00] + validity + [0x30, 0x00, 0x30, 0x00]
+        let der: [UInt8] = [0x30, UInt8(tbs.count + 2), 0x30, UInt8(tbs.count)] + tbs
+        let base = try X509.summary(der)
+        #expect(base.serial == "05" && base.notBefore == Timestamp(seconds: 1_735_689_600) && base.selfIssued)
+        for _ in 0..<2000 {
+            var m = Array(der.prefix(Int(rng.next() % UInt64(der.count + 1))))
+            for _ in 0..<Int(rng.next() % 3) where !m.isEmpty { m[Int(rng.next() % UInt64(m.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            if (try? X509.summary(m)) != nil { summaries += 1 }
+        }
+        #expect(summaries > 0)
+    }
+}
