@@ -1,5 +1,28 @@
 public import SiphonCore
 
+final class TLSState {
+    var client = TLSStreamParser()
+    var server = TLSStreamParser()
+}
+
+final class HTTPState {
+    var requests: HTTPStreamParser
+    var responses: HTTPStreamParser
+    init(depth: Int) {
+        requests = HTTPStreamParser(requests: true, bodyDepth: depth)
+        responses = HTTPStreamParser(requests: false, bodyDepth: depth)
+    }
+}
+
+final class DNSState {
+    var client = DNSStreamParser()
+    var server = DNSStreamParser()
+}
+
+final class QUICState {
+    var reader = QUICInitialReader()
+}
+
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
     case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, dhcp
@@ -56,17 +79,16 @@ public final class ApplicationLayer {
         let clientPort: UInt16
         var app = AppProtocol.unknown
         var decided = false
-        // Parsers per direction, as separate optionals mutated in place (`x?.feed(...)`): copying a parser out of
-        // the class and back would copy its buffers on every chunk (copy-on-write with two owners).
-        var tlsClient: TLSStreamParser?
-        var tlsServer: TLSStreamParser?
-        var httpRequests: HTTPStreamParser?
-        var httpResponses: HTTPStreamParser?
+        // Parsers live in boxes allocated for the protocol found (a flow record stays small), and are mutated in
+        // place through them (`f.tls?.client.feed(...)`): copying a parser out and back would copy its buffers on
+        // every chunk (copy-on-write with two owners).
+        var tls: TLSState?
+        var http: HTTPState?
         var pendingRequests: [HTTPMessage] = []
-        var dnsClient: DNSStreamParser?
-        var dnsServer: DNSStreamParser?
+        var dns: DNSState?
         var startTLS: StartTLSWatcher?
-        var quic: QUICInitialReader?
+        var quic: QUICState?
+        var quicDone = false
         var tlsEmitted = false
         /// The protocol the flow started with before switching to TLS.
         var upgradedFrom: AppProtocol?
@@ -106,9 +128,9 @@ public final class ApplicationLayer {
         if f.decided {
             switch f.app {
             case .tls:
-                bits = (f.tlsClient?.done == false ? 1 : 0) | (f.tlsServer?.done == false ? 2 : 0)
+                bits = (f.tls?.client.done == false ? 1 : 0) | (f.tls?.server.done == false ? 2 : 0)
             case .http:
-                bits = (f.httpRequests?.failed == false ? 1 : 0) | (f.httpResponses?.failed == false ? 2 : 0)
+                bits = (f.http?.requests.failed == false ? 1 : 0) | (f.http?.responses.failed == false ? 2 : 0)
             case .dns, .mdns, .llmnr:
                 bits = 3
             case .smtp, .imap, .pop3:
@@ -190,14 +212,11 @@ public final class ApplicationLayer {
         f.decided = true
         switch f.app {
         case .tls:
-            f.tlsClient = TLSStreamParser()
-            f.tlsServer = TLSStreamParser()
+            f.tls = TLSState()
         case .http:
-            f.httpRequests = HTTPStreamParser(requests: true, bodyDepth: httpBodyDepth)
-            f.httpResponses = HTTPStreamParser(requests: false, bodyDepth: httpBodyDepth)
+            f.http = HTTPState(depth: httpBodyDepth)
         case .dns:
-            f.dnsClient = DNSStreamParser()
-            f.dnsServer = DNSStreamParser()
+            f.dns = DNSState()
         case .smtp, .imap, .pop3:
             f.startTLS = StartTLSWatcher(app: f.app)
         default: break
@@ -208,12 +227,12 @@ public final class ApplicationLayer {
         guard f.decided else { return }
         switch f.app {
         case .tls:
-            let found = (direction == 0 ? f.tlsClient?.feed(bytes) : f.tlsServer?.feed(bytes)) ?? false
+            let found = (direction == 0 ? f.tls?.client.feed(bytes) : f.tls?.server.feed(bytes)) ?? false
             if found {
-                if direction == 0, let sni = f.tlsClient?.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }
+                if direction == 0, let sni = f.tls?.client.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 // One event per handshake: once the server's first flight is over (hello, certificates), or at the
                 // end of the flow with what was seen.
-                if direction == 1 && f.tlsServer?.serverHello != nil && f.tlsServer?.serverFlightDone == true { emitTLS(f, slot: slot, timestamp: timestamp) }
+                if direction == 1 && f.tls?.server.serverHello != nil && f.tls?.server.serverFlightDone == true { emitTLS(f, slot: slot, timestamp: timestamp) }
             }
         case .http:
             if direction == 0 {
@@ -222,8 +241,8 @@ public final class ApplicationLayer {
                     return
                 }
                 var consumed = 0
-                for m in f.httpRequests?.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
-                    f.httpResponses?.expectResponse(toMethod: m.method)
+                for m in f.http?.requests.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
+                    f.http?.responses.expectResponse(toMethod: m.method)
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
                     if m.method == "CONNECT" {
@@ -233,7 +252,7 @@ public final class ApplicationLayer {
                 }
             } else {
                 var consumed = 0
-                for m in f.httpResponses?.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
+                for m in f.http?.responses.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
                     let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                     events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
                     guard request?.method == "CONNECT", let held = f.heldAfterConnect else { continue }
@@ -248,7 +267,7 @@ public final class ApplicationLayer {
                 }
             }
         case .dns:
-            let messages = (direction == 0 ? f.dnsClient?.feed(bytes) : f.dnsServer?.feed(bytes)) ?? []
+            let messages = (direction == 0 ? f.dns?.client.feed(bytes) : f.dns?.server.feed(bytes)) ?? []
             for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
         case .smtp, .imap, .pop3:
             // Cleartext until STARTTLS is accepted; then the same stream carries a TLS handshake.
@@ -268,16 +287,16 @@ public final class ApplicationLayer {
         events.append(AppEvent(
             slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp,
             transaction: .tls(
-                client: f.tlsClient?.clientHello, server: f.tlsServer?.serverHello, certificate: f.tlsServer?.certificate,
-                chainLength: f.tlsServer?.certificateChainLength ?? 0)))
+                client: f.tls?.client.clientHello, server: f.tls?.server.serverHello, certificate: f.tls?.server.certificate,
+                chainLength: f.tls?.server.certificateChainLength ?? 0)))
+        f.tls = nil  // everything the event needs is in it: the parsers and their buffers can go
     }
 
     /// The cleartext protocol handed the stream to TLS (STARTTLS accepted, HTTP CONNECT answered 2xx).
     private func upgradeToTLS(_ f: FlowState) {
         f.upgradedFrom = f.app
         f.app = .tls
-        f.tlsClient = TLSStreamParser()
-        f.tlsServer = TLSStreamParser()
+        f.tls = TLSState()
     }
 
     public func streamGap(slot: Int32, flowID: UInt64, direction: Int) {
@@ -292,16 +311,16 @@ public final class ApplicationLayer {
             server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: .zero) }
         }
         if direction == 0 {
-            f.tlsClient?.gap()
-            f.pendingRequests += f.httpRequests?.gap() ?? []
-            f.dnsClient?.gap()
+            f.tls?.client.gap()
+            f.pendingRequests += f.http?.requests.gap() ?? []
+            f.dns?.client.gap()
         } else {
-            f.tlsServer?.gap()
-            for m in f.httpResponses?.gap() ?? [] {
+            f.tls?.server.gap()
+            for m in f.http?.responses.gap() ?? [] {
                 let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m)))
             }
-            f.dnsServer?.gap()
+            f.dns?.server.gap()
         }
     }
 
@@ -326,9 +345,13 @@ public final class ApplicationLayer {
                 f.app = .unknown
             }
         }
-        if f.app == .quic && direction == 0 {
-            if f.quic == nil { f.quic = QUICInitialReader() }
-            if f.quic?.feed(bytes) == true, let hello = f.quic?.clientHello {
+        if f.app == .quic && direction == 0 && !f.quicDone {
+            if f.quic == nil { f.quic = QUICState() }
+            let found = f.quic?.reader.feed(bytes) == true
+            if f.quic?.reader.done == true { f.quicDone = true }
+            defer { if f.quicDone { f.quic = nil } }
+            if found, let hello = f.quic?.reader.clientHello {
+                f.quic = nil
                 if let sni = hello.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 events.append(AppEvent(
                     slot: slot, flowID: flowID, direction: 0, timestamp: timestamp,
@@ -371,10 +394,10 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
-        if f.tlsClient?.clientHello != nil || f.tlsServer?.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }
-        if f.httpRequests != nil {
-            f.pendingRequests += f.httpRequests?.end() ?? []
-            let responses = f.httpResponses?.end() ?? []
+        if f.tls?.client.clientHello != nil || f.tls?.server.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }
+        if f.http != nil {
+            f.pendingRequests += f.http?.requests.end() ?? []
+            let responses = f.http?.responses.end() ?? []
             for m in responses {
                 let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
