@@ -13,6 +13,8 @@ public struct ScanOptions: Sendable {
     public var reassembly = ReassemblyConfiguration()
     public var fragments = FragmentConfiguration()
     public var streams = StreamRecorder.Options()
+    /// HTTP body bytes kept per message for the detectors (identifiers in uploads).
+    public var httpBodyDepth = 4096
     public init() {}
 }
 
@@ -46,6 +48,7 @@ public final class ScanPipeline {
         self.output = output
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
+        recorder.app.httpBodyDepth = options.httpBodyDepth
         fragments = FragmentReassembler(configuration: options.fragments)
         reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
         recorder.flows = flows

@@ -64,6 +64,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Out-of-order bytes buffered over all flows.", valueName: "bytes"))
     var maxBufferedTotal: Int = 64 << 20
 
+    @Option(help: ArgumentHelp("HTTP body bytes kept per message for the identifier detectors.", valueName: "bytes"))
+    var httpBodyDepth: Int = 4096
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -93,6 +96,7 @@ struct Scan: ParsableCommand {
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
+        options.httpBodyDepth = max(0, httpBodyDepth)
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")

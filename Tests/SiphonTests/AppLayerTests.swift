@@ -146,6 +146,21 @@ import Testing
         #expect(flow["app"] as? String == "quic" && flow["names"] as? [String] == ["ssl.gstatic.com"])
     }
 
+    /// Request bodies are kept up to the configured depth: wireshark-retrans has POSTs (tshark: http.request.method).
+    @Test func httpBodyDepthIsConfigurable() throws {
+        let layer = ApplicationLayer()
+        layer.httpBodyDepth = 10
+        let request = Array("POST /up HTTP/1.1\r\nHost: a.example\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz".utf8)
+        let response = Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)
+        request.withUnsafeBytes { layer.streamData($0, slot: 0, flowID: 1, direction: 0, clientPort: 40000, serverPort: 80, timestamp: .zero) }
+        response.withUnsafeBytes { layer.streamData($0, slot: 0, flowID: 1, direction: 1, clientPort: 40000, serverPort: 80, timestamp: .zero) }
+        guard case .http(let q?, let r?) = try #require(layer.events.first).transaction else {
+            Issue.record("no http transaction")
+            return
+        }
+        #expect(q.bodyLength == 26 && q.bodyPrefix == Array("abcdefghij".utf8) && r.status == 200)
+    }
+
     /// A flow to an address gets the names that resolved to it before it began (through CNAME chains), plus its
     /// own HTTP Host / TLS SNI. From captures/app/expected/wikipedia.pcap.json (tshark): meta.wikimedia.org CNAME
     /// text.wikimedia.org CNAME text.pmtpa.wikimedia.org A 208.80.152.2, answered at 19:06:08.85; two HTTP
