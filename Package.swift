@@ -45,12 +45,16 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: hot),
+        // Geolocation: embedded located/registered country and ASN tables (built by scripts/build_geo.py).
+        .target(
+            name: "SiphonGeo", dependencies: ["SiphonCore"],
+            resources: [.copy("data")], swiftSettings: strict),
         // Reports: JSON Lines events and the terminal summary.
-        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp"], swiftSettings: strict),
+        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo"], swiftSettings: strict),
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",
-            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonReport"],
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonReport"],
             swiftSettings: hot),
         .executableTarget(
             name: "siphon",

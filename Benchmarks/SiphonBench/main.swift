@@ -56,6 +56,32 @@ if args[1] == "--flows", args.count > 2, let n = Int(args[2]) {
     exit(0)
 }
 
+// --geo: load time of the embedded tables and cost per lookup (random IPv4 and IPv6 addresses).
+if args[1] == "--geo" {
+    var loads: [Double] = []
+    var geo: GeoDatabase?
+    for _ in 0..<5 {
+        let t = now()
+        geo = try GeoDatabase()
+        loads.append(now() - t)
+    }
+    var state: UInt64 = 1
+    func rnd() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state }
+    let v4 = (0..<1_000_000).map { _ in IPAddress(ipv4: UInt32(truncatingIfNeeded: rnd() >> 17)) }
+    let v6 = (0..<1_000_000).map { _ in IPAddress(ipv6High: 0x2000_0000_0000_0000 | rnd() >> 3, low: rnd()) }
+    var sink = 0
+    for (name, list) in [("v4", v4), ("v6", v6)] {
+        for withName in [false, true] {
+            let t = now()
+            for a in list { let g = geo!.lookup(a, withName: withName); sink &+= Int(g.asn ?? 0) &+ (g.country?.utf8.count ?? 0) }
+            let per = (now() - t) / Double(list.count) * 1e9
+            print("geo lookup \(name): \(Int(per)) ns per address (located, registered, ASN, scope\(withName ? ", AS name" : ""))")
+        }
+    }
+    print("geo load: median \(Int(loads.sorted()[2] * 1000)) ms (\(loads.map { Int($0 * 1000) }) ms), checksum \(sink)")
+    exit(0)
+}
+
 // --stage read|decode: time only the capture reader, or reader + decoder (where the time goes).
 if let i = args.firstIndex(of: "--stage"), i + 1 < args.count {
     let stage = args[i + 1]

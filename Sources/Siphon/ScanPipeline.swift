@@ -3,6 +3,7 @@
 @_exported public import SiphonDecode
 @_exported public import SiphonApp
 @_exported public import SiphonFlows
+@_exported public import SiphonGeo
 @_exported public import SiphonReport
 
 /// What a scan is asked to do.
@@ -13,6 +14,8 @@ public struct ScanOptions: Sendable {
     public var reassembly = ReassemblyConfiguration()
     public var fragments = FragmentConfiguration()
     public var streams = StreamRecorder.Options()
+    /// Country and ASN data for `dest_geo` (nil: none).
+    public var geo: GeoDatabase?
     /// HTTP body bytes kept per message for the detectors (identifiers in uploads).
     public var httpBodyDepth = 4096
     public init() {}
@@ -33,6 +36,7 @@ public final class ScanPipeline {
     public let recorder: StreamRecorder
     public let fragments: FragmentReassembler
     private let output: EventOutput?
+    private let geo: GeoDatabase?
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -46,6 +50,7 @@ public final class ScanPipeline {
     public init(capture: String, options: ScanOptions = ScanOptions(), output: EventOutput?) {
         self.capture = capture
         self.output = output
+        geo = options.geo
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
@@ -188,8 +193,10 @@ public final class ScanPipeline {
             b.flows &+= 1
             hosts[f.key.b] = b
             let id = communityIDs.removeValue(forKey: f.id) ?? f.communityID
+            let destination = geo.map { $0.lookup(f.serverAddress) }
             output?.write(EventEncoder.flow(
-                f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id, capture: capture))
+                f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
+                destination: destination?.scope == .local ? nil : destination, capture: capture))
         }
         flows.releaseEnded()
     }

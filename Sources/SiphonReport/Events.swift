@@ -2,13 +2,14 @@ public import SiphonApp
 public import SiphonCore
 public import SiphonDecode
 public import SiphonFlows
+public import SiphonGeo
 
 /// Encodes events of the JSON Lines contract (ARCHITECTURE.md).
 public enum EventEncoder {
     /// A `flow` event for a flow that ended.
     public static func flow(
         _ f: Flow, app: String = "unknown", names: [String] = [], streams: (StreamFigures, StreamFigures)? = nil,
-        hashes: (String?, String?) = (nil, nil), communityID: String? = nil, capture: String
+        hashes: (String?, String?) = (nil, nil), communityID: String? = nil, destination: GeoInfo? = nil, capture: String
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
@@ -27,6 +28,7 @@ public enum EventEncoder {
         w.field("history", f.history.description)
         if f.evicted { w.field("evicted", true) }
         if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
+        if let g = destination { geo(g, into: &w) }
         w.beginObject("client")
         counters(f.client, stream: streams?.0, sha256: hashes.0, into: &w)
         if f.clientMAC != 0 { w.field("mac", macString(f.clientMAC)) }
@@ -37,6 +39,17 @@ public enum EventEncoder {
         w.endObject()
         w.endObject()
         return w
+    }
+
+    /// `dest_geo`: located and registered country, AS number and owner, scope relative to the home countries.
+    public static func geo(_ g: GeoInfo, into w: inout JSONObjectWriter) {
+        w.beginObject("dest_geo")
+        if let c = g.country { w.field("country", c) }
+        if let c = g.registeredCountry { w.field("registered_country", c) }
+        if let a = g.asn { w.field("asn", a) }
+        if let o = g.asOrganization { w.field("as_org", o) }
+        w.field("scope", g.scope.rawValue)
+        w.endObject()
     }
 
     /// The fields every flow-scoped event carries.

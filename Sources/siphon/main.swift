@@ -10,7 +10,7 @@ struct SiphonCommand: ParsableCommand {
         commandName: "siphon",
         abstract: "Find devices that siphon data abroad, from what they said on the wire.",
         version: "0.1.0",
-        subcommands: [Scan.self])
+        subcommands: [Scan.self, Lookup.self])
 }
 
 struct Scan: ParsableCommand {
@@ -67,6 +67,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("HTTP body bytes kept per message for the identifier detectors.", valueName: "bytes"))
     var httpBodyDepth: Int = 4096
 
+    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign.", valueName: "codes"))
+    var home: String = "FR"
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -97,6 +100,12 @@ struct Scan: ParsableCommand {
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
+        do {
+            options.geo = try GeoDatabase(home: Set(home.split(separator: ",").map { String($0).trimmingSpaces() }))
+        } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
@@ -134,6 +143,60 @@ struct Scan: ParsableCommand {
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}
+
+struct Lookup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what Siphon knows of addresses: located and registered country, AS, scope.")
+
+    @Argument(help: "IPv4 or IPv6 addresses.")
+    var addresses: [String]
+
+    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated).", valueName: "codes"))
+    var home: String = "FR"
+
+    @Flag(help: "One JSON object per address instead of text.")
+    var json = false
+
+    func run() throws {
+        let geo: GeoDatabase
+        do {
+            geo = try GeoDatabase(home: Set(home.split(separator: ",").map { String($0).trimmingSpaces() }))
+        } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+        var failed = false
+        for text in addresses {
+            guard let address = IPAddress(text) else {
+                printError("siphon: \(text): not an IP address")
+                failed = true
+                continue
+            }
+            let g = geo.lookup(address)
+            if json {
+                var w = JSONObjectWriter()
+                w.beginObject()
+                w.field("address", address.description)
+                EventEncoder.geo(g, into: &w)
+                w.endObject()
+                print(String(decoding: w.bytes, as: UTF8.self))
+            } else {
+                let asText = g.asn.map { "AS\($0)" + (g.asOrganization.map { " \($0)" } ?? "") } ?? "no AS"
+                print("\(address)  located \(g.country ?? "-")  registered \(g.registeredCountry ?? "-")  \(asText)  scope \(g.scope.rawValue)")
+            }
+        }
+        if failed { throw ExitCode(2) }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
 
 func printError(_ message: String) { writeStandardError(message) }
 
