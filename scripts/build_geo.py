@@ -3,13 +3,13 @@
 
 Usage: scripts/build_geo.py [GEO_DIR] [OUT_DIR]     (defaults: ../shared/geo, Sources/SiphonGeo/data)
 
-Each range table becomes one little-endian file of sorted range starts plus one value per range; a range runs to
-the byte before the next start. Holes between the CSV's ranges become ranges with the value 0 ("no data").
-  country-v4.bin, country-v6.bin, registered-v4.bin, registered-v6.bin: value = 2 ASCII letters (UInt16, first
-      letter in the low byte)
-  asn-v4.bin, asn-v6.bin: value = ASN (UInt32)
+The three range tables (located country, registered country, ASN) are merged per address family into one
+little-endian file of sorted range starts (the union of the three tables' boundaries) and one 8-byte value per
+range, so that a lookup is one search; a range runs to the byte before the next start. Holes become "no data" (0).
+  geo-v4.bin, geo-v6.bin: value = located country (UInt16: 2 ASCII letters, first in the low byte)
+      | registered country << 16 | ASN << 32
   asn-names.bin: sorted (asn UInt32, offset UInt32) pairs, then the UTF-8 names, each ended by a zero byte
-File layout: magic (4 bytes), version UInt32 = 1, family UInt32 (4 or 6), value size UInt32, count UInt32, then
+File layout: magic "SGEO", version UInt32 = 2, family UInt32 (4 or 6), value size UInt32 = 8, count UInt32, then
 count starts (UInt32 for IPv4; two UInt64 high, low for IPv6), then count values.
 """
 import csv, gzip, ipaddress, io, os, struct, sys
@@ -55,28 +55,42 @@ def country(code):
     return (ord(code[0]) | ord(code[1]) << 8) if len(code) == 2 else 0
 
 
-def write(path, magic, family, value_size, starts, values):
-    with open(path, "wb") as f:
-        f.write(magic + struct.pack("<IIII", 1, family, value_size, len(starts)))
-        if family == 4:
-            f.write(struct.pack("<%dI" % len(starts), *starts))
-        else:
-            buf = bytearray()
-            for s in starts:
-                buf += struct.pack("<QQ", s >> 64, s & ((1 << 64) - 1))
-            f.write(buf)
-        f.write(struct.pack("<%d%s" % (len(values), "H" if value_size == 2 else "I"), *values))
+def merge(tables):
+    """One table from several: the union of their range starts, each range carrying every table's value."""
+    starts = sorted(set().union(*(t[0] for t in tables)))
+    values = []
+    cursors = [0] * len(tables)
+    for s in starts:
+        row = []
+        for k, (ts, vs) in enumerate(tables):
+            while cursors[k] + 1 < len(ts) and ts[cursors[k] + 1] <= s:
+                cursors[k] += 1
+            row.append(vs[cursors[k]])
+        values.append(row)
+    return starts, values
 
 
 def main():
     os.makedirs(out, exist_ok=True)
-    for name, prefix, value, size in [("ip-country.csv.gz", "country", country, 2),
-                                      ("ip-country-rir.csv.gz", "registered", country, 2),
-                                      ("ip-asn-ranges.csv.gz", "asn", int, 4)]:
-        for family in (4, 6):
-            starts, values = table(name, value, family)
-            write(os.path.join(out, f"{prefix}-v{family}.bin"), b"SGEO", family, size, starts, values)
-            print(f"{prefix}-v{family}.bin: {len(starts)} ranges")
+    for family in (4, 6):
+        located = table("ip-country.csv.gz", country, family)
+        registered = table("ip-country-rir.csv.gz", country, family)
+        asn = table("ip-asn-ranges.csv.gz", int, family)
+        starts, merged = merge([located, registered, asn])
+        # value = located country (UInt16) | registered country (UInt16) << 16 | ASN << 32, as one UInt64
+        values = [r[0] | r[1] << 16 | r[2] << 32 for r in merged]
+        path = os.path.join(out, f"geo-v{family}.bin")
+        with open(path, "wb") as f:
+            f.write(b"SGEO" + struct.pack("<IIII", 2, family, 8, len(starts)))
+            if family == 4:
+                f.write(struct.pack("<%dI" % len(starts), *starts))
+            else:
+                buf = bytearray()
+                for s in starts:
+                    buf += struct.pack("<QQ", s >> 64, s & ((1 << 64) - 1))
+                f.write(buf)
+            f.write(struct.pack("<%dQ" % len(values), *values))
+        print(f"geo-v{family}.bin: {len(starts)} ranges")
     names = sorted((int(a), n) for a, n in rows("asn-names.csv.gz"))
     blob = bytearray()
     index = bytearray()

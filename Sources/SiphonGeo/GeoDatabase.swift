@@ -40,7 +40,7 @@ struct RangeTable {
         valueSize = u32(12)
         count = u32(16)
         let startSize = family == 4 ? 4 : 16
-        guard (family == 4 || family == 6), valueSize == 2 || valueSize == 4, bytes.count == 20 + count * (startSize + valueSize)
+        guard (family == 4 || family == 6), valueSize == 8, bytes.count == 20 + count * (startSize + valueSize)
         else { throw GeoError("\(name): inconsistent header") }
         self.bytes = bytes
         let (n, v4) = (count, family == 4)
@@ -60,9 +60,9 @@ struct RangeTable {
         first = index
     }
 
-    /// The value of the range holding `address` (0: no data).
+    /// The value of the range holding `address`: located country | registered country << 16 | ASN << 32.
     @inline(__always)
-    func value(_ address: IPAddress) -> UInt32 {
+    func value(_ address: IPAddress) -> UInt64 {
         bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             // Last start <= address, searched among the ranges of the address's top 16 bits and the one before them.
@@ -87,9 +87,7 @@ struct RangeTable {
                 }
             }
             let values = base + startsOffset + count * (family == 4 ? 4 : 16)
-            return valueSize == 2
-                ? UInt32(UInt16(littleEndian: values.loadUnaligned(fromByteOffset: lo * 2, as: UInt16.self)))
-                : UInt32(littleEndian: values.loadUnaligned(fromByteOffset: lo * 4, as: UInt32.self))
+            return UInt64(littleEndian: values.loadUnaligned(fromByteOffset: lo * 8, as: UInt64.self))
         }
     }
 }
@@ -101,12 +99,13 @@ public struct GeoError: Error, CustomStringConvertible, Sendable {
 
 /// The embedded country and ASN data. Immutable once loaded: one instance can serve every pipeline of a process.
 public final class GeoDatabase: Sendable {
-    let countryV4: RangeTable, countryV6: RangeTable
-    let registeredV4: RangeTable, registeredV6: RangeTable
-    let asnV4: RangeTable, asnV6: RangeTable
+    /// One table per family: located country, registered country and ASN per range (one search per lookup).
+    let v4: RangeTable, v6: RangeTable
     let names: [UInt8]
     let nameCount: Int
     public let homeCountries: Set<String>
+    /// Per two-letter code index (26 x 26): 1 home country, 2 region code (names no country).
+    let codeKind: [UInt8]
 
     /// The folder holding the embedded tables (shipped as a SwiftPM resource next to the executable).
     public static var defaultDirectory: String? { Bundle.module.url(forResource: "data", withExtension: nil)?.path }
@@ -118,31 +117,50 @@ public final class GeoDatabase: Sendable {
             guard let data = FileManager.default.contents(atPath: dir + "/" + name) else { throw GeoError("\(dir)/\(name): cannot read") }
             return [UInt8](data)
         }
-        countryV4 = try RangeTable(try load("country-v4.bin"), name: "country-v4.bin")
-        countryV6 = try RangeTable(try load("country-v6.bin"), name: "country-v6.bin")
-        registeredV4 = try RangeTable(try load("registered-v4.bin"), name: "registered-v4.bin")
-        registeredV6 = try RangeTable(try load("registered-v6.bin"), name: "registered-v6.bin")
-        asnV4 = try RangeTable(try load("asn-v4.bin"), name: "asn-v4.bin")
-        asnV6 = try RangeTable(try load("asn-v6.bin"), name: "asn-v6.bin")
+        v4 = try RangeTable(try load("geo-v4.bin"), name: "geo-v4.bin")
+        v6 = try RangeTable(try load("geo-v6.bin"), name: "geo-v6.bin")
         names = try load("asn-names.bin")
         guard names.count >= 12, names[0..<4] == [0x53, 0x41, 0x53, 0x4E] else { throw GeoError("asn-names.bin: bad header") }
         nameCount = Int(names[8]) | Int(names[9]) << 8 | Int(names[10]) << 16 | Int(names[11]) << 24
         homeCountries = Set(home.map { $0.uppercased() })
+        codeKind = GeoDatabase.kinds(homeCountries)
+    }
+
+    static func index(_ code: String) -> Int? {
+        let u = Array(code.utf8)
+        guard u.count == 2, (65...90).contains(u[0]), (65...90).contains(u[1]) else { return nil }
+        return Int(u[0] - 65) * 26 + Int(u[1] - 65)
+    }
+
+    static func kinds(_ home: Set<String>) -> [UInt8] {
+        var k = [UInt8](repeating: 0, count: 676)
+        for r in regions { if let i = index(r) { k[i] = 2 } }
+        for h in home { if let i = index(h) { k[i] = 1 } }
+        return k
     }
 
     /// A copy with other home countries (the tables are shared).
     public func with(home: Set<String>) -> GeoDatabase { GeoDatabase(self, home: home) }
 
     private init(_ other: GeoDatabase, home: Set<String>) {
-        countryV4 = other.countryV4; countryV6 = other.countryV6
-        registeredV4 = other.registeredV4; registeredV6 = other.registeredV6
-        asnV4 = other.asnV4; asnV6 = other.asnV6
+        v4 = other.v4; v6 = other.v6
         names = other.names; nameCount = other.nameCount
         homeCountries = Set(home.map { $0.uppercased() })
+        codeKind = GeoDatabase.kinds(homeCountries)
     }
 
-    static func code(_ v: UInt32) -> String? {
-        guard v != 0 else { return nil }
+    /// The 676 two-letter codes, built once: a lookup returns one of these (no string building per lookup).
+    static let codes: [String] = (0..<676).map { (i: Int) -> String in
+        let first = UInt8(65 + i / 26)
+        let second = UInt8(65 + i % 26)
+        return String(decoding: [first, second], as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func code(_ v: UInt64) -> String? {
+        guard v & 0xFFFF != 0 else { return nil }
+        let a = Int(v & 0xFF) - 65, b = Int(v >> 8 & 0xFF) - 65
+        if a >= 0 && a < 26 && b >= 0 && b < 26 { return codes[a * 26 + b] }
         return String(decoding: [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)], as: UTF8.self)
     }
 
@@ -151,16 +169,25 @@ public final class GeoDatabase: Sendable {
 
     /// Located and registered country, AS number and scope; the AS name too when `withName` (a string to build).
     public func lookup(_ address: IPAddress, withName: Bool = true) -> GeoInfo {
-        let country = GeoDatabase.code((address.isIPv6 ? countryV6 : countryV4).value(address))
-        let registered = GeoDatabase.code((address.isIPv6 ? registeredV6 : registeredV4).value(address))
-        let asn = (address.isIPv6 ? asnV6 : asnV4).value(address)
+        let v = (address.isIPv6 ? v6 : v4).value(address)
+        let country = GeoDatabase.code(v & 0xFFFF)
+        let registered = GeoDatabase.code(v >> 16 & 0xFFFF)
+        let asn = UInt32(truncatingIfNeeded: v >> 32)
         let scope: GeoInfo.Scope
         if AddressScope.isLocal(address) {
             scope = .local
-        } else if let c = country ?? registered, !GeoDatabase.regions.contains(c) {
-            scope = homeCountries.contains(c) ? .home : .foreign
         } else {
-            scope = .unknown
+            // The located country decides; the registered one stands in when location is missing.
+            let raw = v & 0xFFFF != 0 ? v & 0xFFFF : v >> 16 & 0xFFFF
+            let a = Int(raw & 0xFF) - 65, b = Int(raw >> 8 & 0xFF) - 65
+            if raw == 0 {
+                scope = .unknown
+            } else if a >= 0 && a < 26 && b >= 0 && b < 26 {
+                let kind = codeKind[a * 26 + b]
+                scope = kind == 1 ? .home : kind == 2 ? .unknown : .foreign
+            } else {
+                scope = .unknown
+            }
         }
         return GeoInfo(
             country: country, registeredCountry: registered, asn: asn == 0 ? nil : asn,
@@ -200,7 +227,8 @@ public enum AddressScope {
     public static func isLocal(_ a: IPAddress) -> Bool {
         if !a.isIPv6 {
             let v = UInt32(truncatingIfNeeded: a.low)
-            return v4.contains { v >> UInt32(32 - $0.1) == $0.0 >> UInt32(32 - $0.1) }
+            for (prefix, length) in v4 where v >> UInt32(32 - length) == prefix >> UInt32(32 - length) { return true }
+            return false
         }
         let h = a.high
         if h == 0 {
