@@ -104,6 +104,8 @@ public final class GeoDatabase: Sendable {
     let names: [UInt8]
     let nameCount: Int
     public let homeCountries: Set<String>
+    /// MaxMind databases consulted before the embedded tables, field by field, in the order given.
+    public let databases: [MMDBReader]
     /// Per two-letter code index (26 x 26): 1 home country, 2 region code (names no country).
     let codeKind: [UInt8]
 
@@ -111,7 +113,8 @@ public final class GeoDatabase: Sendable {
     public static var defaultDirectory: String? { Bundle.module.url(forResource: "data", withExtension: nil)?.path }
 
     /// Loads the tables from `directory` (the embedded ones by default).
-    public init(directory: String? = nil, home: Set<String> = ["FR"]) throws(GeoError) {
+    public init(directory: String? = nil, home: Set<String> = ["FR"], databases: [MMDBReader] = []) throws(GeoError) {
+        self.databases = databases
         guard let dir = directory ?? GeoDatabase.defaultDirectory else { throw GeoError("embedded geolocation data not found") }
         func load(_ name: String) throws(GeoError) -> [UInt8] {
             guard let data = FileManager.default.contents(atPath: dir + "/" + name) else { throw GeoError("\(dir)/\(name): cannot read") }
@@ -145,8 +148,14 @@ public final class GeoDatabase: Sendable {
     private init(_ other: GeoDatabase, home: Set<String>) {
         v4 = other.v4; v6 = other.v6
         names = other.names; nameCount = other.nameCount
+        databases = other.databases
         homeCountries = Set(home.map { $0.uppercased() })
         codeKind = GeoDatabase.kinds(homeCountries)
+    }
+
+    static func pack(_ code: String?) -> UInt64 {
+        guard let u = code.map({ Array($0.utf8) }), u.count == 2 else { return 0 }
+        return UInt64(u[0]) | UInt64(u[1]) << 8
     }
 
     /// The 676 two-letter codes, built once: a lookup returns one of these (no string building per lookup).
@@ -169,10 +178,23 @@ public final class GeoDatabase: Sendable {
 
     /// Located and registered country, AS number and scope; the AS name too when `withName` (a string to build).
     public func lookup(_ address: IPAddress, withName: Bool = true) -> GeoInfo {
-        let v = (address.isIPv6 ? v6 : v4).value(address)
-        let country = GeoDatabase.code(v & 0xFFFF)
-        let registered = GeoDatabase.code(v >> 16 & 0xFFFF)
-        let asn = UInt32(truncatingIfNeeded: v >> 32)
+        var v = (address.isIPv6 ? v6 : v4).value(address)
+        var country = GeoDatabase.code(v & 0xFFFF)
+        var registered = GeoDatabase.code(v >> 16 & 0xFFFF)
+        var asn = UInt32(truncatingIfNeeded: v >> 32)
+        var organization: String?
+        if !databases.isEmpty {
+            // Given databases first, field by field; a database that cannot answer (corrupt record) is skipped.
+            var c: String?, r: String?, a: UInt32?, o: String?
+            for db in databases {
+                guard let g = try? db.geo(address) else { continue }
+                c = c ?? g.country; r = r ?? g.registered; a = a ?? g.asn; o = o ?? g.org
+            }
+            if let c { country = c }
+            if let r { registered = r }
+            if let a { asn = a; organization = o }
+            v = GeoDatabase.pack(country) | GeoDatabase.pack(registered) << 16
+        }
         let scope: GeoInfo.Scope
         if AddressScope.isLocal(address) {
             scope = .local
@@ -191,7 +213,7 @@ public final class GeoDatabase: Sendable {
         }
         return GeoInfo(
             country: country, registeredCountry: registered, asn: asn == 0 ? nil : asn,
-            asOrganization: asn == 0 || !withName ? nil : asName(asn), scope: scope)
+            asOrganization: asn == 0 || !withName ? nil : organization ?? asName(asn), scope: scope)
     }
 
     /// The name of an autonomous system (binary search in the name index).

@@ -70,6 +70,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign.", valueName: "codes"))
     var home: String = "FR"
 
+    @Option(help: ArgumentHelp("A MaxMind DB (country, city or ASN) consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
+    var geoDb: [String] = []
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -100,12 +103,7 @@ struct Scan: ParsableCommand {
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
-        do {
-            options.geo = try GeoDatabase(home: Set(home.split(separator: ",").map { String($0).trimmingSpaces() }))
-        } catch {
-            printError("siphon: \(error)")
-            throw ExitCode(2)
-        }
+        options.geo = try loadGeo(home: home, databases: geoDb)
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
@@ -154,17 +152,14 @@ struct Lookup: ParsableCommand {
     @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated).", valueName: "codes"))
     var home: String = "FR"
 
+    @Option(help: ArgumentHelp("A MaxMind DB consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
+    var geoDb: [String] = []
+
     @Flag(help: "One JSON object per address instead of text.")
     var json = false
 
     func run() throws {
-        let geo: GeoDatabase
-        do {
-            geo = try GeoDatabase(home: Set(home.split(separator: ",").map { String($0).trimmingSpaces() }))
-        } catch {
-            printError("siphon: \(error)")
-            throw ExitCode(2)
-        }
+        let geo = try loadGeo(home: home, databases: geoDb)
         var failed = false
         for text in addresses {
             guard let address = IPAddress(text) else {
@@ -186,6 +181,18 @@ struct Lookup: ParsableCommand {
             }
         }
         if failed { throw ExitCode(2) }
+    }
+}
+
+/// The embedded tables plus the given MaxMind databases; exit 2 with a message naming the file on failure.
+func loadGeo(home: String, databases: [String]) throws -> GeoDatabase {
+    do {
+        var readers: [MMDBReader] = []
+        for path in databases { readers.append(try MMDBReader(path: path)) }
+        return try GeoDatabase(home: Set(home.split(separator: ",").map { String($0).trimmingSpaces() }), databases: readers)
+    } catch {
+        printError("siphon: \(error)")
+        throw ExitCode(2)
     }
 }
 
