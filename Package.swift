@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // libpcap, found through pkg-config (Debian: libpcap-dev).
@@ -49,12 +50,18 @@ let package = Package(
         .target(
             name: "SiphonGeo", dependencies: ["SiphonCore"],
             resources: [.copy("data")], swiftSettings: strict),
+        // Threat intelligence: IOC feeds (plain lists, STIX 2.1, stalkerware YAML/CSV, TinyCheck, MISP).
+        .target(
+            name: "SiphonIntel", dependencies: ["SiphonCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         // Reports: JSON Lines events and the terminal summary.
-        .target(name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo"], swiftSettings: strict),
+        .target(
+            name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel"],
+            swiftSettings: strict),
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",
-            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonReport"],
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonReport"],
             swiftSettings: hot),
         .executableTarget(
             name: "siphon",

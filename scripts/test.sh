@@ -34,6 +34,8 @@ PY
 python3 scripts/tshark_app.py --check
 python3 scripts/tshark_dhcp.py --check captures/diff/ng-*test*.pcapng
 python3 scripts/x509_fixtures.py --check
+python3 -c "import yaml" 2>/dev/null || pip install -q pyyaml
+python3 scripts/ioc_counts.py --check
 # The extraction fixtures come from tcpflow: check the installed tcpflow still writes exactly those streams.
 python3 scripts/tcpflow_streams.py --check
 swift build --build-tests

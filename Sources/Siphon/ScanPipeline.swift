@@ -4,6 +4,7 @@
 @_exported public import SiphonApp
 @_exported public import SiphonFlows
 @_exported public import SiphonGeo
+@_exported public import SiphonIntel
 @_exported public import SiphonReport
 
 /// What a scan is asked to do.
@@ -16,6 +17,8 @@ public struct ScanOptions: Sendable {
     public var streams = StreamRecorder.Options()
     /// Country and ASN data for `dest_geo` (nil: none).
     public var geo: GeoDatabase?
+    /// Indicators matched against each flow's responder address and names (`ioc` in flow events).
+    public var intel: IndicatorSet?
     /// HTTP body bytes kept per message for the detectors (identifiers in uploads).
     public var httpBodyDepth = 4096
     public init() {}
@@ -37,6 +40,7 @@ public final class ScanPipeline {
     public let fragments: FragmentReassembler
     private let output: EventOutput?
     private let geo: GeoDatabase?
+    private let intel: IndicatorSet?
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -51,6 +55,7 @@ public final class ScanPipeline {
         self.capture = capture
         self.output = output
         geo = options.geo
+        intel = options.intel
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
@@ -194,9 +199,10 @@ public final class ScanPipeline {
             hosts[f.key.b] = b
             let id = communityIDs.removeValue(forKey: f.id) ?? f.communityID
             let destination = geo.map { $0.lookup(f.serverAddress) }
+            let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
             output?.write(EventEncoder.flow(
                 f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
-                destination: destination?.scope == .local ? nil : destination, capture: capture))
+                destination: destination?.scope == .local ? nil : destination, indicator: hit, capture: capture))
         }
         flows.releaseEnded()
     }

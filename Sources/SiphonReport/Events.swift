@@ -3,13 +3,15 @@ public import SiphonCore
 public import SiphonDecode
 public import SiphonFlows
 public import SiphonGeo
+public import SiphonIntel
 
 /// Encodes events of the JSON Lines contract (ARCHITECTURE.md).
 public enum EventEncoder {
     /// A `flow` event for a flow that ended.
     public static func flow(
         _ f: Flow, app: String = "unknown", names: [String] = [], streams: (StreamFigures, StreamFigures)? = nil,
-        hashes: (String?, String?) = (nil, nil), communityID: String? = nil, destination: GeoInfo? = nil, capture: String
+        hashes: (String?, String?) = (nil, nil), communityID: String? = nil, destination: GeoInfo? = nil,
+        indicator: Indicator? = nil, capture: String
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
@@ -29,6 +31,14 @@ public enum EventEncoder {
         if f.evicted { w.field("evicted", true) }
         if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
         if let g = destination { geo(g, into: &w) }
+        if let i = indicator {
+            w.beginObject("ioc")
+            w.field("indicator", i.value)
+            w.field("type", i.kind.rawValue)
+            w.field("source", i.source)
+            if let t = i.tag { w.field("tag", t) }
+            w.endObject()
+        }
         w.beginObject("client")
         counters(f.client, stream: streams?.0, sha256: hashes.0, into: &w)
         if f.clientMAC != 0 { w.field("mac", macString(f.clientMAC)) }

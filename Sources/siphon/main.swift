@@ -73,6 +73,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("A MaxMind DB (country, city or ASN) consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
     var geoDb: [String] = []
 
+    @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
+    var ioc: [String] = []
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -104,6 +107,7 @@ struct Scan: ParsableCommand {
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
         options.geo = try loadGeo(home: home, databases: geoDb)
+        if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
@@ -155,11 +159,15 @@ struct Lookup: ParsableCommand {
     @Option(help: ArgumentHelp("A MaxMind DB consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
     var geoDb: [String] = []
 
+    @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
+    var ioc: [String] = []
+
     @Flag(help: "One JSON object per address instead of text.")
     var json = false
 
     func run() throws {
         let geo = try loadGeo(home: home, databases: geoDb)
+        let intel = try loadIntel(ioc)
         var failed = false
         for text in addresses {
             guard let address = IPAddress(text) else {
@@ -173,15 +181,35 @@ struct Lookup: ParsableCommand {
                 w.beginObject()
                 w.field("address", address.description)
                 EventEncoder.geo(g, into: &w)
+                if let hit = intel.match(address: address) {
+                    w.beginObject("ioc")
+                    w.field("indicator", hit.value)
+                    w.field("source", hit.source)
+                    if let t = hit.tag { w.field("tag", t) }
+                    w.endObject()
+                }
                 w.endObject()
                 print(String(decoding: w.bytes, as: UTF8.self))
             } else {
                 let asText = g.asn.map { "AS\($0)" + (g.asOrganization.map { " \($0)" } ?? "") } ?? "no AS"
-                print("\(address)  located \(g.country ?? "-")  registered \(g.registeredCountry ?? "-")  \(asText)  scope \(g.scope.rawValue)")
+                let hit = intel.match(address: address).map { "  IOC \($0.value) (\($0.source)\($0.tag.map { ", \($0)" } ?? ""))" } ?? ""
+                print("\(address)  located \(g.country ?? "-")  registered \(g.registeredCountry ?? "-")  \(asText)  scope \(g.scope.rawValue)\(hit)")
             }
         }
         if failed { throw ExitCode(2) }
     }
+}
+
+/// The indicators of the given feeds; exit 2 with a message naming the file on failure.
+func loadIntel(_ paths: [String]) throws -> IndicatorSet {
+    let set = IndicatorSet()
+    for path in paths {
+        do { try set.load(path: path) } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+    return set
 }
 
 /// The embedded tables plus the given MaxMind databases; exit 2 with a message naming the file on failure.

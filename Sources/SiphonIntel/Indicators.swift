@@ -1,0 +1,213 @@
+import Foundation
+public import SiphonCore
+import Yams
+
+/// One indicator of compromise and where it came from.
+public struct Indicator: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case ip, cidr, domain, url
+    }
+    public var kind: Kind
+    public var value: String
+    /// The feed file and, where the feed says, the family or campaign (an app name, a STIX malware name).
+    public var source: String
+    public var tag: String?
+}
+
+public struct IntelError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Indicators loaded from feeds, matched against addresses, host names and URLs. Domain matching is label-aware:
+/// `evil.com` matches `a.evil.com`, not `notevil.com`.
+public final class IndicatorSet: @unchecked Sendable {
+    public private(set) var indicators: [Indicator] = []
+    private var ips: [IPAddress: Int] = [:]
+    private var cidrs: [(IPAddress, Int, Int)] = []
+    private var domains: [String: Int] = [:]
+    private var urls: [String: Int] = [:]
+    /// Entries a feed holds that are not network indicators (file hashes, package names, e-mail...), per feed.
+    public private(set) var skipped: [String: Int] = [:]
+
+    public init() {}
+
+    public func count(_ kind: Indicator.Kind) -> Int { indicators.filter { $0.kind == kind }.count }
+
+    /// Adds one value as an IP, CIDR, URL or domain by its form; returns false when it is none of them.
+    @discardableResult
+    public func add(_ raw: String, source: String, tag: String? = nil) -> Bool {
+        let value = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard !value.isEmpty else { return false }
+        if let a = IPAddress(value) {
+            if ips[a] == nil { ips[a] = indicators.count; indicators.append(Indicator(kind: .ip, value: a.description, source: source, tag: tag)) }
+            return true
+        }
+        if let slash = value.firstIndex(of: "/"), let a = IPAddress(String(value[..<slash])),
+            let bits = Int(value[value.index(after: slash)...]), bits >= 0, bits <= (a.isIPv6 ? 128 : 32)
+        {
+            cidrs.append((a, bits, indicators.count))
+            indicators.append(Indicator(kind: .cidr, value: value, source: source, tag: tag))
+            return true
+        }
+        if value.hasPrefix("http://") || value.hasPrefix("https://") {
+            if urls[value] == nil { urls[value] = indicators.count; indicators.append(Indicator(kind: .url, value: value, source: source, tag: tag)) }
+            return true
+        }
+        let domain = value.hasSuffix(".") ? String(value.dropLast()) : value
+        guard domain.contains("."), domain.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" || $0 == "*" })
+        else { return false }
+        let bare = domain.hasPrefix("*.") ? String(domain.dropFirst(2)) : domain
+        if domains[bare] == nil { domains[bare] = indicators.count; indicators.append(Indicator(kind: .domain, value: bare, source: source, tag: tag)) }
+        return true
+    }
+
+    func skip(_ source: String, _ n: Int = 1) { skipped[source, default: 0] += n }
+
+    /// The indicator an address matches (exact, then CIDR).
+    public func match(address: IPAddress) -> Indicator? {
+        if let i = ips[address] { return indicators[i] }
+        for (network, bits, i) in cidrs where network.isIPv6 == address.isIPv6 && IndicatorSet.prefix(address, network, bits) {
+            return indicators[i]
+        }
+        return nil
+    }
+
+    static func prefix(_ a: IPAddress, _ n: IPAddress, _ bits: Int) -> Bool {
+        let width = a.isIPv6 ? 128 : 32
+        let shift = width - bits
+        if !a.isIPv6 { return bits == 0 || a.low >> UInt64(shift) == n.low >> UInt64(shift) }
+        if bits <= 64 { return bits == 0 || a.high >> UInt64(64 - bits) == n.high >> UInt64(64 - bits) }
+        return a.high == n.high && (bits == 128 || a.low >> UInt64(128 - bits) == n.low >> UInt64(128 - bits))
+    }
+
+    /// The indicator a host name matches: itself or any parent domain (label by label).
+    public func match(domain name: String) -> Indicator? {
+        var d = Substring(name.lowercased())
+        if d.hasSuffix(".") { d = d.dropLast() }
+        while true {
+            if let i = domains[String(d)] { return indicators[i] }
+            guard let dot = d.firstIndex(of: ".") else { return nil }
+            d = d[d.index(after: dot)...]
+        }
+    }
+
+    public func match(url: String) -> Indicator? { urls[url.lowercased()].map { indicators[$0] } }
+
+    // MARK: Feeds
+
+    /// Loads a feed file, its format detected from its content: STIX 2.1 bundle, MISP event, TinyCheck JSON,
+    /// stalkerware-indicators YAML or CSV, or a plain list (one IP, CIDR, domain or URL a line; `#` comments).
+    /// Returns the number of network indicators added.
+    @discardableResult
+    public func load(path: String) throws(IntelError) -> Int {
+        guard let data = FileManager.default.contents(atPath: path) else { throw IntelError("\(path): cannot read") }
+        let name = (path as NSString).lastPathComponent
+        let before = indicators.count
+        let text = String(decoding: data, as: UTF8.self)
+        let trimmed = text.drop { $0.isWhitespace }
+        if trimmed.first == "{" || trimmed.first == "[" {
+            guard let json = try? JSONSerialization.jsonObject(with: data) else { throw IntelError("\(path): invalid JSON") }
+            try loadJSON(json, source: name, path: path)
+        } else if trimmed.hasPrefix("- name:") || trimmed.hasPrefix("---") {
+            try loadYAML(text, source: name, path: path)
+        } else if let header = text.split(whereSeparator: \.isNewline).first, header.lowercased().hasPrefix("type,") {
+            // (Lines split on any newline: "\r\n" is one Character in Swift, not two.)
+            for line in text.split(whereSeparator: \.isNewline).dropFirst() {
+                let f = line.split(separator: ",", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+                guard f.count >= 2 else { continue }
+                if !add(f[1], source: name, tag: f.count > 2 ? f[2] : nil) { skip(name) }
+            }
+        } else {
+            for line in text.split(whereSeparator: \.isNewline) {
+                let entry = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                if entry.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                if !add(entry, source: name) { skip(name) }
+            }
+        }
+        return indicators.count - before
+    }
+
+    private func loadJSON(_ json: Any, source: String, path: String) throws(IntelError) {
+        if let bundle = json as? [String: Any], bundle["type"] as? String == "bundle", let objects = bundle["objects"] as? [[String: Any]] {
+            // STIX 2.1: indicators with patterns; the family from the malware object they relate to is not needed here.
+            let malware = objects.first { $0["type"] as? String == "malware" }?["name"] as? String
+            for o in objects where o["type"] as? String == "indicator" {
+                guard let pattern = o["pattern"] as? String else { skip(source); continue }
+                let found = IndicatorSet.stixValues(pattern)
+                if found.isEmpty { skip(source) }
+                for value in found where !add(value, source: source, tag: malware) { skip(source) }
+            }
+            return
+        }
+        if let event = (json as? [String: Any])?["Event"] as? [String: Any] ?? (json as? [String: Any]).flatMap({ $0["Attribute"] != nil ? $0 : nil }) {
+            // MISP: attributes at the event level and inside objects.
+            var attributes = event["Attribute"] as? [[String: Any]] ?? []
+            var tags: [String?] = Array(repeating: nil, count: attributes.count)
+            for o in event["Object"] as? [[String: Any]] ?? [] {
+                let inner = o["Attribute"] as? [[String: Any]] ?? []
+                let tag = inner.first { $0["type"] as? String == "text" }?["value"] as? String
+                attributes += inner
+                tags += Array(repeating: tag, count: inner.count)
+            }
+            for (a, tag) in zip(attributes, tags) {
+                let type = a["type"] as? String ?? ""
+                guard ["domain", "hostname", "ip-dst", "ip-src", "url", "ip-dst|port", "domain|ip"].contains(type),
+                    let value = a["value"] as? String
+                else { skip(source); continue }
+                let v = type.contains("|") ? String(value.split(separator: "|").first ?? "") : value
+                if !add(v, source: source, tag: tag) { skip(source) }
+            }
+            return
+        }
+        if let list = (json as? [String: Any])?["iocs"] as? [[String: Any]] ?? json as? [[String: Any]] {
+            // TinyCheck: {type, tag, tlp, value}.
+            for ioc in list {
+                let type = ioc["type"] as? String ?? ""
+                guard ["domain", "ip4", "ip6", "cidr", "freedns", "url", "ip"].contains(type), let value = ioc["value"] as? String
+                else { skip(source); continue }
+                if !add(value, source: source, tag: ioc["tag"] as? String) { skip(source) }
+            }
+            return
+        }
+        throw IntelError("\(path): JSON of no known feed format (STIX bundle, MISP event, TinyCheck)")
+    }
+
+    /// Values of the network observables in a STIX pattern (`[domain-name:value = 'x'] OR [ipv4-addr:value = ...]`).
+    static func stixValues(_ pattern: String) -> [String] {
+        var out: [String] = []
+        let kinds = ["domain-name:value", "ipv4-addr:value", "ipv6-addr:value", "url:value"]
+        var rest = Substring(pattern)
+        while let open = rest.firstIndex(of: "[") {
+            guard let close = rest[open...].firstIndex(of: "]") else { break }
+            let term = rest[rest.index(after: open)..<close]
+            rest = rest[rest.index(after: close)...]
+            let parts = term.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let lhs = parts[0].trimmingCharacters(in: .whitespaces)
+            guard kinds.contains(lhs) else { continue }
+            let v = parts[1].trimmingCharacters(in: .whitespaces)
+            guard v.count >= 2, v.first == "'", v.last == "'" else { continue }
+            out.append(String(v.dropFirst().dropLast()).replacingOccurrences(of: "\\\\'", with: "'"))
+        }
+        return out
+    }
+
+    private func loadYAML(_ text: String, source: String, path: String) throws(IntelError) {
+        let parsed: Any?
+        do { parsed = try Yams.load(yaml: text) } catch { throw IntelError("\(path): invalid YAML: \(error)") }
+        guard let apps = parsed as? [[String: Any]] else { throw IntelError("\(path): YAML is not a list of app families") }
+        for app in apps {
+            let name = app["name"] as? String
+            if let c2 = app["c2"] as? [String: Any] {
+                for key in ["ips", "domains"] {
+                    for v in c2[key] as? [Any] ?? [] where !add("\(v)", source: source, tag: name) { skip(source) }
+                }
+            }
+            for key in ["websites"] {
+                for v in app[key] as? [Any] ?? [] where !add("\(v)", source: source, tag: name) { skip(source) }
+            }
+            for key in ["packages", "certificates", "distribution"] { skip(source, (app[key] as? [Any])?.count ?? 0) }
+        }
+    }
+}

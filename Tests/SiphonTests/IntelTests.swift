@@ -1,0 +1,82 @@
+import Foundation
+import Siphon
+import Testing
+
+/// IOC feeds from testdata/intel (real feeds, SOURCES.md there), with indicator counts by type from an independent
+/// reader (scripts/ioc_counts.py, Python's json/yaml/csv modules).
+@Suite struct IntelTests {
+    static let expected: [String: [String: Int]] =
+        ((try? Repo.json("testdata/intel/expected-counts.json")) as? [String: [String: Int]]) ?? [:]
+
+    @Test(arguments: expected.keys.sorted())
+    func feedLoadsWithTheExpectedCounts(_ feed: String) throws {
+        let set = IndicatorSet()
+        let added = try set.load(path: Repo.path("testdata/intel/" + feed))
+        let counts = Self.expected[feed]!
+        #expect(added == counts.values.reduce(0, +), "\(feed)")
+        for kind in Indicator.Kind.allCases {
+            #expect(set.count(kind) == counts[kind.rawValue, default: 0], "\(feed) \(kind)")
+        }
+    }
+
+    @Test func domainMatchingIsLabelAware() {
+        let set = IndicatorSet()
+        set.add("evil.com", source: "test")
+        #expect(set.match(domain: "evil.com")?.value == "evil.com")
+        #expect(set.match(domain: "a.b.evil.com")?.value == "evil.com")
+        #expect(set.match(domain: "EVIL.COM.") != nil)
+        #expect(set.match(domain: "notevil.com") == nil && set.match(domain: "evil.com.au") == nil)
+    }
+
+    /// novispy.stix2 puts IP addresses in domain-name patterns: they are IPs.
+    @Test func ipsInDomainPatternsAreIPs() throws {
+        let set = IndicatorSet()
+        try set.load(path: Repo.path("testdata/intel/novispy.stix2"))
+        #expect(set.match(address: IPAddress("176.223.111.131")!)?.source == "novispy.stix2")
+        #expect(set.match(domain: "176.223.111.131") == nil)
+    }
+
+    @Test func plainListsWithCIDRsAndComments() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-iocs.txt").path
+        try "# test feed\n198.51.100.0/24\n2001:db8::/32  # documentation\nbad.example\nhttps://x.example/up\nnot an indicator\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let set = IndicatorSet()
+        #expect(try set.load(path: path) == 4)
+        #expect(set.match(address: IPAddress("198.51.100.77")!)?.kind == .cidr)
+        #expect(set.match(address: IPAddress("2001:db8::42")!) != nil && set.match(address: IPAddress("192.0.2.1")!) == nil)
+        #expect(set.match(url: "HTTPS://x.example/up") != nil && set.skipped["siphon-iocs.txt"] == 1)
+    }
+
+    @Test func unknownJSONIsAnError() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-iocs.json").path
+        try "{\"hello\": 1}".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: IntelError.self) { try IndicatorSet().load(path: path) }
+    }
+}
+
+@Suite struct IntelScanTests {
+    /// Flow events name the indicator their responder matches, by address or by name (label-aware).
+    @Test func flowEventsCarryIOCHits() throws {
+        let set = IndicatorSet()
+        set.add("wikimedia.org", source: "test-feed", tag: "demo")
+        set.add("141.142.2.2", source: "test-feed")
+        var options = ScanOptions()
+        options.intel = set
+        let (events, _) = scanEvents(Repo.path("captures/zeek/wikipedia.pcap"), options: options)
+        let flows = events.filter { $0["event_type"] as? String == "flow" }
+        // meta.wikimedia.org resolved to 208.80.152.2 before the second connection to it (AppLayerTests).
+        let byName = flows.filter { ($0["ioc"] as? [String: Any])?["indicator"] as? String == "wikimedia.org" }
+        #expect(!byName.isEmpty && byName.allSatisfy { ($0["names"] as? [String] ?? []).contains { $0.hasSuffix(".wikimedia.org") } })
+        let byAddress = flows.filter { $0["dest_ip"] as? String == "141.142.2.2" }
+        #expect(!byAddress.isEmpty && byAddress.allSatisfy { ($0["ioc"] as? [String: Any])?["type"] as? String == "ip" })
+        #expect(flows.filter { $0["dest_ip"] as? String == "208.80.152.2" }.contains { $0["ioc"] == nil })  // before the DNS answer
+    }
+
+    @Test func lookupShowsIOCHits() throws {
+        let r = try runSiphon(["lookup", "--json", "--ioc", Repo.path("testdata/intel/novispy.stix2"), "176.223.111.131", "192.0.2.1"])
+        #expect(r.status == 0)
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].contains("\"ioc\":{\"indicator\":\"176.223.111.131\"") && !lines[1].contains("ioc"))
+        #expect(try runSiphon(["lookup", "--ioc", "/nonexistent.txt", "1.1.1.1"]).status == 2)
+    }
+}
