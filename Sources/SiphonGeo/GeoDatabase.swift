@@ -249,8 +249,14 @@ public enum AddressScope {
     public static func isLocal(_ a: IPAddress) -> Bool {
         if !a.isIPv6 {
             let v = UInt32(truncatingIfNeeded: a.low)
-            for (prefix, length) in v4 where v >> UInt32(32 - length) == prefix >> UInt32(32 - length) { return true }
-            return false
+            // Decided by the first octet for most addresses; the table only for the octets that hold special ranges.
+            switch v >> 24 {
+            case 0, 10, 127, 224...255: return true
+            case 100, 169, 172, 192, 198, 203:
+                for (prefix, length) in v4 where v >> UInt32(32 - length) == prefix >> UInt32(32 - length) { return true }
+                return false
+            default: return false
+            }
         }
         let h = a.high
         if h == 0 {
