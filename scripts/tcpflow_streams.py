@@ -123,6 +123,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from inet import checksum
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 DEFAULT_OUT = os.path.join("captures", "tcpflow", "expected.json")
@@ -570,15 +571,6 @@ def analyse_capture(rel, tmp, env):
 # --------------------------------------------------------------------------
 # naming / behaviour probes on tiny synthetic captures
 
-def _csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
 def _frame(src, dst, sport, dport, seq, ack, flags, payload=b"", tags=(), pad=0, hbh=False):
     """One Ethernet frame; tags = [(TPID, TCI), ...] outermost first."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload
@@ -592,7 +584,7 @@ def _frame(src, dst, sport, dport, seq, ack, flags, payload=b"", tags=(), pad=0,
     else:
         h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
                         socket.inet_aton(src), socket.inet_aton(dst))
-        ip = h[:10] + struct.pack("!H", _csum(h)) + h[12:] + tcp
+        ip = h[:10] + struct.pack("!H", checksum(h)) + h[12:] + tcp
         et = 0x0800
     eth = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb"
     for tpid, tci in tags:

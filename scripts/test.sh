@@ -38,5 +38,12 @@ python3 -c "import yaml" 2>/dev/null || pip install -q pyyaml
 python3 scripts/ioc_counts.py --check
 # The extraction fixtures come from tcpflow: check the installed tcpflow still writes exactly those streams.
 python3 scripts/tcpflow_streams.py --check
+# The quick-start sample: the generator still writes exactly the committed capture and manifest, and tshark reads
+# the capture without warnings or errors.
+python3 scripts/gen_sample.py "$tmp/sample.pcap" "$tmp/sample.json" >/dev/null
+cmp captures/sample/backdoor-phone.pcap "$tmp/sample.pcap" && cmp captures/sample/backdoor-phone.json "$tmp/sample.json"
+if tshark -r captures/sample/backdoor-phone.pcap -q -z expert 2>/dev/null | grep -qE '^(Errors|Warns) '; then
+    echo "tshark reports warnings or errors on captures/sample/backdoor-phone.pcap" >&2; exit 1
+fi
 swift build --build-tests
 swift test --parallel
