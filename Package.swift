@@ -54,14 +54,18 @@ let package = Package(
         .target(
             name: "SiphonIntel", dependencies: ["SiphonCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
+        // Detection: devices, the device x endpoint ledger, the built-in detectors and their alerts.
+        .target(name: "SiphonDetect", dependencies: ["SiphonFlows", "SiphonGeo"], swiftSettings: strict),
         // Reports: JSON Lines events and the terminal summary.
         .target(
-            name: "SiphonReport", dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel"],
+            name: "SiphonReport",
+            dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect"],
             swiftSettings: strict),
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",
-            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonReport"],
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect",
+                           "SiphonReport"],
             swiftSettings: hot),
         .executableTarget(
             name: "siphon",

@@ -1,6 +1,7 @@
 @_exported public import SiphonCapture
 @_exported public import SiphonCore
 @_exported public import SiphonDecode
+@_exported public import SiphonDetect
 @_exported public import SiphonApp
 @_exported public import SiphonFlows
 @_exported public import SiphonGeo
@@ -21,6 +22,10 @@ public struct ScanOptions: Sendable {
     public var intel: IndicatorSet?
     /// HTTP body bytes kept per message for the detectors (identifiers in uploads).
     public var httpBodyDepth = 4096
+    /// Detector thresholds (nil: no detection, no `alert` events).
+    public var detection: DetectionConfiguration? = DetectionConfiguration()
+    /// The devices under test (empty: every local address that initiates flows to non-local addresses).
+    public var devices: Set<IPAddress> = []
     public init() {}
 }
 
@@ -41,6 +46,8 @@ public final class ScanPipeline {
     private let output: EventOutput?
     private let geo: GeoDatabase?
     private let intel: IndicatorSet?
+    /// The detectors and the device x endpoint ledger (nil when detection is off).
+    public let detection: DetectionEngine?
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -56,6 +63,7 @@ public final class ScanPipeline {
         self.output = output
         geo = options.geo
         intel = options.intel
+        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices) }
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
@@ -186,7 +194,8 @@ public final class ScanPipeline {
             if !recorder.conflicts.isEmpty { writeConflicts() }
             let summary = recorder.app.endFlow(slot: slot, flowID: f.id, timestamp: f.end)
             if !recorder.app.events.isEmpty { writeAppEvents() }
-            var names = recorder.app.names.names(for: f.serverAddress, before: f.start)
+            let dnsNames = recorder.app.names.names(for: f.serverAddress, before: f.start)
+            var names = dnsNames
             for n in summary.names where !names.contains(n) { names.append(n) }
             let hashes = recorder.finish(slot: slot)
             var a = hosts[f.key.a, default: HostTotals()]
@@ -200,9 +209,19 @@ public final class ScanPipeline {
             let id = communityIDs.removeValue(forKey: f.id) ?? f.communityID
             let destination = geo.map { $0.lookup(f.serverAddress) }
             let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
+            let dest = destination?.scope == .local ? nil : destination
             output?.write(EventEncoder.flow(
                 f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
-                destination: destination?.scope == .local ? nil : destination, indicator: hit, capture: capture))
+                destination: dest, indicator: hit, capture: capture))
+            if let detection {
+                let sent = figures.map { Int($0.0.delivered) } ?? Int(f.client.payloadBytes)
+                let received = figures.map { Int($0.1.delivered) } ?? Int(f.server.payloadBytes)
+                detection.flowEnded(EndedFlow(
+                    flow: f, sent: sent, received: received, resolvedNames: dnsNames, names: names, destination: dest,
+                    app: summary.app.rawValue, midstream: figures.map { $0.0.midstream || $0.1.midstream } ?? false))
+                for a in detection.alerts { output?.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
+                detection.alerts.removeAll(keepingCapacity: true)
+            }
         }
         flows.releaseEnded()
     }
@@ -251,6 +270,8 @@ public enum CaptureScanner {
         public var hosts: [IPAddress: HostTotals]
         /// The error that stopped the scan: nil when the whole capture was read.
         public var error: CaptureError?
+        /// Every alert raised, in the order it was written.
+        public var alerts: [Alert] = []
     }
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
@@ -271,6 +292,6 @@ public enum CaptureScanner {
             pipeline.record(error: error)
         }
         let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, filteredOut: reader.filteredOut)
-        return Result(statistics: stats, hosts: pipeline.hosts, error: failure)
+        return Result(statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [])
     }
 }

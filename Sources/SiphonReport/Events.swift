@@ -1,6 +1,7 @@
 public import SiphonApp
 public import SiphonCore
 public import SiphonDecode
+public import SiphonDetect
 public import SiphonFlows
 public import SiphonGeo
 public import SiphonIntel
@@ -46,6 +47,39 @@ public enum EventEncoder {
         w.beginObject("server")
         counters(f.server, stream: streams?.1, sha256: hashes.1, into: &w)
         if f.serverMAC != 0 { w.field("mac", macString(f.serverMAC)) }
+        w.endObject()
+        w.endObject()
+        return w
+    }
+
+    /// An `alert` event: the flow fields, `alert`, `dest_geo`, `device` and `evidence`.
+    public static func alert(_ a: Alert, communityID: String? = nil, capture: String) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", a.timestamp.rfc3339)
+        w.field("event_type", "alert")
+        w.field("capture", capture)
+        flowFields(a.flow, communityID: communityID, into: &w)
+        w.beginObject("alert")
+        w.field("category", a.category.rawValue)
+        w.field("rule", a.rule)
+        w.field("severity", a.severity.description)
+        w.field("message", a.message)
+        w.endObject()
+        if let g = a.destination { geo(g, into: &w) }
+        w.field("device", a.device.description)
+        w.beginObject("evidence")
+        for (name, value) in a.evidence {
+            switch value {
+            case .int(let v): w.field(name, v)
+            case .double(let v): w.field(name, v)
+            case .string(let v): w.field(name, v)
+            case .strings(let v):
+                w.beginArray(name)
+                for s in v { w.element(s) }
+                w.endArray()
+            }
+        }
         w.endObject()
         w.endObject()
         return w

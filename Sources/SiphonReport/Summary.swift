@@ -1,10 +1,12 @@
 public import SiphonCore
 public import SiphonDecode
+public import SiphonDetect
 
 /// The short human summary `siphon scan` prints on standard error.
 public enum TerminalSummary {
     public static func render(
-        capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], topTalkers: Int = 5
+        capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], alerts: [Alert] = [],
+        topTalkers: Int = 5
     ) -> String {
         var out = ""
         let span: String
@@ -39,6 +41,18 @@ public enum TerminalSummary {
             for (address, totals) in top {
                 out += "    " + pad(address.description, 40) + pad(size(totals.bytes), 10) + " \(count(totals.flows)) flows\n"
             }
+        }
+        if !alerts.isEmpty {
+            let bySeverity = Severity.allCases.reversed().compactMap { level -> String? in
+                let n = alerts.count { $0.severity == level }
+                return n > 0 ? "\(n) \(level)" : nil
+            }
+            out += "  alerts: " + bySeverity.joined(separator: ", ") + "\n"
+            let ranked = alerts.enumerated().sorted { $0.element.severity != $1.element.severity ? $0.element.severity > $1.element.severity : $0.offset < $1.offset }
+            for (_, a) in ranked.prefix(12) {
+                out += "    " + pad(a.severity.description, 9) + pad(a.category.rawValue, 18) + a.message + "\n"
+            }
+            if ranked.count > 12 { out += "    ... \(ranked.count - 12) more in the JSON output\n" }
         }
         if let error = s.error { out += "  error: \(error)\n" }
         return out

@@ -76,6 +76,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
     var ioc: [String] = []
 
+    @Option(help: ArgumentHelp("A device under test (IP address); repeatable. Default: every local address that talks to non-local ones.", valueName: "ip"))
+    var device: [String] = []
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -108,6 +111,13 @@ struct Scan: ParsableCommand {
         options.httpBodyDepth = max(0, httpBodyDepth)
         options.geo = try loadGeo(home: home, databases: geoDb)
         if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
+        for text in device {
+            guard let address = IPAddress(text) else {
+                printError("siphon: --device \(text): not an IP address")
+                throw ExitCode(2)
+            }
+            options.devices.insert(address)
+        }
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
@@ -135,7 +145,8 @@ struct Scan: ParsableCommand {
                 }
             }
             if !quiet {
-                printError(TerminalSummary.render(capture: capture, stats: result.statistics, hosts: result.hosts))
+                printError(TerminalSummary.render(
+                    capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts))
             }
             if let error = result.error, quiet { printError("siphon: \(error)") }
         }

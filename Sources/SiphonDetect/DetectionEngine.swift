@@ -1,0 +1,158 @@
+public import SiphonCore
+public import SiphonFlows
+public import SiphonGeo
+
+/// Thresholds of the built-in detectors (the rule pack sets them; these defaults are argued in docs/detections.md).
+public struct DetectionConfiguration: Sendable {
+    /// Bytes a device sends to one foreign endpoint, over the whole capture, that make a `foreign-upload` by volume.
+    public var uploadBytes = 1_048_576
+    /// Sent/received ratio that makes a `foreign-upload` once at least `uploadRatioMinimumBytes` were sent.
+    public var uploadRatio = 10.0
+    public var uploadRatioMinimumBytes = 16_384
+    /// Server ports whose flows to a hard-coded address are expected (DNS, NTP, DHCP): no `no-dns-endpoint` for them.
+    public var noDNSExemptPorts: Set<UInt16> = [53, 67, 68, 123, 853]
+    public init() {}
+}
+
+/// What the pipeline knows about a flow when it ends, as the detectors need it.
+public struct EndedFlow {
+    public var flow: Flow
+    /// Application bytes from the client (the device) and from the server: reassembled for TCP.
+    public var sent: Int
+    public var received: Int
+    /// DNS names that resolved to the server before the flow began.
+    public var resolvedNames: [String]
+    /// Every name known for the server (DNS, SNI, HTTP Host).
+    public var names: [String]
+    public var destination: GeoInfo?
+    public var app: String
+    /// A TCP flow whose handshake the capture missed (it began before the capture did).
+    public var midstream: Bool
+
+    public init(
+        flow: Flow, sent: Int, received: Int, resolvedNames: [String], names: [String], destination: GeoInfo?,
+        app: String, midstream: Bool = false
+    ) {
+        self.midstream = midstream
+        self.flow = flow
+        self.sent = sent
+        self.received = received
+        self.resolvedNames = resolvedNames
+        self.names = names
+        self.destination = destination
+        self.app = app
+    }
+}
+
+/// Traffic between one device and one endpoint over the whole capture.
+public struct EndpointTotals: Sendable {
+    public var flows = 0
+    public var sent = 0
+    public var received = 0
+    public var first: Timestamp
+    public var last: Timestamp
+    public var names: [String] = []
+    public var destination: GeoInfo?
+    /// Categories already raised for this device × endpoint (each is raised once).
+    public var raised: Set<String> = []
+}
+
+/// Per-pipeline detection state: devices, the device × endpoint ledger, and the built-in detectors that run as
+/// flows end. It holds no global state; alerts come out as soon as they are known, in capture time.
+public final class DetectionEngine {
+    public struct Pair: Hashable, Sendable {
+        public var device: IPAddress
+        public var endpoint: IPAddress
+    }
+
+    public let configuration: DetectionConfiguration
+    /// Devices named by the analyst; empty: every local address that initiates flows to non-local addresses.
+    public let namedDevices: Set<IPAddress>
+    public private(set) var ledger: [Pair: EndpointTotals] = [:]
+    /// Alerts raised and not yet taken by the pipeline.
+    public var alerts: [Alert] = []
+    /// Every alert raised so far (for the verdict at the end).
+    public private(set) var raised: [Alert] = []
+
+    public init(configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = []) {
+        self.configuration = configuration
+        self.namedDevices = devices
+    }
+
+    /// Whether `address`, as the initiator of a flow to a non-local address, is a device under test.
+    public func isDevice(_ address: IPAddress) -> Bool {
+        namedDevices.isEmpty ? AddressScope.isLocal(address) : namedDevices.contains(address)
+    }
+
+    /// Updates the ledger with a flow that ended and raises what it makes known.
+    public func flowEnded(_ e: EndedFlow) {
+        let f = e.flow
+        let device = f.clientAddress, endpoint = f.serverAddress
+        guard isDevice(device), !AddressScope.isLocal(endpoint) else { return }
+        let pair = Pair(device: device, endpoint: endpoint)
+        var t = ledger[pair] ?? EndpointTotals(first: f.start, last: f.end)
+        t.flows += 1
+        t.sent += e.sent
+        t.received += e.received
+        if f.start < t.first { t.first = f.start }
+        if t.last < f.end { t.last = f.end }
+        for n in e.names where !t.names.contains(n) { t.names.append(n) }
+        if t.destination == nil { t.destination = e.destination }
+        let foreign = e.destination?.scope == .foreign
+
+        if foreign, t.raised.insert(AlertCategory.foreignEndpoint.rawValue).inserted {
+            raise(.foreignEndpoint, .info, "\(device) exchanged traffic with \(describe(endpoint, t))", e, pair, [
+                ("first_contact", .string(t.first.rfc3339)),
+                ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+            ])
+        }
+        if foreign, !t.raised.contains(AlertCategory.foreignUpload.rawValue) {
+            let byVolume = t.sent >= configuration.uploadBytes
+            let byRatio = t.sent >= configuration.uploadRatioMinimumBytes
+                && Double(t.sent) >= configuration.uploadRatio * Double(max(t.received, 1))
+            if byVolume || byRatio {
+                t.raised.insert(AlertCategory.foreignUpload.rawValue)
+                raise(.foreignUpload, byVolume ? .high : .medium,
+                      "\(device) sent \(t.sent) bytes (received \(t.received)) to \(describe(endpoint, t))", e, pair, [
+                        ("sent_bytes", .int(t.sent)), ("received_bytes", .int(t.received)), ("flows", .int(t.flows)),
+                        ("first_contact", .string(t.first.rfc3339)), ("last_contact", .string(t.last.rfc3339)),
+                        ("reason", .string(byVolume ? "volume" : "ratio")),
+                      ])
+            }
+        }
+        // A flow already running when the capture began may have been resolved before it: not evidence.
+        if e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
+           t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
+            // A name inside the flow (SNI, Host) suggests resolution the capture did not see (before it, or DoH).
+            raise(.noDNSEndpoint, foreign && e.names.isEmpty ? .medium : .low,
+                  "\(device) connected to \(describe(endpoint, t)), an address no DNS answer in the capture gave", e, pair, [
+                    ("dest_port", .int(Int(f.serverPort))), ("names_in_flow", .strings(e.names)),
+                    ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+                  ])
+        }
+        ledger[pair] = t
+    }
+
+    private func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
+        var s = endpoint.description
+        if let n = t.names.first { s += " (\(n))" }
+        if let g = t.destination {
+            var place: [String] = []
+            if let c = g.country { place.append(c) }
+            if let o = g.asOrganization { place.append(o) }
+            if !place.isEmpty { s += " [\(place.joined(separator: ", "))]" }
+        }
+        return s
+    }
+
+    private func raise(
+        _ category: AlertCategory, _ severity: Severity, _ message: String, _ e: EndedFlow, _ pair: Pair,
+        _ evidence: [(String, EvidenceValue)]
+    ) {
+        let alert = Alert(
+            category: category, rule: "siphon.\(category.rawValue)", severity: severity, message: message,
+            timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence)
+        alerts.append(alert)
+        raised.append(alert)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Siphon
+import Testing
+
+/// The first built-in detectors on the quick-start sample. Which endpoints were resolved, and how many bytes went
+/// each way, come from the generator's manifest; countries come from the embedded geo tables (checked against their
+/// sources in GeoTests).
+@Suite struct DetectionTests {
+    static let geo: GeoDatabase? = try? GeoDatabase()
+
+    let manifest: [String: Any]
+
+    init() throws {
+        manifest = try #require(try Repo.json("captures/sample/backdoor-phone.json") as? [String: Any])
+    }
+
+    private func alerts(home: Set<String>, devices: Set<IPAddress> = []) throws -> [[String: Any]] {
+        var options = ScanOptions()
+        options.geo = try #require(Self.geo).with(home: home)
+        options.devices = devices
+        return scanEvents(Repo.path("captures/sample/backdoor-phone.pcap"), options: options).events
+            .filter { $0["event_type"] as? String == "alert" }
+    }
+
+    private func endpoints(_ alerts: [[String: Any]], _ category: String) -> Set<String> {
+        Set(alerts.filter { ($0["alert"] as? [String: Any])?["category"] as? String == category }.compactMap { $0["dest_ip"] as? String })
+    }
+
+    /// Per server: bytes the phone sent and received over every flow, from the manifest.
+    private var totals: [String: (sent: Int, received: Int)] {
+        var t: [String: (sent: Int, received: Int)] = [:]
+        for f in manifest["flows"] as? [[String: Any]] ?? [] {
+            let s = f["server"] as? String ?? ""
+            t[s, default: (0, 0)].sent += f["sent"] as? Int ?? 0
+            t[s, default: (0, 0)].received += f["received"] as? Int ?? 0
+        }
+        return t
+    }
+
+    @Test func foreignEndpointsUploadsAndHardCodedAddresses() throws {
+        let geo = try #require(Self.geo).with(home: ["FR"])
+        let got = try alerts(home: ["FR"])
+        let device = (manifest["device"] as? [String: Any])?["ip"] as? String
+        #expect(!got.isEmpty)
+        for a in got { #expect(a["device"] as? String == device) }
+
+        let servers = Set(totals.keys)
+        let foreign = servers.filter { geo.lookup(IPAddress($0)!).scope == .foreign }
+        #expect(!foreign.isEmpty && foreign != servers, "the sample has both home and foreign servers")
+        #expect(endpoints(got, "foreign-endpoint") == foreign)
+
+        // foreign-upload by the default ratio rule: at least 16,384 bytes sent and 10 times what came back.
+        let uploads = Set(foreign.filter { totals[$0]!.sent >= 16_384 && totals[$0]!.sent >= 10 * max(totals[$0]!.received, 1) })
+        #expect(!uploads.isEmpty)
+        #expect(endpoints(got, "foreign-upload") == uploads)
+        for a in got where (a["alert"] as? [String: Any])?["category"] as? String == "foreign-upload" {
+            let evidence = a["evidence"] as? [String: Any]
+            #expect(evidence?["sent_bytes"] as? Int == totals[a["dest_ip"] as! String]?.sent)
+        }
+
+        // no-dns-endpoint: servers no DNS answer of the manifest gave.
+        let resolved = Set((manifest["dns"] as? [[String: Any]] ?? []).flatMap { ($0["answers"] as? [[String]] ?? []).map { $0[2] } })
+        #expect(endpoints(got, "no-dns-endpoint") == servers.subtracting(resolved))
+    }
+
+    @Test func nothingForeignWhenEveryCountryIsHome() throws {
+        let geo = try #require(Self.geo)
+        let countries = Set(totals.keys.compactMap { geo.lookup(IPAddress($0)!).country })
+        let got = try alerts(home: countries)
+        #expect(endpoints(got, "foreign-endpoint").isEmpty)
+        #expect(endpoints(got, "foreign-upload").isEmpty)
+        // A hard-coded address at home stays worth a look, at low severity.
+        for a in got { #expect((a["alert"] as? [String: Any])?["severity"] as? String == "low") }
+    }
+
+    @Test func namedDevicesOnly() throws {
+        let phone = try #require(IPAddress((manifest["device"] as? [String: Any])?["ip"] as? String ?? ""))
+        #expect(try alerts(home: ["FR"], devices: [IPAddress("192.0.2.99")!]).isEmpty)
+        #expect(try alerts(home: ["FR"], devices: [phone]).count == alerts(home: ["FR"]).count)
+    }
+}
