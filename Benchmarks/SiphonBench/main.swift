@@ -102,9 +102,15 @@ if let i = args.firstIndex(of: "--stage"), i + 1 < args.count {
     exit(0)
 }
 
+// What the full scan runs: SIPHON_BENCH_GEO=1 adds the embedded geo tables (as the CLI does), SIPHON_BENCH_DETECT=0
+// turns the detectors off; the difference between runs is their cost.
+var scanOptions = ScanOptions()
+func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+if environment("SIPHON_BENCH_GEO") == "1" { scanOptions.geo = try GeoDatabase() }
+if environment("SIPHON_BENCH_DETECT") == "0" { scanOptions.detection = nil }
 for run in 1...repeats {
     let start = now()
-    let result = CaptureScanner.scan(path: path, options: ScanOptions(), output: nil)
+    let result = CaptureScanner.scan(path: path, options: scanOptions, output: nil)
     let elapsed = now() - start
     if let error = result.error { writeStandardError("error: \(error)"); exit(1) }
     let s = result.statistics
