@@ -55,7 +55,7 @@ let package = Package(
             name: "SiphonIntel", dependencies: ["SiphonCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // Detection: devices, the device x endpoint ledger, the built-in detectors and their alerts.
-        .target(name: "SiphonDetect", dependencies: ["SiphonFlows", "SiphonGeo"], swiftSettings: strict),
+        .target(name: "SiphonDetect", dependencies: ["SiphonFlows", "SiphonGeo", "SiphonIntel"], swiftSettings: strict),
         // Reports: JSON Lines events and the terminal summary.
         .target(
             name: "SiphonReport",

@@ -183,8 +183,22 @@ public final class ScanPipeline {
 
     private func writeConflicts() {
         for c in recorder.takeConflicts() {
-            output?.write(EventEncoder.overlapAnomaly(c, flow: flows.flow(at: c.slot), policy: reassembler.configuration.policy, capture: capture))
+            let flow = flows.flow(at: c.slot)
+            output?.write(EventEncoder.overlapAnomaly(c, flow: flow, policy: reassembler.configuration.policy, capture: capture))
+            if let detection {
+                let g = geo.map { $0.lookup(flow.serverAddress) }
+                detection.overlapConflict(
+                    c, flow: flow, policy: reassembler.configuration.policy.rawValue,
+                    destination: g?.scope == .local ? nil : g, timestamp: c.timestamp)
+                writeAlerts()
+            }
         }
+    }
+
+    private func writeAlerts() {
+        guard let detection else { return }
+        for a in detection.alerts { output?.write(EventEncoder.alert(a, capture: capture)) }
+        detection.alerts.removeAll(keepingCapacity: true)
     }
 
     private func drainEndedFlows() {
@@ -218,7 +232,7 @@ public final class ScanPipeline {
                 let received = figures.map { Int($0.1.delivered) } ?? Int(f.server.payloadBytes)
                 detection.flowEnded(EndedFlow(
                     flow: f, sent: sent, received: received, resolvedNames: dnsNames, names: names, destination: dest,
-                    app: summary.app.rawValue, midstream: figures.map { $0.0.midstream || $0.1.midstream } ?? false))
+                    app: summary.app.rawValue, midstream: figures.map { $0.0.midstream || $0.1.midstream } ?? false, indicator: hit))
                 for a in detection.alerts { output?.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
                 detection.alerts.removeAll(keepingCapacity: true)
             }

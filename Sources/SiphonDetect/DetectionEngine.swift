@@ -1,6 +1,7 @@
 public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
+public import SiphonIntel
 
 /// Thresholds of the built-in detectors (the rule pack sets them; these defaults are argued in docs/detections.md).
 public struct DetectionConfiguration: Sendable {
@@ -28,12 +29,15 @@ public struct EndedFlow {
     public var app: String
     /// A TCP flow whose handshake the capture missed (it began before the capture did).
     public var midstream: Bool
+    /// The loaded indicator the server's address or one of its names matched.
+    public var indicator: Indicator?
 
     public init(
         flow: Flow, sent: Int, received: Int, resolvedNames: [String], names: [String], destination: GeoInfo?,
-        app: String, midstream: Bool = false
+        app: String, midstream: Bool = false, indicator: Indicator? = nil
     ) {
         self.midstream = midstream
+        self.indicator = indicator
         self.flow = flow
         self.sent = sent
         self.received = received
@@ -120,6 +124,14 @@ public final class DetectionEngine {
                       ])
             }
         }
+        if let i = e.indicator, t.raised.insert(AlertCategory.iocMatch.rawValue).inserted {
+            var evidence: [(String, EvidenceValue)] = [
+                ("indicator", .string(i.value)), ("indicator_type", .string(i.kind.rawValue)), ("source", .string(i.source)),
+            ]
+            if let tag = i.tag { evidence.append(("tag", .string(tag))) }
+            raise(.iocMatch, .high, "\(device) contacted \(describe(endpoint, t)), listed as \(i.value) in \(i.source)"
+                    + (i.tag.map { " (\($0))" } ?? ""), e, pair, evidence)
+        }
         // A flow already running when the capture began may have been resolved before it: not evidence.
         if e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
            t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
@@ -131,6 +143,40 @@ public final class DetectionEngine {
                   ])
         }
         ledger[pair] = t
+    }
+
+    /// Flows that already have an `evasion` alert (one per flow).
+    private var evasiveFlows: Set<UInt64> = []
+
+    /// A TCP overlap whose two versions differ: what one endpoint's stack keeps, another's may not, so what an
+    /// inspector reassembles can differ from what the receiver saw. Raised once per flow; the device is the client.
+    public func overlapConflict(
+        _ c: OverlapConflict, flow f: Flow, policy: String, destination: GeoInfo?, timestamp: Timestamp
+    ) {
+        guard evasiveFlows.insert(f.id).inserted else { return }
+        let direction = c.direction == 0 ? "to_server" : "to_client"
+        alerts.append(record(Alert(
+            category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,
+            message: "TCP segments of \(f.clientAddress) and \(f.serverAddress) overlap with different data "
+                + "(\(c.length) bytes at stream offset \(c.offset), \(direction))",
+            timestamp: timestamp, flow: f, device: f.clientAddress, destination: destination, evidence: [
+                ("anomaly", .string("overlap-different-data")), ("direction", .string(direction)),
+                ("offset", .int(Int(c.offset))), ("length", .int(c.length)), ("policy", .string(policy)),
+                ("kept", .string(hex(c.kept))), ("discarded", .string(hex(c.discarded))),
+            ])))
+    }
+
+    private func record(_ a: Alert) -> Alert {
+        raised.append(a)
+        return a
+    }
+
+    private func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
@@ -152,7 +198,6 @@ public final class DetectionEngine {
         let alert = Alert(
             category: category, rule: "siphon.\(category.rawValue)", severity: severity, message: message,
             timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence)
-        alerts.append(alert)
-        raised.append(alert)
+        alerts.append(record(alert))
     }
 }

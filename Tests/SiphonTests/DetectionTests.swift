@@ -14,10 +14,11 @@ import Testing
         manifest = try #require(try Repo.json("captures/sample/backdoor-phone.json") as? [String: Any])
     }
 
-    private func alerts(home: Set<String>, devices: Set<IPAddress> = []) throws -> [[String: Any]] {
+    private func alerts(home: Set<String>, devices: Set<IPAddress> = [], intel: IndicatorSet? = nil) throws -> [[String: Any]] {
         var options = ScanOptions()
         options.geo = try #require(Self.geo).with(home: home)
         options.devices = devices
+        options.intel = intel
         return scanEvents(Repo.path("captures/sample/backdoor-phone.pcap"), options: options).events
             .filter { $0["event_type"] as? String == "alert" }
     }
@@ -77,5 +78,44 @@ import Testing
         let phone = try #require(IPAddress((manifest["device"] as? [String: Any])?["ip"] as? String ?? ""))
         #expect(try alerts(home: ["FR"], devices: [IPAddress("192.0.2.99")!]).isEmpty)
         #expect(try alerts(home: ["FR"], devices: [phone]).count == alerts(home: ["FR"]).count)
+    }
+
+    @Test func iocMatchOnListedDomain() throws {
+        // The upload's host, listed by its parent domain: every server a name under it resolved to must match.
+        let upload = try #require((manifest["uploads"] as? [[String: Any]])?.first?["host"] as? String)
+        let parent = upload.split(separator: ".").suffix(2).joined(separator: ".")
+        var expected: Set<String> = []
+        for query in manifest["dns"] as? [[String: Any]] ?? [] {
+            let records = query["answers"] as? [[String]] ?? []
+            guard records.contains(where: { $0[0] == parent || $0[0].hasSuffix("." + parent) }) else { continue }
+            for r in records where r[1] == "A" { expected.insert(r[2]) }
+        }
+        #expect(!expected.isEmpty)
+        let feed = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-ioc-\(getpid()).txt")
+        try "# test feed\n\(parent)\n".write(to: feed, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: feed) }
+        let intel = IndicatorSet()
+        try intel.load(path: feed.path)
+        let got = try alerts(home: ["FR"], intel: intel)
+        #expect(endpoints(got, "ioc-match") == expected)
+        for a in got where (a["alert"] as? [String: Any])?["category"] as? String == "ioc-match" {
+            #expect((a["evidence"] as? [String: Any])?["indicator"] as? String == parent)
+            #expect((a["alert"] as? [String: Any])?["severity"] as? String == "high")
+        }
+        #expect(endpoints(try alerts(home: ["FR"]), "ioc-match").isEmpty)
+    }
+
+    /// Each flow whose reassembly met overlapping segments with different data (the `anomaly` events, checked against
+    /// Suricata's expectations in the reassembly tests) has exactly one `evasion` alert, about its client.
+    @Test(arguments: Repo.files(in: "captures/reassembly", extensions: ["pcap", "pcapng"]))
+    func evasionOnOverlapConflicts(_ path: String) {
+        let events = scanEvents(path).events
+        let conflicted = events.filter { ($0["anomaly"] as? [String: Any])?["event"] as? String == "overlap-different-data" }
+        let evasions = events.filter { ($0["alert"] as? [String: Any])?["category"] as? String == "evasion" }
+        // sv-tcp-overlap.pcap: the client sent GOOD, then EVIL for the same bytes (see CLITests).
+        if path.hasSuffix("/sv-tcp-overlap.pcap") { #expect(!evasions.isEmpty) }
+        #expect(Set(conflicted.compactMap { $0["flow_id"] as? Int }) == Set(evasions.compactMap { $0["flow_id"] as? Int }))
+        #expect(evasions.count == Set(evasions.compactMap { $0["flow_id"] as? Int }).count)
+        for a in evasions { #expect(a["device"] as? String == a["src_ip"] as? String) }
     }
 }
