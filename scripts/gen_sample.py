@@ -219,7 +219,8 @@ def main():
            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     c.reply(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
     c.close()
-    manifest["uploads"].append({"server": "120.77.166.21", "host": "update.oportik-cloud.cn", "path": "/api/v2/report",
+    manifest["uploads"].append({"time": start + 125, "server": "120.77.166.21", "host": "update.oportik-cloud.cn",
+                                "path": "/api/v2/report",
                                 "identifiers": {"imei": IMEI, "imsi": IMSI, "msisdn": MSISDN}, "body_bytes": len(body)})
     # A hard-coded address, no DNS: a raw 24 KB upload.
     c = TCP(start + 300, "45.77.0.1", 53000, 5555)

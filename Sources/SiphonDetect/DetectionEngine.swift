@@ -12,6 +12,7 @@ public struct DetectionConfiguration: Sendable {
     public var uploadRatioMinimumBytes = 16_384
     /// Server ports whose flows to a hard-coded address are expected (DNS, NTP, DHCP): no `no-dns-endpoint` for them.
     public var noDNSExemptPorts: Set<UInt16> = [53, 67, 68, 123, 853]
+    public var beacons = BeaconConfiguration()
     public init() {}
 }
 
@@ -77,6 +78,14 @@ public final class DetectionEngine {
     public var alerts: [Alert] = []
     /// Every alert raised so far (for the verdict at the end).
     public private(set) var raised: [Alert] = []
+    /// Contact times (flow starts, seconds) per device and target: the endpoint's address and its first name.
+    private var contacts: [BeaconTarget: [Timestamp]] = [:]
+    private var beaconing: Set<BeaconTarget> = []
+
+    struct BeaconTarget: Hashable {
+        var device: IPAddress
+        var target: String
+    }
 
     public init(configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = []) {
         self.configuration = configuration
@@ -143,6 +152,48 @@ public final class DetectionEngine {
                   ])
         }
         ledger[pair] = t
+        // Beaconing: contacts that got an answer, on ports where periodic traffic is not expected anyway.
+        if f.server.packets > 0, !configuration.noDNSExemptPorts.contains(f.serverPort) {
+            var targets = [endpoint.description]
+            if let name = e.names.first { targets.append(name) }
+            // One alert per series: once the address or the name beacons, the other target stops counting.
+            let keys = targets.map { BeaconTarget(device: device, target: $0) }
+            if !keys.contains(where: beaconing.contains) {
+                for key in keys {
+                    contact(key, e, pair, foreign: foreign)
+                    if beaconing.contains(key) {
+                        beaconing.formUnion(keys)
+                        for k in keys { contacts[k] = nil }
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    private func contact(_ key: BeaconTarget, _ e: EndedFlow, _ pair: Pair, foreign: Bool) {
+        let c = configuration.beacons
+        var times = contacts[key, default: []]
+        if times.count >= c.maximumContacts { times.removeFirst(times.count - c.maximumContacts + 1) }
+        times.append(e.flow.start)
+        contacts[key] = times
+        guard times.count >= c.minimumContacts,
+              let score = BeaconScore(times: times.map(\.secondsDouble), configuration: c), score.isBeacon(c)
+        else { return }
+        beaconing.insert(key)
+        contacts[key] = nil
+        let sorted = times.sorted()
+        let rounded = (score.medianInterval * 10).rounded() / 10
+        alerts.append(record(Alert(
+            category: .beaconing, rule: "siphon.beaconing", severity: foreign ? .medium : .low,
+            message: "\(key.device) contacts \(key.target) every \(rounded) s (\(score.contacts) contacts)",
+            timestamp: e.flow.end, flow: e.flow, device: key.device, destination: e.destination, evidence: [
+                ("target", .string(key.target)), ("contacts", .int(score.contacts)),
+                ("median_interval_s", .double(score.medianInterval)), ("mad_s", .double(score.deviation)),
+                ("regular_fraction", .double(score.regularFraction)),
+                ("first_contact", .string(sorted[0].rfc3339)),
+                ("last_contact", .string(sorted[sorted.count - 1].rfc3339)),
+            ])))
     }
 
     /// Flows that already have an `evasion` alert (one per flow).

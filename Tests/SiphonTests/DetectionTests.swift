@@ -118,4 +118,63 @@ import Testing
         #expect(evasions.count == Set(evasions.compactMap { $0["flow_id"] as? Int }).count)
         for a in evasions { #expect(a["device"] as? String == a["src_ip"] as? String) }
     }
+
+    @Test func beaconingOnTheSampleBeacons() throws {
+        let beacons = try #require(manifest["beacons"] as? [[String: Any]])
+        let got = try alerts(home: ["FR"]).filter { ($0["alert"] as? [String: Any])?["category"] as? String == "beaconing" }
+        #expect(Set(got.compactMap { $0["dest_ip"] as? String }) == Set(beacons.compactMap { $0["server"] as? String }))
+        #expect(got.count == 1, "one alert per series, not one for the address and one for the name")
+        // Raised as soon as known: at the 6th contact with the server (the beacons and the upload's connection, as
+        // the manifest times them), with the median of the intervals between those contacts.
+        let evidence = try #require(got.first?["evidence"] as? [String: Any])
+        let contacts = try #require(evidence["contacts"] as? Int)
+        let server = beacons.first?["server"] as? String
+        let uploads = (manifest["uploads"] as? [[String: Any]] ?? []).filter { $0["server"] as? String == server }
+        let times = Array((beacons + uploads).compactMap { $0["time"] as? Double }.sorted().prefix(contacts))
+        let intervals = zip(times.dropFirst(), times).map { $0 - $1 }.sorted()
+        let median = intervals.count % 2 == 1 ? intervals[intervals.count / 2]
+            : (intervals[intervals.count / 2 - 1] + intervals[intervals.count / 2]) / 2
+        let reported = try #require(evidence["median_interval_s"] as? Double)
+        // Each SYN leaves a few ms after the manifest's time (the generator's per-segment delay, 2-12 ms).
+        #expect(abs(reported - median) < 0.02, "\(reported) vs \(median)")
+    }
+
+    /// Slips' synthetic C2 dataset (GPL, so read from ../shared, not copied): host 147.32.80.37 runs curl to
+    /// testing.com every 2 s (MANIFEST.tsv, from the dataset's docs). The host is public, so it is named with `devices`.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/slips/test-cc-capture-1.pcap"))))
+    func beaconingOnSlipsCommandAndControl() throws {
+        var options = ScanOptions()
+        options.geo = try #require(Self.geo)
+        options.devices = [IPAddress("147.32.80.37")!]
+        // Sleep of 2 s, then 2-3 s (the dataset's docs), plus each curl's own run time (0.1-0.5 s).
+        for (name, low, high) in [("test-cc-capture-1.pcap", 2.0, 2.5), ("test-cc-capture-2.pcap", 2.0, 3.5)] {
+            let events = scanEvents(Repo.path("../shared/captures/malware/slips/" + name), options: options).events
+            let beacons = events.filter { ($0["alert"] as? [String: Any])?["category"] as? String == "beaconing" }
+            #expect(beacons.count == 1, "\(name)")
+            let interval = (beacons.first?["evidence"] as? [String: Any])?["median_interval_s"] as? Double ?? 0
+            #expect(interval >= low && interval <= high, "\(name): \(interval) s")
+        }
+    }
+
+    /// Precision: the bundled real captures (protocol test suites, browsing, phones) hold no beacon, so none may be
+    /// reported, and neither on the benign phone and IoT captures of ../shared when present.
+    @Test func noBeaconingOnBenignCaptures() throws {
+        var paths: [String] = []
+        for folder in ["captures/diff", "captures/app", "captures/zeek", "captures/arkime"] {
+            paths += Repo.files(in: folder, extensions: ["pcap", "pcapng"])
+        }
+        let shared = Repo.path("../shared/captures/benign/ndpi")
+        for dir in (try? FileManager.default.contentsOfDirectory(atPath: shared)) ?? [] {
+            paths += Repo.files(in: "../shared/captures/benign/ndpi/" + dir, extensions: ["pcap", "pcapng"])
+        }
+        #expect(paths.count > 20)
+        var options = ScanOptions()
+        options.geo = try #require(Self.geo)
+        for path in paths {
+            let beacons = scanEvents(path, options: options).events.filter {
+                ($0["alert"] as? [String: Any])?["category"] as? String == "beaconing"
+            }
+            #expect(beacons.isEmpty, "\(path): \(beacons.first?["alert"] ?? "")")
+        }
+    }
 }
