@@ -79,6 +79,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("A device under test (IP address); repeatable. Default: every local address that talks to non-local ones.", valueName: "ip"))
     var device: [String] = []
 
+    @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
+    var failOn: Severity?
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -134,8 +137,10 @@ struct Scan: ParsableCommand {
             throw ExitCode(2)
         }
         var failed = false
+        var worst: Severity?
         for capture in captures {
             let result = CaptureScanner.scan(path: capture, options: options, output: output)
+            if let top = result.alerts.map(\.severity).max(), worst.map({ top > $0 }) ?? true { worst = top }
             if let error = result.error {
                 failed = true
                 // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
@@ -152,10 +157,16 @@ struct Scan: ParsableCommand {
         }
         output?.flush()
         if failed { throw ExitCode(2) }
+        if let threshold = failOn, let worst, worst >= threshold { throw ExitCode(1) }
     }
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}
+
+extension Severity: ExpressibleByArgument {
+    init?(argument: String) { self.init(name: argument) }
+    static var allValueStrings: [String] { allCases.map(\.description) }
+}
 
 struct Lookup: ParsableCommand {
     static let configuration = CommandConfiguration(

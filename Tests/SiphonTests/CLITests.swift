@@ -92,4 +92,20 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         #expect(!flows.isEmpty && flows.allSatisfy { $0.contains("\"dest_port\":53") })
         #expect(try runSiphon(["scan", "-q", "-f", "tcp port", Repo.path("captures/diff/eth-zeek-wikipedia.pcap")]).status == 2)
     }
+
+    /// `--fail-on`: exit 1 exactly when an alert at or above the level was written, 0 otherwise.
+    @Test func failOnSeverity() throws {
+        let levels = ["info", "low", "medium", "high", "critical"]
+        let sample = Repo.path("captures/sample/backdoor-phone.pcap")
+        for (rank, level) in levels.enumerated() {
+            let r = try runSiphon(["scan", "-q", "--fail-on", level, "--json", "-", sample])
+            let severities = r.out.split(separator: "\n").compactMap { line -> Int? in
+                let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return ((event?["alert"] as? [String: Any])?["severity"] as? String).flatMap { levels.firstIndex(of: $0) }
+            }
+            #expect(!severities.isEmpty)
+            #expect(r.status == (severities.contains { $0 >= rank } ? 1 : 0), "--fail-on \(level)")
+        }
+        #expect(try runSiphon(["scan", "-q", "--fail-on", "loud", sample]).status == 2)
+    }
 }
