@@ -161,6 +161,9 @@ public final class ScanPipeline {
         for e in recorder.app.events {
             let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
             guard flow.id == e.flowID else { continue }
+            if let detection, case .http(let request?, _) = e.transaction {
+                detection.httpRequest(flowID: flow.id, bodyLength: request.bodyLength)
+            }
             output?.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture))
         }
         recorder.app.events.removeAll(keepingCapacity: true)

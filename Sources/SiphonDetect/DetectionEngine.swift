@@ -13,6 +13,11 @@ public struct DetectionConfiguration: Sendable {
     /// Server ports whose flows to a hard-coded address are expected (DNS, NTP, DHCP): no `no-dns-endpoint` for them.
     public var noDNSExemptPorts: Set<UInt16> = [53, 67, 68, 123, 853]
     public var beacons = BeaconConfiguration()
+    /// Application protocols that carry data in clear, and the bytes a device must send over them to one endpoint
+    /// (over the whole capture) for a `cleartext` alert. For HTTP only request bodies count (headers of ordinary
+    /// GETs are not uploads), for the others every byte the device sent.
+    public var cleartextProtocols: Set<String> = ["http", "mqtt", "smtp", "imap", "pop3"]
+    public var cleartextBytes = 128
     public init() {}
 }
 
@@ -58,6 +63,9 @@ public struct EndpointTotals: Sendable {
     public var last: Timestamp
     public var names: [String] = []
     public var destination: GeoInfo?
+    /// Bytes sent over cleartext protocols, and which.
+    public var cleartextSent = 0
+    public var cleartextProtocols: [String] = []
     /// Categories already raised for this device × endpoint (each is raised once).
     public var raised: Set<String> = []
 }
@@ -141,6 +149,20 @@ public final class DetectionEngine {
             raise(.iocMatch, .high, "\(device) contacted \(describe(endpoint, t)), listed as \(i.value) in \(i.source)"
                     + (i.tag.map { " (\($0))" } ?? ""), e, pair, evidence)
         }
+        let body = httpBodies.removeValue(forKey: f.id)
+        let clear = e.app == "http" ? body ?? 0 : e.sent
+        if configuration.cleartextProtocols.contains(e.app), clear > 0 {
+            t.cleartextSent += clear
+            if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
+            if t.cleartextSent >= configuration.cleartextBytes, t.raised.insert(AlertCategory.cleartext.rawValue).inserted {
+                raise(.cleartext, foreign ? .medium : .low,
+                      "\(device) sent \(t.cleartextSent) bytes in clear (\(t.cleartextProtocols.joined(separator: ", "))) to \(describe(endpoint, t))",
+                      e, pair, [
+                        ("protocols", .strings(t.cleartextProtocols)), ("cleartext_sent_bytes", .int(t.cleartextSent)),
+                        ("flows", .int(t.flows)), ("first_contact", .string(t.first.rfc3339)),
+                      ])
+            }
+        }
         // A flow already running when the capture began may have been resolved before it: not evidence.
         if e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
            t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
@@ -194,6 +216,14 @@ public final class DetectionEngine {
                 ("first_contact", .string(sorted[0].rfc3339)),
                 ("last_contact", .string(sorted[sorted.count - 1].rfc3339)),
             ])))
+    }
+
+    /// HTTP request body bytes per live flow (from the HTTP parser's transactions).
+    private var httpBodies: [UInt64: Int] = [:]
+
+    /// Records an HTTP request of a flow (its body counts as cleartext upload when the flow ends).
+    public func httpRequest(flowID: UInt64, bodyLength: Int) {
+        if bodyLength > 0 { httpBodies[flowID, default: 0] += bodyLength }
     }
 
     /// Flows that already have an `evasion` alert (one per flow).

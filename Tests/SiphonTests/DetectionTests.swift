@@ -177,4 +177,20 @@ import Testing
             #expect(beacons.isEmpty, "\(path): \(beacons.first?["alert"] ?? "")")
         }
     }
+
+    /// cleartext: HTTP request bodies of at least 128 bytes in total: the manifest's upload servers (its body
+    /// length), not the beacons' bodiless GETs, the TLS servers, or the raw upload (unknown protocol).
+    @Test func cleartextHTTPUploads() throws {
+        let got = try alerts(home: ["FR"])
+        var bodies: [String: Int] = [:]
+        for u in manifest["uploads"] as? [[String: Any]] ?? [] {
+            bodies[u["server"] as? String ?? "", default: 0] += u["body_bytes"] as? Int ?? 0
+        }
+        let expected = Set(bodies.filter { $0.value >= 128 }.keys)
+        #expect(!expected.isEmpty)
+        #expect(endpoints(got, "cleartext") == expected)
+        for a in got where (a["alert"] as? [String: Any])?["category"] as? String == "cleartext" {
+            #expect((a["evidence"] as? [String: Any])?["cleartext_sent_bytes"] as? Int == bodies[a["dest_ip"] as? String ?? ""])
+        }
+    }
 }
