@@ -18,6 +18,13 @@ public struct DetectionConfiguration: Sendable {
     /// GETs are not uploads), for the others every byte the device sent.
     public var cleartextProtocols: Set<String> = ["http", "mqtt", "smtp", "imap", "pop3"]
     public var cleartextBytes = 128
+    /// The ports each identified protocol is expected on: elsewhere it is a `non-standard-port`.
+    public var standardPorts: [String: Set<UInt16>] = [
+        "http": [80, 591, 8000, 8008, 8080, 8888, 3128],
+        "tls": [443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 4443, 5061, 5223, 5228, 8443, 8883],
+        "quic": [443, 80, 8443], "ssh": [22], "mqtt": [1883], "smtp": [25, 587, 2525], "imap": [143], "pop3": [110],
+        "dns": [53, 5353, 5355],
+    ]
     public init() {}
 }
 
@@ -63,6 +70,8 @@ public struct EndpointTotals: Sendable {
     public var last: Timestamp
     public var names: [String] = []
     public var destination: GeoInfo?
+    /// Server ports already reported as non-standard.
+    public var nonStandardPorts: Set<UInt16> = []
     /// Bytes sent over cleartext protocols, and which.
     public var cleartextSent = 0
     public var cleartextProtocols: [String] = []
@@ -149,6 +158,23 @@ public final class DetectionEngine {
             raise(.iocMatch, .high, "\(device) contacted \(describe(endpoint, t)), listed as \(i.value) in \(i.source)"
                     + (i.tag.map { " (\($0))" } ?? ""), e, pair, evidence)
         }
+        // A known protocol off its ports, or an unidentified one on a high TCP port (UDP: media, games and VPNs use
+        // any port), with data both ways: foreign endpoints only. Informational, except a cleartext protocol off its
+        // ports (HTTP on 5555...), which is low: benign apps do both (messengers on 5222, TLS on 8080/9001).
+        if foreign, e.sent > 0, e.received > 0, f.key.ipProtocol == 6 || (f.key.ipProtocol == 17 && e.app != "unknown"),
+           !configuration.noDNSExemptPorts.contains(f.serverPort) {
+            let known = configuration.standardPorts[e.app]
+            let odd = known.map { !$0.contains(f.serverPort) } ?? (e.app == "unknown" && f.serverPort >= 1024)
+            if odd, t.nonStandardPorts.insert(f.serverPort).inserted {
+                let what = e.app == "unknown" ? "an unidentified protocol" : e.app.uppercased()
+                raise(.nonStandardPort, configuration.cleartextProtocols.contains(e.app) ? .low : .info,
+                      "\(device) spoke \(what) to \(describe(endpoint, t)) on port \(f.serverPort)", e, pair, [
+                        ("app", .string(e.app)), ("dest_port", .int(Int(f.serverPort))),
+                        ("transport", .string(f.key.ipProtocol == 6 ? "TCP" : "UDP")),
+                        ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+                      ])
+            }
+        }
         let body = httpBodies.removeValue(forKey: f.id)
         let clear = e.app == "http" ? body ?? 0 : e.sent
         if configuration.cleartextProtocols.contains(e.app), clear > 0 {
@@ -167,7 +193,9 @@ public final class DetectionEngine {
         if e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
            t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
             // A name inside the flow (SNI, Host) suggests resolution the capture did not see (before it, or DoH).
-            raise(.noDNSEndpoint, foreign && e.names.isEmpty ? .medium : .low,
+            // Low at most: messengers hard-code their servers and learn media relays in-band (nDPI's benign phone
+            // captures: 90 such alerts over WhatsApp, Telegram, Viber...); the verdict weighs it with the rest.
+            raise(.noDNSEndpoint, foreign && e.names.isEmpty ? .low : .info,
                   "\(device) connected to \(describe(endpoint, t)), an address no DNS answer in the capture gave", e, pair, [
                     ("dest_port", .int(Int(f.serverPort))), ("names_in_flow", .strings(e.names)),
                     ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),

@@ -70,8 +70,8 @@ import Testing
         let got = try alerts(home: countries)
         #expect(endpoints(got, "foreign-endpoint").isEmpty)
         #expect(endpoints(got, "foreign-upload").isEmpty)
-        // A hard-coded address at home stays worth a look, at low severity.
-        for a in got { #expect((a["alert"] as? [String: Any])?["severity"] as? String == "low") }
+        // At home, the hard-coded address and the cleartext upload stay worth a look, at low severity at most.
+        for a in got { #expect(["info", "low"].contains((a["alert"] as? [String: Any])?["severity"] as? String ?? "")) }
     }
 
     @Test func namedDevicesOnly() throws {
@@ -192,5 +192,17 @@ import Testing
         for a in got where (a["alert"] as? [String: Any])?["category"] as? String == "cleartext" {
             #expect((a["evidence"] as? [String: Any])?["cleartext_sent_bytes"] as? Int == bodies[a["dest_ip"] as? String ?? ""])
         }
+    }
+
+    /// non-standard-port: of the manifest's flows (HTTPS on 443, HTTP on 80 and 8080, the raw upload), only the raw
+    /// upload's unidentified protocol on a high port, at informational severity.
+    @Test func nonStandardPortOnTheRawUpload() throws {
+        let got = try alerts(home: ["FR"]).filter { ($0["alert"] as? [String: Any])?["category"] as? String == "non-standard-port" }
+        let flows = manifest["flows"] as? [[String: Any]] ?? []
+        let standard: Set<Int> = [80, 443, 8080]
+        let expected = Set(flows.filter { !standard.contains($0["port"] as? Int ?? 0) }.map { "\($0["server"] ?? ""):\($0["port"] ?? "")" })
+        #expect(expected.count == 1)
+        #expect(Set(got.map { "\($0["dest_ip"] ?? ""):\($0["dest_port"] ?? "")" }) == expected)
+        for a in got { #expect((a["alert"] as? [String: Any])?["severity"] as? String == "info") }
     }
 }
