@@ -6,7 +6,7 @@ public import SiphonDetect
 public enum TerminalSummary {
     public static func render(
         capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], alerts: [Alert] = [],
-        topTalkers: Int = 5
+        topTalkers: Int = 5, width: Int = 80
     ) -> String {
         var out = ""
         let span: String
@@ -50,12 +50,30 @@ public enum TerminalSummary {
             out += "  alerts: " + bySeverity.joined(separator: ", ") + "\n"
             let ranked = alerts.enumerated().sorted { $0.element.severity != $1.element.severity ? $0.element.severity > $1.element.severity : $0.offset < $1.offset }
             for (_, a) in ranked.prefix(12) {
-                out += "    " + pad(a.severity.description, 9) + pad(a.category.rawValue, 18) + a.message + "\n"
+                let lead = "    " + pad(a.severity.description, 9) + pad(a.category.rawValue, 18)
+                for (i, line) in wrap(a.message, width: width - lead.count).enumerated() {
+                    out += (i == 0 ? lead : String(repeating: " ", count: lead.count)) + line + "\n"
+                }
             }
             if ranked.count > 12 { out += "    ... \(ranked.count - 12) more in the JSON output\n" }
         }
         if let error = s.error { out += "  error: \(error)\n" }
         return out
+    }
+
+    /// `text` cut at spaces into lines of at most `width` characters (a longer word gets a line of its own).
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if !line.isEmpty, line.count + 1 + word.count > width {
+                lines.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty || lines.isEmpty { lines.append(line) }
+        return lines
     }
 
     static func pad(_ s: String, _ width: Int) -> String {

@@ -108,4 +108,19 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         }
         #expect(try runSiphon(["scan", "-q", "--fail-on", "loud", sample]).status == 2)
     }
+
+    /// The terminal summary fits an 80-column terminal (the first line names the capture, whatever its path) and
+    /// lists the alerts the JSON output has.
+    @Test func summaryFitsEightyColumns() throws {
+        let r = try runSiphon(["scan", "--json", "-", Repo.path("captures/sample/backdoor-phone.pcap")])
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count > 10)
+        for line in lines.dropFirst() { #expect(line.count <= 80, "\(line)") }
+        let categories = Set(r.out.split(separator: "\n").compactMap { line -> String? in
+            let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (event?["alert"] as? [String: Any])?["category"] as? String
+        })
+        #expect(!categories.isEmpty)
+        for c in categories { #expect(r.err.contains(" \(c) "), "\(c)") }
+    }
 }
