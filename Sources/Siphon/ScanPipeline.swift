@@ -193,15 +193,14 @@ public final class ScanPipeline {
                 detection.overlapConflict(
                     c, flow: flow, policy: reassembler.configuration.policy.rawValue,
                     destination: g?.scope == .local ? nil : g, timestamp: c.timestamp)
-                writeAlerts()
+                writeAlerts(communityID: communityID(of: flow))
             }
         }
     }
 
-    private func writeAlerts() {
+    private func writeAlerts(communityID: String) {
         guard let detection else { return }
-        for a in detection.alerts { output?.write(EventEncoder.alert(a, capture: capture)) }
-        detection.alerts.removeAll(keepingCapacity: true)
+        for a in detection.takeNewAlerts() { output?.write(EventEncoder.alert(a, communityID: communityID, capture: capture)) }
     }
 
     private func drainEndedFlows() {
@@ -236,8 +235,7 @@ public final class ScanPipeline {
                 detection.flowEnded(EndedFlow(
                     flow: f, sent: sent, received: received, resolvedNames: dnsNames, names: names, destination: dest,
                     app: summary.app.rawValue, midstream: figures.map { $0.0.midstream || $0.1.midstream } ?? false, indicator: hit))
-                for a in detection.alerts { output?.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
-                detection.alerts.removeAll(keepingCapacity: true)
+                writeAlerts(communityID: id)
             }
         }
         flows.releaseEnded()

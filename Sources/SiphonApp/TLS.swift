@@ -368,15 +368,6 @@ public struct TLSStreamParser: Sendable {
     }
 }
 
-extension Sequence where Element == UInt8 {
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for b in self { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
 extension Digest {
     var hexString: String {
         withUnsafeBytes { raw in

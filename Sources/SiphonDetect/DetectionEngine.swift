@@ -91,10 +91,16 @@ public final class DetectionEngine {
     /// Devices named by the analyst; empty: every local address that initiates flows to non-local addresses.
     public let namedDevices: Set<IPAddress>
     public private(set) var ledger: [Pair: EndpointTotals] = [:]
-    /// Alerts raised and not yet taken by the pipeline.
-    public var alerts: [Alert] = []
-    /// Every alert raised so far (for the verdict at the end).
+    /// Every alert raised so far, in the order raised (for the verdict at the end).
     public private(set) var raised: [Alert] = []
+    /// How many of `raised` the pipeline has taken.
+    private var taken = 0
+
+    /// The alerts raised since the last call.
+    public func takeNewAlerts() -> ArraySlice<Alert> {
+        defer { taken = raised.count }
+        return raised[taken...]
+    }
     /// Contact times (flow starts, seconds) per device and target: the endpoint's address and its first name.
     private var contacts: [BeaconTarget: [Timestamp]] = [:]
     private var beaconing: Set<BeaconTarget> = []
@@ -117,6 +123,8 @@ public final class DetectionEngine {
     /// Updates the ledger with a flow that ended and raises what it makes known.
     public func flowEnded(_ e: EndedFlow) {
         let f = e.flow
+        // Taken for every flow, device or not, so the table never keeps ended flows.
+        let body = httpBodies.removeValue(forKey: f.id)
         let device = f.clientAddress, endpoint = f.serverAddress
         guard isDevice(device), !AddressScope.isLocal(endpoint) else { return }
         let pair = Pair(device: device, endpoint: endpoint)
@@ -175,7 +183,6 @@ public final class DetectionEngine {
                       ])
             }
         }
-        let body = httpBodies.removeValue(forKey: f.id)
         let clear = e.app == "http" ? body ?? 0 : e.sent
         if configuration.cleartextProtocols.contains(e.app), clear > 0 {
             t.cleartextSent += clear
@@ -234,7 +241,7 @@ public final class DetectionEngine {
         contacts[key] = nil
         let sorted = times.sorted()
         let rounded = (score.medianInterval * 10).rounded() / 10
-        alerts.append(record(Alert(
+        raised.append(Alert(
             category: .beaconing, rule: "siphon.beaconing", severity: foreign ? .medium : .low,
             message: "\(key.device) contacts \(key.target) every \(rounded) s (\(score.contacts) contacts)",
             timestamp: e.flow.end, flow: e.flow, device: key.device, destination: e.destination, evidence: [
@@ -243,7 +250,7 @@ public final class DetectionEngine {
                 ("regular_fraction", .double(score.regularFraction)),
                 ("first_contact", .string(sorted[0].rfc3339)),
                 ("last_contact", .string(sorted[sorted.count - 1].rfc3339)),
-            ])))
+            ]))
     }
 
     /// HTTP request body bytes per live flow (from the HTTP parser's transactions).
@@ -264,28 +271,15 @@ public final class DetectionEngine {
     ) {
         guard evasiveFlows.insert(f.id).inserted else { return }
         let direction = c.direction == 0 ? "to_server" : "to_client"
-        alerts.append(record(Alert(
+        raised.append(Alert(
             category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,
             message: "TCP segments of \(f.clientAddress) and \(f.serverAddress) overlap with different data "
                 + "(\(c.length) bytes at stream offset \(c.offset), \(direction))",
             timestamp: timestamp, flow: f, device: f.clientAddress, destination: destination, evidence: [
                 ("anomaly", .string("overlap-different-data")), ("direction", .string(direction)),
                 ("offset", .int(Int(c.offset))), ("length", .int(c.length)), ("policy", .string(policy)),
-                ("kept", .string(hex(c.kept))), ("discarded", .string(hex(c.discarded))),
-            ])))
-    }
-
-    private func record(_ a: Alert) -> Alert {
-        raised.append(a)
-        return a
-    }
-
-    private func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
+                ("kept", .string(c.kept.hexString)), ("discarded", .string(c.discarded.hexString)),
+            ]))
     }
 
     private func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
@@ -304,9 +298,8 @@ public final class DetectionEngine {
         _ category: AlertCategory, _ severity: Severity, _ message: String, _ e: EndedFlow, _ pair: Pair,
         _ evidence: [(String, EvidenceValue)]
     ) {
-        let alert = Alert(
+        raised.append(Alert(
             category: category, rule: "siphon.\(category.rawValue)", severity: severity, message: message,
-            timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence)
-        alerts.append(record(alert))
+            timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence))
     }
 }

@@ -149,8 +149,8 @@ public enum EventEncoder {
         w.field("policy", policy.rawValue)
         w.field("kept_segment_offset", c.keptSegmentOffset)
         w.field("discarded_segment_offset", c.discardedSegmentOffset)
-        w.field("kept", hex(c.kept))
-        w.field("discarded", hex(c.discarded))
+        w.field("kept", c.kept.hexString)
+        w.field("discarded", c.discarded.hexString)
         w.endObject()
         w.endObject()
         return w
@@ -356,13 +356,6 @@ public enum EventEncoder {
         w.endObject()
         w.endObject()
         return w
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func macString(_ mac: UInt64) -> String {
