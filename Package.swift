@@ -55,7 +55,14 @@ let package = Package(
             name: "SiphonIntel", dependencies: ["SiphonCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // Detection: devices, the device x endpoint ledger, the built-in detectors and their alerts.
-        .target(name: "SiphonDetect", dependencies: ["SiphonFlows", "SiphonGeo", "SiphonIntel"], swiftSettings: strict),
+        // The default rule pack lives in Sources/SiphonDetect/rules (a resource); the top-level rules/ links to it.
+        .target(
+            name: "SiphonDetect",
+            dependencies: [
+                "SiphonFlows", "SiphonGeo", "SiphonIntel", "SiphonApp", .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("data"), .copy("rules")], swiftSettings: strict),
         // Reports: JSON Lines events and the terminal summary.
         .target(
             name: "SiphonReport",

@@ -45,5 +45,14 @@ cmp captures/sample/backdoor-phone.pcap "$tmp/sample.pcap" && cmp captures/sampl
 if tshark -r captures/sample/backdoor-phone.pcap -q -z expert 2>/dev/null | grep -qE '^(Errors|Warns) '; then
     echo "tshark reports warnings or errors on captures/sample/backdoor-phone.pcap" >&2; exit 1
 fi
+# The detection scenarios: the generator still writes exactly the committed captures and manifests, and tshark
+# reads each without warnings or errors.
+python3 scripts/gen_scenarios.py "$tmp/scenarios" >/dev/null
+for f in captures/scenarios/*.pcap captures/scenarios/*.json; do cmp "$f" "$tmp/scenarios/$(basename "$f")"; done
+for f in captures/scenarios/*.pcap; do
+    if tshark -r "$f" -q -z expert 2>/dev/null | grep -qE '^(Errors|Warns) '; then
+        echo "tshark reports warnings or errors on $f" >&2; exit 1
+    fi
+done
 swift build --build-tests
 swift test --parallel

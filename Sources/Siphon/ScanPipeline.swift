@@ -26,6 +26,8 @@ public struct ScanOptions: Sendable {
     public var detection: DetectionConfiguration? = DetectionConfiguration()
     /// The devices under test (empty: every local address that initiates flows to non-local addresses).
     public var devices: Set<IPAddress> = []
+    /// Declarative rules (from the rule pack) evaluated on every ended flow of a device.
+    public var rules: [Rule] = []
     public init() {}
 }
 
@@ -63,13 +65,17 @@ public final class ScanPipeline {
         self.output = output
         geo = options.geo
         intel = options.intel
-        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices) }
+        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, rules: options.rules, geo: options.geo) }
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
         fragments = FragmentReassembler(configuration: options.fragments)
         reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
         recorder.flows = flows
+        if let detection, detection.configuration.on(.identifierLeak) {
+            recorder.identifiers = detection.identifierScanner
+            recorder.isDevice = { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($1) }
+        }
     }
 
     /// Processes one captured packet.
@@ -146,6 +152,18 @@ public final class ScanPipeline {
                 missing: packet.payloadLength - packet.payloadCaptured, timestamp: timestamp)
             if !recorder.conflicts.isEmpty { writeConflicts() }
         }
+        if !recorder.identifierHits.isEmpty { writeIdentifierHits() }
+    }
+
+    private func writeIdentifierHits() {
+        guard let detection else { return }
+        for hit in recorder.identifierHits {
+            let flow = flows.flow(at: hit.slot)
+            guard flow.id == hit.flowID else { continue }
+            detection.identifiersFound(hit.matches, flow: flow, location: hit.location, timestamp: hit.timestamp)
+            writeAlerts(communityID: communityID(of: flow))
+        }
+        recorder.identifierHits.removeAll(keepingCapacity: true)
     }
 
     private var writtenFragmentConflicts: UInt64 = 0
@@ -161,10 +179,12 @@ public final class ScanPipeline {
         for e in recorder.app.events {
             let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
             guard flow.id == e.flowID else { continue }
-            if let detection, case .http(let request?, _) = e.transaction {
-                detection.httpRequest(flowID: flow.id, bodyLength: request.bodyLength)
+            let id = communityID(of: flow)
+            output?.write(EventEncoder.application(e, flow: flow, communityID: id, capture: capture))
+            if let detection {
+                detection.transaction(e.transaction, flow: flow, direction: e.direction, timestamp: e.timestamp)
+                writeAlerts(communityID: id)
             }
-            output?.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture))
         }
         recorder.app.events.removeAll(keepingCapacity: true)
     }

@@ -2,6 +2,7 @@ import Crypto
 public import SiphonApp
 public import SiphonCore
 public import SiphonFlows
+public import SiphonDetect
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,76 @@ public final class StreamRecorder: StreamConsumer {
 
     init(options: Options) { self.options = options }
 
+    // MARK: Identifier scanning of what devices send in clear
+
+    /// One scan's findings, for the pipeline to hand to the detector.
+    struct IdentifierHit {
+        var slot: Int32
+        var flowID: UInt64
+        var matches: [IdentifierMatch]
+        var location: String
+        var timestamp: Timestamp
+    }
+    /// Scans the first bytes each device sends in flows not parsed otherwise (unknown, MQTT, SMTP...; HTTP is
+    /// scanned as parsed, encrypted protocols not at all). Nil: no scanning.
+    var identifiers: IdentifierScanner?
+    /// Whether a flow from the first address to the second is a device's flow out of the network.
+    var isDevice: ((IPAddress, IPAddress) -> Bool)?
+    var identifierHits: [IdentifierHit] = []
+    /// Per slot: the flow scanned, bytes scanned so far (Int.max: not scanned), and the last bytes of the
+    /// previous chunk (an identifier may straddle two segments).
+    private var scanFlow: [UInt64] = []
+    private var scanned: [Int] = []
+    private var carry: [[UInt8]] = []
+    private var scratch: [UInt8] = []
+    private var found: [IdentifierMatch] = []
+    private static let carryBytes = 40
+
+    private func scanPayload(_ bytes: UnsafeRawBufferPointer, slot: Int32, flowID: UInt64, scanner: IdentifierScanner, udp: Bool) {
+        let i = Int(slot)
+        if i >= scanFlow.count {
+            let n = max(i + 1, scanFlow.count * 2, 1024) - scanFlow.count
+            scanFlow += Array(repeating: 0, count: n)
+            scanned += Array(repeating: Int.max, count: n)
+            carry += Array(repeating: [], count: n)
+        }
+        let limit = scanner.configuration.scanBytes
+        if scanFlow[i] != flowID {
+            scanFlow[i] = flowID
+            carry[i] = []
+            let f = flows.flow(at: slot)
+            scanned[i] = isDevice?(f.clientAddress, f.serverAddress) == true ? 0 : Int.max
+        }
+        guard scanned[i] < limit else { return }
+        if let p = app.protocolOf(slot: slot, flowID: flowID) {
+            switch p {
+            case .tls, .quic, .ssh, .http, .dns, .dhcp, .mdns, .llmnr, .nbns:
+                scanned[i] = Int.max
+                carry[i] = []
+                return
+            default: break
+            }
+        }
+        let take = min(bytes.count, limit - scanned[i])
+        let kept = carry[i].count
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: carry[i])
+        scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+        found.removeAll(keepingCapacity: true)
+        scanner.scan(scratch, into: &found)
+        var hits: [IdentifierMatch] = []
+        for var m in found where m.offset + m.length > kept {
+            m.offset = m.offset - kept + scanned[i]
+            hits.append(m)
+        }
+        if !hits.isEmpty {
+            identifierHits.append(IdentifierHit(slot: slot, flowID: flowID, matches: hits, location: udp ? "udp-payload" : "tcp-payload", timestamp: now))
+        }
+        carry[i] = udp ? [] : Array(scratch.suffix(Self.carryBytes))
+        scanned[i] += take
+        if scanned[i] >= limit { carry[i] = [] }
+    }
+
     deinit { for fd in files where fd >= 0 { close(fd) } }
 
     private func ensure(_ i: Int) {
@@ -49,6 +120,7 @@ public final class StreamRecorder: StreamConsumer {
             let (client, server) = flows.ports(at: slot)
             app.streamData(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: now)
         }
+        if direction == 0, let scanner = identifiers { scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: false) }
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)
@@ -70,7 +142,12 @@ public final class StreamRecorder: StreamConsumer {
 
     public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
         let (client, server) = flows.ports(at: slot)
-        app.datagram(bytes, slot: slot, flowID: flows.flowID(at: slot), direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
+        let flowID = flows.flowID(at: slot)
+        app.datagram(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
+        if direction == 0, let scanner = identifiers {
+            now = timestamp
+            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: true)
+        }
     }
 
     func takeConflicts() -> [OverlapConflict] {
@@ -81,6 +158,10 @@ public final class StreamRecorder: StreamConsumer {
     /// The hex SHA-256 of each direction of the flow in `slot` (nil for an empty direction or without hashing),
     /// and closes its extracted files.
     func finish(slot: Int32) -> (String?, String?) {
+        if Int(slot) < carry.count {
+            carry[Int(slot)] = []
+            scanFlow[Int(slot)] = 0
+        }
         var out: (String?, String?) = (nil, nil)
         for direction in 0..<2 {
             let i = Int(slot) * 2 + direction

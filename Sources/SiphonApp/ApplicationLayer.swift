@@ -112,6 +112,13 @@ public final class ApplicationLayer {
 
     public init() {}
 
+    /// The protocol identified for the flow in `slot`, nil while undecided.
+    public func protocolOf(slot: Int32, flowID: UInt64) -> AppProtocol? {
+        let i = Int(slot)
+        guard i < flows.count, let f = flows[i], f.flowID == flowID, f.decided else { return nil }
+        return f.app
+    }
+
     /// Whether the application layer still reads `direction` of the flow in `slot` (always true for a flow it has
     /// not seen yet).
     @inline(__always)

@@ -51,12 +51,16 @@ public final class NameMap {
             return
         }
         var list = byAddress[address, default: []]
+        // A repeated answer keeps the first time it was seen: a flow that began between the two answers was
+        // resolved by the first one.
+        var first = time
         if let i = list.firstIndex(where: { $0.name == name }) {
+            first = min(list[i].at, time)
             list.remove(at: i)
         } else if list.count >= maximumNamesPerAddress {
             list.removeFirst()
         }
-        list.append(Entry(name: name, at: time))
+        list.append(Entry(name: name, at: first))
         byAddress[address] = list
     }
 

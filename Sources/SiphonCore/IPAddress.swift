@@ -74,3 +74,32 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+/// An address prefix (`192.0.2.0/24`, `2001:db8::/32`); a bare address is its own /32 or /128.
+public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var bits: Int
+
+    public init?(_ text: String) {
+        if let slash = text.firstIndex(of: "/") {
+            guard let a = IPAddress(String(text[..<slash])), let bits = Int(text[text.index(after: slash)...]),
+                bits >= 0, bits <= (a.isIPv6 ? 128 : 32)
+            else { return nil }
+            address = a
+            self.bits = bits
+        } else {
+            guard let a = IPAddress(text) else { return nil }
+            address = a
+            bits = a.isIPv6 ? 128 : 32
+        }
+    }
+
+    public func contains(_ a: IPAddress) -> Bool {
+        guard a.isIPv6 == address.isIPv6 else { return false }
+        if !a.isIPv6 { return bits == 0 || a.low >> UInt64(32 - bits) == address.low >> UInt64(32 - bits) }
+        if bits <= 64 { return bits == 0 || a.high >> UInt64(64 - bits) == address.high >> UInt64(64 - bits) }
+        return a.high == address.high && (bits == 128 || a.low >> UInt64(128 - bits) == address.low >> UInt64(128 - bits))
+    }
+
+    public var description: String { "\(address)/\(bits)" }
+}

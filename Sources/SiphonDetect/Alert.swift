@@ -2,19 +2,30 @@ public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
 
-/// The alert categories of the output contract (ARCHITECTURE.md). Rules may add categories; these are never renamed.
-public enum AlertCategory: String, Sendable, CaseIterable {
-    case foreignEndpoint = "foreign-endpoint"
-    case foreignUpload = "foreign-upload"
-    case beaconing
-    case noDNSEndpoint = "no-dns-endpoint"
-    case identifierLeak = "identifier-leak"
-    case dnsTunnel = "dns-tunnel"
-    case cleartext
-    case nonStandardPort = "non-standard-port"
-    case evasion
-    case iocMatch = "ioc-match"
-    case tlsAnomaly = "tls-anomaly"
+/// An alert category. The contract's categories (ARCHITECTURE.md) are the static members; declarative rules may
+/// add categories of their own, never rename these.
+public struct AlertCategory: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let foreignEndpoint = Self(rawValue: "foreign-endpoint")
+    public static let foreignUpload = Self(rawValue: "foreign-upload")
+    public static let beaconing = Self(rawValue: "beaconing")
+    public static let noDNSEndpoint = Self(rawValue: "no-dns-endpoint")
+    public static let identifierLeak = Self(rawValue: "identifier-leak")
+    public static let dnsTunnel = Self(rawValue: "dns-tunnel")
+    public static let cleartext = Self(rawValue: "cleartext")
+    public static let nonStandardPort = Self(rawValue: "non-standard-port")
+    public static let evasion = Self(rawValue: "evasion")
+    public static let iocMatch = Self(rawValue: "ioc-match")
+    public static let tlsAnomaly = Self(rawValue: "tls-anomaly")
+
+    /// The contract's categories, in its order; each has a built-in detector.
+    public static let allCases: [AlertCategory] = [
+        .foreignEndpoint, .foreignUpload, .beaconing, .noDNSEndpoint, .identifierLeak, .dnsTunnel, .cleartext,
+        .nonStandardPort, .evasion, .iocMatch, .tlsAnomaly,
+    ]
 }
 
 /// How much an alert matters, from informational to critical; ordered.

@@ -2,6 +2,7 @@ public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
 public import SiphonIntel
+public import SiphonApp
 
 /// Thresholds of the built-in detectors (the rule pack sets them; these defaults are argued in docs/detections.md).
 public struct DetectionConfiguration: Sendable {
@@ -25,7 +26,26 @@ public struct DetectionConfiguration: Sendable {
         "quic": [443, 80, 8443], "ssh": [22], "mqtt": [1883], "smtp": [25, 587, 2525], "imap": [143], "pop3": [110],
         "dns": [53, 5353, 5355],
     ]
+    public var identifiers = IdentifierConfiguration()
+    public var dnsTunnel = DNSTunnelConfiguration()
+    public var tls = TLSAnomalyConfiguration()
+    /// Built-in detectors turned off (by the categories they raise).
+    public var disabled: Set<AlertCategory> = []
     public init() {}
+
+    @inline(__always) public func on(_ c: AlertCategory) -> Bool { !disabled.contains(c) }
+}
+
+/// Parameters of the `tls-anomaly` detector.
+public struct TLSAnomalyConfiguration: Sendable {
+    /// Negotiated versions that are obsolete (RFC 8996 deprecates TLS 1.0 and 1.1; SSLv3 is broken).
+    public var obsoleteVersions: Set<UInt16> = [0x0002, 0x0300, 0x0301, 0x0302]
+    /// Whether a ClientHello without SNI to a foreign address is an anomaly (apps that connect to hard-coded
+    /// addresses often send none).
+    public var noSNIForeign = true
+    public init() {}
+
+    static let versions: [String: UInt16] = ["SSLv2": 0x0002, "SSLv3": 0x0300, "TLS 1.0": 0x0301, "TLS 1.1": 0x0302, "TLS 1.2": 0x0303]
 }
 
 /// What the pipeline knows about a flow when it ends, as the detectors need it.
@@ -92,7 +112,7 @@ public final class DetectionEngine {
     public let namedDevices: Set<IPAddress>
     public private(set) var ledger: [Pair: EndpointTotals] = [:]
     /// Every alert raised so far, in the order raised (for the verdict at the end).
-    public private(set) var raised: [Alert] = []
+    public internal(set) var raised: [Alert] = []
     /// How many of `raised` the pipeline has taken.
     private var taken = 0
 
@@ -110,9 +130,41 @@ public final class DetectionEngine {
         var target: String
     }
 
-    public init(configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = []) {
+    /// Declarative rules of the pack, evaluated on every ended flow of a device.
+    public let rules: [Rule]
+    /// Keys of rule firings already made (rule index and device, endpoint or flow), per the rule's `per`.
+    var ruleFired: Set<RuleKey> = []
+    struct RuleKey: Hashable {
+        var rule: Int
+        var device: IPAddress
+        var endpoint: IPAddress?
+        var flow: UInt64?
+    }
+    /// Application facts of live flows, by flow id (taken when the flow ends).
+    var facts: [UInt64: FlowFacts] = [:]
+    /// Device × endpoint (or DNS domain) × kind already reported as identifier leaks.
+    var identifierRaised: Set<IdentifierKey> = []
+    public let identifierScanner: IdentifierScanner
+    let suffixes: PublicSuffixList
+    var dnsDomains: [DomainKey: DNSDomainTotals] = [:]
+    struct DomainKey: Hashable {
+        var device: IPAddress
+        var domain: String
+    }
+
+    /// Country data for endpoints known only from transactions (DNS resolvers, HTTP servers of live flows).
+    public let geo: GeoDatabase?
+
+    public init(
+        configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = [], rules: [Rule] = [],
+        geo: GeoDatabase? = nil
+    ) {
         self.configuration = configuration
+        self.geo = geo
         self.namedDevices = devices
+        self.rules = rules
+        identifierScanner = IdentifierScanner(configuration: configuration.identifiers)
+        suffixes = configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: "")
     }
 
     /// Whether `address`, as the initiator of a flow to a non-local address, is a device under test.
@@ -124,9 +176,13 @@ public final class DetectionEngine {
     public func flowEnded(_ e: EndedFlow) {
         let f = e.flow
         // Taken for every flow, device or not, so the table never keeps ended flows.
-        let body = httpBodies.removeValue(forKey: f.id)
+        let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
         let device = f.clientAddress, endpoint = f.serverAddress
-        guard isDevice(device), !AddressScope.isLocal(endpoint) else { return }
+        guard isDevice(device) else { return }
+        guard !AddressScope.isLocal(endpoint) else {
+            if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts)) }
+            return
+        }
         let pair = Pair(device: device, endpoint: endpoint)
         var t = ledger[pair] ?? EndpointTotals(first: f.start, last: f.end)
         t.flows += 1
@@ -138,13 +194,14 @@ public final class DetectionEngine {
         if t.destination == nil { t.destination = e.destination }
         let foreign = e.destination?.scope == .foreign
 
-        if foreign, t.raised.insert(AlertCategory.foreignEndpoint.rawValue).inserted {
+        let on = configuration.on
+        if foreign, on(.foreignEndpoint), t.raised.insert(AlertCategory.foreignEndpoint.rawValue).inserted {
             raise(.foreignEndpoint, .info, "\(device) exchanged traffic with \(describe(endpoint, t))", e, pair, [
                 ("first_contact", .string(t.first.rfc3339)),
                 ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
             ])
         }
-        if foreign, !t.raised.contains(AlertCategory.foreignUpload.rawValue) {
+        if foreign, on(.foreignUpload), !t.raised.contains(AlertCategory.foreignUpload.rawValue) {
             let byVolume = t.sent >= configuration.uploadBytes
             let byRatio = t.sent >= configuration.uploadRatioMinimumBytes
                 && Double(t.sent) >= configuration.uploadRatio * Double(max(t.received, 1))
@@ -158,7 +215,7 @@ public final class DetectionEngine {
                       ])
             }
         }
-        if let i = e.indicator, t.raised.insert(AlertCategory.iocMatch.rawValue).inserted {
+        if let i = e.indicator, on(.iocMatch), t.raised.insert(AlertCategory.iocMatch.rawValue).inserted {
             var evidence: [(String, EvidenceValue)] = [
                 ("indicator", .string(i.value)), ("indicator_type", .string(i.kind.rawValue)), ("source", .string(i.source)),
             ]
@@ -169,7 +226,7 @@ public final class DetectionEngine {
         // A known protocol off its ports, or an unidentified one on a high TCP port (UDP: media, games and VPNs use
         // any port), with data both ways: foreign endpoints only. Informational, except a cleartext protocol off its
         // ports (HTTP on 5555...), which is low: benign apps do both (messengers on 5222, TLS on 8080/9001).
-        if foreign, e.sent > 0, e.received > 0, f.key.ipProtocol == 6 || (f.key.ipProtocol == 17 && e.app != "unknown"),
+        if foreign, on(.nonStandardPort), e.sent > 0, e.received > 0, f.key.ipProtocol == 6 || (f.key.ipProtocol == 17 && e.app != "unknown"),
            !configuration.noDNSExemptPorts.contains(f.serverPort) {
             let known = configuration.standardPorts[e.app]
             let odd = known.map { !$0.contains(f.serverPort) } ?? (e.app == "unknown" && f.serverPort >= 1024)
@@ -183,8 +240,8 @@ public final class DetectionEngine {
                       ])
             }
         }
-        let clear = e.app == "http" ? body ?? 0 : e.sent
-        if configuration.cleartextProtocols.contains(e.app), clear > 0 {
+        let clear = e.app == "http" ? facts.httpBodyBytes : e.sent
+        if on(.cleartext), configuration.cleartextProtocols.contains(e.app), clear > 0 {
             t.cleartextSent += clear
             if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
             if t.cleartextSent >= configuration.cleartextBytes, t.raised.insert(AlertCategory.cleartext.rawValue).inserted {
@@ -197,7 +254,7 @@ public final class DetectionEngine {
             }
         }
         // A flow already running when the capture began may have been resolved before it: not evidence.
-        if e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
+        if on(.noDNSEndpoint), e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
            t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
             // A name inside the flow (SNI, Host) suggests resolution the capture did not see (before it, or DoH).
             // Low at most: messengers hard-code their servers and learn media relays in-band (nDPI's benign phone
@@ -208,9 +265,11 @@ public final class DetectionEngine {
                     ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
                   ])
         }
+        if on(.tlsAnomaly) { tlsAnomalies(e, facts, &t, pair, foreign: foreign) }
         ledger[pair] = t
+        if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: t, facts: facts)) }
         // Beaconing: contacts that got an answer, on ports where periodic traffic is not expected anyway.
-        if f.server.packets > 0, !configuration.noDNSExemptPorts.contains(f.serverPort) {
+        if on(.beaconing), f.server.packets > 0, !configuration.noDNSExemptPorts.contains(f.serverPort) {
             var targets = [endpoint.description]
             if let name = e.names.first { targets.append(name) }
             // One alert per series: once the address or the name beacons, the other target stops counting.
@@ -253,13 +312,6 @@ public final class DetectionEngine {
             ]))
     }
 
-    /// HTTP request body bytes per live flow (from the HTTP parser's transactions).
-    private var httpBodies: [UInt64: Int] = [:]
-
-    /// Records an HTTP request of a flow (its body counts as cleartext upload when the flow ends).
-    public func httpRequest(flowID: UInt64, bodyLength: Int) {
-        if bodyLength > 0 { httpBodies[flowID, default: 0] += bodyLength }
-    }
 
     /// Flows that already have an `evasion` alert (one per flow).
     private var evasiveFlows: Set<UInt64> = []
@@ -269,7 +321,7 @@ public final class DetectionEngine {
     public func overlapConflict(
         _ c: OverlapConflict, flow f: Flow, policy: String, destination: GeoInfo?, timestamp: Timestamp
     ) {
-        guard evasiveFlows.insert(f.id).inserted else { return }
+        guard configuration.on(.evasion), evasiveFlows.insert(f.id).inserted else { return }
         let direction = c.direction == 0 ? "to_server" : "to_client"
         raised.append(Alert(
             category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,
@@ -282,7 +334,7 @@ public final class DetectionEngine {
             ]))
     }
 
-    private func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
+    func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
         var s = endpoint.description
         if let n = t.names.first { s += " (\(n))" }
         if let g = t.destination {
@@ -294,7 +346,7 @@ public final class DetectionEngine {
         return s
     }
 
-    private func raise(
+    func raise(
         _ category: AlertCategory, _ severity: Severity, _ message: String, _ e: EndedFlow, _ pair: Pair,
         _ evidence: [(String, EvidenceValue)]
     ) {

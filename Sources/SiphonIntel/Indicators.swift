@@ -24,7 +24,7 @@ public struct IntelError: Error, CustomStringConvertible, Sendable {
 public final class IndicatorSet: @unchecked Sendable {
     public private(set) var indicators: [Indicator] = []
     private var ips: [IPAddress: Int] = [:]
-    private var cidrs: [(IPAddress, Int, Int)] = []
+    private var cidrs: [(IPNetwork, Int)] = []
     private var domains: [String: Int] = [:]
     private var urls: [String: Int] = [:]
     /// Entries a feed holds that are not network indicators (file hashes, package names, e-mail...), per feed.
@@ -43,10 +43,8 @@ public final class IndicatorSet: @unchecked Sendable {
             if ips[a] == nil { ips[a] = indicators.count; indicators.append(Indicator(kind: .ip, value: a.description, source: source, tag: tag)) }
             return true
         }
-        if let slash = value.firstIndex(of: "/"), let a = IPAddress(String(value[..<slash])),
-            let bits = Int(value[value.index(after: slash)...]), bits >= 0, bits <= (a.isIPv6 ? 128 : 32)
-        {
-            cidrs.append((a, bits, indicators.count))
+        if value.contains("/"), let network = IPNetwork(value) {
+            cidrs.append((network, indicators.count))
             indicators.append(Indicator(kind: .cidr, value: value, source: source, tag: tag))
             return true
         }
@@ -67,18 +65,8 @@ public final class IndicatorSet: @unchecked Sendable {
     /// The indicator an address matches (exact, then CIDR).
     public func match(address: IPAddress) -> Indicator? {
         if let i = ips[address] { return indicators[i] }
-        for (network, bits, i) in cidrs where network.isIPv6 == address.isIPv6 && IndicatorSet.prefix(address, network, bits) {
-            return indicators[i]
-        }
+        for (network, i) in cidrs where network.contains(address) { return indicators[i] }
         return nil
-    }
-
-    static func prefix(_ a: IPAddress, _ n: IPAddress, _ bits: Int) -> Bool {
-        let width = a.isIPv6 ? 128 : 32
-        let shift = width - bits
-        if !a.isIPv6 { return bits == 0 || a.low >> UInt64(shift) == n.low >> UInt64(shift) }
-        if bits <= 64 { return bits == 0 || a.high >> UInt64(64 - bits) == n.high >> UInt64(64 - bits) }
-        return a.high == n.high && (bits == 128 || a.low >> UInt64(128 - bits) == n.low >> UInt64(128 - bits))
     }
 
     /// The indicator a host name matches: itself or any parent domain (label by label).

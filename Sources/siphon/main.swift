@@ -10,7 +10,7 @@ struct SiphonCommand: ParsableCommand {
         commandName: "siphon",
         abstract: "Find devices that siphon data abroad, from what they said on the wire.",
         version: "0.1.0",
-        subcommands: [Scan.self, Lookup.self])
+        subcommands: [Scan.self, Lookup.self, Rules.self])
 }
 
 struct Scan: ParsableCommand {
@@ -67,8 +67,14 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("HTTP body bytes kept per message for the identifier detectors.", valueName: "bytes"))
     var httpBodyDepth: Int = 4096
 
-    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign.", valueName: "codes"))
-    var home: String = "FR"
+    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign. Default: the rule pack's (FR).", valueName: "codes"))
+    var home: String?
+
+    @Option(help: ArgumentHelp("Rule pack: a YAML file or a directory of them (default: the embedded pack, rules/ of the source).", valueName: "path"))
+    var rules: String?
+
+    @Option(help: ArgumentHelp("The device's identifiers (YAML: imei, imsi, iccid, phone, mac, serial, other), matched with their encodings and hashes.", valueName: "file"))
+    var identifiers: [String] = []
 
     @Option(help: ArgumentHelp("A MaxMind DB (country, city or ASN) consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
     var geoDb: [String] = []
@@ -112,7 +118,16 @@ struct Scan: ParsableCommand {
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
-        options.geo = try loadGeo(home: home, databases: geoDb)
+        let pack = try loadPack(rules)
+        options.detection = pack.configuration
+        options.rules = pack.rules
+        for path in identifiers {
+            do { options.detection?.identifiers.known += try KnownIdentifier.load(path: path) } catch {
+                printError("\(error)")
+                throw ExitCode(2)
+            }
+        }
+        options.geo = try loadGeo(home: home ?? pack.home.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
         if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
         for text in device {
             guard let address = IPAddress(text) else {
@@ -219,6 +234,59 @@ struct Lookup: ParsableCommand {
             }
         }
         if failed { throw ExitCode(2) }
+    }
+}
+
+/// The rule pack at `path` (nil: the embedded one); exit 2 listing every problem on failure.
+func loadPack(_ path: String?) throws -> RulePack {
+    do {
+        return try path.map { p throws(RulePackErrors) in try RulePack.load(path: p) } ?? RulePack.embedded()
+    } catch {
+        printError("\(error)")
+        throw ExitCode(2)
+    }
+}
+
+struct Rules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with rule packs.", subcommands: [Check.self, Fields.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a rule pack: every error with its file and line; exit 1 when there is one.")
+
+        @Argument(help: "Rule pack files or directories (default: the embedded pack).")
+        var paths: [String] = []
+
+        func run() throws {
+            var failed = false
+            let packs: [(String, Result<RulePack, RulePackErrors>)] = paths.isEmpty
+                ? [("(embedded)", Result { () throws(RulePackErrors) in try RulePack.embedded() })]
+                : paths.map { p in (p, Result { () throws(RulePackErrors) in try RulePack.load(path: p) }) }
+            for (path, result) in packs {
+                switch result {
+                case .success(let pack):
+                    let home = pack.home.map { $0.sorted().joined(separator: ",") } ?? "not set"
+                    let off = pack.configuration.disabled.map(\.rawValue).sorted()
+                    print("\(path): OK: \(pack.files.count) file\(pack.files.count == 1 ? "" : "s"), \(pack.rules.count) rules, home \(home)"
+                        + (off.isEmpty ? "" : ", detectors off: \(off.joined(separator: ", "))"))
+                case .failure(let errors):
+                    failed = true
+                    print(errors.description)
+                    print("\(path): \(errors.issues.count) error\(errors.issues.count == 1 ? "" : "s")")
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Fields: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the fields declarative rules can test, with their types.")
+        func run() {
+            for f in RuleField.all.values.sorted(by: { $0.name < $1.name }) {
+                print("\(f.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(f.type.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f.help)")
+            }
+        }
     }
 }
 

@@ -70,8 +70,14 @@ import Testing
         let got = try alerts(home: countries)
         #expect(endpoints(got, "foreign-endpoint").isEmpty)
         #expect(endpoints(got, "foreign-upload").isEmpty)
-        // At home, the hard-coded address and the cleartext upload stay worth a look, at low severity at most.
-        for a in got { #expect(["info", "low"].contains((a["alert"] as? [String: Any])?["severity"] as? String ?? "")) }
+        // At home, the hard-coded address and the cleartext upload stay worth a look, at low severity at most; a
+        // handset identifier (IMEI, IMSI) in clear stays medium wherever it goes, never high.
+        for a in got {
+            let alert = a["alert"] as? [String: Any]
+            let strong = alert?["category"] as? String == "identifier-leak"
+                && ["imei", "imsi", "iccid"].contains((a["evidence"] as? [String: Any])?["kind"] as? String ?? "")
+            #expect((strong ? ["medium"] : ["info", "low"]).contains(alert?["severity"] as? String ?? ""), "\(alert ?? [:])")
+        }
     }
 
     @Test func namedDevicesOnly() throws {

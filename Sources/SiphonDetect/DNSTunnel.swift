@@ -1,0 +1,107 @@
+internal import Foundation
+public import SiphonCore
+
+/// The Public Suffix List (publicsuffix.org; a copy ships in `data/`, see SOURCES.md there): which part of a name
+/// is a public suffix, so which is the registered domain (`a.b.example.co.uk` → `example.co.uk`).
+public final class PublicSuffixList: Sendable {
+    private let rules: Set<String>
+    private let wildcards: Set<String>
+    private let exceptions: Set<String>
+    public let ruleCount: Int
+
+    public init(text: String) {
+        var rules: Set<String> = [], wildcards: Set<String> = [], exceptions: Set<String> = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let rule = line.prefix { $0 != " " && $0 != "\t" }.lowercased()
+            if rule.isEmpty || rule.hasPrefix("//") { continue }
+            if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
+                wildcards.insert(String(rule.dropFirst(2)))
+            } else {
+                rules.insert(rule)
+            }
+        }
+        self.rules = rules
+        self.wildcards = wildcards
+        self.exceptions = exceptions
+        ruleCount = rules.count + wildcards.count + exceptions.count
+    }
+
+    /// The list shipped with Siphon (loaded once per process: it is immutable).
+    public static let shared: PublicSuffixList = {
+        let url = Bundle.module.url(forResource: "public_suffix_list", withExtension: "dat", subdirectory: "data")
+        let text = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
+        return PublicSuffixList(text: text)
+    }()
+
+    /// The registered domain of `name` (its public suffix plus one label), or nil when the name is a public
+    /// suffix itself. Names under no listed suffix take the last label as suffix (the PSL's `*` default rule).
+    public func registeredDomain(_ name: String) -> String? {
+        var n = name.lowercased()
+        if n.hasSuffix(".") { n.removeLast() }
+        let labels = n.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, !labels.contains(where: \.isEmpty) else { return nil }
+        // The longest matching rule gives the suffix length in labels.
+        var suffixLabels = 1
+        for i in 0..<labels.count {
+            let candidate = labels[i...].joined(separator: ".")
+            if exceptions.contains(candidate) { suffixLabels = labels.count - i - 1; break }
+            if rules.contains(candidate) { suffixLabels = labels.count - i; break }
+            if i + 1 < labels.count, wildcards.contains(labels[(i + 1)...].joined(separator: ".")) {
+                suffixLabels = labels.count - i
+                break
+            }
+        }
+        guard labels.count > suffixLabels else { return nil }
+        return labels[(labels.count - suffixLabels - 1)...].joined(separator: ".")
+    }
+}
+
+/// Parameters of the `dns-tunnel` detector.
+public struct DNSTunnelConfiguration: Sendable {
+    /// Unique query names under one registered domain before the detector judges it.
+    public var minimumNames = 30
+    /// Fraction of those names that must look encoded.
+    public var encodedFraction = 0.5
+    /// A subdomain part at least this long looks encoded...
+    public var longSubdomain = 40
+    /// ...as does a label of at least 16 characters with this entropy (bits per character) or more.
+    public var entropy = 3.5
+    /// TXT and NULL queries under one registered domain that make a data channel by themselves (with `minimumNames`
+    /// distinct names).
+    public var txtQueries = 50
+    /// Distinct names kept per device × domain (the count goes on, the set stops growing).
+    public var maximumNames = 10_000
+    public init() {}
+}
+
+/// What one device asked of one registered domain.
+struct DNSDomainTotals {
+    var names: Set<String> = []
+    var uniqueNames = 0
+    var encodedNames = 0
+    var queries = 0
+    var txtQueries = 0
+    var subdomainBytes = 0
+    var longestLabel = 0
+    var entropySum = 0.0
+    var examples: [String] = []
+    var first: Timestamp
+    var last: Timestamp
+    var raised = false
+}
+
+enum DNSNames {
+    /// Shannon entropy of the characters of `s`, in bits per character.
+    static func entropy<S: Sequence>(_ s: S) -> Double where S.Element == UInt8 {
+        var counts = [Int](repeating: 0, count: 256)
+        var n = 0
+        for b in s { counts[Int(b)] += 1; n += 1 }
+        guard n > 0 else { return 0 }
+        var h = 0.0
+        for c in counts where c > 0 {
+            let p = Double(c) / Double(n)
+            h -= p * log2(p)
+        }
+        return h
+    }
+}

@@ -1,0 +1,277 @@
+public import SiphonCore
+public import SiphonFlows
+public import SiphonGeo
+public import SiphonApp
+
+/// What the application layer said of one flow, kept until the flow ends for the detectors and the rules.
+public struct FlowFacts: Sendable {
+    public var sni: String?
+    public var ja3: String?
+    public var ja4: String?
+    public var ja3s: String?
+    /// The version the server chose, or the highest one the client offered when no ServerHello was seen.
+    public var tlsVersion: UInt16?
+    public var serverHelloSeen = false
+    public var certificate: X509Summary?
+    public var httpMethods: [String] = []
+    public var httpURIs: [String] = []
+    public var userAgents: [String] = []
+    public var httpBodyBytes = 0
+    public init() {}
+
+    /// TLS/SSL version names as Wireshark prints them.
+    public static func versionName(_ v: UInt16) -> String {
+        switch v {
+        case 0x0002: "SSLv2"
+        case 0x0300: "SSLv3"
+        case 0x0301: "TLS 1.0"
+        case 0x0302: "TLS 1.1"
+        case 0x0303: "TLS 1.2"
+        case 0x0304: "TLS 1.3"
+        default: String(format: "0x%04x", v)
+        }
+    }
+}
+
+/// What a declarative rule sees when a device's flow ends: the flow, the device × endpoint totals including it,
+/// and the flow's application facts.
+public struct RuleContext {
+    public var flow: EndedFlow
+    public var totals: EndpointTotals?
+    public var facts: FlowFacts
+}
+
+/// The type of a rule field, which decides the operators allowed on it.
+public enum FieldType: String, Sendable {
+    case int, double, string, strings, bool, address
+}
+
+/// One field's value for one flow.
+public enum FieldValue {
+    case int(Int), double(Double), string(String), strings([String]), bool(Bool), address(IPAddress)
+
+    var text: String {
+        switch self {
+        case .int(let v): String(v)
+        case .double(let v): v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(format: "%.2f", v)
+        case .string(let v): v
+        case .strings(let v): v.isEmpty ? "-" : v.joined(separator: ", ")
+        case .bool(let v): v ? "true" : "false"
+        case .address(let v): v.description
+        }
+    }
+}
+
+/// A field rules can test: its name, type, meaning and how to read it.
+public struct RuleField: Sendable {
+    public let name: String
+    public let type: FieldType
+    public let help: String
+    let get: @Sendable (RuleContext) -> FieldValue?
+
+    /// Every field, by name (the rule-pack reference in docs/rules.md lists them).
+    public static let all: [String: RuleField] = {
+        var d: [String: RuleField] = [:]
+        func add(_ name: String, _ type: FieldType, _ help: String, _ get: @escaping @Sendable (RuleContext) -> FieldValue?) {
+            d[name] = RuleField(name: name, type: type, help: help, get: get)
+        }
+        @Sendable func text(_ s: String?) -> FieldValue? { s.map { .string($0) } }
+        add("app", .string, "application protocol identified by content (tls, http, dns, quic, ssh, mqtt..., unknown)") { .string($0.flow.app) }
+        add("proto", .string, "transport: TCP, UDP, ICMP or the IP protocol number") {
+            switch $0.flow.flow.key.ipProtocol {
+            case 6: .string("TCP")
+            case 17: .string("UDP")
+            case 1, 58: .string("ICMP")
+            case let p: .string(String(p))
+            }
+        }
+        add("device", .address, "the device's address (the flow's initiator)") { .address($0.flow.flow.clientAddress) }
+        add("dest_ip", .address, "the endpoint's address (the flow's responder)") { .address($0.flow.flow.serverAddress) }
+        add("dest_port", .int, "the endpoint's port") { .int(Int($0.flow.flow.serverPort)) }
+        add("src_port", .int, "the device's port") { .int(Int($0.flow.flow.clientPort)) }
+        add("dest_country", .string, "located country of the endpoint (ISO 3166 code)") { text($0.flow.destination?.country) }
+        add("dest_registered_country", .string, "country the endpoint's address is registered in") { text($0.flow.destination?.registeredCountry) }
+        add("dest_asn", .int, "autonomous system number of the endpoint") { $0.flow.destination?.asn.map { .int(Int($0)) } }
+        add("dest_as_org", .string, "owner of that autonomous system") { text($0.flow.destination?.asOrganization) }
+        add("dest_scope", .string, "local, home, foreign or unknown") {
+            .string($0.flow.destination?.scope.rawValue ?? (AddressScope.isLocal($0.flow.flow.serverAddress) ? "local" : "unknown"))
+        }
+        add("names", .strings, "names known for the endpoint: DNS answers before the flow, SNI, HTTP Host") { .strings($0.flow.names) }
+        add("resolved", .bool, "whether a DNS answer seen before the flow gave the endpoint's address") { .bool(!$0.flow.resolvedNames.isEmpty) }
+        add("sent_bytes", .int, "application bytes the device sent in this flow") { .int($0.flow.sent) }
+        add("received_bytes", .int, "application bytes the device received in this flow") { .int($0.flow.received) }
+        add("ratio", .double, "sent_bytes / received_bytes (received counted as at least 1)") {
+            .double(Double($0.flow.sent) / Double(max($0.flow.received, 1)))
+        }
+        add("duration_s", .double, "flow duration in seconds") { .double(($0.flow.flow.end - $0.flow.flow.start).secondsDouble) }
+        add("packets_sent", .int, "packets from the device") { .int(Int($0.flow.flow.client.packets)) }
+        add("packets_received", .int, "packets from the endpoint") { .int(Int($0.flow.flow.server.packets)) }
+        add("state", .string, "how the flow ended: closed, reset, timeout, open-at-end") { .string($0.flow.flow.state.description) }
+        add("midstream", .bool, "a TCP flow that began before the capture") { .bool($0.flow.midstream) }
+        add("ioc", .bool, "whether the endpoint's address or a name is in a loaded indicator feed") { .bool($0.flow.indicator != nil) }
+        add("ioc_source", .string, "the feed of that indicator") { text($0.flow.indicator?.source) }
+        add("sni", .string, "TLS server name") { text($0.facts.sni) }
+        add("ja3", .string, "JA3 hash of the ClientHello") { text($0.facts.ja3) }
+        add("ja4", .string, "JA4 fingerprint of the ClientHello") { text($0.facts.ja4) }
+        add("ja3s", .string, "JA3S hash of the ServerHello") { text($0.facts.ja3s) }
+        add("tls_version", .string, "negotiated TLS version: SSLv3, TLS 1.0 ... TLS 1.3") { $0.facts.tlsVersion.map { .string(FlowFacts.versionName($0)) } }
+        add("cert_subject", .string, "subject of the server's certificate (TLS 1.2 and older)") { text($0.facts.certificate?.subject) }
+        add("cert_issuer", .string, "issuer of the server's certificate") { text($0.facts.certificate?.issuer) }
+        add("cert_self_signed", .bool, "whether that certificate's subject is its issuer") { $0.facts.certificate.map { .bool($0.selfIssued) } }
+        add("cert_names", .strings, "DNS names of that certificate (SANs, else its CN)") { $0.facts.certificate.map { .strings($0.dnsNames) } }
+        add("http_method", .strings, "HTTP request methods of the flow") { .strings($0.facts.httpMethods) }
+        add("http_uri", .strings, "HTTP request URIs of the flow") { .strings($0.facts.httpURIs) }
+        add("http_user_agent", .strings, "HTTP User-Agent values of the flow") { .strings($0.facts.userAgents) }
+        add("http_body_bytes", .int, "HTTP request body bytes the device sent in this flow") { .int($0.facts.httpBodyBytes) }
+        add("flows", .int, "flows between the device and the endpoint so far") { $0.totals.map { .int($0.flows) } }
+        add("total_sent_bytes", .int, "bytes the device sent to the endpoint so far (all flows)") { $0.totals.map { .int($0.sent) } }
+        add("total_received_bytes", .int, "bytes the device received from the endpoint so far") { $0.totals.map { .int($0.received) } }
+        add("total_ratio", .double, "total_sent_bytes / total_received_bytes") {
+            $0.totals.map { .double(Double($0.sent) / Double(max($0.received, 1))) }
+        }
+        return d
+    }()
+}
+
+/// A comparison operator of a rule condition.
+public enum RuleOperator: String, Sendable, CaseIterable {
+    case eq, ne, `in`, notIn = "not_in", gt, ge, lt, le, matches, suffix, contains
+
+    /// The operators each field type accepts.
+    static func allowed(for type: FieldType) -> [RuleOperator] {
+        switch type {
+        case .int, .double: [.eq, .ne, .in, .notIn, .gt, .ge, .lt, .le]
+        case .string, .strings: [.eq, .ne, .in, .notIn, .matches, .suffix, .contains]
+        case .bool: [.eq, .ne]
+        case .address: [.eq, .ne, .in, .notIn]
+        }
+    }
+}
+
+/// The constant side of a comparison, parsed and checked when the pack loads.
+public enum RuleOperand: @unchecked Sendable {
+    case number(Double)
+    case numbers([Double])
+    case text(String)
+    case texts([String])
+    case bool(Bool)
+    case networks([IPNetwork])
+    case regex(Regex<AnyRegexOutput>)
+}
+
+/// A rule's condition: comparisons of fields combined with all/any/not.
+public indirect enum RuleCondition: Sendable {
+    case all([RuleCondition])
+    case any([RuleCondition])
+    case not(RuleCondition)
+    case test(RuleField, RuleOperator, RuleOperand)
+
+    func evaluate(_ c: RuleContext) -> Bool {
+        switch self {
+        case .all(let cs): return cs.allSatisfy { $0.evaluate(c) }
+        case .any(let cs): return cs.contains { $0.evaluate(c) }
+        case .not(let x): return !x.evaluate(c)
+        case .test(let field, let op, let operand):
+            guard let value = field.get(c) else { return false }
+            return Self.compare(value, op, operand)
+        }
+    }
+
+    static func compare(_ value: FieldValue, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
+        switch value {
+        case .int(let v): return number(Double(v), op, operand)
+        case .double(let v): return number(v, op, operand)
+        case .bool(let v):
+            guard case .bool(let b) = operand else { return false }
+            return op == .eq ? v == b : v != b
+        case .string(let v): return text(v.lowercased(), op, operand)
+        case .strings(let vs):
+            // Negative operators hold when no element matches; positive ones when any does.
+            switch op {
+            case .ne: return !vs.contains { text($0.lowercased(), .eq, operand) }
+            case .notIn: return !vs.contains { text($0.lowercased(), .in, operand) }
+            default: return vs.contains { text($0.lowercased(), op, operand) }
+            }
+        case .address(let a):
+            guard case .networks(let ns) = operand else { return false }
+            let hit = ns.contains { $0.contains(a) }
+            return op == .eq || op == .in ? hit : !hit
+        }
+    }
+
+    static func number(_ v: Double, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
+        switch (op, operand) {
+        case (.eq, .number(let n)): v == n
+        case (.ne, .number(let n)): v != n
+        case (.gt, .number(let n)): v > n
+        case (.ge, .number(let n)): v >= n
+        case (.lt, .number(let n)): v < n
+        case (.le, .number(let n)): v <= n
+        case (.in, .numbers(let ns)): ns.contains(v)
+        case (.notIn, .numbers(let ns)): !ns.contains(v)
+        default: false
+        }
+    }
+
+    /// `v` is lower case; text operands were lowered when the pack loaded.
+    static func text(_ v: String, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
+        switch (op, operand) {
+        case (.eq, .text(let s)): v == s
+        case (.ne, .text(let s)): v != s
+        case (.in, .texts(let ss)): ss.contains(v)
+        case (.notIn, .texts(let ss)): !ss.contains(v)
+        case (.contains, .text(let s)): v.contains(s)
+        case (.suffix, .text(let s)): v == s || v.hasSuffix("." + s)
+        case (.suffix, .texts(let ss)): ss.contains { v == $0 || v.hasSuffix("." + $0) }
+        case (.matches, .regex(let r)): (try? r.firstMatch(in: v)) != nil
+        default: false
+        }
+    }
+}
+
+/// How often a rule may fire.
+public enum RuleRepeat: String, Sendable, CaseIterable {
+    /// Once per device × endpoint (the default: one alert per finding, not per connection).
+    case endpoint
+    /// For every flow that matches.
+    case flow
+    /// Once per device.
+    case device
+}
+
+/// A declarative rule of the pack: a condition on each ended flow of a device, and the alert it raises.
+public struct Rule: Sendable {
+    public var id: String
+    public var category: AlertCategory
+    public var severity: Severity
+    /// The message with `{field}` placeholders (checked when the pack loads).
+    public var message: String
+    public var condition: RuleCondition
+    public var per: RuleRepeat
+    /// Where the rule was written: `file:line`.
+    public var location: String
+
+    /// The message with each `{field}` replaced by its value for this flow (`-` when unknown).
+    func render(_ c: RuleContext) -> String {
+        var out = ""
+        var rest = Substring(message)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            out += rest[..<open]
+            let name = String(rest[rest.index(after: open)..<close])
+            out += RuleField.all[name].flatMap { $0.get(c) }?.text ?? "-"
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    /// The field names a message template uses.
+    static func placeholders(_ message: String) -> [String] {
+        var names: [String] = []
+        var rest = Substring(message)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            names.append(String(rest[rest.index(after: open)..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return names
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Siphon
+import Testing
+
+/// The identifier scanner on crafted payloads. Expected values come from outside the scanner: Luhn validity as
+/// computed by a Python reference (490154203237518 is Wikipedia's IMEI example; changing its last digit breaks
+/// the check), digests and base64 from coreutils (`printf %s V | md5sum`, `sha1sum`, `sha256sum`, `base64`).
+@Suite struct IdentifierTests {
+    private func scan(_ text: String, known: [KnownIdentifier] = [], kinds: Set<IdentifierKind>? = nil) -> [IdentifierMatch] {
+        var c = IdentifierConfiguration()
+        c.known = known
+        if let kinds { c.kinds = kinds }
+        let scanner = IdentifierScanner(configuration: c)
+        var out: [IdentifierMatch] = []
+        scanner.scan(Array(text.utf8), into: &out)
+        return out
+    }
+
+    private func kinds(_ m: [IdentifierMatch]) -> [String] { m.map { "\($0.kind.rawValue)=\($0.value)" } }
+
+    @Test func genericPatternsWithValidityChecks() {
+        // IMEI: 15 digits, Luhn-valid, reporting body 49. One digit off fails Luhn; so does a 15-digit order id.
+        #expect(kinds(scan("imei=490154203237518&x=1")) == ["imei=490154203237518"])
+        #expect(scan("id=490154203237519").isEmpty)
+        #expect(scan("order 123456789012345 ok").isEmpty)
+        // Inside a longer alphanumeric token it is not an identifier (hashes, base64).
+        #expect(scan("a490154203237518").isEmpty && scan("4901542032375180").isEmpty)
+        // IMSI: 15 digits with a real MCC (208, France), only where the payload names it.
+        #expect(kinds(scan("{\"imsi\":\"208150123456789\"}")) == ["imsi=208150123456789"])
+        #expect(kinds(scan("{\"imsi\":\"999150123456789\"}")).isEmpty, "999 is no MCC")
+        // ICCID: 89..., 19-20 digits, Luhn-valid.
+        #expect(kinds(scan("iccid:89014103211118510720;")) == ["iccid=89014103211118510720"])
+        #expect(scan("iccid:89014103211118510721;").isEmpty)
+        // Phone numbers: French mobiles in E.164 always; national form or other countries with a keyword.
+        #expect(kinds(scan("x=+33612345678")) == ["phone=+33612345678"])
+        #expect(kinds(scan("msisdn=+14155550123")) == ["phone=+14155550123"])
+        #expect(scan("v=+14155550123").isEmpty)
+        #expect(kinds(scan("tel: 0612345678")) == ["phone=0612345678"])
+        #expect(scan("id 0612345678").isEmpty)
+        // MAC addresses, not broadcast or multicast ones.
+        #expect(kinds(scan("wifi=02:A4:C2:11:33:02;")) == ["mac=02:a4:c2:11:33:02"])
+        #expect(kinds(scan("m 00-1a-2b-3c-4d-5e")) == ["mac=00:1a:2b:3c:4d:5e"])
+        #expect(scan("ff:ff:ff:ff:ff:ff 01:00:5e:00:00:fb bssid=02:00:00:00:00:00").isEmpty)
+        // Coordinates: with a keyword, or a bare pair of 5+ decimals; not version numbers or lone decimals.
+        #expect(kinds(scan("{\"lat\": 48.8566, \"lon\": 2.3522}")) == ["location=48.8566,2.3522"])
+        #expect(kinds(scan("pos=48.85661,-2.35222")) == ["location=48.85661,-2.35222"])
+        #expect(scan("v1.2345,2.3456 build").isEmpty)
+        #expect(scan("ratio 0.12345 and 0.54321").isEmpty)
+        #expect(scan("lat=95.1234,lon=2.1234").isEmpty, "latitude beyond 90")
+        // Kinds can be turned off.
+        #expect(scan("imei=490154203237518", kinds: [.mac]).isEmpty)
+    }
+
+    @Test func knownIdentifiersInTheirEncodings() {
+        let known = [
+            KnownIdentifier(kind: .imei, value: "490154203237518"),
+            KnownIdentifier(kind: .phone, value: "+33612345678"),
+            KnownIdentifier(kind: .mac, value: "02:a4:c2:11:33:02"),
+            KnownIdentifier(kind: .serial, value: "X9MINI0042"),
+        ]
+        let cases: [(String, String, String)] = [
+            ("h=0eaed834a1e6f4b2bf0c024e0013dea1", "490154203237518", "md5"),
+            ("h=97A2105232ECC8756F03A029A839B97DED59207D", "490154203237518", "sha1"),
+            ("h=1f0b62b5f05f305e9251c88be27c9e519449e8e34a00a59ec0a534d85ecfaf08", "490154203237518", "sha256"),
+            ("d=343930313534323033323337353138", "490154203237518", "hex"),
+            ("d=NDkwMTU0MjAzMjM3NTE4", "490154203237518", "base64"),
+            // The IMEI inside a base64 JSON blob, at each of the three alignments ({"id":"...} with 0, 1, 2 bytes before).
+            ("b=eyJpZCI6IjQ5MDE1NDIwMzIzNzUxOCJ9", "490154203237518", "base64"),
+            ("b=eHsiaWQiOiI0OTAxNTQyMDMyMzc1MTgifQ==", "490154203237518", "base64"),
+            ("b=eHl7ImlkIjoiNDkwMTU0MjAzMjM3NTE4In0=", "490154203237518", "base64"),
+            ("p=KzMzNjEyMzQ1Njc4", "+33612345678", "base64"),
+            ("p=60dd761f55cb17f0532c9fb1679e8ddd", "+33612345678", "md5"),
+            ("n=0612345678&", "+33612345678", "national"),
+            ("n=%2B33612345678&", "+33612345678", "url"),
+            ("m=02a4c2113302", "02:a4:c2:11:33:02", "plain"),
+            ("m=d21848ba32d81c8463503bc5431b83ff", "02:a4:c2:11:33:02", "md5"),
+            ("s=x9mini0042;", "X9MINI0042", "plain"),
+        ]
+        for (payload, value, encoding) in cases {
+            let got = scan(payload, known: known)
+            #expect(got.contains { $0.known && $0.value == value && $0.encoding == encoding }, "\(payload): \(got)")
+        }
+        // Offsets and excerpts point at the bytes.
+        let m = scan("abc h=0eaed834a1e6f4b2bf0c024e0013dea1 xyz", known: known).first { $0.encoding == "md5" }
+        #expect(m?.offset == 6 && m?.length == 32)
+        #expect(m?.excerpt == "abc h=0eaed834a1e6f4b2bf0c024e0013dea1 xyz")
+        // A digest inside a longer hex string is not a match; neither is a near miss.
+        #expect(!scan("h=00eaed834a1e6f4b2bf0c024e0013dea1", known: known).contains { $0.encoding == "md5" })
+        #expect(scan("x=0eaed834a1e6f4b2bf0c024e0013dea2", known: known).isEmpty)
+    }
+
+    @Test func identifiersFile() throws {
+        let dir = FileManager.default.temporaryDirectory.path
+        let good = dir + "/ids-\(getpid()).yaml"
+        try "imei: [\"490154203237518\"]\nphone: \"+33612345678\"\nserial: [X9MINI0042]\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let ids = try KnownIdentifier.load(path: good)
+        #expect(ids == [KnownIdentifier(kind: .imei, value: "490154203237518"), KnownIdentifier(kind: .phone, value: "+33612345678"),
+                        KnownIdentifier(kind: .serial, value: "X9MINI0042")])
+        let bad = dir + "/ids-bad-\(getpid()).yaml"
+        try "imei: [\"490154203237518\"]\nimeii: [\"1\"]\nserial: [abc]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let errors = try #require(throws: RulePackErrors.self) { try KnownIdentifier.load(path: bad) }
+        #expect(errors.issues.map(\.line) == [2, 3], "\(errors)")
+    }
+
+    @Test func publicSuffixList() {
+        let psl = PublicSuffixList.shared
+        #expect(psl.ruleCount > 9000)
+        // Cases from the list's own test file (publicsuffix.org/list/test/, checkPublicSuffix).
+        #expect(psl.registeredDomain("www.example.com") == "example.com")
+        #expect(psl.registeredDomain("a.b.example.uk.com") == "example.uk.com")
+        #expect(psl.registeredDomain("b.test.ac") == "test.ac")
+        #expect(psl.registeredDomain("a.b.c.kobe.jp") == "b.c.kobe.jp")  // *.kobe.jp
+        #expect(psl.registeredDomain("www.city.kobe.jp") == "city.kobe.jp")  // !city.kobe.jp
+        #expect(psl.registeredDomain("a.b.test.ck") == "b.test.ck")  // *.ck
+        #expect(psl.registeredDomain("www.www.ck") == "www.ck")  // !www.ck
+        #expect(psl.registeredDomain("us.com") == nil && psl.registeredDomain("com") == nil)
+        #expect(psl.registeredDomain("a.b.example.local") == "example.local")  // the default * rule
+        #expect(psl.registeredDomain("WWW.Example.CO.UK.") == "example.co.uk")
+    }
+}

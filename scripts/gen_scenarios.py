@@ -1,0 +1,758 @@
+#!/usr/bin/env python3
+"""Writes the detector scenarios: one small capture per behaviour, each with a manifest of the alerts it must raise.
+
+Usage: scripts/gen_scenarios.py [OUT_DIR]   (default: captures/scenarios in the repository)
+For each scenario NAME: OUT_DIR/NAME.pcap and OUT_DIR/NAME.json, NAME.identifiers.yaml for those scanned with
+`--identifiers`; then ioc-match.ioc.txt (the IOC list two scenarios load) and SOURCES.tsv. captures/scenarios/README.md
+(what each scenario is) is written by hand.
+Deterministic: every scenario has its own seed (CRC-32 of its name) and starts at 2025-03-14T09:00:00Z; running
+it twice writes byte-identical files.
+
+The device is 192.168.1.23 (MAC 02:a4:c2:11:33:02) on 192.168.1.0/24; the router 192.168.1.1 is its gateway and
+DNS resolver. Remote addresses are real public ones chosen for their registry country (FR home: Free, Gandi,
+Scaleway; foreign: Alibaba CN/US, China Mobile, Vultr, Fastly, Cloudflare, Google, Amazon, Digital Network RU);
+host names are fictional, certificates are built by hand (pcapgen.certificate) and signed by nobody.
+
+Manifest (NAME.json): {"capture", "description", "device", "args" (extra `siphon scan` arguments, paths relative
+to the repository), "benign", "expect"}: `expect` lists every alert above info the detectors (the eight built-in
+ones plus identifier-leak, dns-tunnel and tls-anomaly) must raise, as {category, severity, dest_ip[, evidence]}.
+The info-level alerts a scenario raises (foreign-endpoint, no-dns-endpoint with a name, non-standard-port for an
+unidentified protocol) are in its description, not in `expect`. Packet builders: scripts/pcapgen.py.
+"""
+import base64, hashlib, json, os, random, sys, zlib
+from pcapgen import (Capture, app_data, certificate, client_finish, client_finish13, client_hello, http_request,
+                     http_response, mqtt_connack, mqtt_connect, mqtt_disconnect, mqtt_publish, server_finish,
+                     server_flight, server_hello13, x509_name)
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REL = "captures/scenarios"
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, REL)
+T0 = 1741942800.0  # 2025-03-14T09:00:00Z
+DEVICE = "192.168.1.23"
+IMEI, IMSI, PHONE, SERIAL = "356938035643809", "208150123456789", "+33612345678", "X9MINI0042"
+ICCID = "893315031900012345"  # + Luhn check digit below
+
+# Remote addresses (registry country checked with `siphon lookup`).
+FREE, GANDI, SCALEWAY = "212.27.48.10", "217.70.184.38", "195.154.1.1"                  # FR (home)
+ALIBABA_CN, CHINA_MOBILE, ALIBABA_US = "120.77.166.21", "39.156.66.10", "47.88.1.1"    # CN, CN, US
+VULTR, FASTLY, CLOUDFLARE, GOOGLE, AMAZON = "45.77.0.1", "151.101.1.69", "104.16.132.229", "142.250.179.78", "52.84.1.1"
+RU_HOST, NTP_HOST = "95.163.1.1", "162.159.200.1"                                       # RU, US (Cloudflare time)
+
+CA = x509_name("Example Issuing CA R1", "Example Trust Services", "US")
+ROOT_CA = x509_name("Example Root CA X1", "Example Trust Services", "US")
+
+
+def luhn_digit(digits):
+    """The check digit that makes `digits` + it pass the Luhn check."""
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        v = int(d) * (2 if i % 2 == 0 else 1)
+        total += v - 9 if v > 9 else v
+    return str((10 - total % 10) % 10)
+
+
+def luhn_ok(number):
+    return luhn_digit(number[:-1]) == number[-1]
+
+
+def not_luhn(digits14):
+    """A 15-digit number that fails the Luhn check."""
+    good = luhn_digit(digits14)
+    return digits14 + str((int(good) + 5) % 10)
+
+
+ICCID += luhn_digit(ICCID)
+assert luhn_ok(IMEI) and not luhn_ok(IMSI) and luhn_ok(ICCID)
+
+
+class Scenario:
+    """A capture being written: the packet builders, a DNS query id and source port counter, the manifest."""
+
+    def __init__(self, name, description, benign=False, args=()):
+        self.name, self.description, self.benign, self.args = name, description, benign, list(args)
+        self.rng = random.Random(zlib.crc32(name.encode()))
+        self.cap = Capture(self.rng, device=DEVICE)
+        self.qid = 0x1000
+        self.port = 50000
+        self.expect = []
+
+    def sport(self):
+        self.port += 1
+        return self.port
+
+    def resolve(self, t, name, address, cname=None, qtype="A"):
+        """A lookup through the router: name (-> cname) -> address."""
+        self.qid += 1
+        answers = [(name, "CNAME", cname), (cname, "A", address)] if cname else [(name, "A", address)]
+        self.cap.dns(t, self.qid, name, answers, qtype=qtype)
+
+    def alert(self, category, severity, dest_ip, **evidence):
+        e = {"category": category, "severity": severity, "dest_ip": dest_ip}
+        if evidence:
+            e["evidence"] = evidence
+        self.expect.append(e)
+
+    # Sessions.
+
+    def tls12(self, t, server, sni, names=None, port=443, up=600, down=9000, version=0x0303, cipher=0x009C,
+              self_signed=False, issuer=CA):
+        """A TLS 1.0-1.2 connection: ClientHello (SNI unless None), the server's certificate (leaf for `names`,
+        default [sni]; signed by the example CA, whose certificate follows, or self-signed), key exchange, `up`
+        bytes of application data from the device, `down` bytes back, close."""
+        rng = self.rng
+        names = names if names is not None else [sni]
+        serial = zlib.crc32((self.name + names[0]).encode())
+        subject = x509_name(names[0])
+        if self_signed:
+            chain = [certificate(subject, subject, names, serial)]
+        else:
+            chain = [certificate(subject, issuer, names, serial),
+                     certificate(issuer, ROOT_CA, serial=zlib.crc32(issuer), ca=True)]
+        c = self.cap.tcp(t, server, self.sport(), port)
+        c.send(client_hello(rng, sni))
+        c.reply(server_flight(rng, chain, version=version, cipher=cipher))
+        c.send(client_finish(rng, version))
+        c.reply(server_finish(rng, version))
+        if up:
+            c.send(app_data(rng, up, version), ack_every=2)
+        if down:
+            c.reply(app_data(rng, down, version), ack_every=2)
+        return c.close()
+
+    def tls13(self, t, server, sni, up=600, down=9000):
+        rng = self.rng
+        c = self.cap.tcp(t, server, self.sport(), 443)
+        hello = client_hello(rng, sni, tls13=True)
+        c.send(hello)
+        session_id = hello[44:76]  # record (5) + handshake header (4) + version (2) + random (32) + length (1)
+        c.reply(server_hello13(rng, session_id))
+        c.send(client_finish13(rng))
+        c.send(app_data(rng, up), ack_every=2)
+        c.reply(app_data(rng, down), ack_every=2)
+        return c.close()
+
+    def http(self, t, server, request, response, port=80):
+        c = self.cap.tcp(t, server, self.sport(), port)
+        c.send(request)
+        c.reply(response)
+        return c.close()
+
+    def write(self, out):
+        self.cap.write(os.path.join(out, self.name + ".pcap"))
+        manifest = {"capture": self.name + ".pcap", "description": self.description, "device": DEVICE,
+                    "args": self.args, "benign": self.benign, "expect": self.expect}
+        with open(os.path.join(out, self.name + ".json"), "w") as f:
+            json.dump(manifest, f, indent=1)
+            f.write("\n")
+
+
+SCENARIOS = []
+
+
+def scenario(fn):
+    SCENARIOS.append(fn)
+    return fn
+
+
+def identifiers_file(name):
+    """The device's identifiers, as `--identifiers` reads them."""
+    text = ("# The identifiers of the scenario device (mini-phone-x9), for `siphon scan --identifiers`.\n"
+            f'imei: ["{IMEI}"]\nimsi: ["{IMSI}"]\nphone: ["{PHONE}"]\nmac: ["02:a4:c2:11:33:02"]\nserial: ["{SERIAL}"]\n')
+    return name + ".identifiers.yaml", text
+
+
+# Alerts: one scenario per category.
+
+@scenario
+def foreign_endpoint():
+    s = Scenario("foreign-endpoint",
+                 "An analytics SDK: DNS sdk.x9-metrics.cn (CNAME to a China Mobile edge, 39.156.66.10, CN), then "
+                 "TLS 1.2 with SNI and a certificate naming it, a short exchange. Raises foreign-endpoint (info) "
+                 "only: a foreign contact by itself is not suspicious.")
+    s.resolve(T0, "sdk.x9-metrics.cn", CHINA_MOBILE, cname="edge-7.x9-metrics.cn")
+    s.tls12(T0 + 0.2, CHINA_MOBILE, "sdk.x9-metrics.cn", up=900, down=2400)
+    return s
+
+
+@scenario
+def foreign_upload_volume():
+    s = Scenario("foreign-upload-volume",
+                 "A backup client: DNS upload.cloudvault-sync.com -> 52.84.1.1 (Amazon, US), TLS 1.2 with SNI, "
+                 "1,100,000 bytes of application data sent, 3 KB back. Over 1 MiB to one foreign endpoint: "
+                 "foreign-upload high (by volume); foreign-endpoint info.")
+    s.resolve(T0, "upload.cloudvault-sync.com", AMAZON)
+    s.tls12(T0 + 0.2, AMAZON, "upload.cloudvault-sync.com", up=1_100_000, down=3000)
+    s.alert("foreign-upload", "high", AMAZON, reason="volume")
+    return s
+
+
+@scenario
+def foreign_upload_ratio():
+    s = Scenario("foreign-upload-ratio",
+                 "A sync client: DNS backup.x9-cloud.cn -> 120.77.166.21 (Alibaba, CN), TLS 1.2 with SNI, two "
+                 "connections each sending 40 KB of application data and receiving 1 KB (plus the server's "
+                 "certificates, about 2 KB). Over 16 KiB sent and over ten times what came back (from the first "
+                 "connection on): foreign-upload medium (by ratio); foreign-endpoint info.")
+    s.resolve(T0, "backup.x9-cloud.cn", ALIBABA_CN)
+    s.tls12(T0 + 0.2, ALIBABA_CN, "backup.x9-cloud.cn", up=40_000, down=1000)
+    s.tls12(T0 + 40, ALIBABA_CN, "backup.x9-cloud.cn", up=40_000, down=1000)
+    s.alert("foreign-upload", "medium", ALIBABA_CN, reason="ratio")
+    return s
+
+
+@scenario
+def beaconing():
+    s = Scenario("beaconing",
+                 "A heartbeat: every 300 s (uniform jitter of +/-5 %), 10 times, DNS hb.x9-analytics.com -> "
+                 "47.88.1.1 (Alibaba, US) and a TLS 1.2 connection with SNI exchanging a few hundred bytes. "
+                 "beaconing medium (fires at the 6th contact; address and name series are the same flows, one "
+                 "alert); foreign-endpoint info.")
+    for k in range(10):
+        t = T0 + 300 * k + s.rng.uniform(-15, 15)
+        s.resolve(t, "hb.x9-analytics.com", ALIBABA_US)
+        s.tls12(t + 0.1, ALIBABA_US, "hb.x9-analytics.com", up=300, down=200)
+    s.alert("beaconing", "medium", ALIBABA_US)
+    return s
+
+
+@scenario
+def leak_imei_http_post():
+    s = Scenario("leak-imei-http-post",
+                 "An activation report: DNS report.oportik-cloud.cn -> 120.77.166.21 (CN), HTTP POST on port 80 "
+                 f"with a JSON body holding the IMEI {IMEI} (Luhn-valid, reporting body 35) and nothing else "
+                 "identifying, {body} bytes. identifier-leak high (a validated IMEI to a foreign endpoint) and "
+                 "cleartext medium (a body of 128 bytes or more in clear to a foreign endpoint); foreign-endpoint info.")
+    s.resolve(T0, "report.oportik-cloud.cn", ALIBABA_CN)
+    body = json.dumps({"event": "activation", "imei": IMEI, "model": "X9 mini", "os": "Android 9",
+                       "app_version": "4.2.1", "locale": "fr_FR", "carrier_name": "Free",
+                       "first_boot": True, "channel": "oportik-store"}).encode()
+    assert len(body) >= 128
+    s.description = s.description.replace("{body}", str(len(body)))
+    s.http(T0 + 0.2, ALIBABA_CN, http_request("POST", "/api/v3/activate", "report.oportik-cloud.cn", body),
+           http_response(200, "OK", b'{"ok":true}'))
+    s.alert("identifier-leak", "high", ALIBABA_CN, kind="imei")
+    s.alert("cleartext", "medium", ALIBABA_CN)
+    return s
+
+
+@scenario
+def leak_imsi_iccid_uri():
+    s = Scenario("leak-imsi-iccid-uri",
+                 "A push registration: DNS reg.x9-push.com -> 45.77.0.1 (Vultr, US), HTTP GET on port 80 with "
+                 f"imsi={IMSI} (MCC 208, France) and iccid={ICCID} (19 digits, 89 prefix, Luhn-valid) in the URI. "
+                 "identifier-leak high for each kind (imsi, iccid); a GET has no body, so no cleartext; "
+                 "foreign-endpoint info.")
+    s.resolve(T0, "reg.x9-push.com", VULTR)
+    s.http(T0 + 0.2, VULTR, http_request("GET", f"/v1/register?imsi={IMSI}&iccid={ICCID}&lang=fr", "reg.x9-push.com"),
+           http_response(200, "OK", b'{"token":"f00dcafe"}'))
+    s.alert("identifier-leak", "high", VULTR, kind="imsi")
+    s.alert("identifier-leak", "high", VULTR, kind="iccid")
+    return s
+
+
+@scenario
+def leak_known_hashes():
+    name = "leak-known-hashes"
+    ids, _ = identifiers_file(name)
+    md5, sha1 = hashlib.md5(IMEI.encode()).hexdigest(), hashlib.sha1(IMEI.encode()).hexdigest()
+    sha256_serial = hashlib.sha256(SERIAL.encode()).hexdigest()
+    s = Scenario(name,
+                 "A custom protocol over raw TCP: DNS dev.x9-analytics.com -> 47.88.1.1 (Alibaba, US), port 9000, "
+                 f"a hello line with the MD5 ({md5}) and SHA-1 of the IMEI and the SHA-256 of the serial number "
+                 f"{SERIAL}, all given in {ids}. Without --identifiers nothing identifies them. identifier-leak "
+                 "high for the imei and the serial kinds (known identifiers, hashed, to a foreign endpoint); "
+                 "non-standard-port info (an unidentified protocol on 9000) and foreign-endpoint info.",
+                 args=["--identifiers", f"{REL}/{ids}"])
+    s.resolve(T0, "dev.x9-analytics.com", ALIBABA_US)
+    c = s.cap.tcp(T0 + 0.2, ALIBABA_US, s.sport(), 9000)
+    c.send(f"HELLO v=2;dev={md5};chk={sha1};sn={sha256_serial};os=android\n".encode())
+    c.reply(b"OK session=7f3a\n")
+    c.send(b"PING\n")
+    c.reply(b"PONG\n")
+    c.close()
+    s.alert("identifier-leak", "high", ALIBABA_US, kind="imei")
+    s.alert("identifier-leak", "high", ALIBABA_US, kind="serial")
+    return s
+
+
+@scenario
+def leak_known_phone_base64():
+    name = "leak-known-phone-base64"
+    ids, _ = identifiers_file(name)
+    b64 = base64.b64encode(PHONE.encode()).decode()
+    s = Scenario(name,
+                 "A registration datagram: DNS u.oportik-cloud.cn -> 120.77.166.21 (CN), UDP to port 7777 with "
+                 f"uid={b64}, the base64 of the phone number {PHONE} given in {ids}; the server answers. "
+                 "identifier-leak high (a known identifier, encoded, to a foreign endpoint); foreign-endpoint info "
+                 "(UDP with an unidentified protocol is not a non-standard-port).",
+                 args=["--identifiers", f"{REL}/{ids}"])
+    s.resolve(T0, "u.oportik-cloud.cn", ALIBABA_CN)
+    s.cap.udp_exchange(T0 + 0.2, ALIBABA_CN, s.sport(), 7777, f"\x01\x00reg;uid={b64};ver=3\n".encode(), b"\x02\x00ack\n")
+    s.alert("identifier-leak", "high", ALIBABA_CN, kind="phone")
+    return s
+
+
+@scenario
+def leak_location_json():
+    s = Scenario("leak-location-json",
+                 "A weather widget: DNS geo.weatherly-app.com -> 104.16.132.229 (Cloudflare, US), HTTP POST on port 80 "
+                 'with the JSON body {"loc":"48.8566,2.3522","units":"metric"} (coordinates with 4 decimals after a '
+                 "location keyword), 41 bytes. identifier-leak medium (a location to a foreign endpoint); the body is "
+                 "under 128 bytes, so no cleartext; foreign-endpoint info.")
+    s.resolve(T0, "geo.weatherly-app.com", CLOUDFLARE)
+    body = b'{"loc":"48.8566,2.3522","units":"metric"}'
+    s.http(T0 + 0.2, CLOUDFLARE, http_request("POST", "/v2/forecast", "geo.weatherly-app.com", body),
+           http_response(200, "OK", b'{"t":12,"sky":"clear"}'))
+    s.alert("identifier-leak", "medium", CLOUDFLARE, kind="location")
+    return s
+
+
+@scenario
+def leak_imei_dns():
+    s = Scenario("leak-imei-dns",
+                 f"The IMEI in a DNS query label: {IMEI}.id.oportik-cloud.cn (A, answered NXDOMAIN) through the "
+                 "router. identifier-leak high, dest_ip the resolver 192.168.1.1 (the flow that carried the query): "
+                 "a validated IMEI, and a query name leaves the network for whoever serves the domain, wherever the "
+                 "resolver is, so it counts as foreign.")
+    s.qid += 1
+    s.cap.dns(T0, s.qid, f"{IMEI}.id.oportik-cloud.cn", [], rcode=3)
+    s.alert("identifier-leak", "high", "192.168.1.1", kind="imei")
+    return s
+
+
+@scenario
+def leak_home_mac_phone():
+    s = Scenario("leak-home-mac-phone",
+                 "Identifiers to a French server: DNS api.meteo-locale.fr -> 217.70.184.38 (Gandi, FR), HTTP GET on "
+                 "port 80 with bssid=f4:ca:e5:4d:1a:20 (the access point's MAC, not the device's) and tel=0612345678 "
+                 "(a French mobile number after a phone keyword) in the URI. identifier-leak low for each kind "
+                 "(mac, phone): neither is a validated hardware identifier and the endpoint is home.")
+    s.resolve(T0, "api.meteo-locale.fr", GANDI)
+    s.http(T0 + 0.2, GANDI, http_request("GET", "/api/v1/alerts?bssid=f4:ca:e5:4d:1a:20&tel=0612345678&units=metric",
+                                         "api.meteo-locale.fr"),
+           http_response(200, "OK", b'{"alerts":[]}'))
+    s.alert("identifier-leak", "low", GANDI, kind="mac")
+    s.alert("identifier-leak", "low", GANDI, kind="phone")
+    return s
+
+
+@scenario
+def dns_tunnel():
+    s = Scenario("dns-tunnel",
+                 "Data out through DNS: 60 TXT queries through the router for <52-character base32 label>."
+                 "<n>.t.dnsq-relay.net (all under one registered domain, dnsq-relay.net, each name unique), each "
+                 "answered with a short TXT record, one every 2 s. dns-tunnel medium, dest_ip the resolver "
+                 "192.168.1.1 (the flows carrying the queries).")
+    data = bytes(s.rng.randrange(256) for _ in range(60 * 32))
+    for k in range(60):
+        label = base64.b32encode(data[32 * k:32 * k + 32]).decode().rstrip("=").lower()
+        name = f"{label}.{k}.t.dnsq-relay.net"
+        s.qid += 1
+        s.cap.dns(T0 + 2 * k, s.qid, name, [(name, "TXT", f"ok{k}")], qtype="TXT")
+    s.alert("dns-tunnel", "medium", "192.168.1.1", domain="dnsq-relay.net")
+    return s
+
+
+@scenario
+def cleartext():
+    s = Scenario("cleartext",
+                 "Telemetry in clear: DNS collect.x9-analytics.com -> 47.88.1.1 (Alibaba, US) and an HTTP POST on "
+                 "port 80 with a {body}-byte JSON body (no identifiers); DNS mqtt.oportik-cloud.cn -> 120.77.166.21 "
+                 "(CN) and MQTT on 1883: CONNECT, a {publish}-byte PUBLISH, DISCONNECT ({mqtt} bytes in all). "
+                 "cleartext medium for each endpoint; foreign-endpoint info for each.")
+    s.resolve(T0, "collect.x9-analytics.com", ALIBABA_US)
+    body = json.dumps({"event": "heartbeat", "battery": 87, "charging": False, "network": "wifi", "screen": "off",
+                       "app_version": "4.2.1", "uptime_s": 86400, "free_storage_mb": 11520,
+                       "installed": ["com.x9.launcher", "com.x9.gallery", "com.x9.store", "com.x9.weather"],
+                       "crashes": 0, "locale": "fr_FR", "theme": "dark", "brightness": 40}).encode()
+    assert len(body) >= 250
+    s.http(T0 + 0.2, ALIBABA_US, http_request("POST", "/v1/events", "collect.x9-analytics.com", body),
+           http_response(204, "No Content"))
+    s.resolve(T0 + 5, "mqtt.oportik-cloud.cn", ALIBABA_CN)
+    c = s.cap.tcp(T0 + 5.2, ALIBABA_CN, s.sport(), 1883)
+    c.send(mqtt_connect(b"x9-telemetry"))
+    c.reply(mqtt_connack())
+    payload = json.dumps({"battery": 87, "network": "wifi", "apps_running": ["launcher", "gallery", "store"],
+                          "cpu_load": 12, "mem_free_mb": 812, "screen": "off", "volume": 5, "bluetooth": False,
+                          "nfc": False, "airplane": False, "ringer": "normal"}).encode()
+    c.send(mqtt_publish(b"devices/x9/status", payload))
+    c.send(mqtt_disconnect())
+    c.close()
+    publish = len(mqtt_publish(b"devices/x9/status", payload))
+    s.description = s.description.format(body=len(body), publish=publish, mqtt=c.sent)
+    s.alert("cleartext", "medium", ALIBABA_US)
+    s.alert("cleartext", "medium", ALIBABA_CN)
+    return s
+
+
+@scenario
+def non_standard_port():
+    s = Scenario("non-standard-port",
+                 "An update check over HTTP on port 5555: DNS ota.x9-update.com -> 45.77.0.1 (Vultr, US), GET "
+                 "/check?v=4.2.1, a short JSON answer. non-standard-port low (HTTP, a cleartext protocol, off its "
+                 "ports, to a foreign endpoint); a GET has no body: no cleartext; foreign-endpoint info.")
+    s.resolve(T0, "ota.x9-update.com", VULTR)
+    s.http(T0 + 0.2, VULTR, http_request("GET", "/check?v=4.2.1&channel=stable", "ota.x9-update.com:5555"),
+           http_response(200, "OK", b'{"update":false}'), port=5555)
+    s.alert("non-standard-port", "low", VULTR, dest_port=5555, app="http")
+    return s
+
+
+@scenario
+def evasion():
+    s = Scenario("evasion",
+                 "A request whose bytes change on retransmission: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP "
+                 "GET /index.html on port 80, then the same sequence range sent again as GET /admin.html (same "
+                 "length, different bytes), then the server's answer. evasion medium (overlap with different "
+                 "data, to_server); nothing else: the endpoint is home and a GET has no body.")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    first = b"GET /index.html HTTP/1.1\r\n"
+    rest = b"Host: www.free.fr\r\nUser-Agent: okhttp/3.12.1\r\nAccept: */*\r\n\r\n"
+    c.seg(True, 0x18, first)
+    c.cseq += len(first)
+    c.sent += len(first)
+    c.resend(True, len(first), b"GET /admin.html HTTP/1.1\r\n")
+    c.seg(True, 0x18, rest)
+    c.cseq += len(rest)
+    c.sent += len(rest)
+    c.seg(False, 0x10, b"")
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.alert("evasion", "medium", FREE, direction="to_server")
+    return s
+
+
+@scenario
+def ioc_match():
+    s = Scenario("ioc-match",
+                 "A contact with a listed domain: DNS api.evil.com -> 195.154.1.1 (Scaleway, FR), TLS 1.2 with SNI "
+                 "api.evil.com, a short exchange; ioc-match.ioc.txt lists evil.com (label-aware: it covers "
+                 "api.evil.com). ioc-match high, although the endpoint is home.",
+                 args=["--ioc", f"{REL}/ioc-match.ioc.txt"])
+    s.resolve(T0, "api.evil.com", SCALEWAY)
+    s.tls12(T0 + 0.2, SCALEWAY, "api.evil.com", up=700, down=1500)
+    s.alert("ioc-match", "high", SCALEWAY, indicator="evil.com")
+    return s
+
+
+@scenario
+def tls_self_signed():
+    s = Scenario("tls-self-signed",
+                 "A self-signed certificate from a foreign server: DNS sync.x9-telemetry.cn -> 39.156.66.10 (China "
+                 "Mobile, CN), TLS 1.2 with SNI; the only certificate has subject = issuer = CN=sync.x9-telemetry.cn "
+                 "and a SAN naming it (so only self-signed, no mismatch). tls-anomaly medium; foreign-endpoint info.")
+    s.resolve(T0, "sync.x9-telemetry.cn", CHINA_MOBILE)
+    s.tls12(T0 + 0.2, CHINA_MOBILE, "sync.x9-telemetry.cn", self_signed=True, up=800, down=1200)
+    s.alert("tls-anomaly", "medium", CHINA_MOBILE, anomaly="self-signed")
+    return s
+
+
+@scenario
+def tls_name_mismatch():
+    s = Scenario("tls-name-mismatch",
+                 "A certificate that does not name the server: DNS api.weatherly-app.com -> 104.16.132.229 "
+                 "(Cloudflare, US), TLS 1.2 with SNI api.weatherly-app.com; the leaf (CA-issued) names "
+                 "*.cdn-parking.net and cdn-parking.net only. tls-anomaly medium; foreign-endpoint info.")
+    s.resolve(T0, "api.weatherly-app.com", CLOUDFLARE)
+    s.tls12(T0 + 0.2, CLOUDFLARE, "api.weatherly-app.com", names=["*.cdn-parking.net", "cdn-parking.net"],
+            up=800, down=1200)
+    s.alert("tls-anomaly", "medium", CLOUDFLARE, anomaly="name-mismatch")
+    return s
+
+
+@scenario
+def tls_no_sni():
+    s = Scenario("tls-no-sni",
+                 "TLS to a hard-coded foreign address without SNI: no DNS, 45.77.0.1:443 (Vultr, US), a TLS 1.2 "
+                 "ClientHello without server_name, a CA-issued certificate for gw.vultr-guest.net. tls-anomaly low "
+                 "(no SNI to a foreign address) and no-dns-endpoint low (foreign, no name in the flow); "
+                 "foreign-endpoint info.")
+    s.tls12(T0, VULTR, None, names=["gw.vultr-guest.net"], up=800, down=1200)
+    s.alert("tls-anomaly", "low", VULTR, anomaly="no-sni")
+    s.alert("no-dns-endpoint", "low", VULTR)
+    return s
+
+
+@scenario
+def tls_old_version():
+    s = Scenario("tls-old-version",
+                 "An obsolete protocol version: DNS legacy.x9-ota.com -> 47.88.1.1 (Alibaba, US); the ClientHello "
+                 "offers TLS 1.2, the server answers TLS 1.0 (TLS_RSA_WITH_AES_128_CBC_SHA) with a CA-issued "
+                 "certificate naming the host. tls-anomaly low (negotiated TLS 1.0); foreign-endpoint info.")
+    s.resolve(T0, "legacy.x9-ota.com", ALIBABA_US)
+    s.tls12(T0 + 0.2, ALIBABA_US, "legacy.x9-ota.com", version=0x0301, cipher=0x002F, up=800, down=1200)
+    s.alert("tls-anomaly", "low", ALIBABA_US, anomaly="obsolete-version")
+    return s
+
+
+@scenario
+def no_dns_endpoint():
+    s = Scenario("no-dns-endpoint",
+                 "Hard-coded addresses, no DNS at all: a binary protocol (not TLS) to 120.77.166.21:443 (Alibaba, CN) "
+                 "with data both ways -> no-dns-endpoint low (foreign, no name in the flow; an unidentified protocol "
+                 "under port 1024 is not a non-standard-port). Also, all info or nothing: HTTPS with SNI to "
+                 "212.27.48.10 (FR; no-dns-endpoint info), HTTPS with SNI img.nimbus-cdn.net to 151.101.1.69 "
+                 "(Fastly, US; no-dns-endpoint info, foreign-endpoint info), NTP to 162.159.200.1:123 and a DNS "
+                 "query straight to 8.8.8.8 (exempt ports; foreign-endpoint info).")
+    c = s.cap.tcp(T0, ALIBABA_CN, s.sport(), 443)
+    c.send(b"\x7fX9C\x00\x01\x00\x40" + bytes(s.rng.randrange(256) for _ in range(64)))
+    c.reply(b"\x7fX9C\x00\x02\x00\x10" + bytes(s.rng.randrange(256) for _ in range(16)))
+    c.close()
+    s.tls12(T0 + 2, FREE, "www.free.fr", up=600, down=3000)
+    s.tls12(T0 + 4, FASTLY, "img.nimbus-cdn.net", names=["*.nimbus-cdn.net", "nimbus-cdn.net"], up=600, down=3000)
+    ntp = bytes([0x23, 0, 6, 0x20]) + bytes(44)
+    answer = bytes([0x24, 2, 6, 0xE9]) + bytes(s.rng.randrange(256) for _ in range(44))
+    s.cap.udp_exchange(T0 + 6, NTP_HOST, 123, 123, ntp, answer)
+    s.qid += 1
+    s.cap.dns(T0 + 8, s.qid, "time.android.com", [("time.android.com", "A", "216.239.35.0")], server="8.8.8.8")
+    s.alert("no-dns-endpoint", "low", ALIBABA_CN)
+    return s
+
+
+# Benign variants: nothing above info.
+
+@scenario
+def benign_french_browsing():
+    s = Scenario("benign-french-browsing",
+                 "Browsing French sites: DNS and TLS 1.2 (SNI, certificates naming the hosts) to www.free.fr "
+                 "(212.27.48.10), www.gandi.net (217.70.184.38) and www.scaleway.com (195.154.1.1), two pages each, "
+                 "and an HTTP GET to www.free.fr answered 301. All home: no alert at all.", benign=True)
+    sites = [("www.free.fr", FREE), ("www.gandi.net", GANDI), ("www.scaleway.com", SCALEWAY)]
+    t = T0
+    for name, address in sites:
+        s.resolve(t, name, address)
+        s.tls12(t + 0.2, address, name, names=[name, name[4:]], up=900, down=40_000)
+        s.tls12(t + 7.5, address, name, names=[name, name[4:]], up=700, down=25_000)
+        t += 20
+    s.http(t, FREE, http_request("GET", "/", "www.free.fr", headers=[("Accept", "text/html")]),
+           http_response(301, "Moved Permanently", b"<html>moved</html>", "text/html"))
+    return s
+
+
+@scenario
+def benign_foreign_cdn():
+    s = Scenario("benign-foreign-cdn",
+                 "A foreign CDN used normally: DNS img.nimbus-cdn.net (CNAME nimbus.global-edge.net) -> 151.101.1.69 "
+                 "(Fastly, US), TLS 1.2 with SNI and a CA-issued certificate whose SAN *.nimbus-cdn.net covers it, "
+                 "two downloads (300 KB and 120 KB) for about 3 KB sent. foreign-endpoint info only.", benign=True)
+    s.resolve(T0, "img.nimbus-cdn.net", FASTLY, cname="nimbus.global-edge.net")
+    cdn = ["*.nimbus-cdn.net", "nimbus-cdn.net"]
+    s.tls12(T0 + 0.2, FASTLY, "img.nimbus-cdn.net", names=cdn, up=1200, down=300_000)
+    s.tls12(T0 + 9, FASTLY, "img.nimbus-cdn.net", names=cdn, up=800, down=120_000)
+    return s
+
+
+@scenario
+def benign_short_foreign():
+    s = Scenario("benign-short-foreign",
+                 "Short foreign flows: Android's connectivity check (DNS connectivitycheck.gstatic.com -> "
+                 "142.250.179.78, HTTP GET /generate_204 answered 204) and a brief TLS 1.2 exchange with SNI to "
+                 "push.nimbus-cdn.net (151.101.1.69). foreign-endpoint info for each, nothing else.", benign=True)
+    s.resolve(T0, "connectivitycheck.gstatic.com", GOOGLE)
+    s.http(T0 + 0.2, GOOGLE, http_request("GET", "/generate_204", "connectivitycheck.gstatic.com"),
+           http_response(204, "No Content"))
+    s.resolve(T0 + 3, "push.nimbus-cdn.net", FASTLY)
+    s.tls12(T0 + 3.2, FASTLY, "push.nimbus-cdn.net", names=["*.nimbus-cdn.net"], up=200, down=300)
+    return s
+
+
+def beacon_score(times):
+    """Median interval and MAD, as Sources/SiphonDetect/Beaconing.swift computes them."""
+    times = sorted(times)
+    iv = [b - a for a, b in zip(times, times[1:])]
+
+    def median(v):
+        v = sorted(v)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    m = median(iv)
+    return m, median([abs(x - m) for x in iv])
+
+
+@scenario
+def benign_irregular_contacts():
+    s = Scenario("benign-irregular-contacts",
+                 "Irregular contacts: 12 connections to one foreign host, DNS sync.notes-cloud.com -> 52.84.1.1 "
+                 "(Amazon, US) and TLS 1.2 with SNI each time, at exponentially distributed intervals (mean 240 s): "
+                 "the median absolute deviation stays above 0.2 x the median at every contact from the 6th on, so "
+                 "no beaconing; foreign-endpoint info.", benign=True)
+    # Intervals drawn until every series from the 6th contact on is clearly irregular (MAD over 0.3 x median, the
+    # detector's bound being 0.2): deterministic, the draws come from the scenario's seeded generator.
+    while True:
+        times = [T0]
+        for _ in range(11):
+            times.append(times[-1] + s.rng.expovariate(1 / 240))
+        if all(mad > 0.3 * m for m, mad in (beacon_score(times[:n]) for n in range(6, 13))):
+            break
+    for t in times:
+        s.resolve(t, "sync.notes-cloud.com", AMAZON)
+        s.tls12(t + 0.1, AMAZON, "sync.notes-cloud.com", up=400, down=1500)
+    return s
+
+
+@scenario
+def benign_unanswered_syns():
+    s = Scenario("benign-unanswered-syns",
+                 "Periodic SYNs nobody answers: every 60 s, 10 times, a connection attempt to the hard-coded "
+                 "95.163.1.1:443 (RU), each SYN retransmitted after 1 s and 3 s, never answered. Failed handshakes "
+                 "are not contacts (no beaconing) and not connections (no no-dns-endpoint); foreign-endpoint info.",
+                 benign=True)
+    for k in range(10):
+        s.cap.unanswered_syn(T0 + 60 * k, RU_HOST, s.sport(), 443)
+    return s
+
+
+@scenario
+def benign_numbers_home():
+    order = not_luhn("17419428001234")
+    order2 = not_luhn("18395027461928")
+    session = not_luhn("17419428009876")
+    s = Scenario("benign-numbers-home",
+                 "Long numbers that are not identifiers, to French servers: an HTTP POST (body under 128 bytes) to "
+                 f"shop.boutique-exemple.fr (212.27.48.10) with order id {order} (15 digits, fails Luhn) and a "
+                 f"13-digit millisecond timestamp; an HTTP GET to api.suivi-colis.fr (217.70.184.38) with order={order2} "
+                 f"(fails Luhn) and sim_session={session} (after an IMSI keyword, but MCC 174 does not exist, and "
+                 "fails Luhn). No alert at all.", benign=True)
+    for n in (order, order2, session):
+        assert not luhn_ok(n) and n[0] == "1"
+    s.resolve(T0, "shop.boutique-exemple.fr", FREE)
+    body = json.dumps({"order_id": order, "qty": 2, "ts": 1741942800123}).encode()
+    assert len(body) < 128
+    s.http(T0 + 0.2, FREE, http_request("POST", "/api/orders", "shop.boutique-exemple.fr", body),
+           http_response(201, "Created", b'{"status":"accepted"}'))
+    s.resolve(T0 + 5, "api.suivi-colis.fr", GANDI)
+    s.http(T0 + 5.2, GANDI, http_request("GET", f"/track?order={order2}&ts=1741942805456&sim_session={session}",
+                                         "api.suivi-colis.fr"),
+           http_response(200, "OK", b'{"state":"in transit"}'))
+    return s
+
+
+@scenario
+def benign_dns():
+    s = Scenario("benign-dns",
+                 "Ordinary DNS through the router: 36 A lookups of everyday names, long CDN names among them "
+                 "(akamaiedge.net, cloudfront.net, googlevideo.com, fbcdn.net...; some through CNAME chains), and two "
+                 "TXT lookups (an SPF record, a site verification). No registered domain gets more than a few names: "
+                 "no dns-tunnel, no alert at all.", benign=True)
+    lookups = [
+        ("www.google.com", None), ("fonts.gstatic.com", None), ("i.ytimg.com", "ytimg.l.google.com"),
+        ("r4---sn-25ge7nsk.googlevideo.com", None), ("r2---sn-4g5edns7.googlevideo.com", None),
+        ("rr1---sn-hgn7rn7r.googlevideo.com", None), ("www.lemonde.fr", "lemonde.map.fastly.net"),
+        ("img.lemde.fr", None), ("d3c33hcgiwev3.cloudfront.net", None), ("d1xfwzu3hyvzpq.cloudfront.net", None),
+        ("e6858.dsce9.akamaiedge.net", None), ("a1916.dscg2.akamai.net", None),
+        ("www.apple.com", "www.apple.com.edgekey.net"), ("scontent-cdg4-2.xx.fbcdn.net", None),
+        ("static.xx.fbcdn.net", None), ("graph.facebook.com", "star.c10r.facebook.com"),
+        ("api.twitter.com", None), ("pbs.twimg.com", "cs196.wac.edgecastcdn.net"),
+        ("firebaseinstallations.googleapis.com", None), ("android.clients.google.com", None),
+        ("play.googleapis.com", None), ("mtalk.google.com", "mobile-gtalk.l.google.com"),
+        ("www.wikipedia.org", "dyna.wikimedia.org"), ("upload.wikimedia.org", None),
+        ("cdn.jsdelivr.net", "jsdelivr.map.fastly.net"), ("ajax.googleapis.com", None),
+        ("www.leboncoin.fr", None), ("static.leboncoin.fr", None), ("www.free.fr", None),
+        ("www.meteofrance.com", None), ("login.microsoftonline.com", "login.mso.msidentity.com"),
+        ("outlook.office365.com", "outlook.ha.office365.com"),
+        ("a.nel.cloudflare.com", None), ("app-measurement.com", None),
+        ("weather-data.apple.com", "weather-data.apple.com.akadns.net"), ("www.gandi.net", None),
+    ]
+    t = T0
+    for k, (name, cname) in enumerate(lookups):
+        address = f"203.0.113.{10 + k}"  # documentation range: the answers are never connected to
+        s.resolve(t, name, address, cname=cname)
+        t += 0.5 + s.rng.random() * 20
+    for name, text in [("free.fr", "v=spf1 include:_spf.free.fr ~all"),
+                       ("gandi.net", "google-site-verification=Xk2fGq8rTbWvZ0pLm3N7yHcJd9sAeR4uVoI1KwQ5E6M")]:
+        s.qid += 1
+        s.cap.dns(t, s.qid, name, [(name, "TXT", text)], qtype="TXT")
+        t += 3
+    return s
+
+
+@scenario
+def benign_retransmissions():
+    s = Scenario("benign-retransmissions",
+                 "Retransmissions with identical bytes: an HTTP GET to www.free.fr (212.27.48.10) whose request "
+                 "segment is sent twice, and a TLS 1.2 download from img.nimbus-cdn.net (151.101.1.69, US) where "
+                 "one server segment is sent again whole and another again re-cut (overlapping, same bytes). No "
+                 "evasion; foreign-endpoint info for the CDN.", benign=True)
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    req = http_request("GET", "/", "www.free.fr", headers=[("Accept", "text/html")])
+    c.send(req)
+    c.wait(0.3)
+    c.resend(True, len(req), req)
+    c.seg(False, 0x10, b"")
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.resolve(T0 + 2, "img.nimbus-cdn.net", FASTLY)
+    rng = s.rng
+    names = ["*.nimbus-cdn.net", "nimbus-cdn.net"]
+    chain = [certificate(x509_name(names[0]), CA, names, 77), certificate(CA, ROOT_CA, serial=zlib.crc32(CA), ca=True)]
+    c = s.cap.tcp(T0 + 2.2, FASTLY, s.sport(), 443)
+    c.send(client_hello(rng, "img.nimbus-cdn.net"))
+    c.reply(server_flight(rng, chain))
+    c.send(client_finish(rng))
+    c.reply(server_finish(rng))
+    c.send(app_data(rng, 500))
+    data = app_data(rng, 14_000)
+    c.reply(data[:7000], ack_every=2)
+    c.wait(0.2)
+    c.resend(False, 1400, data[5600:7000])          # the last segment again, whole
+    c.resend(False, 2100, data[4900:5600])          # part of two segments again, re-cut
+    c.seg(True, 0x10, b"")
+    c.reply(data[7000:], ack_every=2)
+    c.close()
+    return s
+
+
+@scenario
+def benign_ioc_lookalike():
+    s = Scenario("benign-ioc-lookalike",
+                 "A name that only resembles a listed one: with ioc-match.ioc.txt (evil.com) loaded, DNS "
+                 "www.notevil.com -> 217.70.184.38 (Gandi, FR) and TLS 1.2 with SNI www.notevil.com. notevil.com is "
+                 "not evil.com nor under it: no ioc-match, no alert at all.", benign=True,
+                 args=["--ioc", f"{REL}/ioc-match.ioc.txt"])
+    s.resolve(T0, "www.notevil.com", GANDI)
+    s.tls12(T0 + 0.2, GANDI, "www.notevil.com", names=["www.notevil.com", "notevil.com"], up=700, down=5000)
+    return s
+
+
+@scenario
+def benign_tls13_cdn():
+    s = Scenario("benign-tls13-cdn",
+                 "TLS 1.3 to a foreign CDN: DNS assets.nimbus-cdn.net -> 151.101.1.69 (Fastly, US), ClientHello "
+                 "with SNI and supported_versions, ServerHello selecting TLS 1.3 (certificates encrypted, so "
+                 "nothing to check), 60 KB down. foreign-endpoint info only.", benign=True)
+    s.resolve(T0, "assets.nimbus-cdn.net", FASTLY)
+    s.tls13(T0 + 0.2, FASTLY, "assets.nimbus-cdn.net", up=900, down=60_000)
+    return s
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rows = []
+    for fn in SCENARIOS:
+        s = fn()
+        s.write(OUT)
+        rows.append(s.name + ".pcap")
+        rows.append(s.name + ".json")
+        for i, arg in enumerate(s.args):
+            if arg == "--identifiers":
+                ids, text = identifiers_file(s.name)
+                with open(os.path.join(OUT, ids), "w") as f:
+                    f.write(text)
+                rows.append(ids)
+        expect = [(e['category'], e['severity'], e['dest_ip']) for e in s.expect]
+        print(f"{s.name}: {len(s.cap.packets)} packets, expect {expect}")
+    with open(os.path.join(OUT, "ioc-match.ioc.txt"), "w") as f:
+        f.write("# Plain IOC list for the ioc-match and benign-ioc-lookalike scenarios (one indicator a line).\n"
+                "evil.com\n")
+    rows.append("ioc-match.ioc.txt")
+    with open(os.path.join(OUT, "SOURCES.tsv"), "w") as f:
+        f.write("file\tsource_repo\tsource_path\tcommit\tlicense\n")
+        for r in sorted(rows):
+            f.write(f"{r}\tsiphon (this repository)\tscripts/gen_scenarios.py\tgenerated (seeded, reproducible)\t"
+                    "same as this repository; synthetic traffic: public addresses chosen for their registry country, "
+                    "fictional exchanges, no packet was ever sent\n")
+
+
+if __name__ == "__main__":
+    main()
