@@ -34,6 +34,58 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+// --dump-patterns IDS.yaml: the literals the identifier scanner looks for, hex, one a line (scripts/bench_identifiers.sh
+// gives them to Hyperscan). --scan-identifiers CORPUS IDS.yaml [--chunk N] [--repeat R]: the scanner's throughput
+// over CORPUS cut in blocks of N bytes (default 1460, a TCP segment), best of R passes.
+if args[1] == "--dump-patterns" || args[1] == "--scan-identifiers" {
+    let idsPath = args[1] == "--dump-patterns" ? args.count > 2 ? args[2] : "" : args.count > 3 ? args[3] : ""
+    var configuration = IdentifierConfiguration()
+    do { configuration.known = try KnownIdentifier.load(path: idsPath) } catch {
+        writeStandardError("\(error)")
+        exit(2)
+    }
+    let scanner = IdentifierScanner(configuration: configuration)
+    if args[1] == "--dump-patterns" {
+        for l in scanner.literals.sorted(by: { $0.lexicographicallyPrecedes($1) }) { print(l.hexString) }
+        exit(0)
+    }
+    guard let f = fopen(args[2], "rb") else {
+        writeStandardError("cannot open \(args[2])")
+        exit(2)
+    }
+    var corpus: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n <= 0 { break }
+        corpus += buffer[0..<n]
+    }
+    fclose(f)
+    var chunk = 1460
+    if let i = args.firstIndex(of: "--chunk"), i + 1 < args.count, let n = Int(args[i + 1]), n > 0 { chunk = n }
+    var best = Double.infinity
+    var found = 0
+    var matches: [IdentifierMatch] = []
+    for _ in 0..<max(1, repeats) {
+        let t0 = now()
+        var count = 0
+        corpus.withUnsafeBytes { all in
+            var o = 0
+            while o < all.count {
+                let end = min(all.count, o + chunk)
+                matches.removeAll(keepingCapacity: true)
+                scanner.scan(UnsafeRawBufferPointer(rebasing: all[o..<end]), into: &matches)
+                count += matches.count
+                o = end
+            }
+        }
+        best = min(best, now() - t0)
+        found = count
+    }
+    print("swift bytes=\(corpus.count) seconds=\(best) matches=\(found) patterns=\(scanner.patternCount)")
+    exit(0)
+}
+
 // --flows N: memory per tracked flow, by RSS growth while N distinct UDP flows are live in one table.
 if args[1] == "--flows", args.count > 2, let n = Int(args[2]) {
     let table = FlowTable()

@@ -50,6 +50,8 @@ public final class ScanPipeline {
     private let intel: IndicatorSet?
     /// The detectors and the device x endpoint ledger (nil when detection is off).
     public let detection: DetectionEngine?
+    /// Per device, once the capture is finished.
+    public private(set) var verdicts: [DeviceVerdict] = []
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -274,6 +276,17 @@ public final class ScanPipeline {
         fragments.finish()
         flows.finish()
         drainEndedFlows()
+        if let detection {
+            var all = detection.verdicts()
+            for i in all.indices {
+                if let mac = all[i].mac, let label = recorder.app.devices[mac] {
+                    all[i].hostname = label.hostname
+                    all[i].vendorClass = label.vendorClass
+                }
+                output?.write(EventEncoder.verdict(all[i], timestamp: statistics.lastTimestamp ?? .zero, capture: capture))
+            }
+            verdicts = all
+        }
         statistics.flows = flows.createdCount
         statistics.flowsEvicted = flows.evictions
         statistics.interfaceDrops = interfaceDrops
@@ -307,6 +320,8 @@ public enum CaptureScanner {
         public var error: CaptureError?
         /// Every alert raised, in the order it was written.
         public var alerts: [Alert] = []
+        /// Per device, worst first.
+        public var verdicts: [DeviceVerdict] = []
     }
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
@@ -327,6 +342,8 @@ public enum CaptureScanner {
             pipeline.record(error: error)
         }
         let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, filteredOut: reader.filteredOut)
-        return Result(statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [])
+        return Result(
+            statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [],
+            verdicts: pipeline.verdicts)
     }
 }

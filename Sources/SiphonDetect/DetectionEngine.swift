@@ -97,6 +97,9 @@ public struct EndpointTotals: Sendable {
     public var cleartextProtocols: [String] = []
     /// Categories already raised for this device × endpoint (each is raised once).
     public var raised: Set<String> = []
+    /// Flow start times (for the report's timeline; the first `maximumContacts` of them).
+    public var contacts: [Timestamp] = []
+    public static let maximumContacts = 2000
 }
 
 /// Per-pipeline detection state: devices, the device × endpoint ledger, and the built-in detectors that run as
@@ -142,6 +145,8 @@ public final class DetectionEngine {
     }
     /// Application facts of live flows, by flow id (taken when the flow ends).
     var facts: [UInt64: FlowFacts] = [:]
+    /// The MAC address each device sent from (Ethernet captures), for its DHCP label.
+    public internal(set) var deviceMACs: [IPAddress: UInt64] = [:]
     /// Device × endpoint (or DNS domain) × kind already reported as identifier leaks.
     var identifierRaised: Set<IdentifierKey> = []
     public let identifierScanner: IdentifierScanner
@@ -186,6 +191,11 @@ public final class DetectionEngine {
         let pair = Pair(device: device, endpoint: endpoint)
         var t = ledger[pair] ?? EndpointTotals(first: f.start, last: f.end)
         t.flows += 1
+        if t.contacts.count < EndpointTotals.maximumContacts { t.contacts.append(f.start) }
+        if deviceMACs[device] == nil {
+            let mac = f.initiatorIsA ? f.macA : f.macB
+            if mac != 0 { deviceMACs[device] = mac }
+        }
         t.sent += e.sent
         t.received += e.received
         if f.start < t.first { t.first = f.start }

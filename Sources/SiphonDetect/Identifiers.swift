@@ -105,6 +105,8 @@ public final class IdentifierScanner {
     /// Plain known values by kind, to mark generic matches as known.
     private var knownValues: [String: KnownIdentifier] = [:]
     public var patternCount: Int { patterns.values.reduce(0) { $0 + $1.count } }
+    /// Every literal searched for (the known identifiers' forms and encodings).
+    public var literals: [[UInt8]] { patterns.values.flatMap { $0.map(\.bytes) } }
 
     public init(configuration: IdentifierConfiguration) {
         self.configuration = configuration

@@ -435,3 +435,63 @@ public enum EventEncoder {
         return w
     }
 }
+
+extension EventEncoder {
+    /// `event_type: "verdict"`: one per device at the end of a capture, the verdict and its endpoints (an
+    /// extension of the contract: the fields of the terminal and HTML verdicts, for batch and fleet reports).
+    public static func verdict(_ v: DeviceVerdict, timestamp: Timestamp, capture: String, maximumEndpoints: Int = 100) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", timestamp.rfc3339)
+        w.field("event_type", "verdict")
+        w.field("capture", capture)
+        w.field("device", v.device.description)
+        if let mac = v.mac { w.field("mac", macText(mac)) }
+        if let h = v.hostname { w.field("hostname", h) }
+        if let c = v.vendorClass { w.field("vendor_class", c) }
+        w.field("severity", v.severity?.description ?? "none")
+        w.field("verdict", DeviceVerdict.label(v.severity))
+        w.field("headline", v.headline)
+        if let c = v.corroborated { w.field("corroborated_by", c.description) }
+        w.field("sent_foreign_bytes", v.sentForeign)
+        w.field("received_foreign_bytes", v.receivedForeign)
+        w.field("sent_home_bytes", v.sentHome)
+        w.field("sent_other_bytes", v.sentOther)
+        w.beginObject("alerts")
+        for s in Severity.allCases.reversed() { w.field(s.description, v.alerts.count { $0.severity == s }) }
+        w.endObject()
+        w.beginObject("uploads_by_country")
+        for (c, n) in v.uploadsByCountry { w.field(c, n) }
+        w.endObject()
+        w.beginArray("endpoints")
+        for e in v.endpoints.prefix(maximumEndpoints) {
+            w.beginObject()
+            w.field("ip", e.address.description)
+            w.beginArray("names")
+            for n in e.totals.names { w.element(n) }
+            w.endArray()
+            if let g = e.destination { geo(g, into: &w) }
+            w.field("flows", e.totals.flows)
+            w.field("sent_bytes", e.totals.sent)
+            w.field("received_bytes", e.totals.received)
+            w.field("first_contact", e.totals.first.rfc3339)
+            w.field("last_contact", e.totals.last.rfc3339)
+            if let p = e.period { w.field("period_s", p) }
+            w.beginArray("categories")
+            for c in e.categories { w.element(c) }
+            w.endArray()
+            if let s = e.severity { w.field("severity", s.description) }
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+        return w
+    }
+
+    static func macText(_ mac: UInt64) -> String {
+        (0..<6).map { i in
+            let b = UInt8(truncatingIfNeeded: mac >> (UInt64(5 - i) * 8))
+            return (b < 16 ? "0" : "") + String(b, radix: 16)
+        }.joined(separator: ":")
+    }
+}

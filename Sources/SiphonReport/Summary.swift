@@ -6,8 +6,9 @@ public import SiphonDetect
 public enum TerminalSummary {
     public static func render(
         capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], alerts: [Alert] = [],
-        topTalkers: Int = 5, width: Int = 80
+        verdicts: [DeviceVerdict] = [], topTalkers: Int = 5, width: Int = 80, color: Bool = false
     ) -> String {
+        let paint = Paint(enabled: color)
         var out = ""
         let span: String
         if let first = s.firstTimestamp, let last = s.lastTimestamp {
@@ -52,13 +53,61 @@ public enum TerminalSummary {
             for (_, a) in ranked.prefix(12) {
                 let lead = "    " + pad(a.severity.description, 9) + pad(a.category.rawValue, 18)
                 for (i, line) in wrap(a.message, width: width - lead.count).enumerated() {
-                    out += (i == 0 ? lead : String(repeating: " ", count: lead.count)) + line + "\n"
+                    out += (i == 0 ? "    " + paint.severity(a.severity, pad(a.severity.description, 9)) + pad(a.category.rawValue, 18)
+                                : String(repeating: " ", count: lead.count)) + line + "\n"
                 }
             }
             if ranked.count > 12 { out += "    ... \(ranked.count - 12) more in the JSON output\n" }
         }
+        for v in verdicts.prefix(8) { out += verdict(v, width: width, paint: paint) }
+        if verdicts.count > 8 { out += "  ... \(verdicts.count - 8) more devices in the JSON output\n" }
         if let error = s.error { out += "  error: \(error)\n" }
         return out
+    }
+
+    /// A device's verdict: who it is, the verdict and why, and its endpoints (foreign first) in a table.
+    static func verdict(_ v: DeviceVerdict, width: Int, paint: Paint) -> String {
+        var out = "  device \(v.device)"
+        var who: [String] = []
+        if let h = v.hostname { who.append(h) }
+        if let m = v.mac { who.append(EventEncoder.macText(m)) }
+        if !who.isEmpty { out += " (" + who.joined(separator: ", ") + ")" }
+        out += "\n"
+        out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity)) + "\n"
+        for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }
+        let shown = v.endpoints.filter { $0.destination?.scope == .foreign || ($0.severity ?? .info) > .info }.prefix(8)
+        guard !shown.isEmpty else { return out }
+        out += "    " + pad("endpoint", 31) + pad("where", 17) + pad("sent/received", 16) + pad("flows", 6) + "every\n"
+        for e in shown {
+            let name = e.totals.names.first.map { " " + $0 } ?? ""
+            let place = [e.destination?.country, e.destination?.asOrganization].compactMap { $0 }.joined(separator: " ")
+            let period = e.period.map { seconds($0) } ?? "-"
+            out += "    " + pad(clip(e.address.description + name, 30), 31) + pad(clip(place, 16), 17)
+                + pad(size(UInt64(e.totals.sent)) + "/" + size(UInt64(e.totals.received)), 16) + pad(String(e.totals.flows), 6)
+                + period + "\n"
+        }
+        if v.endpoints.count > shown.count { out += "    (\(v.endpoints.count - shown.count) more endpoints, home or without findings)\n" }
+        return out
+    }
+
+    static func clip(_ s: String, _ n: Int) -> String { s.count <= n ? s : String(s.prefix(n - 1)) + "…" }
+
+    /// ANSI colours for severities, on a terminal only.
+    struct Paint {
+        var enabled: Bool
+        func severity(_ s: Severity, _ text: String) -> String {
+            guard enabled else { return text }
+            let code = switch s {
+            case .critical: "1;35"
+            case .high: "1;31"
+            case .medium: "33"
+            case .low: "36"
+            case .info: "2"
+            }
+            // Padding stays outside the colour so columns line up.
+            let trimmed = text.trimmingTrailingSpaces()
+            return "\u{1B}[\(code)m\(trimmed)\u{1B}[0m" + String(repeating: " ", count: text.count - trimmed.count)
+        }
     }
 
     /// `text` cut at spaces into lines of at most `width` characters (a longer word gets a line of its own).
@@ -129,5 +178,13 @@ public func writeStandardError(_ text: String) {
         let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
         if n <= 0 { break }
         done += n
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
     }
 }

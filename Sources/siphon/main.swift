@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Siphon
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -88,6 +89,9 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
     var failOn: Severity?
 
+    @Option(help: ArgumentHelp("Write a self-contained HTML report (verdict, charts, timeline, evidence) to this file.", valueName: "file"))
+    var html: String?
+
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
@@ -153,9 +157,13 @@ struct Scan: ParsableCommand {
         }
         var failed = false
         var worst: Severity?
+        var reports: [HTMLReport.Capture] = []
         for capture in captures {
             let result = CaptureScanner.scan(path: capture, options: options, output: output)
             if let top = result.alerts.map(\.severity).max(), worst.map({ top > $0 }) ?? true { worst = top }
+            if html != nil, !(result.error != nil && result.error?.offset == nil) {
+                reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts))
+            }
             if let error = result.error {
                 failed = true
                 // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
@@ -166,11 +174,19 @@ struct Scan: ParsableCommand {
             }
             if !quiet {
                 printError(TerminalSummary.render(
-                    capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts))
+                    capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
+                    verdicts: result.verdicts, color: colorOnStandardError))
             }
             if let error = result.error, quiet { printError("siphon: \(error)") }
         }
         output?.flush()
+        if let html {
+            let page = HTMLReport.render(reports, home: options.geo?.homeCountries ?? [], version: SiphonCommand.configuration.version)
+            do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {
+                printError("siphon: \(html): cannot write the report: \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+        }
         if failed { throw ExitCode(2) }
         if let threshold = failOn, let worst, worst >= threshold { throw ExitCode(1) }
     }
@@ -324,6 +340,9 @@ extension String {
 }
 
 func printError(_ message: String) { writeStandardError(message) }
+
+/// Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb.
+let colorOnStandardError: Bool = isatty(2) == 1 && getenv("NO_COLOR") == nil && String(cString: getenv("TERM") ?? strdup("dumb")) != "dumb"
 
 // Bad usage exits 2 (as documented), not ArgumentParser's default 64.
 do {

@@ -1,0 +1,141 @@
+public import SiphonCore
+public import SiphonGeo
+
+/// One endpoint a device talked to, as the verdict shows it.
+public struct EndpointReport: Sendable {
+    public var address: IPAddress
+    public var totals: EndpointTotals
+    /// Median interval between contacts when the device beacons to it (seconds).
+    public var period: Double?
+    /// Categories of the alerts about it, and the highest severity among them.
+    public var categories: [String]
+    public var severity: Severity?
+    public var destination: GeoInfo? { totals.destination }
+}
+
+/// What the analyst pastes into a report: per device, how bad it looks and why, the endpoints it talked to, and the
+/// alerts ranked by severity.
+public struct DeviceVerdict: Sendable {
+    public var device: IPAddress
+    public var mac: UInt64?
+    public var hostname: String?
+    public var vendorClass: String?
+    /// The verdict's severity: the highest alert's, raised to critical when one foreign endpoint draws three or more
+    /// kinds of finding above info (a beacon, an upload and identifiers to the same place make a backdoor).
+    public var severity: Severity?
+    /// The foreign endpoint that corroborates the raise, if any.
+    public var corroborated: IPAddress?
+    public var headline: String
+    /// Endpoints, foreign first, then by bytes sent.
+    public var endpoints: [EndpointReport]
+    /// Alerts about the device, highest severity first, then in capture order.
+    public var alerts: [Alert]
+    public var sentForeign = 0
+    public var receivedForeign = 0
+    public var sentHome = 0
+    public var sentOther = 0
+    /// Bytes sent per located country and per AS owner (foreign and home endpoints), largest first.
+    public var uploadsByCountry: [(String, Int)] = []
+    public var uploadsByOwner: [(String, Int)] = []
+
+    /// The verdict's words for a severity.
+    public static func label(_ s: Severity?) -> String {
+        switch s {
+        case .critical?: "CRITICAL: data leaves for abroad, corroborated"
+        case .high?: "HIGH: evidence of data leaving for abroad"
+        case .medium?: "SUSPICIOUS"
+        case .low?: "WORTH A LOOK"
+        case .info?, nil: "NO FINDING"
+        }
+    }
+}
+
+extension DetectionEngine {
+    /// The verdict for every device seen, worst first.
+    public func verdicts() -> [DeviceVerdict] {
+        var devices = Set(ledger.keys.map(\.device))
+        for a in raised { devices.insert(a.device) }
+        return devices.map(verdict(for:)).sorted {
+            ($0.severity?.rawValue ?? -1, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.sentForeign)
+                ? ($0.severity?.rawValue ?? -1, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.sentForeign)
+                : $0.device < $1.device
+        }
+    }
+
+    func verdict(for device: IPAddress) -> DeviceVerdict {
+        let alerts = raised.enumerated().filter { $0.element.device == device }
+            .sorted { $0.element.severity != $1.element.severity ? $0.element.severity > $1.element.severity : $0.offset < $1.offset }
+            .map(\.element)
+        var endpoints: [EndpointReport] = []
+        for (pair, t) in ledger where pair.device == device {
+            let about = alerts.filter { $0.flow.serverAddress == pair.endpoint || $0.evidenceTarget.map { $0 == pair.endpoint.description || t.names.contains($0) } == true }
+            var categories: [String] = []
+            for a in about where a.severity > .info && !categories.contains(a.category.rawValue) { categories.append(a.category.rawValue) }
+            let period = about.first { $0.category == .beaconing }.flatMap { a -> Double? in
+                if case .double(let v)? = a.evidence.first(where: { $0.0 == "median_interval_s" })?.1 { return v }
+                return nil
+            }
+            endpoints.append(EndpointReport(
+                address: pair.endpoint, totals: t, period: period, categories: categories,
+                severity: about.map(\.severity).max()))
+        }
+        endpoints.sort {
+            let f0 = $0.destination?.scope == .foreign, f1 = $1.destination?.scope == .foreign
+            if f0 != f1 { return f0 }
+            if ($0.severity?.rawValue ?? -1) != ($1.severity?.rawValue ?? -1) { return ($0.severity?.rawValue ?? -1) > ($1.severity?.rawValue ?? -1) }
+            return $0.totals.sent != $1.totals.sent ? $0.totals.sent > $1.totals.sent : $0.address < $1.address
+        }
+        var v = DeviceVerdict(
+            device: device, mac: deviceMACs[device], severity: alerts.map(\.severity).max(), headline: "", endpoints: endpoints,
+            alerts: alerts)
+        var byCountry: [String: Int] = [:], byOwner: [String: Int] = [:]
+        for e in endpoints {
+            switch e.destination?.scope {
+            case .foreign?:
+                v.sentForeign += e.totals.sent
+                v.receivedForeign += e.totals.received
+            case .home?: v.sentHome += e.totals.sent
+            default: v.sentOther += e.totals.sent
+            }
+            if e.totals.sent > 0 {
+                byCountry[e.destination?.country ?? "??", default: 0] += e.totals.sent
+                byOwner[e.destination?.asOrganization ?? "unknown owner", default: 0] += e.totals.sent
+            }
+        }
+        v.uploadsByCountry = byCountry.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        v.uploadsByOwner = byOwner.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        // Corroboration: one foreign endpoint with three kinds of finding above info.
+        if let worst = endpoints.first(where: { $0.destination?.scope == .foreign && $0.categories.filter { $0 != AlertCategory.foreignEndpoint.rawValue }.count >= 3 }) {
+            v.severity = .critical
+            v.corroborated = worst.address
+        }
+        let foreign = endpoints.filter { $0.destination?.scope == .foreign }
+        let countries = foreign.reduce(into: [String]()) { if let c = $1.destination?.country, !$0.contains(c) { $0.append(c) } }
+        var words = "\(foreign.count) foreign endpoint\(foreign.count == 1 ? "" : "s")"
+        if !countries.isEmpty { words += " (\(countries.joined(separator: ", ")))" }
+        words += ", \(Self.bytes(v.sentForeign)) sent abroad, \(alerts.filter { $0.severity > .info }.count) alerts above info"
+        if let c = v.corroborated {
+            let e = endpoints.first { $0.address == c }
+            words += "; \(c)\(e?.totals.names.first.map { " (\($0))" } ?? "") draws \(e?.categories.joined(separator: ", ") ?? "")"
+        }
+        v.headline = words
+        return v
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var x = Double(n), u = 0
+        while x >= 1000 && u < units.count - 1 { x /= 1000; u += 1 }
+        if u == 0 { return "\(n) B" }
+        let tenths = Int((x * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[u])"
+    }
+}
+
+extension Alert {
+    /// The `target` of a beaconing alert (an address or a name).
+    var evidenceTarget: String? {
+        if case .string(let s)? = evidence.first(where: { $0.0 == "target" })?.1 { return s }
+        return nil
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Siphon
+import Testing
+
+/// The per-device verdict, its JSON event, the terminal rendering and the HTML report, on the sample capture; every
+/// figure is compared with the generator's manifest.
+@Suite struct VerdictTests {
+    static let geo: GeoDatabase? = try? GeoDatabase()
+    let manifest: [String: Any]
+
+    init() throws {
+        manifest = try #require(try Repo.json("captures/sample/backdoor-phone.json") as? [String: Any])
+    }
+
+    private var device: [String: Any] { manifest["device"] as? [String: Any] ?? [:] }
+
+    private func scan() throws -> (events: [[String: Any]], result: CaptureScanner.Result) {
+        var options = ScanOptions()
+        options.geo = try #require(Self.geo)
+        return scanEvents(Repo.path("captures/sample/backdoor-phone.pcap"), options: options)
+    }
+
+    @Test func verdictEventMatchesTheManifest() throws {
+        let (events, result) = try scan()
+        let verdicts = events.filter { $0["event_type"] as? String == "verdict" }
+        #expect(verdicts.count == 1 && result.verdicts.count == 1)
+        let v = try #require(verdicts.first)
+        #expect(v["device"] as? String == device["ip"] as? String)
+        #expect(v["mac"] as? String == device["mac"] as? String)
+        #expect(v["hostname"] as? String == device["hostname"] as? String)
+        #expect(v["vendor_class"] as? String == device["vendor_class"] as? String)
+        // The beacon server is also where the identifiers went: three kinds of finding on one foreign endpoint.
+        let beaconServer = try #require((manifest["beacons"] as? [[String: Any]])?.first?["server"] as? String)
+        #expect((manifest["uploads"] as? [[String: Any]])?.first?["server"] as? String == beaconServer)
+        #expect(v["severity"] as? String == "critical")
+        #expect(v["corroborated_by"] as? String == beaconServer)
+        // Per endpoint: bytes both ways summed over the manifest's flows.
+        var totals: [String: (sent: Int, received: Int, flows: Int)] = [:]
+        for f in manifest["flows"] as? [[String: Any]] ?? [] {
+            let s = f["server"] as? String ?? ""
+            totals[s, default: (0, 0, 0)].sent += f["sent"] as? Int ?? 0
+            totals[s, default: (0, 0, 0)].received += f["received"] as? Int ?? 0
+            totals[s, default: (0, 0, 0)].flows += 1
+        }
+        let endpoints = try #require(v["endpoints"] as? [[String: Any]])
+        #expect(Set(endpoints.compactMap { $0["ip"] as? String }) == Set(totals.keys))
+        let geo = try #require(Self.geo)
+        var foreignSent = 0, byCountry: [String: Int] = [:]
+        for e in endpoints {
+            let ip = e["ip"] as? String ?? ""
+            let t = try #require(totals[ip])
+            #expect(e["sent_bytes"] as? Int == t.sent && e["received_bytes"] as? Int == t.received && e["flows"] as? Int == t.flows, "\(ip)")
+            let g = geo.lookup(IPAddress(ip)!)
+            if g.scope == .foreign { foreignSent += t.sent }
+            byCountry[g.country ?? "??", default: 0] += t.sent
+        }
+        #expect(v["sent_foreign_bytes"] as? Int == foreignSent)
+        #expect(v["uploads_by_country"] as? [String: Int] == byCountry)
+        // Foreign endpoints come first.
+        let scopes = endpoints.map { ($0["dest_geo"] as? [String: Any])?["scope"] as? String }
+        #expect(scopes.prefix { $0 == "foreign" }.count == scopes.filter { $0 == "foreign" }.count)
+        // The beacon period: the median of the manifest's intervals between beacons.
+        let times = (manifest["beacons"] as? [[String: Any]] ?? []).compactMap { $0["time"] as? Double }.sorted()
+        let intervals = zip(times.dropFirst(), times).map { $0 - $1 }.sorted()
+        let median = intervals.count % 2 == 1 ? intervals[intervals.count / 2] : (intervals[intervals.count / 2 - 1] + intervals[intervals.count / 2]) / 2
+        let beacon = try #require(endpoints.first { $0["ip"] as? String == beaconServer })
+        let period = try #require(beacon["period_s"] as? Double)
+        // The detector judges at the 6th contact: the median over those first intervals, within the jitter of the whole series.
+        #expect(abs(period - median) < 2.5, "period \(period), manifest median \(median)")
+        // Alert counts by severity equal the alert events.
+        let alerts = events.filter { $0["event_type"] as? String == "alert" }
+        let counts = try #require(v["alerts"] as? [String: Int])
+        for s in ["critical", "high", "medium", "low", "info"] {
+            #expect(counts[s] == alerts.count { ($0["alert"] as? [String: Any])?["severity"] as? String == s })
+        }
+    }
+
+    @Test func terminalVerdictAndColour() throws {
+        let (_, result) = try scan()
+        let plain = TerminalSummary.render(
+            capture: "x", stats: result.statistics, hosts: result.hosts, alerts: result.alerts, verdicts: result.verdicts)
+        let coloured = TerminalSummary.render(
+            capture: "x", stats: result.statistics, hosts: result.hosts, alerts: result.alerts, verdicts: result.verdicts, color: true)
+        #expect(plain.contains("verdict: CRITICAL") && plain.contains(device["hostname"] as? String ?? "?"))
+        #expect(!plain.contains("\u{1B}"))
+        #expect(coloured.contains("\u{1B}[1;35mCRITICAL"))
+        let stripped = coloured.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
+        #expect(stripped == plain)
+        for line in plain.split(separator: "\n").dropFirst() { #expect(line.count <= 80, "\(line)") }
+        // The CLI writes no colour when standard error is not a terminal (as here).
+        let r = try runSiphon(["scan", Repo.path("captures/sample/backdoor-phone.pcap")])
+        #expect(r.status == 0 && !r.err.contains("\u{1B}") && r.err.contains("verdict: CRITICAL"))
+    }
+
+    @Test func htmlReport() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-report-\(getpid()).html").path
+        let sample = Repo.path("captures/sample/backdoor-phone.pcap")
+        let r = try runSiphon(["scan", "-q", "--json", "-", "--html", path, sample])
+        #expect(r.status == 0, "\(r.err)")
+        let page = try String(contentsOfFile: path, encoding: .utf8)
+        let alerts = r.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            .filter { $0["event_type"] as? String == "alert" }
+        // Self-contained: no script, no external resource, no URL the browser would fetch.
+        for forbidden in ["<script", "src=", "<link", "@import", "url("] { #expect(!page.contains(forbidden), "\(forbidden)") }
+        #expect(page.hasPrefix("<!DOCTYPE html>") && page.contains("</html>"))
+        #expect(page.contains(HTMLReport.escape(device["hostname"] as? String ?? "?")))
+        #expect(page.components(separatedBy: "<article class=\"device\">").count == 2)
+        // Every alert is listed, with its message (escaped) and evidence table.
+        #expect(page.components(separatedBy: "<li><details>").count - 1 == alerts.count)
+        for a in alerts {
+            let message = (a["alert"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(page.contains(HTMLReport.escape(message)), "\(message)")
+        }
+        // The timeline has one mark per flow of each endpoint; the charts one bar per country that received bytes.
+        let flows = (manifest["flows"] as? [[String: Any]] ?? []).count
+        #expect(page.components(separatedBy: "class=\"mark ").count - 1 == flows)
+        #expect(page.contains("<svg") && page.contains("class=\"bar\""))
+        #expect(HTMLReport.escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;")
+    }
+}
