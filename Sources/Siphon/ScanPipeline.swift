@@ -173,6 +173,11 @@ public final class ScanPipeline {
     private func writeFragmentConflicts() {
         for c in fragments.takeConflicts() {
             output?.write(EventEncoder.fragmentAnomaly(c, capture: capture))
+            if let detection {
+                let g = geo.map { $0.lookup(c.destination) }
+                detection.fragmentConflict(c, destination: g?.scope == .local ? nil : g)
+                writeAlerts(communityID: nil)
+            }
         }
         writtenFragmentConflicts = fragments.conflictCount
     }
@@ -220,7 +225,7 @@ public final class ScanPipeline {
         }
     }
 
-    private func writeAlerts(communityID: String) {
+    private func writeAlerts(communityID: String?) {
         guard let detection else { return }
         for a in detection.takeNewAlerts() { output?.write(EventEncoder.alert(a, communityID: communityID, capture: capture)) }
     }

@@ -38,21 +38,24 @@ public final class PublicSuffixList: Sendable {
     public func registeredDomain(_ name: String) -> String? {
         var n = name.lowercased()
         if n.hasSuffix(".") { n.removeLast() }
-        let labels = n.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2, !labels.contains(where: \.isEmpty) else { return nil }
-        // The longest matching rule gives the suffix length in labels.
+        guard !n.isEmpty, !n.hasPrefix("."), !n.contains("..") else { return nil }
+        // Label start offsets (UTF-8), first label first; candidate suffixes are the tails from each start.
+        let bytes = Array(n.utf8)
+        var starts = [0]
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") { starts.append(i + 1) }
+        let labels = starts.count
+        guard labels >= 2 else { return nil }
+        func tail(_ i: Int) -> String { String(decoding: bytes[starts[i]...], as: UTF8.self) }
+        // The longest matching rule gives the suffix length in labels (the default rule `*`: one label).
         var suffixLabels = 1
-        for i in 0..<labels.count {
-            let candidate = labels[i...].joined(separator: ".")
-            if exceptions.contains(candidate) { suffixLabels = labels.count - i - 1; break }
-            if rules.contains(candidate) { suffixLabels = labels.count - i; break }
-            if i + 1 < labels.count, wildcards.contains(labels[(i + 1)...].joined(separator: ".")) {
-                suffixLabels = labels.count - i
-                break
-            }
+        for i in 0..<labels {
+            let candidate = tail(i)
+            if exceptions.contains(candidate) { suffixLabels = labels - i - 1; break }
+            if rules.contains(candidate) { suffixLabels = labels - i; break }
+            if i + 1 < labels, wildcards.contains(tail(i + 1)) { suffixLabels = labels - i; break }
         }
-        guard labels.count > suffixLabels else { return nil }
-        return labels[(labels.count - suffixLabels - 1)...].joined(separator: ".")
+        guard labels > suffixLabels else { return nil }
+        return tail(labels - suffixLabels - 1)
     }
 }
 
@@ -93,15 +96,17 @@ struct DNSDomainTotals {
 enum DNSNames {
     /// Shannon entropy of the characters of `s`, in bits per character.
     static func entropy<S: Sequence>(_ s: S) -> Double where S.Element == UInt8 {
-        var counts = [Int](repeating: 0, count: 256)
-        var n = 0
-        for b in s { counts[Int(b)] += 1; n += 1 }
-        guard n > 0 else { return 0 }
-        var h = 0.0
-        for c in counts where c > 0 {
-            let p = Double(c) / Double(n)
-            h -= p * log2(p)
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { counts in
+            counts.initialize(repeating: 0)
+            var n = 0
+            for b in s { counts[Int(b)] &+= 1; n += 1 }
+            guard n > 0 else { return 0 }
+            var h = 0.0
+            for c in counts where c > 0 {
+                let p = Double(c) / Double(n)
+                h -= p * log2(p)
+            }
+            return h
         }
-        return h
     }
 }

@@ -152,6 +152,8 @@ public final class DetectionEngine {
     public let identifierScanner: IdentifierScanner
     let suffixes: PublicSuffixList
     var dnsDomains: [DomainKey: DNSDomainTotals] = [:]
+    /// Registered domains of recent query names (most queries repeat a name).
+    var registeredDomains: [String: String?] = [:]
     struct DomainKey: Hashable {
         var device: IPAddress
         var domain: String
@@ -189,7 +191,8 @@ public final class DetectionEngine {
             return
         }
         let pair = Pair(device: device, endpoint: endpoint)
-        var t = ledger[pair] ?? EndpointTotals(first: f.start, last: f.end)
+        // Taken out of the table while updated, so that appending to its arrays does not copy them.
+        var t = ledger.removeValue(forKey: pair) ?? EndpointTotals(first: f.start, last: f.end)
         t.flows += 1
         if t.contacts.count < EndpointTotals.maximumContacts { t.contacts.append(f.start) }
         if deviceMACs[device] == nil {
@@ -341,6 +344,32 @@ public final class DetectionEngine {
                 ("anomaly", .string("overlap-different-data")), ("direction", .string(direction)),
                 ("offset", .int(Int(c.offset))), ("length", .int(c.length)), ("policy", .string(policy)),
                 ("kept", .string(c.kept.hexString)), ("discarded", .string(c.discarded.hexString)),
+            ]))
+    }
+
+    /// Fragmented datagrams already reported (source, destination, IP id).
+    private var evasiveDatagrams: Set<[UInt64]> = []
+
+    /// IP fragments that overlap with different bytes: the receiver's reassembly policy decides which bytes the
+    /// datagram carries, so an inspector may not see what the endpoint got. Raised once per datagram; the device is
+    /// the local side (the sender when both are).
+    public func fragmentConflict(_ c: FragmentConflict, destination: GeoInfo?) {
+        guard configuration.on(.evasion) else { return }
+        let deviceIsSource = AddressScope.isLocal(c.source) || !AddressScope.isLocal(c.destination)
+        let device = deviceIsSource ? c.source : c.destination
+        guard evasiveDatagrams.insert([c.source.high, c.source.low, c.destination.high, c.destination.low, UInt64(c.identification)]).inserted
+        else { return }
+        var flow = Flow(
+            key: FlowKey(a: c.source, portA: 0, b: c.destination, portB: 0, ipProtocol: c.ipProtocol, vlan: 0), id: 0,
+            initiatorIsA: true, start: c.timestamp)
+        flow.end = c.timestamp
+        raised.append(Alert(
+            category: .evasion, rule: "siphon.evasion.fragment-overlap-different-data", severity: .medium,
+            message: "IP fragments from \(c.source) to \(c.destination) overlap with different data "
+                + "(\(c.length) bytes at offset \(c.offset), IP id \(c.identification))",
+            timestamp: c.timestamp, flow: flow, device: device, destination: deviceIsSource ? destination : nil, evidence: [
+                ("anomaly", .string("ip-fragment-overlap-different-data")), ("ip_id", .int(Int(c.identification))),
+                ("offset", .int(c.offset)), ("length", .int(c.length)), ("policy", .string("first")),
             ]))
     }
 

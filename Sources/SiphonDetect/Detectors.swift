@@ -13,7 +13,7 @@ extension DetectionEngine {
     public func transaction(_ t: AppTransaction, flow f: Flow, direction: Int, timestamp: Timestamp) {
         switch t {
         case .tls(let client, let server, let certificate, _):
-            var x = facts[f.id] ?? FlowFacts()
+            var x = facts.removeValue(forKey: f.id) ?? FlowFacts()
             if let client {
                 x.sni = client.serverName
                 x.ja3 = client.ja3
@@ -28,7 +28,7 @@ extension DetectionEngine {
             if let certificate { x.certificate = certificate }
             facts[f.id] = x
         case .http(let request?, _):
-            var x = facts[f.id] ?? FlowFacts()
+            var x = facts.removeValue(forKey: f.id) ?? FlowFacts()
             x.httpBodyBytes += request.bodyLength
             if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
             if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
@@ -48,23 +48,28 @@ extension DetectionEngine {
 
     private func scanHTTP(_ request: HTTPMessage, flow f: Flow, timestamp: Timestamp) {
         var matches: [IdentifierMatch] = []
-        var parts: [(String, [UInt8])] = [("http-uri", Array(request.uri.utf8))]
-        for (name, value) in request.headers {
-            let n = name.lowercased()
-            if n == "host" || n == "content-length" || n == "accept" || n == "accept-encoding" || n == "connection" { continue }
-            parts.append(("http-header \(name)", Array(value.utf8)))
-        }
-        if !request.bodyPrefix.isEmpty { parts.append(("http-body", request.bodyPrefix)) }
-        for (location, bytes) in parts {
+        func part(_ location: @autoclosure () -> String, _ bytes: UnsafeRawBufferPointer) {
             matches.removeAll(keepingCapacity: true)
             identifierScanner.scan(bytes, into: &matches)
             // Form and query encoding hide '+' and separators: scan the decoded text too.
             if bytes.contains(UInt8(ascii: "%")), let decoded = String(decoding: bytes, as: UTF8.self).removingPercentEncoding {
                 identifierScanner.scan(Array(decoded.utf8), into: &matches)
             }
-            if !matches.isEmpty { identifiersFound(matches, flow: f, location: location, timestamp: timestamp) }
+            if !matches.isEmpty { identifiersFound(matches, flow: f, location: location(), timestamp: timestamp) }
         }
+        // Scanned in place (no copy of each header).
+        var uri = request.uri
+        uri.withUTF8 { part("http-uri", UnsafeRawBufferPointer($0)) }
+        for (name, value) in request.headers {
+            if Self.unscannedHeaders.contains(where: { name.utf8.count == $0.utf8.count && name.lowercased() == $0 }) { continue }
+            var v = value
+            v.withUTF8 { part("http-header \(name)", UnsafeRawBufferPointer($0)) }
+        }
+        if !request.bodyPrefix.isEmpty { request.bodyPrefix.withUnsafeBytes { part("http-body", $0) } }
     }
+
+    /// Headers that carry no identifier of the device's own.
+    static let unscannedHeaders = ["host", "content-length", "accept", "accept-encoding", "connection", "content-type"]
 
     /// Identifiers found in what the device sent in a flow (an HTTP part, raw payload, a DNS name).
     public func identifiersFound(_ matches: [IdentifierMatch], flow f: Flow, location: String, timestamp: Timestamp, viaDNS: String? = nil) {
@@ -108,7 +113,15 @@ extension DetectionEngine {
 
     private func dnsQuery(_ q: DNSQuestion, flow f: Flow, timestamp: Timestamp) {
         let name = q.name.lowercased()
-        guard let domain = suffixes.registeredDomain(name) ?? (configuration.on(.dnsTunnel) ? nil : name) else { return }
+        let registered: String?
+        if let cached = registeredDomains[name] {
+            registered = cached
+        } else {
+            registered = suffixes.registeredDomain(name)
+            if registeredDomains.count >= 8192 { registeredDomains.removeAll(keepingCapacity: true) }
+            registeredDomains[name] = .some(registered)
+        }
+        guard let domain = registered ?? (configuration.on(.dnsTunnel) ? nil : name) else { return }
         if configuration.on(.identifierLeak), name.utf8.count > domain.utf8.count + 6 {
             var matches: [IdentifierMatch] = []
             let sub = Array(name.utf8.dropLast(domain.utf8.count + 1))
@@ -118,7 +131,7 @@ extension DetectionEngine {
         guard configuration.on(.dnsTunnel) else { return }
         let c = configuration.dnsTunnel
         let key = DomainKey(device: f.clientAddress, domain: domain)
-        var t = dnsDomains[key] ?? DNSDomainTotals(first: timestamp, last: timestamp)
+        var t = dnsDomains.removeValue(forKey: key) ?? DNSDomainTotals(first: timestamp, last: timestamp)
         t.queries += 1
         t.last = timestamp
         if q.type == 16 || q.type == 10 { t.txtQueries += 1 }

@@ -236,12 +236,14 @@ public final class IdentifierScanner {
     private func generic(_ p: UnsafeRawBufferPointer, into matches: inout [IdentifierMatch]) {
         let kinds = configuration.kinds
         guard !kinds.isEmpty else { return }
+        // Kinds are looked up once, not per byte (a Set lookup hashes the kind's name).
+        let wantMAC = kinds.contains(.mac), wantLocation = kinds.contains(.location)
         let n = p.count
         var i = 0
         var pendingLatitude: (value: Double, start: Int, end: Int, decimals: Int, text: String)?
         while i < n {
             let b = p[i]
-            if i + 17 <= n, kinds.contains(.mac), Self.isHex(b), p[i + 2] == UInt8(ascii: ":") || p[i + 2] == UInt8(ascii: "-"),
+            if wantMAC, i + 17 <= n, p[i + 2] == UInt8(ascii: ":") || p[i + 2] == UInt8(ascii: "-"), Self.isHex(b),
                let m = mac(p, i) {
                 matches.append(m)
                 i += 17
@@ -258,7 +260,7 @@ public final class IdentifierScanner {
                     let decimals = j - i - 1
                     let negative = start > 0 && p[start - 1] == UInt8(ascii: "-")
                     let s = negative ? start - 1 : start
-                    if decimals >= 4, kinds.contains(.location), (s == 0 || !Self.isAlnum(p[s - 1])), j >= n || !Self.isAlnum(p[j]),
+                    if decimals >= 4, wantLocation, (s == 0 || !Self.isAlnum(p[s - 1])), j >= n || !Self.isAlnum(p[j]),
                        let v = Double(String(decoding: UnsafeRawBufferPointer(rebasing: p[s..<j]), as: UTF8.self)) {
                         if let lat = pendingLatitude, s - lat.end <= 40, abs(v) <= 180,
                            coordinates(p, lat.start, lat.end, s, lat.decimals, decimals, lat.value, v) {

@@ -53,22 +53,38 @@ public struct DeviceVerdict: Sendable {
 extension DetectionEngine {
     /// The verdict for every device seen, worst first.
     public func verdicts() -> [DeviceVerdict] {
-        var devices = Set(ledger.keys.map(\.device))
-        for a in raised { devices.insert(a.device) }
-        return devices.map(verdict(for:)).sorted {
+        // Grouped once: a capture may hold thousands of local hosts (one pass, not one per device).
+        var endpointsByDevice: [IPAddress: [(IPAddress, EndpointTotals)]] = [:]
+        for (pair, t) in ledger { endpointsByDevice[pair.device, default: []].append((pair.endpoint, t)) }
+        var alertsByDevice: [IPAddress: [Alert]] = [:]
+        for a in raised { alertsByDevice[a.device, default: []].append(a) }
+        let devices = Set(endpointsByDevice.keys).union(alertsByDevice.keys)
+        return devices.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? []) }.sorted {
             ($0.severity?.rawValue ?? -1, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.sentForeign)
                 ? ($0.severity?.rawValue ?? -1, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.sentForeign)
                 : $0.device < $1.device
         }
     }
 
-    func verdict(for device: IPAddress) -> DeviceVerdict {
-        let alerts = raised.enumerated().filter { $0.element.device == device }
-            .sorted { $0.element.severity != $1.element.severity ? $0.element.severity > $1.element.severity : $0.offset < $1.offset }
-            .map(\.element)
+    func verdict(for device: IPAddress, _ ledger: [(IPAddress, EndpointTotals)], _ raised: [Alert]) -> DeviceVerdict {
+        // By severity, highest first; alerts of equal severity stay in capture order (a bucket per level).
+        var buckets = [[Alert]](repeating: [], count: Severity.allCases.count)
+        for a in raised { buckets[a.severity.rawValue].append(a) }
+        let alerts = Array(buckets.reversed().joined())
+        var alertsByEndpoint: [IPAddress: [Alert]] = [:]
+        var alertsByTarget: [String: [Alert]] = [:]
+        for a in alerts {
+            alertsByEndpoint[a.flow.serverAddress, default: []].append(a)
+            if a.category == .beaconing, let t = a.evidenceTarget { alertsByTarget[t, default: []].append(a) }
+        }
         var endpoints: [EndpointReport] = []
-        for (pair, t) in ledger where pair.device == device {
-            let about = alerts.filter { $0.flow.serverAddress == pair.endpoint || $0.evidenceTarget.map { $0 == pair.endpoint.description || t.names.contains($0) } == true }
+        for (endpoint, t) in ledger {
+            var about = alertsByEndpoint[endpoint] ?? []
+            if !alertsByTarget.isEmpty {
+                for target in [endpoint.description] + t.names {
+                    for a in alertsByTarget[target] ?? [] where a.flow.serverAddress != endpoint { about.append(a) }
+                }
+            }
             var categories: [String] = []
             for a in about where a.severity > .info && !categories.contains(a.category.rawValue) { categories.append(a.category.rawValue) }
             let period = about.first { $0.category == .beaconing }.flatMap { a -> Double? in
@@ -76,7 +92,7 @@ extension DetectionEngine {
                 return nil
             }
             endpoints.append(EndpointReport(
-                address: pair.endpoint, totals: t, period: period, categories: categories,
+                address: endpoint, totals: t, period: period, categories: categories,
                 severity: about.map(\.severity).max()))
         }
         endpoints.sort {

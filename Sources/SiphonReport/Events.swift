@@ -446,7 +446,7 @@ extension EventEncoder {
         w.field("event_type", "verdict")
         w.field("capture", capture)
         w.field("device", v.device.description)
-        if let mac = v.mac { w.field("mac", macText(mac)) }
+        if let mac = v.mac { w.field("mac", macString(mac)) }
         if let h = v.hostname { w.field("hostname", h) }
         if let c = v.vendorClass { w.field("vendor_class", c) }
         w.field("severity", v.severity?.description ?? "none")
@@ -486,12 +486,5 @@ extension EventEncoder {
         w.endArray()
         w.endObject()
         return w
-    }
-
-    static func macText(_ mac: UInt64) -> String {
-        (0..<6).map { i in
-            let b = UInt8(truncatingIfNeeded: mac >> (UInt64(5 - i) * 8))
-            return (b < 16 ? "0" : "") + String(b, radix: 16)
-        }.joined(separator: ":")
     }
 }

@@ -62,7 +62,7 @@ public enum HTMLReport {
         let level = v.severity?.description ?? "none"
         var who = v.device.description
         if let n = v.hostname { who += " · " + n }
-        if let m = v.mac { who += " · " + EventEncoder.macText(m) }
+        if let m = v.mac { who += " · " + EventEncoder.macString(m) }
         if let vc = v.vendorClass { who += " · " + vc }
         var h = "<article class=\"device\"><h3>Device \(escape(who))</h3>\n"
         h += "<p class=\"verdict sev-\(level)\">\(escape(DeviceVerdict.label(v.severity)))</p>\n"

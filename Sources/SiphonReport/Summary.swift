@@ -70,7 +70,7 @@ public enum TerminalSummary {
         var out = "  device \(v.device)"
         var who: [String] = []
         if let h = v.hostname { who.append(h) }
-        if let m = v.mac { who.append(EventEncoder.macText(m)) }
+        if let m = v.mac { who.append(EventEncoder.macString(m)) }
         if !who.isEmpty { out += " (" + who.joined(separator: ", ") + ")" }
         out += "\n"
         out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity)) + "\n"

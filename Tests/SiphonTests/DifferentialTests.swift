@@ -31,6 +31,11 @@ import Testing
             let (events, result) = scanEvents(Repo.path("captures/diff/" + capture))
             let anomalies = events.filter { ($0["anomaly"] as? [String: Any])?["event"] as? String == "ip-fragment-overlap-different-data" }
             #expect(anomalies.count == weirds, "\(capture)")
+            // evasion: one alert per datagram whose fragments conflict, about the local side.
+            let datagrams = Set(anomalies.map { "\($0["src_ip"] ?? "") \($0["dest_ip"] ?? "") \(($0["anomaly"] as? [String: Any])?["ip_id"] ?? "")" })
+            let evasion = events.filter { ($0["alert"] as? [String: Any])?["rule"] as? String == "siphon.evasion.fragment-overlap-different-data" }
+            #expect(evasion.count == datagrams.count, "\(capture)")
+            #expect(evasion.allSatisfy { ($0["alert"] as? [String: Any])?["severity"] as? String == "medium" && ($0["evidence"] as? [String: Any])?["ip_id"] != nil })
             let inFlows = events.filter { $0["event_type"] as? String == "flow" }.map {
                 (($0["client"] as! [String: Any])["packets"] as! Int) + (($0["server"] as! [String: Any])["packets"] as! Int)
             }.reduce(0, +)
