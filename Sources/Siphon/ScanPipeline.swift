@@ -26,6 +26,8 @@ public struct ScanOptions: Sendable {
     public var detection: DetectionConfiguration? = DetectionConfiguration()
     /// The devices under test (empty: every local address that initiates flows to non-local addresses).
     public var devices: Set<IPAddress> = []
+    /// Devices under test named by MAC address (48 bits, as `Flow.clientMAC`).
+    public var deviceMACs: Set<UInt64> = []
     /// Declarative rules (from the rule pack) evaluated on every ended flow of a device.
     public var rules: [Rule] = []
     public init() {}
@@ -67,7 +69,7 @@ public final class ScanPipeline {
         self.output = output
         geo = options.geo
         intel = options.intel
-        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, rules: options.rules, geo: options.geo) }
+        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
@@ -76,7 +78,7 @@ public final class ScanPipeline {
         recorder.flows = flows
         if let detection, detection.configuration.on(.identifierLeak) {
             recorder.identifiers = detection.identifierScanner
-            recorder.isDevice = { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($1) }
+            recorder.isDevice = { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($0.serverAddress) }
         }
     }
 

@@ -48,7 +48,7 @@ public final class StreamRecorder: StreamConsumer {
     /// scanned as parsed, encrypted protocols not at all). Nil: no scanning.
     var identifiers: IdentifierScanner?
     /// Whether a flow from the first address to the second is a device's flow out of the network.
-    var isDevice: ((IPAddress, IPAddress) -> Bool)?
+    var isDevice: ((Flow) -> Bool)?
     var identifierHits: [IdentifierHit] = []
     /// Per slot: the flow scanned, bytes scanned so far (Int.max: not scanned), and the last bytes of the
     /// previous chunk (an identifier may straddle two segments).
@@ -72,7 +72,7 @@ public final class StreamRecorder: StreamConsumer {
             scanFlow[i] = flowID
             carry[i] = []
             let f = flows.flow(at: slot)
-            scanned[i] = isDevice?(f.clientAddress, f.serverAddress) == true ? 0 : Int.max
+            scanned[i] = isDevice?(f) == true ? 0 : Int.max
         }
         guard scanned[i] < limit else { return }
         if let p = app.protocolOf(slot: slot, flowID: flowID) {

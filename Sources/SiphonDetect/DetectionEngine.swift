@@ -163,9 +163,10 @@ public final class DetectionEngine {
     public let geo: GeoDatabase?
 
     public init(
-        configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = [], rules: [Rule] = [],
-        geo: GeoDatabase? = nil
+        configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = [], macs: Set<UInt64> = [],
+        rules: [Rule] = [], geo: GeoDatabase? = nil
     ) {
+        namedMACs = macs
         self.configuration = configuration
         self.geo = geo
         self.namedDevices = devices
@@ -174,9 +175,14 @@ public final class DetectionEngine {
         suffixes = configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: "")
     }
 
-    /// Whether `address`, as the initiator of a flow to a non-local address, is a device under test.
-    public func isDevice(_ address: IPAddress) -> Bool {
-        namedDevices.isEmpty ? AddressScope.isLocal(address) : namedDevices.contains(address)
+    /// Devices named by MAC address (`--device 02:a4:...`): their flows count whatever address they use.
+    public let namedMACs: Set<UInt64>
+
+    /// Whether the initiator of `flow` is a device under test: a named address or MAC, or, when none is named,
+    /// any local address.
+    public func isDevice(_ flow: Flow) -> Bool {
+        if namedDevices.isEmpty && namedMACs.isEmpty { return AddressScope.isLocal(flow.clientAddress) }
+        return namedDevices.contains(flow.clientAddress) || (flow.clientMAC != 0 && namedMACs.contains(flow.clientMAC))
     }
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
@@ -185,7 +191,7 @@ public final class DetectionEngine {
         // Taken for every flow, device or not, so the table never keeps ended flows.
         let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
         let device = f.clientAddress, endpoint = f.serverAddress
-        guard isDevice(device) else { return }
+        guard isDevice(f) else { return }
         guard !AddressScope.isLocal(endpoint) else {
             if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts)) }
             return

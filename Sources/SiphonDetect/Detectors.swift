@@ -36,10 +36,10 @@ extension DetectionEngine {
                 x.userAgents.append(value)
             }
             facts[f.id] = x
-            guard isDevice(f.clientAddress), !AddressScope.isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
+            guard isDevice(f), !AddressScope.isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
-            guard app == .dns, !message.isResponse, direction == 0, isDevice(f.clientAddress) else { return }
+            guard app == .dns, !message.isResponse, direction == 0, isDevice(f) else { return }
             for q in message.questions { dnsQuery(q, flow: f, timestamp: timestamp) }
         default:
             break

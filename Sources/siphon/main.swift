@@ -83,7 +83,7 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
     var ioc: [String] = []
 
-    @Option(help: ArgumentHelp("A device under test (IP address); repeatable. Default: every local address that talks to non-local ones.", valueName: "ip"))
+    @Option(help: ArgumentHelp("A device under test (IP or MAC address); repeatable. Default: every local address that talks to non-local ones.", valueName: "ip"))
     var device: [String] = []
 
     @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
@@ -134,11 +134,14 @@ struct Scan: ParsableCommand {
         options.geo = try loadGeo(home: home ?? pack.home.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
         if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
         for text in device {
-            guard let address = IPAddress(text) else {
-                printError("siphon: --device \(text): not an IP address")
+            if let address = IPAddress(text) {
+                options.devices.insert(address)
+            } else if let mac = parseMAC(text) {
+                options.deviceMACs.insert(mac)
+            } else {
+                printError("siphon: --device \(text): neither an IP address nor a MAC address (aa:bb:cc:dd:ee:ff)")
                 throw ExitCode(2)
             }
-            options.devices.insert(address)
         }
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
@@ -340,6 +343,18 @@ extension String {
 }
 
 func printError(_ message: String) { writeStandardError(message) }
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`) as the 48-bit value flows carry.
+func parseMAC(_ text: String) -> UInt64? {
+    let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+    guard parts.count == 6 else { return nil }
+    var v: UInt64 = 0
+    for p in parts {
+        guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
+        v = v << 8 | UInt64(b)
+    }
+    return v
+}
 
 /// Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb.
 let colorOnStandardError: Bool = isatty(2) == 1 && getenv("NO_COLOR") == nil && String(cString: getenv("TERM") ?? strdup("dumb")) != "dumb"

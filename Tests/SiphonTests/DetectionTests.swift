@@ -84,6 +84,18 @@ import Testing
         let phone = try #require(IPAddress((manifest["device"] as? [String: Any])?["ip"] as? String ?? ""))
         #expect(try alerts(home: ["FR"], devices: [IPAddress("192.0.2.99")!]).isEmpty)
         #expect(try alerts(home: ["FR"], devices: [phone]).count == alerts(home: ["FR"]).count)
+        // By MAC address (the manifest's), on the command line: the same alerts; another MAC: none.
+        let mac = try #require((manifest["device"] as? [String: Any])?["mac"] as? String)
+        let sample = Repo.path("captures/sample/backdoor-phone.pcap")
+        func count(_ args: [String]) throws -> Int {
+            try runSiphon(["scan", "-q", "--json", "-"] + args + [sample]).out.components(separatedBy: "\"event_type\":\"alert\"").count - 1
+        }
+        let all = try count([])
+        #expect(all > 0)
+        #expect(try count(["--device", mac]) == all)
+        #expect(try count(["--device", mac.uppercased().replacingOccurrences(of: ":", with: "-")]) == all)
+        #expect(try count(["--device", "02:00:5e:10:00:01"]) == 0)
+        #expect(try runSiphon(["scan", "--device", "02:a4:c2", sample]).status == 2)
     }
 
     @Test func iocMatchOnListedDomain() throws {
