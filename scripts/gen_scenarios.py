@@ -216,6 +216,26 @@ def beaconing():
 
 
 @scenario
+def beaconing_ja4_rotation():
+    s = Scenario("beaconing-ja4-rotation",
+                 "An implant that rotates servers: every 240 s (uniform jitter of +/-5 %), 8 times, a TLS 1.2 "
+                 "connection with the same ClientHello (so the same JA4) to the next of four foreign endpoints "
+                 "(47.88.1.1, 45.77.0.1, 52.84.1.1, 104.16.132.229, each resolved from its own name just before). "
+                 "No address or name is contacted more than twice, so only the JA4 series is regular: beaconing "
+                 "medium at its 6th contact (45.77.0.1, the second endpoint of the rotation); foreign-endpoint info "
+                 "for each endpoint.")
+    rotation = [ALIBABA_US, VULTR, AMAZON, CLOUDFLARE]
+    for k in range(8):
+        t = T0 + 240 * k + s.rng.uniform(-12, 12)
+        server = rotation[k % 4]
+        name = f"n{k % 4}.x9-rotate.net"
+        s.resolve(t, name, server)
+        s.tls12(t + 0.1, server, name, up=300, down=200)
+    s.alert("beaconing", "medium", rotation[5 % 4])
+    return s
+
+
+@scenario
 def leak_imei_http_post():
     s = Scenario("leak-imei-http-post",
                  "An activation report: DNS report.oportik-cloud.cn -> 120.77.166.21 (CN), HTTP POST on port 80 "

@@ -2,7 +2,7 @@ import Crypto
 public import SiphonApp
 public import SiphonCore
 public import SiphonFlows
-public import SiphonDetect
+internal import SiphonDetect
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-public import SiphonCore
+internal import SiphonCore
 
 /// Thresholds of the beaconing detector.
 public struct BeaconConfiguration: Sendable {

@@ -1,5 +1,5 @@
 internal import Foundation
-public import SiphonCore
+internal import SiphonCore
 
 /// The Public Suffix List (publicsuffix.org; a copy ships in `data/`, see SOURCES.md there): which part of a name
 /// is a public suffix, so which is the registered domain (`a.b.example.co.uk` → `example.co.uk`).

@@ -2,7 +2,7 @@ public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
 public import SiphonIntel
-public import SiphonApp
+internal import SiphonApp
 
 /// Thresholds of the built-in detectors (the rule pack sets them; these defaults are argued in docs/detections.md).
 public struct DetectionConfiguration: Sendable {
@@ -303,16 +303,33 @@ public final class DetectionEngine {
                     }
                 }
             }
+            // The TLS fingerprint: an implant that rotates foreign servers keeps its TLS stack. Its own series, over
+            // foreign endpoints only, raised once it spans three or more of them and none beacons by itself (one
+            // endpoint is the address's series; regular visits to several home sites are not rotation).
+            if foreign, let ja4 = facts.ja4, !ja4.isEmpty {
+                let key = BeaconTarget(device: device, target: "JA4 " + ja4)
+                if !beaconing.contains(key) {
+                    ja4Endpoints[key, default: []].insert(endpoint)
+                    let spread = ja4Endpoints[key]!
+                    let explained = spread.contains { beaconing.contains(BeaconTarget(device: device, target: $0.description)) }
+                    contact(key, e, pair, foreign: foreign, mayRaise: spread.count >= 3 && !explained)
+                    if beaconing.contains(key) { ja4Endpoints[key] = nil }
+                }
+            }
         }
     }
 
-    private func contact(_ key: BeaconTarget, _ e: EndedFlow, _ pair: Pair, foreign: Bool) {
+    /// Endpoints contacted per device × JA4 series.
+    private var ja4Endpoints: [BeaconTarget: Set<IPAddress>] = [:]
+
+    private func contact(_ key: BeaconTarget, _ e: EndedFlow, _ pair: Pair, foreign: Bool, mayRaise: Bool = true) {
         let c = configuration.beacons
-        var times = contacts[key, default: []]
+        // Out of the table while appended to (no copy of the array).
+        var times = contacts.removeValue(forKey: key) ?? []
         if times.count >= c.maximumContacts { times.removeFirst(times.count - c.maximumContacts + 1) }
         times.append(e.flow.start)
         contacts[key] = times
-        guard times.count >= c.minimumContacts,
+        guard mayRaise, times.count >= c.minimumContacts,
               let score = BeaconScore(times: times.map(\.secondsDouble), configuration: c), score.isBeacon(c)
         else { return }
         beaconing.insert(key)

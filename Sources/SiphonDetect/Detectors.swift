@@ -1,7 +1,7 @@
 internal import Foundation
 public import SiphonCore
 public import SiphonFlows
-public import SiphonGeo
+internal import SiphonGeo
 public import SiphonApp
 
 /// The detectors fed by transactions and payloads as they are parsed (identifier leaks, DNS tunnels), the TLS

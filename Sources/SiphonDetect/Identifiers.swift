@@ -1,7 +1,7 @@
 internal import Foundation
 internal import Crypto
 internal import Yams
-public import SiphonCore
+internal import SiphonCore
 
 /// Kinds of device identifiers the `identifier-leak` detector looks for.
 public enum IdentifierKind: String, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
 public import SiphonCore
-public import SiphonFlows
-public import SiphonGeo
+internal import SiphonFlows
+internal import SiphonGeo
 public import SiphonApp
 
 /// What the application layer said of one flow, kept until the flow ends for the detectors and the rules.

@@ -1,6 +1,6 @@
 internal import Foundation
 internal import Yams
-public import SiphonCore
+internal import SiphonCore
 
 /// One problem in a rule pack, with where it is.
 public struct RulePackIssue: Error, Sendable, CustomStringConvertible {

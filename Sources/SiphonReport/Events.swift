@@ -1,6 +1,6 @@
 public import SiphonApp
 public import SiphonCore
-public import SiphonDecode
+internal import SiphonDecode
 public import SiphonDetect
 public import SiphonFlows
 public import SiphonGeo

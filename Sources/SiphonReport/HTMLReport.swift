@@ -1,8 +1,8 @@
 internal import Foundation
-public import SiphonCore
-public import SiphonDecode
+internal import SiphonCore
+internal import SiphonDecode
 public import SiphonDetect
-public import SiphonGeo
+internal import SiphonGeo
 
 /// The `--html` report: one self-contained page (inline CSS and SVG, no script, no fetch) with, per capture and
 /// device, the verdict, uploads per country and per owner, a timeline of contacts per endpoint, the endpoint table

@@ -1,5 +1,5 @@
 public import SiphonCore
-public import SiphonDecode
+internal import SiphonDecode
 public import SiphonDetect
 
 /// The short human summary `siphon scan` prints on standard error.
