@@ -42,6 +42,10 @@ public final class CaptureReader {
         guard let file = isStdin ? siphon_stdin() : fopen(path, "rb") else {
             throw CaptureError(.cannotOpen, capture: path, message: String(cString: strerror(errno)))
         }
+        // 1 MiB reads instead of stdio's 4 KiB: 256 times fewer read(2) calls (a 1 GB capture made 262,000 of them).
+        // glibc ignores the size when given no buffer, so the buffer is ours, kept by the source until it closes.
+        let ioBuffer = isStdin ? nil : StdioBuffer(size: 1 << 20)
+        if let ioBuffer { setvbuf(file, ioBuffer.pointer, _IOFBF, ioBuffer.size) }
         var magic = [UInt8](repeating: 0, count: 4)
         let got = fread(&magic, 1, 4, file)
         if got == 0 && ferror(file) != 0 {
@@ -56,7 +60,7 @@ public final class CaptureReader {
         if magic == [0x0A, 0x0D, 0x0D, 0x0A] {
             format = .pcapng
             libpcap = nil
-            pcapng = try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic)
+            pcapng = try PcapngSource(file: file, closeOnDeinit: !isStdin, name: path, magic: magic, ioBuffer: ioBuffer)
         } else {
             format = .pcap
             // Read the whole file header: checked here so that every libpcap version gives the same errors.
@@ -76,7 +80,7 @@ public final class CaptureReader {
                 stream = prefixed
             }
             pcapng = nil
-            libpcap = try LibpcapFileSource(file: stream, name: path, magic: magic)
+            libpcap = try LibpcapFileSource(file: stream, name: path, magic: magic, ioBuffer: ioBuffer)
         }
         if let expression {
             filter = try PacketFilter(expression: expression, capture: path)
@@ -158,8 +162,12 @@ final class LibpcapFileSource {
     /// Computed rather than asked of `ftell`, so that it also works on pipes.
     private(set) var offset: Int64 = 24
 
-    init(file: UnsafeMutablePointer<FILE>, name: String, magic: [UInt8]) throws(CaptureError) {
+    /// The stdio buffer of the file libpcap reads (freed after `pcap_close`, when this source goes).
+    private let ioBuffer: StdioBuffer?
+
+    init(file: UnsafeMutablePointer<FILE>, name: String, magic: [UInt8], ioBuffer: StdioBuffer? = nil) throws(CaptureError) {
         self.name = name
+        self.ioBuffer = ioBuffer
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let handle = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
             fclose(file)
@@ -238,4 +246,15 @@ final class PacketFilter {
         guard let base = packet.bytes.baseAddress else { return false }
         return pcap_offline_filter(program, &header, base.assumingMemoryBound(to: UInt8.self)) != 0
     }
+}
+
+/// A stdio buffer that must outlive its FILE (`setvbuf` with no buffer keeps glibc's default size).
+final class StdioBuffer {
+    let size: Int
+    let pointer: UnsafeMutablePointer<CChar>
+    init(size: Int) {
+        self.size = size
+        pointer = .allocate(capacity: size)
+    }
+    deinit { pointer.deallocate() }
 }

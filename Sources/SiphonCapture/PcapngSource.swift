@@ -38,7 +38,11 @@ final class PcapngSource {
     private(set) var reportedDrops: UInt64?
     private var dropsByInterface: [Int: UInt64] = [:]
 
-    init(file: UnsafeMutablePointer<FILE>, closeOnDeinit: Bool, name: String, magic: [UInt8]) throws(CaptureError) {
+    /// The file's stdio buffer, freed after the file is closed (when this source goes).
+    private let ioBuffer: StdioBuffer?
+
+    init(file: UnsafeMutablePointer<FILE>, closeOnDeinit: Bool, name: String, magic: [UInt8], ioBuffer: StdioBuffer? = nil) throws(CaptureError) {
+        self.ioBuffer = ioBuffer
         self.file = file
         self.closeOnDeinit = closeOnDeinit
         self.name = name
