@@ -30,6 +30,9 @@ public struct ScanOptions: Sendable {
     public var deviceMACs: Set<UInt64> = []
     /// Declarative rules (from the rule pack) evaluated on every ended flow of a device.
     public var rules: [Rule] = []
+    /// Whether the per-device verdicts are built at the end even when no events are written (the terminal summary
+    /// and the HTML report need them; `verdict` events always do).
+    public var verdicts = true
     public init() {}
 }
 
@@ -54,6 +57,7 @@ public final class ScanPipeline {
     public let detection: DetectionEngine?
     /// Per device, once the capture is finished.
     public private(set) var verdicts: [DeviceVerdict] = []
+    private let wantVerdicts: Bool
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
@@ -69,6 +73,7 @@ public final class ScanPipeline {
         self.output = output
         geo = options.geo
         intel = options.intel
+        wantVerdicts = options.verdicts
         detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
@@ -165,7 +170,7 @@ public final class ScanPipeline {
             let flow = flows.flow(at: hit.slot)
             guard flow.id == hit.flowID else { continue }
             detection.identifiersFound(hit.matches, flow: flow, location: hit.location, timestamp: hit.timestamp)
-            writeAlerts(communityID: communityID(of: flow))
+            writeAlerts(flow: flow)
         }
         recorder.identifierHits.removeAll(keepingCapacity: true)
     }
@@ -178,7 +183,7 @@ public final class ScanPipeline {
             if let detection {
                 let g = geo.map { $0.lookup(c.destination) }
                 detection.fragmentConflict(c, destination: g?.scope == .local ? nil : g)
-                writeAlerts(communityID: nil)
+                writeAlerts(flow: nil)
             }
         }
         writtenFragmentConflicts = fragments.conflictCount
@@ -188,11 +193,10 @@ public final class ScanPipeline {
         for e in recorder.app.events {
             let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
             guard flow.id == e.flowID else { continue }
-            let id = communityID(of: flow)
-            output?.write(EventEncoder.application(e, flow: flow, communityID: id, capture: capture))
+            if let output { output.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture)) }
             if let detection {
                 detection.transaction(e.transaction, flow: flow, direction: e.direction, timestamp: e.timestamp)
-                writeAlerts(communityID: id)
+                writeAlerts(flow: flow)
             }
         }
         recorder.app.events.removeAll(keepingCapacity: true)
@@ -222,14 +226,19 @@ public final class ScanPipeline {
                 detection.overlapConflict(
                     c, flow: flow, policy: reassembler.configuration.policy.rawValue,
                     destination: g?.scope == .local ? nil : g, timestamp: c.timestamp)
-                writeAlerts(communityID: communityID(of: flow))
+                writeAlerts(flow: flow)
             }
         }
     }
 
-    private func writeAlerts(communityID: String?) {
+    /// Writes the alerts raised since the last call; the flow's Community ID (a SHA-1) is computed only when an
+    /// alert is written.
+    private func writeAlerts(flow: Flow?, communityID known: String? = nil) {
         guard let detection else { return }
-        for a in detection.takeNewAlerts() { output?.write(EventEncoder.alert(a, communityID: communityID, capture: capture)) }
+        let new = detection.takeNewAlerts()
+        guard !new.isEmpty, let output else { return }
+        let id = known ?? flow.map { communityID(of: $0) }
+        for a in new { output.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
     }
 
     private func drainEndedFlows() {
@@ -251,7 +260,9 @@ public final class ScanPipeline {
             b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
             b.flows &+= 1
             hosts[f.key.b] = b
-            let id = communityIDs.removeValue(forKey: f.id) ?? f.communityID
+            // The Community ID (a SHA-1) only when events are written.
+            let cached = communityIDs.removeValue(forKey: f.id)
+            let id = output == nil ? "" : cached ?? f.communityID
             let destination = geo.map { $0.lookup(f.serverAddress) }
             let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
             let dest = destination?.scope == .local ? nil : destination
@@ -264,7 +275,7 @@ public final class ScanPipeline {
                 detection.flowEnded(EndedFlow(
                     flow: f, sent: sent, received: received, resolvedNames: dnsNames, names: names, destination: dest,
                     app: summary.app.rawValue, midstream: figures.map { $0.0.midstream || $0.1.midstream } ?? false, indicator: hit))
-                writeAlerts(communityID: id)
+                writeAlerts(flow: nil, communityID: id)
             }
         }
         flows.releaseEnded()
@@ -283,7 +294,7 @@ public final class ScanPipeline {
         fragments.finish()
         flows.finish()
         drainEndedFlows()
-        if let detection {
+        if let detection, wantVerdicts || output != nil {
             var all = detection.verdicts()
             for i in all.indices {
                 if let mac = all[i].mac, let label = recorder.app.devices[mac] {

@@ -125,6 +125,7 @@ struct Scan: ParsableCommand {
         let pack = try loadPack(rules)
         options.detection = pack.configuration
         options.rules = pack.rules
+        options.verdicts = !quiet || html != nil
         for path in identifiers {
             do { options.detection?.identifiers.known += try KnownIdentifier.load(path: path) } catch {
                 printError("\(error)")
