@@ -65,13 +65,27 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Textual form as `inet_ntop` writes it (RFC 5952 for IPv6).
     public var description: String {
-        let raw = bytes
-        var out = [CChar](repeating: 0, count: 64)
-        let ok = raw.withUnsafeBytes { src in
-            inet_ntop(isIPv6 ? AF_INET6 : AF_INET, src.baseAddress, &out, socklen_t(out.count)) != nil
+        // Written into stack memory: an IPv4 address (at most 15 characters) becomes a small string, with no
+        // allocation at all (alerts and reports print addresses by the thousand).
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { out -> String in
+            var n = 0
+            if !isIPv6 {
+                for shift in stride(from: 24, through: 0, by: -8) {
+                    let b = Int(truncatingIfNeeded: (low >> UInt64(shift)) & 0xFF)
+                    if b >= 100 { out[n] = CChar(48 + b / 100); n += 1 }
+                    if b >= 10 { out[n] = CChar(48 + b / 10 % 10); n += 1 }
+                    out[n] = CChar(48 + b % 10)
+                    n += 1
+                    if shift > 0 { out[n] = 46; n += 1 }
+                }
+            } else {
+                var raw = (high.bigEndian, low.bigEndian)
+                let ok = withUnsafeBytes(of: &raw) { src in inet_ntop(AF_INET6, src.baseAddress, out.baseAddress, 64) != nil }
+                guard ok else { return "?" }
+                while out[n] != 0 { n += 1 }
+            }
+            return UnsafeBufferPointer(rebasing: out[0..<n]).withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) }
         }
-        guard ok else { return "?" }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

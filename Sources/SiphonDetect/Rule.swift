@@ -184,19 +184,24 @@ public indirect enum RuleCondition: Sendable {
         case .bool(let v):
             guard case .bool(let b) = operand else { return false }
             return op == .eq ? v == b : v != b
-        case .string(let v): return text(v.lowercased(), op, operand)
+        case .string(let v): return text(lower(v), op, operand)
         case .strings(let vs):
             // Negative operators hold when no element matches; positive ones when any does.
             switch op {
-            case .ne: return !vs.contains { text($0.lowercased(), .eq, operand) }
-            case .notIn: return !vs.contains { text($0.lowercased(), .in, operand) }
-            default: return vs.contains { text($0.lowercased(), op, operand) }
+            case .ne: return !vs.contains { text(lower($0), .eq, operand) }
+            case .notIn: return !vs.contains { text(lower($0), .in, operand) }
+            default: return vs.contains { text(lower($0), op, operand) }
             }
         case .address(let a):
             guard case .networks(let ns) = operand else { return false }
             let hit = ns.contains { $0.contains(a) }
             return op == .eq || op == .in ? hit : !hit
         }
+    }
+
+    /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
+    static func lower(_ s: String) -> String {
+        s.utf8.contains { $0 &- 0x41 < 26 } || !s.utf8.allSatisfy { $0 < 0x80 } ? s.lowercased() : s
     }
 
     static func number(_ v: Double, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
