@@ -118,3 +118,69 @@ import Testing
         #expect(psl.registeredDomain("WWW.Example.CO.UK.") == "example.co.uk")
     }
 }
+
+/// Bad input never crashes: the scanner on random bytes from an alphabet that hits every pattern's paths (digits,
+/// hex letters, separators, '+', '.', '-', keywords), with known identifiers, in a debug build where every buffer
+/// access is bounds-checked; and the rule-pack loader on mutations of the default pack.
+@Suite struct RobustnessTests {
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    @Test func identifierScannerOnRandomBytes() {
+        var c = IdentifierConfiguration()
+        c.known = [KnownIdentifier(kind: .imei, value: "490154203237518"), KnownIdentifier(kind: .phone, value: "+33612345678"),
+                   KnownIdentifier(kind: .mac, value: "02:a4:c2:11:33:02")]
+        let scanner = IdentifierScanner(configuration: c)
+        let pieces: [[UInt8]] = ["0", "1", "4", "5", "8", "9", "a", "f", ":", "-", ".", ",", "+", " ", "=", "imei", "imsi", "tel",
+                                 "lat", "lon", "%2B", "89", "35", "208", "490154203237518", "02:a4", "NDkw", "\u{0}", "\u{FF}"]
+            .map { Array($0.utf8) }
+        var rng = Rng(state: 2026)
+        var found = 0
+        for _ in 0..<3000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<rng.below(60) { bytes += pieces[rng.below(pieces.count)] }
+            var out: [IdentifierMatch] = []
+            scanner.scan(bytes, into: &out)
+            for m in out {
+                #expect(m.offset >= 0 && m.length > 0 && m.offset + m.length <= bytes.count)
+            }
+            found += out.count
+        }
+        #expect(found > 0, "the alphabet reaches the patterns")
+    }
+
+    @Test func rulePackLoaderOnMutations() throws {
+        let original = Array(try String(contentsOfFile: Repo.path("rules/siphon.yaml"), encoding: .utf8).utf8)
+        let inserts: [UInt8] = Array(":-[]{}'\"#&*!|>%@ \n\tax9".utf8)
+        var rng = Rng(state: 7)
+        var accepted = 0, refused = 0
+        for _ in 0..<400 {
+            var bytes = original
+            for _ in 0..<(1 + rng.below(4)) {
+                let i = rng.below(bytes.count)
+                switch rng.below(3) {
+                case 0: bytes.remove(at: i)
+                case 1: bytes.insert(inserts[rng.below(inserts.count)], at: i)
+                default: bytes[i] = inserts[rng.below(inserts.count)]
+                }
+            }
+            do {
+                _ = try RulePack.parse(String(decoding: bytes, as: UTF8.self), file: "m.yaml")
+                accepted += 1
+            } catch {
+                refused += 1
+                #expect(error.issues.allSatisfy { $0.file == "m.yaml" && !$0.message.isEmpty })
+            }
+        }
+        #expect(accepted > 0 && refused > 0)
+    }
+}
