@@ -10,14 +10,27 @@ public final class PublicSuffixList: Sendable {
     public let ruleCount: Int
 
     public init(text: String) {
+        // Parsed as bytes (250 KB: splitting it into Characters cost 190 M instructions, 50 ms).
         var rules: Set<String> = [], wildcards: Set<String> = [], exceptions: Set<String> = []
-        for line in text.split(whereSeparator: \.isNewline) {
-            let rule = line.prefix { $0 != " " && $0 != "\t" }.lowercased()
-            if rule.isEmpty || rule.hasPrefix("//") { continue }
-            if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
-                wildcards.insert(String(rule.dropFirst(2)))
-            } else {
-                rules.insert(rule)
+        var text = text
+        text.withUTF8 { bytes in
+            var i = 0
+            let n = bytes.count
+            while i < n {
+                var end = i
+                while end < n, bytes[end] != 0x0A { end += 1 }
+                // A rule is the line up to the first space or tab (the format's comment-free part).
+                var stop = i
+                while stop < end, bytes[stop] != 0x20, bytes[stop] != 0x09, bytes[stop] != 0x0D { stop += 1 }
+                if stop > i, !(stop - i >= 2 && bytes[i] == 0x2F && bytes[i + 1] == 0x2F) {
+                    let rule = String(decoding: UnsafeBufferPointer(rebasing: bytes[i..<stop]), as: UTF8.self).lowercased()
+                    if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
+                        wildcards.insert(String(rule.dropFirst(2)))
+                    } else {
+                        rules.insert(rule)
+                    }
+                }
+                i = end + 1
             }
         }
         self.rules = rules

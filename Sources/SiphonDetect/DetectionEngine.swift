@@ -398,12 +398,20 @@ public final class DetectionEngine {
 
     func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
         var s = endpoint.description
-        if let n = t.names.first { s += " (\(n))" }
-        if let g = t.destination {
-            var place: [String] = []
-            if let c = g.country { place.append(c) }
-            if let o = g.asOrganization { place.append(o) }
-            if !place.isEmpty { s += " [\(place.joined(separator: ", "))]" }
+        s.reserveCapacity(96)
+        if let n = t.names.first {
+            s += " ("
+            s += n
+            s += ")"
+        }
+        if let g = t.destination, g.country != nil || g.asOrganization != nil {
+            s += " ["
+            if let c = g.country { s += c }
+            if let o = g.asOrganization {
+                if g.country != nil { s += ", " }
+                s += o
+            }
+            s += "]"
         }
         return s
     }

@@ -199,6 +199,14 @@ public indirect enum RuleCondition: Sendable {
         }
     }
 
+    /// Whether `name` is `suffix` or ends with `.suffix` (compared as bytes: no string built, no grapheme walk).
+    static func domain(_ name: String, endsWith suffix: String) -> Bool {
+        let n = name.utf8, s = suffix.utf8
+        guard n.count >= s.count else { return false }
+        guard n.reversed().starts(with: s.reversed()) else { return false }
+        return n.count == s.count || n[n.index(n.endIndex, offsetBy: -s.count - 1)] == UInt8(ascii: ".")
+    }
+
     /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
     static func lower(_ s: String) -> String {
         s.utf8.contains { $0 &- 0x41 < 26 } || !s.utf8.allSatisfy { $0 < 0x80 } ? s.lowercased() : s
@@ -226,8 +234,8 @@ public indirect enum RuleCondition: Sendable {
         case (.in, .texts(let ss)): ss.contains(v)
         case (.notIn, .texts(let ss)): !ss.contains(v)
         case (.contains, .text(let s)): v.contains(s)
-        case (.suffix, .text(let s)): v == s || v.hasSuffix("." + s)
-        case (.suffix, .texts(let ss)): ss.contains { v == $0 || v.hasSuffix("." + $0) }
+        case (.suffix, .text(let s)): domain(v, endsWith: s)
+        case (.suffix, .texts(let ss)): ss.contains { domain(v, endsWith: $0) }
         case (.matches, .regex(let r)): (try? r.firstMatch(in: v)) != nil
         default: false
         }
