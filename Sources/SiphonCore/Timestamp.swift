@@ -27,6 +27,15 @@ public struct Timestamp: Hashable, Comparable, Sendable {
 
     /// RFC 3339 in UTC with microseconds, e.g. `2024-03-01T12:00:00.123456Z`, as the JSON contract requires.
     public var rfc3339: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        appendRFC3339(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form (`2025-03-14T09:00:00.000000Z`, 27 bytes) to `out`: JSON writers put it straight
+    /// into their buffer (three timestamps per flow event), no string in between.
+    public func appendRFC3339(to out: inout [UInt8]) {
         var micros = nanoseconds / 1000
         if nanoseconds < 0 && nanoseconds % 1000 != 0 { micros -= 1 }  // floor toward the past
         var seconds = micros / 1_000_000
@@ -36,23 +45,24 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         var secondOfDay = seconds % 86_400
         if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
         let (y, m, d) = Timestamp.civil(fromDays: days)
-        // Fixed-width digits written straight into 27 bytes: this runs three times per flow event.
-        var out = [UInt8](repeating: 0, count: 27)
-        func put(_ v: Int64, _ at: Int, _ width: Int) {
-            var v = v
-            for i in stride(from: at + width - 1, through: at, by: -1) {
-                out[i] = UInt8(48 + v % 10)
-                v /= 10
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: 27))
+        out.withUnsafeMutableBufferPointer { o in
+            func put(_ v: Int64, _ at: Int, _ width: Int) {
+                var v = v
+                for i in stride(from: base + at + width - 1, through: base + at, by: -1) {
+                    o[i] = UInt8(48 + v % 10)
+                    v /= 10
+                }
             }
+            put(y, 0, 4); o[base + 4] = 0x2D
+            put(m, 5, 2); o[base + 7] = 0x2D
+            put(d, 8, 2); o[base + 10] = 0x54
+            put(secondOfDay / 3600, 11, 2); o[base + 13] = 0x3A
+            put(secondOfDay / 60 % 60, 14, 2); o[base + 16] = 0x3A
+            put(secondOfDay % 60, 17, 2); o[base + 19] = 0x2E
+            put(fraction, 20, 6); o[base + 26] = 0x5A
         }
-        put(y, 0, 4); out[4] = 0x2D
-        put(m, 5, 2); out[7] = 0x2D
-        put(d, 8, 2); out[10] = 0x54
-        put(secondOfDay / 3600, 11, 2); out[13] = 0x3A
-        put(secondOfDay / 60 % 60, 14, 2); out[16] = 0x3A
-        put(secondOfDay % 60, 17, 2); out[19] = 0x2E
-        put(fraction, 20, 6); out[26] = 0x5A
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).

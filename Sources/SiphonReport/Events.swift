@@ -16,13 +16,13 @@ public enum EventEncoder {
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", f.end.rfc3339)
+        w.field("timestamp", f.end)
         w.field("event_type", "flow")
         w.field("capture", capture)
         flowFields(f, communityID: communityID, into: &w)
         w.field("state", f.state.description)
-        w.field("start", f.start.rfc3339)
-        w.field("end", f.end.rfc3339)
+        w.field("start", f.start)
+        w.field("end", f.end)
         w.field("duration", Double((f.end - f.start).nanoseconds / 1000) / 1e6)
         w.field("app", app)
         w.beginArray("names")
@@ -56,7 +56,7 @@ public enum EventEncoder {
     public static func alert(_ a: Alert, communityID: String? = nil, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", a.timestamp.rfc3339)
+        w.field("timestamp", a.timestamp)
         w.field("event_type", "alert")
         w.field("capture", capture)
         flowFields(a.flow, communityID: communityID, into: &w)
@@ -136,7 +136,7 @@ public enum EventEncoder {
     public static func overlapAnomaly(_ c: OverlapConflict, flow f: Flow, policy: OverlapPolicy, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", c.timestamp.rfc3339)
+        w.field("timestamp", c.timestamp)
         w.field("event_type", "anomaly")
         w.field("capture", capture)
         flowFields(f, into: &w)
@@ -160,7 +160,7 @@ public enum EventEncoder {
     public static func application(_ e: AppEvent, flow f: Flow, communityID: String? = nil, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", e.timestamp == .zero ? f.end.rfc3339 : e.timestamp.rfc3339)
+        w.field("timestamp", e.timestamp == .zero ? f.end : e.timestamp)
         switch e.transaction {
         case .dns(let m, let app):
             w.field("event_type", "dns")
@@ -269,8 +269,8 @@ public enum EventEncoder {
             w.field("serial", c.serial.uppercased())
             w.field("fingerprint", c.sha1)
             w.field("sha256", c.sha256)
-            if let t = c.notBefore { w.field("notbefore", t.rfc3339) }
-            if let t = c.notAfter { w.field("notafter", t.rfc3339) }
+            if let t = c.notBefore { w.field("notbefore", t) }
+            if let t = c.notAfter { w.field("notafter", t) }
             if !c.dnsNames.isEmpty || !c.ipAddresses.isEmpty {
                 w.beginArray("sans")
                 for n in c.dnsNames { w.element(n) }
@@ -340,7 +340,7 @@ public enum EventEncoder {
     public static func fragmentAnomaly(_ c: FragmentConflict, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", c.timestamp.rfc3339)
+        w.field("timestamp", c.timestamp)
         w.field("event_type", "anomaly")
         w.field("capture", capture)
         w.field("src_ip", c.source.description)
@@ -374,7 +374,7 @@ public enum EventEncoder {
     public static func stats(_ s: CaptureStatistics, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", (s.lastTimestamp ?? .zero).rfc3339)
+        w.field("timestamp", (s.lastTimestamp ?? .zero))
         w.field("event_type", "stats")
         w.field("capture", capture)
         w.beginObject("stats")
@@ -423,8 +423,8 @@ public enum EventEncoder {
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }
         if let first = s.firstTimestamp, let last = s.lastTimestamp {
-            w.field("first_packet", first.rfc3339)
-            w.field("last_packet", last.rfc3339)
+            w.field("first_packet", first)
+            w.field("last_packet", last)
         }
         if let error = s.error {
             w.field("error", error)
@@ -442,7 +442,7 @@ extension EventEncoder {
     public static func verdict(_ v: DeviceVerdict, timestamp: Timestamp, capture: String, maximumEndpoints: Int = 100) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
-        w.field("timestamp", timestamp.rfc3339)
+        w.field("timestamp", timestamp)
         w.field("event_type", "verdict")
         w.field("capture", capture)
         w.field("device", v.device.description)
@@ -474,8 +474,8 @@ extension EventEncoder {
             w.field("flows", e.totals.flows)
             w.field("sent_bytes", e.totals.sent)
             w.field("received_bytes", e.totals.received)
-            w.field("first_contact", e.totals.first.rfc3339)
-            w.field("last_contact", e.totals.last.rfc3339)
+            w.field("first_contact", e.totals.first)
+            w.field("last_contact", e.totals.last)
             if let p = e.period { w.field("period_s", p) }
             w.beginArray("categories")
             for c in e.categories { w.element(c) }

@@ -1,3 +1,4 @@
+public import SiphonCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -97,32 +98,63 @@ public struct JSONObjectWriter {
         appendString(value)
     }
 
+    /// A timestamp in RFC 3339 form, written straight into the buffer.
+    public mutating func field(_ key: String, _ value: Timestamp) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "\""))
+        value.appendRFC3339(to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     private mutating func appendString(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        // Most strings (addresses, timestamps, names) need no escaping: copy them in one go.
-        let plain = s.utf8.withContiguousStorageIfAvailable { raw -> Bool in
-            for c in raw where c < 0x20 || c == 0x22 || c == 0x5C { return false }
-            bytes.append(contentsOf: raw)
-            return true
-        }
-        if plain == true {
+        // Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\' is copied as is; the
+        // runs between characters that need escaping go in one copy each.
+        var text = s
+        text.withUTF8 { raw in
             bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
-            default: bytes.append(c)
+            let n = raw.count
+            var start = 0
+            var i = 0
+            let base = UnsafeRawPointer(raw.baseAddress)
+            while i < n {
+                if i + 8 <= n, let base {
+                    let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    if !Self.needsEscape(w) { i += 8; continue }
+                }
+                let c = raw[i]
+                if c < 0x20 || c == 0x22 || c == 0x5C {
+                    if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<i])) }
+                    escape(c)
+                    start = i + 1
+                }
+                i += 1
             }
+            if n > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<n])) }
+            bytes.append(UInt8(ascii: "\""))
         }
-        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any byte of `w` is below 0x20, a '"' or a '\\' (bytes of 0x80 and above never need escaping).
+    @inline(__always) static func needsEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroByte(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+        let below20 = (w &- ones &* 0x20) & ~w & highs
+        return (below20 | zeroByte(w ^ (ones &* 0x22)) | zeroByte(w ^ (ones &* 0x5C))) != 0
+    }
+
+    private mutating func escape(_ c: UInt8) {
+        switch c {
+        case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(0x22)
+        case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(0x5C)
+        case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+        case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+        case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+        default:
+            let hex: StaticString = "0123456789abcdef"
+            let digits = hex.utf8Start
+            bytes.append(0x5C); bytes.append(UInt8(ascii: "u")); bytes.append(0x30); bytes.append(0x30)
+            bytes.append(digits[Int(c >> 4)]); bytes.append(digits[Int(c & 15)])
+        }
     }
 }
 
