@@ -87,7 +87,7 @@ public enum HTMLReport {
         for (i, (label, n)) in rows.enumerated() {
             let y = i * rowHeight + 2
             let w = max(1, Int(Double(barWidth) * Double(n) / Double(top)))
-            svg += "<text x=\"0\" y=\(q(y + 15)) class=\"label\">\(escape(TerminalSummary.clip(label, 30)))</text>"
+            svg += "<text x=\"0\" y=\(q(y + 15)) class=\"label\">\(escape(TerminalSummary.clip(label, 26)))<title>\(escape(label))</title></text>"
             svg += "<rect x=\(q(labelWidth)) y=\(q(y + 3)) width=\(q(w)) height=\"15\" class=\"bar\"><title>\(escape(label)): \(n) bytes</title></rect>"
             svg += "<text x=\(q(labelWidth + w + 6)) y=\(q(y + 15)) class=\"value\">\(escape(bytes(n)))</text>"
         }
@@ -123,9 +123,9 @@ public enum HTMLReport {
     }
 
     static func endpointTable(_ v: DeviceVerdict) -> String {
-        var h = "<table class=\"endpoints\"><caption>Endpoints (foreign first)</caption><thead><tr><th>Endpoint</th><th>Names</th>"
-        h += "<th>Country (located / registered)</th><th>Owner</th><th>Sent</th><th>Received</th><th>Flows</th><th>First contact</th>"
-        h += "<th>Last contact</th><th>Every</th><th>Findings</th></tr></thead><tbody>\n"
+        var h = "<div class=\"scroll\"><table class=\"endpoints\"><caption>Endpoints (foreign first)</caption><thead><tr><th>Endpoint</th><th>Names</th>"
+        h += "<th>Country (located / registered)</th><th>Owner</th><th>Sent</th><th>Received</th><th>Flows</th><th>First → last contact</th>"
+        h += "<th>Every</th><th>Findings</th></tr></thead><tbody>\n"
         for e in v.endpoints {
             let g = e.destination
             let scope = g?.scope.rawValue ?? "unknown"
@@ -133,11 +133,11 @@ public enum HTMLReport {
             h += "<td>\(escape(g?.country ?? "-")) / \(escape(g?.registeredCountry ?? "-")) (\(escape(scope)))</td>"
             h += "<td>\(escape(g?.asOrganization ?? "-"))\(g?.asn.map { " (AS\($0))" } ?? "")</td>"
             h += "<td class=\"num\">\(escape(bytes(e.totals.sent)))</td><td class=\"num\">\(escape(bytes(e.totals.received)))</td>"
-            h += "<td class=\"num\">\(e.totals.flows)</td><td>\(escape(e.totals.first.rfc3339))</td><td>\(escape(e.totals.last.rfc3339))</td>"
+            h += "<td class=\"num\">\(e.totals.flows)</td>\(span(e.totals.first, e.totals.last))"
             h += "<td>\(escape(e.period.map { TerminalSummary.seconds($0) } ?? "-"))</td>"
-            h += "<td class=\"sev-\(e.severity?.description ?? "none")\">\(escape(e.categories.joined(separator: ", ")))</td></tr>\n"
+            h += "<td class=\"sev-\(e.severity?.description ?? "none")\">\(e.categories.map(escape).joined(separator: "<br>"))</td></tr>\n"
         }
-        return h + "</tbody></table>\n"
+        return h + "</tbody></table></div>\n"
     }
 
     static func alertList(_ v: DeviceVerdict) -> String {
@@ -166,6 +166,15 @@ public enum HTMLReport {
     }
 
     static func bytes(_ n: Int) -> String { TerminalSummary.size(UInt64(max(n, 0))) }
+
+    /// A table cell with first and last contact to the second, the last without its date when it is the same day
+    /// (the full RFC 3339 forms in the tooltip).
+    static func span(_ first: Timestamp, _ last: Timestamp) -> String {
+        let a = first.rfc3339, b = last.rfc3339
+        let start = String(a.prefix(19)).replacingOccurrences(of: "T", with: " ")
+        let end = a.prefix(10) == b.prefix(10) ? String(b.dropFirst(11).prefix(8)) : String(b.prefix(19)).replacingOccurrences(of: "T", with: " ")
+        return "<td class=\"time\" title=\"\(escape(a)) → \(escape(b))\">\(escape(start)) → \(escape(end))</td>"
+    }
     static func q(_ n: Int) -> String { "\"\(n)\"" }
 
     /// Text made safe for HTML content and attribute values.
@@ -203,7 +212,7 @@ public enum HTMLReport {
         .mark.sev-medium{fill:#d98c00}.mark.sev-low{fill:#1f7a8c}
         table{border-collapse:collapse;margin:8px 0;width:100%}caption{text-align:left;font-weight:600;margin-bottom:4px}
         th,td{border:1px solid #e1e4e8;padding:3px 6px;text-align:left;vertical-align:top}thead th{background:#f3f4f6}
-        td.num{text-align:right;white-space:nowrap}tr.scope-foreign td:first-child{border-left:4px solid #c62828}
+        td.num,td.time{text-align:right;white-space:nowrap}.scroll{overflow-x:auto}td.sev-critical,td.sev-high,td.sev-medium,td.sev-low,td.sev-none{min-width:110px}tr.scope-foreign td:first-child{border-left:4px solid #c62828}
         tr.scope-home td:first-child{border-left:4px solid #4a7f3f}
         ol.alerts{padding-left:24px}ol.alerts li{margin:4px 0}summary{cursor:pointer}
         table.evidence{width:auto;margin-left:16px}table.evidence th{background:#f6f8fa;font-weight:500}
