@@ -128,9 +128,15 @@ public struct HTTPStreamParser: Sendable {
 
     /// Handles the complete line in `buffer`.
     private mutating func line(_ done: inout [HTTPMessage]) {
-        var text = buffer
+        // The line is read in place (a slice of the buffer, CR/LF cut off), and the buffer emptied once nothing
+        // refers to it any more: copying it out first made `removeAll(keepingCapacity:)` allocate for every line.
+        var end = buffer.count
+        while end > 0, buffer[end - 1] == 0x0A || buffer[end - 1] == 0x0D { end -= 1 }
+        handle(line: buffer[..<end], &done)
         buffer.removeAll(keepingCapacity: true)
-        while let last = text.last, last == 0x0A || last == 0x0D { text.removeLast() }
+    }
+
+    private mutating func handle(line text: ArraySlice<UInt8>, _ done: inout [HTTPMessage]) {
         switch state {
         case .head:
             if current == nil {
@@ -161,7 +167,7 @@ public struct HTTPStreamParser: Sendable {
         }
     }
 
-    private mutating func startLine(_ line: [UInt8]) -> Bool {
+    private mutating func startLine(_ line: ArraySlice<UInt8>) -> Bool {
         // Up to three space-separated parts, split on bytes.
         var parts: [String] = []
         var start = 0
@@ -190,13 +196,16 @@ public struct HTTPStreamParser: Sendable {
     ]
     static let keptBytes: [[UInt8]] = keptNames.map { Array($0.lowercased().utf8) }
 
-    static let keptByLowercase: [[UInt8]: String] = Dictionary(uniqueKeysWithValues: zip(keptBytes, keptNames))
-
     static func kept(_ name: ArraySlice<UInt8>) -> String? {
         var n = name
         while let l = n.last, l == 0x20 || l == 0x09 { n.removeLast() }
         guard n.count >= 4 && n.count <= 17 else { return nil }  // the kept names are 4 to 17 bytes long
-        return keptByLowercase[n.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }]
+        // Compared in place, case-insensitively, with the few names of the same length (no array per header).
+        outer: for (i, kept) in keptBytes.enumerated() where kept.count == n.count {
+            for (a, b) in zip(n, kept) where (a >= 0x41 && a <= 0x5A ? a | 0x20 : a) != b { continue outer }
+            return keptNames[i]
+        }
+        return nil
     }
 
     static let methods: Set<String> = [
