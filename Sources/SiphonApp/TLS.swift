@@ -1,4 +1,5 @@
 import Crypto
+internal import SiphonCore
 
 /// What a TLS ClientHello says, with its JA3 and JA4 fingerprints.
 public struct TLSClientHello: Sendable, Equatable {
@@ -52,60 +53,79 @@ public struct TLSClientHello: Sendable, Equatable {
     }
 
     /// JA4 (FoxIO): `t13d1516h2_<ciphers>_<extensions+signature algorithms>`; `quic` gives the `q` prefix.
+    /// Built as bytes into one buffer (it runs for every ClientHello).
     public func ja4(quic: Bool) -> String {
-        let v: String
+        let v: (UInt8, UInt8)
         switch version {
-        case 0x0304: v = "13"
-        case 0x0303: v = "12"
-        case 0x0302: v = "11"
-        case 0x0301: v = "10"
-        case 0x0300: v = "s3"
-        case 0x0002, 0x0200: v = "s2"
-        case 0xFEFF: v = "d1"
-        case 0xFEFD: v = "d2"
-        case 0xFEFC: v = "d3"
-        default: v = "00"
+        case 0x0304: v = (0x31, 0x33)  // "13"
+        case 0x0303: v = (0x31, 0x32)
+        case 0x0302: v = (0x31, 0x31)
+        case 0x0301: v = (0x31, 0x30)
+        case 0x0300: v = (0x73, 0x33)  // "s3"
+        case 0x0002, 0x0200: v = (0x73, 0x32)
+        case 0xFEFF: v = (0x64, 0x31)  // "d1"
+        case 0xFEFD: v = (0x64, 0x32)
+        case 0xFEFC: v = (0x64, 0x33)
+        default: v = (0x30, 0x30)
         }
         let realCiphers = ciphers.filter { !Self.isGREASE($0) }
         let realExtensions = extensions.filter { !Self.isGREASE($0) }
-        var a = (quic ? "q" : "t") + v + (serverName != nil ? "d" : "i")
-        a += String(format2: min(99, realCiphers.count)) + String(format2: min(99, realExtensions.count))
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        out.append(quic ? UInt8(ascii: "q") : UInt8(ascii: "t"))
+        out.append(v.0)
+        out.append(v.1)
+        out.append(serverName != nil ? UInt8(ascii: "d") : UInt8(ascii: "i"))
+        for n in [min(99, realCiphers.count), min(99, realExtensions.count)] {
+            out.append(UInt8(0x30 + n / 10))
+            out.append(UInt8(0x30 + n % 10))
+        }
         if let first = alpn.first, let f = first.utf8.first, let l = first.utf8.last {
             func alnum(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) }
             if alnum(f) && alnum(l) {
-                a += String(UnicodeScalar(f)) + String(UnicodeScalar(l))
+                out.append(f)
+                out.append(l)
             } else {
-                let hex = Array(first.utf8).hexString
-                a += String(hex.first!) + String(hex.last!)
+                // The first and last hex digits of the ALPN value.
+                out.append(HexDigits.digit(f >> 4))
+                out.append(HexDigits.digit(l & 15))
             }
         } else {
-            a += "00"
+            out.append(0x30)
+            out.append(0x30)
         }
-        // The hashed lists are built as bytes: 4 lower-case hex digits per value, comma-separated.
-        let digits = Array("0123456789abcdef".utf8)
-        func hexList(_ values: [UInt16], into out: inout [UInt8]) {
+        // The hashed lists: 4 lower-case hex digits per value, comma-separated, hashed with SHA-256, 12 digits kept.
+        var input: [UInt8] = []
+        input.reserveCapacity(5 * max(realCiphers.count, realExtensions.count + signatureAlgorithms.count) + 1)
+        func hexList(_ values: [UInt16]) {
             for (i, v) in values.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(digits[Int(v >> 12)])
-                out.append(digits[Int(v >> 8 & 15)])
-                out.append(digits[Int(v >> 4 & 15)])
-                out.append(digits[Int(v & 15)])
+                if i > 0 { input.append(UInt8(ascii: ",")) }
+                input.append(HexDigits.digit(UInt8(v >> 12)))
+                input.append(HexDigits.digit(UInt8(v >> 8 & 15)))
+                input.append(HexDigits.digit(UInt8(v >> 4 & 15)))
+                input.append(HexDigits.digit(UInt8(v & 15)))
             }
         }
-        func hash12(_ bytes: [UInt8]) -> String {
-            bytes.isEmpty ? "000000000000" : String(SHA256.hash(data: bytes).hexString.prefix(12))
+        func hash12() {
+            out.append(UInt8(ascii: "_"))
+            if input.isEmpty {
+                out.append(contentsOf: repeatElement(0x30, count: 12))
+            } else {
+                // Through the digest's bytes: iterating a Digest as a Sequence costs thousands of instructions.
+                SHA256.hash(data: input).withUnsafeBytes { HexDigits.append(UnsafeRawBufferPointer(rebasing: $0[0..<6]), to: &out) }
+            }
         }
-        var bInput: [UInt8] = []
-        hexList(realCiphers.sorted(), into: &bInput)
-        let b = hash12(bInput)
-        var cInput: [UInt8] = []
-        hexList(realExtensions.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted(), into: &cInput)
+        hexList(realCiphers.sorted())
+        hash12()
+        input.removeAll(keepingCapacity: true)
+        hexList(realExtensions.filter { $0 != 0x0000 && $0 != 0x0010 }.sorted())
         if !signatureAlgorithms.isEmpty {
-            cInput.append(UInt8(ascii: "_"))
-            hexList(signatureAlgorithms, into: &cInput)
+            input.append(UInt8(ascii: "_"))
+            hexList(signatureAlgorithms)
         }
-        let c = realExtensions.isEmpty ? "000000000000" : hash12(cInput)
-        return a + "_" + b + "_" + c
+        if realExtensions.isEmpty { input.removeAll() }
+        hash12()
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -386,11 +406,17 @@ extension Digest {
 }
 
 func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-    if v >= 10 { appendDecimal(v / 10, to: &out) }
-    out.append(UInt8(48 + v % 10))
+    if v < 10 {
+        out.append(UInt8(48 + v))
+        return
+    }
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &digits) { d in
+        var n = 0, x = v
+        while x > 0 { d[n] = UInt8(48 + x % 10); x /= 10; n += 1 }
+        while n > 0 { n -= 1; out.append(d[n]) }
+    }
 }
 
-extension String {
-    /// Two decimal digits, zero-padded.
-    init(format2 v: Int) { self = v < 10 ? "0\(v)" : String(v) }
-}
+
