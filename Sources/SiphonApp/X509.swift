@@ -129,7 +129,7 @@ public enum X509 {
             notBefore: times.count >= 1 ? time(b, times[0]) : nil, notAfter: times.count >= 2 ? time(b, times[1]) : nil,
             dnsNames: dns, ipAddresses: ips,
             selfIssued: b[subject.start..<subject.end].elementsEqual(b[issuer.start..<issuer.end]),
-            sha1: colonHex(Insecure.SHA1.hash(data: whole)), sha256: Array(SHA256.hash(data: whole)).hexString)
+            sha1: Insecure.SHA1.hash(data: whole).withUnsafeBytes { colonHex($0) }, sha256: SHA256.hash(data: whole).hexString)
     }
 
     /// A Name as `T=v, T=v` in certificate order, and its first common name.

@@ -41,7 +41,8 @@ public enum CommunityID {
             input += [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF)]
         }
         let digest = Insecure.SHA1.hash(data: input)
-        return "1:" + base64(Array(digest))
+        // Through the digest's bytes: iterating a Digest as a Sequence is slow.
+        return "1:" + digest.withUnsafeBytes { base64(Array($0)) }
     }
 
     static func base64(_ bytes: [UInt8]) -> String {
