@@ -151,7 +151,9 @@ struct DNSReader {
 
     /// A name starting at `start`; returns it and the offset just past its in-place encoding.
     static func name(in bytes: UnsafeRawBufferPointer, at start: Int) throws(DNSParseError) -> (String, Int) {
-        var labels: [String] = []
+        // The text is built as bytes in one buffer (one string at the end, not one per label plus a join).
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
         var p = start
         var end: Int?
         var jumps = 0
@@ -162,12 +164,13 @@ struct DNSReader {
             switch len & 0xC0 {
             case 0x00:
                 if len == 0 {
-                    return (labels.joined(separator: "."), end ?? p + 1)
+                    return (String(decoding: text, as: UTF8.self), end ?? p + 1)
                 }
                 guard p + 1 + len <= bytes.count else { throw DNSParseError(offset: p, reason: "label runs past the message") }
                 length += len + 1
                 guard length <= 255 else { throw DNSParseError(offset: p, reason: "name longer than 255 bytes") }
-                labels.append(label(UnsafeRawBufferPointer(rebasing: bytes[(p + 1)..<(p + 1 + len)])))
+                if !text.isEmpty { text.append(UInt8(ascii: ".")) }
+                appendLabel(UnsafeRawBufferPointer(rebasing: bytes[(p + 1)..<(p + 1 + len)]), to: &text)
                 p += 1 + len
             case 0xC0:
                 guard p + 2 <= bytes.count else { throw DNSParseError(offset: p, reason: "pointer runs past the message") }
@@ -183,22 +186,19 @@ struct DNSReader {
         }
     }
 
-    /// A label as text: printable ASCII as is, other bytes and dots as `\DDD` (RFC 4343 style).
-    static func label(_ b: UnsafeRawBufferPointer) -> String {
-        // Common case: printable, no dots, backslashes or upper case: the bytes are the text.
-        if !b.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == 0x2E || $0 == 0x5C || ($0 >= 0x41 && $0 <= 0x5A) }) {
-            return String(decoding: b, as: UTF8.self)
-        }
-        var out = ""
+    /// Appends a label as text: printable ASCII as is (lower case), other bytes and dots as `\DDD` (RFC 4343 style).
+    @inline(__always)
+    static func appendLabel(_ b: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         for c in b {
             if c > 0x20 && c < 0x7F && c != UInt8(ascii: ".") && c != UInt8(ascii: "\\") {
-                out.unicodeScalars.append(Unicode.Scalar(c))
+                out.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)
             } else {
-                let d = String(c)
-                out += "\\" + String(repeating: "0", count: 3 - d.count) + d
+                out.append(UInt8(ascii: "\\"))
+                out.append(0x30 + c / 100)
+                out.append(0x30 + c / 10 % 10)
+                out.append(0x30 + c % 10)
             }
         }
-        return out.lowercased()
     }
 
     mutating func record() throws(DNSParseError) -> DNSRecord {
