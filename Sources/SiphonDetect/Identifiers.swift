@@ -230,6 +230,15 @@ public final class IdentifierScanner {
     }
 
     @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
+
+    /// Whether some byte of `w` lies in 0x2D...0x3A ('-', '.', '/', the digits, ':'); bytes of 0x80 and above never
+    /// do (the "has between" test of Anderson's bit hacks, for bounds below 128).
+    @inline(__always) public static func mayStartPattern(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let low7 = w & (ones &* 127)
+        let t = ((ones &* (127 + 0x3B)) &- low7) & ~w & (low7 &+ ones &* (127 - 0x2C))
+        return t & (ones &* 128) != 0
+    }
     @inline(__always) static func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b | 0x20) &- 0x61 < 6 }
     @inline(__always) static func isAlnum(_ b: UInt8) -> Bool { isDigit(b) || (b | 0x20) &- 0x61 < 26 }
 
@@ -242,6 +251,13 @@ public final class IdentifierScanner {
         var i = 0
         var pendingLatitude: (value: Double, start: Int, end: Int, decimals: Int, text: String)?
         while i < n {
+            // Eight bytes at a time: a word without a digit, '-', '.', '/' or ':' can start nothing in its first
+            // six bytes (a MAC address needs its separator two bytes on; every other pattern starts with a digit,
+            // or a sign found by looking back from one).
+            if i + 8 <= n, !Self.mayStartPattern(p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                i += 6
+                continue
+            }
             let b = p[i]
             if wantMAC, i + 17 <= n, p[i + 2] == UInt8(ascii: ":") || p[i + 2] == UInt8(ascii: "-"), Self.isHex(b),
                let m = mac(p, i) {

@@ -204,3 +204,20 @@ extension RobustnessTests {
         }
     }
 }
+
+extension IdentifierTests {
+    /// The eight-byte skip never hides a byte that can start a pattern: every byte value at every position of a
+    /// word of filler bytes.
+    @Test func wordSkipTestIsExact() {
+        for filler in [UInt8(ascii: "x"), 0x00, 0xFF, 0x80, 0x2C, 0x3B] {
+            for position in 0..<8 {
+                for b in 0...255 {
+                    var bytes = [UInt8](repeating: filler, count: 8)
+                    bytes[position] = UInt8(b)
+                    let w = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    #expect(IdentifierScanner.mayStartPattern(w) == (0x2D...0x3A).contains(b), "byte \(b) at \(position), filler \(filler)")
+                }
+            }
+        }
+    }
+}
