@@ -12,6 +12,7 @@ public final class PublicSuffixList: Sendable {
     public init(text: String) {
         // Parsed as bytes (250 KB: splitting it into Characters cost 190 M instructions, 50 ms).
         var rules: Set<String> = [], wildcards: Set<String> = [], exceptions: Set<String> = []
+        rules.reserveCapacity(text.utf8.count / 24)  // ~10,000 rules in 250 KB: no rehashing while filling
         var text = text
         text.withUTF8 { bytes in
             var i = 0
@@ -23,7 +24,9 @@ public final class PublicSuffixList: Sendable {
                 var stop = i
                 while stop < end, bytes[stop] != 0x20, bytes[stop] != 0x09, bytes[stop] != 0x0D { stop += 1 }
                 if stop > i, !(stop - i >= 2 && bytes[i] == 0x2F && bytes[i + 1] == 0x2F) {
-                    let rule = String(decoding: UnsafeBufferPointer(rebasing: bytes[i..<stop]), as: UTF8.self).lowercased()
+                    let raw = UnsafeBufferPointer(rebasing: bytes[i..<stop])
+                    var rule = String(decoding: raw, as: UTF8.self)
+                    if raw.contains(where: { $0 &- 0x41 < 26 }) { rule = rule.lowercased() }  // the list is lower case
                     if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
                         wildcards.insert(String(rule.dropFirst(2)))
                     } else {
