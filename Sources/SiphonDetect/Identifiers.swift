@@ -34,7 +34,7 @@ public struct KnownIdentifier: Sendable, Equatable {
         loader.file = path
         var out: [KnownIdentifier] = []
         do {
-            if let root = try Yams.compose(yaml: text) {
+            if let root = try Yams.compose(yaml: text, .basic) {
                 let kinds = Set(IdentifierKind.allCases.filter { $0 != .location }.map(\.rawValue))
                 for (key, value, _) in loader.mapping(root, allowed: kinds, what: "an identifiers file") {
                     for (v, node) in loader.strings(value) {

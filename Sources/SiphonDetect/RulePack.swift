@@ -89,7 +89,7 @@ final class RulePackLoader {
         self.file = file
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try Yams.compose(yaml: text, .basic)
         } catch let e as YamlError {
             issues.append(yamlIssue(e))
             return
