@@ -231,7 +231,7 @@ extension DetectionEngine {
 
     func evaluateRules(_ c: RuleContext) {
         let f = c.flow.flow
-        for (i, r) in rules.enumerated() where r.condition.evaluate(c) {
+        for (i, r) in rules.enumerated() where r.matches(c) {
             let key: RuleKey
             switch r.per {
             case .endpoint: key = RuleKey(rule: i, device: f.clientAddress, endpoint: f.serverAddress, flow: nil)

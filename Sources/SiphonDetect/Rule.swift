@@ -166,6 +166,33 @@ public indirect enum RuleCondition: Sendable {
     case not(RuleCondition)
     case test(RuleField, RuleOperator, RuleOperand)
 
+    /// The condition as closures: each node's values are captured once.
+    func compiled() -> @Sendable (RuleContext) -> Bool {
+        switch self {
+        case .all(let cs):
+            let parts = cs.map { $0.compiled() }
+            return { c in
+                for p in parts where !p(c) { return false }
+                return true
+            }
+        case .any(let cs):
+            let parts = cs.map { $0.compiled() }
+            return { c in
+                for p in parts where p(c) { return true }
+                return false
+            }
+        case .not(let x):
+            let inner = x.compiled()
+            return { c in !inner(c) }
+        case .test(let field, let op, let operand):
+            let get = field.get
+            return { c in
+                guard let value = get(c) else { return false }
+                return Self.compare(value, op, operand)
+            }
+        }
+    }
+
     func evaluate(_ c: RuleContext) -> Bool {
         switch self {
         case .all(let cs): return cs.allSatisfy { $0.evaluate(c) }
@@ -201,10 +228,15 @@ public indirect enum RuleCondition: Sendable {
 
     /// Whether `name` is `suffix` or ends with `.suffix` (compared as bytes: no string built, no grapheme walk).
     static func domain(_ name: String, endsWith suffix: String) -> Bool {
-        let n = name.utf8, s = suffix.utf8
-        guard n.count >= s.count else { return false }
-        guard n.reversed().starts(with: s.reversed()) else { return false }
-        return n.count == s.count || n[n.index(n.endIndex, offsetBy: -s.count - 1)] == UInt8(ascii: ".")
+        var name = name, suffix = suffix
+        return name.withUTF8 { n in
+            suffix.withUTF8 { s in
+                guard n.count >= s.count else { return false }
+                let offset = n.count - s.count
+                for i in 0..<s.count where n[offset + i] != s[i] { return false }
+                return offset == 0 || n[offset - 1] == UInt8(ascii: ".")
+            }
+        }
     }
 
     /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
@@ -259,10 +291,26 @@ public struct Rule: Sendable {
     public var severity: Severity
     /// The message with `{field}` placeholders (checked when the pack loads).
     public var message: String
-    public var condition: RuleCondition
+    public let condition: RuleCondition
     public var per: RuleRepeat
     /// Where the rule was written: `file:line`.
     public var location: String
+    /// The condition compiled into closures once (evaluating the enum tree copied its payloads at every node).
+    let matches: @Sendable (RuleContext) -> Bool
+
+    public init(
+        id: String, category: AlertCategory, severity: Severity, message: String, condition: RuleCondition, per: RuleRepeat,
+        location: String
+    ) {
+        self.id = id
+        self.category = category
+        self.severity = severity
+        self.message = message
+        self.condition = condition
+        self.per = per
+        self.location = location
+        matches = condition.compiled()
+    }
 
     /// The message with each `{field}` replaced by its value for this flow (`-` when unknown).
     func render(_ c: RuleContext) -> String {
