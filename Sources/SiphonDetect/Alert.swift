@@ -56,6 +56,8 @@ public enum EvidenceValue: Sendable, Equatable {
     case double(Double)
     case string(String)
     case strings([String])
+    /// A capture time, written in RFC 3339 form (kept as a time until an output writes it).
+    case time(Timestamp)
 }
 
 /// A finding about one device, with what made it fire.

@@ -81,6 +81,11 @@ public struct EndedFlow {
     }
 }
 
+/// Bits of `EndpointTotals.raisedBits`.
+enum RaisedBit {
+    static let foreignEndpoint = 0, foreignUpload = 1, iocMatch = 2, cleartext = 3, noDNSEndpoint = 4
+}
+
 /// Traffic between one device and one endpoint over the whole capture.
 public struct EndpointTotals: Sendable {
     public var flows = 0
@@ -95,8 +100,19 @@ public struct EndpointTotals: Sendable {
     /// Bytes sent over cleartext protocols, and which.
     public var cleartextSent = 0
     public var cleartextProtocols: [String] = []
-    /// Categories already raised for this device × endpoint (each is raised once).
+    /// Variants of categories already raised for this device × endpoint (tls-anomaly kinds; each is raised once).
     public var raised: Set<String> = []
+    /// The built-in categories already raised for this device × endpoint, a bit each (no string hashing per flow).
+    public var raisedBits: UInt16 = 0
+
+    /// Marks bit `b` raised; false when it already was.
+    @inline(__always) mutating func mark(_ b: Int) -> Bool {
+        let m: UInt16 = 1 << UInt16(b)
+        if raisedBits & m != 0 { return false }
+        raisedBits |= m
+        return true
+    }
+    @inline(__always) func has(_ b: Int) -> Bool { raisedBits & (1 << UInt16(b)) != 0 }
     /// Flow start times (for the report's timeline; the first `maximumContacts` of them).
     public var contacts: [Timestamp] = []
     public static let maximumContacts = 2000
@@ -130,7 +146,20 @@ public final class DetectionEngine {
 
     struct BeaconTarget: Hashable {
         var device: IPAddress
-        var target: String
+        var target: Target
+    }
+    /// What a series counts contacts to (hashing an address, not its text, for the common case).
+    enum Target: Hashable, CustomStringConvertible {
+        case address(IPAddress)
+        case name(String)
+        case ja4(String)
+        var description: String {
+            switch self {
+            case .address(let a): a.description
+            case .name(let n): n
+            case .ja4(let f): "JA4 " + f
+            }
+        }
     }
 
     /// Declarative rules of the pack, evaluated on every ended flow of a device.
@@ -214,27 +243,27 @@ public final class DetectionEngine {
         let foreign = e.destination?.scope == .foreign
 
         let on = configuration.on
-        if foreign, on(.foreignEndpoint), t.raised.insert(AlertCategory.foreignEndpoint.rawValue).inserted {
+        if foreign, on(.foreignEndpoint), t.mark(RaisedBit.foreignEndpoint) {
             raise(.foreignEndpoint, .info, "\(device) exchanged traffic with \(describe(endpoint, t))", e, pair, [
-                ("first_contact", .string(t.first.rfc3339)),
+                ("first_contact", .time(t.first)),
                 ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
             ])
         }
-        if foreign, on(.foreignUpload), !t.raised.contains(AlertCategory.foreignUpload.rawValue) {
+        if foreign, on(.foreignUpload), !t.has(RaisedBit.foreignUpload) {
             let byVolume = t.sent >= configuration.uploadBytes
             let byRatio = t.sent >= configuration.uploadRatioMinimumBytes
                 && Double(t.sent) >= configuration.uploadRatio * Double(max(t.received, 1))
             if byVolume || byRatio {
-                t.raised.insert(AlertCategory.foreignUpload.rawValue)
+                _ = t.mark(RaisedBit.foreignUpload)
                 raise(.foreignUpload, byVolume ? .high : .medium,
                       "\(device) sent \(t.sent) bytes (received \(t.received)) to \(describe(endpoint, t))", e, pair, [
                         ("sent_bytes", .int(t.sent)), ("received_bytes", .int(t.received)), ("flows", .int(t.flows)),
-                        ("first_contact", .string(t.first.rfc3339)), ("last_contact", .string(t.last.rfc3339)),
+                        ("first_contact", .time(t.first)), ("last_contact", .time(t.last)),
                         ("reason", .string(byVolume ? "volume" : "ratio")),
                       ])
             }
         }
-        if let i = e.indicator, on(.iocMatch), t.raised.insert(AlertCategory.iocMatch.rawValue).inserted {
+        if let i = e.indicator, on(.iocMatch), t.mark(RaisedBit.iocMatch) {
             var evidence: [(String, EvidenceValue)] = [
                 ("indicator", .string(i.value)), ("indicator_type", .string(i.kind.rawValue)), ("source", .string(i.source)),
             ]
@@ -263,18 +292,18 @@ public final class DetectionEngine {
         if on(.cleartext), configuration.cleartextProtocols.contains(e.app), clear > 0 {
             t.cleartextSent += clear
             if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
-            if t.cleartextSent >= configuration.cleartextBytes, t.raised.insert(AlertCategory.cleartext.rawValue).inserted {
+            if t.cleartextSent >= configuration.cleartextBytes, t.mark(RaisedBit.cleartext) {
                 raise(.cleartext, foreign ? .medium : .low,
                       "\(device) sent \(t.cleartextSent) bytes in clear (\(t.cleartextProtocols.joined(separator: ", "))) to \(describe(endpoint, t))",
                       e, pair, [
                         ("protocols", .strings(t.cleartextProtocols)), ("cleartext_sent_bytes", .int(t.cleartextSent)),
-                        ("flows", .int(t.flows)), ("first_contact", .string(t.first.rfc3339)),
+                        ("flows", .int(t.flows)), ("first_contact", .time(t.first)),
                       ])
             }
         }
         // A flow already running when the capture began may have been resolved before it: not evidence.
         if on(.noDNSEndpoint), e.resolvedNames.isEmpty, !e.midstream, !configuration.noDNSExemptPorts.contains(f.serverPort), f.server.packets > 0,
-           t.raised.insert(AlertCategory.noDNSEndpoint.rawValue).inserted {
+           t.mark(RaisedBit.noDNSEndpoint) {
             // A name inside the flow (SNI, Host) suggests resolution the capture did not see (before it, or DoH).
             // Low at most: messengers hard-code their servers and learn media relays in-band (nDPI's benign phone
             // captures: 90 such alerts over WhatsApp, Telegram, Viber...); the verdict weighs it with the rest.
@@ -289,8 +318,8 @@ public final class DetectionEngine {
         if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: t, facts: facts)) }
         // Beaconing: contacts that got an answer, on ports where periodic traffic is not expected anyway.
         if on(.beaconing), f.server.packets > 0, !configuration.noDNSExemptPorts.contains(f.serverPort) {
-            var targets = [endpoint.description]
-            if let name = e.names.first { targets.append(name) }
+            var targets: [Target] = [.address(endpoint)]
+            if let name = e.names.first { targets.append(.name(name)) }
             // One alert per series: once the address or the name beacons, the other target stops counting.
             let keys = targets.map { BeaconTarget(device: device, target: $0) }
             if !keys.contains(where: beaconing.contains) {
@@ -307,11 +336,11 @@ public final class DetectionEngine {
             // foreign endpoints only, raised once it spans three or more of them and none beacons by itself (one
             // endpoint is the address's series; regular visits to several home sites are not rotation).
             if foreign, let ja4 = facts.ja4, !ja4.isEmpty {
-                let key = BeaconTarget(device: device, target: "JA4 " + ja4)
+                let key = BeaconTarget(device: device, target: .ja4(ja4))
                 if !beaconing.contains(key) {
                     ja4Endpoints[key, default: []].insert(endpoint)
                     let spread = ja4Endpoints[key]!
-                    let explained = spread.contains { beaconing.contains(BeaconTarget(device: device, target: $0.description)) }
+                    let explained = spread.contains { beaconing.contains(BeaconTarget(device: device, target: .address($0))) }
                     contact(key, e, pair, foreign: foreign, mayRaise: spread.count >= 3 && !explained)
                     if beaconing.contains(key) { ja4Endpoints[key] = nil }
                 }
@@ -338,13 +367,13 @@ public final class DetectionEngine {
         let rounded = (score.medianInterval * 10).rounded() / 10
         raised.append(Alert(
             category: .beaconing, rule: "siphon.beaconing", severity: foreign ? .medium : .low,
-            message: "\(key.device) contacts \(key.target) every \(rounded) s (\(score.contacts) contacts)",
+            message: "\(key.device) contacts \(key.target.description) every \(rounded) s (\(score.contacts) contacts)",
             timestamp: e.flow.end, flow: e.flow, device: key.device, destination: e.destination, evidence: [
-                ("target", .string(key.target)), ("contacts", .int(score.contacts)),
+                ("target", .string(key.target.description)), ("contacts", .int(score.contacts)),
                 ("median_interval_s", .double(score.medianInterval)), ("mad_s", .double(score.deviation)),
                 ("regular_fraction", .double(score.regularFraction)),
-                ("first_contact", .string(sorted[0].rfc3339)),
-                ("last_contact", .string(sorted[sorted.count - 1].rfc3339)),
+                ("first_contact", .time(sorted[0])),
+                ("last_contact", .time(sorted[sorted.count - 1])),
             ]))
     }
 

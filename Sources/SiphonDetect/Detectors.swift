@@ -169,7 +169,7 @@ extension DetectionEngine {
                         ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
                         ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.uniqueNames))),
                         ("subdomain_bytes", .int(t.subdomainBytes)), ("examples", .strings(t.examples)),
-                        ("first_query", .string(t.first.rfc3339)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
+                        ("first_query", .time(t.first)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
                     ]))
             }
         }

@@ -74,6 +74,7 @@ public enum EventEncoder {
             case .int(let v): w.field(name, v)
             case .double(let v): w.field(name, v)
             case .string(let v): w.field(name, v)
+            case .time(let t): w.field(name, t)
             case .strings(let v):
                 w.beginArray(name)
                 for s in v { w.element(s) }

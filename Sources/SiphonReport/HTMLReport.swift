@@ -156,6 +156,7 @@ public enum HTMLReport {
                 case .double(let d): text = String(format: "%.3f", d)
                 case .string(let s): text = s
                 case .strings(let ss): text = ss.joined(separator: ", ")
+                case .time(let t): text = t.rfc3339
                 }
                 let cls = k == "excerpt" || k == "kept" || k == "discarded" ? " class=\"excerpt\"" : ""
                 h += "<tr><th>\(escape(k))</th><td\(cls)>\(escape(text))</td></tr>"
