@@ -62,7 +62,7 @@ let package = Package(
                 "SiphonFlows", "SiphonGeo", "SiphonIntel", "SiphonApp", .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            resources: [.copy("data"), .copy("rules")], swiftSettings: strict),
+            resources: [.copy("data"), .copy("rules")], swiftSettings: hot),
         // Reports: JSON Lines events and the terminal summary.
         .target(
             name: "SiphonReport",
