@@ -39,6 +39,11 @@ public struct RuleContext {
     public var flow: EndedFlow
     public var totals: EndpointTotals?
     public var facts: FlowFacts
+    public init(flow: EndedFlow, totals: EndpointTotals?, facts: FlowFacts) {
+        self.flow = flow
+        self.totals = totals
+        self.facts = facts
+    }
 }
 
 /// The type of a rule field, which decides the operators allowed on it.
@@ -186,14 +191,50 @@ public indirect enum RuleCondition: Sendable {
             return { c in !inner(c) }
         case .test(let field, let op, let operand):
             let get = field.get
-            return { c in
-                guard let value = get(c) else { return false }
-                return Self.compare(value, op, operand)
+            // The common shapes get closures of their own (no dispatch on the operator and operand per flow).
+            switch (field.type, op, operand) {
+            case (.string, .eq, .text(let s)):
+                return { c in
+                    guard case .string(let v)? = get(c) else { return false }
+                    return Self.lower(v) == s
+                }
+            case (.string, .in, .texts(let ss)):
+                let set = Set(ss)
+                return { c in
+                    guard case .string(let v)? = get(c) else { return false }
+                    return set.contains(Self.lower(v))
+                }
+            case (.int, .in, .numbers(let ns)):
+                let set = Set(ns)
+                return { c in
+                    guard case .int(let v)? = get(c) else { return false }
+                    return set.contains(Double(v))
+                }
+            case (.int, .gt, .number(let n)):
+                return { c in
+                    guard case .int(let v)? = get(c) else { return false }
+                    return Double(v) > n
+                }
+            case (.strings, .suffix, .texts(let ss)):
+                return { c in
+                    guard case .strings(let vs)? = get(c) else { return false }
+                    for v in vs {
+                        let l = Self.lower(v)
+                        for s in ss where Self.domain(l, endsWith: s) { return true }
+                    }
+                    return false
+                }
+            default:
+                return { c in
+                    guard let value = get(c) else { return false }
+                    return Self.compare(value, op, operand)
+                }
             }
         }
     }
 
-    func evaluate(_ c: RuleContext) -> Bool {
+    /// The condition walked as a tree (the reference the compiled form is tested against).
+    public func evaluate(_ c: RuleContext) -> Bool {
         switch self {
         case .all(let cs): return cs.allSatisfy { $0.evaluate(c) }
         case .any(let cs): return cs.contains { $0.evaluate(c) }
@@ -296,7 +337,7 @@ public struct Rule: Sendable {
     /// Where the rule was written: `file:line`.
     public var location: String
     /// The condition compiled into closures once (evaluating the enum tree copied its payloads at every node).
-    let matches: @Sendable (RuleContext) -> Bool
+    public let matches: @Sendable (RuleContext) -> Bool
 
     public init(
         id: String, category: AlertCategory, severity: Severity, message: String, condition: RuleCondition, per: RuleRepeat,

@@ -209,3 +209,44 @@ import Testing
         #expect(overridden.out.contains("\"category\":\"beaconing\",\"rule\":\"siphon.beaconing\",\"severity\":\"medium\""))
     }
 }
+
+extension RulePackTests {
+    /// The compiled conditions (with their specialised shapes) decide exactly as the condition tree does, on every
+    /// combination of app, port, bytes and names below; a few decisions checked by hand.
+    @Test func compiledRulesAgreeWithTheTree() throws {
+        let yaml = """
+            rules:
+              - {id: a, category: x, severity: low, message: m, when: {app: tls}}
+              - {id: b, category: x, severity: low, message: m, when: {app: [tls, http]}}
+              - {id: c, category: x, severity: low, message: m, when: {dest_port: [443, 80]}}
+              - {id: d, category: x, severity: low, message: m, when: {sent_bytes: {gt: 100}}}
+              - {id: e, category: x, severity: low, message: m, when: {names: {suffix: [example.com, evil.org]}}}
+              - {id: f, category: x, severity: low, message: m, when: {all: [{app: {ne: dns}}, {not: {dest_port: {le: 80}}}]}}
+              - {id: g, category: x, severity: low, message: m, when: {any: [{names: {contains: xam}}, {sent_bytes: {in: [0]}}]}}
+            """
+        let rules = try RulePack.parse(yaml, file: "t.yaml").rules
+        var hits: [String: Int] = [:]
+        for app in ["tls", "http", "dns", "TLS"] {
+            for port: UInt16 in [443, 80, 22] {
+                for sent in [0, 100, 101] {
+                    for names in [[], ["a.example.com"], ["EVIL.ORG"], ["notexample.com"], ["x.y", "example.com"]] {
+                        let key = FlowKey(a: IPAddress("192.0.2.1")!, portA: 50000, b: IPAddress("198.51.100.7")!, portB: port, ipProtocol: 6, vlan: 0)
+                        let flow = Flow(key: key, id: 1, initiatorIsA: true, start: .zero)
+                        let ended = EndedFlow(flow: flow, sent: sent, received: 10, resolvedNames: [], names: names, destination: nil, app: app)
+                        let c = RuleContext(flow: ended, totals: nil, facts: FlowFacts())
+                        for r in rules {
+                            #expect(r.matches(c) == r.condition.evaluate(c), "\(r.id) \(app) \(port) \(sent) \(names)")
+                            if r.matches(c) { hits[r.id, default: 0] += 1 }
+                        }
+                        let e = try #require(rules.first { $0.id == "e" })
+                        #expect(e.matches(c) == names.contains { $0.lowercased() == "evil.org" || $0.hasSuffix(".example.com") || $0 == "example.com" })
+                    }
+                }
+            }
+        }
+        // 4 apps x 3 ports x 3 byte counts x 5 name lists = 180 contexts.
+        #expect(hits["a"] == 2 * 45)  // "tls" and "TLS" (text compares without case)
+        #expect(hits["c"] == 2 * 60)
+        #expect(hits["d"] == 60)  // only 101 of 0, 100, 101
+    }
+}
