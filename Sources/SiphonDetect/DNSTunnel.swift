@@ -52,13 +52,18 @@ public final class PublicSuffixList: Sendable {
     /// The registered domain of `name` (its public suffix plus one label), or nil when the name is a public
     /// suffix itself. Names under no listed suffix take the last label as suffix (the PSL's `*` default rule).
     public func registeredDomain(_ name: String) -> String? {
-        var n = name.lowercased()
-        if n.hasSuffix(".") { n.removeLast() }
-        guard !n.isEmpty, !n.hasPrefix("."), !n.contains("..") else { return nil }
-        // Label start offsets (UTF-8), first label first; candidate suffixes are the tails from each start.
-        let bytes = Array(n.utf8)
+        // Worked on UTF-8 bytes (Character-based `hasSuffix`/`contains` walk graphemes).
+        var n = name
+        if n.utf8.contains(where: { $0 &- 0x41 < 26 }) { n = n.lowercased() }
+        var bytes = Array(n.utf8)
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
+        guard let first = bytes.first, first != UInt8(ascii: ".") else { return nil }
+        // Label start offsets, first label first; candidate suffixes are the tails from each start.
         var starts = [0]
-        for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") { starts.append(i + 1) }
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: ".") {
+            if bytes[i - 1] == UInt8(ascii: ".") { return nil }  // an empty label
+            starts.append(i + 1)
+        }
         let labels = starts.count
         guard labels >= 2 else { return nil }
         func tail(_ i: Int) -> String { String(decoding: bytes[starts[i]...], as: UTF8.self) }

@@ -112,7 +112,8 @@ extension DetectionEngine {
     // MARK: DNS
 
     private func dnsQuery(_ q: DNSQuestion, flow f: Flow, timestamp: Timestamp) {
-        let name = q.name.lowercased()
+        // The DNS parser writes names in lower case already.
+        let name = q.name
         let registered: String?
         if let cached = registeredDomains[name] {
             registered = cached
@@ -135,11 +136,14 @@ extension DetectionEngine {
         t.queries += 1
         t.last = timestamp
         if q.type == 16 || q.type == 10 { t.txtQueries += 1 }
-        let subdomain = name.count > domain.count ? String(name.dropLast(domain.count + 1)) : ""
+        // Cut on UTF-8 counts (`String.count` walks graphemes).
+        let subdomain = name.utf8.count > domain.utf8.count
+            ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
         if !subdomain.isEmpty, t.uniqueNames < c.maximumNames, t.names.insert(subdomain).inserted {
             t.uniqueNames += 1
             let labels = subdomain.split(separator: ".")
-            let longest = labels.map(\.utf8.count).max() ?? 0
+            var longest = 0
+            for l in labels where l.utf8.count > longest { longest = l.utf8.count }
             let bytes = Array(subdomain.utf8).filter { $0 != UInt8(ascii: ".") }
             let entropy = DNSNames.entropy(bytes)
             t.entropySum += entropy
