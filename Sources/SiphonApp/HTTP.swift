@@ -21,8 +21,11 @@ public struct HTTPMessage: Sendable, Equatable {
     public var bodyTruncated = false
 
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.0.lowercased() == lower }?.1
+        // Compared without case on bytes (no lower-cased copy per header).
+        headers.first { h in
+            h.0.utf8.count == name.utf8.count
+                && zip(h.0.utf8, name.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == ($1 &- 0x41 < 26 ? $1 | 0x20 : $1) }
+        }?.1
     }
 
     public static func == (a: HTTPMessage, b: HTTPMessage) -> Bool {
