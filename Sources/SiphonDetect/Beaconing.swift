@@ -30,16 +30,25 @@ public struct BeaconScore: Sendable, Equatable {
     /// Scores contact times (any order). Nil for fewer than three contacts.
     public init?(times: [Double], configuration c: BeaconConfiguration) {
         guard times.count >= 3 else { return nil }
-        let sorted = times.sorted()
-        var intervals: [Double] = []
-        intervals.reserveCapacity(sorted.count - 1)
-        for i in 1..<sorted.count { intervals.append(sorted[i] - sorted[i - 1]) }
-        let median = Self.median(intervals)
+        var sorted = times
+        sorted.sort()
+        // Intervals and deviations share one scratch buffer (this runs at every contact of a series up to 64).
+        let n = sorted.count - 1
+        var scratch = [Double](repeating: 0, count: n)
+        for i in 0..<n { scratch[i] = sorted[i + 1] - sorted[i] }
+        let intervals = scratch
+        let median = Self.medianInPlace(&scratch)
         let tolerance = c.jitter * median
+        var regular = 0
+        for i in 0..<n {
+            let d = abs(intervals[i] - median)
+            if d <= tolerance { regular += 1 }
+            scratch[i] = d
+        }
         contacts = sorted.count
         medianInterval = median
-        deviation = Self.median(intervals.map { abs($0 - median) })
-        regularFraction = Double(intervals.count { abs($0 - median) <= tolerance }) / Double(intervals.count)
+        deviation = Self.medianInPlace(&scratch)
+        regularFraction = Double(regular) / Double(n)
     }
 
     public func isBeacon(_ c: BeaconConfiguration) -> Bool {
@@ -48,7 +57,13 @@ public struct BeaconScore: Sendable, Equatable {
     }
 
     static func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
+        var s = values
+        return medianInPlace(&s)
+    }
+
+    /// The median of `s`, sorting it in place.
+    static func medianInPlace(_ s: inout [Double]) -> Double {
+        s.sort()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }

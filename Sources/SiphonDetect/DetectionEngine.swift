@@ -369,7 +369,7 @@ public final class DetectionEngine {
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
         let n = times.count
         guard mayRaise, n >= c.minimumContacts, n <= 64 || total % (n / 16) == 0,
-              let score = BeaconScore(times: times.map(\.secondsDouble), configuration: c), score.isBeacon(c)
+              let score = BeaconScore(times: times.map { $0.secondsDouble }, configuration: c), score.isBeacon(c)
         else { return }
         beaconing.insert(key)
         contacts[key] = nil

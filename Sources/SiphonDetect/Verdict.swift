@@ -93,7 +93,7 @@ extension DetectionEngine {
             }
             endpoints.append(EndpointReport(
                 address: endpoint, totals: t, period: period, categories: categories,
-                severity: about.map(\.severity).max()))
+                severity: about.map { $0.severity }.max()))
         }
         endpoints.sort {
             let f0 = $0.destination?.scope == .foreign, f1 = $1.destination?.scope == .foreign
@@ -102,7 +102,7 @@ extension DetectionEngine {
             return $0.totals.sent != $1.totals.sent ? $0.totals.sent > $1.totals.sent : $0.address < $1.address
         }
         var v = DeviceVerdict(
-            device: device, mac: deviceMACs[device], severity: alerts.map(\.severity).max(), headline: "", endpoints: endpoints,
+            device: device, mac: deviceMACs[device], severity: alerts.map { $0.severity }.max(), headline: "", endpoints: endpoints,
             alerts: alerts)
         var byCountry: [String: Int] = [:], byOwner: [String: Int] = [:]
         for e in endpoints {
