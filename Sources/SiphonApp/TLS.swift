@@ -204,14 +204,7 @@ public enum TLSHandshakeParser {
             hello.fingerprint()
             return hello
         }
-        var extensions = try r.sub(Int(try r.u16()))
-        // Each list is sized before it is filled (growing them one element at a time was a third of a hello's
-        // allocations).
-        hello.extensions.reserveCapacity(min(extensions.remaining / 4, 64))
-        while extensions.remaining >= 4 {
-            let type = try extensions.u16()
-            var e = try extensions.sub(Int(try extensions.u16()))
-            hello.extensions.append(type)
+        hello.extensions = try extensionTypes(&r) { type, e throws(TLSParseError) in
             switch type {
             case 0:  // server_name
                 var list = try e.sub(Int(try e.u16()))
@@ -246,6 +239,23 @@ public enum TLSHandshakeParser {
         return hello
     }
 
+    /// Walks a hello's extension block: hands each extension's type and body to `body`, and returns the types in
+    /// order (the list is sized before it is filled: growing it one element at a time cost allocations).
+    static func extensionTypes(
+        _ r: inout Reader, _ body: (UInt16, inout Reader) throws(TLSParseError) -> Void
+    ) throws(TLSParseError) -> [UInt16] {
+        var extensions = try r.sub(Int(try r.u16()))
+        var types: [UInt16] = []
+        types.reserveCapacity(min(extensions.remaining / 4, 64))
+        while extensions.remaining >= 4 {
+            let type = try extensions.u16()
+            var e = try extensions.sub(Int(try extensions.u16()))
+            types.append(type)
+            try body(type, &e)
+        }
+        return types
+    }
+
     /// A ServerHello body.
     public static func serverHello(_ body: [UInt8]) throws(TLSParseError) -> TLSServerHello {
         try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try serverHello(raw) } }.get()
@@ -262,14 +272,7 @@ public enum TLSHandshakeParser {
             hello.fingerprint()
             return hello
         }
-        var extensions = try r.sub(Int(try r.u16()))
-        // Each list is sized before it is filled (growing them one element at a time was a third of a hello's
-        // allocations).
-        hello.extensions.reserveCapacity(min(extensions.remaining / 4, 64))
-        while extensions.remaining >= 4 {
-            let type = try extensions.u16()
-            var e = try extensions.sub(Int(try extensions.u16()))
-            hello.extensions.append(type)
+        hello.extensions = try extensionTypes(&r) { type, e throws(TLSParseError) in
             if type == 43, e.remaining >= 2 { hello.selectedVersion = try e.u16() }
             if type == 16, e.remaining >= 3 {
                 var list = try e.sub(Int(try e.u16()))
