@@ -167,7 +167,7 @@ public final class StreamRecorder: StreamConsumer {
             let i = Int(slot) * 2 + direction
             guard i < files.count else { continue }
             if options.hashes, let h = hashers[i] {
-                let hex = h.finalize().map { String($0, radix: 16).leftPadded(2) }.joined()
+                let hex = h.finalize().withUnsafeBytes { $0.hexString }
                 if direction == 0 { out.0 = hex } else { out.1 = hex }
                 hashers[i] = nil
             }

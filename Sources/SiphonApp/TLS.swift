@@ -401,20 +401,8 @@ public struct TLSStreamParser: Sendable {
 }
 
 extension Digest {
-    var hexString: String {
-        withUnsafeBytes { raw in
-            let digits: StaticString = "0123456789abcdef"
-            return String(unsafeUninitializedCapacity: raw.count * 2) { out in
-                digits.withUTF8Buffer { d in
-                    for (i, b) in raw.enumerated() {
-                        out[2 * i] = d[Int(b >> 4)]
-                        out[2 * i + 1] = d[Int(b & 15)]
-                    }
-                }
-                return raw.count * 2
-            }
-        }
-    }
+    /// Through the digest's bytes (iterating a Digest as a Sequence is slow), with SiphonCore's encoder.
+    var hexString: String { withUnsafeBytes { $0.hexString } }
 }
 
 func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {

@@ -14,6 +14,17 @@ public enum HexDigits {
 extension Sequence where Element == UInt8 {
     /// The bytes as lowercase hexadecimal, two digits each.
     public var hexString: String {
+        // Contiguous bytes (arrays, buffers, digests' bytes) are written straight into the string's storage.
+        let direct = withContiguousStorageIfAvailable { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { out in
+                for (i, b) in raw.enumerated() {
+                    out[2 * i] = HexDigits.digit(b >> 4)
+                    out[2 * i + 1] = HexDigits.digit(b & 15)
+                }
+                return raw.count * 2
+            }
+        }
+        if let direct { return direct }
         var out = [UInt8]()
         out.reserveCapacity(underestimatedCount * 2)
         HexDigits.append(self, to: &out)

@@ -93,15 +93,15 @@ public struct DNSTunnelConfiguration: Sendable {
     /// TXT and NULL queries under one registered domain that make a data channel by themselves (with `minimumNames`
     /// distinct names).
     public var txtQueries = 50
-    /// Distinct names kept per device × domain (the count goes on, the set stops growing).
+    /// Distinct names counted per device × domain (the set, and so the count, stops growing there).
     public var maximumNames = 10_000
     public init() {}
 }
 
 /// What one device asked of one registered domain.
 struct DNSDomainTotals {
+    /// Distinct subdomain parts (up to `maximumNames`).
     var names: Set<String> = []
-    var uniqueNames = 0
     var encodedNames = 0
     var queries = 0
     var txtQueries = 0

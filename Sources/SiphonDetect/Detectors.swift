@@ -73,7 +73,7 @@ extension DetectionEngine {
 
     /// Identifiers found in what the device sent in a flow (an HTTP part, raw payload, a DNS name).
     public func identifiersFound(_ matches: [IdentifierMatch], flow f: Flow, location: String, timestamp: Timestamp, viaDNS: String? = nil) {
-        guard configuration.on(.identifierLeak), let first = matches.first else { return }
+        guard configuration.on(.identifierLeak), !matches.isEmpty else { return }
         let device = f.clientAddress, endpoint = f.serverAddress
         let destination = viaDNS == nil ? geo.map { $0.lookup(endpoint) } : nil
         let foreign = destination?.scope == .foreign || viaDNS != nil
@@ -90,7 +90,6 @@ extension DetectionEngine {
             let how = m.encoding == "plain" ? "" : " (\(m.encoding))"
             let whereTo = viaDNS.map { "in a DNS query for a name under \($0) (resolver \(endpoint))" }
                 ?? "to \(endpoint)\(placeText(destination))"
-            _ = first
             raised.append(Alert(
                 category: .identifierLeak, rule: "siphon.identifier-leak.\(kind.rawValue)", severity: severity,
                 message: "\(device) sent \(m.known ? "its" : kind.article) \(kind.label) \(m.value)\(how) in clear \(whereTo)",
@@ -139,8 +138,7 @@ extension DetectionEngine {
         // Cut on UTF-8 counts (`String.count` walks graphemes).
         let subdomain = name.utf8.count > domain.utf8.count
             ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
-        if !subdomain.isEmpty, t.uniqueNames < c.maximumNames, t.names.insert(subdomain).inserted {
-            t.uniqueNames += 1
+        if !subdomain.isEmpty, t.names.count < c.maximumNames, t.names.insert(subdomain).inserted {
             let labels = subdomain.split(separator: ".")
             var longest = 0
             for l in labels where l.utf8.count > longest { longest = l.utf8.count }
@@ -156,22 +154,22 @@ extension DetectionEngine {
                 if t.examples.count < 3 { t.examples.append(name) }
             }
         }
-        if !t.raised, t.uniqueNames >= c.minimumNames {
-            let fraction = Double(t.encodedNames) / Double(t.uniqueNames)
+        if !t.raised, t.names.count >= c.minimumNames {
+            let fraction = Double(t.encodedNames) / Double(t.names.count)
             let byNames = fraction >= c.encodedFraction
             let byTXT = t.txtQueries >= c.txtQueries
             if byNames || byTXT {
                 t.raised = true
-                let meanLength = Double(t.subdomainBytes) / Double(t.uniqueNames)
+                let meanLength = Double(t.subdomainBytes) / Double(t.names.count)
                 raised.append(Alert(
                     category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
-                    message: "\(f.clientAddress) sent \(t.uniqueNames) distinct names under \(domain) "
+                    message: "\(f.clientAddress) sent \(t.names.count) distinct names under \(domain) "
                         + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
                     timestamp: timestamp, flow: f, device: f.clientAddress, destination: nil, evidence: [
-                        ("domain", .string(domain)), ("unique_names", .int(t.uniqueNames)), ("queries", .int(t.queries)),
+                        ("domain", .string(domain)), ("unique_names", .int(t.names.count)), ("queries", .int(t.queries)),
                         ("encoded_names", .int(t.encodedNames)), ("encoded_fraction", .double(fraction)),
                         ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
-                        ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.uniqueNames))),
+                        ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.names.count))),
                         ("subdomain_bytes", .int(t.subdomainBytes)), ("examples", .strings(t.examples)),
                         ("first_query", .time(t.first)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
                     ]))

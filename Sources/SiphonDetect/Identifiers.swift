@@ -313,11 +313,8 @@ public final class IdentifierScanner {
             }
             return
         }
-        if knownValues[text] != nil, let k = knownValues[text] {
-            // Exact known values were matched by the pattern table.
-            _ = k
-            return
-        }
+        // Exact known values were matched by the pattern table.
+        if knownValues[text] != nil { return }
         switch length {
         case 15:
             if kinds.contains(.imsi), Self.keyword(p, start, Self.imsiWords), MobileCountryCodes.contains(text.prefix(3)) {

@@ -199,7 +199,7 @@ final class RulePackLoader {
 
     func detectors(_ node: Node) {
         let names = Self.parameters.keys.sorted()
-        for (name, value, keyNode) in mapping(node, allowed: Set(names), what: "detectors") {
+        for (name, value, _) in mapping(node, allowed: Set(names), what: "detectors") {
             let params = Self.parameters[name] ?? [:]
             for (param, v, paramNode) in mapping(value, allowed: Set(params.keys).union(["enabled"]), what: "detector \(name)") {
                 guard once("detectors.\(name).\(param)", paramNode) else { continue }
@@ -211,7 +211,6 @@ final class RulePackLoader {
                     params[param]?(self, v, &pack.configuration)
                 }
             }
-            _ = keyNode
         }
     }
 

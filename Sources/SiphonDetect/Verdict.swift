@@ -129,22 +129,13 @@ extension DetectionEngine {
         let countries = foreign.reduce(into: [String]()) { if let c = $1.destination?.country, !$0.contains(c) { $0.append(c) } }
         var words = "\(foreign.count) foreign endpoint\(foreign.count == 1 ? "" : "s")"
         if !countries.isEmpty { words += " (\(countries.joined(separator: ", ")))" }
-        words += ", \(Self.bytes(v.sentForeign)) sent abroad, \(alerts.filter { $0.severity > .info }.count) alerts above info"
+        words += ", \(ByteSize.text(UInt64(max(v.sentForeign, 0)))) sent abroad, \(alerts.filter { $0.severity > .info }.count) alerts above info"
         if let c = v.corroborated {
             let e = endpoints.first { $0.address == c }
             words += "; \(c)\(e?.totals.names.first.map { " (\($0))" } ?? "") draws \(e?.categories.joined(separator: ", ") ?? "")"
         }
         v.headline = words
         return v
-    }
-
-    static func bytes(_ n: Int) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var x = Double(n), u = 0
-        while x >= 1000 && u < units.count - 1 { x /= 1000; u += 1 }
-        if u == 0 { return "\(n) B" }
-        let tenths = Int((x * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10) \(units[u])"
     }
 }
 

@@ -140,17 +140,7 @@ public enum TerminalSummary {
         return out
     }
 
-    public static func size(_ bytes: UInt64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var v = Double(bytes)
-        var u = 0
-        while v >= 1000 && u < units.count - 1 {
-            v /= 1000
-            u += 1
-        }
-        if u == 0 { return "\(bytes) B" }
-        return oneDecimal(v) + " " + units[u]
-    }
+    public static func size(_ bytes: UInt64) -> String { ByteSize.text(bytes) }
 
     static func seconds(_ s: Double) -> String {
         if s < 120 { return oneDecimal(s) + " s" }
