@@ -444,6 +444,63 @@ def evasion():
 
 
 @scenario
+def evasion_bad_checksum():
+    s = Scenario("evasion-bad-checksum",
+                 "An insertion attack: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 whose first "
+                 "request segment GET /admin.html carries a bad TCP checksum (the server drops it), then the same "
+                 "sequence range as GET /index.html with a good one, the rest of the request and the answer. "
+                 "evasion medium (bad checksum on a segment with data, to_server); the HTTP request is GET "
+                 "/index.html, as the server saw it; nothing else: the endpoint is home and a GET has no body.")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", csum="bad")
+    c.send(http_request("GET", "/index.html", "www.free.fr"))
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.alert("evasion", "medium", FREE, anomaly="bad-checksum", to_server_packets=1, to_client_packets=0)
+    return s
+
+
+@scenario
+def evasion_ttl_reset():
+    s = Scenario("evasion-ttl-reset",
+                 "A forged reset: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 where the server's "
+                 "packets come with TTL 56; after the request a RST in the server's name arrives with TTL 120 (an "
+                 "injector one hop away), and the real answer follows. evasion medium (a TTL outlier that is a "
+                 "reset, to_client); nothing else: the endpoint is home and a GET has no body.")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80, server_ttl=56)
+    c.send(http_request("GET", "/", "www.free.fr"))
+    c.seg(False, 0x04, b"", ttl=120)
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.alert("evasion", "medium", FREE, anomaly="ttl-outlier", direction="to_client", first_ttl=56, outlier_ttl=120,
+            resets=1)
+    return s
+
+
+@scenario
+def leak_imei_offloaded():
+    s = Scenario("leak-imei-offloaded",
+                 "The activation report of leak-imei-http-post captured on the device itself: every segment the "
+                 "device sends carries the partial checksum Linux leaves for the NIC (the folded pseudo-header sum), "
+                 f"which is wrong in the capture and right on the wire. The POST body holds the IMEI {IMEI}. "
+                 "identifier-leak high and cleartext medium as there, foreign-endpoint info; no evasion: offloaded "
+                 "checksums are recognised and the packets kept.")
+    s.resolve(T0, "report.oportik-cloud.cn", ALIBABA_CN)
+    body = json.dumps({"event": "activation", "imei": IMEI, "model": "X9 mini", "os": "Android 9",
+                       "app_version": "4.2.1", "locale": "fr_FR", "carrier_name": "Free",
+                       "first_boot": True, "channel": "oportik-store"}).encode()
+    c = s.cap.tcp(T0 + 0.2, ALIBABA_CN, s.sport(), 80, server_ttl=52, device_csum="offload")
+    c.send(http_request("POST", "/api/v3/activate", "report.oportik-cloud.cn", body))
+    c.reply(http_response(200, "OK", b'{"ok":true}'))
+    c.close()
+    s.alert("identifier-leak", "high", ALIBABA_CN, kind="imei")
+    s.alert("cleartext", "medium", ALIBABA_CN)
+    return s
+
+
+@scenario
 def ioc_match():
     s = Scenario("ioc-match",
                  "A contact with a listed domain: DNS api.evil.com -> 195.154.1.1 (Scaleway, FR), TLS 1.2 with SNI "
@@ -683,6 +740,23 @@ def benign_dns():
         s.qid += 1
         s.cap.dns(t, s.qid, name, [(name, "TXT", text)], qtype="TXT")
         t += 3
+    return s
+
+
+@scenario
+def benign_ttl_route_change():
+    s = Scenario("benign-ttl-route-change",
+                 "A route change during a download: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 "
+                 "where the server's first packets come with TTL 52 and, from the middle of the 20 KB answer on, "
+                 "with TTL 49 (three hops more: within the limit of 5). No evasion, nothing else.", benign=True)
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80, server_ttl=52)
+    c.send(http_request("GET", "/video.mp4", "www.free.fr"))
+    answer = http_response(200, "OK", bytes(i % 251 for i in range(20_000)), "video/mp4")
+    c.reply(answer[:10_000], ack_every=2)
+    c.server_ttl = 49
+    c.reply(answer[10_000:], ack_every=2)
+    c.close()
     return s
 
 

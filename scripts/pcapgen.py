@@ -32,16 +32,16 @@ class Capture:
 
     # Layers 2-4.
 
-    def ipv4(self, src, dst, proto, payload):
+    def ipv4(self, src, dst, proto, payload, ttl=64):
         self.ident += 1
-        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), self.ident & 0xFFFF, 0x4000, 64, proto, 0,
+        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), self.ident & 0xFFFF, 0x4000, ttl, proto, 0,
                         ip(src), ip(dst))
         h = h[:10] + struct.pack("!H", checksum(h)) + h[12:]
         return h + payload
 
-    def frame(self, t, src, dst, proto, l4, from_device):
+    def frame(self, t, src, dst, proto, l4, from_device, ttl=64):
         src_mac, dst_mac = (self.device_mac, self.router_mac) if from_device else (self.router_mac, self.device_mac)
-        self.packets.append((t, dst_mac + src_mac + b"\x08\x00" + self.ipv4(src, dst, proto, l4)))
+        self.packets.append((t, dst_mac + src_mac + b"\x08\x00" + self.ipv4(src, dst, proto, l4, ttl)))
 
     def udp(self, t, src, sport, dst, dport, payload, from_device):
         u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
@@ -56,16 +56,23 @@ class Capture:
         if reply is not None:
             self.udp(t + delay, server, dport, self.device, sport, reply, False)
 
-    def tcp_segment(self, t, src, sport, dst, dport, seq, ack, flags, payload, from_device):
+    def tcp_segment(self, t, src, sport, dst, dport, seq, ack, flags, payload, from_device, ttl=64, csum="good"):
+        """`csum`: "good"; "bad" (the right one plus 0x1111: a receiver drops the segment); "offload" (the folded
+        pseudo-header sum, what Linux leaves for the NIC to complete when the capture is taken on the sender)."""
         if not flags & 0x10:
             ack = 0  # the acknowledgment field is only meaningful with ACK set
         h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
         pseudo = ip(src) + ip(dst) + struct.pack("!BBH", 0, 6, len(h) + len(payload))
-        h = h[:16] + struct.pack("!H", checksum(pseudo + h + payload)) + h[18:]
-        self.frame(t, src, dst, 6, h + payload, from_device)
+        value = checksum(pseudo + h + payload)
+        if csum == "bad":
+            value = (value + 0x1111) & 0xFFFF
+        elif csum == "offload":
+            value = 0xFFFF - checksum(pseudo)  # checksum() complements: undo it to get the folded sum
+        h = h[:16] + struct.pack("!H", value) + h[18:]
+        self.frame(t, src, dst, 6, h + payload, from_device, ttl)
 
-    def tcp(self, t, server, sport, dport):
-        return TCP(self, t, server, sport, dport)
+    def tcp(self, t, server, sport, dport, **options):
+        return TCP(self, t, server, sport, dport, **options)
 
     def unanswered_syn(self, t, server, sport, dport, retries=(1.0, 3.0)):
         """A SYN nobody answers, and its retransmissions `retries` seconds after it."""
@@ -128,9 +135,10 @@ class Capture:
 class TCP:
     """One connection from the device: handshake, exchanges, close; times advance a few ms per packet."""
 
-    def __init__(self, cap, t, server, sport, dport):
+    def __init__(self, cap, t, server, sport, dport, server_ttl=64, device_csum="good"):
         self.cap = cap
         self.t, self.server, self.sport, self.dport = t, server, sport, dport
+        self.server_ttl, self.device_csum = server_ttl, device_csum
         self.cseq, self.sseq = cap.rng.randrange(1 << 31), cap.rng.randrange(1 << 31)
         self.sent = self.received = 0
         self.seg(True, 0x02, b"")
@@ -139,16 +147,17 @@ class TCP:
         self.sseq += 1
         self.seg(True, 0x10, b"")
 
-    def seg(self, from_device, flags, payload, seq=None):
-        """One segment; `seq` (default: the next byte) only for retransmissions and overlaps."""
+    def seg(self, from_device, flags, payload, seq=None, ttl=None, csum=None):
+        """One segment; `seq` (default: the next byte) only for retransmissions and overlaps; `ttl` and `csum`
+        override the connection's (64 from the device, `server_ttl` from the server; `device_csum`, else good)."""
         self.t += 0.002 + self.cap.rng.random() * 0.01
         d = self.cap.device
         if from_device:
             self.cap.tcp_segment(self.t, d, self.sport, self.server, self.dport, self.cseq if seq is None else seq,
-                                 self.sseq, flags, payload, True)
+                                 self.sseq, flags, payload, True, ttl or 64, csum or self.device_csum)
         else:
             self.cap.tcp_segment(self.t, self.server, self.dport, d, self.sport, self.sseq if seq is None else seq,
-                                 self.cseq, flags, payload, False)
+                                 self.cseq, flags, payload, False, ttl or self.server_ttl, csum or "good")
 
     def wait(self, seconds):
         self.t += seconds

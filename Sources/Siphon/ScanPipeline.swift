@@ -15,6 +15,8 @@ public struct ScanOptions: Sendable {
     public var flows = FlowTableConfiguration()
     public var reassembly = ReassemblyConfiguration()
     public var fragments = FragmentConfiguration()
+    /// IPv4 header, TCP and UDP checksum validation (packets with bad ones are dropped, as their receiver would).
+    public var checksums = ChecksumValidation.auto
     public var streams = StreamRecorder.Options()
     /// Country and ASN data for `dest_geo` (nil: none).
     public var geo: GeoDatabase?
@@ -61,6 +63,20 @@ public final class ScanPipeline {
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
+    /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged packets).
+    private var validatingChecksums: Bool
+    private var checksumsJudged: UInt64 = 0
+    /// The packet being processed, decoded in place (raw memory: no copy, no exclusivity tracking per packet).
+    private let scratch: UnsafeMutablePointer<DecodedPacket> = {
+        let p = UnsafeMutablePointer<DecodedPacket>.allocate(capacity: 1)
+        p.initialize(to: DecodedPacket())
+        return p
+    }()
+
+    deinit {
+        scratch.deinitialize(count: 1)
+        scratch.deallocate()
+    }
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -74,6 +90,8 @@ public final class ScanPipeline {
         geo = options.geo
         intel = options.intel
         wantVerdicts = options.verdicts
+        validatingChecksums = options.checksums != .off
+        statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
         flows = FlowTable(configuration: options.flows)
         recorder = StreamRecorder(options: options.streams)
@@ -98,24 +116,31 @@ public final class ScanPipeline {
         if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
         currentLinkTypeCount &+= 1
 
-        let packet = PacketDecoder.decode(captured.bytes, linkType: captured.linkType)
-        count(packet)
-        if packet.isFragment && packet.error == nil {
+        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &scratch.pointee)
+        let packet = UnsafePointer(scratch)
+        count(packet.pointee)
+        if validatingChecksums, packet.pointee.network == .ipv4, packet.pointee.error == nil {
+            // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
+            let status = InternetChecksum.ipv4Header(captured.bytes, at: packet.pointee.networkOffset)
+            tally(status, .ipv4)
+            if status == .bad { return }
+        }
+        if packet.pointee.isFragment && packet.pointee.error == nil {
             // Fragments wait for their datagram; the rebuilt datagram goes on as one packet carrying their count.
-            if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
+            if let datagram = fragments.add(packet.pointee, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
                 datagram.packet.withUnsafeBytes { raw in
                     var inner = PacketDecoder.decode(raw, linkType: .raw)
-                    inner.vlanCount = packet.vlanCount
-                    inner.vlanIDs = packet.vlanIDs
-                    inner.hasMACs = packet.hasMACs
-                    inner.sourceMAC = packet.sourceMAC
-                    inner.destinationMAC = packet.destinationMAC
-                    handle(inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
+                    inner.vlanCount = packet.pointee.vlanCount
+                    inner.vlanIDs = packet.pointee.vlanIDs
+                    inner.hasMACs = packet.pointee.hasMACs
+                    inner.sourceMAC = packet.pointee.sourceMAC
+                    inner.destinationMAC = packet.pointee.destinationMAC
+                    handle(&inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
                 }
             }
             if fragments.conflictCount > writtenFragmentConflicts { writeFragmentConflicts() }
         } else {
-            handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
+            handle(&scratch.pointee, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
@@ -145,9 +170,33 @@ public final class ScanPipeline {
 
     /// Flow accounting, then TCP reassembly or UDP datagram delivery, for one packet or rebuilt datagram.
     @inline(__always)
-    private func handle(_ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+    private func tally(_ status: ChecksumStatus, _ layer: ChecksumLayer) {
+        let i = Int(layer.rawValue)
+        switch status {
+        case .unchecked: return
+        case .valid: statistics.checksumValid[i] &+= 1
+        case .offloaded: statistics.checksumOffloaded[i] &+= 1
+        case .bad: statistics.checksumBad[i] &+= 1
+        }
+        checksumsJudged &+= 1
+        if checksumsJudged == 1000, statistics.checksumMode == .auto {
+            let bad = statistics.checksumBad.reduce(0, +)
+            if bad * 10 > checksumsJudged {
+                validatingChecksums = false
+                statistics.checksumDisabledAfter = statistics.packets
+            }
+        }
+    }
+
+    @inline(__always)
+    private func handle(_ packet: inout DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+        if validatingChecksums, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
+            let status = InternetChecksum.transport(bytes, packet)
+            packet.checksum = status
+            tally(status, packet.transport == .tcp ? .tcp : .udp)
+        }
         guard let (slot, fromInitiator) = flows.process(packet, timestamp: timestamp, wireLength: wireLength, packets: packets),
-            packet.transport == .tcp || packet.transport == .udp
+            packet.transport == .tcp || packet.transport == .udp, packet.checksum != .bad
         else { return }
         recorder.now = timestamp
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }

@@ -18,6 +18,18 @@ public enum PacketDecoder {
         return packet
     }
 
+    /// Decodes `bytes` into `packet`, which is reset first: the same as `decode(_:linkType:)` without returning (and
+    /// so copying) a 260-byte value per packet.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into packet: inout DecodedPacket) {
+        packet = DecodedPacket()
+        packet.linkType = linkType
+        do {
+            try decodeLink(bytes, linkType: linkType, into: &packet)
+        } catch {
+            packet.error = error
+        }
+    }
+
     // MARK: Link layers
 
     static func decodeLink(_ b: UnsafeRawBufferPointer, linkType: LinkType, into p: inout DecodedPacket) throws(DecodeError) {
@@ -283,6 +295,8 @@ public enum PacketDecoder {
                 try need(b, h, 2, .ipv6Extension)
                 let length = (Int(b.u8(h + 1)) + 1) * 8
                 try need(b, h, length, .ipv6Extension)
+                if next == 43 { finalDestination(b, routingHeader: h, length: length, into: &p) }
+                if next == 60 { homeAddress(b, options: h, length: length, into: &p) }
                 next = b.u8(h)
                 h += length
             case 51:  // AH: length in 4-octet units, not counting the first 2
@@ -305,6 +319,36 @@ public enum PacketDecoder {
                 return try decodeTransport(b, at: h, datagramEnd: end, into: &p)
             }
             p.ipv6ExtensionCount &+= 1
+        }
+    }
+
+    /// A routing header with segments left: the packet's final destination, which the upper-layer checksum
+    /// covers. Type 0 and 2 carry it last; a segment routing header (type 4) first (its list is in reverse).
+    static func finalDestination(_ b: UnsafeRawBufferPointer, routingHeader h: Int, length: Int, into p: inout DecodedPacket) {
+        guard length >= 24, b.u8(h + 3) > 0 else { return }
+        let at: Int
+        switch b.u8(h + 2) {
+        case 0: at = h + 8 + ((length - 8) / 16 - 1) * 16
+        case 2, 4: at = h + 8
+        default: return
+        }
+        p.pseudoHeaderDestination = IPAddress(ipv6High: b.be64(at), low: b.be64(at + 8))
+    }
+
+    /// A Home Address destination option (Mobile IPv6, RFC 6275 6.3): the checksum's source address.
+    static func homeAddress(_ b: UnsafeRawBufferPointer, options h: Int, length: Int, into p: inout DecodedPacket) {
+        var i = h + 2
+        let end = h + length
+        while i < end {
+            let type = b.u8(i)
+            if type == 0 { i += 1; continue }  // Pad1
+            guard i + 1 < end else { return }
+            let size = Int(b.u8(i + 1))
+            if type == 0xC9, size == 16, i + 18 <= end {
+                p.pseudoHeaderSource = IPAddress(ipv6High: b.be64(i + 2), low: b.be64(i + 10))
+                return
+            }
+            i += 2 + size
         }
     }
 

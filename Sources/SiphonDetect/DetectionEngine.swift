@@ -225,6 +225,7 @@ public final class DetectionEngine {
         // Taken for every flow, device or not, so the table never keeps ended flows.
         let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
         let device = f.clientAddress, endpoint = f.serverAddress
+        if configuration.on(.evasion) { pathAnomalies(e) }
         guard isDevice(f) else { return }
         guard !AddressScope.isLocal(endpoint) else {
             if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts)) }
@@ -388,15 +389,61 @@ public final class DetectionEngine {
     }
 
 
-    /// Flows that already have an `evasion` alert (one per flow).
+    /// Flows that already have an `evasion` alert of a kind (flow id × 4 + kind: one per flow and kind).
     private var evasiveFlows: Set<UInt64> = []
+
+    /// Packets the receiver drops but an inspector may take, at the end of a flow: bad TCP/UDP checksums on
+    /// segments that carried payload or SYN/FIN/RST (the pipeline already ignored them), and packets whose TTL
+    /// departs from the direction's first by more than the limit (a segment that expires before the receiver, or
+    /// one another host injected, such as a forged reset). Raised once per flow and kind; the device is the client.
+    func pathAnomalies(_ e: EndedFlow) {
+        let f = e.flow
+        let up = f.clientPath, down = f.serverPath
+        if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0, evasiveFlows.insert(f.id &* 4 &+ 1).inserted {
+            let n = up.badChecksumsWithEffect + down.badChecksumsWithEffect
+            let what = f.key.ipProtocol == 6 ? "TCP" : "UDP"
+            raised.append(Alert(
+                category: .evasion, rule: "siphon.evasion.bad-checksum", severity: .medium,
+                message: "\(n) \(what) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) "
+                    + "carried data or flags under a bad checksum (dropped by the receiver, ignored here)",
+                timestamp: f.end, flow: f, device: f.clientAddress, destination: e.destination, evidence: [
+                    ("anomaly", .string("bad-checksum")),
+                    ("to_server_packets", .int(Int(up.badChecksumsWithEffect))),
+                    ("to_client_packets", .int(Int(down.badChecksumsWithEffect))),
+                    ("bad_checksum_packets", .int(Int(up.badChecksums + down.badChecksums))),
+                ]))
+        }
+        // A TTL outlier alone is common (a load balancer's or a SYN proxy's packets, a route change): it counts
+        // when it is a reset (low; medium when the same side then went on sending data, so the reset was forged) or
+        // data in a direction that also sent data twice (the two copies of an insertion).
+        func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
+        if suspicious(up) || suspicious(down), evasiveFlows.insert(f.id &* 4 &+ 2).inserted {
+            let (side, path) = suspicious(up) ? ("to_server", up) : ("to_client", down)
+            let resets = up.ttlOutlierResets + down.ttlOutlierResets
+            let injected = up.injectedResets + down.injectedResets
+            let n = up.ttlOutliers + down.ttlOutliers
+            let what = injected > 0 ? ", \(injected) of them a reset the peer then talked past"
+                : resets > 0 ? ", \(resets) of them resets" : ", in a direction that also resent data"
+            raised.append(Alert(
+                category: .evasion, rule: "siphon.evasion.ttl-outlier", severity: injected > 0 ? .medium : .low,
+                message: "\(n) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) came with TTL "
+                    + "\(path.outlierTTL) where the flow had \(path.ttl) (\(side)\(what))",
+                timestamp: f.end, flow: f, device: f.clientAddress, destination: e.destination, evidence: [
+                    ("anomaly", .string("ttl-outlier")), ("direction", .string(side)),
+                    ("first_ttl", .int(Int(path.ttl))), ("outlier_ttl", .int(Int(path.outlierTTL))),
+                    ("to_server_packets", .int(Int(up.ttlOutliers))), ("to_client_packets", .int(Int(down.ttlOutliers))),
+                    ("resets", .int(Int(resets))), ("injected_resets", .int(Int(injected))),
+                    ("retransmissions", .int(Int(path.retransmissions))),
+                ]))
+        }
+    }
 
     /// A TCP overlap whose two versions differ: what one endpoint's stack keeps, another's may not, so what an
     /// inspector reassembles can differ from what the receiver saw. Raised once per flow; the device is the client.
     public func overlapConflict(
         _ c: OverlapConflict, flow f: Flow, policy: String, destination: GeoInfo?, timestamp: Timestamp
     ) {
-        guard configuration.on(.evasion), evasiveFlows.insert(f.id).inserted else { return }
+        guard configuration.on(.evasion), evasiveFlows.insert(f.id &* 4).inserted else { return }
         let direction = c.direction == 0 ? "to_server" : "to_client"
         raised.append(Alert(
             category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,

@@ -36,10 +36,37 @@ public enum FlowState: UInt8, Sendable, CustomStringConvertible {
     }
 }
 
+/// What one direction's packets said about the path: TTLs and checksums (the `evasion` detector reads them).
+@frozen
+public struct PathFacts: Sendable, Equatable {
+    /// TCP only: the IP TTL (IPv6 hop limit) of the direction's first packet after the handshake (SYN and SYN-ACK
+    /// are left out: SYN proxies and load balancers answer them from another distance than the server's data).
+    public var ttl: UInt8 = 0
+    public var hasTTL = false
+    /// Segments carrying payload or RST whose TTL differs from `ttl` by more than the table's TTL limit: one the
+    /// inspector sees but the receiver may not (it expires on the way), or one another host injected.
+    public var ttlOutliers: UInt32 = 0
+    /// Of them, resets; and resets after which the same side went on sending data with the usual TTL (a forged
+    /// reset: the real peer never closed).
+    public var ttlOutlierResets: UInt32 = 0
+    public var injectedResets: UInt32 = 0
+    /// The TTL of the first outlier.
+    public var outlierTTL: UInt8 = 0
+    /// Segments whose data had been seen before (retransmissions, overlaps): with TTL outliers, the two copies
+    /// of an insertion.
+    public var retransmissions: UInt32 = 0
+    /// Packets with a bad TCP or UDP checksum: counted on the wire, their flags and payload ignored, as the
+    /// receiver drops them.
+    public var badChecksums: UInt32 = 0
+    /// Of them, those that carried payload or SYN, FIN or RST (what would change an inspector's view).
+    public var badChecksumsWithEffect: UInt32 = 0
+    public init() {}
+}
+
 /// Zeek-style connection history: one letter per event kind and direction, in order of first occurrence,
 /// upper case for the initiator, lower case for the responder.
 /// S SYN, H SYN-ACK, A pure ACK, D payload, F FIN, R RST, T retransmitted payload, W zero window,
-/// Q SYN with FIN or RST, ^ initiator chosen against the first packet's direction.
+/// Q SYN with FIN or RST, C bad checksum, ^ initiator chosen against the first packet's direction.
 @frozen
 public struct FlowHistory: Sendable, Equatable {
     @usableFromInline var letters: (UInt64, UInt64) = (0, 0)
@@ -67,6 +94,7 @@ public struct FlowHistory: Sendable, Equatable {
         case UInt8(ascii: "W"): 7
         case UInt8(ascii: "Q"): 8
         case UInt8(ascii: "^"): 9
+        case UInt8(ascii: "C"): 10
         default: nil
         }
     }
@@ -124,6 +152,8 @@ public struct Flow: Sendable {
     public var bToA = DirectionCounters()
     public var tcpA = TCPDirection()
     public var tcpB = TCPDirection()
+    public var pathA = PathFacts()
+    public var pathB = PathFacts()
     public var history = FlowHistory()
     public var state = FlowState.open
     /// Evicted because the table reached its flow limit.
@@ -149,6 +179,8 @@ public struct Flow: Sendable {
     public var serverPort: UInt16 { initiatorIsA ? key.portB : key.portA }
     public var client: DirectionCounters { initiatorIsA ? aToB : bToA }
     public var server: DirectionCounters { initiatorIsA ? bToA : aToB }
+    public var clientPath: PathFacts { initiatorIsA ? pathA : pathB }
+    public var serverPath: PathFacts { initiatorIsA ? pathB : pathA }
     public var clientMAC: UInt64 { initiatorIsA ? macA : macB }
     public var serverMAC: UInt64 { initiatorIsA ? macB : macA }
 

@@ -14,6 +14,9 @@ public struct FlowTableConfiguration: Sendable {
     public var otherTimeout: Duration = .seconds(120)
     /// Flows tracked at once; beyond it the longest-idle flow is ended early (counted in `evictions`).
     public var maximumFlows = 1 << 20
+    /// A packet whose TTL differs from its direction's first by more than this is a TTL outlier (Snort's stream5
+    /// `ttl_limit`, default 5).
+    public var ttlLimit: UInt8 = 5
 
     public init() {}
 }
@@ -219,6 +222,20 @@ public final class FlowTable {
             f.bToA.payloadBytes &+= payload
             if p.hasMACs { f.macB = p.sourceMAC; f.macA = p.destinationMAC }
         }
+        if p.checksum == .bad {
+            // The receiver drops it: no state, no history but the checksum letter, no TTL baseline.
+            let effect = p.payloadLength > 0 || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
+            if fromA {
+                f.pathA.badChecksums &+= 1
+                if effect { f.pathA.badChecksumsWithEffect &+= 1 }
+            } else {
+                f.pathB.badChecksums &+= 1
+                if effect { f.pathB.badChecksumsWithEffect &+= 1 }
+            }
+            f.history.record(UInt8(ascii: "C"), initiator: fromInitiator)
+            return
+        }
+        if fromA { notePath(&f.pathA, p) } else { notePath(&f.pathB, p) }
         if p.transport == .tcp {
             var d = fromA ? f.tcpA : f.tcpB
             updateTCP(&f, &d, p, fromInitiator: fromInitiator)
@@ -227,6 +244,27 @@ public final class FlowTable {
         } else if payload > 0 {
             f.history.record(UInt8(ascii: "D"), initiator: fromInitiator)
         }
+    }
+
+    @inline(__always)
+    private func notePath(_ d: inout PathFacts, _ p: DecodedPacket) {
+        guard p.transport == .tcp, !p.tcp.flags.contains(.syn) else { return }
+        guard d.hasTTL else {
+            d.ttl = p.ttl
+            d.hasTTL = true
+            return
+        }
+        let delta = p.ttl > d.ttl ? p.ttl - d.ttl : d.ttl - p.ttl
+        let rst = p.tcp.flags.contains(.rst)
+        guard delta > configuration.ttlLimit else {
+            // Data with the usual TTL after an outlier reset: the reset did not come from this peer.
+            if p.payloadLength > 0, d.ttlOutlierResets > d.injectedResets { d.injectedResets = d.ttlOutlierResets }
+            return
+        }
+        guard p.payloadLength > 0 || rst else { return }
+        if d.ttlOutliers == 0 { d.outlierTTL = p.ttl }
+        d.ttlOutliers &+= 1
+        if rst { d.ttlOutlierResets &+= 1 }
     }
 
     private func updateTCP(_ f: inout Flow, _ d: inout TCPDirection, _ p: DecodedPacket, fromInitiator: Bool) {
@@ -252,6 +290,7 @@ public final class FlowTable {
             let segmentEnd = p.tcp.sequence &+ length &+ (syn ? 1 : 0)
             if d.hasSequence && !sequenceAfter(segmentEnd, d.highestEnd) {
                 f.history.record(UInt8(ascii: "T"), initiator: fromInitiator)
+                if fromInitiator == f.initiatorIsA { f.pathA.retransmissions &+= 1 } else { f.pathB.retransmissions &+= 1 }
             } else {
                 f.history.record(UInt8(ascii: "D"), initiator: fromInitiator)
             }

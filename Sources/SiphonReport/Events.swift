@@ -405,6 +405,18 @@ public enum EventEncoder {
         w.field("fragment_bytes_dropped", s.fragmentBytesDropped)
         w.field("overlap_conflicts", s.fragmentConflicts)
         w.endObject()
+        w.beginObject("checksums")
+        w.field("validation", s.checksumMode.rawValue)
+        if let n = s.checksumDisabledAfter { w.field("disabled_after_packets", n) }
+        for layer in ChecksumLayer.allCases {
+            let i = Int(layer.rawValue)
+            w.beginObject(layer.description)
+            w.field("valid", s.checksumValid[i])
+            w.field("offloaded", s.checksumOffloaded[i])
+            w.field("bad", s.checksumBad[i])
+            w.endObject()
+        }
+        w.endObject()
         w.beginObject("link_types")
         for (type, count) in s.linkTypes.sorted(by: { $0.key < $1.key }) {
             w.field(LinkType(rawValue: type).description, count)

@@ -45,6 +45,15 @@ public struct CaptureStatistics: Sendable {
     public var fragmentsDropped: UInt64 = 0
     public var fragmentBytesDropped: UInt64 = 0
     public var fragmentConflicts: UInt64 = 0
+    /// Checksum validation: the mode, whether `auto` turned it off (and after how many packets), and per layer
+    /// (`ChecksumLayer` order: IPv4 header, TCP, UDP) the packets found valid, offloaded and bad. A packet with a
+    /// bad IPv4 header checksum is dropped whole; one with a bad TCP or UDP checksum counts in its flow's bytes but
+    /// its flags and payload are ignored (the receiver drops both).
+    public var checksumMode = ChecksumValidation.auto
+    public var checksumDisabledAfter: UInt64?
+    public var checksumValid: [UInt64] = [0, 0, 0]
+    public var checksumOffloaded: [UInt64] = [0, 0, 0]
+    public var checksumBad: [UInt64] = [0, 0, 0]
     /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
     public var interfaceDrops: UInt64?
     public var firstTimestamp: Timestamp?

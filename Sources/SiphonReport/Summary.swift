@@ -29,6 +29,16 @@ public enum TerminalSummary {
         if s.flowsEvicted > 0 { out += " (\(count(s.flowsEvicted)) evicted at the flow limit)" }
         if let drops = s.interfaceDrops { out += "; interface drops \(count(drops))" }
         out += "\n"
+        let badChecksums = s.checksumBad.reduce(0, +)
+        if badChecksums > 0 || s.checksumDisabledAfter != nil {
+            out += "  bad checksums (packets ignored, as their receiver drops them): IPv4 \(count(s.checksumBad[0])), "
+                + "TCP \(count(s.checksumBad[1])), UDP \(count(s.checksumBad[2]))\n"
+            if let n = s.checksumDisabledAfter {
+                out += "    over a tenth were bad: validation stopped after packet \(count(n))\n"
+            } else {
+                out += "    (an edited capture with stale checksums? --checksums off takes every packet)\n"
+            }
+        }
         if !s.undecodable.isEmpty {
             out += "  undecodable by reason:\n"
             for (reason, n) in s.undecodable.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {

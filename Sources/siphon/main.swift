@@ -59,6 +59,12 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Which copy of overlapping TCP bytes to keep: first, last, bsd, linux, windows.", valueName: "policy"))
     var overlapPolicy: OverlapPolicy = .first
 
+    @Option(help: ArgumentHelp("Checksum validation: auto (verify; stop if over a tenth of the first 1,000 are bad), on, off. Packets with bad checksums are dropped, as their receiver would.", valueName: "mode"))
+    var checksums: ChecksumValidation = .auto
+
+    @Option(help: ArgumentHelp("TTL difference within a flow direction that marks a packet as a TTL outlier (evasion).", valueName: "hops"))
+    var ttlLimit: UInt8 = 5
+
     @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole is declared a gap.", valueName: "bytes"))
     var maxBufferedPerDirection: Int = 4 << 20
 
@@ -118,6 +124,8 @@ struct Scan: ParsableCommand {
         options.flows.otherTimeout = duration(otherTimeout)
         options.flows.maximumFlows = maxFlows
         options.reassembly.policy = overlapPolicy
+        options.checksums = checksums
+        options.flows.ttlLimit = ttlLimit
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
@@ -197,6 +205,7 @@ struct Scan: ParsableCommand {
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}
+extension ChecksumValidation: ExpressibleByArgument {}
 
 extension Severity: ExpressibleByArgument {
     init?(argument: String) { self.init(name: argument) }

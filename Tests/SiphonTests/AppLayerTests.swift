@@ -55,7 +55,7 @@ import Testing
     func transactionsEqualTshark(_ fixture: String) throws {
         let x = try #require(try Repo.json("captures/app/expected/" + fixture) as? [String: Any])
         let capture = x["capture"] as! String
-        let (events, result) = scanEvents(Repo.path(capture))
+        let (events, result) = scanEvents(Repo.path(capture), options: .likeTheOracles)
         #expect(result.error == nil)
         let s = Self.collect(events)
         func set(_ key: String) -> Set<[String]> { Set((x[key] as! [[Any]]).map { $0.map { "\($0)" } }) }
@@ -183,7 +183,7 @@ import Testing
         let captures = file["captures"] as! [String: [[String: Any]]]
         #expect(captures.values.map(\.count).reduce(0, +) >= 25)
         for (capture, expected) in captures {
-            let (events, _) = scanEvents(Repo.path(capture))
+            let (events, _) = scanEvents(Repo.path(capture), options: .likeTheOracles)
             let got = events.compactMap { $0["dhcp"] as? [String: Any] }
             #expect(got.count == expected.count, "\(capture)")
             for (g, e) in zip(got, expected) {
@@ -224,7 +224,7 @@ import Testing
         let expected = try #require(try Repo.json("captures/app/expected-x509.json") as? [String: [[String: Any]]])
         #expect(expected.values.map(\.count).reduce(0, +) >= 5)
         for (capture, certificates) in expected {
-            let (events, _) = scanEvents(Repo.path(capture))
+            let (events, _) = scanEvents(Repo.path(capture), options: .likeTheOracles)
             let got = events.compactMap { $0["tls"] as? [String: Any] }.filter { $0["subject"] != nil }
             #expect(got.count == certificates.count, "\(capture)")
             for (g, e) in zip(got, certificates) {

@@ -127,7 +127,7 @@ import Testing
     /// Suricata's expectations in the reassembly tests) has exactly one `evasion` alert, about its client.
     @Test(arguments: Repo.files(in: "captures/reassembly", extensions: ["pcap", "pcapng"]))
     func evasionOnOverlapConflicts(_ path: String) {
-        let events = scanEvents(path).events
+        let events = scanEvents(path, options: .likeTheOracles).events
         let conflicted = events.filter { ($0["anomaly"] as? [String: Any])?["event"] as? String == "overlap-different-data" }
         let evasions = events.filter { ($0["alert"] as? [String: Any])?["category"] as? String == "evasion" }
         // sv-tcp-overlap.pcap: the client sent GOOD, then EVIL for the same bytes (see CLITests).

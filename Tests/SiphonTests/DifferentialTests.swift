@@ -11,7 +11,7 @@ import Testing
         var linkTypes = Set<UInt32>()
         for fixture in Self.tsharkFixtures {
             let capture = try #require(try Repo.json("captures/diff/expected/" + (fixture as NSString).lastPathComponent) as? [String: Any])["capture"] as! String
-            let (_, result) = scanEvents(Repo.path("captures/diff/" + capture))
+            let (_, result) = scanEvents(Repo.path("captures/diff/" + capture), options: .likeTheOracles)
             linkTypes.formUnion(result.statistics.linkTypes.keys)
         }
         // Ethernet, NULL, RAW, SLL, IPV4, IPV6, SLL2 all occur in the differential set.
@@ -28,7 +28,7 @@ import Testing
 
     @Test func fragmentConflictsMatchZeekWeirds() {
         for (capture, weirds) in Self.inconsistentFragments {
-            let (events, result) = scanEvents(Repo.path("captures/diff/" + capture))
+            let (events, result) = scanEvents(Repo.path("captures/diff/" + capture), options: .likeTheOracles)
             let anomalies = events.filter { ($0["anomaly"] as? [String: Any])?["event"] as? String == "ip-fragment-overlap-different-data" }
             #expect(anomalies.count == weirds, "\(capture)")
             // evasion: one alert per datagram whose fragments conflict, about the local side.
@@ -48,7 +48,7 @@ import Testing
             "ipv6-sv-frag-tcp.pcap": (0, 0),
         ]
         for (capture, (fragments, bytes)) in dropped {
-            let (events, result) = scanEvents(Repo.path("captures/diff/" + capture))
+            let (events, result) = scanEvents(Repo.path("captures/diff/" + capture), options: .likeTheOracles)
             #expect(!events.contains { $0["event_type"] as? String == "anomaly" }, "\(capture)")
             #expect(result.statistics.datagramsReassembled > 0, "\(capture)")
             #expect(result.statistics.fragmentsDropped == fragments && result.statistics.fragmentBytesDropped == bytes, "\(capture)")
@@ -62,7 +62,7 @@ import Testing
     func flowsEqualTshark(_ fixtureName: String) throws {
         let fixture = try #require(try Repo.json("captures/diff/expected/" + fixtureName) as? [String: Any])
         let capture = fixture["capture"] as! String
-        let (events, result) = scanEvents(Repo.path("captures/diff/" + capture))
+        let (events, result) = scanEvents(Repo.path("captures/diff/" + capture), options: .likeTheOracles)
         #expect(result.error == nil, "\(String(describing: result.error))")
 
         // Every frame tshark read is a packet we read (pcapng custom blocks are frames to tshark only).
@@ -96,7 +96,7 @@ import Testing
     func communityIDsAndCountsEqualArkime(_ fixtureName: String) throws {
         let sessions = try #require(try Repo.json("captures/arkime/expected/" + fixtureName) as? [[String: Any]])
         let capture = Repo.path("captures/arkime/" + (fixtureName as NSString).deletingPathExtension + ".pcap")
-        let (events, result) = scanEvents(capture)
+        let (events, result) = scanEvents(capture, options: .likeTheOracles)
         #expect(result.error == nil)
 
         struct Side: Hashable { var ip: String; var port: Int }
@@ -138,7 +138,7 @@ import Testing
         ]
         for (capture, name) in cases {
             let conns = try #require(try Repo.json("captures/zeek/expected/\(name).conn.json") as? [[String: Any]])
-            let (events, _) = scanEvents(Repo.path(capture))
+            let (events, _) = scanEvents(Repo.path(capture), options: .likeTheOracles)
             let flows = events.filter { $0["event_type"] as? String == "flow" }
             for c in conns {
                 let match = flows.first {

@@ -41,7 +41,7 @@ import Testing
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var options = ScanOptions()
+        var options = ScanOptions.likeTheOracles
         options.reassembly.policy = check.policy
         options.streams.extractDirectory = dir
         let (events, _) = scanEvents(Repo.path("captures/reassembly/" + check.capture), options: options)
@@ -105,7 +105,7 @@ import Testing
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var options = ScanOptions()
+        var options = ScanOptions.likeTheOracles
         options.streams.extractDirectory = dir
         _ = scanEvents(Repo.path(capture), options: options)
         for s in Self.streams where s["capture"] as? String == capture {

@@ -89,3 +89,13 @@ func aggregateFlows(_ events: [[String: Any]], protocols: Set<String> = ["TCP", 
 
 /// Normalises an address string through Siphon's own parser/printer so fixtures and events compare textually.
 func normalized(_ address: String) -> String { IPAddress(address)?.description ?? address }
+
+extension ScanOptions {
+    /// For comparisons with tshark, tcpflow and Arkime, which take every packet whatever its checksums (their
+    /// defaults): checksum validation off. Several of their test captures were edited without fixing checksums.
+    static var likeTheOracles: ScanOptions {
+        var options = ScanOptions()
+        options.checksums = .off
+        return options
+    }
+}

@@ -1,0 +1,152 @@
+public import SiphonCore
+
+/// What a packet's checksums say, as a receiving host would judge them.
+public enum ChecksumStatus: UInt8, Sendable {
+    /// Not verified: the datagram is cut by the snapshot length, is a fragment, or carries no checksum (IPv4 UDP 0).
+    case unchecked
+    case valid
+    /// Wrong, but in the shape a sender's checksum offload leaves in a capture taken on the sender: the field holds
+    /// the folded pseudo-header sum (Linux `CHECKSUM_PARTIAL`) or zero. The NIC fixes it on the wire, so the
+    /// receiver accepts the packet.
+    case offloaded
+    /// Wrong: the receiver drops the packet.
+    case bad
+}
+
+/// Which checksum of a packet was judged.
+public enum ChecksumLayer: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case ipv4, tcp, udp
+    public var description: String {
+        switch self {
+        case .ipv4: "ipv4"
+        case .tcp: "tcp"
+        case .udp: "udp"
+        }
+    }
+}
+
+/// The Internet checksum (RFC 1071) of IPv4 headers and of TCP and UDP over their pseudo-header (RFC 793, 768,
+/// 8200 section 8.1).
+public enum InternetChecksum {
+    /// The one's-complement sum of `count` bytes read as 16-bit words in *machine* order, unfolded. Summing in
+    /// either byte order and swapping the folded result gives the same checksum (RFC 1071, section 2(B)), so the
+    /// loop adds 64 bytes at a time as 16-bit words spread over 32-bit vector lanes, and lets the carries
+    /// pile up in the lanes' upper halves.
+    @inlinable
+    public static func nativeSum(_ base: UnsafeRawPointer, count: Int) -> UInt64 {
+        var a: UInt64 = 0
+        var i = 0
+        let low = SIMD4<UInt32>(repeating: 0xFFFF)
+        while count &- i >= 64 {
+            // Each iteration adds at most 4 x 0xFFFF to a lane: 8,192 iterations (512 KiB) cannot overflow it.
+            var u = SIMD4<UInt32>(repeating: 0)
+            var v = SIMD4<UInt32>(repeating: 0)
+            let end = min(count, i &+ 8_192 &* 64)
+            while end &- i >= 64 {
+                let w = base.loadUnaligned(fromByteOffset: i, as: SIMD4<UInt32>.self)
+                let x = base.loadUnaligned(fromByteOffset: i &+ 16, as: SIMD4<UInt32>.self)
+                let y = base.loadUnaligned(fromByteOffset: i &+ 32, as: SIMD4<UInt32>.self)
+                let z = base.loadUnaligned(fromByteOffset: i &+ 48, as: SIMD4<UInt32>.self)
+                u &+= (w & low) &+ (w &>> 16) &+ (y & low) &+ (y &>> 16)
+                v &+= (x & low) &+ (x &>> 16) &+ (z & low) &+ (z &>> 16)
+                i &+= 64
+            }
+            let t = SIMD4<UInt64>(truncatingIfNeeded: u) &+ SIMD4<UInt64>(truncatingIfNeeded: v)
+            a &+= t.wrappedSum()
+        }
+        var b: UInt64 = 0
+        while count &- i >= 8 {
+            let x = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            b &+= (x & 0xFFFF_FFFF) &+ (x >> 32)
+            i &+= 8
+        }
+        // The tail, as a zero-padded little word sequence: byte k of the tail lands where it would in a full load.
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift &+= 8
+            i &+= 1
+        }
+        return a &+ b &+ (tail & 0xFFFF_FFFF) &+ (tail >> 32)
+    }
+
+    /// Folds a wide one's-complement sum to 16 bits.
+    @inlinable
+    public static func fold(_ sum: UInt64) -> UInt16 {
+        var s = (sum & 0xFFFF_FFFF) &+ (sum >> 32)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        return UInt16(truncatingIfNeeded: s)
+    }
+
+    /// The folded sum of `count` bytes as big-endian words (the order the checksum field is written in).
+    @inlinable
+    public static func sum(_ base: UnsafeRawPointer, count: Int) -> UInt16 {
+        let native = fold(nativeSum(base, count: count))
+        return UInt16(bigEndian: native)  // on a little-endian machine this swaps; on a big-endian one it does not
+    }
+
+    /// The folded sum of the pseudo-header's addresses, protocol and upper-layer length (big-endian words).
+    @inlinable
+    public static func pseudoHeaderSum(source: IPAddress, destination: IPAddress, protocol: UInt8, length: Int) -> UInt16 {
+        @inline(__always) func words(_ w: UInt64) -> UInt64 {
+            (w & 0xFFFF) &+ ((w >> 16) & 0xFFFF) &+ ((w >> 32) & 0xFFFF) &+ (w >> 48)
+        }
+        let s = UInt64(`protocol`) &+ UInt64(length & 0xFFFF) &+ UInt64(length >> 16)
+            &+ words(source.high) &+ words(source.low) &+ words(destination.high) &+ words(destination.low)
+        return fold(s)
+    }
+
+    /// Whether an IPv4 header checksum verifies; a zero field reads as offloaded.
+    public static func ipv4Header(_ b: UnsafeRawBufferPointer, at o: Int) -> ChecksumStatus {
+        let length = Int(b[o] & 0x0F) * 4
+        guard length >= 20, o + length <= b.count else { return .unchecked }
+        if sum(b.baseAddress! + o, count: length) == 0xFFFF { return .valid }
+        return b.be16(o + 10) == 0 ? .offloaded : .bad
+    }
+
+    /// The TCP or UDP checksum of a decoded packet whose transport header starts in `b` at `transportOffset`.
+    /// `b` must hold the whole segment (a snapshot-length cut leaves it unchecked).
+    public static func transport(_ b: UnsafeRawBufferPointer, _ p: DecodedPacket) -> ChecksumStatus {
+        let o = p.transportOffset
+        let length: Int
+        let field: Int
+        switch p.transport {
+        case .tcp:
+            guard !p.transportHeaderSplit, p.payloadCaptured == p.payloadLength else { return .unchecked }
+            length = p.payloadOffset + p.payloadLength - o
+            field = o + 16
+        case .udp:
+            guard o + 8 <= b.count else { return .unchecked }
+            let stored = b.be16(o + 6)
+            // IPv4 UDP without a checksum; IPv6 forbids zero (RFC 8200) but tunnels use it (RFC 6935): not judged.
+            if stored == 0 { return .unchecked }
+            length = Int(b.be16(o + 4))
+            guard length >= 8, p.payloadCaptured == p.payloadLength, o + length <= b.count,
+                length == p.payloadOffset + p.payloadLength - o
+            else { return .unchecked }
+            field = o + 6
+        default:
+            return .unchecked
+        }
+        guard length >= 8, o + length <= b.count else { return .unchecked }
+        let pseudo = pseudoHeaderSum(source: p.pseudoHeaderSource ?? p.source, destination: p.pseudoHeaderDestination ?? p.destination, protocol: p.ipProtocol, length: length)
+        let data = sum(b.baseAddress! + o, count: length)
+        var total = UInt32(pseudo) &+ UInt32(data)
+        total = (total & 0xFFFF) &+ (total >> 16)
+        if total == 0xFFFF { return .valid }
+        let stored = b.be16(field)
+        if stored == 0 || stored == pseudo || stored == ~pseudo { return .offloaded }
+        // Segmentation offload (TSO/GSO) leaves the pseudo-header sum without the length, which the NIC fills in.
+        let unsized = pseudoHeaderSum(source: p.pseudoHeaderSource ?? p.source, destination: p.pseudoHeaderDestination ?? p.destination, protocol: p.ipProtocol, length: 0)
+        return stored == unsized || stored == ~unsized ? .offloaded : .bad
+    }
+}
+
+/// Whether a pipeline verifies checksums. `auto` verifies, and stops after the first 1,000 judged packets when more
+/// than a tenth of them were bad (a capture taken where checksums are not final), as Suricata's `auto` does.
+public enum ChecksumValidation: String, Sendable, CaseIterable {
+    case auto, on, off
+}

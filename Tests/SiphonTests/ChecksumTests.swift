@@ -1,0 +1,169 @@
+import Foundation
+import Siphon
+import Testing
+
+/// The Internet checksum, checksum validation in the pipeline, and the evasion alerts that come from packets a
+/// receiver drops (bad checksums) or may never get (TTL outliers).
+@Suite struct ChecksumTests {
+    /// RFC 1071's own definition, a 16-bit big-endian word at a time, as the reference.
+    static func referenceSum(_ bytes: [UInt8]) -> UInt16 {
+        var s: UInt32 = 0
+        var i = 0
+        while i < bytes.count {
+            let high = UInt32(bytes[i]) << 8
+            let low = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            s += high | low
+            s = (s & 0xFFFF) + (s >> 16)
+            i += 2
+        }
+        return UInt16(s)
+    }
+
+    @Test func rfc1071NumericalExample() {
+        // RFC 1071 section 3: the bytes 00 01 f2 03 f4 f5 f6 f7 sum to 2ddf0, folded ddf2 (checksum 220d).
+        let bytes: [UInt8] = [0x00, 0x01, 0xF2, 0x03, 0xF4, 0xF5, 0xF6, 0xF7]
+        let sum = bytes.withUnsafeBytes { InternetChecksum.sum($0.baseAddress!, count: 8) }
+        #expect(sum == 0xDDF2)
+        #expect(~sum == 0x220D)
+    }
+
+    @Test func sumEqualsTheWordByWordDefinition() {
+        var rng = SplitMix(seed: 0xC0FFEE)
+        for round in 0..<3000 {
+            let length = round < 300 ? round : Int(rng.next() % 3000)
+            let shift = Int(rng.next() % 8)  // unaligned starts
+            let bytes = (0..<(length + shift)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let ours = bytes.withUnsafeBytes { InternetChecksum.sum($0.baseAddress! + shift, count: length) }
+            let expected = Self.referenceSum(Array(bytes[shift...]))
+            // 0x0000 and 0xFFFF are the same one's-complement value (+0 and -0): only a zero-length sum is exactly 0.
+            #expect(ours == expected || (ours == 0xFFFF && expected == 0) || (ours == 0 && expected == 0xFFFF),
+                    "length \(length) offset \(shift)")
+        }
+    }
+
+    /// Per capture, the valid and bad-or-offloaded IPv4 headers, TCP segments and UDP datagrams equal tshark's good
+    /// and bad (tshark calls offloaded checksums bad: it cannot know). Fixture: scripts/tshark_checksums.py.
+    @Test func countsAgreeWithTshark() throws {
+        let expected = try #require(try Repo.json("captures/diff/expected-checksums.json") as? [String: Any])
+        let list = try String(contentsOfFile: Repo.path("captures/diff/checksum-captures.txt"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
+        #expect(list.count >= 150)
+        var options = ScanOptions()
+        options.checksums = .on
+        var judged: UInt64 = 0, offloaded: UInt64 = 0, bad: UInt64 = 0
+        for path in list {
+            let want = try #require(expected[path] as? [String: [String: Int]], "\(path) has no fixture")
+            let s = CaptureScanner.scan(path: Repo.path(path), options: options, output: nil).statistics
+            for layer in ChecksumLayer.allCases {
+                let i = Int(layer.rawValue)
+                let w = try #require(want[layer.description])
+                #expect(s.checksumValid[i] == UInt64(w["good"]!), "\(path) \(layer) good")
+                #expect(s.checksumBad[i] + s.checksumOffloaded[i] == UInt64(w["bad"]!), "\(path) \(layer) bad")
+                judged += s.checksumValid[i] + s.checksumBad[i] + s.checksumOffloaded[i]
+                offloaded += s.checksumOffloaded[i]
+                bad += s.checksumBad[i]
+            }
+        }
+        // The set exercises all three outcomes.
+        #expect(judged > 2000 && offloaded > 100 && bad > 50, "judged \(judged), offloaded \(offloaded), bad \(bad)")
+    }
+
+    /// Zeek's checksum traces, one packet each: the bad ones (IPv4 header, TCP over IPv4, TCP behind an IPv6
+    /// routing header and behind a Home Address option, whose pseudo-header takes the final destination and the
+    /// home address) are dropped as Zeek drops them (its weird.log says bad_IP_checksum / bad_TCP_checksum); the
+    /// good ones are judged valid, which needs those RFC 8200 addresses.
+    @Test func zeekChecksumTraces() throws {
+        var options = ScanOptions()
+        options.checksums = .on
+        for (name, layer, good) in [
+            ("ip4-tcp-good-chksum", ChecksumLayer.tcp, true), ("ip4-tcp-bad-chksum", .tcp, false),
+            ("ip6-route0-tcp-good-chksum", .tcp, true), ("ip6-route0-tcp-bad-chksum", .tcp, false),
+            ("ip6-hoa-tcp-good-chksum", .tcp, true), ("ip6-hoa-tcp-bad-chksum", .tcp, false),
+        ] {
+            let (events, result) = scanEvents(Repo.path("captures/checksums/\(name).pcap"), options: options)
+            let s = result.statistics
+            let i = Int(layer.rawValue)
+            #expect(s.checksumValid[i] == (good ? 1 : 0), "\(name)")
+            #expect(s.checksumBad[i] == (good ? 0 : 1), "\(name)")
+            let flow = try #require(events.first { $0["event_type"] as? String == "flow" }, "\(name)")
+            let history = flow["history"] as? String ?? ""
+            #expect(history.contains("C") == !good, "\(name): history \(history)")
+        }
+    }
+
+    /// The insertion scenario: a segment with a bad checksum carries GET /admin.html, the valid one at the same
+    /// sequence numbers GET /index.html. Validating, Siphon sees what the server saw and says why; with validation
+    /// off it takes the first copy, as an inspector that trusts every packet would, and reports the conflict.
+    @Test func insertionWithABadChecksum() throws {
+        let path = Repo.path("captures/scenarios/evasion-bad-checksum.pcap")
+        func look(_ mode: ChecksumValidation) -> (url: String?, rules: [String]) {
+            var options = ScanOptions()
+            options.checksums = mode
+            let (events, _) = scanEvents(path, options: options)
+            let http = events.first { $0["event_type"] as? String == "http" }?["http"] as? [String: Any]
+            let rules = events.compactMap { ($0["alert"] as? [String: Any])?["rule"] as? String }.filter { $0.contains("evasion") }
+            return (http?["url"] as? String, rules)
+        }
+        let validating = look(.auto)
+        #expect(validating.url == "/index.html")
+        #expect(validating.rules == ["siphon.evasion.bad-checksum"])
+        let trusting = look(.off)
+        #expect(trusting.url == "/admin.html")
+        #expect(trusting.rules == ["siphon.evasion.overlap-different-data"])
+    }
+
+    /// Capture taken where checksums are not final (garbage, not an offload pattern): `auto` gives up after its
+    /// first 1,000 judged checksums when more than a tenth were bad, as Suricata's auto mode does, and says when.
+    /// 1,200 DNS queries whose IPv4 headers are right and UDP checksums wrong: two checksums judged per packet, so
+    /// the 1,000th is packet 500's; 500 of them were bad (50 %): validation stops there, and the 700 later queries
+    /// are parsed. `on` never stops: no query is parsed.
+    @Test func autoModeGivesUpOnAWrongCapture() {
+        func scan(_ mode: ChecksumValidation) -> CaptureStatistics {
+            var options = ScanOptions()
+            options.checksums = mode
+            options.detection = nil
+            let pipeline = ScanPipeline(capture: "synthetic", options: options, output: nil)
+            for n in 0..<1200 {
+                let frame = Self.dnsQueryFrame(id: UInt16(n), corruptUDP: true)
+                frame.withUnsafeBytes { raw in
+                    pipeline.process(CapturedPacket(
+                        bytes: raw, timestamp: Timestamp(nanoseconds: Int64(n) * 1_000_000), linkType: .ethernet,
+                        originalLength: raw.count))
+                }
+            }
+            return pipeline.finish()
+        }
+        let auto = scan(.auto)
+        #expect(auto.checksumDisabledAfter == 500)
+        #expect(auto.checksumValid[0] == 500 && auto.checksumBad[2] == 500)
+        #expect(auto.dnsMessages == 700)
+        let on = scan(.on)
+        #expect(on.checksumDisabledAfter == nil)
+        #expect(on.checksumBad[2] == 1200 && on.dnsMessages == 0)
+        let off = scan(.off)
+        #expect(off.checksumValid == [0, 0, 0] && off.dnsMessages == 1200)
+    }
+
+    /// An Ethernet/IPv4/UDP DNS query for example.com from 192.0.2.10 to 192.0.2.53, with a correct IPv4 header
+    /// checksum and, when asked, a UDP checksum that is wrong and not an offload pattern (the right one XOR 0x5A5A).
+    static func dnsQueryFrame(id: UInt16, corruptUDP: Bool) -> [UInt8] {
+        var dns: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        for label in ["example", "com"] { dns.append(UInt8(label.utf8.count)); dns += Array(label.utf8) }
+        dns += [0, 0, 1, 0, 1]
+        let source: [UInt8] = [192, 0, 2, 10], destination: [UInt8] = [192, 0, 2, 53]
+        let udpLength = 8 + dns.count
+        var udp: [UInt8] = [0xC3, 0x50, 0, 53, UInt8(udpLength >> 8), UInt8(udpLength & 0xFF), 0, 0] + dns
+        let pseudo = source + destination + [0, 17, UInt8(udpLength >> 8), UInt8(udpLength & 0xFF)]
+        var check = ~referenceSum(pseudo + udp)
+        if corruptUDP { check ^= 0x5A5A }
+        udp[6] = UInt8(check >> 8)
+        udp[7] = UInt8(check & 0xFF)
+        let total = 20 + udp.count
+        var ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0] + source + destination
+        let ipCheck = ~referenceSum(ip)
+        ip[10] = UInt8(ipCheck >> 8)
+        ip[11] = UInt8(ipCheck & 0xFF)
+        let ethernet: [UInt8] = [0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]
+        return ethernet + ip + udp
+    }
+}
