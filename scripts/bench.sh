@@ -26,6 +26,7 @@ cmds = {
     "pdecode": [os.path.join(d, "pdecode"), cap],
     "preasm": [os.path.join(d, "preasm"), cap],
     "siphon scan": [os.path.join(bin, "siphon"), "scan", "-q", cap],
+    "siphon scan --checksums off": [os.path.join(bin, "siphon"), "scan", "-q", "--checksums", "off", cap],
     "siphon scan --json": [os.path.join(bin, "siphon"), "scan", "-q", "--json", "/dev/null", cap],
     "preasm -s (SHA-256)": [os.path.join(d, "preasm"), "-s", cap],
     "siphon --stream-hashes": [os.path.join(bin, "siphon"), "scan", "-q", "--stream-hashes", "--json", "/dev/null", cap],

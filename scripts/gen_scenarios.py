@@ -748,7 +748,9 @@ def benign_ttl_route_change():
     s = Scenario("benign-ttl-route-change",
                  "A route change during a download: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 "
                  "where the server's first packets come with TTL 52 and, from the middle of the 20 KB answer on, "
-                 "with TTL 49 (three hops more: within the limit of 5). No evasion, nothing else.", benign=True)
+                 "with TTL 49 (three hops more: within the limit of 5); then a second GET whose SYN-ACK comes from a "
+                 "SYN proxy with TTL 240 and the rest of the server's packets with TTL 52. No evasion, nothing else.",
+                 benign=True)
     s.resolve(T0, "www.free.fr", FREE)
     c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80, server_ttl=52)
     c.send(http_request("GET", "/video.mp4", "www.free.fr"))
@@ -757,6 +759,29 @@ def benign_ttl_route_change():
     c.server_ttl = 49
     c.reply(answer[10_000:], ack_every=2)
     c.close()
+    c = s.cap.tcp(T0 + 3, FREE, s.sport(), 80, server_ttl=52, synack_ttl=240)
+    c.send(http_request("GET", "/", "www.free.fr"))
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    return s
+
+
+@scenario
+def evasion_ttl_insertion():
+    s = Scenario("evasion-ttl-insertion",
+                 "An insertion by TTL: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 where the device "
+                 "first sends GET /admin.html with TTL 3 (it expires on the way: the server never gets it), then "
+                 "GET /index.html at the same sequence numbers with TTL 64, the rest of the request and the answer. "
+                 "evasion medium (overlap with different data, to_server) and evasion low (a TTL outlier in a "
+                 "direction that also sent data twice); nothing else.")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", ttl=3)
+    c.send(http_request("GET", "/index.html", "www.free.fr"))
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.alert("evasion", "medium", FREE, anomaly="overlap-different-data", direction="to_server")
+    s.alert("evasion", "low", FREE, anomaly="ttl-outlier", direction="to_server", first_ttl=64, outlier_ttl=3)
     return s
 
 

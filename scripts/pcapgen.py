@@ -135,7 +135,7 @@ class Capture:
 class TCP:
     """One connection from the device: handshake, exchanges, close; times advance a few ms per packet."""
 
-    def __init__(self, cap, t, server, sport, dport, server_ttl=64, device_csum="good"):
+    def __init__(self, cap, t, server, sport, dport, server_ttl=64, device_csum="good", synack_ttl=None):
         self.cap = cap
         self.t, self.server, self.sport, self.dport = t, server, sport, dport
         self.server_ttl, self.device_csum = server_ttl, device_csum
@@ -143,7 +143,7 @@ class TCP:
         self.sent = self.received = 0
         self.seg(True, 0x02, b"")
         self.cseq += 1
-        self.seg(False, 0x12, b"")
+        self.seg(False, 0x12, b"", ttl=synack_ttl)
         self.sseq += 1
         self.seg(True, 0x10, b"")
 

@@ -52,8 +52,8 @@ public struct PathFacts: Sendable, Equatable {
     public var injectedResets: UInt32 = 0
     /// The TTL of the first outlier.
     public var outlierTTL: UInt8 = 0
-    /// Segments whose data had been seen before (retransmissions, overlaps): with TTL outliers, the two copies
-    /// of an insertion.
+    /// Segments whose data starts below what the direction had covered (retransmissions, overlaps): with TTL
+    /// outliers, the two copies of an insertion.
     public var retransmissions: UInt32 = 0
     /// Packets with a bad TCP or UDP checksum: counted on the wire, their flags and payload ignored, as the
     /// receiver drops them.

@@ -288,9 +288,12 @@ public final class FlowTable {
         if length > 0 {
             // Sequence space covered by this segment; at or below what was already covered means a retransmission.
             let segmentEnd = p.tcp.sequence &+ length &+ (syn ? 1 : 0)
+            // Data starting below what was covered: seen (at least partly) before.
+            if d.hasSequence && sequenceAfter(d.highestEnd, p.tcp.sequence &+ (syn ? 1 : 0)) {
+                if fromInitiator == f.initiatorIsA { f.pathA.retransmissions &+= 1 } else { f.pathB.retransmissions &+= 1 }
+            }
             if d.hasSequence && !sequenceAfter(segmentEnd, d.highestEnd) {
                 f.history.record(UInt8(ascii: "T"), initiator: fromInitiator)
-                if fromInitiator == f.initiatorIsA { f.pathA.retransmissions &+= 1 } else { f.pathB.retransmissions &+= 1 }
             } else {
                 f.history.record(UInt8(ascii: "D"), initiator: fromInitiator)
             }

@@ -27,14 +27,14 @@ struct RangeTable {
     let family: Int
     let count: Int
     let valueSize: Int
-    let bytes: [UInt8]
+    let bytes: MappedFile
     let startsOffset = 20
     /// first[p]: the first range whose start's top 16 bits are >= p (65,537 entries): narrows each search to the
     /// ranges of one /16 (IPv4) or one 16-bit top prefix (IPv6), which are few and close together in memory.
     let first: [Int32]
 
-    init(_ bytes: [UInt8], name: String) throws(GeoError) {
-        guard bytes.count >= 20, bytes[0..<4] == [0x53, 0x47, 0x45, 0x4F] else { throw GeoError("\(name): not a Siphon geo table") }
+    init(_ bytes: MappedFile, name: String) throws(GeoError) {
+        guard bytes.count >= 20, bytes.starts(with: [0x53, 0x47, 0x45, 0x4F]) else { throw GeoError("\(name): not a Siphon geo table") }
         func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
         family = u32(8)
         valueSize = u32(12)
@@ -101,7 +101,7 @@ public struct GeoError: Error, CustomStringConvertible, Sendable {
 public final class GeoDatabase: Sendable {
     /// One table per family: located country, registered country and ASN per range (one search per lookup).
     let v4: RangeTable, v6: RangeTable
-    let names: [UInt8]
+    let names: MappedFile
     let nameCount: Int
     public let homeCountries: Set<String>
     /// MaxMind databases consulted before the embedded tables, field by field, in the order given.
@@ -116,14 +116,11 @@ public final class GeoDatabase: Sendable {
     public init(directory: String? = nil, home: Set<String> = ["FR"], databases: [MMDBReader] = []) throws(GeoError) {
         self.databases = databases
         guard let dir = directory ?? GeoDatabase.defaultDirectory else { throw GeoError("embedded geolocation data not found") }
-        func load(_ name: String) throws(GeoError) -> [UInt8] {
-            guard let data = FileManager.default.contents(atPath: dir + "/" + name) else { throw GeoError("\(dir)/\(name): cannot read") }
-            return [UInt8](data)
-        }
+        func load(_ name: String) throws(GeoError) -> MappedFile { try MappedFile(path: dir + "/" + name) }
         v4 = try RangeTable(try load("geo-v4.bin"), name: "geo-v4.bin")
         v6 = try RangeTable(try load("geo-v6.bin"), name: "geo-v6.bin")
         names = try load("asn-names.bin")
-        guard names.count >= 12, names[0..<4] == [0x53, 0x41, 0x53, 0x4E] else { throw GeoError("asn-names.bin: bad header") }
+        guard names.count >= 12, names.starts(with: [0x53, 0x41, 0x53, 0x4E]) else { throw GeoError("asn-names.bin: bad header") }
         nameCount = Int(names[8]) | Int(names[9]) << 8 | Int(names[10]) << 16 | Int(names[11]) << 24
         homeCountries = Set(home.map { $0.uppercased() })
         codeKind = GeoDatabase.kinds(homeCountries)
