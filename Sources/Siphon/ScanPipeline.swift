@@ -66,17 +66,6 @@ public final class ScanPipeline {
     /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged packets).
     private var validatingChecksums: Bool
     private var checksumsJudged: UInt64 = 0
-    /// The packet being processed, decoded in place (raw memory: no copy, no exclusivity tracking per packet).
-    private let scratch: UnsafeMutablePointer<DecodedPacket> = {
-        let p = UnsafeMutablePointer<DecodedPacket>.allocate(capacity: 1)
-        p.initialize(to: DecodedPacket())
-        return p
-    }()
-
-    deinit {
-        scratch.deinitialize(count: 1)
-        scratch.deallocate()
-    }
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -116,31 +105,33 @@ public final class ScanPipeline {
         if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
         currentLinkTypeCount &+= 1
 
-        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &scratch.pointee)
-        let packet = UnsafePointer(scratch)
-        count(packet.pointee)
-        if validatingChecksums, packet.pointee.network == .ipv4, packet.pointee.error == nil {
+        // A local value: decoded in place, then lent to the flow table and the checksum without copies (a value
+        // reached through a pointer or an inout parameter is copied for each call that borrows it).
+        var packet = DecodedPacket()
+        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        count(packet)
+        if validatingChecksums, packet.network == .ipv4, packet.error == nil {
             // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
-            let status = InternetChecksum.ipv4Header(captured.bytes, at: packet.pointee.networkOffset)
+            let status = InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset)
             tally(status, .ipv4)
             if status == .bad { return }
         }
-        if packet.pointee.isFragment && packet.pointee.error == nil {
+        if packet.isFragment && packet.error == nil {
             // Fragments wait for their datagram; the rebuilt datagram goes on as one packet carrying their count.
-            if let datagram = fragments.add(packet.pointee, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
+            if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
                 datagram.packet.withUnsafeBytes { raw in
                     var inner = PacketDecoder.decode(raw, linkType: .raw)
-                    inner.vlanCount = packet.pointee.vlanCount
-                    inner.vlanIDs = packet.pointee.vlanIDs
-                    inner.hasMACs = packet.pointee.hasMACs
-                    inner.sourceMAC = packet.pointee.sourceMAC
-                    inner.destinationMAC = packet.pointee.destinationMAC
-                    handle(&inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
+                    inner.vlanCount = packet.vlanCount
+                    inner.vlanIDs = packet.vlanIDs
+                    inner.hasMACs = packet.hasMACs
+                    inner.sourceMAC = packet.sourceMAC
+                    inner.destinationMAC = packet.destinationMAC
+                    handle(inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
                 }
             }
             if fragments.conflictCount > writtenFragmentConflicts { writeFragmentConflicts() }
         } else {
-            handle(&scratch.pointee, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
+            handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
@@ -189,14 +180,15 @@ public final class ScanPipeline {
     }
 
     @inline(__always)
-    private func handle(_ packet: inout DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+    private func handle(_ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+        var checksum = ChecksumStatus.unchecked
         if validatingChecksums, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
-            let status = InternetChecksum.transport(bytes, packet)
-            packet.checksum = status
-            tally(status, packet.transport == .tcp ? .tcp : .udp)
+            checksum = InternetChecksum.transport(bytes, packet)
+            tally(checksum, packet.transport == .tcp ? .tcp : .udp)
         }
-        guard let (slot, fromInitiator) = flows.process(packet, timestamp: timestamp, wireLength: wireLength, packets: packets),
-            packet.transport == .tcp || packet.transport == .udp, packet.checksum != .bad
+        guard let (slot, fromInitiator) = flows.process(
+            packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum),
+            packet.transport == .tcp || packet.transport == .udp, checksum != .bad
         else { return }
         recorder.now = timestamp
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }

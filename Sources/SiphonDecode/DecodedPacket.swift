@@ -109,8 +109,6 @@ public struct DecodedPacket: Sendable {
 
     /// Where and why decoding stopped, if it did.
     public var error: DecodeError?
-    /// The TCP or UDP checksum, when the pipeline verified it (decoding does not).
-    public var checksum = ChecksumStatus.unchecked
     /// IPv6 only: the addresses the upper-layer checksum covers when they are not the header's (RFC 8200 8.1): a
     /// routing header with segments left names the final destination, a Home Address option the source.
     public var pseudoHeaderSource: IPAddress?

@@ -121,10 +121,13 @@ public final class FlowTable {
     // MARK: Packets
 
     /// Accounts one decoded packet to its flow, creating or ending flows as needed. Returns the flow's slot and
-    /// whether the packet travels from the initiator, or nil when the packet belongs to no flow.
+    /// whether the packet travels from the initiator, or nil when the packet belongs to no flow. A packet whose TCP
+    /// or UDP checksum is `bad` counts in the flow's packets and bytes, but its flags and TTL change nothing (its
+    /// receiver drops it) and the history gets Zeek's `C`.
     @discardableResult
     public func process(
-        _ p: DecodedPacket, timestamp: Timestamp, wireLength: Int, packets: Int = 1
+        _ p: DecodedPacket, timestamp: Timestamp, wireLength: Int, packets: Int = 1,
+        checksum: ChecksumStatus = .unchecked
     ) -> (slot: Int32, fromInitiator: Bool)? {
         if timestamp > now { now = timestamp }
         if now >= nextExpiryCheck { expireIdle() }
@@ -147,7 +150,7 @@ public final class FlowTable {
         let s = Int(slot)
         let fromInitiator = slots[s].initiatorIsA == fromA
         update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength,
-               packets: packets)
+               packets: packets, badChecksum: checksum == .bad)
         // The timeout class only changes with SYN/FIN/RST or a direction's first packet.
         let classMayChange = (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == UInt64(packets)
@@ -206,7 +209,7 @@ public final class FlowTable {
 
     private func update(
         _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int,
-        packets: Int
+        packets: Int, badChecksum: Bool
     ) {
         if timestamp > f.end { f.end = timestamp }
         if timestamp < f.start { f.start = timestamp }
@@ -222,7 +225,7 @@ public final class FlowTable {
             f.bToA.payloadBytes &+= payload
             if p.hasMACs { f.macB = p.sourceMAC; f.macA = p.destinationMAC }
         }
-        if p.checksum == .bad {
+        if badChecksum {
             // The receiver drops it: no state, no history but the checksum letter, no TTL baseline.
             let effect = p.payloadLength > 0 || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             if fromA {
