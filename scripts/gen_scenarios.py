@@ -235,6 +235,12 @@ def beaconing_ja4_rotation():
     return s
 
 
+# The JSON an activation report sends (leak-imei-http-post and its offloaded twin).
+ACTIVATION_REPORT = json.dumps({"event": "activation", "imei": IMEI, "model": "X9 mini", "os": "Android 9",
+                                "app_version": "4.2.1", "locale": "fr_FR", "carrier_name": "Free",
+                                "first_boot": True, "channel": "oportik-store"}).encode()
+
+
 @scenario
 def leak_imei_http_post():
     s = Scenario("leak-imei-http-post",
@@ -243,9 +249,7 @@ def leak_imei_http_post():
                  "identifying, {body} bytes. identifier-leak high (a validated IMEI to a foreign endpoint) and "
                  "cleartext medium (a body of 128 bytes or more in clear to a foreign endpoint); foreign-endpoint info.")
     s.resolve(T0, "report.oportik-cloud.cn", ALIBABA_CN)
-    body = json.dumps({"event": "activation", "imei": IMEI, "model": "X9 mini", "os": "Android 9",
-                       "app_version": "4.2.1", "locale": "fr_FR", "carrier_name": "Free",
-                       "first_boot": True, "channel": "oportik-store"}).encode()
+    body = ACTIVATION_REPORT
     assert len(body) >= 128
     s.description = s.description.replace("{body}", str(len(body)))
     s.http(T0 + 0.2, ALIBABA_CN, http_request("POST", "/api/v3/activate", "report.oportik-cloud.cn", body),
@@ -488,9 +492,7 @@ def leak_imei_offloaded():
                  "identifier-leak high and cleartext medium as there, foreign-endpoint info; no evasion: offloaded "
                  "checksums are recognised and the packets kept.")
     s.resolve(T0, "report.oportik-cloud.cn", ALIBABA_CN)
-    body = json.dumps({"event": "activation", "imei": IMEI, "model": "X9 mini", "os": "Android 9",
-                       "app_version": "4.2.1", "locale": "fr_FR", "carrier_name": "Free",
-                       "first_boot": True, "channel": "oportik-store"}).encode()
+    body = ACTIVATION_REPORT
     c = s.cap.tcp(T0 + 0.2, ALIBABA_CN, s.sport(), 80, server_ttl=52, device_csum="offload")
     c.send(http_request("POST", "/api/v3/activate", "report.oportik-cloud.cn", body))
     c.reply(http_response(200, "OK", b'{"ok":true}'))
