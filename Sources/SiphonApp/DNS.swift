@@ -229,7 +229,7 @@ struct DNSReader {
                 i += 1 + n
             }
             data = .text(strings)
-        case 64, 65 where length >= 3:
+        case 64 where length >= 3, 65 where length >= 3:
             data = try DNSReader.service(bytes, start: start, length: length)
         case 6:
             let (primary, afterPrimary) = try DNSReader.name(in: bytes, at: start)

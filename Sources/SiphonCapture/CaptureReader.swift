@@ -1,6 +1,6 @@
 internal import CPcap
 internal import CSiphonSupport
-public import SiphonCore
+internal import SiphonCore
 
 #if canImport(Glibc)
 import Glibc
@@ -171,7 +171,7 @@ final class LibpcapFileSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let handle = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
             fclose(file)
-            throw CaptureError(.badFormat, capture: name, message: String(cString: errbuf))
+            throw CaptureError(.badFormat, capture: name, message: errbuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         self.handle = handle
         linkType = LinkType(dlt: pcap_datalink(handle))

@@ -132,7 +132,8 @@ public enum InternetChecksum {
             return .unchecked
         }
         guard length >= 8, o + length <= b.count else { return .unchecked }
-        let pseudo = pseudoHeaderSum(source: p.pseudoHeaderSource ?? p.source, destination: p.pseudoHeaderDestination ?? p.destination, protocol: p.ipProtocol, length: length)
+        let source = p.checksumSource(in: b), destination = p.checksumDestination(in: b)
+        let pseudo = pseudoHeaderSum(source: source, destination: destination, protocol: p.ipProtocol, length: length)
         let data = sum(b.baseAddress! + o, count: length)
         var total = UInt32(pseudo) &+ UInt32(data)
         total = (total & 0xFFFF) &+ (total >> 16)
@@ -140,7 +141,7 @@ public enum InternetChecksum {
         let stored = b.be16(field)
         if stored == 0 || stored == pseudo || stored == ~pseudo { return .offloaded }
         // Segmentation offload (TSO/GSO) leaves the pseudo-header sum without the length, which the NIC fills in.
-        let unsized = pseudoHeaderSum(source: p.pseudoHeaderSource ?? p.source, destination: p.pseudoHeaderDestination ?? p.destination, protocol: p.ipProtocol, length: 0)
+        let unsized = pseudoHeaderSum(source: source, destination: destination, protocol: p.ipProtocol, length: 0)
         return stored == unsized || stored == ~unsized ? .offloaded : .bad
     }
 }

@@ -109,10 +109,26 @@ public struct DecodedPacket: Sendable {
 
     /// Where and why decoding stopped, if it did.
     public var error: DecodeError?
-    /// IPv6 only: the addresses the upper-layer checksum covers when they are not the header's (RFC 8200 8.1): a
-    /// routing header with segments left names the final destination, a Home Address option the source.
-    public var pseudoHeaderSource: IPAddress?
-    public var pseudoHeaderDestination: IPAddress?
+    /// IPv6 only: where in the captured bytes the addresses the upper-layer checksum covers are, when they are
+    /// not the header's (RFC 8200 8.1): a routing header with segments left names the final destination, a Home
+    /// Address option the source. 0: the header's own. (Offsets, not addresses: 4 bytes rather than 48 to reset
+    /// per packet.)
+    public var pseudoHeaderSourceOffset: UInt16 = 0
+    public var pseudoHeaderDestinationOffset: UInt16 = 0
+
+    /// The source address the upper-layer checksum covers, read from `bytes` (the packet's captured bytes).
+    @inlinable
+    public func checksumSource(in bytes: UnsafeRawBufferPointer) -> IPAddress {
+        let o = Int(pseudoHeaderSourceOffset)
+        return o == 0 ? source : IPAddress(ipv6High: bytes.be64(o), low: bytes.be64(o + 8))
+    }
+
+    /// The destination address the upper-layer checksum covers, read from `bytes`.
+    @inlinable
+    public func checksumDestination(in bytes: UnsafeRawBufferPointer) -> IPAddress {
+        let o = Int(pseudoHeaderDestinationOffset)
+        return o == 0 ? destination : IPAddress(ipv6High: bytes.be64(o), low: bytes.be64(o + 8))
+    }
 
     public init() {}
 

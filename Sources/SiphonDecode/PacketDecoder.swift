@@ -332,7 +332,7 @@ public enum PacketDecoder {
         case 2, 4: at = h + 8
         default: return
         }
-        p.pseudoHeaderDestination = IPAddress(ipv6High: b.be64(at), low: b.be64(at + 8))
+        if at + 16 <= b.count, at <= Int(UInt16.max) { p.pseudoHeaderDestinationOffset = UInt16(at) }
     }
 
     /// A Home Address destination option (Mobile IPv6, RFC 6275 6.3): the checksum's source address.
@@ -345,7 +345,7 @@ public enum PacketDecoder {
             guard i + 1 < end else { return }
             let size = Int(b.u8(i + 1))
             if type == 0xC9, size == 16, i + 18 <= end {
-                p.pseudoHeaderSource = IPAddress(ipv6High: b.be64(i + 2), low: b.be64(i + 10))
+                if i + 2 <= Int(UInt16.max) { p.pseudoHeaderSourceOffset = UInt16(i + 2) }
                 return
             }
             i += 2 + size

@@ -400,7 +400,7 @@ public final class DetectionEngine {
         let f = e.flow
         let up = f.clientPath, down = f.serverPath
         if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0, evasiveFlows.insert(f.id &* 4 &+ 1).inserted {
-            let n = up.badChecksumsWithEffect + down.badChecksumsWithEffect
+            let n = Int(up.badChecksumsWithEffect) + Int(down.badChecksumsWithEffect)
             let what = f.key.ipProtocol == 6 ? "TCP" : "UDP"
             raised.append(Alert(
                 category: .evasion, rule: "siphon.evasion.bad-checksum", severity: .medium,
@@ -410,7 +410,7 @@ public final class DetectionEngine {
                     ("anomaly", .string("bad-checksum")),
                     ("to_server_packets", .int(Int(up.badChecksumsWithEffect))),
                     ("to_client_packets", .int(Int(down.badChecksumsWithEffect))),
-                    ("bad_checksum_packets", .int(Int(up.badChecksums + down.badChecksums))),
+                    ("bad_checksum_packets", .int(Int(up.badChecksums) + Int(down.badChecksums))),
                 ]))
         }
         // A TTL outlier alone is common (a load balancer's or a SYN proxy's packets, a route change): it counts
@@ -419,9 +419,9 @@ public final class DetectionEngine {
         func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
         if suspicious(up) || suspicious(down), evasiveFlows.insert(f.id &* 4 &+ 2).inserted {
             let (side, path) = suspicious(up) ? ("to_server", up) : ("to_client", down)
-            let resets = up.ttlOutlierResets + down.ttlOutlierResets
-            let injected = up.injectedResets + down.injectedResets
-            let n = up.ttlOutliers + down.ttlOutliers
+            let resets = Int(up.ttlOutlierResets) + Int(down.ttlOutlierResets)
+            let injected = Int(up.injectedResets) + Int(down.injectedResets)
+            let n = Int(up.ttlOutliers) + Int(down.ttlOutliers)
             let what = injected > 0 ? ", \(injected) of them a reset the peer then talked past"
                 : resets > 0 ? ", \(resets) of them resets" : ", in a direction that also resent data"
             raised.append(Alert(
@@ -432,7 +432,7 @@ public final class DetectionEngine {
                     ("anomaly", .string("ttl-outlier")), ("direction", .string(side)),
                     ("first_ttl", .int(Int(path.ttl))), ("outlier_ttl", .int(Int(path.outlierTTL))),
                     ("to_server_packets", .int(Int(up.ttlOutliers))), ("to_client_packets", .int(Int(down.ttlOutliers))),
-                    ("resets", .int(Int(resets))), ("injected_resets", .int(Int(injected))),
+                    ("resets", .int(resets)), ("injected_resets", .int(injected)),
                     ("retransmissions", .int(Int(path.retransmissions))),
                 ]))
         }

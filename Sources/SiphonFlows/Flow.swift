@@ -1,5 +1,5 @@
 public import SiphonCore
-public import SiphonDecode
+internal import SiphonDecode
 
 /// Packet and byte counters of one direction of a flow.
 @frozen
@@ -37,6 +37,7 @@ public enum FlowState: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// What one direction's packets said about the path: TTLs and checksums (the `evasion` detector reads them).
+/// Counters saturate at 65,535 (16 bytes a direction: the flow record stays within 256 bytes).
 @frozen
 public struct PathFacts: Sendable, Equatable {
     /// TCP only: the IP TTL (IPv6 hop limit) of the direction's first packet after the handshake (SYN and SYN-ACK
@@ -45,21 +46,21 @@ public struct PathFacts: Sendable, Equatable {
     public var hasTTL = false
     /// Segments carrying payload or RST whose TTL differs from `ttl` by more than the table's TTL limit: one the
     /// inspector sees but the receiver may not (it expires on the way), or one another host injected.
-    public var ttlOutliers: UInt32 = 0
+    public var ttlOutliers: UInt16 = 0
     /// Of them, resets; and resets after which the same side went on sending data with the usual TTL (a forged
     /// reset: the real peer never closed).
-    public var ttlOutlierResets: UInt32 = 0
-    public var injectedResets: UInt32 = 0
+    public var ttlOutlierResets: UInt16 = 0
+    public var injectedResets: UInt16 = 0
     /// The TTL of the first outlier.
     public var outlierTTL: UInt8 = 0
     /// Segments whose data starts below what the direction had covered (retransmissions, overlaps): with TTL
     /// outliers, the two copies of an insertion.
-    public var retransmissions: UInt32 = 0
+    public var retransmissions: UInt16 = 0
     /// Packets with a bad TCP or UDP checksum: counted on the wire, their flags and payload ignored, as the
     /// receiver drops them.
-    public var badChecksums: UInt32 = 0
+    public var badChecksums: UInt16 = 0
     /// Of them, those that carried payload or SYN, FIN or RST (what would change an inspector's view).
-    public var badChecksumsWithEffect: UInt32 = 0
+    public var badChecksumsWithEffect: UInt16 = 0
     public init() {}
 }
 
@@ -216,4 +217,10 @@ public enum IPProtocolName {
         default: String(number)
         }
     }
+}
+
+extension UInt16 {
+    /// Adds one, stopping at the maximum.
+    @inlinable @inline(__always)
+    mutating func bump() { if self < .max { self += 1 } }
 }

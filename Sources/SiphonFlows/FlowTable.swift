@@ -229,11 +229,11 @@ public final class FlowTable {
             // The receiver drops it: no state, no history but the checksum letter, no TTL baseline.
             let effect = p.payloadLength > 0 || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             if fromA {
-                f.pathA.badChecksums &+= 1
-                if effect { f.pathA.badChecksumsWithEffect &+= 1 }
+                f.pathA.badChecksums.bump()
+                if effect { f.pathA.badChecksumsWithEffect.bump() }
             } else {
-                f.pathB.badChecksums &+= 1
-                if effect { f.pathB.badChecksumsWithEffect &+= 1 }
+                f.pathB.badChecksums.bump()
+                if effect { f.pathB.badChecksumsWithEffect.bump() }
             }
             f.history.record(UInt8(ascii: "C"), initiator: fromInitiator)
             return
@@ -266,8 +266,8 @@ public final class FlowTable {
         }
         guard p.payloadLength > 0 || rst else { return }
         if d.ttlOutliers == 0 { d.outlierTTL = p.ttl }
-        d.ttlOutliers &+= 1
-        if rst { d.ttlOutlierResets &+= 1 }
+        d.ttlOutliers.bump()
+        if rst { d.ttlOutlierResets.bump() }
     }
 
     private func updateTCP(_ f: inout Flow, _ d: inout TCPDirection, _ p: DecodedPacket, fromInitiator: Bool) {
@@ -293,7 +293,7 @@ public final class FlowTable {
             let segmentEnd = p.tcp.sequence &+ length &+ (syn ? 1 : 0)
             // Data starting below what was covered: seen (at least partly) before.
             if d.hasSequence && sequenceAfter(d.highestEnd, p.tcp.sequence &+ (syn ? 1 : 0)) {
-                if fromInitiator == f.initiatorIsA { f.pathA.retransmissions &+= 1 } else { f.pathB.retransmissions &+= 1 }
+                if fromInitiator == f.initiatorIsA { f.pathA.retransmissions.bump() } else { f.pathB.retransmissions.bump() }
             }
             if d.hasSequence && !sequenceAfter(segmentEnd, d.highestEnd) {
                 f.history.record(UInt8(ascii: "T"), initiator: fromInitiator)

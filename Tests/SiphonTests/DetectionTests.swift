@@ -162,7 +162,7 @@ import Testing
     @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/slips/test-cc-capture-1.pcap"))))
     func beaconingOnSlipsCommandAndControl() throws {
         var options = ScanOptions()
-        options.geo = try #require(Self.geo)
+        options.geo = try #require(Self.geo as GeoDatabase?) as GeoDatabase
         options.devices = [IPAddress("147.32.80.37")!]
         // Sleep of 2 s, then 2-3 s (the dataset's docs), plus each curl's own run time (0.1-0.5 s).
         for (name, low, high) in [("test-cc-capture-1.pcap", 2.0, 2.5), ("test-cc-capture-2.pcap", 2.0, 3.5)] {
@@ -187,7 +187,7 @@ import Testing
         }
         #expect(paths.count > 20)
         var options = ScanOptions()
-        options.geo = try #require(Self.geo)
+        options.geo = try #require(Self.geo as GeoDatabase?) as GeoDatabase
         for path in paths {
             let beacons = scanEvents(path, options: options).events.filter {
                 ($0["alert"] as? [String: Any])?["category"] as? String == "beaconing"
