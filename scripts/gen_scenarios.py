@@ -466,6 +466,26 @@ def evasion_bad_checksum():
 
 
 @scenario
+def evasion_zero_checksum():
+    s = Scenario("evasion-zero-checksum",
+                 "A checksum of 0 among good ones: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 whose "
+                 "first request segment GET /admin.html carries a TCP checksum of 0 (wrong on the wire, but the "
+                 "shape some offloading stacks leave in a capture taken on the sender), then GET /index.html at "
+                 "the same sequence numbers with a good checksum, and every other device segment good. evasion "
+                 "medium (overlap with different data: the zero-checksum copy was kept as offloaded, the receiver "
+                 "dropped it); nothing else. A checksum of 0 among verified ones is not raised by itself: real "
+                 "captures mix the two (docs/detections.md).")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", csum="zero")
+    c.send(http_request("GET", "/index.html", "www.free.fr"))
+    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+    c.close()
+    s.alert("evasion", "medium", FREE, anomaly="overlap-different-data", direction="to_server")
+    return s
+
+
+@scenario
 def evasion_ttl_reset():
     s = Scenario("evasion-ttl-reset",
                  "A forged reset: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 where the server's "

@@ -58,7 +58,8 @@ class Capture:
 
     def tcp_segment(self, t, src, sport, dst, dport, seq, ack, flags, payload, from_device, ttl=64, csum="good"):
         """`csum`: "good"; "bad" (the right one plus 0x1111: a receiver drops the segment); "offload" (the folded
-        pseudo-header sum, what Linux leaves for the NIC to complete when the capture is taken on the sender)."""
+        pseudo-header sum, what Linux leaves for the NIC to complete when the capture is taken on the sender);
+        "zero" (0, what some offloading stacks leave, and the cheapest forgery)."""
         if not flags & 0x10:
             ack = 0  # the acknowledgment field is only meaningful with ACK set
         h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
@@ -68,6 +69,8 @@ class Capture:
             value = (value + 0x1111) & 0xFFFF
         elif csum == "offload":
             value = 0xFFFF - checksum(pseudo)  # checksum() complements: undo it to get the folded sum
+        elif csum == "zero":
+            value = 0
         h = h[:16] + struct.pack("!H", value) + h[18:]
         self.frame(t, src, dst, 6, h + payload, from_device, ttl)
 

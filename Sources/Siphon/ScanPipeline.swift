@@ -63,7 +63,8 @@ public final class ScanPipeline {
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
     private var currentLinkTypeCount: UInt64 = 0
-    /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged packets).
+    /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged checksums: an IPv4
+    /// TCP packet counts twice, header and segment).
     private var validatingChecksums: Bool
     private var checksumsJudged: UInt64 = 0
 
@@ -126,12 +127,16 @@ public final class ScanPipeline {
                     inner.hasMACs = packet.hasMACs
                     inner.sourceMAC = packet.sourceMAC
                     inner.destinationMAC = packet.destinationMAC
+                    // The rebuilt IPv6 header lost the extension headers of the first fragment (a routing header
+                    // or Home Address option would change the checksum's addresses).
+                    if inner.network == .ipv6 { inner.pseudoHeaderUncertain = true }
                     handle(inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
                 }
             }
             if fragments.conflictCount > writtenFragmentConflicts { writeFragmentConflicts() }
         } else {
-            handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1)
+            handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1,
+                   truncated: captured.isTruncated)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
@@ -180,9 +185,14 @@ public final class ScanPipeline {
     }
 
     @inline(__always)
-    private func handle(_ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int) {
+    private func handle(
+        _ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int,
+        truncated: Bool = false
+    ) {
         var checksum = ChecksumStatus.unchecked
-        if validatingChecksums, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
+        // A frame cut by the snapshot length is not judged (lengths taken from the capture, as with segmentation
+        // offload's zero IP length, would sum a part of the segment).
+        if validatingChecksums, !truncated, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
             checksum = InternetChecksum.transport(bytes, packet)
             tally(checksum, packet.transport == .tcp ? .tcp : .udp)
         }

@@ -60,13 +60,10 @@ public enum InternetChecksum {
             b &+= (x & 0xFFFF_FFFF) &+ (x >> 32)
             i &+= 8
         }
-        // The tail, as a zero-padded little word sequence: byte k of the tail lands where it would in a full load.
+        // The tail (under 8 bytes), zero-padded into one word read in machine order, like the full loads.
         var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < count {
-            tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
-            shift &+= 8
-            i &+= 1
+        if i < count {
+            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(start: base + i, count: count &- i)) }
         }
         return a &+ b &+ (tail & 0xFFFF_FFFF) &+ (tail >> 32)
     }
@@ -107,6 +104,10 @@ public enum InternetChecksum {
         return b.be16(o + 10) == 0 ? .offloaded : .bad
     }
 
+    /// UDP ports of tunnels that may send IPv6 with a zero checksum: LISP 4341-4342, VXLAN 4789, GUE 6080,
+    /// Geneve 6081, MPLS-in-UDP 6635, VXLAN-GPE 4790, GTP-U 2152.
+    public static let zeroChecksumTunnelPorts: Set<UInt16> = [2152, 4341, 4342, 4789, 4790, 6080, 6081, 6635]
+
     /// The TCP or UDP checksum of a decoded packet whose transport header starts in `b` at `transportOffset`.
     /// `b` must hold the whole segment (a snapshot-length cut leaves it unchecked).
     public static func transport(_ b: UnsafeRawBufferPointer, _ p: DecodedPacket) -> ChecksumStatus {
@@ -121,8 +122,14 @@ public enum InternetChecksum {
         case .udp:
             guard o + 8 <= b.count else { return .unchecked }
             let stored = b.be16(o + 6)
-            // IPv4 UDP without a checksum; IPv6 forbids zero (RFC 8200) but tunnels use it (RFC 6935): not judged.
-            if stored == 0 { return .unchecked }
+            if stored == 0 {
+                // IPv4: no checksum. IPv6 receivers discard a zero checksum (RFC 8200 8.1) except on tunnels that
+                // allow it (RFC 6935/6936: VXLAN, Geneve, GUE, MPLS-in-UDP, LISP...), judged as sent.
+                guard p.network == .ipv6, !zeroChecksumTunnelPorts.contains(p.destinationPort),
+                    !zeroChecksumTunnelPorts.contains(p.sourcePort)
+                else { return .unchecked }
+                return .bad
+            }
             length = Int(b.be16(o + 4))
             guard length >= 8, p.payloadCaptured == p.payloadLength, o + length <= b.count,
                 length == p.payloadOffset + p.payloadLength - o
@@ -138,6 +145,7 @@ public enum InternetChecksum {
         var total = UInt32(pseudo) &+ UInt32(data)
         total = (total & 0xFFFF) &+ (total >> 16)
         if total == 0xFFFF { return .valid }
+        if p.pseudoHeaderUncertain { return .unchecked }
         let stored = b.be16(field)
         if stored == 0 || stored == pseudo || stored == ~pseudo { return .offloaded }
         // Segmentation offload (TSO/GSO) leaves the pseudo-header sum without the length, which the NIC fills in.
@@ -146,8 +154,8 @@ public enum InternetChecksum {
     }
 }
 
-/// Whether a pipeline verifies checksums. `auto` verifies, and stops after the first 1,000 judged packets when more
-/// than a tenth of them were bad (a capture taken where checksums are not final), as Suricata's `auto` does.
+/// Whether a pipeline verifies checksums. `auto` verifies, and stops after the first 1,000 judged checksums (an IPv4
+/// TCP packet has two) when more than a tenth of them were bad (a capture taken where checksums are not final), as Suricata's `auto` does.
 public enum ChecksumValidation: String, Sendable, CaseIterable {
     case auto, on, off
 }

@@ -115,6 +115,10 @@ public struct DecodedPacket: Sendable {
     /// per packet.)
     public var pseudoHeaderSourceOffset: UInt16 = 0
     public var pseudoHeaderDestinationOffset: UInt16 = 0
+    /// The pseudo-header addresses may not be the ones the checksum covers (a routing header of a type that names
+    /// its final destination in a form not decoded, or an IPv6 datagram rebuilt from fragments without its
+    /// extension headers): a checksum that fails to verify is then no verdict.
+    public var pseudoHeaderUncertain = false
 
     /// The source address the upper-layer checksum covers, read from `bytes` (the packet's captured bytes).
     @inlinable

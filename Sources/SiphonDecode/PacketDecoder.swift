@@ -330,7 +330,9 @@ public enum PacketDecoder {
         switch b.u8(h + 2) {
         case 0: at = h + 8 + ((length - 8) / 16 - 1) * 16
         case 2, 4: at = h + 8
-        default: return
+        default:
+            p.pseudoHeaderUncertain = true
+            return
         }
         if at + 16 <= b.count, at <= Int(UInt16.max) { p.pseudoHeaderDestinationOffset = UInt16(at) }
     }

@@ -225,7 +225,10 @@ public final class DetectionEngine {
         // Taken for every flow, device or not, so the table never keeps ended flows.
         let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
         let device = f.clientAddress, endpoint = f.serverAddress
-        if configuration.on(.evasion) { pathAnomalies(e) }
+        if configuration.on(.evasion) {
+            pathAnomalies(e)
+            evasiveFlows.remove(f.id)  // the overlap alert's mark: the flow is over
+        }
         guard isDevice(f) else { return }
         guard !AddressScope.isLocal(endpoint) else {
             if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts)) }
@@ -389,17 +392,18 @@ public final class DetectionEngine {
     }
 
 
-    /// Flows that already have an `evasion` alert of a kind (flow id × 4 + kind: one per flow and kind).
+    /// Live flows that already have an overlap `evasion` alert (one per flow; the other kinds are raised once, when
+    /// the flow ends).
     private var evasiveFlows: Set<UInt64> = []
 
     /// Packets the receiver drops but an inspector may take, at the end of a flow: bad TCP/UDP checksums on
     /// segments that carried payload or SYN/FIN/RST (the pipeline already ignored them), and packets whose TTL
     /// departs from the direction's first by more than the limit (a segment that expires before the receiver, or
-    /// one another host injected, such as a forged reset). Raised once per flow and kind; the device is the client.
+    /// one another host injected, such as a forged reset). Raised when the flow ends; the device is the client.
     func pathAnomalies(_ e: EndedFlow) {
         let f = e.flow
         let up = f.clientPath, down = f.serverPath
-        if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0, evasiveFlows.insert(f.id &* 4 &+ 1).inserted {
+        if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0 {
             let n = Int(up.badChecksumsWithEffect) + Int(down.badChecksumsWithEffect)
             let what = f.key.ipProtocol == 6 ? "TCP" : "UDP"
             raised.append(Alert(
@@ -417,7 +421,7 @@ public final class DetectionEngine {
         // when it is a reset (low; medium when the same side then went on sending data, so the reset was forged) or
         // data in a direction that also sent data twice (the two copies of an insertion).
         func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
-        if suspicious(up) || suspicious(down), evasiveFlows.insert(f.id &* 4 &+ 2).inserted {
+        if suspicious(up) || suspicious(down) {
             let (side, path) = suspicious(up) ? ("to_server", up) : ("to_client", down)
             let resets = Int(up.ttlOutlierResets) + Int(down.ttlOutlierResets)
             let injected = Int(up.injectedResets) + Int(down.injectedResets)
@@ -443,7 +447,7 @@ public final class DetectionEngine {
     public func overlapConflict(
         _ c: OverlapConflict, flow f: Flow, policy: String, destination: GeoInfo?, timestamp: Timestamp
     ) {
-        guard configuration.on(.evasion), evasiveFlows.insert(f.id &* 4).inserted else { return }
+        guard configuration.on(.evasion), evasiveFlows.insert(f.id).inserted else { return }
         let direction = c.direction == 0 ? "to_server" : "to_client"
         raised.append(Alert(
             category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,

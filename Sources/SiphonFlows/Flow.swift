@@ -53,6 +53,8 @@ public struct PathFacts: Sendable, Equatable {
     public var injectedResets: UInt16 = 0
     /// The TTL of the first outlier.
     public var outlierTTL: UInt8 = 0
+    /// The TTL of a reset that came before any reference (0: none), judged once the reference is known.
+    public var earlyResetTTL: UInt8 = 0
     /// Segments whose data starts below what the direction had covered (retransmissions, overlaps): with TTL
     /// outliers, the two copies of an insertion.
     public var retransmissions: UInt16 = 0

@@ -140,17 +140,18 @@ public final class FlowTable {
             // or a new SYN on a closed connection (port reuse): the old flow ends, a new one starts.
             let state = slots[Int(slot)].state
             let idle = timestamp.nanoseconds - slots[Int(slot)].end.nanoseconds
-            let syn = p.transport == .tcp && p.tcp.flags.rawValue & 0x12 == 0x02  // SYN without ACK
+            // SYN without ACK (a packet with a bad checksum carries no flags that count).
+            let syn = checksum != .bad && p.transport == .tcp && p.tcp.flags.rawValue & 0x12 == 0x02
             if idle > timeouts[Int(links[Int(slot)].timeoutClass)] || (syn && (state == .closed || state == .reset)) {
                 end(slot: slot, as: state == .open ? .timeout : state)
                 slot = -1
             }
         }
-        if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp) }
+        if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp, flagsCount: checksum != .bad) }
         let s = Int(slot)
         let fromInitiator = slots[s].initiatorIsA == fromA
         update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength,
-               packets: packets, badChecksum: checksum == .bad)
+               packets: packets, checksum: checksum)
         // The timeout class only changes with SYN/FIN/RST or a direction's first packet.
         let classMayChange = (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == UInt64(packets)
@@ -159,7 +160,9 @@ public final class FlowTable {
         return (slot, fromInitiator)
     }
 
-    private func create(_ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp) -> Int32 {
+    private func create(
+        _ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp, flagsCount: Bool
+    ) -> Int32 {
         if activeCount >= configuration.maximumFlows, let victim = oldestFlow() {
             evictions += 1
             slots[Int(victim)].evicted = true
@@ -167,7 +170,7 @@ public final class FlowTable {
         }
         let slot = allocateSlot()
         createdCount += 1
-        let (senderInitiates, flipped) = FlowTable.senderInitiates(p)
+        let (senderInitiates, flipped) = FlowTable.senderInitiates(p, flags: flagsCount)
         var flow = Flow(key: key, id: createdCount, initiatorIsA: senderInitiates == fromA, start: timestamp)
         if flipped { flow.history.record(UInt8(ascii: "^"), initiator: true) }
         flow.outer8021QTCI = p.outer8021QTCI
@@ -178,12 +181,13 @@ public final class FlowTable {
         return slot
     }
 
-    /// Whether the first packet's sender is the initiator, and whether that was decided against it.
-    static func senderInitiates(_ p: DecodedPacket) -> (Bool, flipped: Bool) {
+    /// Whether the first packet's sender is the initiator, and whether that was decided against it. Without
+    /// `flags` (a packet its receiver drops), only the ports decide.
+    static func senderInitiates(_ p: DecodedPacket, flags counted: Bool = true) -> (Bool, flipped: Bool) {
         switch p.transport {
         case .tcp:
             let flags = p.tcp.flags
-            if flags.contains(.syn) { return flags.contains(.ack) ? (false, true) : (true, false) }
+            if counted, flags.contains(.syn) { return flags.contains(.ack) ? (false, true) : (true, false) }
             if isServicePort(p.sourcePort) && !isServicePort(p.destinationPort) { return (false, true) }
             return (true, false)
         case .udp:
@@ -209,7 +213,7 @@ public final class FlowTable {
 
     private func update(
         _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int,
-        packets: Int, badChecksum: Bool
+        packets: Int, checksum: ChecksumStatus
     ) {
         if timestamp > f.end { f.end = timestamp }
         if timestamp < f.start { f.start = timestamp }
@@ -225,7 +229,7 @@ public final class FlowTable {
             f.bToA.payloadBytes &+= payload
             if p.hasMACs { f.macB = p.sourceMAC; f.macA = p.destinationMAC }
         }
-        if badChecksum {
+        if checksum == .bad {
             // The receiver drops it: no state, no history but the checksum letter, no TTL baseline.
             let effect = p.payloadLength > 0 || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             if fromA {
@@ -252,9 +256,26 @@ public final class FlowTable {
     @inline(__always)
     private func notePath(_ d: inout PathFacts, _ p: DecodedPacket) {
         guard p.transport == .tcp, !p.tcp.flags.contains(.syn) else { return }
+        // A reset never sets the reference: an on-path injector's reset before the peer's first reply would make
+        // the real packets the outliers. The first non-reset packet sets it; a reset seen before is judged then.
         guard d.hasTTL else {
+            if p.tcp.flags.contains(.rst) {
+                if d.earlyResetTTL == 0 { d.earlyResetTTL = p.ttl == 0 ? 1 : p.ttl }
+                return
+            }
             d.ttl = p.ttl
             d.hasTTL = true
+            let early = d.earlyResetTTL
+            if early != 0 {
+                let delta = early > p.ttl ? early - p.ttl : p.ttl - early
+                if delta > configuration.ttlLimit {
+                    d.outlierTTL = early
+                    d.ttlOutliers.bump()
+                    d.ttlOutlierResets.bump()
+                    // This packet, with the usual TTL, carries on after the reset.
+                    if p.payloadLength > 0 { d.injectedResets = d.ttlOutlierResets }
+                }
+            }
             return
         }
         let delta = p.ttl > d.ttl ? p.ttl - d.ttl : d.ttl - p.ttl

@@ -122,6 +122,7 @@ public final class GeoDatabase: Sendable {
         names = try load("asn-names.bin")
         guard names.count >= 12, names.starts(with: [0x53, 0x41, 0x53, 0x4E]) else { throw GeoError("asn-names.bin: bad header") }
         nameCount = Int(names[8]) | Int(names[9]) << 8 | Int(names[10]) << 16 | Int(names[11]) << 24
+        guard 12 + nameCount * 8 <= names.count else { throw GeoError("asn-names.bin: index runs past the file") }
         homeCountries = Set(home.map { $0.uppercased() })
         codeKind = GeoDatabase.kinds(homeCountries)
     }
@@ -224,6 +225,7 @@ public final class GeoDatabase: Sendable {
                 if a == asn {
                     let offset = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12 + mid * 8 + 4, as: UInt32.self)))
                     let start = 12 + nameCount * 8 + offset
+                    guard start < raw.count else { return nil }
                     var end = start
                     while end < raw.count && raw[end] != 0 { end += 1 }
                     return end > start ? String(decoding: raw[start..<end], as: UTF8.self) : nil

@@ -203,3 +203,66 @@ extension ChecksumTests {
         #expect(s.checksumBad.reduce(0, +) > 100)
     }
 }
+
+extension ChecksumTests {
+    /// Ethernet + IPv6 (optionally with a routing header of `routingType`, one address, segments left 1) + UDP
+    /// carrying 12 bytes, its checksum field set to `checksum` (nil: computed over the header's addresses).
+    static func ipv6UDPFrame(dport: UInt16, checksum: UInt16?, routingType: UInt8? = nil) -> [UInt8] {
+        let source: [UInt8] = [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [1]
+        let destination: [UInt8] = [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [2]
+        let payload = [UInt8](repeating: 0x41, count: 12)
+        var udp: [UInt8] = [0xC3, 0x50, UInt8(dport >> 8), UInt8(dport & 0xFF), 0, 20, 0, 0] + payload
+        let pseudo = source + destination + [0, 0, 0, 20, 0, 0, 0, 17]
+        let check = checksum ?? ~referenceSum(pseudo + udp)
+        udp[6] = UInt8(check >> 8)
+        udp[7] = UInt8(check & 0xFF)
+        var extensions: [UInt8] = []
+        var next: UInt8 = 17
+        if let routingType {
+            // Next header UDP, length 2 (24 bytes), the type, segments left 1, reserved, one address.
+            extensions = [17, 2, routingType, 1, 0, 0, 0, 0] + [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [9]
+            next = 43
+        }
+        let length = extensions.count + udp.count
+        let ip: [UInt8] = [0x60, 0, 0, 0, UInt8(length >> 8), UInt8(length & 0xFF), next, 64] + source + destination
+        return [0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xDD] + ip + extensions + udp
+    }
+
+    static func judge(_ frame: [UInt8], truncated: Bool = false) -> CaptureStatistics {
+        var options = ScanOptions()
+        options.checksums = .on
+        options.detection = nil
+        let pipeline = ScanPipeline(capture: "synthetic", options: options, output: nil)
+        frame.withUnsafeBytes { raw in
+            pipeline.process(CapturedPacket(bytes: raw, timestamp: Timestamp(nanoseconds: 0), linkType: .ethernet,
+                                            originalLength: raw.count + (truncated ? 100 : 0)))
+        }
+        return pipeline.finish()
+    }
+
+    /// RFC 8200 8.1: an IPv6 receiver discards UDP with a zero checksum, except tunnels that allow it (RFC 6935).
+    @Test func ipv6UDPZeroChecksum() {
+        #expect(Self.judge(Self.ipv6UDPFrame(dport: 53, checksum: nil)).checksumValid[2] == 1)
+        #expect(Self.judge(Self.ipv6UDPFrame(dport: 53, checksum: 0)).checksumBad[2] == 1)
+        let tunnel = Self.judge(Self.ipv6UDPFrame(dport: 4789, checksum: 0))
+        #expect(tunnel.checksumBad[2] == 0 && tunnel.checksumValid[2] == 0)
+    }
+
+    /// A routing header whose final destination Siphon does not read (type 3, RPL: compressed addresses): a
+    /// checksum computed over another destination is no verdict; one that verifies over the header's still does.
+    @Test func unknownRoutingTypeIsNoVerdict() {
+        let wrong = Self.judge(Self.ipv6UDPFrame(dport: 53, checksum: 0x1234, routingType: 3))
+        #expect(wrong.checksumBad[2] == 0 && wrong.checksumOffloaded[2] == 0 && wrong.checksumValid[2] == 0)
+        let right = Self.judge(Self.ipv6UDPFrame(dport: 53, checksum: nil, routingType: 3))
+        #expect(right.checksumValid[2] == 1)
+        // Type 2 (Mobile IPv6) names the final destination: a checksum over the header's destination is bad there.
+        let mobile = Self.judge(Self.ipv6UDPFrame(dport: 53, checksum: nil, routingType: 2))
+        #expect(mobile.checksumBad[2] == 1)
+    }
+
+    /// A frame cut by the snapshot length is not judged.
+    @Test func truncatedFramesAreNotJudged() {
+        let s = Self.judge(Self.dnsQueryFrame(id: 1, corruptUDP: true), truncated: true)
+        #expect(s.checksumBad == [0, 0, 0] && s.checksumValid[2] == 0)
+    }
+}

@@ -158,3 +158,47 @@ struct SplitMix {
     }
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
+
+/// What packets their receiver drops (bad checksums) or may never get (TTL outliers) leave in the flow table.
+@Suite struct PathFactsTests {
+    func ttl(_ p: DecodedPacket, _ value: UInt8) -> DecodedPacket {
+        var p = p
+        p.ttl = value
+        return p
+    }
+
+    /// A SYN under a bad checksum neither splits a closed flow (port reuse) nor picks the initiator: the receiver
+    /// never saw it.
+    @Test func badChecksumFlagsChangeNothing() {
+        let t = FlowTable()
+        let c = "192.0.2.1", s = "198.51.100.1"
+        t.process(tcpPacket(c, 40000, s, 443, [.syn]), timestamp: at(0), wireLength: 60)
+        t.process(tcpPacket(s, 443, c, 40000, [.syn, .ack]), timestamp: at(0.01), wireLength: 60)
+        t.process(tcpPacket(c, 40000, s, 443, [.fin, .ack]), timestamp: at(0.02), wireLength: 60)
+        t.process(tcpPacket(s, 443, c, 40000, [.fin, .ack]), timestamp: at(0.03), wireLength: 60)
+        t.process(tcpPacket(c, 40000, s, 443, [.syn], seq: 9000), timestamp: at(0.04), wireLength: 60, checksum: .bad)
+        #expect(t.ended.isEmpty && t.createdCount == 1)
+        #expect(t.flow(at: 0).history.description == "ShFfC")
+        #expect(t.flow(at: 0).clientPath.badChecksumsWithEffect == 1)
+        // A first packet that is a bad SYN-ACK from the server: the ports decide (443 serves), not its flags.
+        let u = FlowTable()
+        u.process(tcpPacket(c, 40001, s, 443, [.syn, .ack]), timestamp: at(0), wireLength: 60, checksum: .bad)
+        #expect(u.flow(at: 0).clientAddress == IPAddress(c) && u.flow(at: 0).serverPort == 443)
+    }
+
+    /// A reset injected before the server's first packet after the handshake does not set the TTL reference: the
+    /// server's data (TTL 56) does, and the reset (TTL 120) is then an outlier the server talked past.
+    @Test func earlyForgedResetIsJudgedOnceTheReferenceIsKnown() {
+        let t = FlowTable()
+        let c = "192.0.2.1", s = "198.51.100.1"
+        t.process(ttl(tcpPacket(c, 40000, s, 80, [.syn]), 64), timestamp: at(0), wireLength: 60)
+        t.process(ttl(tcpPacket(s, 80, c, 40000, [.syn, .ack]), 56), timestamp: at(0.01), wireLength: 60)
+        t.process(ttl(tcpPacket(c, 40000, s, 80, [.ack, .psh], seq: 2, payload: 100), 64), timestamp: at(0.02), wireLength: 160)
+        t.process(ttl(tcpPacket(s, 80, c, 40000, [.rst]), 120), timestamp: at(0.03), wireLength: 60)
+        t.process(ttl(tcpPacket(s, 80, c, 40000, [.ack, .psh], seq: 2, payload: 500), 56), timestamp: at(0.04), wireLength: 560)
+        let down = t.flow(at: 0).serverPath
+        #expect(down.ttl == 56 && down.ttlOutliers == 1 && down.ttlOutlierResets == 1 && down.injectedResets == 1)
+        #expect(down.outlierTTL == 120)
+        #expect(t.flow(at: 0).clientPath.ttlOutliers == 0)
+    }
+}

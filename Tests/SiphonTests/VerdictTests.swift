@@ -16,7 +16,7 @@ import Testing
 
     private func scan() throws -> (events: [[String: Any]], result: CaptureScanner.Result) {
         var options = ScanOptions()
-        options.geo = try #require(Self.geo)
+        options.geo = try #require(Self.geo as GeoDatabase?) as GeoDatabase
         return scanEvents(Repo.path("captures/sample/backdoor-phone.pcap"), options: options)
     }
 
