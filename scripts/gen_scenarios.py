@@ -137,6 +137,16 @@ class Scenario:
         c.reply(response)
         return c.close()
 
+    def insertion(self, **fake):
+        """DNS www.free.fr, then HTTP whose request line is first sent as GET /admin.html with `fake` (segment
+        options: `csum`, `ttl`), then GET /index.html at the same sequence numbers, the answer, close."""
+        self.resolve(T0, "www.free.fr", FREE)
+        c = self.cap.tcp(T0 + 0.2, FREE, self.sport(), 80)
+        c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", **fake)
+        c.send(http_request("GET", "/index.html", "www.free.fr"))
+        c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
+        c.close()
+
     def write(self, out):
         self.cap.write(os.path.join(out, self.name + ".pcap"))
         manifest = {"capture": self.name + ".pcap", "description": self.description, "device": DEVICE,
@@ -455,12 +465,7 @@ def evasion_bad_checksum():
                  "sequence range as GET /index.html with a good one, the rest of the request and the answer. "
                  "evasion medium (bad checksum on a segment with data, to_server); the HTTP request is GET "
                  "/index.html, as the server saw it; nothing else: the endpoint is home and a GET has no body.")
-    s.resolve(T0, "www.free.fr", FREE)
-    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
-    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", csum="bad")
-    c.send(http_request("GET", "/index.html", "www.free.fr"))
-    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
-    c.close()
+    s.insertion(csum="bad")
     s.alert("evasion", "medium", FREE, anomaly="bad-checksum", to_server_packets=1, to_client_packets=0)
     return s
 
@@ -475,12 +480,7 @@ def evasion_zero_checksum():
                  "medium (overlap with different data: the zero-checksum copy was kept as offloaded, the receiver "
                  "dropped it); nothing else. A checksum of 0 among verified ones is not raised by itself: real "
                  "captures mix the two (docs/detections.md).")
-    s.resolve(T0, "www.free.fr", FREE)
-    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
-    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", csum="zero")
-    c.send(http_request("GET", "/index.html", "www.free.fr"))
-    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
-    c.close()
+    s.insertion(csum="zero")
     s.alert("evasion", "medium", FREE, anomaly="overlap-different-data", direction="to_server")
     return s
 
@@ -796,12 +796,7 @@ def evasion_ttl_insertion():
                  "GET /index.html at the same sequence numbers with TTL 64, the rest of the request and the answer. "
                  "evasion medium (overlap with different data, to_server) and evasion low (a TTL outlier in a "
                  "direction that also sent data twice); nothing else.")
-    s.resolve(T0, "www.free.fr", FREE)
-    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
-    c.seg(True, 0x18, b"GET /admin.html HTTP/1.1\r\n", ttl=3)
-    c.send(http_request("GET", "/index.html", "www.free.fr"))
-    c.reply(http_response(200, "OK", b"<html><body>Free</body></html>", "text/html"))
-    c.close()
+    s.insertion(ttl=3)
     s.alert("evasion", "medium", FREE, anomaly="overlap-different-data", direction="to_server")
     s.alert("evasion", "low", FREE, anomaly="ttl-outlier", direction="to_server", first_ttl=64, outlier_ttl=3)
     return s
