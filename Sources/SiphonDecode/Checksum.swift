@@ -1,4 +1,7 @@
 public import SiphonCore
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 
 /// What a packet's checksums say, as a receiving host would judge them.
 public enum ChecksumStatus: UInt8, Sendable {
@@ -29,13 +32,34 @@ public enum ChecksumLayer: UInt8, Sendable, CaseIterable, CustomStringConvertibl
 /// 8200 section 8.1).
 public enum InternetChecksum {
     /// The one's-complement sum of `count` bytes read as 16-bit words in *machine* order, unfolded. Summing in
-    /// either byte order and swapping the folded result gives the same checksum (RFC 1071, section 2(B)), so the
-    /// loop adds 64 bytes at a time as 16-bit words spread over 32-bit vector lanes, and lets the carries
-    /// pile up in the lanes' upper halves.
-    @inlinable
+    /// either byte order and swapping the folded result gives the same checksum (RFC 1071, section 2(B)).
+    /// On x86-64 the loop adds 64 bytes an iteration with `pmaddwd`, which adds pairs of *signed* 16-bit words into
+    /// 32-bit lanes: each word is first biased by -32,768 (XOR 0x8000) and the bias is added back at the end. Elsewhere
+    /// it spreads the words over 32-bit SIMD lanes.
     public static func nativeSum(_ base: UnsafeRawPointer, count: Int) -> UInt64 {
         var a: UInt64 = 0
         var i = 0
+        #if arch(x86_64)
+        let bias = _mm_set1_epi16(Int16.min)
+        let ones = _mm_set1_epi16(1)
+        while count &- i >= 64 {
+            // Each iteration adds 4 pair sums of -65,536...65,534 to a lane: 4,096 iterations stay within Int32.
+            var acc = _mm_setzero_si128()
+            let start = i
+            let end = min(count, i &+ 4_096 &* 64)
+            while end &- i >= 64 {
+                let w = _mm_madd_epi16(_mm_xor_si128(base.loadUnaligned(fromByteOffset: i, as: __m128i.self), bias), ones)
+                let x = _mm_madd_epi16(_mm_xor_si128(base.loadUnaligned(fromByteOffset: i &+ 16, as: __m128i.self), bias), ones)
+                let y = _mm_madd_epi16(_mm_xor_si128(base.loadUnaligned(fromByteOffset: i &+ 32, as: __m128i.self), bias), ones)
+                let z = _mm_madd_epi16(_mm_xor_si128(base.loadUnaligned(fromByteOffset: i &+ 48, as: __m128i.self), bias), ones)
+                acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_add_epi32(w, x), _mm_add_epi32(y, z)))
+                i &+= 64
+            }
+            let lanes = unsafeBitCast(acc, to: SIMD4<Int32>.self)
+            let total = Int64(lanes[0]) + Int64(lanes[1]) + Int64(lanes[2]) + Int64(lanes[3])
+            a &+= UInt64(bitPattern: total + Int64((i &- start) / 2) * 32_768)
+        }
+        #else
         let low = SIMD4<UInt32>(repeating: 0xFFFF)
         while count &- i >= 64 {
             // Each iteration adds at most 4 x 0xFFFF to a lane: 8,192 iterations (512 KiB) cannot overflow it.
@@ -54,6 +78,7 @@ public enum InternetChecksum {
             let t = SIMD4<UInt64>(truncatingIfNeeded: u) &+ SIMD4<UInt64>(truncatingIfNeeded: v)
             a &+= t.wrappedSum()
         }
+        #endif
         var b: UInt64 = 0
         while count &- i >= 8 {
             let x = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
