@@ -44,7 +44,9 @@ public final class PublicSuffixList: Sendable {
 
     /// The list shipped with Siphon (loaded once per process: it is immutable).
     public static let shared: PublicSuffixList = {
-        let url = Bundle.module.url(forResource: "public_suffix_list", withExtension: "dat", subdirectory: "data")
+        let url = ResourceFolder.path(package: "Siphon", target: "SiphonDetect")
+            .map { URL(fileURLWithPath: $0 + "/data/public_suffix_list.dat") }
+            ?? Bundle.module.url(forResource: "public_suffix_list", withExtension: "dat", subdirectory: "data")
         let text = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
         return PublicSuffixList(text: text)
     }()

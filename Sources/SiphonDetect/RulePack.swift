@@ -31,7 +31,8 @@ public struct RulePack: Sendable {
 
     /// The default pack (`rules/` of the repository, embedded at build time).
     public static func embedded() throws(RulePackErrors) -> RulePack {
-        guard let url = Bundle.module.url(forResource: "rules", withExtension: nil) else {
+        let folder = ResourceFolder.path(package: "Siphon", target: "SiphonDetect").map { URL(fileURLWithPath: $0 + "/rules") }
+        guard let url = folder ?? Bundle.module.url(forResource: "rules", withExtension: nil) else {
             throw RulePackErrors(issues: [RulePackIssue(file: "rules", line: 0, column: 0, message: "the embedded rule pack is missing from the build")])
         }
         var pack = try load(path: url.path)

@@ -110,7 +110,10 @@ public final class GeoDatabase: Sendable {
     let codeKind: [UInt8]
 
     /// The folder holding the embedded tables (shipped as a SwiftPM resource next to the executable).
-    public static var defaultDirectory: String? { Bundle.module.url(forResource: "data", withExtension: nil)?.path }
+    public static var defaultDirectory: String? {
+        ResourceFolder.path(package: "Siphon", target: "SiphonGeo").map { $0 + "/data" }
+            ?? Bundle.module.url(forResource: "data", withExtension: nil)?.path
+    }
 
     /// Loads the tables from `directory` (the embedded ones by default).
     public init(directory: String? = nil, home: Set<String> = ["FR"], databases: [MMDBReader] = []) throws(GeoError) {
