@@ -83,7 +83,9 @@ public final class ScanPipeline {
         validatingChecksums = options.checksums != .off
         statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
-        flows = FlowTable(configuration: options.flows)
+        var flowConfiguration = options.flows
+        if let detection = options.detection { flowConfiguration.ttlLimit = detection.ttlLimit }
+        flows = FlowTable(configuration: flowConfiguration)
         recorder = StreamRecorder(options: options.streams)
         recorder.app.httpBodyDepth = options.httpBodyDepth
         fragments = FragmentReassembler(configuration: options.fragments)

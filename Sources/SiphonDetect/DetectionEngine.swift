@@ -29,6 +29,9 @@ public struct DetectionConfiguration: Sendable {
     public var identifiers = IdentifierConfiguration()
     public var dnsTunnel = DNSTunnelConfiguration()
     public var tls = TLSAnomalyConfiguration()
+    /// `evasion`: the TTL difference within a TCP direction that makes a packet an outlier (Snort stream5's
+    /// `ttl_limit`, 5). The pipeline hands it to the flow table, which tracks TTLs per direction.
+    public var ttlLimit: UInt8 = 5
     /// Built-in detectors turned off (by the categories they raise).
     public var disabled: Set<AlertCategory> = []
     public init() {}

@@ -195,7 +195,12 @@ final class RulePackLoader {
             "no_sni_foreign": { l, n, c in if let v = l.bool(n) { c.tls.noSNIForeign = v } },
         ],
         "ioc-match": [:],
-        "evasion": [:],
+        "evasion": [
+            "ttl_limit": { l, n, c in
+                guard let v = l.int(n, min: 0) else { return }
+                if v > 255 { l.fail(n, "must be at most 255") } else { c.ttlLimit = UInt8(v) }
+            },
+        ],
     ]
 
     func detectors(_ node: Node) {

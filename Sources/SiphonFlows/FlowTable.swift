@@ -14,8 +14,8 @@ public struct FlowTableConfiguration: Sendable {
     public var otherTimeout: Duration = .seconds(120)
     /// Flows tracked at once; beyond it the longest-idle flow is ended early (counted in `evictions`).
     public var maximumFlows = 1 << 20
-    /// A packet whose TTL differs from its direction's first by more than this is a TTL outlier (Snort's stream5
-    /// `ttl_limit`, default 5).
+    /// A packet whose TTL differs from its direction's reference by more than this is a TTL outlier (Snort's stream5
+    /// `ttl_limit`, default 5; the scan pipeline takes it from the detection configuration, i.e. the rule pack).
     public var ttlLimit: UInt8 = 5
 
     public init() {}

@@ -62,8 +62,8 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Checksum validation: auto (verify; stop if over a tenth of the first 1,000 are bad), on, off. Packets with bad checksums are dropped, as their receiver would.", valueName: "mode"))
     var checksums: ChecksumValidation = .auto
 
-    @Option(help: ArgumentHelp("TTL difference within a flow direction that marks a packet as a TTL outlier (evasion).", valueName: "hops"))
-    var ttlLimit: UInt8 = 5
+    @Option(help: ArgumentHelp("TTL difference within a flow direction that marks a packet as a TTL outlier (evasion). Default: the rule pack's (5).", valueName: "hops"))
+    var ttlLimit: UInt8?
 
     @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole is declared a gap.", valueName: "bytes"))
     var maxBufferedPerDirection: Int = 4 << 20
@@ -125,13 +125,13 @@ struct Scan: ParsableCommand {
         options.flows.maximumFlows = maxFlows
         options.reassembly.policy = overlapPolicy
         options.checksums = checksums
-        options.flows.ttlLimit = ttlLimit
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
         let pack = try loadPack(rules)
         options.detection = pack.configuration
+        if let ttlLimit { options.detection?.ttlLimit = ttlLimit }
         options.rules = pack.rules
         options.verdicts = !quiet || html != nil
         for path in identifiers {

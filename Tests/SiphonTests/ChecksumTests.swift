@@ -266,3 +266,25 @@ extension ChecksumTests {
         #expect(s.checksumBad == [0, 0, 0] && s.checksumValid[2] == 0)
     }
 }
+
+extension ChecksumTests {
+    /// The evasion detector's TTL limit comes from the rule pack (`detectors.evasion.ttl_limit`) and reaches the flow
+    /// table: the forged reset of `evasion-ttl-reset` is 64 hops off, an outlier under 5, not under 70. A value
+    /// over 255 is an error at its line.
+    @Test func ttlLimitFromThePack() throws {
+        let path = Repo.path("captures/scenarios/evasion-ttl-reset.pcap")
+        func ttlAlerts(_ yaml: String) throws -> Int {
+            let pack = try RulePack.parse(yaml, file: "pack.yaml")
+            var options = ScanOptions()
+            options.detection = pack.configuration
+            return CaptureScanner.scan(path: path, options: options, output: nil).alerts
+                .filter { $0.rule == "siphon.evasion.ttl-outlier" }.count
+        }
+        #expect(try ttlAlerts("version: 1\ndetectors:\n  evasion:\n    ttl_limit: 5\n") == 1)
+        #expect(try ttlAlerts("version: 1\ndetectors:\n  evasion:\n    ttl_limit: 70\n") == 0)
+        let errors = try #require(throws: RulePackErrors.self) {
+            try RulePack.parse("version: 1\ndetectors:\n  evasion:\n    ttl_limit: 300\n", file: "pack.yaml")
+        }
+        #expect(errors.issues.map(\.line) == [4])
+    }
+}

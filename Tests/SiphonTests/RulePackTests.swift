@@ -33,6 +33,7 @@ import Testing
         #expect(c.dnsTunnel.longSubdomain == defaults.dnsTunnel.longSubdomain && c.dnsTunnel.entropy == defaults.dnsTunnel.entropy)
         #expect(c.dnsTunnel.txtQueries == defaults.dnsTunnel.txtQueries)
         #expect(c.tls.obsoleteVersions == defaults.tls.obsoleteVersions && c.tls.noSNIForeign == defaults.tls.noSNIForeign)
+        #expect(c.ttlLimit == defaults.ttlLimit)
         #expect(c.disabled.isEmpty)
     }
 
