@@ -233,7 +233,9 @@ extension DetectionEngine {
 
     func evaluateRules(_ c: RuleContext) {
         let f = c.flow.flow
-        for (i, r) in rules.enumerated() where r.matches(c) {
+        // By index: `enumerated()` copied every rule (strings and closures: retains and releases) for each flow.
+        for i in rules.indices where rules[i].matches(c) {
+            let r = rules[i]
             let key: RuleKey
             switch r.per {
             case .endpoint: key = RuleKey(rule: i, device: f.clientAddress, endpoint: f.serverAddress, flow: nil)
