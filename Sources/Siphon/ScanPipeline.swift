@@ -169,17 +169,15 @@ public final class ScanPipeline {
     /// Flow accounting, then TCP reassembly or UDP datagram delivery, for one packet or rebuilt datagram.
     @inline(__always)
     private func tally(_ status: ChecksumStatus, _ layer: ChecksumLayer) {
-        let i = Int(layer.rawValue)
         switch status {
         case .unchecked: return
-        case .valid: statistics.checksumValid[i] &+= 1
-        case .offloaded: statistics.checksumOffloaded[i] &+= 1
-        case .bad: statistics.checksumBad[i] &+= 1
+        case .valid: statistics.checksums[layer].valid &+= 1
+        case .offloaded: statistics.checksums[layer].offloaded &+= 1
+        case .bad: statistics.checksums[layer].bad &+= 1
         }
         checksumsJudged &+= 1
         if checksumsJudged == 1000, statistics.checksumMode == .auto {
-            let bad = statistics.checksumBad.reduce(0, +)
-            if bad * 10 > checksumsJudged {
+            if statistics.checksums.bad * 10 > checksumsJudged {
                 validatingChecksums = false
                 statistics.checksumDisabledAfter = statistics.packets
             }

@@ -409,11 +409,11 @@ public enum EventEncoder {
         w.field("validation", s.checksumMode.rawValue)
         if let n = s.checksumDisabledAfter { w.field("disabled_after_packets", n) }
         for layer in ChecksumLayer.allCases {
-            let i = Int(layer.rawValue)
+            let t = s.checksums[layer]
             w.beginObject(layer.description)
-            w.field("valid", s.checksumValid[i])
-            w.field("offloaded", s.checksumOffloaded[i])
-            w.field("bad", s.checksumBad[i])
+            w.field("valid", t.valid)
+            w.field("offloaded", t.offloaded)
+            w.field("bad", t.bad)
             w.endObject()
         }
         w.endObject()

@@ -51,9 +51,11 @@ public struct CaptureStatistics: Sendable {
     /// its flags and payload are ignored (the receiver drops both).
     public var checksumMode = ChecksumValidation.auto
     public var checksumDisabledAfter: UInt64?
-    public var checksumValid: [UInt64] = [0, 0, 0]
-    public var checksumOffloaded: [UInt64] = [0, 0, 0]
-    public var checksumBad: [UInt64] = [0, 0, 0]
+    public var checksums = ChecksumTallies()
+    /// The same, per outcome in `ChecksumLayer` order (IPv4, TCP, UDP), for readers.
+    public var checksumValid: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].valid } }
+    public var checksumOffloaded: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].offloaded } }
+    public var checksumBad: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].bad } }
     /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
     public var interfaceDrops: UInt64?
     public var firstTimestamp: Timestamp?
@@ -72,4 +74,40 @@ public struct HostTotals: Sendable {
     public var bytes: UInt64 = 0
     public var flows: UInt64 = 0
     public init() {}
+}
+
+/// How the checksums of one layer were judged.
+public struct ChecksumTally: Sendable, Equatable {
+    public var valid: UInt64 = 0
+    public var offloaded: UInt64 = 0
+    public var bad: UInt64 = 0
+    public init() {}
+}
+
+/// Checksum tallies per layer, as plain fields: counted twice per packet, so no array (and its uniqueness check).
+public struct ChecksumTallies: Sendable, Equatable {
+    public var ipv4 = ChecksumTally()
+    public var tcp = ChecksumTally()
+    public var udp = ChecksumTally()
+    public init() {}
+
+    public subscript(layer: ChecksumLayer) -> ChecksumTally {
+        get {
+            switch layer {
+            case .ipv4: ipv4
+            case .tcp: tcp
+            case .udp: udp
+            }
+        }
+        set {
+            switch layer {
+            case .ipv4: ipv4 = newValue
+            case .tcp: tcp = newValue
+            case .udp: udp = newValue
+            }
+        }
+    }
+
+    /// Bad checksums over all layers.
+    public var bad: UInt64 { ipv4.bad &+ tcp.bad &+ udp.bad }
 }

@@ -29,10 +29,9 @@ public enum TerminalSummary {
         if s.flowsEvicted > 0 { out += " (\(count(s.flowsEvicted)) evicted at the flow limit)" }
         if let drops = s.interfaceDrops { out += "; interface drops \(count(drops))" }
         out += "\n"
-        let badChecksums = s.checksumBad.reduce(0, +)
-        if badChecksums > 0 || s.checksumDisabledAfter != nil {
-            out += "  bad checksums (packets ignored, as their receiver drops them): IPv4 \(count(s.checksumBad[0])), "
-                + "TCP \(count(s.checksumBad[1])), UDP \(count(s.checksumBad[2]))\n"
+        if s.checksums.bad > 0 || s.checksumDisabledAfter != nil {
+            out += "  bad checksums (packets ignored, as their receiver drops them): IPv4 \(count(s.checksums.ipv4.bad)), "
+                + "TCP \(count(s.checksums.tcp.bad)), UDP \(count(s.checksums.udp.bad))\n"
             if let n = s.checksumDisabledAfter {
                 out += "    over a tenth were bad: validation stopped after packet \(count(n))\n"
             } else {
