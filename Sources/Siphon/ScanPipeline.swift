@@ -35,6 +35,9 @@ public struct ScanOptions: Sendable {
     /// Whether the per-device verdicts are built at the end even when no events are written (the terminal summary
     /// and the HTML report need them; `verdict` events always do).
     public var verdicts = true
+    /// Whether a second thread reads the capture ahead of the pipeline (a block of packets at a time; only when
+    /// more than one processor is online). Events are the same either way.
+    public var readAhead = false
     public init() {}
 }
 
@@ -398,7 +401,7 @@ public enum CaptureScanner {
     public static func scan(path: String, options: ScanOptions = ScanOptions(), output: EventOutput?) -> Result {
         let reader: CaptureReader
         do {
-            reader = try CaptureReader(path: path, filter: options.filter)
+            reader = try CaptureReader(path: path, filter: options.filter, readAhead: options.readAhead)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
         }

@@ -22,22 +22,80 @@ public final class CaptureReader {
 
     /// The capture's name as given (`-` for standard input).
     public let name: String
-    public let format: Format
+    public var format: Format { sequential.format }
     /// Packets the BPF filter rejected so far.
-    public private(set) var filteredOut = 0
-    /// Packets read from the file so far, filtered or not.
-    public private(set) var recordsRead = 0
+    public var filteredOut: Int { readAhead?.filteredOut ?? sequential.filteredOut }
+    /// Packets read from the file so far, filtered or not (with read-ahead: as of the block being handed out).
+    public var recordsRead: Int { readAhead?.recordsRead ?? sequential.recordsRead }
+
+    private let sequential: SequentialSource
+    /// Set when a second thread reads ahead (`readAhead: true` and more than one processor online).
+    private let readAhead: ReadAhead?
+    /// Whether packets come from a reader thread.
+    public var readsAhead: Bool { readAhead != nil }
+
+    /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression. With
+    /// `readAhead`, a second thread reads and filters the capture a block of packets ahead of `next()` (only when
+    /// more than one processor is online: on one, it would only add a copy).
+    public convenience init(path: String, filter expression: String? = nil, readAhead: Bool = false) throws(CaptureError) {
+        try self.init(path: path, filter: expression, readAhead: readAhead ? ReadAheadOptions() : nil)
+    }
+
+    public init(path: String, filter expression: String?, readAhead configuration: ReadAheadOptions?) throws(CaptureError) {
+        name = path
+        sequential = try SequentialSource(path: path, filter: expression)
+        if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor {
+            let r = ReadAhead(source: sequential, configuration: configuration)
+            readAhead = r.start() ? r : nil
+        } else {
+            readAhead = nil
+        }
+    }
+
+    deinit { readAhead?.stop() }
+
+    static var processorsOnline: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    /// The next packet, or `nil` at the end of the capture. Throws `CaptureError` with `.damaged(offset:)` when
+    /// a record cannot be read; everything returned before that stays valid data.
+    @inlinable
+    public func next() throws(CaptureError) -> CapturedPacket? {
+        if hasReadAhead { return try readAheadNext() }
+        return try sequentialNext()
+    }
+
+    @usableFromInline var hasReadAhead: Bool { readAhead != nil }
+
+    @usableFromInline
+    func readAheadNext() throws(CaptureError) -> CapturedPacket? { try readAhead?.next() }
+
+    @usableFromInline
+    func sequentialNext() throws(CaptureError) -> CapturedPacket? { try sequential.next() }
+
+    /// Byte offset just past the last record read (the start of the next one).
+    public var offset: Int64 { readAhead?.offset ?? sequential.offset }
+
+    /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
+    public var interfaceDrops: UInt64? { readAhead != nil ? readAhead?.interfaceDrops : sequential.interfaceDrops }
+
+    /// Checks a classic pcap file header as libpcap 1.11 does.
+    static func checkPcapHeader(_ h: [UInt8]) -> String? { SequentialSource.checkPcapHeader(h) }
+}
+
+/// The capture read in the calling thread: libpcap or the pcapng reader, then the BPF filter.
+final class SequentialSource {
+    let format: CaptureReader.Format
+    private(set) var filteredOut = 0
+    private(set) var recordsRead = 0
 
     // Exactly one of the two is set. (Two optionals rather than an enum with class payloads: extracting an enum
     // payload retained and released it on every packet.)
     private let libpcap: LibpcapFileSource?
     private let pcapng: PcapngSource?
     private let filter: PacketFilter?
-    @usableFromInline let hasFilter: Bool
+    private let hasFilter: Bool
 
-    /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression.
-    public init(path: String, filter expression: String? = nil) throws(CaptureError) {
-        name = path
+    init(path: String, filter expression: String?) throws(CaptureError) {
         let isStdin = path == "-"
         guard let file = isStdin ? siphon_stdin() : fopen(path, "rb") else {
             throw CaptureError(.cannotOpen, capture: path, message: String(cString: strerror(errno)))
@@ -118,10 +176,8 @@ public final class CaptureReader {
         return nil
     }
 
-    /// The next packet, or `nil` at the end of the capture. Throws `CaptureError` with `.damaged(offset:)` when
-    /// a record cannot be read; everything returned before that stays valid data.
-    @inlinable
-    public func next() throws(CaptureError) -> CapturedPacket? {
+    @inline(__always)
+    func next() throws(CaptureError) -> CapturedPacket? {
         while true {
             guard let packet = try nextRecord() else { return nil }
             if !hasFilter { return packet }
@@ -129,8 +185,8 @@ public final class CaptureReader {
         }
     }
 
-    @usableFromInline
-    func nextRecord() throws(CaptureError) -> CapturedPacket? {
+    @inline(__always)
+    private func nextRecord() throws(CaptureError) -> CapturedPacket? {
         let packet: CapturedPacket?
         // Optional chaining on the stored references (no `if let` copy): no retain/release per packet.
         if libpcap != nil { packet = try libpcap?.next() } else { packet = try pcapng?.next() }
@@ -138,8 +194,7 @@ public final class CaptureReader {
         return packet
     }
 
-    @usableFromInline
-    func accepts(_ packet: CapturedPacket) throws(CaptureError) -> Bool {
+    private func accepts(_ packet: CapturedPacket) throws(CaptureError) -> Bool {
         guard let filter else { return true }
         if try filter.matches(packet) { return true }
         filteredOut += 1
@@ -147,10 +202,10 @@ public final class CaptureReader {
     }
 
     /// Byte offset just past the last record read (the start of the next one).
-    public var offset: Int64 { libpcap?.offset ?? pcapng?.offset ?? 0 }
+    var offset: Int64 { libpcap?.offset ?? pcapng?.offset ?? 0 }
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
-    public var interfaceDrops: UInt64? { pcapng?.reportedDrops }
+    var interfaceDrops: UInt64? { pcapng?.reportedDrops }
 }
 
 /// A pcap file read by libpcap.

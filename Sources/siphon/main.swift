@@ -101,6 +101,9 @@ struct Scan: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
+    @Flag(inversion: .prefixedNo, help: "Read the capture on a second thread, a block of packets ahead of the analysis (when more than one processor is online; the events are the same).")
+    var readAhead = true
+
     func validate() throws {
         for (name, value) in [
             ("--tcp-timeout", tcpTimeout), ("--tcp-unestablished-timeout", tcpUnestablishedTimeout),
@@ -125,6 +128,7 @@ struct Scan: ParsableCommand {
         options.flows.maximumFlows = maxFlows
         options.reassembly.policy = overlapPolicy
         options.checksums = checksums
+        options.readAhead = readAhead
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
         options.streams.hashes = streamHashes

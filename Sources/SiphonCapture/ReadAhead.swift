@@ -1,0 +1,263 @@
+internal import SiphonCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a `CaptureReader` reads ahead: blocks of `blockSize` bytes, `blocks` of them in all (filled, being filled
+/// or being read), so at most `blocks × blockSize` bytes of packets wait between the two threads.
+public struct ReadAheadOptions: Sendable {
+    public var blockSize = 1 << 20
+    public var blocks = 4
+    /// Read ahead even with one processor online (tests of the hand-over; on one processor it only adds a copy).
+    public var evenOnOneProcessor = false
+    public init(blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false) {
+        self.blockSize = blockSize
+        self.blocks = blocks
+        self.evenOnOneProcessor = evenOnOneProcessor
+    }
+}
+
+/// Reads a capture on a second thread, a block of packets at a time, so that the file's reads and libpcap's copies
+/// run beside the pipeline instead of before each packet. Suricata reads capture files the same way by default (its
+/// `autofp` run mode has a receive thread in front of the workers).
+///
+/// The reader thread runs the whole `CaptureReader.next()` loop (libpcap or the pcapng reader, then the BPF filter)
+/// and copies each accepted packet into the block being filled: one copy of every packet, on the reader's core.
+/// Blocks go round between two lists, `full` (in capture order) and `free`, so memory is bounded by
+/// `blocks × blockSize` (a packet larger than a block gets a block of its size). The consumer hands a block back
+/// when it asks for the packet after the block's last one, which keeps `CapturedPacket`'s promise (bytes valid
+/// until the next call).
+///
+/// An error stops the reader after the packets before it: they come out first, then the error, with the offsets
+/// and counters the sequential reader would have given at that point. One lock and one condition variable, taken
+/// once per block (thousands of packets), not per packet.
+final class ReadAhead: @unchecked Sendable {
+    // @unchecked: every mutable property below is touched under `mutex`, except `current`/`index` (consumer only)
+    // and `source` (reader thread only, until it exits; deinit joins it before anything is freed).
+
+    struct Record {
+        var start: Int
+        var count: Int
+        var originalLength: Int
+        var timestamp: Timestamp
+        var linkType: LinkType
+        var interfaceID: Int
+        /// `CaptureReader.offset` after this record.
+        var offset: Int64
+    }
+
+    final class Block {
+        var storage: UnsafeMutableRawPointer
+        var capacity: Int
+        var used = 0
+        var records: [Record] = []
+        /// The reader's counters once this block was filled.
+        var recordsRead = 0
+        var filteredOut = 0
+        var offset: Int64 = 0
+        /// Set on the last block: the capture ended, or could not be read further.
+        var end = false
+        var error: CaptureError?
+        var interfaceDrops: UInt64?
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            storage = .allocate(byteCount: capacity, alignment: 16)
+            records.reserveCapacity(capacity / 64)
+        }
+        deinit { storage.deallocate() }
+
+        func reset() {
+            used = 0
+            records.removeAll(keepingCapacity: true)
+        }
+
+        /// Makes room for `count` more bytes, growing the storage when the block is empty and still too small.
+        func fits(_ count: Int) -> Bool {
+            if used + count <= capacity { return true }
+            guard used == 0 else { return false }
+            storage.deallocate()
+            capacity = count
+            storage = .allocate(byteCount: count, alignment: 16)
+            return true
+        }
+    }
+
+    private let source: SequentialSource
+    private let configuration: ReadAheadOptions
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var full: [Block] = []
+    private var fullHead = 0
+    private var free: [Block] = []
+    private var stopping = false
+    private var thread: pthread_t?
+
+    // Consumer side.
+    private var current: Block?
+    private var index = 0
+
+    init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
+        self.source = source
+        self.configuration = configuration
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        pthread_cond_init(condition, nil)
+        free = (0..<max(2, configuration.blocks)).map { _ in Block(capacity: max(4096, configuration.blockSize)) }
+    }
+
+    /// Starts the reader thread; false when the system refused one (the caller then reads sequentially).
+    func start() -> Bool {
+        var t = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&t, nil, { raw in
+            #if canImport(Glibc)
+            let me = Unmanaged<ReadAhead>.fromOpaque(raw!).takeRetainedValue()
+            #else
+            let me = Unmanaged<ReadAhead>.fromOpaque(raw).takeRetainedValue()
+            #endif
+            me.run()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<ReadAhead>.fromOpaque(context).release()
+            return false
+        }
+        thread = t
+        return true
+    }
+
+    /// Stops the reader (if still running) and waits for it. Must be called before the reader goes away.
+    func stop() {
+        guard let t = thread else { return }
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+        pthread_join(t, nil)
+        thread = nil
+    }
+
+    deinit {
+        stop()
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    // MARK: reader thread
+
+    private func takeFree() -> Block? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while free.isEmpty && !stopping { pthread_cond_wait(condition, mutex) }
+        if stopping { return nil }
+        return free.removeLast()
+    }
+
+    private func publish(_ b: Block) {
+        b.recordsRead = source.recordsRead
+        b.filteredOut = source.filteredOut
+        b.offset = source.offset
+        pthread_mutex_lock(mutex)
+        full.append(b)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func run() {
+        guard var block = takeFree() else { return }
+        while true {
+            let packet: CapturedPacket?
+            do {
+                packet = try source.next()
+            } catch {
+                block.error = error
+                block.end = true
+                publish(block)
+                return
+            }
+            guard let packet else {
+                block.end = true
+                block.interfaceDrops = source.interfaceDrops
+                publish(block)
+                return
+            }
+            let n = packet.bytes.count
+            if !block.fits(n) {
+                publish(block)
+                guard let next = takeFree() else { return }
+                block = next
+                block.reset()
+                _ = block.fits(n)
+            }
+            if n > 0 { (block.storage + block.used).copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
+            block.records.append(Record(
+                start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
+                linkType: packet.linkType, interfaceID: packet.interfaceID, offset: source.offset))
+            block.used += (n + 15) & ~15
+        }
+    }
+
+    // MARK: consumer
+
+    /// The reader's counters as of the last packet handed out.
+    private(set) var recordsRead = 0
+    private(set) var filteredOut = 0
+    private(set) var offset: Int64 = 24
+    private(set) var interfaceDrops: UInt64?
+
+    @inline(__always)
+    func next() throws(CaptureError) -> CapturedPacket? {
+        if let b = current, index < b.records.count {
+            let r = b.records[index]
+            index += 1
+            offset = r.offset
+            return CapturedPacket(
+                bytes: UnsafeRawBufferPointer(start: b.storage + r.start, count: r.count), timestamp: r.timestamp,
+                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID)
+        }
+        return try nextBlock()
+    }
+
+    private func nextBlock() throws(CaptureError) -> CapturedPacket? {
+        if let b = current {
+            if b.end {
+                offset = b.offset
+                if let error = b.error { throw error }
+                return nil
+            }
+            // Every packet of it was handed out: back to the reader.
+            pthread_mutex_lock(mutex)
+            b.reset()
+            free.append(b)
+            current = nil
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        pthread_mutex_lock(mutex)
+        while fullHead == full.count { pthread_cond_wait(condition, mutex) }
+        let b = full[fullHead]
+        fullHead += 1
+        if fullHead == full.count {
+            full.removeAll(keepingCapacity: true)
+            fullHead = 0
+        }
+        pthread_mutex_unlock(mutex)
+        current = b
+        index = 0
+        recordsRead = b.recordsRead
+        filteredOut = b.filteredOut
+        if b.end { interfaceDrops = b.interfaceDrops }
+        if b.records.isEmpty {
+            offset = b.offset
+            return try nextBlock()
+        }
+        return try next()
+    }
+}

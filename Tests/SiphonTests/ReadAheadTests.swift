@@ -1,0 +1,121 @@
+import Foundation
+import Siphon
+import Testing
+
+/// The reader thread hands over the same packets, offsets, counters and errors as reading in the calling thread.
+@Suite struct ReadAheadTests {
+    struct Seen: Equatable {
+        var bytes: [UInt8]
+        var seconds: Int64, nanoseconds: Int64
+        var originalLength: Int
+        var linkType: UInt32
+        var interfaceID: Int
+        var offset: Int64
+    }
+
+    struct Read: Equatable, CustomStringConvertible {
+        var packets: [Seen] = []
+        var error: CaptureError?
+        var offset: Int64 = 0
+        var recordsRead = 0
+        var filteredOut = 0
+        var interfaceDrops: UInt64?
+        var description: String {
+            "\(packets.count) packets, \(packets.map(\.bytes.count).reduce(0, +)) bytes, error \(error.map(String.init(describing:)) ?? "none"), "
+                + "offset \(offset), records \(recordsRead), filtered \(filteredOut), drops \(interfaceDrops.map(String.init) ?? "none")"
+        }
+        /// Where two reads part: the first packet that differs, or the summary.
+        func difference(from other: Read) -> String? {
+            if let i = zip(packets, other.packets).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset { return "packet \(i) differs" }
+            return self == other ? nil : "\(self) against \(other)"
+        }
+    }
+
+    static func read(_ path: String, filter: String? = nil, _ options: ReadAheadOptions?) throws -> Read {
+        let reader = try CaptureReader(path: path, filter: filter, readAhead: options)
+        if options != nil { #expect(reader.readsAhead, "a reader thread was started") }
+        var r = Read()
+        do {
+            while let p = try reader.next() {
+                r.packets.append(Seen(
+                    bytes: Array(p.bytes), seconds: p.timestamp.nanoseconds / 1_000_000_000,
+                    nanoseconds: p.timestamp.nanoseconds % 1_000_000_000, originalLength: p.originalLength,
+                    linkType: p.linkType.rawValue, interfaceID: p.interfaceID, offset: reader.offset))
+            }
+        } catch {
+            r.error = error
+        }
+        r.offset = reader.offset
+        r.recordsRead = reader.recordsRead
+        r.filteredOut = reader.filteredOut
+        r.interfaceDrops = reader.interfaceDrops
+        return r
+    }
+
+    /// 4 KiB blocks, two of them: most packets cross a hand-over, and the 16,388-byte loopback frames of
+    /// null-gopacket-loopback.pcap do not fit a block at all.
+    static let tiny = ReadAheadOptions(blockSize: 4096, blocks: 2, evenOnOneProcessor: true)
+    static let standard = ReadAheadOptions(evenOnOneProcessor: true)
+
+    @Test func samePacketsAsTheCallingThread() throws {
+        let files = [
+            "captures/diff", "captures/app", "captures/reassembly", "captures/scenarios", "captures/zeek", "captures/arkime",
+            "captures/checksums", "captures/tcpflow", "captures/sample",
+        ].flatMap {
+            Repo.files(in: $0, extensions: ["pcap", "pcapng"])
+        }
+        #expect(files.count >= 100)
+        var packets = 0, large = 0
+        for file in files {
+            let expected = try Self.read(file, nil)
+            packets += expected.packets.count
+            large += expected.packets.filter { $0.bytes.count > 4096 }.count
+            for options in [Self.tiny, Self.standard] {
+                let got = try Self.read(file, options)
+                let difference = got.difference(from: expected)
+                #expect(difference == nil, "\(file) with \(options.blockSize)-byte blocks")
+            }
+        }
+        #expect(packets > 5000 && large > 0, "\(packets) packets, \(large) over 4 KiB")
+    }
+
+    /// The BPF filter runs in the reader thread; the counters arrive with the packets.
+    @Test func filteredTheSame() throws {
+        let file = Repo.path("captures/diff/eth-zeek-wikipedia.pcap")
+        let expected = try Self.read(file, filter: "tcp port 80", nil)
+        #expect(expected.filteredOut > 0 && !expected.packets.isEmpty)
+        #expect(try Self.read(file, filter: "tcp port 80", Self.tiny).difference(from: expected) == nil)
+    }
+
+    /// A capture cut inside a record: the packets before it, then the same error at the same offset.
+    @Test func damageComesAfterThePacketsBeforeIt() throws {
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap"))))
+        let offsets = CaptureTests.recordOffsets(data)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-cut.pcap").path
+        try Data(data.prefix(offsets[60] + 16 + 3)).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let expected = try Self.read(path, nil)
+        #expect(expected.packets.count == 60 && expected.error?.offset == Int64(offsets[60]))
+        #expect(try Self.read(path, Self.tiny).difference(from: expected) == nil)
+        #expect(try Self.read(path, Self.standard).difference(from: expected) == nil)
+    }
+
+    /// A reader let go before the end stops its thread (the reader thread waits for a free block: it must be woken).
+    @Test func readerLetGoEarlyStopsItsThread() throws {
+        for _ in 0..<20 {
+            let reader = try CaptureReader(path: Repo.path("captures/diff/eth-zeek-wikipedia.pcap"), filter: nil, readAhead: Self.tiny)
+            _ = try reader.next()
+        }
+    }
+
+    /// A whole scan writes the same events with and without the reader thread.
+    @Test(arguments: ["captures/sample/backdoor-phone.pcap", "captures/scenarios/evasion-ttl-insertion.pcap"])
+    func scanEventsAreTheSame(_ relative: String) throws {
+        var options = ScanOptions()
+        let sequential = scanEvents(Repo.path(relative), options: options)
+        options.readAhead = true
+        let ahead = scanEvents(Repo.path(relative), options: options)
+        #expect(sequential.events.count >= 10)
+        #expect(ahead.events.map { NSDictionary(dictionary: $0) } == sequential.events.map { NSDictionary(dictionary: $0) })
+    }
+}
