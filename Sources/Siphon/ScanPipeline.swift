@@ -116,9 +116,11 @@ public final class ScanPipeline {
         var packet = DecodedPacket()
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         count(packet)
+        let precomputed = captured.annotation & Self.prechecked != 0 ? captured.annotation : 0
         if validatingChecksums, packet.network == .ipv4, packet.error == nil {
             // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
-            let status = InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset)
+            let status = precomputed != 0 ? ChecksumStatus(rawValue: UInt8(precomputed & 3))!
+                : InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset)
             tally(status, .ipv4)
             if status == .bad { return }
         }
@@ -141,9 +143,31 @@ public final class ScanPipeline {
             if fragments.conflictCount > writtenFragmentConflicts { writeFragmentConflicts() }
         } else {
             handle(packet, captured.bytes, timestamp: captured.timestamp, wireLength: captured.originalLength, packets: 1,
-                   truncated: captured.isTruncated)
+                   truncated: captured.isTruncated, precomputed: precomputed)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
+    }
+
+    /// Set in an annotation `precheck` made.
+    static let prechecked: UInt32 = 0x100
+
+    /// The checksum verdicts of a captured packet, computed in the read-ahead thread right after the packet was
+    /// copied there (its bytes still in that core's cache), so that the pipeline does not read payloads only to sum
+    /// them. Bits 0-1: the IPv4 header's `ChecksumStatus`; bits 2-3: the TCP/UDP checksum's, under the conditions
+    /// `process` and `handle` apply (decoded, not a fragment, not cut by the snapshot length); `prechecked` set.
+    /// A pure function of the packet's bytes: the same verdicts `process` would compute.
+    @Sendable public static func precheck(_ captured: CapturedPacket) -> UInt32 {
+        var packet = DecodedPacket()
+        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        guard packet.error == nil else { return 0 }
+        var out = prechecked
+        if packet.network == .ipv4 {
+            out |= UInt32(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
+        }
+        if !packet.isFragment, !captured.isTruncated, packet.transport == .tcp || packet.transport == .udp {
+            out |= UInt32(InternetChecksum.transport(captured.bytes, packet).rawValue) << 2
+        }
+        return out
     }
 
     @inline(__always)
@@ -190,13 +214,14 @@ public final class ScanPipeline {
     @inline(__always)
     private func handle(
         _ packet: DecodedPacket, _ bytes: UnsafeRawBufferPointer, timestamp: Timestamp, wireLength: Int, packets: Int,
-        truncated: Bool = false
+        truncated: Bool = false, precomputed: UInt32 = 0
     ) {
         var checksum = ChecksumStatus.unchecked
         // A frame cut by the snapshot length is not judged (lengths taken from the capture, as with segmentation
         // offload's zero IP length, would sum a part of the segment).
         if validatingChecksums, !truncated, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
-            checksum = InternetChecksum.transport(bytes, packet)
+            checksum = precomputed != 0 ? ChecksumStatus(rawValue: UInt8(precomputed >> 2 & 3))!
+                : InternetChecksum.transport(bytes, packet)
             tally(checksum, packet.transport == .tcp ? .tcp : .udp)
         }
         guard let (slot, fromInitiator) = flows.process(
@@ -401,7 +426,10 @@ public enum CaptureScanner {
     public static func scan(path: String, options: ScanOptions = ScanOptions(), output: EventOutput?) -> Result {
         let reader: CaptureReader
         do {
-            reader = try CaptureReader(path: path, filter: options.filter, readAhead: options.readAhead)
+            // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
+            let readAhead = options.readAhead
+                ? ReadAheadOptions(inspect: options.checksums == .off ? nil : ScanPipeline.precheck) : nil
+            reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
         }

@@ -14,14 +14,21 @@ public struct CapturedPacket {
     public var originalLength: Int
     /// The pcapng interface the packet came from (0 for pcap files).
     public var interfaceID: Int
+    /// What `ReadAheadOptions.inspect` computed for this packet on the reader thread (0 without read-ahead or
+    /// without an inspect function).
+    public var annotation: UInt32
 
     @inlinable
-    public init(bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0) {
+    public init(
+        bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0,
+        annotation: UInt32 = 0
+    ) {
         self.bytes = bytes
         self.timestamp = timestamp
         self.linkType = linkType
         self.originalLength = originalLength
         self.interfaceID = interfaceID
+        self.annotation = annotation
     }
 
     /// True when the capture kept fewer bytes than the packet had on the wire (snapshot length).

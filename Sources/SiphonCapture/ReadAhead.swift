@@ -13,10 +13,18 @@ public struct ReadAheadOptions: Sendable {
     public var blocks = 4
     /// Read ahead even with one processor online (tests of the hand-over; on one processor it only adds a copy).
     public var evenOnOneProcessor = false
-    public init(blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false) {
+    /// Work done on each packet in the reader thread, right after its copy (while its bytes are in that core's
+    /// cache); the result comes with the packet as `CapturedPacket.annotation`. It must not touch state the
+    /// consumer uses: it runs concurrently with it.
+    public var inspect: (@Sendable (CapturedPacket) -> UInt32)?
+    public init(
+        blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false,
+        inspect: (@Sendable (CapturedPacket) -> UInt32)? = nil
+    ) {
         self.blockSize = blockSize
         self.blocks = blocks
         self.evenOnOneProcessor = evenOnOneProcessor
+        self.inspect = inspect
     }
 }
 
@@ -45,6 +53,7 @@ final class ReadAhead: @unchecked Sendable {
         var timestamp: Timestamp
         var linkType: LinkType
         var interfaceID: Int
+        var annotation: UInt32
         /// `CaptureReader.offset` after this record.
         var offset: Int64
     }
@@ -171,6 +180,7 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     private func run() {
+        let inspect = configuration.inspect
         guard var block = takeFree() else { return }
         while true {
             let packet: CapturedPacket?
@@ -196,10 +206,17 @@ final class ReadAhead: @unchecked Sendable {
                 block.reset()
                 _ = block.fits(n)
             }
-            if n > 0 { (block.storage + block.used).copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
+            let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
+            if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
+            var annotation: UInt32 = 0
+            if let inspect {
+                var copied = packet
+                copied.bytes = UnsafeRawBufferPointer(copy)
+                annotation = inspect(copied)
+            }
             block.records.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
-                linkType: packet.linkType, interfaceID: packet.interfaceID, offset: source.offset))
+                linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, offset: source.offset))
             block.used += (n + 15) & ~15
         }
     }
@@ -220,7 +237,7 @@ final class ReadAhead: @unchecked Sendable {
             offset = r.offset
             return CapturedPacket(
                 bytes: UnsafeRawBufferPointer(start: b.storage + r.start, count: r.count), timestamp: r.timestamp,
-                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID)
+                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID, annotation: r.annotation)
         }
         return try nextBlock()
     }
