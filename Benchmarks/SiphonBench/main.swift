@@ -160,15 +160,27 @@ var scanOptions = ScanOptions()
 func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 if environment("SIPHON_BENCH_GEO") == "1" { scanOptions.geo = try GeoDatabase() }
 if environment("SIPHON_BENCH_DETECT") == "0" { scanOptions.detection = nil }
+// SIPHON_BENCH_READAHEAD=1: the reader thread the CLI uses; the pipeline thread's CPU time is then the critical path.
+if environment("SIPHON_BENCH_READAHEAD") == "1" { scanOptions.readAhead = true }
+if environment("SIPHON_BENCH_CHECKSUMS") == "off" { scanOptions.checksums = .off }
+/// CPU seconds (user + system) of the calling thread, or of the whole process.
+func cpuSeconds(thread: Bool) -> Double {
+    var ts = timespec()
+    clock_gettime(thread ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
 for run in 1...repeats {
     let start = now()
+    let cpu0 = cpuSeconds(thread: true), all0 = cpuSeconds(thread: false)
     let result = CaptureScanner.scan(path: path, options: scanOptions, output: nil)
     let elapsed = now() - start
+    let pipelineCPU = cpuSeconds(thread: true) - cpu0, processCPU = cpuSeconds(thread: false) - all0
     if let error = result.error { writeStandardError("error: \(error)"); exit(1) }
     let s = result.statistics
     print(
         "run=\(run) seconds=\(Double(Int(elapsed * 1000)) / 1000) packets=\(s.packets) bytes=\(s.capturedBytes) "
             + "pps=\(Int(Double(s.packets) / elapsed)) MBps=\(Int(Double(s.capturedBytes) / elapsed / 1e6)) "
             + "flows=\(s.flows) decoded=\(s.decoded) undecodable=\(s.undecodableTotal) peak_rss_kib=\(rssKiB()) "
-            + "flow_stride=\(MemoryLayout<Flow>.stride)") 
+            + "flow_stride=\(MemoryLayout<Flow>.stride) pipeline_thread_cpu=\(Double(Int(pipelineCPU * 1000)) / 1000) "
+            + "process_cpu=\(Double(Int(processCPU * 1000)) / 1000)")
 }
