@@ -1,4 +1,5 @@
 internal import SiphonCore
+internal import CSiphonSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -235,6 +236,16 @@ final class ReadAhead: @unchecked Sendable {
             let r = b.records[index]
             index += 1
             offset = r.offset
+            if index < b.records.count {
+                // The next packet's lines that decoding and the reassembler's samples touch (its start, and where
+                // a segment's middle and last bytes are): they were written by the reader thread's core.
+                let n = b.records[index]
+                let p = b.storage + n.start
+                siphon_prefetch(p)
+                siphon_prefetch(p + 64)
+                siphon_prefetch(p + n.count / 2)
+                siphon_prefetch(p + max(0, n.count - 1))
+            }
             return CapturedPacket(
                 bytes: UnsafeRawBufferPointer(start: b.storage + r.start, count: r.count), timestamp: r.timestamp,
                 linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID, annotation: r.annotation)
