@@ -35,7 +35,7 @@ let package = Package(
         // Flows: the flow table, TCP state, Community ID.
         .target(
             name: "SiphonFlows",
-            dependencies: ["SiphonDecode", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SiphonDecode", "CSiphonSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hot),
         // Application: incremental parsers fed with reassembled bytes (DNS, TLS, HTTP...), the name map.
         .target(

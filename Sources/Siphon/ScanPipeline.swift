@@ -69,6 +69,8 @@ public final class ScanPipeline {
     /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged checksums: an IPv4
     /// TCP packet counts twice, header and segment).
     private var validatingChecksums: Bool
+    /// Whether annotations carry checksum verdicts (not with `--checksums off`, whose annotations carry the hash only).
+    private let checksumsPrechecked: Bool
     private var checksumsJudged: UInt64 = 0
 
     private func switchLinkType(_ linkType: LinkType) {
@@ -84,6 +86,7 @@ public final class ScanPipeline {
         intel = options.intel
         wantVerdicts = options.verdicts
         validatingChecksums = options.checksums != .off
+        checksumsPrechecked = options.checksums != .off
         statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
         var flowConfiguration = options.flows
@@ -100,8 +103,13 @@ public final class ScanPipeline {
         }
     }
 
-    /// Processes one captured packet.
-    public func process(_ captured: CapturedPacket) {
+    /// Processes one captured packet. `next`: the annotation `precheck` made for the packet after this one, when
+    /// the reader already has it (its flow's record is prefetched while this packet is handled).
+    public func process(_ captured: CapturedPacket, next: UInt64 = 0) {
+        if next & UInt64(Self.prechecked) != 0 {
+            let slot = flows.prefetch(hashTag: next >> 32)
+            if slot >= 0 { reassembler.prefetch(slot: slot) }
+        }
         statistics.packets &+= 1
         statistics.wireBytes &+= UInt64(captured.originalLength)
         statistics.capturedBytes &+= UInt64(captured.bytes.count)
@@ -116,7 +124,8 @@ public final class ScanPipeline {
         var packet = DecodedPacket()
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         count(packet)
-        let precomputed = captured.annotation & Self.prechecked != 0 ? captured.annotation : 0
+        let precomputed = captured.annotation & UInt64(Self.prechecked) != 0 && checksumsPrechecked
+            ? UInt32(truncatingIfNeeded: captured.annotation) : 0
         if validatingChecksums, packet.network == .ipv4, packet.error == nil {
             // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
             let status = precomputed != 0 ? ChecksumStatus(rawValue: UInt8(precomputed & 3))!
@@ -156,17 +165,29 @@ public final class ScanPipeline {
     /// them. Bits 0-1: the IPv4 header's `ChecksumStatus`; bits 2-3: the TCP/UDP checksum's, under the conditions
     /// `process` and `handle` apply (decoded, not a fragment, not cut by the snapshot length); `prechecked` set.
     /// A pure function of the packet's bytes: the same verdicts `process` would compute.
-    @Sendable public static func precheck(_ captured: CapturedPacket) -> UInt32 {
+    @Sendable public static func precheck(_ captured: CapturedPacket) -> UInt64 {
+        precheck(captured, checksums: true)
+    }
+
+    /// `precheck` without the checksums (`--checksums off`): the flow hash only.
+    @Sendable public static func precheckHashOnly(_ captured: CapturedPacket) -> UInt64 {
+        precheck(captured, checksums: false)
+    }
+
+    @inline(__always)
+    static func precheck(_ captured: CapturedPacket, checksums: Bool) -> UInt64 {
         var packet = DecodedPacket()
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         guard packet.error == nil else { return 0 }
-        var out = prechecked
-        if packet.network == .ipv4 {
-            out |= UInt32(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
+        var out = UInt64(prechecked)
+        if checksums, packet.network == .ipv4 {
+            out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
         }
-        if !packet.isFragment, !captured.isTruncated, packet.transport == .tcp || packet.transport == .udp {
-            out |= UInt32(InternetChecksum.transport(captured.bytes, packet).rawValue) << 2
+        if checksums, !packet.isFragment, !captured.isTruncated, packet.transport == .tcp || packet.transport == .udp {
+            out |= UInt64(InternetChecksum.transport(captured.bytes, packet).rawValue) << 2
         }
+        // Bits 32-63: the flow's hash as the flow table's index keeps it (a prefetch hint for the pipeline).
+        if let (key, _) = FlowKey.of(packet) { out |= (key.fastHash >> 32) << 32 }
         return out
     }
 
@@ -428,7 +449,7 @@ public enum CaptureScanner {
         do {
             // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
             let readAhead = options.readAhead
-                ? ReadAheadOptions(inspect: options.checksums == .off ? nil : ScanPipeline.precheck) : nil
+                ? ReadAheadOptions(inspect: options.checksums == .off ? ScanPipeline.precheckHashOnly : ScanPipeline.precheck) : nil
             reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
@@ -436,7 +457,7 @@ public enum CaptureScanner {
         let pipeline = ScanPipeline(capture: path, options: options, output: output)
         var failure: CaptureError?
         do {
-            while let packet = try reader.next() { pipeline.process(packet) }
+            while let packet = try reader.next() { pipeline.process(packet, next: reader.nextAnnotation) }
         } catch {
             failure = error
             pipeline.record(error: error)

@@ -99,9 +99,10 @@ public final class StreamRecorder: StreamConsumer {
         if !hits.isEmpty {
             identifierHits.append(IdentifierHit(slot: slot, flowID: flowID, matches: hits, location: udp ? "udp-payload" : "tcp-payload", timestamp: now))
         }
-        carry[i] = udp ? [] : Array(scratch.suffix(Self.carryBytes))
         scanned[i] += take
-        if scanned[i] >= limit { carry[i] = [] }
+        // Kept in place (the per-slot array's storage is reused, not replaced per chunk).
+        carry[i].removeAll(keepingCapacity: true)
+        if !udp && scanned[i] < limit { carry[i].append(contentsOf: scratch.suffix(Self.carryBytes)) }
     }
 
     deinit { for fd in files where fd >= 0 { close(fd) } }
@@ -120,7 +121,8 @@ public final class StreamRecorder: StreamConsumer {
             let (client, server) = flows.ports(at: slot)
             app.streamData(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: now)
         }
-        if direction == 0, let scanner = identifiers { scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: false) }
+        // Tested, not bound: `if let` retains and releases the scanner on every call.
+        if direction == 0, identifiers != nil { scanPayload(bytes, slot: slot, flowID: flowID, scanner: identifiers.unsafelyUnwrapped, udp: false) }
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)
@@ -144,9 +146,9 @@ public final class StreamRecorder: StreamConsumer {
         let (client, server) = flows.ports(at: slot)
         let flowID = flows.flowID(at: slot)
         app.datagram(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
-        if direction == 0, let scanner = identifiers {
+        if direction == 0, identifiers != nil {
             now = timestamp
-            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: true)
+            scanPayload(bytes, slot: slot, flowID: flowID, scanner: identifiers.unsafelyUnwrapped, udp: true)
         }
     }
 

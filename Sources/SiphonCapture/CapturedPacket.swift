@@ -16,12 +16,12 @@ public struct CapturedPacket {
     public var interfaceID: Int
     /// What `ReadAheadOptions.inspect` computed for this packet on the reader thread (0 without read-ahead or
     /// without an inspect function).
-    public var annotation: UInt32
+    public var annotation: UInt64
 
     @inlinable
     public init(
         bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0,
-        annotation: UInt32 = 0
+        annotation: UInt64 = 0
     ) {
         self.bytes = bytes
         self.timestamp = timestamp

@@ -17,10 +17,10 @@ public struct ReadAheadOptions: Sendable {
     /// Work done on each packet in the reader thread, right after its copy (while its bytes are in that core's
     /// cache); the result comes with the packet as `CapturedPacket.annotation`. It must not touch state the
     /// consumer uses: it runs concurrently with it.
-    public var inspect: (@Sendable (CapturedPacket) -> UInt32)?
+    public var inspect: (@Sendable (CapturedPacket) -> UInt64)?
     public init(
         blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false,
-        inspect: (@Sendable (CapturedPacket) -> UInt32)? = nil
+        inspect: (@Sendable (CapturedPacket) -> UInt64)? = nil
     ) {
         self.blockSize = blockSize
         self.blocks = blocks
@@ -54,7 +54,7 @@ final class ReadAhead: @unchecked Sendable {
         var timestamp: Timestamp
         var linkType: LinkType
         var interfaceID: Int
-        var annotation: UInt32
+        var annotation: UInt64
         /// `CaptureReader.offset` after this record.
         var offset: Int64
     }
@@ -209,7 +209,7 @@ final class ReadAhead: @unchecked Sendable {
             }
             let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
             if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
-            var annotation: UInt32 = 0
+            var annotation: UInt64 = 0
             if let inspect {
                 var copied = packet
                 copied.bytes = UnsafeRawBufferPointer(copy)
@@ -229,6 +229,13 @@ final class ReadAhead: @unchecked Sendable {
     private(set) var filteredOut = 0
     private(set) var offset: Int64 = 24
     private(set) var interfaceDrops: UInt64?
+
+    /// The annotation of the packet `next()` will return, when it is already in the block being read (0 if not).
+    @inline(__always)
+    var nextAnnotation: UInt64 {
+        guard let b = current, index < b.records.count else { return 0 }
+        return b.records[index].annotation
+    }
 
     @inline(__always)
     func next() throws(CaptureError) -> CapturedPacket? {

@@ -254,7 +254,8 @@ public final class DetectionEngine {
         if t.destination == nil { t.destination = e.destination }
         let foreign = e.destination?.scope == .foreign
 
-        let on = configuration.on
+        // A local function, not `configuration.on` as a value: that closure would copy the whole configuration.
+        func on(_ c: AlertCategory) -> Bool { !configuration.disabled.contains(c) }
         if foreign, on(.foreignEndpoint), t.mark(RaisedBit.foreignEndpoint) {
             raise(.foreignEndpoint, .info, "\(device) exchanged traffic with \(describe(endpoint, t))", e, pair, [
                 ("first_contact", .time(t.first)),

@@ -1,5 +1,6 @@
 public import SiphonCore
 public import SiphonDecode
+internal import CSiphonSupport
 
 /// Idle timeouts and limits of a flow table, all in capture time.
 public struct FlowTableConfiguration: Sendable {
@@ -470,6 +471,31 @@ public final class FlowTable {
         }
         slotHighWater += 1
         return Int32(slotHighWater - 1)
+    }
+
+    /// Starts loading the record of the flow whose key hashes to `hash` (its upper half, as the index keeps it),
+    /// if one is live: the pipeline calls it for the packet after the one it is handling, so that the record
+    /// (4 cache lines) arrives while this packet is worked on. A hint only: no key is compared, nothing changes.
+    /// Returns the slot prefetched, or -1.
+    @inline(__always) @discardableResult
+    public func prefetch(hashTag tag: UInt64) -> Int32 {
+        var i = Int(truncatingIfNeeded: tag) & indexMask
+        while true {
+            let e = index[i]
+            if e == 0 { return -1 }
+            if e >> 32 == tag {
+                let slot = Int(truncatingIfNeeded: (e & 0xFFFF_FFFF) - 1)
+                let record = UnsafeRawPointer(slots + slot)
+                var line = 0
+                while line < MemoryLayout<Flow>.stride {
+                    siphon_prefetch(record + line)
+                    line += 64
+                }
+                siphon_prefetch(UnsafeRawPointer(links + slot))
+                return Int32(truncatingIfNeeded: slot)
+            }
+            i = (i + 1) & indexMask
+        }
     }
 
     @inline(__always)

@@ -1,5 +1,6 @@
 public import SiphonCore
 
+internal import CSiphonSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -189,6 +190,19 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         for i in segments.indices where !free.contains(Int32(i)) { segments[i].data.deallocate() }
         for list in pool { for p in list { p.deallocate() } }
         halves.deallocate()
+    }
+
+    /// Starts loading both directions' state of the flow in `slot` (a hint: see `FlowTable.prefetch(hashTag:)`).
+    @inline(__always)
+    public func prefetch(slot: Int32) {
+        let i = Int(slot) * 2
+        guard i + 1 < halfCapacity else { return }
+        let state = UnsafeRawPointer(halves + i)
+        var line = 0
+        while line < 2 * MemoryLayout<Half>.stride {
+            siphon_prefetch(state + line)
+            line += 64
+        }
     }
 
     @inline(__always)

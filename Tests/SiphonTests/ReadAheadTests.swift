@@ -150,7 +150,7 @@ import Testing
                 let ipv4 = packet.network == .ipv4 ? InternetChecksum.ipv4Header(p.bytes, at: packet.networkOffset) : .unchecked
                 let transport = !packet.isFragment && !p.isTruncated && (packet.transport == .tcp || packet.transport == .udp)
                     ? InternetChecksum.transport(p.bytes, packet) : .unchecked
-                #expect(a & 3 == UInt32(ipv4.rawValue) && a >> 2 & 3 == UInt32(transport.rawValue), "\(file)")
+                #expect(a & 3 == UInt64(ipv4.rawValue) && a >> 2 & 3 == UInt64(transport.rawValue), "\(file)")
                 if transport != .unchecked { judged += 1 }
                 if transport == .bad || ipv4 == .bad { bad += 1 }
             }
