@@ -103,9 +103,12 @@ public final class ScanPipeline {
         }
     }
 
-    /// Processes one captured packet. `next`: the annotation `precheck` made for the packet after this one, when
-    /// the reader already has it (its flow's record is prefetched while this packet is handled).
-    public func process(_ captured: CapturedPacket, next: UInt64 = 0) {
+    /// Processes one captured packet. `next` and `afterNext`: the annotations `precheck` made for the two packets
+    /// after this one, when the reader already has them: the flow index entry of the second and the flow record
+    /// and reassembly state of the first are prefetched while this packet is handled (a two-stage software
+    /// pipeline: the index entry, prefetched a packet earlier, is in cache when the record's slot is read from it).
+    public func process(_ captured: CapturedPacket, next: UInt64 = 0, afterNext: UInt64 = 0) {
+        if afterNext & UInt64(Self.prechecked) != 0 { flows.prefetchIndex(hashTag: afterNext >> 32) }
         if next & UInt64(Self.prechecked) != 0 {
             let slot = flows.prefetch(hashTag: next >> 32)
             if slot >= 0 { reassembler.prefetch(slot: slot) }
@@ -119,10 +122,16 @@ public final class ScanPipeline {
         if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
         currentLinkTypeCount &+= 1
 
-        // A local value: decoded in place, then lent to the flow table and the checksum without copies (a value
-        // reached through a pointer or an inout parameter is copied for each call that borrows it).
-        var packet = DecodedPacket()
-        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        // A local value: decoded in place (or copied once from the reader thread's side record), then lent to the
+        // flow table and the checksum without copies (a value reached through a pointer or an inout parameter is
+        // copied for each call that borrows it).
+        var packet: DecodedPacket
+        if let side = captured.side, captured.annotation & UInt64(Self.prechecked) != 0 {
+            packet = side.load(as: DecodedPacket.self)
+        } else {
+            packet = DecodedPacket()
+            PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+        }
         count(packet)
         let precomputed = captured.annotation & UInt64(Self.prechecked) != 0 && checksumsPrechecked
             ? UInt32(truncatingIfNeeded: captured.annotation) : 0
@@ -165,20 +174,25 @@ public final class ScanPipeline {
     /// them. Bits 0-1: the IPv4 header's `ChecksumStatus`; bits 2-3: the TCP/UDP checksum's, under the conditions
     /// `process` and `handle` apply (decoded, not a fragment, not cut by the snapshot length); `prechecked` set.
     /// A pure function of the packet's bytes: the same verdicts `process` would compute.
-    @Sendable public static func precheck(_ captured: CapturedPacket) -> UInt64 {
-        precheck(captured, checksums: true)
+    /// With a `side` record (`MemoryLayout<DecodedPacket>.size` bytes), the decoded packet is left there for
+    /// `process`, which then does not decode it again (decoding in the capture thread, as Suricata's receive
+    /// threads do). Offsets in it are relative to the packet's bytes, so it stays valid for the block's copy.
+    @Sendable public static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer? = nil) -> UInt64 {
+        precheck(captured, side: side, checksums: true)
     }
 
-    /// `precheck` without the checksums (`--checksums off`): the flow hash only.
-    @Sendable public static func precheckHashOnly(_ captured: CapturedPacket) -> UInt64 {
-        precheck(captured, checksums: false)
+    /// `precheck` without the checksums (`--checksums off`): the decoded packet and the flow hash only.
+    @Sendable public static func precheckHashOnly(_ captured: CapturedPacket, side: UnsafeMutableRawPointer?) -> UInt64 {
+        precheck(captured, side: side, checksums: false)
     }
 
     @inline(__always)
-    static func precheck(_ captured: CapturedPacket, checksums: Bool) -> UInt64 {
+    static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer?, checksums: Bool) -> UInt64 {
         var packet = DecodedPacket()
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         guard packet.error == nil else { return 0 }
+        // A plain value (no references): its bytes can be stored and loaded as they are.
+        side?.storeBytes(of: packet, as: DecodedPacket.self)
         var out = UInt64(prechecked)
         if checksums, packet.network == .ipv4 {
             out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
@@ -448,8 +462,13 @@ public enum CaptureScanner {
         let reader: CaptureReader
         do {
             // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
+            // The side records hold decoded packets as raw bytes: only a type without references may be.
+            precondition(_isPOD(DecodedPacket.self), "DecodedPacket must stay a plain value")
             let readAhead = options.readAhead
-                ? ReadAheadOptions(inspect: options.checksums == .off ? ScanPipeline.precheckHashOnly : ScanPipeline.precheck) : nil
+                ? ReadAheadOptions(
+                    sideBytes: MemoryLayout<DecodedPacket>.size,
+                    inspect: options.checksums == .off ? ScanPipeline.precheckHashOnly : { ScanPipeline.precheck($0, side: $1) })
+                : nil
             reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
@@ -457,7 +476,9 @@ public enum CaptureScanner {
         let pipeline = ScanPipeline(capture: path, options: options, output: output)
         var failure: CaptureError?
         do {
-            while let packet = try reader.next() { pipeline.process(packet, next: reader.nextAnnotation) }
+            while let packet = try reader.next() {
+                pipeline.process(packet, next: reader.annotation(ahead: 1), afterNext: reader.annotation(ahead: 2))
+            }
         } catch {
             failure = error
             pipeline.record(error: error)

@@ -75,12 +75,12 @@ public final class CaptureReader {
     /// Byte offset just past the last record read (the start of the next one).
     public var offset: Int64 { readAhead?.offset ?? sequential.offset }
 
-    /// With read-ahead, the annotation of the packet the next `next()` returns, when already known (0 otherwise):
-    /// a look one packet ahead, for prefetching.
+    /// With read-ahead, the annotation of the packet the next `next()` returns (`ahead` 1) or of the one after it
+    /// (2), when already known (0 otherwise): a look ahead, for prefetching.
     @inlinable
-    public var nextAnnotation: UInt64 { hasReadAhead ? readAheadNextAnnotation : 0 }
+    public func annotation(ahead: Int) -> UInt64 { hasReadAhead ? readAheadAnnotation(ahead) : 0 }
 
-    @usableFromInline var readAheadNextAnnotation: UInt64 { readAhead?.nextAnnotation ?? 0 }
+    @usableFromInline func readAheadAnnotation(_ ahead: Int) -> UInt64 { readAhead?.annotation(ahead: ahead) ?? 0 }
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
     public var interfaceDrops: UInt64? { readAhead != nil ? readAhead?.interfaceDrops : sequential.interfaceDrops }

@@ -17,12 +17,15 @@ public struct CapturedPacket {
     /// What `ReadAheadOptions.inspect` computed for this packet on the reader thread (0 without read-ahead or
     /// without an inspect function).
     public var annotation: UInt64
+    /// The side record `ReadAheadOptions.inspect` filled for this packet (nil without one); valid as `bytes` is.
+    public var side: UnsafeRawPointer?
 
     @inlinable
     public init(
         bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0,
-        annotation: UInt64 = 0
+        annotation: UInt64 = 0, side: UnsafeRawPointer? = nil
     ) {
+        self.side = side
         self.bytes = bytes
         self.timestamp = timestamp
         self.linkType = linkType

@@ -16,15 +16,19 @@ public struct ReadAheadOptions: Sendable {
     public var evenOnOneProcessor = false
     /// Work done on each packet in the reader thread, right after its copy (while its bytes are in that core's
     /// cache); the result comes with the packet as `CapturedPacket.annotation`. It must not touch state the
-    /// consumer uses: it runs concurrently with it.
-    public var inspect: (@Sendable (CapturedPacket) -> UInt64)?
+    /// consumer uses: it runs concurrently with it. Its second argument is the packet's side record
+    /// (`sideBytes` bytes, 16-byte aligned, nil when `sideBytes` is 0), handed on as `CapturedPacket.side`.
+    public var inspect: (@Sendable (CapturedPacket, UnsafeMutableRawPointer?) -> UInt64)?
+    /// Bytes of side record per packet for `inspect` to fill (a decoded form of the packet, say).
+    public var sideBytes = 0
     public init(
-        blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false,
-        inspect: (@Sendable (CapturedPacket) -> UInt64)? = nil
+        blockSize: Int = 1 << 20, blocks: Int = 4, evenOnOneProcessor: Bool = false, sideBytes: Int = 0,
+        inspect: (@Sendable (CapturedPacket, UnsafeMutableRawPointer?) -> UInt64)? = nil
     ) {
         self.blockSize = blockSize
         self.blocks = blocks
         self.evenOnOneProcessor = evenOnOneProcessor
+        self.sideBytes = sideBytes
         self.inspect = inspect
     }
 }
@@ -72,13 +76,37 @@ final class ReadAhead: @unchecked Sendable {
         var end = false
         var error: CaptureError?
         var interfaceDrops: UInt64?
+        /// One side record per packet record (`sideStride` bytes each), grown with the records.
+        let sideStride: Int
+        var side: UnsafeMutableRawPointer?
+        var sideCapacity = 0
 
-        init(capacity: Int) {
+        init(capacity: Int, sideBytes: Int) {
             self.capacity = capacity
             storage = .allocate(byteCount: capacity, alignment: 16)
             records.reserveCapacity(capacity / 64)
+            sideStride = (sideBytes + 15) & ~15
+            if sideStride > 0 {
+                sideCapacity = max(64, capacity / 512)
+                side = .allocate(byteCount: sideCapacity * sideStride, alignment: 16)
+            }
         }
-        deinit { storage.deallocate() }
+        deinit {
+            storage.deallocate()
+            side?.deallocate()
+        }
+
+        /// The side record of record `i` (grown to hold it; only the reader thread calls this with a new `i`).
+        func sideRecord(_ i: Int) -> UnsafeMutableRawPointer? {
+            guard let s = side else { return nil }
+            if i < sideCapacity { return s + i * sideStride }
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: sideCapacity * 2 * sideStride, alignment: 16)
+            bigger.copyMemory(from: s, byteCount: sideCapacity * sideStride)
+            s.deallocate()
+            side = bigger
+            sideCapacity *= 2
+            return bigger + i * sideStride
+        }
 
         func reset() {
             used = 0
@@ -117,7 +145,9 @@ final class ReadAhead: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         condition = .allocate(capacity: 1)
         pthread_cond_init(condition, nil)
-        free = (0..<max(2, configuration.blocks)).map { _ in Block(capacity: max(4096, configuration.blockSize)) }
+        free = (0..<max(2, configuration.blocks)).map { _ in
+            Block(capacity: max(4096, configuration.blockSize), sideBytes: max(0, configuration.sideBytes))
+        }
     }
 
     /// Starts the reader thread; false when the system refused one (the caller then reads sequentially).
@@ -213,7 +243,7 @@ final class ReadAhead: @unchecked Sendable {
             if let inspect {
                 var copied = packet
                 copied.bytes = UnsafeRawBufferPointer(copy)
-                annotation = inspect(copied)
+                annotation = inspect(copied, block.sideRecord(block.records.count))
             }
             block.records.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
@@ -230,32 +260,43 @@ final class ReadAhead: @unchecked Sendable {
     private(set) var offset: Int64 = 24
     private(set) var interfaceDrops: UInt64?
 
-    /// The annotation of the packet `next()` will return, when it is already in the block being read (0 if not).
+    /// The annotation of the packet `next()` will return (`ahead` 1) or of the one after it (2), when it is
+    /// already in the block being read (0 if not).
     @inline(__always)
-    var nextAnnotation: UInt64 {
-        guard let b = current, index < b.records.count else { return 0 }
-        return b.records[index].annotation
+    func annotation(ahead: Int) -> UInt64 {
+        guard let b = current, index + ahead - 1 < b.records.count else { return 0 }
+        return b.records[index + ahead - 1].annotation
     }
 
     @inline(__always)
     func next() throws(CaptureError) -> CapturedPacket? {
         if let b = current, index < b.records.count {
             let r = b.records[index]
+            let side = b.side.map { UnsafeRawPointer($0 + index * b.sideStride) }
             index += 1
             offset = r.offset
             if index < b.records.count {
-                // The next packet's lines that decoding and the reassembler's samples touch (its start, and where
-                // a segment's middle and last bytes are): they were written by the reader thread's core.
+                // The next packet's lines the pipeline touches (its start, where a segment's middle and last bytes
+                // are, and its side record): they were written by the reader thread's core.
                 let n = b.records[index]
                 let p = b.storage + n.start
                 siphon_prefetch(p)
                 siphon_prefetch(p + 64)
                 siphon_prefetch(p + n.count / 2)
                 siphon_prefetch(p + max(0, n.count - 1))
+                if let s = b.side {
+                    var line = 0
+                    let record = s + index * b.sideStride
+                    while line < b.sideStride {
+                        siphon_prefetch(record + line)
+                        line += 64
+                    }
+                }
             }
             return CapturedPacket(
                 bytes: UnsafeRawBufferPointer(start: b.storage + r.start, count: r.count), timestamp: r.timestamp,
-                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID, annotation: r.annotation)
+                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID, annotation: r.annotation,
+                side: side)
         }
         return try nextBlock()
     }

@@ -498,6 +498,13 @@ public final class FlowTable {
         }
     }
 
+    /// Starts loading the index entry where a key hashing to `hash` (upper half) would be: the first step of
+    /// `prefetch(hashTag:)`, taken one packet earlier.
+    @inline(__always)
+    public func prefetchIndex(hashTag tag: UInt64) {
+        siphon_prefetch(UnsafeRawPointer(index + (Int(truncatingIfNeeded: tag) & indexMask)))
+    }
+
     @inline(__always)
     private func find(_ key: FlowKey, hash: UInt64) -> Int32 {
         let tag = hash >> 32

@@ -79,6 +79,36 @@ import Testing
         #expect(packets > 5000 && large > 0, "\(packets) packets, \(large) over 4 KiB")
     }
 
+    /// What `inspect` computes in the reader thread arrives with its packet: the annotation, and the side record
+    /// (here the packet's length and its first and last 8 bytes). 16 KiB blocks of 60-byte frames hold 256 packets,
+    /// so the side records outgrow their first allocation (64) twice.
+    @Test func inspectResultsArriveWithTheirPacket() throws {
+        let options = ReadAheadOptions(blockSize: 16 << 10, blocks: 2, evenOnOneProcessor: true, sideBytes: 24) { p, side in
+            var head: UInt64 = 0, tail: UInt64 = 0
+            withUnsafeMutableBytes(of: &head) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p.bytes.prefix(8))) }
+            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p.bytes.suffix(8))) }
+            side?.storeBytes(of: UInt64(p.bytes.count), as: UInt64.self)
+            side?.storeBytes(of: head, toByteOffset: 8, as: UInt64.self)
+            side?.storeBytes(of: tail, toByteOffset: 16, as: UInt64.self)
+            return UInt64(p.bytes.count) << 32 | UInt64(p.originalLength)
+        }
+        var checked = 0
+        for file in Repo.files(in: "captures/diff", extensions: ["pcap", "pcapng"]) + [Repo.path("captures/sample/backdoor-phone.pcap")] {
+            let reader = try CaptureReader(path: file, filter: nil, readAhead: options)
+            while let p = try reader.next() {
+                #expect(p.annotation == UInt64(p.bytes.count) << 32 | UInt64(p.originalLength))
+                let side = try #require(p.side)
+                var head: UInt64 = 0, tail: UInt64 = 0
+                withUnsafeMutableBytes(of: &head) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p.bytes.prefix(8))) }
+                withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p.bytes.suffix(8))) }
+                #expect(side.load(as: UInt64.self) == UInt64(p.bytes.count))
+                #expect(side.load(fromByteOffset: 8, as: UInt64.self) == head && side.load(fromByteOffset: 16, as: UInt64.self) == tail)
+                checked += 1
+            }
+        }
+        #expect(checked > 1000)
+    }
+
     /// The BPF filter runs in the reader thread; the counters arrive with the packets.
     @Test func filteredTheSame() throws {
         let file = Repo.path("captures/diff/eth-zeek-wikipedia.pcap")
