@@ -60,6 +60,8 @@ public struct AppSummary: Sendable {
 /// incremental parser per direction, and queues transactions. It sees byte chunks, gaps and datagrams, never TCP.
 public final class ApplicationLayer {
     public let names = NameMap()
+    /// JA3/JA4 of ClientHellos already seen in this pipeline.
+    public let tlsFingerprints = TLSFingerprintCache()
 
     /// What DHCP clients said of themselves, by MAC address: labels for the devices under test.
     public struct DeviceLabel: Sendable, Equatable {
@@ -234,7 +236,7 @@ public final class ApplicationLayer {
         guard f.decided else { return }
         switch f.app {
         case .tls:
-            let found = (direction == 0 ? f.tls?.client.feed(bytes) : f.tls?.server.feed(bytes)) ?? false
+            let found = (direction == 0 ? f.tls?.client.feed(bytes, cache: tlsFingerprints) : f.tls?.server.feed(bytes)) ?? false
             if found {
                 if direction == 0, let sni = f.tls?.client.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 // One event per handshake: once the server's first flight is over (hello, certificates), or at the

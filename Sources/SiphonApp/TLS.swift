@@ -26,6 +26,19 @@ public struct TLSClientHello: Sendable, Equatable {
     public var ja3 = ""
     public var ja4 = ""
 
+    /// Fills `ja3String`, `ja3` and `ja4`, from `cache` when a hello with the same fingerprint inputs was seen.
+    public mutating func fingerprint(cache: TLSFingerprintCache?) {
+        guard let cache else { return fingerprint() }
+        let key = TLSFingerprintCache.Key(self)
+        if let known = cache.entries[key] {
+            (ja3String, ja3, ja4) = known
+            cache.hits += 1
+            return
+        }
+        fingerprint()
+        cache.store(key, (ja3String, ja3, ja4))
+    }
+
     /// Fills `ja3String`, `ja3` and `ja4`.
     mutating func fingerprint() {
         var out: [UInt8] = []
@@ -129,6 +142,48 @@ public struct TLSClientHello: Sendable, Equatable {
     }
 }
 
+/// The JA3 string, JA3 and JA4 of ClientHellos already seen, by everything they are computed from. A device's
+/// TLS stack sends the same lists in most of its connections (552 ClientHellos of the benign and malware captures
+/// in `../shared/captures` have 61 distinct JA4 per capture), and computing them (two SHA-256 and an MD5, sorted
+/// copies, hex text) cost ~28,000 instructions a hello. One per pipeline (no global state); bounded.
+public final class TLSFingerprintCache {
+    struct Key: Hashable {
+        var legacyVersion: UInt16
+        var ciphers: [UInt16]
+        var extensions: [UInt16]
+        var groups: [UInt16]
+        var pointFormats: [UInt8]
+        var supportedVersions: [UInt16]
+        var signatureAlgorithms: [UInt16]
+        var hasServerName: Bool
+        var firstALPN: String?
+
+        init(_ h: TLSClientHello) {
+            legacyVersion = h.legacyVersion
+            ciphers = h.ciphers
+            extensions = h.extensions
+            groups = h.groups
+            pointFormats = h.pointFormats
+            supportedVersions = h.supportedVersions
+            signatureAlgorithms = h.signatureAlgorithms
+            hasServerName = h.serverName != nil
+            firstALPN = h.alpn.first
+        }
+    }
+
+    var entries: [Key: (String, String, String)] = [:]
+    /// Entries kept at most (the table is emptied when full: hellos that vary every time do not grow it).
+    public let limit: Int
+    public internal(set) var hits = 0
+
+    public init(limit: Int = 4096) { self.limit = limit }
+
+    func store(_ key: Key, _ value: (String, String, String)) {
+        if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+        entries[key] = value
+    }
+}
+
 /// What a TLS ServerHello says, with its JA3S fingerprint.
 public struct TLSServerHello: Sendable, Equatable {
     public var legacyVersion: UInt16
@@ -185,11 +240,11 @@ public enum TLSHandshakeParser {
     }
 
     /// A ClientHello body (after the 4-byte handshake header).
-    public static func clientHello(_ body: [UInt8]) throws(TLSParseError) -> TLSClientHello {
-        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try clientHello(raw) } }.get()
+    public static func clientHello(_ body: [UInt8], cache: TLSFingerprintCache? = nil) throws(TLSParseError) -> TLSClientHello {
+        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try clientHello(raw, cache: cache) } }.get()
     }
 
-    public static func clientHello(_ body: UnsafeRawBufferPointer) throws(TLSParseError) -> TLSClientHello {
+    public static func clientHello(_ body: UnsafeRawBufferPointer, cache: TLSFingerprintCache? = nil) throws(TLSParseError) -> TLSClientHello {
         var r = Reader(b: body, p: 0, end: body.count)
         var hello = TLSClientHello(
             legacyVersion: try r.u16(), ciphers: [], extensions: [], serverName: nil, alpn: [], supportedVersions: [],
@@ -201,7 +256,7 @@ public enum TLSHandshakeParser {
         while ciphers.remaining >= 2 { hello.ciphers.append(try ciphers.u16()) }
         _ = try r.bytes(Int(try r.u8()))  // compression methods
         guard r.remaining >= 2 else {  // no extensions (SSLv3-style hello)
-            hello.fingerprint()
+            hello.fingerprint(cache: cache)
             return hello
         }
         hello.extensions = try extensionTypes(&r) { type, e throws(TLSParseError) in
@@ -235,7 +290,7 @@ public enum TLSHandshakeParser {
                 break
             }
         }
-        hello.fingerprint()
+        hello.fingerprint(cache: cache)
         return hello
     }
 
@@ -304,7 +359,7 @@ public struct TLSStreamParser: Sendable {
     public init() {}
 
     /// Feeds stream bytes; returns true when a new hello was parsed.
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, cache: TLSFingerprintCache? = nil) -> Bool {
         guard !done else { return false }
         records.append(contentsOf: bytes)
         var found = false
@@ -319,7 +374,7 @@ public struct TLSStreamParser: Sendable {
             if type == 22 {
                 handshake.append(contentsOf: records[5..<(5 + length)])
                 if handshake.count > Self.maximum { stop("handshake message over 64 KiB"); return found }
-                found = parseHandshake() || found
+                found = parseHandshake(cache: cache) || found
                 if error != nil { return found }  // stopped on a malformed message: buffers already dropped
             } else if type == 20 || type == 23 {
                 done = true  // ChangeCipherSpec or application data: the cleartext handshake is over
@@ -332,7 +387,7 @@ public struct TLSStreamParser: Sendable {
         return found
     }
 
-    private mutating func parseHandshake() -> Bool {
+    private mutating func parseHandshake(cache: TLSFingerprintCache?) -> Bool {
         var found = false
         while handshake.count >= 4 {
             let length = Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3])
@@ -341,7 +396,7 @@ public struct TLSStreamParser: Sendable {
             do {
                 switch handshake[0] {
                 case 1 where clientHello == nil:
-                    clientHello = try TLSHandshakeParser.clientHello(body)
+                    clientHello = try TLSHandshakeParser.clientHello(body, cache: cache)
                     found = true
                 case 2 where serverHello == nil:
                     serverHello = try TLSHandshakeParser.serverHello(body)

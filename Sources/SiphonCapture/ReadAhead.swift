@@ -67,7 +67,10 @@ final class ReadAhead: @unchecked Sendable {
         var storage: UnsafeMutableRawPointer
         var capacity: Int
         var used = 0
-        var records: [Record] = []
+        /// The packet records (raw storage: read once per packet by the consumer, no array checks on the way).
+        var records: UnsafeMutablePointer<Record>
+        var recordCount = 0
+        var recordCapacity: Int
         /// The reader's counters once this block was filled.
         var recordsRead = 0
         var filteredOut = 0
@@ -84,16 +87,31 @@ final class ReadAhead: @unchecked Sendable {
         init(capacity: Int, sideBytes: Int) {
             self.capacity = capacity
             storage = .allocate(byteCount: capacity, alignment: 16)
-            records.reserveCapacity(capacity / 64)
+            recordCapacity = max(64, capacity / 512)
+            records = .allocate(capacity: recordCapacity)
             sideStride = (sideBytes + 15) & ~15
             if sideStride > 0 {
-                sideCapacity = max(64, capacity / 512)
+                sideCapacity = recordCapacity
                 side = .allocate(byteCount: sideCapacity * sideStride, alignment: 16)
             }
         }
         deinit {
             storage.deallocate()
+            records.deallocate()
             side?.deallocate()
+        }
+
+        /// Adds a record (the reader thread only), growing the storage by doubling.
+        func append(_ r: Record) {
+            if recordCount == recordCapacity {
+                let bigger = UnsafeMutablePointer<Record>.allocate(capacity: recordCapacity * 2)
+                bigger.moveInitialize(from: records, count: recordCount)
+                records.deallocate()
+                records = bigger
+                recordCapacity *= 2
+            }
+            (records + recordCount).initialize(to: r)
+            recordCount += 1
         }
 
         /// The side record of record `i` (grown to hold it; only the reader thread calls this with a new `i`).
@@ -110,7 +128,8 @@ final class ReadAhead: @unchecked Sendable {
 
         func reset() {
             used = 0
-            records.removeAll(keepingCapacity: true)
+            records.deinitialize(count: recordCount)
+            recordCount = 0
         }
 
         /// Makes room for `count` more bytes, growing the storage when the block is empty and still too small.
@@ -134,9 +153,15 @@ final class ReadAhead: @unchecked Sendable {
     private var stopping = false
     private var thread: pthread_t?
 
-    // Consumer side.
+    // Consumer side. The current block's storage is also kept as raw pointers, so that handing out a packet
+    // neither retains the block nor checks an array.
     private var current: Block?
     private var index = 0
+    private var count = 0
+    private var records = UnsafeMutablePointer<Record>(bitPattern: 16)!
+    private var storage = UnsafeMutableRawPointer(bitPattern: 16)!
+    private var side: UnsafeMutableRawPointer?
+    private var sideStride = 0
 
     init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
         self.source = source
@@ -243,9 +268,9 @@ final class ReadAhead: @unchecked Sendable {
             if let inspect {
                 var copied = packet
                 copied.bytes = UnsafeRawBufferPointer(copy)
-                annotation = inspect(copied, block.sideRecord(block.records.count))
+                annotation = inspect(copied, block.sideRecord(block.recordCount))
             }
-            block.records.append(Record(
+            block.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
                 linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, offset: source.offset))
             block.used += (n + 15) & ~15
@@ -264,39 +289,40 @@ final class ReadAhead: @unchecked Sendable {
     /// already in the block being read (0 if not).
     @inline(__always)
     func annotation(ahead: Int) -> UInt64 {
-        guard let b = current, index + ahead - 1 < b.records.count else { return 0 }
-        return b.records[index + ahead - 1].annotation
+        let i = index + ahead - 1
+        return i < count ? records[i].annotation : 0
     }
 
     @inline(__always)
     func next() throws(CaptureError) -> CapturedPacket? {
-        if let b = current, index < b.records.count {
-            let r = b.records[index]
-            let side = b.side.map { UnsafeRawPointer($0 + index * b.sideStride) }
+        if index < count {
+            let r = records + index
+            let recordSide = side.map { UnsafeRawPointer($0 + index * sideStride) }
             index += 1
-            offset = r.offset
-            if index < b.records.count {
+            offset = r.pointee.offset
+            if index < count {
                 // The next packet's lines the pipeline touches (its start, where a segment's middle and last bytes
                 // are, and its side record): they were written by the reader thread's core.
-                let n = b.records[index]
-                let p = b.storage + n.start
+                let n = records + index
+                let p = storage + n.pointee.start
+                let length = n.pointee.count
                 siphon_prefetch(p)
                 siphon_prefetch(p + 64)
-                siphon_prefetch(p + n.count / 2)
-                siphon_prefetch(p + max(0, n.count - 1))
-                if let s = b.side {
+                siphon_prefetch(p + length / 2)
+                siphon_prefetch(p + max(0, length - 1))
+                if let s = side {
                     var line = 0
-                    let record = s + index * b.sideStride
-                    while line < b.sideStride {
+                    let record = s + index * sideStride
+                    while line < sideStride {
                         siphon_prefetch(record + line)
                         line += 64
                     }
                 }
             }
             return CapturedPacket(
-                bytes: UnsafeRawBufferPointer(start: b.storage + r.start, count: r.count), timestamp: r.timestamp,
-                linkType: r.linkType, originalLength: r.originalLength, interfaceID: r.interfaceID, annotation: r.annotation,
-                side: side)
+                bytes: UnsafeRawBufferPointer(start: storage + r.pointee.start, count: r.pointee.count),
+                timestamp: r.pointee.timestamp, linkType: r.pointee.linkType, originalLength: r.pointee.originalLength,
+                interfaceID: r.pointee.interfaceID, annotation: r.pointee.annotation, side: recordSide)
         }
         return try nextBlock()
     }
@@ -313,6 +339,8 @@ final class ReadAhead: @unchecked Sendable {
             b.reset()
             free.append(b)
             current = nil
+            count = 0
+            index = 0
             pthread_cond_broadcast(condition)
             pthread_mutex_unlock(mutex)
         }
@@ -327,10 +355,15 @@ final class ReadAhead: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         current = b
         index = 0
+        count = b.recordCount
+        records = b.records
+        storage = b.storage
+        side = b.side
+        sideStride = b.sideStride
         recordsRead = b.recordsRead
         filteredOut = b.filteredOut
         if b.end { interfaceDrops = b.interfaceDrops }
-        if b.records.isEmpty {
+        if b.recordCount == 0 {
             offset = b.offset
             return try nextBlock()
         }

@@ -103,6 +103,39 @@ import Testing
         }
     }
 
+    /// The per-pipeline fingerprint cache gives each hello what computing it gives: every vector through one
+    /// cache (second pass: all hits), through a 2-entry cache (emptied as it fills), and each vector with its
+    /// SNI removed (a JA4 input: `d` becomes `i`) after the original was cached.
+    @Test func fingerprintCacheGivesWhatComputingGives() throws {
+        let file = try #require(try Repo.json("captures/app/ja4-vectors.json") as? [String: Any])
+        let hellos: [[UInt8]] = (file["vectors"] as! [[String: Any]]).map { v in
+            let hex = (v["client_hello"] as! [String: Any])["handshake_hex"] as! String
+            return Array(stride(from: 0, to: hex.count, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }.dropFirst(4))
+        }
+        let cache = TLSFingerprintCache(), small = TLSFingerprintCache(limit: 2)
+        for pass in 0..<2 {
+            for body in hellos {
+                let plain = try TLSHandshakeParser.clientHello(body)
+                for c in [cache, small] {
+                    let cached = try TLSHandshakeParser.clientHello(body, cache: c)
+                    #expect(cached.ja3String == plain.ja3String && cached.ja3 == plain.ja3 && cached.ja4 == plain.ja4, "pass \(pass)")
+                }
+            }
+        }
+        #expect(cache.hits >= hellos.count)
+        #expect(small.hits < cache.hits)
+        for body in hellos {
+            var hello = try TLSHandshakeParser.clientHello(body, cache: cache)
+            guard hello.serverName != nil else { continue }
+            hello.serverName = nil
+            var recomputed = hello, cached = hello
+            recomputed.ja4 = ""
+            recomputed.ja4 = recomputed.ja4(quic: false)
+            cached.fingerprint(cache: cache)
+            #expect(cached.ja4 == recomputed.ja4 && cached.ja4.dropFirst(3).first == "i")
+        }
+    }
+
     /// Random truncations and byte flips of real handshakes, DNS messages and HTTP heads never crash a parser.
     @Test func mutatedInputsNeverCrash() throws {
         var rng = SplitMix(seed: 42)
