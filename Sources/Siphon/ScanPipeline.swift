@@ -92,15 +92,16 @@ public final class ScanPipeline {
         var flowConfiguration = options.flows
         if let detection = options.detection { flowConfiguration.ttlLimit = detection.ttlLimit }
         flows = FlowTable(configuration: flowConfiguration)
-        recorder = StreamRecorder(options: options.streams)
+        if let detection, detection.configuration.on(.identifierLeak) {
+            recorder = StreamRecorder(
+                options: options.streams, flows: flows, identifiers: detection.identifierScanner,
+                isDevice: { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($0.serverAddress) })
+        } else {
+            recorder = StreamRecorder(options: options.streams, flows: flows, identifiers: nil, isDevice: nil)
+        }
         recorder.app.httpBodyDepth = options.httpBodyDepth
         fragments = FragmentReassembler(configuration: options.fragments)
         reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
-        recorder.flows = flows
-        if let detection, detection.configuration.on(.identifierLeak) {
-            recorder.identifiers = detection.identifierScanner
-            recorder.isDevice = { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($0.serverAddress) }
-        }
     }
 
     /// Processes one captured packet. `next` and `afterNext`: the annotations `precheck` made for the two packets
@@ -445,6 +446,13 @@ public final class ScanPipeline {
 
 /// Scans one capture file from start to end.
 public enum CaptureScanner {
+    /// The packet loop, apart so that the reader and the pipeline are borrowed for it (no retain per packet).
+    static func feed(_ pipeline: ScanPipeline, from reader: CaptureReader) throws(CaptureError) {
+        while let packet = try reader.next() {
+            pipeline.process(packet, next: reader.annotation(ahead: 1), afterNext: reader.annotation(ahead: 2))
+        }
+    }
+
     public struct Result {
         public var statistics: CaptureStatistics
         public var hosts: [IPAddress: HostTotals]
@@ -476,9 +484,7 @@ public enum CaptureScanner {
         let pipeline = ScanPipeline(capture: path, options: options, output: output)
         var failure: CaptureError?
         do {
-            while let packet = try reader.next() {
-                pipeline.process(packet, next: reader.annotation(ahead: 1), afterNext: reader.annotation(ahead: 2))
-            }
+            try feed(pipeline, from: reader)
         } catch {
             failure = error
             pipeline.record(error: error)

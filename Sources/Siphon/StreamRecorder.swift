@@ -19,7 +19,8 @@ public final class StreamRecorder: StreamConsumer {
     }
 
     let options: Options
-    unowned(unsafe) var flows: FlowTable!
+    /// Constants set at creation: a class reference kept in a `var` is retained around every call made through it.
+    let flows: FlowTable
     /// The application layer the reassembled bytes and datagrams go to.
     public let app = ApplicationLayer()
     /// Capture time of the packet being processed (set by the pipeline).
@@ -32,7 +33,12 @@ public final class StreamRecorder: StreamConsumer {
     /// Extraction failures (the first one), reported once.
     public private(set) var extractionError: String?
 
-    init(options: Options) { self.options = options }
+    init(options: Options, flows: FlowTable, identifiers: IdentifierScanner?, isDevice: ((Flow) -> Bool)?) {
+        self.options = options
+        self.flows = flows
+        self.identifiers = identifiers
+        self.isDevice = isDevice
+    }
 
     // MARK: Identifier scanning of what devices send in clear
 
@@ -46,9 +52,9 @@ public final class StreamRecorder: StreamConsumer {
     }
     /// Scans the first bytes each device sends in flows not parsed otherwise (unknown, MQTT, SMTP...; HTTP is
     /// scanned as parsed, encrypted protocols not at all). Nil: no scanning.
-    var identifiers: IdentifierScanner?
+    let identifiers: IdentifierScanner?
     /// Whether a flow from the first address to the second is a device's flow out of the network.
-    var isDevice: ((Flow) -> Bool)?
+    let isDevice: ((Flow) -> Bool)?
     var identifierHits: [IdentifierHit] = []
     /// Per slot: the flow scanned, bytes scanned so far (Int.max: not scanned), and the last bytes of the
     /// previous chunk (an identifier may straddle two segments).
@@ -121,8 +127,7 @@ public final class StreamRecorder: StreamConsumer {
             let (client, server) = flows.ports(at: slot)
             app.streamData(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: now)
         }
-        // Tested, not bound: `if let` retains and releases the scanner on every call.
-        if direction == 0, identifiers != nil { scanPayload(bytes, slot: slot, flowID: flowID, scanner: identifiers.unsafelyUnwrapped, udp: false) }
+        if direction == 0, let scanner = identifiers { scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: false) }
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)
@@ -146,9 +151,9 @@ public final class StreamRecorder: StreamConsumer {
         let (client, server) = flows.ports(at: slot)
         let flowID = flows.flowID(at: slot)
         app.datagram(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
-        if direction == 0, identifiers != nil {
+        if direction == 0, let scanner = identifiers {
             now = timestamp
-            scanPayload(bytes, slot: slot, flowID: flowID, scanner: identifiers.unsafelyUnwrapped, udp: true)
+            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: true)
         }
     }
 

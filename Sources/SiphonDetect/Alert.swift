@@ -66,7 +66,22 @@ public struct Alert: Sendable {
     /// The rule's identifier (`siphon.<category>` for the built-in detectors).
     public var rule: String
     public var severity: Severity
-    public var message: String
+    /// The alert's text. The detectors that raise alerts in bulk (one per device × endpoint) give it as a function
+    /// of values they captured, run when the text is read: a quiet scan shows few of its thousands of alerts.
+    public var message: String {
+        get {
+            switch text {
+            case .fixed(let s): s
+            case .deferred(let render): render()
+            }
+        }
+        set { text = .fixed(newValue) }
+    }
+    var text: Text
+    enum Text: Sendable {
+        case fixed(String)
+        case deferred(@Sendable () -> String)
+    }
     /// Capture time at which the alert became known.
     public var timestamp: Timestamp
     /// The flow that made it fire (the last one, for alerts on aggregates).
@@ -76,4 +91,65 @@ public struct Alert: Sendable {
     public var destination: GeoInfo?
     /// Ordered figures: name and value.
     public var evidence: [(String, EvidenceValue)]
+
+    public init(
+        category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,
+        device: IPAddress, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
+    ) {
+        self.init(category: category, rule: rule, severity: severity, text: .fixed(message), timestamp: timestamp, flow: flow,
+                  device: device, destination: destination, evidence: evidence)
+    }
+
+    init(
+        category: AlertCategory, rule: String, severity: Severity, text: Text, timestamp: Timestamp, flow: Flow,
+        device: IPAddress, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
+    ) {
+        self.category = category
+        self.rule = rule
+        self.severity = severity
+        self.text = text
+        self.timestamp = timestamp
+        self.flow = flow
+        self.device = device
+        self.destination = destination
+        self.evidence = evidence
+    }
+}
+
+/// An endpoint as alert texts name it: "192.0.2.1 (name) [CC, Owner]". Captures only what the text needs, so
+/// that a deferred message holds a few strings, not the endpoint's ledger entry.
+struct EndpointLabel: Sendable, CustomStringConvertible {
+    var address: IPAddress
+    var name: String?
+    var country: String?
+    var owner: String?
+
+    init(_ address: IPAddress, _ t: EndpointTotals) {
+        self.address = address
+        name = t.names.first
+        country = t.destination?.country
+        owner = t.destination?.asOrganization
+    }
+
+    var description: String {
+        // Built as bytes in one buffer.
+        var out: [UInt8] = []
+        out.reserveCapacity(96)
+        out.append(contentsOf: address.description.utf8)
+        if let n = name {
+            out.append(contentsOf: " (".utf8)
+            out.append(contentsOf: n.utf8)
+            out.append(UInt8(ascii: ")"))
+        }
+        if country != nil || owner != nil {
+            out.append(contentsOf: " [".utf8)
+            if let c = country { out.append(contentsOf: c.utf8) }
+            if let o = owner {
+                if country != nil { out.append(contentsOf: ", ".utf8) }
+                out.append(contentsOf: o.utf8)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

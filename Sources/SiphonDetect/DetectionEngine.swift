@@ -257,7 +257,8 @@ public final class DetectionEngine {
         // A local function, not `configuration.on` as a value: that closure would copy the whole configuration.
         func on(_ c: AlertCategory) -> Bool { !configuration.disabled.contains(c) }
         if foreign, on(.foreignEndpoint), t.mark(RaisedBit.foreignEndpoint) {
-            raise(.foreignEndpoint, .info, "\(device) exchanged traffic with \(describe(endpoint, t))", e, pair, [
+            let label = EndpointLabel(endpoint, t)
+            raise(.foreignEndpoint, .info, { "\(device) exchanged traffic with \(label)" }, e, pair, [
                 ("first_contact", .time(t.first)),
                 ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
             ])
@@ -268,8 +269,9 @@ public final class DetectionEngine {
                 && Double(t.sent) >= configuration.uploadRatio * Double(max(t.received, 1))
             if byVolume || byRatio {
                 _ = t.mark(RaisedBit.foreignUpload)
+                let label = EndpointLabel(endpoint, t), sent = t.sent, received = t.received
                 raise(.foreignUpload, byVolume ? .high : .medium,
-                      "\(device) sent \(t.sent) bytes (received \(t.received)) to \(describe(endpoint, t))", e, pair, [
+                      { "\(device) sent \(sent) bytes (received \(received)) to \(label)" }, e, pair, [
                         ("sent_bytes", .int(t.sent)), ("received_bytes", .int(t.received)), ("flows", .int(t.flows)),
                         ("first_contact", .time(t.first)), ("last_contact", .time(t.last)),
                         ("reason", .string(byVolume ? "volume" : "ratio")),
@@ -281,8 +283,8 @@ public final class DetectionEngine {
                 ("indicator", .string(i.value)), ("indicator_type", .string(i.kind.rawValue)), ("source", .string(i.source)),
             ]
             if let tag = i.tag { evidence.append(("tag", .string(tag))) }
-            raise(.iocMatch, .high, "\(device) contacted \(describe(endpoint, t)), listed as \(i.value) in \(i.source)"
-                    + (i.tag.map { " (\($0))" } ?? ""), e, pair, evidence)
+            let text = "\(device) contacted \(describe(endpoint, t)), listed as \(i.value) in \(i.source)" + (i.tag.map { " (\($0))" } ?? "")
+            raise(.iocMatch, .high, { text }, e, pair, evidence)
         }
         // A known protocol off its ports, or an unidentified one on a high TCP port (UDP: media, games and VPNs use
         // any port), with data both ways: foreign endpoints only. Informational, except a cleartext protocol off its
@@ -293,8 +295,9 @@ public final class DetectionEngine {
             let odd = known.map { !$0.contains(f.serverPort) } ?? (e.app == "unknown" && f.serverPort >= 1024)
             if odd, t.nonStandardPorts.insert(f.serverPort).inserted {
                 let what = e.app == "unknown" ? "an unidentified protocol" : e.app.uppercased()
+                let label = EndpointLabel(endpoint, t), port = f.serverPort
                 raise(.nonStandardPort, configuration.cleartextProtocols.contains(e.app) ? .low : .info,
-                      "\(device) spoke \(what) to \(describe(endpoint, t)) on port \(f.serverPort)", e, pair, [
+                      { "\(device) spoke \(what) to \(label) on port \(port)" }, e, pair, [
                         ("app", .string(e.app)), ("dest_port", .int(Int(f.serverPort))),
                         ("transport", .string(f.key.ipProtocol == 6 ? "TCP" : "UDP")),
                         ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
@@ -306,8 +309,9 @@ public final class DetectionEngine {
             t.cleartextSent += clear
             if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
             if t.cleartextSent >= configuration.cleartextBytes, t.mark(RaisedBit.cleartext) {
+                let label = EndpointLabel(endpoint, t), sent = t.cleartextSent, protocols = t.cleartextProtocols
                 raise(.cleartext, foreign ? .medium : .low,
-                      "\(device) sent \(t.cleartextSent) bytes in clear (\(t.cleartextProtocols.joined(separator: ", "))) to \(describe(endpoint, t))",
+                      { "\(device) sent \(sent) bytes in clear (\(protocols.joined(separator: ", "))) to \(label)" },
                       e, pair, [
                         ("protocols", .strings(t.cleartextProtocols)), ("cleartext_sent_bytes", .int(t.cleartextSent)),
                         ("flows", .int(t.flows)), ("first_contact", .time(t.first)),
@@ -320,8 +324,9 @@ public final class DetectionEngine {
             // A name inside the flow (SNI, Host) suggests resolution the capture did not see (before it, or DoH).
             // Low at most: messengers hard-code their servers and learn media relays in-band (nDPI's benign phone
             // captures: 90 such alerts over WhatsApp, Telegram, Viber...); the verdict weighs it with the rest.
+            let label = EndpointLabel(endpoint, t)
             raise(.noDNSEndpoint, foreign && e.names.isEmpty ? .low : .info,
-                  "\(device) connected to \(describe(endpoint, t)), an address no DNS answer in the capture gave", e, pair, [
+                  { "\(device) connected to \(label), an address no DNS answer in the capture gave" }, e, pair, [
                     ("dest_port", .int(Int(f.serverPort))), ("names_in_flow", .strings(e.names)),
                     ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
                   ])
@@ -366,13 +371,14 @@ public final class DetectionEngine {
 
     private func contact(_ key: BeaconTarget, _ e: EndedFlow, _ pair: Pair, foreign: Bool, mayRaise: Bool = true) {
         let c = configuration.beacons
-        // Out of the table while appended to (no copy of the array).
-        var series = contacts.removeValue(forKey: key) ?? Series()
-        if series.times.count >= c.maximumContacts { series.times.removeFirst(series.times.count - c.maximumContacts + 1) }
-        series.times.append(e.flow.start)
-        series.total += 1
-        let times = series.times, total = series.total
-        contacts[key] = series
+        // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
+        func add(_ series: inout Series) -> ([Timestamp], Int) {
+            if series.times.count >= c.maximumContacts { series.times.removeFirst(series.times.count - c.maximumContacts + 1) }
+            series.times.append(e.flow.start)
+            series.total += 1
+            return (series.times, series.total)
+        }
+        let (times, total) = add(&contacts[key, default: Series()])
         // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
         let n = times.count
@@ -490,34 +496,24 @@ public final class DetectionEngine {
             ]))
     }
 
-    func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String {
-        // Built as bytes in one buffer: "192.0.2.1 (name) [CC, Owner]".
-        var out: [UInt8] = []
-        out.reserveCapacity(96)
-        out.append(contentsOf: endpoint.description.utf8)
-        if let n = t.names.first {
-            out.append(contentsOf: " (".utf8)
-            out.append(contentsOf: n.utf8)
-            out.append(UInt8(ascii: ")"))
-        }
-        if let g = t.destination, g.country != nil || g.asOrganization != nil {
-            out.append(contentsOf: " [".utf8)
-            if let c = g.country { out.append(contentsOf: c.utf8) }
-            if let o = g.asOrganization {
-                if g.country != nil { out.append(contentsOf: ", ".utf8) }
-                out.append(contentsOf: o.utf8)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    func describe(_ endpoint: IPAddress, _ t: EndpointTotals) -> String { EndpointLabel(endpoint, t).description }
 
+    /// Raises a built-in detector's alert; its text is built when read (`Alert.message`).
     func raise(
-        _ category: AlertCategory, _ severity: Severity, _ message: String, _ e: EndedFlow, _ pair: Pair,
-        _ evidence: [(String, EvidenceValue)]
+        _ category: AlertCategory, _ severity: Severity, _ message: @escaping @Sendable () -> String, _ e: EndedFlow,
+        _ pair: Pair, _ evidence: [(String, EvidenceValue)]
     ) {
         raised.append(Alert(
-            category: category, rule: "siphon.\(category.rawValue)", severity: severity, message: message,
+            category: category, rule: ruleName(category), severity: severity, text: .deferred(message),
             timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence))
+    }
+
+    /// `siphon.<category>`, made once per category (not a string built per alert).
+    private var ruleNames: [AlertCategory: String] = [:]
+    func ruleName(_ c: AlertCategory) -> String {
+        if let known = ruleNames[c] { return known }
+        let name = "siphon.\(c.rawValue)"
+        ruleNames[c] = name
+        return name
     }
 }
