@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Decode + flow-table benchmark against the C floors, all timed in the same run.
+# Decode + flow-table benchmark against the C floors, all timed in the same run (wall and CPU time).
 #   scripts/bench.sh [ROUNDS]    (default 5; BENCH_DIR=/tmp/siphon-bench keeps the 1 GB capture between runs)
 # Generates ../shared/bench/gen_pcap.py -s 1G --seed 1 output, builds pcount/pdecode with gcc -O2 and Siphon in
 # release mode, then alternates the programs for ROUNDS rounds and prints medians and ratios.
@@ -26,18 +26,23 @@ cmds = {
     "pdecode": [os.path.join(d, "pdecode"), cap],
     "preasm": [os.path.join(d, "preasm"), cap],
     "siphon scan": [os.path.join(bin, "siphon"), "scan", "-q", cap],
+    "siphon scan --no-read-ahead": [os.path.join(bin, "siphon"), "scan", "-q", "--no-read-ahead", cap],
     "siphon scan --checksums off": [os.path.join(bin, "siphon"), "scan", "-q", "--checksums", "off", cap],
     "siphon scan --json": [os.path.join(bin, "siphon"), "scan", "-q", "--json", "/dev/null", cap],
     "preasm -s (SHA-256)": [os.path.join(d, "preasm"), "-s", cap],
     "siphon --stream-hashes": [os.path.join(bin, "siphon"), "scan", "-q", "--stream-hashes", "--json", "/dev/null", cap],
 }
 times = {k: [] for k in cmds}
+cpu = {k: [] for k in cmds}  # user + system seconds of the child (all its threads)
 rss = {}
 for _ in range(rounds):
     for name, cmd in cmds.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         times[name].append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if p.returncode != 0:
             sys.exit(f"{name} failed: {p.stderr.decode()}")
 for name, cmd in cmds.items():  # peak RSS, measured once each with /usr/bin/time
@@ -46,13 +51,17 @@ for name, cmd in cmds.items():  # peak RSS, measured once each with /usr/bin/tim
 inner = subprocess.run([os.path.join(bin, "SiphonBench"), cap], capture_output=True, text=True).stdout.strip()
 packets = 1175470
 med = {k: statistics.median(v) for k, v in times.items()}
+cpumed = {k: statistics.median(v) for k, v in cpu.items()}
 print(f"capture: {cap} ({os.path.getsize(cap)/1e6:.0f} MB, {packets} packets), {rounds} rounds, medians")
-print(f"| program | seconds | packets/s | MB/s | ratio to pcount | ratio to pdecode | ratio to preasm | peak RSS |")
-print(f"|---|---|---|---|---|---|---|---|")
+print(f"| program | seconds | packets/s | MB/s | ratio to pcount | ratio to pdecode | ratio to preasm | CPU seconds | CPU ratio to preasm | peak RSS |")
+print(f"|---|---|---|---|---|---|---|---|---|---|")
 for k in cmds:
     floor = "preasm -s (SHA-256)" if "hash" in k or "SHA" in k else "preasm"
     print(f"| {k} | {med[k]:.3f} | {packets/med[k]/1e6:.2f} M | {os.path.getsize(cap)/med[k]/1e6:.0f} | "
-          f"{med[k]/med['pcount']:.2f} | {med[k]/med['pdecode']:.2f} | {med[k]/med[floor]:.2f} | {rss[k]/1024:.1f} MiB |")
+          f"{med[k]/med['pcount']:.2f} | {med[k]/med['pdecode']:.2f} | {med[k]/med[floor]:.2f} | "
+          f"{cpumed[k]:.3f} | {cpumed[k]/cpumed[floor]:.2f} | {rss[k]/1024:.1f} MiB |")
 print("ratio to preasm: SHA-256 runs against `preasm -s`, the others against `preasm` (checksum of every byte)")
+print("seconds: wall time; CPU seconds: user + system of all the program's threads (siphon reads ahead on a second")
+print("thread unless --no-read-ahead; the C floors have one)")
 print("in-process (SiphonBench, excludes start-up):", inner)
 PY
