@@ -167,6 +167,17 @@ public final class ScanPipeline {
         if !flows.ended.isEmpty { drainEndedFlows() }
     }
 
+    /// The checksum a transport carries (nil: none Siphon verifies).
+    @inline(__always)
+    static func checksumLayer(_ t: TransportKind) -> ChecksumLayer? {
+        switch t {
+        case .tcp: .tcp
+        case .udp: .udp
+        case .icmp, .icmpv6: .icmp
+        default: nil
+        }
+    }
+
     /// Set in an annotation `precheck` made.
     static let prechecked: UInt32 = 0x100
 
@@ -198,7 +209,7 @@ public final class ScanPipeline {
         if checksums, packet.network == .ipv4 {
             out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
         }
-        if checksums, !packet.isFragment, !captured.isTruncated, packet.transport == .tcp || packet.transport == .udp {
+        if checksums, !packet.isFragment, !captured.isTruncated, checksumLayer(packet.transport) != nil {
             out |= UInt64(InternetChecksum.transport(captured.bytes, packet).rawValue) << 2
         }
         // Bits 32-63: the flow's hash as the flow table's index keeps it (a prefetch hint for the pipeline).
@@ -255,10 +266,10 @@ public final class ScanPipeline {
         var checksum = ChecksumStatus.unchecked
         // A frame cut by the snapshot length is not judged (lengths taken from the capture, as with segmentation
         // offload's zero IP length, would sum a part of the segment).
-        if validatingChecksums, !truncated, packet.error == nil, packet.transport == .tcp || packet.transport == .udp {
+        if validatingChecksums, !truncated, packet.error == nil, let layer = Self.checksumLayer(packet.transport) {
             checksum = precomputed != 0 ? ChecksumStatus(rawValue: UInt8(precomputed >> 2 & 3))!
                 : InternetChecksum.transport(bytes, packet)
-            tally(checksum, packet.transport == .tcp ? .tcp : .udp)
+            tally(checksum, layer)
         }
         guard let (slot, fromInitiator) = flows.process(
             packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum),

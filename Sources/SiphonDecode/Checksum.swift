@@ -19,11 +19,14 @@ public enum ChecksumStatus: UInt8, Sendable {
 /// Which checksum of a packet was judged.
 public enum ChecksumLayer: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case ipv4, tcp, udp
+    /// ICMP (over IPv4: the message alone) and ICMPv6 (with the IPv6 pseudo-header, RFC 4443 2.3).
+    case icmp
     public var description: String {
         switch self {
         case .ipv4: "ipv4"
         case .tcp: "tcp"
         case .udp: "udp"
+        case .icmp: "icmp"
         }
     }
 }
@@ -133,7 +136,8 @@ public enum InternetChecksum {
     /// Geneve 6081, MPLS-in-UDP 6635, VXLAN-GPE 4790, GTP-U 2152.
     public static let zeroChecksumTunnelPorts: Set<UInt16> = [2152, 4341, 4342, 4789, 4790, 6080, 6081, 6635]
 
-    /// The TCP or UDP checksum of a decoded packet whose transport header starts in `b` at `transportOffset`.
+    /// The TCP, UDP, ICMP or ICMPv6 checksum of a decoded packet whose transport header starts in `b` at
+    /// `transportOffset`.
     /// `b` must hold the whole segment (a snapshot-length cut leaves it unchecked).
     public static func transport(_ b: UnsafeRawBufferPointer, _ p: DecodedPacket) -> ChecksumStatus {
         let o = p.transportOffset
@@ -160,6 +164,21 @@ public enum InternetChecksum {
                 length == p.payloadOffset + p.payloadLength - o
             else { return .unchecked }
             field = o + 6
+        case .icmp, .icmpv6:
+            // The whole message, as captured: no offload shape applies (hosts checksum ICMP in software, and 0 is
+            // an ordinary value), so a wrong sum is bad.
+            guard !p.transportHeaderSplit, p.payloadCaptured == p.payloadLength else { return .unchecked }
+            let length = p.payloadOffset + p.payloadLength - o
+            guard length >= 4, o + length <= b.count else { return .unchecked }
+            var total = UInt32(sum(b.baseAddress! + o, count: length))
+            if p.transport == .icmpv6 {
+                let source = p.checksumSource(in: b), destination = p.checksumDestination(in: b)
+                total &+= UInt32(pseudoHeaderSum(source: source, destination: destination, protocol: 58, length: length))
+            }
+            total = (total & 0xFFFF) &+ (total >> 16)
+            total = (total & 0xFFFF) &+ (total >> 16)
+            if total == 0xFFFF { return .valid }
+            return p.pseudoHeaderUncertain && p.transport == .icmpv6 ? .unchecked : .bad
         default:
             return .unchecked
         }

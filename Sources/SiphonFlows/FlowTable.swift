@@ -232,7 +232,9 @@ public final class FlowTable {
         }
         if checksum == .bad {
             // The receiver drops it: no state, no history but the checksum letter, no TTL baseline.
-            let effect = p.payloadLength > 0 || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
+            // ICMP payloads reach no parser: a bad ICMP checksum hides nothing from the detectors.
+            let effect = (p.transport == .tcp || p.transport == .udp) && p.payloadLength > 0
+                || (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             if fromA {
                 f.pathA.badChecksums.bump()
                 if effect { f.pathA.badChecksumsWithEffect.bump() }

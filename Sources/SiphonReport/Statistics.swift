@@ -46,13 +46,13 @@ public struct CaptureStatistics: Sendable {
     public var fragmentBytesDropped: UInt64 = 0
     public var fragmentConflicts: UInt64 = 0
     /// Checksum validation: the mode, whether `auto` turned it off (and after how many packets), and per layer
-    /// (`ChecksumLayer` order: IPv4 header, TCP, UDP) the packets found valid, offloaded and bad. A packet with a
+    /// (`ChecksumLayer` order: IPv4 header, TCP, UDP, ICMP) the packets found valid, offloaded and bad. A packet with a
     /// bad IPv4 header checksum is dropped whole; one with a bad TCP or UDP checksum counts in its flow's bytes but
     /// its flags and payload are ignored (the receiver drops both).
     public var checksumMode = ChecksumValidation.auto
     public var checksumDisabledAfter: UInt64?
     public var checksums = ChecksumTallies()
-    /// The same, per outcome in `ChecksumLayer` order (IPv4, TCP, UDP), for readers.
+    /// The same, per outcome in `ChecksumLayer` order (IPv4, TCP, UDP, ICMP), for readers.
     public var checksumValid: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].valid } }
     public var checksumOffloaded: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].offloaded } }
     public var checksumBad: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].bad } }
@@ -89,6 +89,7 @@ public struct ChecksumTallies: Sendable, Equatable {
     public var ipv4 = ChecksumTally()
     public var tcp = ChecksumTally()
     public var udp = ChecksumTally()
+    public var icmp = ChecksumTally()
     public init() {}
 
     public subscript(layer: ChecksumLayer) -> ChecksumTally {
@@ -97,6 +98,7 @@ public struct ChecksumTallies: Sendable, Equatable {
             case .ipv4: ipv4
             case .tcp: tcp
             case .udp: udp
+            case .icmp: icmp
             }
         }
         set {
@@ -104,10 +106,11 @@ public struct ChecksumTallies: Sendable, Equatable {
             case .ipv4: ipv4 = newValue
             case .tcp: tcp = newValue
             case .udp: udp = newValue
+            case .icmp: icmp = newValue
             }
         }
     }
 
     /// Bad checksums over all layers.
-    public var bad: UInt64 { ipv4.bad &+ tcp.bad &+ udp.bad }
+    public var bad: UInt64 { ipv4.bad &+ tcp.bad &+ udp.bad &+ icmp.bad }
 }

@@ -31,7 +31,7 @@ public enum TerminalSummary {
         out += "\n"
         if s.checksums.bad > 0 || s.checksumDisabledAfter != nil {
             out += "  bad checksums (packets ignored, as their receiver drops them): IPv4 \(count(s.checksums.ipv4.bad)), "
-                + "TCP \(count(s.checksums.tcp.bad)), UDP \(count(s.checksums.udp.bad))\n"
+                + "TCP \(count(s.checksums.tcp.bad)), UDP \(count(s.checksums.udp.bad)), ICMP \(count(s.checksums.icmp.bad))\n"
             if let n = s.checksumDisabledAfter {
                 out += "    over a tenth were bad: validation stopped after packet \(count(n))\n"
             } else {

@@ -141,7 +141,7 @@ import Testing
         #expect(on.checksumDisabledAfter == nil)
         #expect(on.checksumBad[2] == 1200 && on.dnsMessages == 0)
         let off = scan(.off)
-        #expect(off.checksumValid == [0, 0, 0] && off.dnsMessages == 1200)
+        #expect(off.checksumValid == [0, 0, 0, 0] && off.dnsMessages == 1200)
     }
 
     /// An Ethernet/IPv4/UDP DNS query for example.com from 192.0.2.10 to 192.0.2.53, with a correct IPv4 header
@@ -260,10 +260,32 @@ extension ChecksumTests {
         #expect(mobile.checksumBad[2] == 1)
     }
 
+    /// ICMP checksums (suricata-verify's anomaly trace: 48 echo-like messages of unknown types, tshark finds 46
+    /// of the whole ones bad and 2 datagrams shorter than their IPv4 length): the bad ones are counted on the wire
+    /// and marked `C` in their flow's history, the cut ones are not judged, and none raises an evasion alert (an
+    /// ICMP payload reaches no parser, so dropping it hides nothing from the detectors).
+    @Test func icmpChecksums() throws {
+        var options = ScanOptions()
+        options.checksums = .on
+        let (events, result) = scanEvents(Repo.path("captures/checksums/sv-icmp-anomaly.pcap"), options: options)
+        let s = result.statistics
+        #expect(s.checksums.icmp.bad == 46 && s.checksums.icmp.valid == 0 && s.checksums.icmp.offloaded == 0)
+        let flows = events.filter { $0["event_type"] as? String == "flow" && $0["proto"] as? String == "ICMP" }
+        // One message per flow here: 46 flows marked, the 2 cut ones not.
+        #expect(flows.count == 48 && flows.filter { ($0["history"] as? String ?? "").contains("C") }.count == 46)
+        #expect(!events.contains { ($0["alert"] as? [String: Any])?["category"] as? String == "evasion" })
+        let stats = try #require(events.last?["stats"] as? [String: Any])
+        let icmp = try #require((stats["checksums"] as? [String: Any])?["icmp"] as? [String: Any])
+        #expect(icmp["bad"] as? Int == 46)
+        // ICMPv6 behind a hop-by-hop header (Arkime's v6-http trace): all 37 valid, as tshark finds them.
+        let v6 = CaptureScanner.scan(path: Repo.path("captures/diff/ipv6ext-ark-v6-http.pcap"), options: options, output: nil)
+        #expect(v6.statistics.checksums.icmp.valid == 37 && v6.statistics.checksums.icmp.bad == 0)
+    }
+
     /// A frame cut by the snapshot length is not judged.
     @Test func truncatedFramesAreNotJudged() {
         let s = Self.judge(Self.dnsQueryFrame(id: 1, corruptUDP: true), truncated: true)
-        #expect(s.checksumBad == [0, 0, 0] && s.checksumValid[2] == 0)
+        #expect(s.checksumBad == [0, 0, 0, 0] && s.checksumValid[2] == 0)
     }
 }
 

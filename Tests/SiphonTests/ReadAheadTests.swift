@@ -178,7 +178,7 @@ import Testing
                 }
                 #expect(a & 0x100 != 0)
                 let ipv4 = packet.network == .ipv4 ? InternetChecksum.ipv4Header(p.bytes, at: packet.networkOffset) : .unchecked
-                let transport = !packet.isFragment && !p.isTruncated && (packet.transport == .tcp || packet.transport == .udp)
+                let transport = !packet.isFragment && !p.isTruncated && [.tcp, .udp, .icmp, .icmpv6].contains(packet.transport)
                     ? InternetChecksum.transport(p.bytes, packet) : .unchecked
                 #expect(a & 3 == UInt64(ipv4.rawValue) && a >> 2 & 3 == UInt64(transport.rawValue), "\(file)")
                 if transport != .unchecked { judged += 1 }
