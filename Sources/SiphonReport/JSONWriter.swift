@@ -107,21 +107,28 @@ public struct JSONObjectWriter {
     }
 
     private mutating func appendString(_ s: String) {
-        // Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\' is copied as is; the
-        // runs between characters that need escaping go in one copy each.
-        var text = s
-        text.withUTF8 { raw in
-            bytes.append(UInt8(ascii: "\""))
-            let n = raw.count
-            var start = 0
-            var i = 0
-            let base = UnsafeRawPointer(raw.baseAddress)
+        // Native and literal strings lend their UTF-8 without a copy; others (bridged, small) are made contiguous.
+        if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
+            var text = s
+            text.withUTF8 { appendEscaped($0) }
+        }
+    }
+
+    /// `raw` as a JSON string. Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\' is
+    /// copied as is; the runs between characters that need escaping go in one copy each.
+    @inline(__always)
+    private mutating func appendEscaped(_ raw: UnsafeBufferPointer<UInt8>) {
+        let n = raw.count
+        bytes.reserveCapacity(bytes.count + n + 2)
+        bytes.append(UInt8(ascii: "\""))
+        var start = 0
+        var i = 0
+        if let base = UnsafeRawPointer(raw.baseAddress) {
             while i < n {
-                if i + 8 <= n, let base {
-                    let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    if !Self.needsEscape(w) { i += 8; continue }
+                if i + 8 <= n {
+                    if !Self.needsEscape(base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8; continue }
                 }
-                let c = raw[i]
+                let c = base.load(fromByteOffset: i, as: UInt8.self)
                 if c < 0x20 || c == 0x22 || c == 0x5C {
                     if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<i])) }
                     escape(c)
@@ -129,9 +136,9 @@ public struct JSONObjectWriter {
                 }
                 i += 1
             }
-            if n > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<n])) }
-            bytes.append(UInt8(ascii: "\""))
         }
+        if n > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<n])) }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// Whether any byte of `w` is below 0x20, a '"' or a '\\' (bytes of 0x80 and above never need escaping).
