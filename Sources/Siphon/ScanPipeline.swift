@@ -69,8 +69,6 @@ public final class ScanPipeline {
     /// Whether checksums are verified now (`auto` may turn it off after its first 1,000 judged checksums: an IPv4
     /// TCP packet counts twice, header and segment).
     private var validatingChecksums: Bool
-    /// Whether annotations carry checksum verdicts (not with `--checksums off`, whose annotations carry the hash only).
-    private let checksumsPrechecked: Bool
     private var checksumsJudged: UInt64 = 0
 
     private func switchLinkType(_ linkType: LinkType) {
@@ -86,7 +84,6 @@ public final class ScanPipeline {
         intel = options.intel
         wantVerdicts = options.verdicts
         validatingChecksums = options.checksums != .off
-        checksumsPrechecked = options.checksums != .off
         statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
         var flowConfiguration = options.flows
@@ -134,7 +131,8 @@ public final class ScanPipeline {
             PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         }
         count(packet)
-        let precomputed = captured.annotation & UInt64(Self.prechecked) != 0 && checksumsPrechecked
+        // Verdicts only from an annotation that has them (`precheckHashOnly` leaves them out).
+        let precomputed = captured.annotation & UInt64(Self.prechecked | Self.withChecksums) == UInt64(Self.prechecked | Self.withChecksums)
             ? UInt32(truncatingIfNeeded: captured.annotation) : 0
         if validatingChecksums, packet.network == .ipv4, packet.error == nil {
             // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
@@ -180,6 +178,18 @@ public final class ScanPipeline {
 
     /// Set in an annotation `precheck` made.
     static let prechecked: UInt32 = 0x100
+    /// Set when the annotation carries checksum verdicts.
+    static let withChecksums: UInt32 = 0x200
+
+    /// The read-ahead options that go with these functions: side records of a `DecodedPacket`'s size (`precheck`
+    /// writes one there), and the checksums verified unless `checksums` is `.off`.
+    public static func readAheadOptions(checksums: ChecksumValidation) -> ReadAheadOptions {
+        // The side records hold decoded packets as raw bytes: only a type without references may be.
+        precondition(_isPOD(DecodedPacket.self), "DecodedPacket must stay a plain value")
+        return ReadAheadOptions(
+            sideBytes: MemoryLayout<DecodedPacket>.size,
+            inspect: checksums == .off ? ScanPipeline.precheckHashOnly : { ScanPipeline.precheck($0, side: $1) })
+    }
 
     /// The checksum verdicts of a captured packet, computed in the read-ahead thread right after the packet was
     /// copied there (its bytes still in that core's cache), so that the pipeline does not read payloads only to sum
@@ -205,7 +215,7 @@ public final class ScanPipeline {
         guard packet.error == nil else { return 0 }
         // A plain value (no references): its bytes can be stored and loaded as they are.
         side?.storeBytes(of: packet, as: DecodedPacket.self)
-        var out = UInt64(prechecked)
+        var out = UInt64(prechecked | (checksums ? withChecksums : 0))
         if checksums, packet.network == .ipv4 {
             out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
         }
@@ -481,13 +491,7 @@ public enum CaptureScanner {
         let reader: CaptureReader
         do {
             // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
-            // The side records hold decoded packets as raw bytes: only a type without references may be.
-            precondition(_isPOD(DecodedPacket.self), "DecodedPacket must stay a plain value")
-            let readAhead = options.readAhead
-                ? ReadAheadOptions(
-                    sideBytes: MemoryLayout<DecodedPacket>.size,
-                    inspect: options.checksums == .off ? ScanPipeline.precheckHashOnly : { ScanPipeline.precheck($0, side: $1) })
-                : nil
+            let readAhead = options.readAhead ? ScanPipeline.readAheadOptions(checksums: options.checksums) : nil
             reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)

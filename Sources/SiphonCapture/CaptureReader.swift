@@ -36,7 +36,8 @@ public final class CaptureReader {
 
     /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression. With
     /// `readAhead`, a second thread reads and filters the capture a block of packets ahead of `next()` (only when
-    /// more than one processor is online: on one, it would only add a copy).
+    /// more than one processor is online: on one, it would only add a copy). Releasing the reader before the end
+    /// stops that thread; if it is blocked reading a pipe that never ends, the release waits for the pipe.
     public convenience init(path: String, filter expression: String? = nil, readAhead: Bool = false) throws(CaptureError) {
         try self.init(path: path, filter: expression, readAhead: readAhead ? ReadAheadOptions() : nil)
     }

@@ -48,8 +48,11 @@ public struct ReadAheadOptions: Sendable {
 /// and counters the sequential reader would have given at that point. One lock and one condition variable, taken
 /// once per block (thousands of packets), not per packet.
 final class ReadAhead: @unchecked Sendable {
-    // @unchecked: every mutable property below is touched under `mutex`, except `current`/`index` (consumer only)
-    // and `source` (reader thread only, until it exits; deinit joins it before anything is freed).
+    // @unchecked: `full`, `free` and `stopping` are touched under `mutex` only; the consumer's fields (`current`,
+    // `index`, the cached pointers and counters) by the consumer only; `source` and the block being filled by the
+    // reader thread only (a block changes hands under the mutex). The reader thread holds a strong reference while
+    // it runs, so this object cannot be freed under it: its owner (`CaptureReader.deinit`) calls `stop()`, which
+    // wakes the thread if it waits for a free block and joins it.
 
     struct Record {
         var start: Int
@@ -145,6 +148,8 @@ final class ReadAhead: @unchecked Sendable {
 
     private let source: SequentialSource
     private let configuration: ReadAheadOptions
+    /// Packets per block at most (one per 64 bytes of block).
+    private let maximumRecords: Int
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var full: [Block] = []
@@ -166,6 +171,7 @@ final class ReadAhead: @unchecked Sendable {
     init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
         self.source = source
         self.configuration = configuration
+        maximumRecords = max(64, configuration.blockSize / 64)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         condition = .allocate(capacity: 1)
@@ -229,6 +235,7 @@ final class ReadAhead: @unchecked Sendable {
         b.recordsRead = source.recordsRead
         b.filteredOut = source.filteredOut
         b.offset = source.offset
+        b.interfaceDrops = source.interfaceDrops
         pthread_mutex_lock(mutex)
         full.append(b)
         pthread_cond_broadcast(condition)
@@ -250,17 +257,18 @@ final class ReadAhead: @unchecked Sendable {
             }
             guard let packet else {
                 block.end = true
-                block.interfaceDrops = source.interfaceDrops
                 publish(block)
                 return
             }
             let n = packet.bytes.count
-            if !block.fits(n) {
+            // Every record takes at least 16 bytes of the block and a block holds at most `maximumRecords`, so
+            // that empty or tiny packets cannot grow a block's records without bound.
+            if !block.fits(max(16, n)) || block.recordCount >= maximumRecords {
                 publish(block)
                 guard let next = takeFree() else { return }
                 block = next
                 block.reset()
-                _ = block.fits(n)
+                _ = block.fits(max(16, n))
             }
             let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
             if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
@@ -273,7 +281,7 @@ final class ReadAhead: @unchecked Sendable {
             block.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
                 linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, offset: source.offset))
-            block.used += (n + 15) & ~15
+            block.used += max(16, (n + 15) & ~15)
         }
     }
 
@@ -362,7 +370,7 @@ final class ReadAhead: @unchecked Sendable {
         sideStride = b.sideStride
         recordsRead = b.recordsRead
         filteredOut = b.filteredOut
-        if b.end { interfaceDrops = b.interfaceDrops }
+        interfaceDrops = b.interfaceDrops
         if b.recordCount == 0 {
             offset = b.offset
             return try nextBlock()

@@ -130,6 +130,39 @@ import Testing
         #expect(try Self.read(path, Self.standard).difference(from: expected) == nil)
     }
 
+    /// A pcapng file cut in its last block: the same packets, error and interface drops (its Interface Statistics
+    /// Blocks before the damage said 11) with the reader thread as without it.
+    @Test func damagedPcapngKeepsItsDropCounts() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/ng-le-test102.pcapng")))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-cut.pcapng").path
+        try data.dropLast(6).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let expected = try Self.read(path, nil)
+        #expect(expected.error != nil && expected.interfaceDrops != nil)
+        #expect(try Self.read(path, Self.tiny).difference(from: expected) == nil)
+        #expect(try Self.read(path, Self.standard).difference(from: expected) == nil)
+    }
+
+    /// 100,000 empty records (caplen 0, a legal pcap): each takes 16 bytes of a block and a block holds at most
+    /// one record per 64 bytes, so they go through blocks like any packet and come out in order.
+    @Test func emptyRecordsFillBlocks() throws {
+        var file = Data([0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0])
+        for i in 0..<100_000 {
+            var record = [UInt8](repeating: 0, count: 16)
+            record[0] = UInt8(truncatingIfNeeded: i >> 16)
+            record[4] = UInt8(truncatingIfNeeded: i)
+            record[5] = UInt8(truncatingIfNeeded: i >> 8)
+            record[12] = 60  // wire length 60, none captured
+            file.append(contentsOf: record)
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-empty.pcap").path
+        try file.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let expected = try Self.read(path, nil)
+        #expect(expected.packets.count == 100_000 && expected.error == nil)
+        #expect(try Self.read(path, Self.tiny).difference(from: expected) == nil)
+    }
+
     /// A reader let go before the end stops its thread (the reader thread waits for a free block: it must be woken).
     @Test func readerLetGoEarlyStopsItsThread() throws {
         for _ in 0..<20 {
