@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "SiphonReport",
             dependencies: ["SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect"],
-            swiftSettings: strict),
+            swiftSettings: hot),
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",

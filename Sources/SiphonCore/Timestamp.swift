@@ -36,6 +36,13 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     /// Appends the RFC 3339 form (`2025-03-14T09:00:00.000000Z`, 27 bytes) to `out`: JSON writers put it straight
     /// into their buffer (three timestamps per flow event), no string in between.
     public func appendRFC3339(to out: inout [UInt8]) {
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: 27))
+        out.withUnsafeMutableBufferPointer { writeRFC3339(into: $0.baseAddress! + base) }
+    }
+
+    /// Writes the 27 bytes of the RFC 3339 form at `o`.
+    public func writeRFC3339(into o: UnsafeMutablePointer<UInt8>) {
         var micros = nanoseconds / 1000
         if nanoseconds < 0 && nanoseconds % 1000 != 0 { micros -= 1 }  // floor toward the past
         var seconds = micros / 1_000_000
@@ -45,24 +52,20 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         var secondOfDay = seconds % 86_400
         if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
         let (y, m, d) = Timestamp.civil(fromDays: days)
-        let base = out.count
-        out.append(contentsOf: repeatElement(0, count: 27))
-        out.withUnsafeMutableBufferPointer { o in
-            func put(_ v: Int64, _ at: Int, _ width: Int) {
-                var v = v
-                for i in stride(from: base + at + width - 1, through: base + at, by: -1) {
-                    o[i] = UInt8(48 + v % 10)
-                    v /= 10
-                }
+        func put(_ v: Int64, _ at: Int, _ width: Int) {
+            var v = v
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                o[i] = UInt8(48 + v % 10)
+                v /= 10
             }
-            put(y, 0, 4); o[base + 4] = 0x2D
-            put(m, 5, 2); o[base + 7] = 0x2D
-            put(d, 8, 2); o[base + 10] = 0x54
-            put(secondOfDay / 3600, 11, 2); o[base + 13] = 0x3A
-            put(secondOfDay / 60 % 60, 14, 2); o[base + 16] = 0x3A
-            put(secondOfDay % 60, 17, 2); o[base + 19] = 0x2E
-            put(fraction, 20, 6); o[base + 26] = 0x5A
         }
+        put(y, 0, 4); o[4] = 0x2D
+        put(m, 5, 2); o[7] = 0x2D
+        put(d, 8, 2); o[10] = 0x54
+        put(secondOfDay / 3600, 11, 2); o[13] = 0x3A
+        put(secondOfDay / 60 % 60, 14, 2); o[16] = 0x3A
+        put(secondOfDay % 60, 17, 2); o[19] = 0x2E
+        put(fraction, 20, 6); o[26] = 0x5A
     }
 
     /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).

@@ -5,59 +5,113 @@ import Glibc
 import Darwin
 #endif
 
+/// Growable bytes behind a class reference, written through a raw pointer: JSON events are built from hundreds of
+/// small appends, and an `Array` append checks uniqueness and capacity and goes through a generic path for each.
+final class ByteBuffer {
+    var base: UnsafeMutablePointer<UInt8>
+    var count = 0
+    var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
+    }
+    deinit { base.deallocate() }
+
+    /// Room for `more` bytes past `count`.
+    @inline(__always) func ensure(_ more: Int) {
+        if count + more > capacity { grow(count + more) }
+    }
+
+    @inline(never) func grow(_ needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity = c
+    }
+
+    @inline(__always) func append(_ b: UInt8) {
+        ensure(1)
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always) func append(_ raw: UnsafeBufferPointer<UInt8>) {
+        guard let from = raw.baseAddress, raw.count > 0 else { return }
+        ensure(raw.count)
+        (base + count).update(from: from, count: raw.count)
+        count += raw.count
+    }
+
+    func append(_ s: String) {
+        var text = s
+        text.withUTF8 { append($0) }
+    }
+
+    var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}
+
 /// A minimal streaming JSON object writer: appends UTF-8 straight into a byte buffer, no intermediate values.
 public struct JSONObjectWriter {
-    public private(set) var bytes: [UInt8] = []
+    /// The event so far (a writer is built, then written once; copies of a writer share it).
+    let buffer = ByteBuffer(capacity: 1024)
+    public var bytes: [UInt8] { Array(buffer.raw) }
     /// Bit d: the container at depth d already has an element (so the next one needs a comma). 64 levels.
     private var commaBits: UInt64 = 0
     private var depth = 0
 
-    public init() { bytes.reserveCapacity(512) }
+    public init() {}
 
     public mutating func beginObject() {
         separate()
-        bytes.append(UInt8(ascii: "{"))
+        buffer.append(UInt8(ascii: "{"))
         push()
     }
 
     public mutating func beginObject(_ key: String) {
         self.key(key)
-        bytes.append(UInt8(ascii: "{"))
+        buffer.append(UInt8(ascii: "{"))
         push()
     }
 
     public mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
+        buffer.append(UInt8(ascii: "}"))
         depth -= 1
     }
 
     public mutating func beginArray(_ key: String) {
         self.key(key)
-        bytes.append(UInt8(ascii: "["))
+        buffer.append(UInt8(ascii: "["))
         push()
     }
 
     public mutating func endArray() {
-        bytes.append(UInt8(ascii: "]"))
+        buffer.append(UInt8(ascii: "]"))
         depth -= 1
     }
 
+    @inline(__always)
     private mutating func push() {
         depth += 1
         commaBits &= ~(1 << UInt64(depth & 63))
     }
 
+    @inline(__always)
     private mutating func separate() {
         guard depth > 0 else { return }
         let bit: UInt64 = 1 << UInt64(depth & 63)
-        if commaBits & bit != 0 { bytes.append(UInt8(ascii: ",")) }
+        if commaBits & bit != 0 { buffer.append(UInt8(ascii: ",")) }
         commaBits |= bit
     }
 
+    @inline(__always)
     private mutating func key(_ key: String) {
         separate()
         appendString(key)
-        bytes.append(UInt8(ascii: ":"))
+        buffer.append(UInt8(ascii: ":"))
     }
 
     public mutating func field(_ key: String, _ value: String) {
@@ -68,28 +122,33 @@ public struct JSONObjectWriter {
     public mutating func field<I: BinaryInteger>(_ key: String, _ value: I) {
         self.key(key)
         if value < 0 {
-            bytes.append(contentsOf: String(value).utf8)
+            buffer.append(String(value))
             return
         }
         // Digits straight into the buffer, no String.
-        let v = UInt64(value)
-        var digits: (UInt64, Int) = (1, 1)
-        while v / digits.0 >= 10 { digits = (digits.0 * 10, digits.1 + 1) }
-        var p = digits.0
-        while p > 0 {
-            bytes.append(UInt8(48 + (v / p) % 10))
-            p /= 10
-        }
+        var v = UInt64(value)
+        var n = 1
+        var p: UInt64 = 10
+        while n < 20 && v >= p { n += 1; p = p &* 10 }
+        buffer.ensure(n)
+        let out = buffer.base + buffer.count
+        var i = n
+        repeat {
+            i -= 1
+            out[i] = UInt8(48 + v % 10)
+            v /= 10
+        } while i > 0
+        buffer.count += n
     }
 
     public mutating func field(_ key: String, _ value: Double) {
         self.key(key)
-        bytes.append(contentsOf: (value.isFinite ? String(value) : "null").utf8)
+        buffer.append(value.isFinite ? String(value) : "null")
     }
 
     public mutating func field(_ key: String, _ value: Bool) {
         self.key(key)
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        buffer.append(value ? "true" : "false")
     }
 
     /// An array element string.
@@ -98,14 +157,18 @@ public struct JSONObjectWriter {
         appendString(value)
     }
 
-    /// A timestamp in RFC 3339 form, written straight into the buffer.
+    /// A timestamp in RFC 3339 form.
     public mutating func field(_ key: String, _ value: Timestamp) {
         self.key(key)
-        bytes.append(UInt8(ascii: "\""))
-        value.appendRFC3339(to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        buffer.ensure(29)
+        let out = buffer.base + buffer.count
+        out[0] = UInt8(ascii: "\"")
+        value.writeRFC3339(into: out + 1)
+        out[28] = UInt8(ascii: "\"")
+        buffer.count += 29
     }
 
+    @inline(__always)
     private mutating func appendString(_ s: String) {
         // Native and literal strings lend their UTF-8 without a copy; others (bridged, small) are made contiguous.
         if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0) }) == nil {
@@ -114,31 +177,42 @@ public struct JSONObjectWriter {
         }
     }
 
-    /// `raw` as a JSON string. Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\' is
-    /// copied as is; the runs between characters that need escaping go in one copy each.
+    /// `raw` as a JSON string, written through a pointer after one capacity check for the worst case (every byte
+    /// as a 6-byte `\u00XX`). Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\'
+    /// is copied whole.
     @inline(__always)
-    private mutating func appendEscaped(_ raw: UnsafeBufferPointer<UInt8>) {
+    private func appendEscaped(_ raw: UnsafeBufferPointer<UInt8>) {
         let n = raw.count
-        bytes.reserveCapacity(bytes.count + n + 2)
-        bytes.append(UInt8(ascii: "\""))
-        var start = 0
-        var i = 0
-        if let base = UnsafeRawPointer(raw.baseAddress) {
+        buffer.ensure(n * 6 + 2)
+        var out = buffer.base + buffer.count
+        out.pointee = UInt8(ascii: "\"")
+        out += 1
+        if let from = raw.baseAddress {
+            let base = UnsafeRawPointer(from)
+            var i = 0
             while i < n {
                 if i + 8 <= n {
-                    if !Self.needsEscape(base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8; continue }
+                    let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    if !Self.needsEscape(w) {
+                        UnsafeMutableRawPointer(out).storeBytes(of: w, as: UInt64.self)
+                        out += 8
+                        i += 8
+                        continue
+                    }
                 }
-                let c = base.load(fromByteOffset: i, as: UInt8.self)
+                let c = from[i]
                 if c < 0x20 || c == 0x22 || c == 0x5C {
-                    if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<i])) }
-                    escape(c)
-                    start = i + 1
+                    out = Self.escape(c, to: out)
+                } else {
+                    out.pointee = c
+                    out += 1
                 }
                 i += 1
             }
         }
-        if n > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<n])) }
-        bytes.append(UInt8(ascii: "\""))
+        out.pointee = UInt8(ascii: "\"")
+        out += 1
+        buffer.count = out - buffer.base
     }
 
     /// Whether any byte of `w` is below 0x20, a '"' or a '\\' (bytes of 0x80 and above never need escaping).
@@ -149,19 +223,26 @@ public struct JSONObjectWriter {
         return (below20 | zeroByte(w ^ (ones &* 0x22)) | zeroByte(w ^ (ones &* 0x5C))) != 0
     }
 
-    private mutating func escape(_ c: UInt8) {
+    /// Writes the escape of `c` at `out` (2 or 6 bytes) and returns the position after it.
+    private static func escape(_ c: UInt8, to out: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        out[0] = 0x5C
         switch c {
-        case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(0x22)
-        case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(0x5C)
-        case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
-        case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
-        case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+        case UInt8(ascii: "\""): out[1] = 0x22
+        case UInt8(ascii: "\\"): out[1] = 0x5C
+        case 0x0A: out[1] = UInt8(ascii: "n")
+        case 0x0D: out[1] = UInt8(ascii: "r")
+        case 0x09: out[1] = UInt8(ascii: "t")
         default:
             let hex: StaticString = "0123456789abcdef"
             let digits = hex.utf8Start
-            bytes.append(0x5C); bytes.append(UInt8(ascii: "u")); bytes.append(0x30); bytes.append(0x30)
-            bytes.append(digits[Int(c >> 4)]); bytes.append(digits[Int(c & 15)])
+            out[1] = UInt8(ascii: "u")
+            out[2] = 0x30
+            out[3] = 0x30
+            out[4] = digits[Int(c >> 4)]
+            out[5] = digits[Int(c & 15)]
+            return out + 6
         }
+        return out + 2
     }
 }
 
@@ -210,11 +291,11 @@ public final class EventOutput {
     public func write(_ event: JSONObjectWriter) {
         eventsWritten += 1
         if inMemory {
-            memory.append(contentsOf: event.bytes)
+            memory.append(contentsOf: event.buffer.raw)
             memory.append(0x0A)
             return
         }
-        buffer.append(contentsOf: event.bytes)
+        buffer.append(contentsOf: event.buffer.raw)
         buffer.append(0x0A)
         if buffer.count >= 1 << 16 { flush() }
     }
