@@ -151,9 +151,18 @@ struct DNSReader {
 
     /// A name starting at `start`; returns it and the offset just past its in-place encoding.
     static func name(in bytes: UnsafeRawBufferPointer, at start: Int) throws(DNSParseError) -> (String, Int) {
-        // The text is built as bytes in one buffer (one string at the end, not one per label plus a join).
-        var text: [UInt8] = []
-        text.reserveCapacity(64)
+        // The text is built in stack memory (at most 255 bytes on the wire, 4 characters each when escaped, and
+        // the dots), then made one string: names of up to 15 characters need no allocation at all.
+        let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { text in
+            Result { () throws(DNSParseError) -> (String, Int) in try name(in: bytes, at: start, into: text) }
+        }
+        return try result.get()
+    }
+
+    private static func name(
+        in bytes: UnsafeRawBufferPointer, at start: Int, into text: UnsafeMutableBufferPointer<UInt8>
+    ) throws(DNSParseError) -> (String, Int) {
+        var n = 0
         var p = start
         var end: Int?
         var jumps = 0
@@ -164,13 +173,28 @@ struct DNSReader {
             switch len & 0xC0 {
             case 0x00:
                 if len == 0 {
-                    return (String(decoding: text, as: UTF8.self), end ?? p + 1)
+                    return (String(decoding: UnsafeBufferPointer(rebasing: text[0..<n]), as: UTF8.self), end ?? p + 1)
                 }
                 guard p + 1 + len <= bytes.count else { throw DNSParseError(offset: p, reason: "label runs past the message") }
                 length += len + 1
                 guard length <= 255 else { throw DNSParseError(offset: p, reason: "name longer than 255 bytes") }
-                if !text.isEmpty { text.append(UInt8(ascii: ".")) }
-                appendLabel(UnsafeRawBufferPointer(rebasing: bytes[(p + 1)..<(p + 1 + len)]), to: &text)
+                if n > 0 {
+                    text[n] = UInt8(ascii: ".")
+                    n += 1
+                }
+                for c in UnsafeRawBufferPointer(rebasing: bytes[(p + 1)..<(p + 1 + len)]) {
+                    // Printable ASCII as is (lower case), other bytes and dots as `\DDD` (RFC 4343 style).
+                    if c > 0x20 && c < 0x7F && c != UInt8(ascii: ".") && c != UInt8(ascii: "\\") {
+                        text[n] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+                        n += 1
+                    } else {
+                        text[n] = UInt8(ascii: "\\")
+                        text[n + 1] = 0x30 + c / 100
+                        text[n + 2] = 0x30 + c / 10 % 10
+                        text[n + 3] = 0x30 + c % 10
+                        n += 4
+                    }
+                }
                 p += 1 + len
             case 0xC0:
                 guard p + 2 <= bytes.count else { throw DNSParseError(offset: p, reason: "pointer runs past the message") }
@@ -182,21 +206,6 @@ struct DNSReader {
                 p = target
             default:
                 throw DNSParseError(offset: p, reason: "reserved label type 0x\(String(len, radix: 16))")
-            }
-        }
-    }
-
-    /// Appends a label as text: printable ASCII as is (lower case), other bytes and dots as `\DDD` (RFC 4343 style).
-    @inline(__always)
-    static func appendLabel(_ b: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        for c in b {
-            if c > 0x20 && c < 0x7F && c != UInt8(ascii: ".") && c != UInt8(ascii: "\\") {
-                out.append(c >= 0x41 && c <= 0x5A ? c | 0x20 : c)
-            } else {
-                out.append(UInt8(ascii: "\\"))
-                out.append(0x30 + c / 100)
-                out.append(0x30 + c / 10 % 10)
-                out.append(0x30 + c % 10)
             }
         }
     }
