@@ -481,23 +481,16 @@ public final class FlowTable {
     /// Returns the slot prefetched, or -1.
     @inline(__always) @discardableResult
     public func prefetch(hashTag tag: UInt64) -> Int32 {
-        var i = Int(truncatingIfNeeded: tag) & indexMask
-        while true {
-            let e = index[i]
-            if e == 0 { return -1 }
-            if e >> 32 == tag {
-                let slot = Int(truncatingIfNeeded: (e & 0xFFFF_FFFF) - 1)
-                let record = UnsafeRawPointer(slots + slot)
-                var line = 0
-                while line < MemoryLayout<Flow>.stride {
-                    siphon_prefetch(record + line)
-                    line += 64
-                }
-                siphon_prefetch(UnsafeRawPointer(links + slot))
-                return Int32(truncatingIfNeeded: slot)
-            }
-            i = (i + 1) & indexMask
+        let slot = probe(tag) { _ in true }
+        guard slot >= 0 else { return -1 }
+        let record = UnsafeRawPointer(slots + Int(slot))
+        var line = 0
+        while line < MemoryLayout<Flow>.stride {
+            siphon_prefetch(record + line)
+            line += 64
         }
+        siphon_prefetch(UnsafeRawPointer(links + Int(slot)))
+        return slot
     }
 
     /// Starts loading the index entry where a key hashing to `hash` (upper half) would be: the first step of
@@ -509,14 +502,19 @@ public final class FlowTable {
 
     @inline(__always)
     private func find(_ key: FlowKey, hash: UInt64) -> Int32 {
-        let tag = hash >> 32
+        probe(hash >> 32) { slots[Int($0)].key.same(as: key) }
+    }
+
+    /// Linear probing from the tag's bucket: the first live slot with this tag that `accept` takes, or -1.
+    @inline(__always)
+    private func probe(_ tag: UInt64, _ accept: (Int32) -> Bool) -> Int32 {
         var i = Int(truncatingIfNeeded: tag) & indexMask
         while true {
             let e = index[i]
             if e == 0 { return -1 }
             if e >> 32 == tag {
                 let slot = Int32(truncatingIfNeeded: (e & 0xFFFF_FFFF) - 1)
-                if slots[Int(slot)].key.same(as: key) { return slot }
+                if accept(slot) { return slot }
             }
             i = (i + 1) & indexMask
         }
