@@ -42,6 +42,21 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         #expect(normalize(fromFile.out) == fromStdin.out && !fromStdin.out.isEmpty)
     }
 
+    /// The CLI reads ahead on a second thread by default; `--no-read-ahead` reads in one. Same events, same
+    /// summary, same exit status, on a whole capture and on a damaged one (its error at the same offset).
+    @Test func readAheadChangesNothing() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap")))
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-cut-ra.pcap").path
+        try data.prefix(data.count - 30).write(to: URL(fileURLWithPath: cut))
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        for path in [Repo.path("captures/sample/backdoor-phone.pcap"), cut] {
+            let ahead = try runSiphon(["scan", path, "--json", "-"])
+            let one = try runSiphon(["scan", path, "--json", "-", "--no-read-ahead"])
+            #expect(ahead.status == one.status && ahead.out == one.out && ahead.err == one.err, "\(path)")
+            #expect(ahead.out.contains("\"event_type\":\"stats\""))
+        }
+    }
+
     @Test func missingFileExitsTwoNamingIt() throws {
         let r = try runSiphon(["scan", "/nonexistent/capture.pcap"])
         #expect(r.status == 2 && r.err.contains("/nonexistent/capture.pcap"))
