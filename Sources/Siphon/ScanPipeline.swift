@@ -193,8 +193,10 @@ public final class ScanPipeline {
 
     /// The checksum verdicts of a captured packet, computed in the read-ahead thread right after the packet was
     /// copied there (its bytes still in that core's cache), so that the pipeline does not read payloads only to sum
-    /// them. Bits 0-1: the IPv4 header's `ChecksumStatus`; bits 2-3: the TCP/UDP checksum's, under the conditions
-    /// `process` and `handle` apply (decoded, not a fragment, not cut by the snapshot length); `prechecked` set.
+    /// them. The annotation: `prechecked` (0x100) when the packet decoded, `withChecksums` (0x200) when the
+    /// verdicts are there; bits 0-1 the IPv4 header's `ChecksumStatus`, bits 2-3 the TCP/UDP/ICMP checksum's,
+    /// under the conditions `process` and `handle` apply (decoded, not a fragment, not cut by the snapshot length);
+    /// bits 32-63 the flow key's hash as the flow table's index keeps it (a prefetch hint).
     /// A pure function of the packet's bytes: the same verdicts `process` would compute.
     /// With a `side` record (`MemoryLayout<DecodedPacket>.size` bytes), the decoded packet is left there for
     /// `process`, which then does not decode it again (decoding in the capture thread, as Suricata's receive

@@ -27,7 +27,7 @@ final class ByteBuffer {
         var c = capacity * 2
         while c < needed { c *= 2 }
         let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
-        bigger.update(from: base, count: count)
+        bigger.initialize(from: base, count: count)
         base.deallocate()
         base = bigger
         capacity = c
