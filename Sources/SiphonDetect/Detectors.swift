@@ -13,29 +13,33 @@ extension DetectionEngine {
     public func transaction(_ t: AppTransaction, flow f: Flow, direction: Int, timestamp: Timestamp) {
         switch t {
         case .tls(let client, let server, let certificate, _):
-            var x = facts.removeValue(forKey: f.id) ?? FlowFacts()
-            if let client {
-                x.sni = client.serverName
-                x.ja3 = client.ja3
-                x.ja4 = client.ja4
-                if x.tlsVersion == nil { x.tlsVersion = client.version }
+            // Updated in place through the dictionary's modify accessor (one lookup, no copy of the arrays).
+            func add(_ x: inout FlowFacts) {
+                if let client {
+                    x.sni = client.serverName
+                    x.ja3 = client.ja3
+                    x.ja4 = client.ja4
+                    if x.tlsVersion == nil { x.tlsVersion = client.version }
+                }
+                if let server {
+                    x.ja3s = server.ja3s
+                    x.tlsVersion = server.version
+                    x.serverHelloSeen = true
+                }
+                if let certificate { x.certificate = certificate }
             }
-            if let server {
-                x.ja3s = server.ja3s
-                x.tlsVersion = server.version
-                x.serverHelloSeen = true
-            }
-            if let certificate { x.certificate = certificate }
-            facts[f.id] = x
+            add(&facts[f.id, default: FlowFacts()])
         case .http(let request?, _):
-            var x = facts.removeValue(forKey: f.id) ?? FlowFacts()
-            x.httpBodyBytes += request.bodyLength
-            if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
-            if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
-            for (name, value) in request.headers where name.lowercased() == "user-agent" && !x.userAgents.contains(value) && x.userAgents.count < 8 {
-                x.userAgents.append(value)
+            func add(_ x: inout FlowFacts) {
+                x.httpBodyBytes += request.bodyLength
+                if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
+                if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
+                for (name, value) in request.headers
+                where asciiEqualsLowercase(name, "user-agent") && !x.userAgents.contains(value) && x.userAgents.count < 8 {
+                    x.userAgents.append(value)
+                }
             }
-            facts[f.id] = x
+            add(&facts[f.id, default: FlowFacts()])
             guard isDevice(f), !AddressScope.isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
@@ -61,7 +65,7 @@ extension DetectionEngine {
         var uri = request.uri
         uri.withUTF8 { part("http-uri", UnsafeRawBufferPointer($0)) }
         for (name, value) in request.headers {
-            if Self.unscannedHeaders.contains(where: { name.utf8.count == $0.utf8.count && name.lowercased() == $0 }) { continue }
+            if Self.unscannedHeaders.contains(where: { asciiEqualsLowercase(name, $0) }) { continue }
             var v = value
             v.withUTF8 { part("http-header \(name)", UnsafeRawBufferPointer($0)) }
         }
@@ -299,4 +303,10 @@ extension RuleCondition {
         case .test(let f, _, _): [f.name]
         }
     }
+}
+
+/// Whether `s` equals `lower` (lower-case ASCII) ignoring ASCII case, without making a lower-cased copy.
+@inline(__always)
+func asciiEqualsLowercase(_ s: String, _ lower: String) -> Bool {
+    s.utf8.count == lower.utf8.count && zip(s.utf8, lower.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == $1 }
 }
