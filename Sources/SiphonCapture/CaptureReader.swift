@@ -36,8 +36,9 @@ public final class CaptureReader {
 
     /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression. With
     /// `readAhead`, a second thread reads and filters the capture a block of packets ahead of `next()` (only when
-    /// more than one processor is online: on one, it would only add a copy). Releasing the reader before the end
-    /// stops that thread; if it is blocked reading a pipe that never ends, the release waits for the pipe.
+    /// more than one processor is online: on one, it would only add a copy), and only for regular files: a pipe or
+    /// standard input may be a capture still being written, whose packets must not wait for a block to fill.
+    /// Releasing the reader before the end stops that thread without waiting for it.
     public convenience init(path: String, filter expression: String? = nil, readAhead: Bool = false) throws(CaptureError) {
         try self.init(path: path, filter: expression, readAhead: readAhead ? ReadAheadOptions() : nil)
     }
@@ -45,7 +46,8 @@ public final class CaptureReader {
     public init(path: String, filter expression: String?, readAhead configuration: ReadAheadOptions?) throws(CaptureError) {
         name = path
         sequential = try SequentialSource(path: path, filter: expression)
-        if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor {
+        if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor,
+           CaptureReader.isRegularFile(path) {
             let r = ReadAhead(source: sequential, configuration: configuration)
             readAhead = r.start() ? r : nil
         } else {
@@ -56,6 +58,12 @@ public final class CaptureReader {
     deinit { readAhead?.stop() }
 
     static var processorsOnline: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        guard path != "-" else { return false }
+        var s = stat()
+        return stat(path, &s) == 0 && (s.st_mode & S_IFMT) == S_IFREG
+    }
 
     /// The next packet, or `nil` at the end of the capture. Throws `CaptureError` with `.damaged(offset:)` when
     /// a record cannot be read; everything returned before that stays valid data.

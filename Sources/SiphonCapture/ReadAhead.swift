@@ -52,7 +52,7 @@ final class ReadAhead: @unchecked Sendable {
     // `index`, the cached pointers and counters) by the consumer only; `source` and the block being filled by the
     // reader thread only (a block changes hands under the mutex). The reader thread holds a strong reference while
     // it runs, so this object cannot be freed under it: its owner (`CaptureReader.deinit`) calls `stop()`, which
-    // wakes the thread if it waits for a free block and joins it.
+    // wakes the thread if it waits for a free block and detaches it; the last release may then happen on it.
 
     struct Record {
         var start: Int
@@ -202,14 +202,16 @@ final class ReadAhead: @unchecked Sendable {
         return true
     }
 
-    /// Stops the reader (if still running) and waits for it. Must be called before the reader goes away.
+    /// Tells the reader thread to stop and lets it finish on its own (detached): it ends at its next hand-over
+    /// (at most a block later), or when a read it is blocked in returns. Not joined, so that letting a reader go
+    /// never waits for a pipe that says nothing; the thread keeps this object (and the source) alive until then.
     func stop() {
         guard let t = thread else { return }
         pthread_mutex_lock(mutex)
         stopping = true
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
-        pthread_join(t, nil)
+        pthread_detach(t)
         thread = nil
     }
 

@@ -163,6 +163,25 @@ import Testing
         #expect(try Self.read(path, Self.tiny).difference(from: expected) == nil)
     }
 
+    /// A pipe is read in the calling thread (standard input too, by the same test of the path): a capture still
+    /// being written must hand over packets as they come, where a block would wait for 1 MiB. Read to its end,
+    /// the pipe gives the file's packets.
+    @Test func pipesAreNotReadAhead() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let file = Repo.path("captures/diff/eth-zeek-http-get.pcap")
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        #expect(data.count < 60_000)  // fits the pipe's buffer
+        #expect(data.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) } == data.count)
+        close(fds[1])
+        let reader = try CaptureReader(path: "/dev/fd/\(fds[0])", filter: nil, readAhead: Self.standard)
+        #expect(!reader.readsAhead)
+        var packets: [[UInt8]] = []
+        while let p = try reader.next() { packets.append(Array(p.bytes)) }
+        #expect(packets == (try Self.read(file, nil)).packets.map(\.bytes))
+    }
+
     /// A reader let go before the end stops its thread (the reader thread waits for a free block: it must be woken).
     @Test func readerLetGoEarlyStopsItsThread() throws {
         for _ in 0..<20 {
