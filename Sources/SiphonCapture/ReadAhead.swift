@@ -70,10 +70,11 @@ final class ReadAhead: @unchecked Sendable {
         var storage: UnsafeMutableRawPointer
         var capacity: Int
         var used = 0
-        /// The packet records (raw storage: read once per packet by the consumer, no array checks on the way).
-        var records: UnsafeMutablePointer<Record>
+        /// The packet records (raw storage: read once per packet by the consumer, no array checks on the way),
+        /// room for `recordCapacity` of them: the reader hands a block on when it is full.
+        let records: UnsafeMutablePointer<Record>
         var recordCount = 0
-        var recordCapacity: Int
+        let recordCapacity: Int
         /// The reader's counters once this block was filled.
         var recordsRead = 0
         var filteredOut = 0
@@ -82,21 +83,17 @@ final class ReadAhead: @unchecked Sendable {
         var end = false
         var error: CaptureError?
         var interfaceDrops: UInt64?
-        /// One side record per packet record (`sideStride` bytes each), grown with the records.
+        /// One side record per packet record (`sideStride` bytes each).
         let sideStride: Int
-        var side: UnsafeMutableRawPointer?
-        var sideCapacity = 0
+        let side: UnsafeMutableRawPointer?
 
-        init(capacity: Int, sideBytes: Int) {
+        init(capacity: Int, records: Int, sideBytes: Int) {
             self.capacity = capacity
             storage = .allocate(byteCount: capacity, alignment: 16)
-            recordCapacity = max(64, capacity / 512)
-            records = .allocate(capacity: recordCapacity)
+            recordCapacity = records
+            self.records = .allocate(capacity: records)
             sideStride = (sideBytes + 15) & ~15
-            if sideStride > 0 {
-                sideCapacity = recordCapacity
-                side = .allocate(byteCount: sideCapacity * sideStride, alignment: 16)
-            }
+            side = sideStride > 0 ? .allocate(byteCount: records * sideStride, alignment: 16) : nil
         }
         deinit {
             storage.deallocate()
@@ -104,30 +101,14 @@ final class ReadAhead: @unchecked Sendable {
             side?.deallocate()
         }
 
-        /// Adds a record (the reader thread only), growing the storage by doubling.
+        /// Adds a record (the reader thread only, when `recordCount < recordCapacity`).
         func append(_ r: Record) {
-            if recordCount == recordCapacity {
-                let bigger = UnsafeMutablePointer<Record>.allocate(capacity: recordCapacity * 2)
-                bigger.moveInitialize(from: records, count: recordCount)
-                records.deallocate()
-                records = bigger
-                recordCapacity *= 2
-            }
             (records + recordCount).initialize(to: r)
             recordCount += 1
         }
 
-        /// The side record of record `i` (grown to hold it; only the reader thread calls this with a new `i`).
-        func sideRecord(_ i: Int) -> UnsafeMutableRawPointer? {
-            guard let s = side else { return nil }
-            if i < sideCapacity { return s + i * sideStride }
-            let bigger = UnsafeMutableRawPointer.allocate(byteCount: sideCapacity * 2 * sideStride, alignment: 16)
-            bigger.copyMemory(from: s, byteCount: sideCapacity * sideStride)
-            s.deallocate()
-            side = bigger
-            sideCapacity *= 2
-            return bigger + i * sideStride
-        }
+        /// The side record of record `i`.
+        func sideRecord(_ i: Int) -> UnsafeMutableRawPointer? { side.map { $0 + i * sideStride } }
 
         func reset() {
             used = 0
@@ -148,8 +129,6 @@ final class ReadAhead: @unchecked Sendable {
 
     private let source: SequentialSource
     private let configuration: ReadAheadOptions
-    /// Packets per block at most (one per 64 bytes of block).
-    private let maximumRecords: Int
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var full: [Block] = []
@@ -171,13 +150,15 @@ final class ReadAhead: @unchecked Sendable {
     init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
         self.source = source
         self.configuration = configuration
-        maximumRecords = max(64, configuration.blockSize / 64)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         condition = .allocate(capacity: 1)
         pthread_cond_init(condition, nil)
+        // Records and side records for one packet per 256 bytes of block (a block of smaller packets is handed on
+        // when its records are used up): allocated once, so empty or tiny packets cannot grow memory.
+        let blockSize = max(4096, configuration.blockSize)
         free = (0..<max(2, configuration.blocks)).map { _ in
-            Block(capacity: max(4096, configuration.blockSize), sideBytes: max(0, configuration.sideBytes))
+            Block(capacity: blockSize, records: blockSize / 256, sideBytes: max(0, configuration.sideBytes))
         }
     }
 
@@ -263,14 +244,12 @@ final class ReadAhead: @unchecked Sendable {
                 return
             }
             let n = packet.bytes.count
-            // Every record takes at least 16 bytes of the block and a block holds at most `maximumRecords`, so
-            // that empty or tiny packets cannot grow a block's records without bound.
-            if !block.fits(max(16, n)) || block.recordCount >= maximumRecords {
+            if !block.fits(n) || block.recordCount == block.recordCapacity {
                 publish(block)
                 guard let next = takeFree() else { return }
                 block = next
                 block.reset()
-                _ = block.fits(max(16, n))
+                _ = block.fits(n)
             }
             let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
             if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
@@ -283,7 +262,7 @@ final class ReadAhead: @unchecked Sendable {
             block.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
                 linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, offset: source.offset))
-            block.used += max(16, (n + 15) & ~15)
+            block.used += (n + 15) & ~15
         }
     }
 

@@ -143,8 +143,8 @@ import Testing
         #expect(try Self.read(path, Self.standard).difference(from: expected) == nil)
     }
 
-    /// 100,000 empty records (caplen 0, a legal pcap): each takes 16 bytes of a block and a block holds at most
-    /// one record per 64 bytes, so they go through blocks like any packet and come out in order.
+    /// 100,000 empty records (caplen 0, a legal pcap): a block holds records for one packet per 256 bytes and is
+    /// handed on when they are used up, so empty packets go through blocks like any other and come out in order.
     @Test func emptyRecordsFillBlocks() throws {
         var file = Data([0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0])
         for i in 0..<100_000 {
