@@ -106,8 +106,8 @@ public final class ScanPipeline {
     /// and reassembly state of the first are prefetched while this packet is handled (a two-stage software
     /// pipeline: the index entry, prefetched a packet earlier, is in cache when the record's slot is read from it).
     public func process(_ captured: CapturedPacket, next: UInt64 = 0, afterNext: UInt64 = 0) {
-        if afterNext & UInt64(Self.prechecked) != 0 { flows.prefetchIndex(hashTag: afterNext >> 32) }
-        if next & UInt64(Self.prechecked) != 0 {
+        if afterNext & Self.prechecked != 0 { flows.prefetchIndex(hashTag: afterNext >> 32) }
+        if next & Self.prechecked != 0 {
             let slot = flows.prefetch(hashTag: next >> 32)
             if slot >= 0 { reassembler.prefetch(slot: slot) }
         }
@@ -124,16 +124,16 @@ public final class ScanPipeline {
         // flow table and the checksum without copies (a value reached through a pointer or an inout parameter is
         // copied for each call that borrows it).
         var packet: DecodedPacket
-        if let side = captured.side, captured.annotation & UInt64(Self.prechecked) != 0 {
+        if let side = captured.side, captured.annotation & Self.prechecked != 0 {
             packet = side.load(as: DecodedPacket.self)
         } else {
             packet = DecodedPacket()
             PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         }
         count(packet)
-        // Verdicts only from an annotation that has them (`precheckHashOnly` leaves them out).
-        let precomputed = captured.annotation & UInt64(Self.prechecked | Self.withChecksums) == UInt64(Self.prechecked | Self.withChecksums)
-            ? UInt32(truncatingIfNeeded: captured.annotation) : 0
+        // Verdicts only from an annotation that has them (`precheck` without checksums leaves them out).
+        let verdicts = Self.prechecked | Self.withChecksums
+        let precomputed = captured.annotation & verdicts == verdicts ? UInt32(truncatingIfNeeded: captured.annotation) : 0
         if validatingChecksums, packet.network == .ipv4, packet.error == nil {
             // A receiver drops a datagram (or fragment) whose IPv4 header checksum is wrong before anything else.
             let status = precomputed != 0 ? ChecksumStatus(rawValue: UInt8(precomputed & 3))!
@@ -177,9 +177,9 @@ public final class ScanPipeline {
     }
 
     /// Set in an annotation `precheck` made.
-    static let prechecked: UInt32 = 0x100
+    static let prechecked: UInt64 = 0x100
     /// Set when the annotation carries checksum verdicts.
-    static let withChecksums: UInt32 = 0x200
+    static let withChecksums: UInt64 = 0x200
 
     /// The read-ahead options that go with these functions: side records of a `DecodedPacket`'s size (`precheck`
     /// writes one there), and the checksums verified unless `checksums` is `.off`.
@@ -188,7 +188,7 @@ public final class ScanPipeline {
         precondition(_isPOD(DecodedPacket.self), "DecodedPacket must stay a plain value")
         return ReadAheadOptions(
             sideBytes: MemoryLayout<DecodedPacket>.size,
-            inspect: checksums == .off ? ScanPipeline.precheckHashOnly : { ScanPipeline.precheck($0, side: $1) })
+            inspect: { [verify = checksums != .off] in ScanPipeline.precheck($0, side: $1, checksums: verify) })
     }
 
     /// The checksum verdicts of a captured packet, computed in the read-ahead thread right after the packet was
@@ -201,23 +201,14 @@ public final class ScanPipeline {
     /// With a `side` record (`MemoryLayout<DecodedPacket>.size` bytes), the decoded packet is left there for
     /// `process`, which then does not decode it again (decoding in the capture thread, as Suricata's receive
     /// threads do). Offsets in it are relative to the packet's bytes, so it stays valid for the block's copy.
-    @Sendable public static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer? = nil) -> UInt64 {
-        precheck(captured, side: side, checksums: true)
-    }
-
-    /// `precheck` without the checksums (`--checksums off`): the decoded packet and the flow hash only.
-    @Sendable public static func precheckHashOnly(_ captured: CapturedPacket, side: UnsafeMutableRawPointer?) -> UInt64 {
-        precheck(captured, side: side, checksums: false)
-    }
-
-    @inline(__always)
-    static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer?, checksums: Bool) -> UInt64 {
+    /// Without `checksums` (`--checksums off`): the decoded packet and the flow hash only.
+    public static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer? = nil, checksums: Bool = true) -> UInt64 {
         var packet = DecodedPacket()
         PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         guard packet.error == nil else { return 0 }
         // A plain value (no references): its bytes can be stored and loaded as they are.
         side?.storeBytes(of: packet, as: DecodedPacket.self)
-        var out = UInt64(prechecked | (checksums ? withChecksums : 0))
+        var out = prechecked | (checksums ? withChecksums : 0)
         if checksums, packet.network == .ipv4 {
             out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
         }

@@ -29,7 +29,7 @@ public final class CaptureReader {
     public var recordsRead: Int { readAhead?.recordsRead ?? sequential.recordsRead }
 
     private let sequential: SequentialSource
-    /// Set when a second thread reads ahead (`readAhead: true` and more than one processor online).
+    /// Set when a second thread reads ahead (see `init`).
     private let readAhead: ReadAhead?
     /// Whether packets come from a reader thread.
     public var readsAhead: Bool { readAhead != nil }
@@ -39,11 +39,7 @@ public final class CaptureReader {
     /// more than one processor is online: on one, it would only add a copy), and only for regular files: a pipe or
     /// standard input may be a capture still being written, whose packets must not wait for a block to fill.
     /// Releasing the reader before the end stops that thread without waiting for it.
-    public convenience init(path: String, filter expression: String? = nil, readAhead: Bool = false) throws(CaptureError) {
-        try self.init(path: path, filter: expression, readAhead: readAhead ? ReadAheadOptions() : nil)
-    }
-
-    public init(path: String, filter expression: String?, readAhead configuration: ReadAheadOptions?) throws(CaptureError) {
+    public init(path: String, filter expression: String? = nil, readAhead configuration: ReadAheadOptions? = nil) throws(CaptureError) {
         name = path
         sequential = try SequentialSource(path: path, filter: expression)
         if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor,
@@ -93,9 +89,6 @@ public final class CaptureReader {
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
     public var interfaceDrops: UInt64? { readAhead != nil ? readAhead?.interfaceDrops : sequential.interfaceDrops }
-
-    /// Checks a classic pcap file header as libpcap 1.11 does.
-    static func checkPcapHeader(_ h: [UInt8]) -> String? { SequentialSource.checkPcapHeader(h) }
 }
 
 /// The capture read in the calling thread: libpcap or the pcapng reader, then the BPF filter.
@@ -141,7 +134,7 @@ final class SequentialSource {
             var header = magic + [UInt8](repeating: 0, count: 20)
             let more = header.withUnsafeMutableBytes { fread($0.baseAddress! + 4, 1, 20, file) }
             header.removeLast(20 - more)
-            if let problem = CaptureReader.checkPcapHeader(header) {
+            if let problem = SequentialSource.checkPcapHeader(header) {
                 if !isStdin { fclose(file) }
                 throw CaptureError(.badFormat, capture: path, message: problem)
             }

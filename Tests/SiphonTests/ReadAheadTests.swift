@@ -223,6 +223,9 @@ import Testing
             let reader = try CaptureReader(path: file)
             while let p = try reader.next() {
                 let a = ScanPipeline.precheck(p)
+                // Without checksums: the same decoding and hash, no verdicts and no mark that there are some.
+                let unchecked = ScanPipeline.precheck(p, checksums: false)
+                #expect(unchecked & 0x3FF == a & 0x100 && unchecked >> 32 == a >> 32)
                 let packet = PacketDecoder.decode(p.bytes, linkType: p.linkType)
                 guard packet.error == nil else {
                     #expect(a == 0)
