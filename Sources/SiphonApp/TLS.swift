@@ -2,7 +2,7 @@ import Crypto
 internal import SiphonCore
 
 /// What a TLS ClientHello says, with its JA3 and JA4 fingerprints.
-public struct TLSClientHello: Sendable, Equatable {
+public struct TLSClientHello: Sendable, Hashable {
     public var legacyVersion: UInt16
     public var ciphers: [UInt16]
     /// Extension types in order, GREASE included.
@@ -29,7 +29,7 @@ public struct TLSClientHello: Sendable, Equatable {
     /// Fills `ja3String`, `ja3` and `ja4`, from `cache` when a hello with the same fingerprint inputs was seen.
     public mutating func fingerprint(cache: TLSFingerprintCache?) {
         guard let cache else { return fingerprint() }
-        let key = TLSFingerprintCache.Key(self)
+        let key = TLSFingerprintCache.key(self)
         if let known = cache.entries[key] {
             (ja3String, ja3, ja4) = known
             cache.hits += 1
@@ -147,38 +147,24 @@ public struct TLSClientHello: Sendable, Equatable {
 /// in `../shared/captures` have 61 distinct JA4 per capture), and computing them (two SHA-256 and an MD5, sorted
 /// copies, hex text) cost ~28,000 instructions a hello. One per pipeline (no global state); bounded.
 public final class TLSFingerprintCache {
-    struct Key: Hashable {
-        var legacyVersion: UInt16
-        var ciphers: [UInt16]
-        var extensions: [UInt16]
-        var groups: [UInt16]
-        var pointFormats: [UInt8]
-        var supportedVersions: [UInt16]
-        var signatureAlgorithms: [UInt16]
-        var hasServerName: Bool
-        var firstALPN: String?
-
-        init(_ h: TLSClientHello) {
-            legacyVersion = h.legacyVersion
-            ciphers = h.ciphers
-            extensions = h.extensions
-            groups = h.groups
-            pointFormats = h.pointFormats
-            supportedVersions = h.supportedVersions
-            signatureAlgorithms = h.signatureAlgorithms
-            hasServerName = h.serverName != nil
-            firstALPN = h.alpn.first
-        }
+    /// The hello reduced to what the fingerprints read: whether it names a server (not which), its first ALPN
+    /// value, its lists as they are; no fingerprints.
+    static func key(_ h: TLSClientHello) -> TLSClientHello {
+        var k = h
+        if k.serverName != nil { k.serverName = "" }
+        if k.alpn.count > 1 { k.alpn = [k.alpn[0]] }
+        (k.ja3String, k.ja3, k.ja4) = ("", "", "")
+        return k
     }
 
-    var entries: [Key: (String, String, String)] = [:]
+    var entries: [TLSClientHello: (String, String, String)] = [:]
     /// Entries kept at most (the table is emptied when full: hellos that vary every time do not grow it).
     public let limit: Int
     public internal(set) var hits = 0
 
     public init(limit: Int = 4096) { self.limit = limit }
 
-    func store(_ key: Key, _ value: (String, String, String)) {
+    func store(_ key: TLSClientHello, _ value: (String, String, String)) {
         if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
         entries[key] = value
     }
