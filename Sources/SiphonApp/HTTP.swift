@@ -21,11 +21,13 @@ public struct HTTPMessage: Sendable, Equatable {
     public var bodyTruncated = false
 
     public func header(_ name: String) -> String? {
-        // Compared without case on bytes (no lower-cased copy per header).
-        headers.first { h in
-            h.0.utf8.count == name.utf8.count
-                && zip(h.0.utf8, name.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == ($1 &- 0x41 < 26 ? $1 | 0x20 : $1) }
-        }?.1
+        headers.first { Self.sameHeaderName($0.0, name) }?.1
+    }
+
+    /// Whether two header names are the same, ASCII case aside (compared on bytes: no lower-cased copies).
+    public static func sameHeaderName(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count
+            && zip(a.utf8, b.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == ($1 &- 0x41 < 26 ? $1 | 0x20 : $1) }
     }
 
     public static func == (a: HTTPMessage, b: HTTPMessage) -> Bool {

@@ -35,7 +35,7 @@ extension DetectionEngine {
                 if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
                 if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
                 for (name, value) in request.headers
-                where asciiEqualsLowercase(name, "user-agent") && !x.userAgents.contains(value) && x.userAgents.count < 8 {
+                where HTTPMessage.sameHeaderName(name, "User-Agent") && !x.userAgents.contains(value) && x.userAgents.count < 8 {
                     x.userAgents.append(value)
                 }
             }
@@ -65,7 +65,7 @@ extension DetectionEngine {
         var uri = request.uri
         uri.withUTF8 { part("http-uri", UnsafeRawBufferPointer($0)) }
         for (name, value) in request.headers {
-            if Self.unscannedHeaders.contains(where: { asciiEqualsLowercase(name, $0) }) { continue }
+            if Self.unscannedHeaders.contains(where: { HTTPMessage.sameHeaderName(name, $0) }) { continue }
             var v = value
             v.withUTF8 { part("http-header \(name)", UnsafeRawBufferPointer($0)) }
         }
@@ -303,10 +303,4 @@ extension RuleCondition {
         case .test(let f, _, _): [f.name]
         }
     }
-}
-
-/// Whether `s` equals `lower` (lower-case ASCII) ignoring ASCII case, without making a lower-cased copy.
-@inline(__always)
-func asciiEqualsLowercase(_ s: String, _ lower: String) -> Bool {
-    s.utf8.count == lower.utf8.count && zip(s.utf8, lower.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == $1 }
 }

@@ -362,13 +362,11 @@ public enum EventEncoder {
     public static func macString(_ mac: UInt64) -> String {
         // The 17 characters written straight into the string's storage (one allocation, no array).
         String(unsafeUninitializedCapacity: 17) { out in
-            let hex: StaticString = "0123456789abcdef"
-            let digits = hex.utf8Start
             var n = 0
             for i in stride(from: 5, through: 0, by: -1) {
-                let b = Int(truncatingIfNeeded: mac >> (UInt64(i) * 8)) & 0xFF
-                out[n] = digits[b >> 4]
-                out[n + 1] = digits[b & 15]
+                let b = UInt8(truncatingIfNeeded: mac >> (UInt64(i) * 8))
+                out[n] = HexDigits.digit(b >> 4)
+                out[n + 1] = HexDigits.digit(b & 15)
                 n += 2
                 if i > 0 { out[n] = UInt8(ascii: ":"); n += 1 }
             }

@@ -233,13 +233,11 @@ public struct JSONObjectWriter {
         case 0x0D: out[1] = UInt8(ascii: "r")
         case 0x09: out[1] = UInt8(ascii: "t")
         default:
-            let hex: StaticString = "0123456789abcdef"
-            let digits = hex.utf8Start
             out[1] = UInt8(ascii: "u")
             out[2] = 0x30
             out[3] = 0x30
-            out[4] = digits[Int(c >> 4)]
-            out[5] = digits[Int(c & 15)]
+            out[4] = HexDigits.digit(c >> 4)
+            out[5] = HexDigits.digit(c & 15)
             return out + 6
         }
         return out + 2
