@@ -75,6 +75,7 @@ class Scenario:
         self.qid = 0x1000
         self.port = 50000
         self.expect = []
+        self.device = DEVICE
 
     def sport(self):
         self.port += 1
@@ -83,7 +84,8 @@ class Scenario:
     def resolve(self, t, name, address, cname=None, qtype="A"):
         """A lookup through the router: name (-> cname) -> address."""
         self.qid += 1
-        answers = [(name, "CNAME", cname), (cname, "A", address)] if cname else [(name, "A", address)]
+        kind = "AAAA" if ":" in address else "A"
+        answers = [(name, "CNAME", cname), (cname, kind, address)] if cname else [(name, kind, address)]
         self.cap.dns(t, self.qid, name, answers, qtype=qtype)
 
     def alert(self, category, severity, dest_ip, **evidence):
@@ -149,8 +151,11 @@ class Scenario:
 
     def write(self, out):
         self.cap.write(os.path.join(out, self.name + ".pcap"))
-        manifest = {"capture": self.name + ".pcap", "description": self.description, "device": DEVICE,
+        manifest = {"capture": self.name + ".pcap", "description": self.description, "device": self.device,
                     "args": self.args, "benign": self.benign, "expect": self.expect}
+        # Device-identity scenarios: the device's identity, how it is chosen, and every address it used.
+        if hasattr(self, "device_id"):
+            manifest.update({"device_id": self.device_id, "chosen": self.chosen, "addresses": self.addresses})
         with open(os.path.join(out, self.name + ".json"), "w") as f:
             json.dump(manifest, f, indent=1)
             f.write("\n")
@@ -860,6 +865,95 @@ def benign_tls13_cdn():
     s.resolve(T0, "assets.nimbus-cdn.net", FASTLY)
     s.tls13(T0 + 0.2, FASTLY, "assets.nimbus-cdn.net", up=900, down=60_000)
     return s
+
+
+# The same phone three ways (device identity): each variant beacons to one name every 300 s, 10 times, and uploads
+# 1.2 MB to another in two connections of 600 KB (100 KB back, so under the ratio threshold): neither connection
+# alone reaches the 1 MiB of a volume upload, both together do. Every variant raises beaconing medium and
+# foreign-upload high (volume), for one device: its MAC, with every address it used.
+PHONE_V6_PREFIX = "2a01:e0a:1f2:3b40::"                                                   # Free SAS, FR (home)
+PHONE_SLAAC = "2a01:e0a:1f2:3b40:a4:c2ff:fe11:3302"                                       # EUI-64 of the MAC
+PHONE_TEMP1, PHONE_TEMP2 = "2a01:e0a:1f2:3b40:5d2e:81f0:c4a7:1b93", "2a01:e0a:1f2:3b40:e81c:2b6d:93f4:70a2"
+ALIBABA_CN6, AMAZON6 = "2400:3200::1", "2600:1f18:4000::10"                                # CN, US
+PUBLIC_PHONE, PUBLIC_ROUTER = "88.160.12.34", "88.160.12.1"                                # Free SAS, FR (home)
+
+
+def identity_scenario(name, description, device=DEVICE, router="192.168.1.1", dual_stack=False):
+    s = Scenario(name, description)
+    s.cap.device, s.cap.router = device, router
+    s.device = device
+    s.device_id = "02:a4:c2:11:33:02"
+    s.chosen = "dhcp"
+    s.cap.dhcp(T0 - 5, 1, True)
+    s.cap.dhcp(T0 - 4.99, 2, False)
+    s.cap.dhcp(T0 - 4.9, 3, True)
+    s.cap.dhcp(T0 - 4.89, 5, False)
+    s.addresses = [device]
+    beacon, upload = (ALIBABA_CN6, AMAZON6) if dual_stack else (ALIBABA_US, AMAZON)
+    qtype = "AAAA" if dual_stack else "A"
+    if dual_stack:
+        # SLAAC (RFC 4862): the link-local address's router solicitation, the router's advertisement of the
+        # home prefix, then duplicate address detection for the EUI-64 address and the first temporary one.
+        s.cap.router_solicitation(T0 - 4)
+        s.cap.router_advertisement(T0 - 3.99, PHONE_V6_PREFIX)
+        s.cap.duplicate_address_detection(T0 - 3.5, PHONE_SLAAC)
+        s.cap.duplicate_address_detection(T0 - 3.4, PHONE_TEMP1)
+        s.cap.device6 = PHONE_TEMP1
+        from pcapgen import link_local, DEVICE_MAC
+        s.addresses += [link_local(DEVICE_MAC), PHONE_SLAAC, PHONE_TEMP1]
+    for k in range(10):
+        t = T0 + 300 * k + s.rng.uniform(-15, 15)
+        if dual_stack and k == 5:
+            # The temporary address is replaced (RFC 8981) halfway: the beacon goes on from the new one.
+            s.cap.duplicate_address_detection(t - 20, PHONE_TEMP2)
+            s.cap.device6 = PHONE_TEMP2
+            s.addresses.append(PHONE_TEMP2)
+        s.resolve(t, "hb.x9-analytics.com", beacon, qtype=qtype)
+        s.tls12(t + 0.1, beacon, "hb.x9-analytics.com", up=300, down=200)
+    t = T0 + 3100
+    # Dual-stack: the first connection over IPv4, the second over IPv6, to the same name.
+    s.resolve(t, "upload.cloudvault-sync.com", AMAZON)
+    s.tls12(t + 0.2, AMAZON if dual_stack else upload, "upload.cloudvault-sync.com", up=600_000, down=100_000)
+    s.resolve(t + 60, "upload.cloudvault-sync.com", upload, qtype=qtype)
+    s.tls12(t + 60.2, upload, "upload.cloudvault-sync.com", up=600_000, down=100_000)
+    s.alert("beaconing", "medium", beacon)
+    s.alert("foreign-upload", "high", upload, reason="volume")
+    return s
+
+
+@scenario
+def device_private():
+    return identity_scenario(
+        "device-private",
+        "Device identity, private address: the phone takes 192.168.1.23 by DHCP, beacons to hb.x9-analytics.com "
+        "(47.88.1.1, Alibaba US) every 300 s 10 times, then uploads 600 KB twice to upload.cloudvault-sync.com "
+        "(52.84.1.1, Amazon US), 100 KB back each. beaconing medium; foreign-upload high (volume, at the second "
+        "connection); foreign-endpoint info for both. One device, 02:a4:c2:11:33:02, chosen by DHCP.")
+
+
+@scenario
+def device_public_home():
+    return identity_scenario(
+        "device-public-home",
+        "Device identity, public home-country address: the same phone and traffic as device-private, on a bench "
+        "that hands out public addresses: 88.160.12.34 (Free SAS, FR) by DHCP from 88.160.12.1, also its resolver. "
+        "The same alerts: beaconing medium (47.88.1.1), foreign-upload high (52.84.1.1); one device, its MAC.",
+        device=PUBLIC_PHONE, router=PUBLIC_ROUTER)
+
+
+@scenario
+def device_dual_stack():
+    return identity_scenario(
+        "device-dual-stack",
+        "Device identity, dual stack: the phone takes 192.168.1.23 by DHCP and configures IPv6 by SLAAC from the "
+        "router's advertisement of 2a01:e0a:1f2:3b40::/64 (Free SAS, FR): link-local, EUI-64 and a temporary "
+        "address (duplicate address detection for each). It beacons over IPv6 to hb.x9-analytics.com "
+        "(2400:3200::1, Alibaba CN; AAAA over the IPv4 resolver) every 300 s 10 times; halfway the temporary "
+        "address is replaced, and the last five beacons come from the new one. Then 600 KB to "
+        "upload.cloudvault-sync.com over IPv4 (52.84.1.1) and 600 KB over IPv6 (2600:1f18:4000::10): no flow "
+        "and no address reaches 1 MiB, the name does. beaconing medium (2400:3200::1, series kept across the "
+        "address change), foreign-upload high (volume, 2600:1f18:4000::10); one device with five addresses.",
+        dual_stack=True)
 
 
 def main():

@@ -6,7 +6,7 @@ certificates), HTTP/1.1 and MQTT messages, and the pcap writer.
 Everything random comes from the `random.Random` a `Capture` is given, and every time from the caller: the same
 calls in the same order write the same bytes.
 """
-import hashlib, os, struct
+import hashlib, ipaddress, os, struct
 from inet import checksum
 
 DEVICE_MAC = bytes.fromhex("02a4c2113302")
@@ -14,7 +14,31 @@ ROUTER_MAC = bytes.fromhex("0222334455aa")
 
 
 def ip(a):
-    return bytes(int(x) for x in a.split("."))
+    """An IPv4 or IPv6 address's bytes."""
+    return ipaddress.ip_address(a).packed
+
+
+def is6(a):
+    return ":" in a
+
+
+def pseudo_header(src, dst, proto, length):
+    """The pseudo-header TCP, UDP and ICMPv6 checksums cover (RFC 768/793 for IPv4, RFC 8200 8.1 for IPv6)."""
+    if is6(src):
+        return ip(src) + ip(dst) + struct.pack("!IxxxB", length, proto)
+    return ip(src) + ip(dst) + struct.pack("!BBH", 0, proto, length)
+
+
+def link_local(mac):
+    """The modified EUI-64 link-local address of a MAC (RFC 4291 2.5.1)."""
+    eui = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:]
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + eui))
+
+
+def solicited_node(address):
+    """ff02::1:ffXX:XXXX and its multicast MAC 33:33:ff:XX:XX:XX, for an IPv6 address."""
+    tail = ip(address)[-3:]
+    return str(ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + tail)), b"\x33\x33\xff" + tail
 
 
 class Capture:
@@ -25,12 +49,16 @@ class Capture:
         self.device, self.router = device, router
         self.device_mac, self.router_mac = device_mac, router_mac
         self.packets = []
+        self.device6 = None  # the IPv6 address the device uses now (dual-stack scenarios)
         self.ident = 0
         self.dns_log = []    # {"name", "answers", "time"} per DNS exchange
         self.flow_log = []   # {"server", "port", "client_port", "sent", "received"} per closed TCP connection
         self.payloads = []   # (proto, server, port, bytes) the device sent: for the generators' own checks
 
     # Layers 2-4.
+
+    def ipv6(self, src, dst, proto, payload, hop_limit=64):
+        return struct.pack("!IHBB", 6 << 28, len(payload), proto, hop_limit) + ip(src) + ip(dst) + payload
 
     def ipv4(self, src, dst, proto, payload, ttl=64):
         self.ident += 1
@@ -39,13 +67,18 @@ class Capture:
         h = h[:10] + struct.pack("!H", checksum(h)) + h[12:]
         return h + payload
 
-    def frame(self, t, src, dst, proto, l4, from_device, ttl=64):
-        src_mac, dst_mac = (self.device_mac, self.router_mac) if from_device else (self.router_mac, self.device_mac)
-        self.packets.append((t, dst_mac + src_mac + b"\x08\x00" + self.ipv4(src, dst, proto, l4, ttl)))
+    def frame(self, t, src, dst, proto, l4, from_device, ttl=64, dst_mac=None):
+        """An Ethernet frame between the device and the router (IPv4 or IPv6, by the addresses); `dst_mac`
+        overrides the receiver's MAC (multicast)."""
+        src_mac, to_mac = (self.device_mac, self.router_mac) if from_device else (self.router_mac, self.device_mac)
+        if is6(src):
+            self.packets.append((t, (dst_mac or to_mac) + src_mac + b"\x86\xdd" + self.ipv6(src, dst, proto, l4, ttl)))
+        else:
+            self.packets.append((t, (dst_mac or to_mac) + src_mac + b"\x08\x00" + self.ipv4(src, dst, proto, l4, ttl)))
 
     def udp(self, t, src, sport, dst, dport, payload, from_device):
         u = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-        pseudo = ip(src) + ip(dst) + struct.pack("!BBH", 0, 17, len(u))
+        pseudo = pseudo_header(src, dst, 17, len(u))
         u = u[:6] + struct.pack("!H", checksum(pseudo + u) or 0xFFFF) + u[8:]
         self.frame(t, src, dst, 17, u, from_device)
 
@@ -56,14 +89,38 @@ class Capture:
         if reply is not None:
             self.udp(t + delay, server, dport, self.device, sport, reply, False)
 
+    # IPv6 neighbour discovery (RFC 4861, 4862).
+
+    def icmpv6(self, t, src, dst, body, from_device, dst_mac):
+        pseudo = pseudo_header(src, dst, 58, len(body))
+        body = body[:2] + struct.pack("!H", checksum(pseudo + body)) + body[4:]
+        self.frame(t, src, dst, 58, body, from_device, ttl=255, dst_mac=dst_mac)
+
+    def router_advertisement(self, t, prefix, prefix_length=64):
+        """The router's advertisement to all nodes: itself as default router, `prefix` on-link and for SLAAC."""
+        body = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+        body += bytes([1, 1]) + self.router_mac  # source link-layer address
+        body += struct.pack("!BBBBIII", 3, 4, prefix_length, 0xC0, 86400, 14400, 0) + ip(prefix)
+        self.icmpv6(t, link_local(self.router_mac), "ff02::1", body, False, b"\x33\x33\x00\x00\x00\x01")
+
+    def duplicate_address_detection(self, t, address):
+        """The device's neighbour solicitation from :: for an address it is configuring (RFC 4862 5.4)."""
+        group, group_mac = solicited_node(address)
+        self.icmpv6(t, "::", group, struct.pack("!BBHI", 135, 0, 0, 0) + ip(address), True, group_mac)
+
+    def router_solicitation(self, t):
+        body = struct.pack("!BBHI", 133, 0, 0, 0) + bytes([1, 1]) + self.device_mac
+        self.icmpv6(t, link_local(self.device_mac), "ff02::2", body, True, b"\x33\x33\x00\x00\x00\x02")
+
     def tcp_segment(self, t, src, sport, dst, dport, seq, ack, flags, payload, from_device, ttl=64, csum="good"):
+        # (IPv4 or IPv6, by the addresses.)
         """`csum`: "good"; "bad" (the right one plus 0x1111: a receiver drops the segment); "offload" (the folded
         pseudo-header sum, what Linux leaves for the NIC to complete when the capture is taken on the sender);
         "zero" (0, what some offloading stacks leave, and the cheapest forgery)."""
         if not flags & 0x10:
             ack = 0  # the acknowledgment field is only meaningful with ACK set
         h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
-        pseudo = ip(src) + ip(dst) + struct.pack("!BBH", 0, 6, len(h) + len(payload))
+        pseudo = pseudo_header(src, dst, 6, len(h) + len(payload))
         value = checksum(pseudo + h + payload)
         if csum == "bad":
             value = (value + 0x1111) & 0xFFFF
@@ -90,9 +147,10 @@ class Capture:
         server = server or self.router
         sport = sport or 40000 + qid % 20000
         q = dns_query(qid, name, qtype)
-        self.udp(t, self.device, sport, server, 53, q, True)
+        device = self.device if is6(server) == is6(self.device) else self.device6
+        self.udp(t, device, sport, server, 53, q, True)
         self.payloads.append(("dns", server, 53, q))
-        self.udp(t + 0.015, server, 53, self.device, sport, dns_response(qid, name, qtype, answers, rcode), False)
+        self.udp(t + 0.015, server, 53, device, sport, dns_response(qid, name, qtype, answers, rcode), False)
         self.dns_log.append({"name": name, "answers": [list(a) for a in answers], "time": t})
 
     def dhcp(self, t, msg_type, from_device, hostname="mini-phone-x9", vendor_class="android-dhcp-9", xid=0x5EED1234):
@@ -140,6 +198,8 @@ class TCP:
 
     def __init__(self, cap, t, server, sport, dport, server_ttl=64, device_csum="good", synack_ttl=None):
         self.cap = cap
+        # The device's address of the server's family (its current IPv6 address for an IPv6 server).
+        self.device = cap.device if is6(server) == is6(cap.device) else cap.device6
         self.t, self.server, self.sport, self.dport = t, server, sport, dport
         self.server_ttl, self.device_csum = server_ttl, device_csum
         self.cseq, self.sseq = cap.rng.randrange(1 << 31), cap.rng.randrange(1 << 31)
@@ -154,7 +214,7 @@ class TCP:
         """One segment; `seq` (default: the next byte) only for retransmissions and overlaps; `ttl` and `csum`
         override the connection's (64 from the device, `server_ttl` from the server; `device_csum`, else good)."""
         self.t += 0.002 + self.cap.rng.random() * 0.01
-        d = self.cap.device
+        d = self.device
         if from_device:
             self.cap.tcp_segment(self.t, d, self.sport, self.server, self.dport, self.cseq if seq is None else seq,
                                  self.sseq, flags, payload, True, ttl or 64, csum or self.device_csum)
@@ -225,7 +285,7 @@ def dns_response(qid, name, qtype, answers, rcode=0):
         if typ == "A":
             rdata = ip(value)
         elif typ == "AAAA":
-            rdata = bytes.fromhex(value)
+            rdata = ip(value) if ":" in value else bytes.fromhex(value)
         elif typ == "TXT":
             strings = value if isinstance(value, list) else [value]
             rdata = b"".join(bytes([len(s)]) + s.encode() for s in strings)

@@ -26,10 +26,11 @@ public struct ScanOptions: Sendable {
     public var httpBodyDepth = 4096
     /// Detector thresholds (nil: no detection, no `alert` events).
     public var detection: DetectionConfiguration? = DetectionConfiguration()
-    /// The devices under test (empty: every local address that initiates flows to non-local addresses).
-    public var devices: Set<IPAddress> = []
-    /// Devices under test named by MAC address (48 bits, as `Flow.clientMAC`).
-    public var deviceMACs: Set<UInt64> = []
+    /// The devices under test: addresses, prefixes and MAC addresses (`--device`). Empty: every host of the
+    /// captured link that initiates traffic, infrastructure (gateways, routers, DHCP servers, resolvers) left out.
+    public var devices: [DeviceSelector] = []
+    /// Hosts never taken for devices (`--not-device`).
+    public var excludedDevices: [DeviceSelector] = []
     /// Declarative rules (from the rule pack) evaluated on every ended flow of a device.
     public var rules: [Rule] = []
     /// Whether the per-device verdicts are built at the end even when no events are written (the terminal summary
@@ -62,6 +63,8 @@ public final class ScanPipeline {
     public let detection: DetectionEngine?
     /// Per device, once the capture is finished.
     public private(set) var verdicts: [DeviceVerdict] = []
+    /// The link's infrastructure and declared devices, once the capture is finished.
+    public private(set) var link: LinkSummary?
     private let wantVerdicts: Bool
     // Packets are counted per link type in a run-length way: pcapng files switch rarely, pcap files never.
     private var currentLinkType = LinkType(rawValue: UInt32.max)
@@ -70,6 +73,8 @@ public final class ScanPipeline {
     /// TCP packet counts twice, header and segment).
     private var validatingChecksums: Bool
     private var checksumsJudged: UInt64 = 0
+    /// Flows created so far, as last seen (a change: the packet just handled began a flow).
+    private var knownFlows: UInt64 = 0
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -85,7 +90,8 @@ public final class ScanPipeline {
         wantVerdicts = options.verdicts
         validatingChecksums = options.checksums != .off
         statistics.checksumMode = options.checksums
-        detection = options.detection.map { DetectionEngine(configuration: $0, devices: options.devices, macs: options.deviceMACs, rules: options.rules, geo: options.geo) }
+        detection = options.detection.map { DetectionEngine(
+                configuration: $0, devices: options.devices, excluded: options.excludedDevices, rules: options.rules, geo: options.geo) }
         var flowConfiguration = options.flows
         if let detection = options.detection { flowConfiguration.ttlLimit = detection.ttlLimit }
         flows = FlowTable(configuration: flowConfiguration)
@@ -131,6 +137,9 @@ public final class ScanPipeline {
             PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         }
         count(packet)
+        if packet.network == .arp, let detection, let c = LinkDiscovery.arp(captured.bytes, packet) {
+            detection.link.observe(mac: c.mac, address: c.address, at: captured.timestamp, source: .arp)
+        }
         // Verdicts only from an annotation that has them (`precheck` without checksums leaves them out).
         let verdicts = Self.prechecked | Self.withChecksums
         let precomputed = captured.annotation & verdicts == verdicts ? UInt32(truncatingIfNeeded: captured.annotation) : 0
@@ -275,9 +284,19 @@ public final class ScanPipeline {
             tally(checksum, layer)
         }
         guard let (slot, fromInitiator) = flows.process(
-            packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum),
-            packet.transport == .tcp || packet.transport == .udp, checksum != .bad
+            packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum)
         else { return }
+        // A flow's first packet tells which MAC address its sender uses (the rest of the link's picture comes from
+        // ARP, NDP, DHCP and ended flows).
+        if flows.createdCount != knownFlows {
+            knownFlows = flows.createdCount
+            if packet.hasMACs, let detection { detection.link.observe(mac: packet.sourceMAC, address: packet.source, at: timestamp) }
+        }
+        if packet.transport == .icmpv6, checksum != .bad, let detection, let c = LinkDiscovery.ndp(bytes, packet) {
+            detection.link.observe(mac: c.mac, address: c.address, at: timestamp, source: .ndp)
+            if c.router { detection.link.mark(mac: c.mac, .router) }
+        }
+        guard packet.transport == .tcp || packet.transport == .udp, checksum != .bad else { return }
         recorder.now = timestamp
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
@@ -433,6 +452,7 @@ public final class ScanPipeline {
                 output?.write(EventEncoder.verdict(all[i], timestamp: statistics.lastTimestamp ?? .zero, capture: capture))
             }
             verdicts = all
+            link = detection.linkSummary()
         }
         statistics.flows = flows.createdCount
         statistics.flowsEvicted = flows.evictions
@@ -476,6 +496,8 @@ public enum CaptureScanner {
         public var alerts: [Alert] = []
         /// Per device, worst first.
         public var verdicts: [DeviceVerdict] = []
+        /// The link's infrastructure and declared devices.
+        public var link: LinkSummary?
     }
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
@@ -500,6 +522,6 @@ public enum CaptureScanner {
         let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, filteredOut: reader.filteredOut)
         return Result(
             statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [],
-            verdicts: pipeline.verdicts)
+            verdicts: pipeline.verdicts, link: pipeline.link)
     }
 }

@@ -88,22 +88,25 @@ public struct Alert: Sendable {
     public var flow: Flow
     /// The device (local address) the alert is about.
     public var device: IPAddress
+    /// The device's identity across its addresses (its MAC on a link that has them).
+    public var deviceID: DeviceID
     public var destination: GeoInfo?
     /// Ordered figures: name and value.
     public var evidence: [(String, EvidenceValue)]
 
     public init(
         category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,
-        device: IPAddress, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
+        device: IPAddress, deviceID: DeviceID? = nil, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
     ) {
         self.init(category: category, rule: rule, severity: severity, text: .fixed(message), timestamp: timestamp, flow: flow,
-                  device: device, destination: destination, evidence: evidence)
+                  device: device, deviceID: deviceID, destination: destination, evidence: evidence)
     }
 
     init(
         category: AlertCategory, rule: String, severity: Severity, text: Text, timestamp: Timestamp, flow: Flow,
-        device: IPAddress, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
+        device: IPAddress, deviceID: DeviceID? = nil, destination: GeoInfo?, evidence: [(String, EvidenceValue)]
     ) {
+        self.deviceID = deviceID ?? .address(device)
         self.category = category
         self.rule = rule
         self.severity = severity

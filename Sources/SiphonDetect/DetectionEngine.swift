@@ -125,13 +125,18 @@ public struct EndpointTotals: Sendable {
 /// flows end. It holds no global state; alerts come out as soon as they are known, in capture time.
 public final class DetectionEngine {
     public struct Pair: Hashable, Sendable {
-        public var device: IPAddress
+        public var device: DeviceID
         public var endpoint: IPAddress
     }
 
     public let configuration: DetectionConfiguration
-    /// Devices named by the analyst; empty: every local address that initiates flows to non-local addresses.
-    public let namedDevices: Set<IPAddress>
+    /// The hosts of the captured link: which initiator is a device under test, and with which addresses.
+    public let link: LinkRegistry
+    /// Every device that initiated a flow, with the address it first did so from (also devices that only talked
+    /// to local hosts: their verdict says so).
+    public private(set) var devices: [DeviceID: DeviceActivity] = [:]
+    /// Identities left out of the verdicts as infrastructure, with the alerts they had drawn (`verdicts()`).
+    public internal(set) var withdrawn: [(DeviceID, Int)] = []
     public private(set) var ledger: [Pair: EndpointTotals] = [:]
     /// Every alert raised so far, in the order raised (for the verdict at the end).
     public internal(set) var raised: [Alert] = []
@@ -153,7 +158,7 @@ public final class DetectionEngine {
     private var beaconing: Set<BeaconTarget> = []
 
     struct BeaconTarget: Hashable {
-        var device: IPAddress
+        var device: DeviceID
         var target: Target
     }
     /// What a series counts contacts to (hashing an address, not its text, for the common case).
@@ -176,14 +181,12 @@ public final class DetectionEngine {
     var ruleFired: Set<RuleKey> = []
     struct RuleKey: Hashable {
         var rule: Int
-        var device: IPAddress
+        var device: DeviceID
         var endpoint: IPAddress?
         var flow: UInt64?
     }
     /// Application facts of live flows, by flow id (taken when the flow ends).
     var facts: [UInt64: FlowFacts] = [:]
-    /// The MAC address each device sent from (Ethernet captures), for its DHCP label.
-    public internal(set) var deviceMACs: [IPAddress: UInt64] = [:]
     /// Device × endpoint (or DNS domain) × kind already reported as identifier leaks.
     var identifierRaised: Set<IdentifierKey> = []
     public let identifierScanner: IdentifierScanner
@@ -192,35 +195,32 @@ public final class DetectionEngine {
     /// Registered domains of recent query names (most queries repeat a name).
     var registeredDomains: [String: String?] = [:]
     struct DomainKey: Hashable {
-        var device: IPAddress
+        var device: DeviceID
         var domain: String
     }
 
     /// Country data for endpoints known only from transactions (DNS resolvers, HTTP servers of live flows).
     public let geo: GeoDatabase?
 
+    /// `devices`: the devices under test (`--device`: addresses, prefixes, MACs); empty: every host of the captured
+    /// link that initiates traffic, infrastructure left out. `excluded`: never devices (`--not-device`).
     public init(
-        configuration: DetectionConfiguration = DetectionConfiguration(), devices: Set<IPAddress> = [], macs: Set<UInt64> = [],
-        rules: [Rule] = [], geo: GeoDatabase? = nil
+        configuration: DetectionConfiguration = DetectionConfiguration(), devices: [DeviceSelector] = [],
+        excluded: [DeviceSelector] = [], rules: [Rule] = [], geo: GeoDatabase? = nil
     ) {
-        namedMACs = macs
         self.configuration = configuration
         self.geo = geo
-        self.namedDevices = devices
+        link = LinkRegistry(declared: devices, excluded: excluded)
         self.rules = rules
         identifierScanner = IdentifierScanner(configuration: configuration.identifiers)
         suffixes = configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: "")
     }
 
-    /// Devices named by MAC address (`--device 02:a4:...`): their flows count whatever address they use.
-    public let namedMACs: Set<UInt64>
+    /// Whether the initiator of `flow` is a device under test (`LinkRegistry.device(mac:address:)`).
+    public func isDevice(_ flow: Flow) -> Bool { link.device(of: flow) != nil }
 
-    /// Whether the initiator of `flow` is a device under test: a named address or MAC, or, when none is named,
-    /// any local address.
-    public func isDevice(_ flow: Flow) -> Bool {
-        if namedDevices.isEmpty && namedMACs.isEmpty { return AddressScope.isLocal(flow.clientAddress) }
-        return namedDevices.contains(flow.clientAddress) || (flow.clientMAC != 0 && namedMACs.contains(flow.clientMAC))
-    }
+    /// The identity an alert about `address` (sent from `mac`) carries: its device's, else the address itself.
+    func identity(mac: UInt64, address: IPAddress) -> DeviceID { link.device(mac: mac, address: address) ?? .address(address) }
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
     public func flowEnded(_ e: EndedFlow) {
@@ -228,24 +228,38 @@ public final class DetectionEngine {
         // Taken for every flow, device or not, so the table never keeps ended flows.
         let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
         let device = f.clientAddress, endpoint = f.serverAddress
+        // Both ends are hosts of the link as far as their MAC addresses go (the server's may be the gateway's).
+        link.observe(mac: f.clientMAC, address: device, at: f.start)
+        if f.server.packets > 0 {
+            link.observe(mac: f.serverMAC, address: endpoint, at: f.start)
+            // An answer on port 53 to a host of the link: the lab's resolver (or the gateway, when it is remote).
+            if f.serverPort == 53, e.app == "dns", f.clientMAC != 0 { link.mark(mac: f.serverMAC, .resolver) }
+        }
         if configuration.on(.evasion) {
             pathAnomalies(e)
             evasiveFlows.remove(f.id)  // the overlap alert's mark: the flow is over
         }
-        guard isDevice(f) else { return }
+        guard let id = link.device(of: f) else { return }
+        func active(_ d: inout DeviceActivity) {
+            d.flows += 1
+            guard id.mac == nil else { return }
+            if let i = d.addresses.firstIndex(where: { $0.0 == device }) {
+                if f.start < d.addresses[i].1 { d.addresses[i].1 = f.start }
+                if d.addresses[i].2 < f.end { d.addresses[i].2 = f.end }
+            } else if d.addresses.count < LinkRegistry.maximumAddresses {
+                d.addresses.append((device, f.start, f.end))
+            }
+        }
+        active(&devices[id, default: DeviceActivity(address: device, first: f.start)])
         guard !AddressScope.isLocal(endpoint) else {
-            if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts)) }
+            if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts), device: id) }
             return
         }
-        let pair = Pair(device: device, endpoint: endpoint)
+        let pair = Pair(device: id, endpoint: endpoint)
         // Taken out of the table while updated, so that appending to its arrays does not copy them.
         var t = ledger.removeValue(forKey: pair) ?? EndpointTotals(first: f.start, last: f.end)
         t.flows += 1
         if t.contacts.count < EndpointTotals.maximumContacts { t.contacts.append(f.start) }
-        if deviceMACs[device] == nil {
-            let mac = f.initiatorIsA ? f.macA : f.macB
-            if mac != 0 { deviceMACs[device] = mac }
-        }
         t.sent += e.sent
         t.received += e.received
         if f.start < t.first { t.first = f.start }
@@ -263,19 +277,50 @@ public final class DetectionEngine {
                 ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
             ])
         }
-        if foreign, on(.foreignUpload), !t.has(RaisedBit.foreignUpload) {
-            let byVolume = t.sent >= configuration.uploadBytes
-            let byRatio = t.sent >= configuration.uploadRatioMinimumBytes
-                && Double(t.sent) >= configuration.uploadRatio * Double(max(t.received, 1))
+        // Per endpoint address, and per name over all its addresses (an IPv4 and an IPv6 flow to one name, or a
+        // service behind rotating addresses, count together).
+        var byName: NameUpload?
+        let nameKey = e.names.first.map { NameKey(device: id, name: $0) }
+        if foreign, on(.foreignUpload), let nameKey {
+            func add(_ u: inout NameUpload) -> NameUpload {
+                u.sent += e.sent
+                u.received += e.received
+                u.flows += 1
+                if !u.addresses.contains(endpoint) && u.addresses.count < 16 { u.addresses.append(endpoint) }
+                return u
+            }
+            byName = add(&nameUploads[nameKey, default: NameUpload(first: f.start)])
+        }
+        if foreign, on(.foreignUpload), !t.has(RaisedBit.foreignUpload), byName?.raised != true {
+            func judged(_ sent: Int, _ received: Int) -> (volume: Bool, ratio: Bool) {
+                (sent >= configuration.uploadBytes, sent >= configuration.uploadRatioMinimumBytes
+                    && Double(sent) >= configuration.uploadRatio * Double(max(received, 1)))
+            }
+            let own = judged(t.sent, t.received)
+            let named: (volume: Bool, ratio: Bool) = byName.map { judged($0.sent, $0.received) } ?? (false, false)
+            // The name's totals decide when they cross a threshold the address's own do not.
+            let useName = !(own.volume || own.ratio) || (named.volume && !own.volume)
+            let (byVolume, byRatio) = useName ? named : own
             if byVolume || byRatio {
                 _ = t.mark(RaisedBit.foreignUpload)
-                let label = EndpointLabel(endpoint, t), sent = t.sent, received = t.received
-                raise(.foreignUpload, byVolume ? .high : .medium,
-                      { "\(device) sent \(sent) bytes (received \(received)) to \(label)" }, e, pair, [
-                        ("sent_bytes", .int(t.sent)), ("received_bytes", .int(t.received)), ("flows", .int(t.flows)),
-                        ("first_contact", .time(t.first)), ("last_contact", .time(t.last)),
-                        ("reason", .string(byVolume ? "volume" : "ratio")),
-                      ])
+                let aggregate = useName ? byName : nil
+                if let nameKey, aggregate != nil { nameUploads[nameKey]?.raised = true }
+                let label = EndpointLabel(endpoint, t)
+                let sent = aggregate?.sent ?? t.sent, received = aggregate?.received ?? t.received
+                let addresses = aggregate?.addresses.count ?? 1
+                var evidence: [(String, EvidenceValue)] = [
+                    ("sent_bytes", .int(sent)), ("received_bytes", .int(received)), ("flows", .int(aggregate?.flows ?? t.flows)),
+                    ("first_contact", .time(aggregate?.first ?? t.first)), ("last_contact", .time(t.last)),
+                    ("reason", .string(byVolume ? "volume" : "ratio")),
+                ]
+                if let aggregate, let name = e.names.first {
+                    evidence += [("name", .string(name)), ("addresses", .strings(aggregate.addresses.map { $0.description }))]
+                }
+                raise(.foreignUpload, byVolume ? .high : .medium, {
+                    addresses > 1
+                        ? "\(device) sent \(sent) bytes (received \(received)) to \(label.name ?? "") over \(addresses) addresses, the last \(label)"
+                        : "\(device) sent \(sent) bytes (received \(received)) to \(label)"
+                }, e, pair, evidence)
             }
         }
         if let i = e.indicator, on(.iocMatch), t.mark(RaisedBit.iocMatch) {
@@ -333,13 +378,13 @@ public final class DetectionEngine {
         }
         if on(.tlsAnomaly) { tlsAnomalies(e, facts, &t, pair, foreign: foreign) }
         ledger[pair] = t
-        if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: t, facts: facts)) }
+        if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: t, facts: facts), device: id) }
         // Beaconing: contacts that got an answer, on ports where periodic traffic is not expected anyway.
         if on(.beaconing), f.server.packets > 0, !configuration.noDNSExemptPorts.contains(f.serverPort) {
             var targets: [Target] = [.address(endpoint)]
             if let name = e.names.first { targets.append(.name(name)) }
             // One alert per series: once the address or the name beacons, the other target stops counting.
-            let keys = targets.map { BeaconTarget(device: device, target: $0) }
+            let keys = targets.map { BeaconTarget(device: id, target: $0) }
             if !keys.contains(where: beaconing.contains) {
                 for key in keys {
                     contact(key, e, pair, foreign: foreign)
@@ -354,17 +399,33 @@ public final class DetectionEngine {
             // foreign endpoints only, raised once it spans three or more of them and none beacons by itself (one
             // endpoint is the address's series; regular visits to several home sites are not rotation).
             if foreign, let ja4 = facts.ja4, !ja4.isEmpty {
-                let key = BeaconTarget(device: device, target: .ja4(ja4))
+                let key = BeaconTarget(device: id, target: .ja4(ja4))
                 if !beaconing.contains(key) {
                     ja4Endpoints[key, default: []].insert(endpoint)
                     let spread = ja4Endpoints[key]!
-                    let explained = spread.contains { beaconing.contains(BeaconTarget(device: device, target: .address($0))) }
+                    let explained = spread.contains { beaconing.contains(BeaconTarget(device: id, target: .address($0))) }
                     contact(key, e, pair, foreign: foreign, mayRaise: spread.count >= 3 && !explained)
                     if beaconing.contains(key) { ja4Endpoints[key] = nil }
                 }
             }
         }
     }
+
+    /// Upload totals per device × endpoint name, over all the name's addresses.
+    struct NameKey: Hashable {
+        var device: DeviceID
+        var name: String
+    }
+    struct NameUpload {
+        var sent = 0
+        var received = 0
+        var flows = 0
+        var first: Timestamp
+        var addresses: [IPAddress] = []
+        var raised = false
+        init(first: Timestamp) { self.first = first }
+    }
+    private var nameUploads: [NameKey: NameUpload] = [:]
 
     /// Endpoints contacted per device × JA4 series.
     private var ja4Endpoints: [BeaconTarget: Set<IPAddress>] = [:]
@@ -391,8 +452,8 @@ public final class DetectionEngine {
         let rounded = (score.medianInterval * 10).rounded() / 10
         raised.append(Alert(
             category: .beaconing, rule: "siphon.beaconing", severity: foreign ? .medium : .low,
-            message: "\(key.device) contacts \(key.target.description) every \(rounded) s (\(score.contacts) contacts)",
-            timestamp: e.flow.end, flow: e.flow, device: key.device, destination: e.destination, evidence: [
+            message: "\(e.flow.clientAddress) contacts \(key.target.description) every \(rounded) s (\(score.contacts) contacts)",
+            timestamp: e.flow.end, flow: e.flow, device: e.flow.clientAddress, deviceID: key.device, destination: e.destination, evidence: [
                 ("target", .string(key.target.description)), ("contacts", .int(score.contacts)),
                 ("median_interval_s", .double(score.medianInterval)), ("mad_s", .double(score.deviation)),
                 ("regular_fraction", .double(score.regularFraction)),
@@ -420,7 +481,8 @@ public final class DetectionEngine {
                 category: .evasion, rule: "siphon.evasion.bad-checksum", severity: .medium,
                 message: "\(n) \(what) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) "
                     + "carried data or flags under a bad checksum (dropped by the receiver, ignored here)",
-                timestamp: f.end, flow: f, device: f.clientAddress, destination: e.destination, evidence: [
+                timestamp: f.end, flow: f, device: f.clientAddress, deviceID: identity(mac: f.clientMAC, address: f.clientAddress),
+                destination: e.destination, evidence: [
                     ("anomaly", .string("bad-checksum")),
                     ("to_server_packets", .int(Int(up.badChecksumsWithEffect))),
                     ("to_client_packets", .int(Int(down.badChecksumsWithEffect))),
@@ -442,7 +504,8 @@ public final class DetectionEngine {
                 category: .evasion, rule: "siphon.evasion.ttl-outlier", severity: injected > 0 ? .medium : .low,
                 message: "\(n) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) came with TTL "
                     + "\(path.outlierTTL) where the flow had \(path.ttl) (\(side)\(what))",
-                timestamp: f.end, flow: f, device: f.clientAddress, destination: e.destination, evidence: [
+                timestamp: f.end, flow: f, device: f.clientAddress, deviceID: identity(mac: f.clientMAC, address: f.clientAddress),
+                destination: e.destination, evidence: [
                     ("anomaly", .string("ttl-outlier")), ("direction", .string(side)),
                     ("first_ttl", .int(Int(path.ttl))), ("outlier_ttl", .int(Int(path.outlierTTL))),
                     ("to_server_packets", .int(Int(up.ttlOutliers))), ("to_client_packets", .int(Int(down.ttlOutliers))),
@@ -463,7 +526,8 @@ public final class DetectionEngine {
             category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,
             message: "TCP segments of \(f.clientAddress) and \(f.serverAddress) overlap with different data "
                 + "(\(c.length) bytes at stream offset \(c.offset), \(direction))",
-            timestamp: timestamp, flow: f, device: f.clientAddress, destination: destination, evidence: [
+            timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: identity(mac: f.clientMAC, address: f.clientAddress),
+            destination: destination, evidence: [
                 ("anomaly", .string("overlap-different-data")), ("direction", .string(direction)),
                 ("offset", .int(Int(c.offset))), ("length", .int(c.length)), ("policy", .string(policy)),
                 ("kept", .string(c.kept.hexString)), ("discarded", .string(c.discarded.hexString)),
@@ -490,7 +554,8 @@ public final class DetectionEngine {
             category: .evasion, rule: "siphon.evasion.fragment-overlap-different-data", severity: .medium,
             message: "IP fragments from \(c.source) to \(c.destination) overlap with different data "
                 + "(\(c.length) bytes at offset \(c.offset), IP id \(c.identification))",
-            timestamp: c.timestamp, flow: flow, device: device, destination: deviceIsSource ? destination : nil, evidence: [
+            timestamp: c.timestamp, flow: flow, device: device, deviceID: identity(mac: link.mac(of: device) ?? 0, address: device),
+            destination: deviceIsSource ? destination : nil, evidence: [
                 ("anomaly", .string("ip-fragment-overlap-different-data")), ("ip_id", .int(Int(c.identification))),
                 ("offset", .int(c.offset)), ("length", .int(c.length)), ("policy", .string("first")),
             ]))
@@ -505,7 +570,8 @@ public final class DetectionEngine {
     ) {
         raised.append(Alert(
             category: category, rule: ruleName(category), severity: severity, text: .deferred(message),
-            timestamp: e.flow.end, flow: e.flow, device: pair.device, destination: e.destination, evidence: evidence))
+            timestamp: e.flow.end, flow: e.flow, device: e.flow.clientAddress, deviceID: pair.device, destination: e.destination,
+            evidence: evidence))
     }
 
     /// `siphon.<category>`, made once per category (not a string built per alert).

@@ -43,10 +43,27 @@ extension DetectionEngine {
             guard isDevice(f), !AddressScope.isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
-            guard app == .dns, !message.isResponse, direction == 0, isDevice(f) else { return }
-            for q in message.questions { dnsQuery(q, flow: f, timestamp: timestamp) }
+            guard app == .dns, !message.isResponse, direction == 0, let id = link.device(of: f) else { return }
+            for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
+        case .dhcp(let m):
+            dhcp(m, flow: f, direction: direction, timestamp: timestamp)
         default:
             break
+        }
+    }
+
+    /// What DHCP says of the link: the lease a client took (its MAC and address), the server, the routers.
+    private func dhcp(_ m: DHCPMessage, flow f: Flow, direction: Int, timestamp: Timestamp) {
+        let sender = direction == 0 ? f.clientMAC : f.serverMAC
+        if !m.isRequest {
+            link.mark(mac: sender, .dhcpServer)
+            if !m.routers.isEmpty { link.routers(m.routers) }
+        }
+        // An ACK gives the lease; a REQUEST names the address it asks for (the ACK may not be captured).
+        if m.messageType == 5, let mac = m.clientMAC, m.yourIP.low != 0 {
+            link.observe(mac: mac, address: m.yourIP, at: timestamp, source: .dhcp)
+        } else if m.isRequest, m.messageType == 3, let mac = m.clientMAC, let ip = m.requestedIP ?? (m.clientIP.low != 0 ? m.clientIP : nil) {
+            link.observe(mac: mac, address: ip, at: timestamp, source: .dhcp)
         }
     }
 
@@ -79,13 +96,14 @@ extension DetectionEngine {
     public func identifiersFound(_ matches: [IdentifierMatch], flow f: Flow, location: String, timestamp: Timestamp, viaDNS: String? = nil) {
         guard configuration.on(.identifierLeak), !matches.isEmpty else { return }
         let device = f.clientAddress, endpoint = f.serverAddress
+        let id = identity(mac: f.clientMAC, address: device)
         let destination = viaDNS == nil ? geo.map { $0.lookup(endpoint) } : nil
         let foreign = destination?.scope == .foreign || viaDNS != nil
         var byKind: [IdentifierKind: [IdentifierMatch]] = [:]
         for m in matches { byKind[m.kind, default: []].append(m) }
         for kind in IdentifierKind.allCases {
             guard let list = byKind[kind] else { continue }
-            let key = IdentifierKey(device: device, endpoint: viaDNS ?? endpoint.description, kind: kind)
+            let key = IdentifierKey(device: id, endpoint: viaDNS ?? endpoint.description, kind: kind)
             guard identifierRaised.insert(key).inserted else { continue }
             let m = list.first { $0.known } ?? list[0]
             let strong = kind.isStrong || list.contains(where: \.known)
@@ -97,7 +115,8 @@ extension DetectionEngine {
             raised.append(Alert(
                 category: .identifierLeak, rule: "siphon.identifier-leak.\(kind.rawValue)", severity: severity,
                 message: "\(device) sent \(m.known ? "its" : kind.article) \(kind.label) \(m.value)\(how) in clear \(whereTo)",
-                timestamp: timestamp, flow: f, device: device, destination: destination?.scope == .local ? nil : destination, evidence: [
+                timestamp: timestamp, flow: f, device: device, deviceID: id,
+                destination: destination?.scope == .local ? nil : destination, evidence: [
                     ("kind", .string(kind.rawValue)), ("value", .string(m.value)), ("encoding", .string(m.encoding)),
                     ("known", .string(m.known ? "yes" : "no")), ("where", .string(location)),
                     ("offset", .int(m.offset)), ("length", .int(m.length)), ("excerpt", .string(m.excerpt)),
@@ -114,7 +133,7 @@ extension DetectionEngine {
 
     // MARK: DNS
 
-    private func dnsQuery(_ q: DNSQuestion, flow f: Flow, timestamp: Timestamp) {
+    private func dnsQuery(_ q: DNSQuestion, flow f: Flow, device: DeviceID, timestamp: Timestamp) {
         // The DNS parser writes names in lower case already.
         let name = q.name
         let registered: String?
@@ -134,7 +153,7 @@ extension DetectionEngine {
         }
         guard configuration.on(.dnsTunnel) else { return }
         let c = configuration.dnsTunnel
-        let key = DomainKey(device: f.clientAddress, domain: domain)
+        let key = DomainKey(device: device, domain: domain)
         var t = dnsDomains.removeValue(forKey: key) ?? DNSDomainTotals(first: timestamp, last: timestamp)
         t.queries += 1
         t.last = timestamp
@@ -169,7 +188,7 @@ extension DetectionEngine {
                     category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
                     message: "\(f.clientAddress) sent \(t.names.count) distinct names under \(domain) "
                         + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
-                    timestamp: timestamp, flow: f, device: f.clientAddress, destination: nil, evidence: [
+                    timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: device, destination: nil, evidence: [
                         ("domain", .string(domain)), ("unique_names", .int(t.names.count)), ("queries", .int(t.queries)),
                         ("encoded_names", .int(t.encodedNames)), ("encoded_fraction", .double(fraction)),
                         ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
@@ -216,8 +235,8 @@ extension DetectionEngine {
         for (kind, severity, what, evidence) in found where t.raised.insert("tls-anomaly:" + kind).inserted {
             raised.append(Alert(
                 category: .tlsAnomaly, rule: "siphon.tls-anomaly.\(kind)", severity: severity,
-                message: "\(describe(pair.endpoint, t)) \(what)", timestamp: e.flow.end, flow: e.flow, device: pair.device,
-                destination: e.destination, evidence: [("anomaly", .string(kind))] + evidence))
+                message: "\(describe(pair.endpoint, t)) \(what)", timestamp: e.flow.end, flow: e.flow, device: e.flow.clientAddress,
+                deviceID: pair.device, destination: e.destination, evidence: [("anomaly", .string(kind))] + evidence))
         }
     }
 
@@ -235,16 +254,16 @@ extension DetectionEngine {
 
     // MARK: Rules
 
-    func evaluateRules(_ c: RuleContext) {
+    func evaluateRules(_ c: RuleContext, device: DeviceID) {
         let f = c.flow.flow
         // By index: `enumerated()` copied every rule (strings and closures: retains and releases) for each flow.
         for i in rules.indices where rules[i].matches(c) {
             let r = rules[i]
             let key: RuleKey
             switch r.per {
-            case .endpoint: key = RuleKey(rule: i, device: f.clientAddress, endpoint: f.serverAddress, flow: nil)
-            case .flow: key = RuleKey(rule: i, device: f.clientAddress, endpoint: nil, flow: f.id)
-            case .device: key = RuleKey(rule: i, device: f.clientAddress, endpoint: nil, flow: nil)
+            case .endpoint: key = RuleKey(rule: i, device: device, endpoint: f.serverAddress, flow: nil)
+            case .flow: key = RuleKey(rule: i, device: device, endpoint: nil, flow: f.id)
+            case .device: key = RuleKey(rule: i, device: device, endpoint: nil, flow: nil)
             }
             guard ruleFired.insert(key).inserted else { continue }
             var evidence: [(String, EvidenceValue)] = [("rule_location", .string(r.location))]
@@ -254,13 +273,13 @@ extension DetectionEngine {
             }
             raised.append(Alert(
                 category: r.category, rule: r.id, severity: r.severity, message: r.render(c), timestamp: f.end, flow: f,
-                device: f.clientAddress, destination: c.flow.destination, evidence: evidence))
+                device: f.clientAddress, deviceID: device, destination: c.flow.destination, evidence: evidence))
         }
     }
 }
 
 struct IdentifierKey: Hashable {
-    var device: IPAddress
+    var device: DeviceID
     var endpoint: String
     var kind: IdentifierKind
 }

@@ -16,8 +16,14 @@ public struct EndpointReport: Sendable {
 /// What the analyst pastes into a report: per device, how bad it looks and why, the endpoints it talked to, and the
 /// alerts ranked by severity.
 public struct DeviceVerdict: Sendable {
+    /// The device's identity (its MAC on a link that has them), and how it came to be analysed.
+    public var id: DeviceID
+    public var origin: DeviceOrigin
+    /// The address it first initiated traffic from.
     public var device: IPAddress
-    public var mac: UInt64?
+    /// Every address it used on the captured link, in the order first seen, with how each was learned.
+    public var addresses: [DeviceAddress] = []
+    public var mac: UInt64? { id.mac }
     public var hostname: String?
     public var vendorClass: String?
     /// The verdict's severity: the highest alert's, raised to critical when one foreign endpoint draws three or more
@@ -39,6 +45,13 @@ public struct DeviceVerdict: Sendable {
     public var uploadsByOwner: [(String, Int)] = []
 
     /// The verdict's words for a severity.
+    public struct DeviceAddress: Sendable {
+        public var address: IPAddress
+        public var source: AddressSource
+        public var first: Timestamp
+        public var last: Timestamp
+    }
+
     public static func label(_ s: Severity?) -> String {
         switch s {
         case .critical?: "CRITICAL: data leaves for abroad, corroborated"
@@ -52,21 +65,42 @@ public struct DeviceVerdict: Sendable {
 
 extension DetectionEngine {
     /// The verdict for every device seen, worst first.
+    /// The verdict for every device seen, worst first: every device that initiated a flow, and every identity an
+    /// alert names. A MAC address found to be infrastructure only after some of its flows were taken for a
+    /// device's (a gateway recognised once enough remote hosts answered through it) gets none: `withdrawn` counts
+    /// the alerts that leaves out.
     public func verdicts() -> [DeviceVerdict] {
         // Grouped once: a capture may hold thousands of local hosts (one pass, not one per device).
-        var endpointsByDevice: [IPAddress: [(IPAddress, EndpointTotals)]] = [:]
+        var endpointsByDevice: [DeviceID: [(IPAddress, EndpointTotals)]] = [:]
         for (pair, t) in ledger { endpointsByDevice[pair.device, default: []].append((pair.endpoint, t)) }
-        var alertsByDevice: [IPAddress: [Alert]] = [:]
-        for a in raised { alertsByDevice[a.device, default: []].append(a) }
-        let devices = Set(endpointsByDevice.keys).union(alertsByDevice.keys)
-        return devices.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? []) }.sorted {
+        var alertsByDevice: [DeviceID: [Alert]] = [:]
+        for a in raised { alertsByDevice[a.deviceID, default: []].append(a) }
+        var ids = Set(devices.keys).union(endpointsByDevice.keys).union(alertsByDevice.keys)
+        for id in ids {
+            if let m = id.mac, link.isInfrastructure(m) {
+                ids.remove(id)
+                withdrawn.append((id, alertsByDevice[id]?.count ?? 0))
+            }
+        }
+        withdrawn.sort { $0.0 < $1.0 }
+        return ids.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? []) }.sorted {
             ($0.severity?.rawValue ?? -1, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.sentForeign)
                 ? ($0.severity?.rawValue ?? -1, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.sentForeign)
-                : $0.device < $1.device
+                : $0.id < $1.id
         }
     }
 
-    func verdict(for device: IPAddress, _ ledger: [(IPAddress, EndpointTotals)], _ raised: [Alert]) -> DeviceVerdict {
+    /// The addresses of a device, in the order first seen, and how each was learned.
+    func addresses(of id: DeviceID) -> [DeviceVerdict.DeviceAddress] {
+        if let m = id.mac, let h = link.hosts[m] {
+            return h.addresses.compactMap { a in
+                h.records[a].map { DeviceVerdict.DeviceAddress(address: a, source: $0.source, first: $0.first, last: $0.last) }
+            }
+        }
+        return (devices[id]?.addresses ?? []).map { DeviceVerdict.DeviceAddress(address: $0.0, source: .traffic, first: $0.1, last: $0.2) }
+    }
+
+    func verdict(for id: DeviceID, _ ledger: [(IPAddress, EndpointTotals)], _ raised: [Alert]) -> DeviceVerdict {
         // By severity, highest first; alerts of equal severity stay in capture order (a bucket per level).
         var buckets = [[Alert]](repeating: [], count: Severity.allCases.count)
         for a in raised { buckets[a.severity.rawValue].append(a) }
@@ -101,9 +135,10 @@ extension DetectionEngine {
             if ($0.severity?.rawValue ?? -1) != ($1.severity?.rawValue ?? -1) { return ($0.severity?.rawValue ?? -1) > ($1.severity?.rawValue ?? -1) }
             return $0.totals.sent != $1.totals.sent ? $0.totals.sent > $1.totals.sent : $0.address < $1.address
         }
+        let device = devices[id]?.address ?? raised.first?.device ?? ledger.first?.0 ?? IPAddress(ipv4: 0)
         var v = DeviceVerdict(
-            device: device, mac: deviceMACs[device], severity: alerts.map { $0.severity }.max(), headline: "", endpoints: endpoints,
-            alerts: alerts)
+            id: id, origin: link.origin(of: id), device: device, addresses: addresses(of: id),
+            severity: alerts.map { $0.severity }.max(), headline: "", endpoints: endpoints, alerts: alerts)
         var byCountry: [String: Int] = [:], byOwner: [String: Int] = [:]
         for e in endpoints {
             switch e.destination?.scope {

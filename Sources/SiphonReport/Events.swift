@@ -68,6 +68,7 @@ public enum EventEncoder {
         w.endObject()
         if let g = a.destination { geo(g, into: &w) }
         w.field("device", a.device.description)
+        w.field("device_id", a.deviceID.description)
         w.beginObject("evidence")
         for (name, value) in a.evidence {
             switch value {
@@ -359,20 +360,7 @@ public enum EventEncoder {
         return w
     }
 
-    public static func macString(_ mac: UInt64) -> String {
-        // The 17 characters written straight into the string's storage (one allocation, no array).
-        String(unsafeUninitializedCapacity: 17) { out in
-            var n = 0
-            for i in stride(from: 5, through: 0, by: -1) {
-                let b = UInt8(truncatingIfNeeded: mac >> (UInt64(i) * 8))
-                out[n] = HexDigits.digit(b >> 4)
-                out[n + 1] = HexDigits.digit(b & 15)
-                n += 2
-                if i > 0 { out[n] = UInt8(ascii: ":"); n += 1 }
-            }
-            return n
-        }
-    }
+    public static func macString(_ mac: UInt64) -> String { MACAddress.text(mac) }
 
     /// The final `stats` event.
     public static func stats(_ s: CaptureStatistics, capture: String) -> JSONObjectWriter {
@@ -462,7 +450,19 @@ extension EventEncoder {
         w.field("event_type", "verdict")
         w.field("capture", capture)
         w.field("device", v.device.description)
+        w.field("device_id", v.id.description)
+        w.field("chosen", v.origin.rawValue)
         if let mac = v.mac { w.field("mac", macString(mac)) }
+        w.beginArray("addresses")
+        for a in v.addresses {
+            w.beginObject()
+            w.field("ip", a.address.description)
+            w.field("learned", a.source.rawValue)
+            w.field("first_seen", a.first)
+            w.field("last_seen", a.last)
+            w.endObject()
+        }
+        w.endArray()
         if let h = v.hostname { w.field("hostname", h) }
         if let c = v.vendorClass { w.field("vendor_class", c) }
         w.field("severity", v.severity?.description ?? "none")

@@ -6,7 +6,7 @@ public import SiphonDetect
 public enum TerminalSummary {
     public static func render(
         capture: String, stats s: CaptureStatistics, hosts: [IPAddress: HostTotals], alerts: [Alert] = [],
-        verdicts: [DeviceVerdict] = [], topTalkers: Int = 5, width: Int = 80, color: Bool = false
+        verdicts: [DeviceVerdict] = [], link: LinkSummary? = nil, topTalkers: Int = 5, width: Int = 80, color: Bool = false
     ) -> String {
         let paint = Paint(enabled: color)
         var out = ""
@@ -68,6 +68,7 @@ public enum TerminalSummary {
             }
             if ranked.count > 12 { out += "    ... \(ranked.count - 12) more in the JSON output\n" }
         }
+        if let link { out += devices(verdicts, link, width: width) }
         for v in verdicts.prefix(8) { out += verdict(v, width: width, paint: paint) }
         if verdicts.count > 8 { out += "  ... \(verdicts.count - 8) more devices in the JSON output\n" }
         if let error = s.error { out += "  error: \(error)\n" }
@@ -76,12 +77,13 @@ public enum TerminalSummary {
 
     /// A device's verdict: who it is, the verdict and why, and its endpoints (foreign first) in a table.
     static func verdict(_ v: DeviceVerdict, width: Int, paint: Paint) -> String {
-        var out = "  device \(v.device)"
+        var out = "  device \(v.id)"
         var who: [String] = []
         if let h = v.hostname { who.append(h) }
-        if let m = v.mac { who.append(EventEncoder.macString(m)) }
-        if !who.isEmpty { out += " (" + who.joined(separator: ", ") + ")" }
-        out += "\n"
+        who.append(v.origin.rawValue)
+        out += " (" + who.joined(separator: ", ") + ")\n"
+        let addresses = v.addresses.isEmpty ? v.device.description : v.addresses.map(\.address.description).joined(separator: ", ")
+        for (i, line) in wrap(addresses, width: width - 16).enumerated() { out += (i == 0 ? "    addresses: " : "               ") + line + "\n" }
         out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity)) + "\n"
         for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }
         let shown = v.endpoints.filter { $0.destination?.scope == .foreign || ($0.severity ?? .info) > .info }.prefix(8)
@@ -96,6 +98,29 @@ public enum TerminalSummary {
                 + period + "\n"
         }
         if v.endpoints.count > shown.count { out += "    (\(v.endpoints.count - shown.count) more endpoints, home or without findings)\n" }
+        return out
+    }
+
+    /// Which devices were analysed and how they were chosen; when none was found, why and what to pass.
+    static func devices(_ verdicts: [DeviceVerdict], _ link: LinkSummary, width: Int) -> String {
+        var out = ""
+        if verdicts.isEmpty {
+            out += link.declared.isEmpty
+                ? "  no device found: no host of the captured link initiated traffic (infrastructure left out); name one with --device IP|CIDR|MAC\n"
+                : "  no device found: nothing in the capture matches --device \(link.declared.map(\.description).joined(separator: ", "))\n"
+        } else {
+            let how = Dictionary(grouping: verdicts, by: \.origin).sorted { $0.key < $1.key }.map { "\($0.value.count) \($0.key.rawValue)" }
+            out += "  devices analysed: \(verdicts.count) (\(how.joined(separator: ", ")))\n"
+        }
+        if !link.infrastructure.isEmpty {
+            let shown = link.infrastructure.prefix(4).map {
+                "\(EventEncoder.macString($0.mac)) \($0.roles.joined(separator: "/")) (\($0.addresses) address\($0.addresses == 1 ? "" : "es"))"
+            }
+            var line = "infrastructure, not analysed: " + shown.joined(separator: "; ")
+            if link.infrastructure.count > 4 { line += "; \(link.infrastructure.count - 4) more" }
+            if link.withdrawnAlerts > 0 { line += "; \(link.withdrawnAlerts) alerts raised before a host was known as infrastructure left out" }
+            for (i, l) in wrap(line, width: width - 4).enumerated() { out += (i == 0 ? "  " : "    ") + l + "\n" }
+        }
         return out
     }
 

@@ -89,8 +89,11 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
     var ioc: [String] = []
 
-    @Option(help: ArgumentHelp("A device under test (IP or MAC address); repeatable. Default: every local address that talks to non-local ones.", valueName: "ip"))
+    @Option(help: ArgumentHelp("A device under test: an IP address, a prefix (CIDR) or a MAC address; repeatable. Default: every host of the captured link that initiates traffic, gateways, routers, DHCP servers and resolvers left out.", valueName: "ip|cidr|mac"))
     var device: [String] = []
+
+    @Option(help: ArgumentHelp("A host never taken for a device (IP, CIDR or MAC); repeatable.", valueName: "ip|cidr|mac"))
+    var notDevice: [String] = []
 
     @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
     var failOn: Severity?
@@ -146,14 +149,13 @@ struct Scan: ParsableCommand {
         }
         options.geo = try loadGeo(home: home ?? pack.home.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
         if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
-        for text in device {
-            if let address = IPAddress(text) {
-                options.devices.insert(address)
-            } else if let mac = parseMAC(text) {
-                options.deviceMACs.insert(mac)
-            } else {
-                printError("siphon: --device \(text): neither an IP address nor a MAC address (aa:bb:cc:dd:ee:ff)")
-                throw ExitCode(2)
+        for (flag, texts) in [("--device", device), ("--not-device", notDevice)] {
+            for text in texts {
+                guard let selector = DeviceSelector(text) else {
+                    printError("siphon: \(flag) \(text): not an IP address, a prefix (192.0.2.0/24) or a MAC address (aa:bb:cc:dd:ee:ff)")
+                    throw ExitCode(2)
+                }
+                if flag == "--device" { options.devices.append(selector) } else { options.excludedDevices.append(selector) }
             }
         }
         if let dir = extractStreams {
@@ -191,7 +193,7 @@ struct Scan: ParsableCommand {
             if !quiet {
                 printError(TerminalSummary.render(
                     capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-                    verdicts: result.verdicts, color: colorOnStandardError))
+                    verdicts: result.verdicts, link: result.link, color: colorOnStandardError))
             }
             if let error = result.error, quiet { printError("siphon: \(error)") }
         }
@@ -357,18 +359,6 @@ extension String {
 }
 
 func printError(_ message: String) { writeStandardError(message) }
-
-/// `aa:bb:cc:dd:ee:ff` (or with `-`) as the 48-bit value flows carry.
-func parseMAC(_ text: String) -> UInt64? {
-    let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-    guard parts.count == 6 else { return nil }
-    var v: UInt64 = 0
-    for p in parts {
-        guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
-        v = v << 8 | UInt64(b)
-    }
-    return v
-}
 
 /// Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb.
 let colorOnStandardError: Bool = isatty(2) == 1 && getenv("NO_COLOR") == nil && String(cString: getenv("TERM") ?? strdup("dumb")) != "dumb"

@@ -25,7 +25,10 @@ func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         #expect(r.status == 0)
         let lines = r.out.split(separator: "\n")
         #expect(lines.last?.contains("\"event_type\":\"stats\"") == true)
-        #expect(lines.dropLast().allSatisfy { $0.contains("\"community_id\":\"1:") })
+        // Flow-scoped events carry the Community ID; the verdict (the one host that initiated, by its MAC) does not.
+        let verdicts = lines.filter { $0.contains("\"event_type\":\"verdict\"") }
+        #expect(verdicts.count == 1 && verdicts.allSatisfy { $0.contains("\"chosen\":\"inferred\"") })
+        #expect(lines.dropLast().filter { !$0.contains("\"event_type\":\"verdict\"") }.allSatisfy { $0.contains("\"community_id\":\"1:") })
         #expect(lines.filter { $0.contains("\"event_type\":\"flow\"") }.count == 1)
         #expect(lines.filter { $0.contains("\"event_type\":\"http\"") }.count == 1)
         #expect(r.err.contains("packets") && r.err.contains("top talkers"))

@@ -14,7 +14,7 @@ import Testing
         manifest = try #require(try Repo.json("captures/sample/backdoor-phone.json") as? [String: Any])
     }
 
-    private func alerts(home: Set<String>, devices: Set<IPAddress> = [], intel: IndicatorSet? = nil) throws -> [[String: Any]] {
+    private func alerts(home: Set<String>, devices: [DeviceSelector] = [], intel: IndicatorSet? = nil) throws -> [[String: Any]] {
         var options = ScanOptions()
         options.geo = try #require(Self.geo).with(home: home)
         options.devices = devices
@@ -81,8 +81,8 @@ import Testing
     }
 
     @Test func namedDevicesOnly() throws {
-        let phone = try #require(IPAddress((manifest["device"] as? [String: Any])?["ip"] as? String ?? ""))
-        #expect(try alerts(home: ["FR"], devices: [IPAddress("192.0.2.99")!]).isEmpty)
+        let phone = try #require(DeviceSelector((manifest["device"] as? [String: Any])?["ip"] as? String ?? ""))
+        #expect(try alerts(home: ["FR"], devices: [DeviceSelector("192.0.2.99")!]).isEmpty)
         #expect(try alerts(home: ["FR"], devices: [phone]).count == alerts(home: ["FR"]).count)
         // By MAC address (the manifest's), on the command line: the same alerts; another MAC: none.
         let mac = try #require((manifest["device"] as? [String: Any])?["mac"] as? String)
@@ -158,12 +158,12 @@ import Testing
     }
 
     /// Slips' synthetic C2 dataset (GPL, so read from ../shared, not copied): host 147.32.80.37 runs curl to
-    /// testing.com every 2 s (MANIFEST.tsv, from the dataset's docs). The host is public, so it is named with `devices`.
+    /// testing.com every 2 s (MANIFEST.tsv, from the dataset's docs). The host is public (147.32.0.0/16): it is found
+    /// as the link's only host that initiates traffic, by its MAC (the gateway, 84:c1:c1:0c:41:60, left out).
     @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/slips/test-cc-capture-1.pcap"))))
     func beaconingOnSlipsCommandAndControl() throws {
         var options = ScanOptions()
         options.geo = try #require(Self.geo as GeoDatabase?) as GeoDatabase
-        options.devices = [IPAddress("147.32.80.37")!]
         // Sleep of 2 s, then 2-3 s (the dataset's docs), plus each curl's own run time (0.1-0.5 s).
         for (name, low, high) in [("test-cc-capture-1.pcap", 2.0, 2.5), ("test-cc-capture-2.pcap", 2.0, 3.5)] {
             let events = scanEvents(Repo.path("../shared/captures/malware/slips/" + name), options: options).events
@@ -171,6 +171,12 @@ import Testing
             #expect(beacons.count == 1, "\(name)")
             let interval = (beacons.first?["evidence"] as? [String: Any])?["median_interval_s"] as? Double ?? 0
             #expect(interval >= low && interval <= high, "\(name): \(interval) s")
+            #expect(beacons.first?["device_id"] as? String == "ec:f4:bb:cf:93:88")
+            let verdicts = events.filter { $0["event_type"] as? String == "verdict" }
+            #expect(verdicts.map { $0["device_id"] as? String } == ["ec:f4:bb:cf:93:88"], "\(name)")
+            #expect(verdicts.first?["chosen"] as? String == "inferred")
+            let addresses = (verdicts.first?["addresses"] as? [[String: Any]])?.compactMap { $0["ip"] as? String }
+            #expect(addresses == ["147.32.80.37"], "\(name)")
         }
     }
 

@@ -52,7 +52,13 @@ import Testing
         #expect(got.sorted { $0.description < $1.description } == wanted.sorted { $0.description < $1.description },
                 "\(name): got \(got), expected \(wanted)")
         if m["benign"] as? Bool == true { #expect(aboveInfo.isEmpty, "\(name) is benign") }
-        for a in alerts { #expect(a["device"] as? String == device) }
+        // Every alert names the device: by its address in the flow (one of the manifest's when it lists them) and by
+        // its identity, the MAC address (02:a4:c2:11:33:02 in every scenario).
+        let addresses = m["addresses"] as? [String] ?? [device ?? ""]
+        for a in alerts {
+            #expect(addresses.contains(a["device"] as? String ?? ""), "\(name): device \(a["device"] ?? "nil")")
+            #expect(a["device_id"] as? String == m["device_id"] as? String ?? "02:a4:c2:11:33:02", "\(name)")
+        }
         // The evidence fields the manifest names, on an alert of the same category and destination.
         for e in expect {
             guard let fields = e["evidence"] as? [String: Any] else { continue }
