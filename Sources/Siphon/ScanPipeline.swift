@@ -305,8 +305,8 @@ public final class ScanPipeline {
         } else {
             reassembler.segment(
                 slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
-                sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, payload: payload,
-                missing: packet.payloadLength - packet.payloadCaptured, timestamp: timestamp)
+                sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, acknowledgment: packet.tcp.acknowledgment,
+                payload: payload, missing: packet.payloadLength - packet.payloadCaptured, timestamp: timestamp)
             if !recorder.conflicts.isEmpty { writeConflicts() }
         }
         if !recorder.identifierHits.isEmpty { writeIdentifierHits() }
