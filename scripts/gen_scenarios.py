@@ -463,6 +463,45 @@ def evasion():
 
 
 @scenario
+def evasion_late_retransmission():
+    s = Scenario("evasion-late-retransmission",
+                 "A retransmission that rewrites delivered bytes: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP "
+                 "POST on port 80, 5,600 bytes in four 1,400-byte segments, all acknowledged; then, 60 ms after "
+                 "the third segment was first sent (1.5 round trips of 40 ms), that segment again with bytes "
+                 "3,000-3,002 and 3,500-3,501 of the request (stream offsets) changed. Both ranges are compared with the bytes "
+                 "delivered before: two overlap anomalies (offset 3000 length 3, offset 3500 length 2) and evasion "
+                 "medium (the first range's offset and length); cleartext low (a body in clear to a home "
+                 "endpoint).")
+    s.resolve(T0, "www.free.fr", FREE)
+    c = s.cap.tcp(T0 + 0.2, FREE, s.sport(), 80)
+    head = b"POST /upload HTTP/1.1\r\nHost: www.free.fr\r\nContent-Length: %d\r\n\r\n"
+    size = 5600 - len(head % 1000)  # the body's length has four digits
+    body = b"".join(b"field%04d=vvvv&" % i for i in range(400))[:size]
+    request = (head % size) + body
+    assert len(request) == 5600
+    rtt = 0.040
+    times = []
+    for i in range(0, len(request), 1400):
+        c.t += rtt / 4
+        times.append(c.t + 0.002)
+        c.seg(True, 0x18, request[i:i + 1400])
+        c.cseq += 1400
+        c.sent += 1400
+    s.cap.payloads.append(("tcp", FREE, 80, request))
+    c.seg(False, 0x10, b"")
+    changed = bytearray(request[2800:4200])
+    for k in (3000, 3001, 3002, 3500, 3501):
+        changed[k - 2800] ^= 0x20
+    c.t = times[2] + 1.5 * rtt
+    c.resend(True, len(request) - 2800, bytes(changed))
+    c.reply(http_response(200, "OK", b"{}", "application/json"))
+    c.close()
+    s.alert("evasion", "medium", FREE, anomaly="overlap-different-data", direction="to_server", offset=3000, length=3)
+    s.alert("cleartext", "low", FREE)
+    return s
+
+
+@scenario
 def evasion_bad_checksum():
     s = Scenario("evasion-bad-checksum",
                  "An insertion attack: DNS www.free.fr -> 212.27.48.10 (Free, FR), HTTP on port 80 whose first "

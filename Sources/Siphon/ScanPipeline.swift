@@ -75,6 +75,8 @@ public final class ScanPipeline {
     private var checksumsJudged: UInt64 = 0
     /// Flows created so far, as last seen (a change: the packet just handled began a flow).
     private var knownFlows: UInt64 = 0
+    /// The sender of the last packet that began a flow.
+    private var lastSender: (UInt64, IPAddress) = (0, IPAddress(ipv4: 0))
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -290,7 +292,11 @@ public final class ScanPipeline {
         // ARP, NDP, DHCP and ended flows).
         if flows.createdCount != knownFlows {
             knownFlows = flows.createdCount
-            if packet.hasMACs, let detection { detection.link.observe(mac: packet.sourceMAC, address: packet.source, at: timestamp) }
+            // The same sender as the last new flow's (a device opening connection after connection): known already.
+            if packet.hasMACs, let detection, packet.sourceMAC != lastSender.0 || packet.source != lastSender.1 {
+                lastSender = (packet.sourceMAC, packet.source)
+                detection.link.observe(mac: packet.sourceMAC, address: packet.source, at: timestamp)
+            }
         }
         if packet.transport == .icmpv6, checksum != .bad, let detection, let c = LinkDiscovery.ndp(bytes, packet) {
             detection.link.observe(mac: c.mac, address: c.address, at: timestamp, source: .ndp)
@@ -465,6 +471,9 @@ public final class ScanPipeline {
         statistics.overlapConflicts = reassembler.conflictCount
         statistics.budgetGapBytes = reassembler.budgetGapBytes
         statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
+        statistics.unverifiedRetransmittedBytes = reassembler.unverifiedBytes
+        statistics.peakRetainedBytes = UInt64(reassembler.peakRetainedBytes)
+        statistics.unreportedConflictRanges = reassembler.unreportedConflictRanges
         statistics.extractionError = recorder.extractionError
         statistics.dnsMessages = recorder.app.dnsMessages
         statistics.dnsErrors = recorder.app.dnsErrors

@@ -142,6 +142,8 @@ public final class LinkRegistry {
         /// Addresses in the order first seen (at most `maximumAddresses`; `moreAddresses` counts the rest).
         public internal(set) var addresses: [IPAddress] = []
         public internal(set) var records: [IPAddress: AddressRecord] = [:]
+        /// Addresses beyond `maximumAddresses`, and for a gateway the remote addresses seen behind it since it was
+        /// recognised (sightings, not distinct).
         public internal(set) var moreAddresses = 0
         public internal(set) var roles: Roles = []
         /// The strongest way the host announced itself (DHCP, NDP, ARP), or traffic only.
@@ -172,20 +174,34 @@ public final class LinkRegistry {
     }
 
     /// The link-layer sender `mac` used `address` (a packet's source, an ARP sender, a DHCP lease, an NDP target).
+    /// Cheap for a pair already known (one lookup of the host, one of the address): called for every flow.
     public func observe(mac: UInt64, address: IPAddress, at time: Timestamp, source: AddressSource = .traffic) {
         guard mac != 0, !MACAddress.isGroup(mac), !Self.unspecified(address) else { return }
+        var added = false
         func update(_ h: inout Host) {
-            if let known = h.records[address] {
-                var r = known
+            if h.roles.contains(.forwarder) {
+                // A gateway: the remote addresses behind it are not its own; only counted.
+                if h.records[address] == nil { h.moreAddresses &+= 1 }
+                return
+            }
+            let known = h.records.count
+            func note(_ r: inout AddressRecord) {
                 if time < r.first { r.first = time }
                 if r.last < time { r.last = time }
                 if source != .traffic && r.source == .traffic { r.source = source }
-                h.records[address] = r
-            } else if h.addresses.count < Self.maximumAddresses && !h.roles.contains(.forwarder) {
-                h.addresses.append(address)
-                h.records[address] = AddressRecord(source: source, first: time, last: time)
-            } else {
-                h.moreAddresses += 1
+            }
+            note(&h.records[address, default: AddressRecord(source: source, first: time, last: time)])
+            if h.records.count > known {
+                added = true
+                if h.addresses.count < Self.maximumAddresses { h.addresses.append(address) } else { h.moreAddresses &+= 1 }
+                // Remote networks only: a host with several local addresses (a merged capture, a VM host) is no gateway.
+                if !AddressScope.isLocal(address), let net = Self.network(address), h.networks.insert(net).inserted,
+                   h.networks.count >= forwarderNetworks {
+                    h.roles.insert(.forwarder)
+                    h.networks = []
+                }
+                if !routerAddresses.isEmpty && routerAddresses.contains(address) { h.roles.insert(.router) }
+                if !h.declared, !declared.isEmpty, declared.contains(where: { $0.matches(mac: mac, address: address) }) { h.declared = true }
             }
             switch source {
             case .dhcp: if h.learned > .dhcp { h.learned = .dhcp }
@@ -193,30 +209,22 @@ public final class LinkRegistry {
             case .arp: if h.learned > .arp { h.learned = .arp }
             case .traffic: break
             }
-            // Remote networks only: a host with several local addresses (a merged capture, a VM host) is no gateway.
-            if !h.roles.contains(.forwarder), !AddressScope.isLocal(address), let net = Self.network(address),
-               h.networks.insert(net).inserted,
-               h.networks.count >= forwarderNetworks {
-                h.roles.insert(.forwarder)
-                h.networks = []
-            }
-            if routerAddresses.contains(address) { h.roles.insert(.router) }
-            if !h.declared, declared.contains(where: { $0.matches(mac: mac, address: address) }) { h.declared = true }
         }
         update(&hosts[mac, default: Host(mac: mac)])
-        if !hostsAreForwarders(mac) { macOf[address] = mac }
+        if added { macOf[address] = mac }
     }
 
     /// The MAC address `address` was last seen from (not a gateway's).
     public func mac(of address: IPAddress) -> UInt64? { macOf[address] }
 
-    private func hostsAreForwarders(_ mac: UInt64) -> Bool { hosts[mac]?.roles.contains(.forwarder) == true }
-
     /// A role learned from what a host did (sent a router advertisement, answered DHCP or DNS).
     public func mark(mac: UInt64, _ role: Roles) {
-        guard mac != 0, !MACAddress.isGroup(mac) else { return }
+        guard mac != 0, !MACAddress.isGroup(mac), lastMarked != (mac, role.rawValue) else { return }
+        lastMarked = (mac, role.rawValue)
         hosts[mac, default: Host(mac: mac)].roles.formUnion(role)
     }
+    /// The last role marked (a resolver answers many queries: one lookup for the first).
+    private var lastMarked: (UInt64, UInt8) = (0, 0)
 
     /// Addresses that DHCP names as routers: whoever owns them is infrastructure.
     public func routers(_ addresses: [IPAddress]) {
@@ -286,8 +294,9 @@ public struct LinkSummary: Sendable {
     public struct Infrastructure: Sendable {
         public var mac: UInt64
         public var roles: [String]
-        /// Addresses seen from it (a gateway's are the remote hosts behind it).
+        /// Addresses seen from it (a gateway's are the remote hosts behind it), and whether more were seen.
         public var addresses: Int
+        public var more: Bool
     }
     public var infrastructure: [Infrastructure] = []
     public var withdrawnAlerts = 0
@@ -304,7 +313,7 @@ extension DetectionEngine {
         s.excluded = link.excluded
         s.withdrawnAlerts = withdrawn.reduce(0) { $0 + $1.1 }
         s.infrastructure = link.hosts.values.filter { link.isInfrastructure($0.mac) }
-            .map { LinkSummary.Infrastructure(mac: $0.mac, roles: $0.roles.names, addresses: $0.addresses.count + $0.moreAddresses) }
+            .map { LinkSummary.Infrastructure(mac: $0.mac, roles: $0.roles.names, addresses: $0.addresses.count, more: $0.moreAddresses > 0) }
             .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.mac < $1.mac }
         return s
     }

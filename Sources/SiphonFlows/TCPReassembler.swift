@@ -53,6 +53,18 @@ public struct ReassemblyConfiguration: Sendable {
     public var maximumBufferedPerDirection = 4 << 20
     /// Out-of-order bytes all flows together may hold.
     public var maximumBufferedTotal = 64 << 20
+    /// Delivered bytes the initiator's direction keeps (its last ones: what the device sent, for its flows), so
+    /// that a retransmission of delivered data is compared with all of them: a window that starts at 2 KiB and
+    /// doubles as the stream grows, up to this. 0: none (fingerprints only).
+    public var retainedPerDirection = 1 << 20
+    /// Whether the responder's direction keeps a window too. Off by default: answers are most of the bytes of a
+    /// capture (downloads), and copying them all costs ~9 % of a scan; their retransmissions are then compared with
+    /// sampled bytes (24 per chunk of the last four delivered) and counted in `unverifiedBytes`.
+    public var retainResponder = false
+    /// Delivered bytes all directions together keep; a window that cannot grow keeps fewer of its last bytes.
+    public var retainedTotal = 64 << 20
+    /// Runs of differing bytes reported for one retransmission (the rest are counted).
+    public var maximumConflictRangesPerSegment = 16
     public init() {}
 }
 
@@ -93,9 +105,26 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     public private(set) var bufferedBytes = 0
     public private(set) var peakBufferedBytes = 0
 
-    /// A sampled fingerprint of a delivered chunk: its range and 24 of its bytes (start, middle, end). Delivered
-    /// bytes are not kept (in-order data is never copied), so a retransmission of a delivered range is compared
-    /// with this: a differing copy of any of those bytes is reported as a conflict.
+    /// Delivered bytes not compared with a retransmission because the window no longer (or never) held them.
+    public private(set) var unverifiedBytes: UInt64 = 0
+    /// Delivered bytes kept now in all windows, and the most at once.
+    public private(set) var retainedBytes = 0
+    public private(set) var peakRetainedBytes = 0
+
+    /// The last delivered bytes of a direction, in a ring whose capacity is a power of two: stream offsets
+    /// `[end - min(count, capacity), end)` sit at `offset & (capacity - 1)`.
+    private struct Window {
+        var ring: UnsafeMutableRawPointer?
+        var capacity = 0
+        /// Stream offset after the last byte kept, and how many bytes before it are kept (≤ capacity).
+        var end: UInt64 = 0
+        var count = 0
+        var start: UInt64 { end - UInt64(count) }
+    }
+
+    /// A sampled fingerprint of a delivered chunk: its range and 24 of its bytes (start, middle, end). In a
+    /// direction without a window (the responder's, unless `retainResponder`), a retransmission of a delivered
+    /// range is compared with the last four: a differing copy of any of those bytes is reported as a conflict.
     private struct Fingerprint {
         var start: UInt64 = .max
         var length: Int = 0
@@ -133,7 +162,10 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     private struct Half {
         var flowID: UInt64 = 0
-        /// The last four delivered chunks, for conflicts with data that was already delivered.
+        /// The last delivered bytes, for retransmissions of data already delivered (`exact`); otherwise the
+        /// fingerprints of the last four delivered chunks.
+        var window = Window()
+        var exact = false
         var recent: (Fingerprint, Fingerprint, Fingerprint, Fingerprint) = (.init(), .init(), .init(), .init())
         var recentNext = 0
         var started = false
@@ -189,6 +221,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         let free = Set(freeSegments)
         for i in segments.indices where !free.contains(Int32(i)) { segments[i].data.deallocate() }
         for list in pool { for p in list { p.deallocate() } }
+        for i in 0..<halfCapacity { halves[i].window.ring?.deallocate() }
         halves.deallocate()
     }
 
@@ -232,7 +265,11 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     ) {
         defer { if ackGated && flags & 0x10 != 0 { acknowledge(slot: slot, flowID: flowID, direction: 1 - direction, acknowledgment) } }
         let h = half(slot, direction)
-        if h.pointee.flowID != flowID { h.pointee = Half(); h.pointee.flowID = flowID }
+        if h.pointee.flowID != flowID {
+            reset(h)
+            h.pointee.flowID = flowID
+            h.pointee.exact = configuration.retainedPerDirection > 0 && (direction == 0 || configuration.retainResponder)
+        }
         let syn = flags & 0x02 != 0
         let fin = flags & 0x01 != 0
         var dataSequence = sequence
@@ -340,14 +377,18 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     @inline(__always)
     private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
         consumer.streamData(bytes, slot: slot, direction: direction, offset: h.pointee.offset)
-        let print = Fingerprint(bytes, start: h.pointee.offset)
-        switch h.pointee.recentNext {
-        case 0: h.pointee.recent.0 = print
-        case 1: h.pointee.recent.1 = print
-        case 2: h.pointee.recent.2 = print
-        default: h.pointee.recent.3 = print
+        if h.pointee.exact {
+            retain(bytes, h)
+        } else {
+            let print = Fingerprint(bytes, start: h.pointee.offset)
+            switch h.pointee.recentNext {
+            case 0: h.pointee.recent.0 = print
+            case 1: h.pointee.recent.1 = print
+            case 2: h.pointee.recent.2 = print
+            default: h.pointee.recent.3 = print
+            }
+            h.pointee.recentNext = (h.pointee.recentNext + 1) & 3
         }
-        h.pointee.recentNext = (h.pointee.recentNext + 1) & 3
         h.pointee.offset &+= UInt64(bytes.count)
         h.pointee.nextSequence &+= UInt32(truncatingIfNeeded: bytes.count)
         h.pointee.figures.delivered &+= UInt64(bytes.count)
@@ -386,9 +427,136 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         }
     }
 
-    /// Bytes offered again for a range already delivered: compares them with the sampled bytes of the recent
-    /// delivered chunks they overlap. Delivered bytes are final whatever the policy; a difference is reported.
+    // MARK: Delivered bytes
+
+    /// Keeps `bytes`, about to be delivered at the direction's offset, in its window (grown, within the budget, as
+    /// the stream grows).
+    @inline(__always)
+    private func retain(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>) {
+        let n = bytes.count
+        guard n > 0, configuration.retainedPerDirection > 0 else { return }
+        if h.pointee.window.end != h.pointee.offset {
+            // A gap before these bytes: what the window held is no longer contiguous with them.
+            h.pointee.window.count = 0
+            h.pointee.window.end = h.pointee.offset
+        }
+        // Grown when full, and only when the budget has room for the next size (no call per segment otherwise).
+        let capacity = h.pointee.window.capacity
+        if h.pointee.window.count + n > capacity && capacity < configuration.retainedPerDirection
+            && retainedBytes + max(capacity, 2048) <= configuration.retainedTotal {
+            grow(&h.pointee.window, toHold: h.pointee.window.count + n)
+        }
+        let w = h.pointee.window
+        guard let ring = w.ring else { return }
+        let mask = w.capacity - 1
+        // Only the last `capacity` bytes can stay.
+        let kept = min(n, w.capacity)
+        let from = bytes.baseAddress! + (n - kept)
+        let at = Int(truncatingIfNeeded: (w.end + UInt64(n - kept)) & UInt64(mask))
+        let first = min(kept, w.capacity - at)
+        (ring + at).copyMemory(from: from, byteCount: first)
+        if first < kept { ring.copyMemory(from: from + first, byteCount: kept - first) }
+        h.pointee.window.end = w.end + UInt64(n)
+        h.pointee.window.count = min(w.count + n, w.capacity)
+    }
+
+    /// Doubles a window's ring (from 2 KiB) until it holds `needed` bytes or reaches the per-direction limit, as far as
+    /// the total budget allows; the bytes it holds move to the new ring.
+    private func grow(_ w: inout Window, toHold needed: Int) {
+        var capacity = max(w.capacity, 2048)
+        while capacity < needed && capacity < configuration.retainedPerDirection { capacity <<= 1 }
+        let limit = 1 << (Int.bitWidth - (configuration.retainedPerDirection - 1).leadingZeroBitCount)
+        capacity = min(capacity, max(2048, limit))
+        while capacity > w.capacity && retainedBytes - w.capacity + capacity > configuration.retainedTotal { capacity >>= 1 }
+        guard capacity > w.capacity, capacity >= 2048 else { return }
+        let ring = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        if let old = w.ring {
+            // Oldest first: stream offset start lands at start & (capacity - 1) in the new ring.
+            // Copied in stretches that wrap in neither ring.
+            var p = w.start
+            while p < w.end {
+                let a = Int(p & UInt64(w.capacity - 1)), b = Int(p & UInt64(capacity - 1))
+                let n = min(Int(w.end - p), w.capacity - a, capacity - b)
+                (ring + b).copyMemory(from: old + a, byteCount: n)
+                p += UInt64(n)
+            }
+            old.deallocate()
+        }
+        retainedBytes += capacity - w.capacity
+        if retainedBytes > peakRetainedBytes { peakRetainedBytes = retainedBytes }
+        w.ring = ring
+        w.capacity = capacity
+    }
+
+    /// Frees a direction's state (its window's ring) and clears it.
+    private func reset(_ h: UnsafeMutablePointer<Half>) {
+        if let ring = h.pointee.window.ring {
+            ring.deallocate()
+            retainedBytes -= h.pointee.window.capacity
+        }
+        h.pointee = Half()
+    }
+
+    /// Bytes offered again for a range already delivered: compared with every delivered byte the window still
+    /// holds; each run of differing bytes is reported with its offset. Delivered bytes are final whatever the
+    /// policy. The part of the range the window no longer holds counts in `unverifiedBytes`; in a direction with
+    /// fingerprints only, the whole range does (its sampled bytes are still compared).
     private func compareWithDelivered(
+        _ data: UnsafeRawBufferPointer, at start: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
+        timestamp: Timestamp
+    ) {
+        guard h.pointee.exact else {
+            unverifiedBytes &+= UInt64(data.count)
+            compareWithFingerprints(data, at: start, h, slot: slot, direction: direction, timestamp: timestamp)
+            return
+        }
+        let w = h.pointee.window
+        let end = start + UInt64(data.count)
+        let from = max(start, w.start), to = min(end, w.end)
+        guard let ring = w.ring, from < to else {
+            unverifiedBytes &+= UInt64(data.count)
+            return
+        }
+        unverifiedBytes &+= UInt64(data.count) - (to - from)
+        let mask = UInt64(w.capacity - 1)
+        let ranges = configuration.maximumConflictRangesPerSegment
+        var reported = 0
+        var p = from
+        while p < to {
+            // The next stretch contiguous in the ring, compared at once; bytes only where it differs.
+            let at = Int(p & mask)
+            let stretch = Int(min(to - p, UInt64(w.capacity - at)))
+            let offered = data.baseAddress! + Int(p - start)
+            if memcmp(ring + at, offered, stretch) == 0 {
+                p += UInt64(stretch)
+                continue
+            }
+            var i = 0
+            while i < stretch {
+                if (ring + at).load(fromByteOffset: i, as: UInt8.self) == offered.load(fromByteOffset: i, as: UInt8.self) { i += 1; continue }
+                var j = i
+                while j < stretch && (ring + at).load(fromByteOffset: j, as: UInt8.self) != offered.load(fromByteOffset: j, as: UInt8.self) { j += 1 }
+                if reported < ranges {
+                    let shown = min(j - i, 16)
+                    h.pointee.figures.conflicts &+= 1
+                    conflictCount &+= 1
+                    consumer.streamConflict(OverlapConflict(
+                        flowID: h.pointee.flowID, slot: slot, direction: direction, offset: p + UInt64(i), length: j - i,
+                        keptSegmentOffset: w.start, discardedSegmentOffset: start,
+                        kept: [UInt8](UnsafeRawBufferPointer(start: ring + at + i, count: shown)),
+                        discarded: [UInt8](UnsafeRawBufferPointer(start: offered + i, count: shown)), timestamp: timestamp))
+                }
+                reported += 1
+                i = j
+            }
+            p += UInt64(stretch)
+        }
+        if reported > ranges { unreportedConflictRanges &+= UInt64(reported - ranges) }
+    }
+
+    /// Bytes offered again for a range already delivered, in a direction without a window: compares them with the
+    /// sampled bytes of the recent delivered chunks they overlap; a difference is reported.
+    private func compareWithFingerprints(
         _ data: UnsafeRawBufferPointer, at start: UInt64, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int,
         timestamp: Timestamp
     ) {
@@ -427,6 +595,9 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             return
         }
     }
+
+    /// Runs of differing bytes beyond `maximumConflictRangesPerSegment` in one retransmission, not reported.
+    public private(set) var unreportedConflictRanges: UInt64 = 0
 
     /// Declares the hole before the first buffered segment a gap and delivers what follows it.
     private func skipToBuffered(_ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, budget: Bool) {
@@ -556,7 +727,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 declareGap(h.pointee.finOffset - h.pointee.offset, h, slot: slot, direction: direction, budget: false)
             }
             if direction == 0 { out.0 = h.pointee.figures } else { out.1 = h.pointee.figures }
-            h.pointee = Half()
+            reset(h)
         }
         return out
     }

@@ -423,6 +423,9 @@ public enum EventEncoder {
         w.field("overlap_conflicts", s.overlapConflicts)
         w.field("budget_gap_bytes", s.budgetGapBytes)
         w.field("peak_buffered_bytes", s.peakBufferedBytes)
+        w.field("unverified_retransmitted_bytes", s.unverifiedRetransmittedBytes)
+        w.field("peak_retained_bytes", s.peakRetainedBytes)
+        w.field("unreported_conflict_ranges", s.unreportedConflictRanges)
         w.endObject()
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }

@@ -35,6 +35,11 @@ public struct CaptureStatistics: Sendable {
     public var overlapConflicts: UInt64 = 0
     public var budgetGapBytes: UInt64 = 0
     public var peakBufferedBytes: UInt64 = 0
+    /// Retransmitted bytes of delivered data that the delivered-bytes windows no longer held (not compared), the
+    /// most those windows held at once, and runs of differing bytes beyond the per-retransmission report limit.
+    public var unverifiedRetransmittedBytes: UInt64 = 0
+    public var peakRetainedBytes: UInt64 = 0
+    public var unreportedConflictRanges: UInt64 = 0
     public var extractionError: String?
     /// DNS messages parsed, and DNS payloads that did not parse.
     public var dnsMessages: UInt64 = 0

@@ -114,7 +114,7 @@ public enum TerminalSummary {
         }
         if !link.infrastructure.isEmpty {
             let shown = link.infrastructure.prefix(4).map {
-                "\(EventEncoder.macString($0.mac)) \($0.roles.joined(separator: "/")) (\($0.addresses) address\($0.addresses == 1 ? "" : "es"))"
+                "\(EventEncoder.macString($0.mac)) \($0.roles.joined(separator: "/")) (\($0.addresses)\($0.more ? "+" : "") address\($0.addresses == 1 && !$0.more ? "" : "es"))"
             }
             var line = "infrastructure, not analysed: " + shown.joined(separator: "; ")
             if link.infrastructure.count > 4 { line += "; \(link.infrastructure.count - 4) more" }

@@ -71,11 +71,17 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Out-of-order bytes buffered over all flows.", valueName: "bytes"))
     var maxBufferedTotal: Int = 64 << 20
 
+    @Option(help: ArgumentHelp("Delivered TCP bytes the initiator's direction keeps (its last ones) to compare retransmissions of delivered data with, byte for byte (0: sampled bytes only).", valueName: "bytes"))
+    var maxRetainedPerDirection: Int = 1 << 20
+
+    @Flag(help: "Keep the responder's delivered bytes too, for the same comparison (by default its retransmissions are compared with sampled bytes: answers are most of a capture's bytes).")
+    var retainResponder = false
+
+    @Option(help: ArgumentHelp("Delivered TCP bytes all directions keep together for that comparison; what no window holds is counted (stats: unverified_retransmitted_bytes).", valueName: "bytes"))
+    var maxRetainedTotal: Int = 64 << 20
+
     @Option(help: ArgumentHelp("HTTP body bytes kept per message for the identifier detectors.", valueName: "bytes"))
     var httpBodyDepth: Int = 4096
-
-    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign. Default: the rule pack's (FR).", valueName: "codes"))
-    var home: String?
 
     @Option(help: ArgumentHelp("Rule pack: a YAML file or a directory of them (default: the embedded pack, rules/ of the source).", valueName: "path"))
     var rules: String?
@@ -83,17 +89,11 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("The device's identifiers (YAML: imei, imsi, iccid, phone, mac, serial, other), matched with their encodings and hashes.", valueName: "file"))
     var identifiers: [String] = []
 
-    @Option(help: ArgumentHelp("A MaxMind DB (country, city or ASN) consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
-    var geoDb: [String] = []
+    @OptionGroup(title: "Geography and intelligence")
+    var data: DataOptions
 
-    @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
-    var ioc: [String] = []
-
-    @Option(help: ArgumentHelp("A device under test: an IP address, a prefix (CIDR) or a MAC address; repeatable. Default: every host of the captured link that initiates traffic, gateways, routers, DHCP servers and resolvers left out.", valueName: "ip|cidr|mac"))
-    var device: [String] = []
-
-    @Option(help: ArgumentHelp("A host never taken for a device (IP, CIDR or MAC); repeatable.", valueName: "ip|cidr|mac"))
-    var notDevice: [String] = []
+    @OptionGroup(title: "Devices")
+    var devices: DeviceOptions
 
     @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
     var failOn: Severity?
@@ -115,7 +115,9 @@ struct Scan: ParsableCommand {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
-        if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 { throw ValidationError("buffer limits cannot be negative") }
+        if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 || maxRetainedPerDirection < 0 || maxRetainedTotal < 0 {
+            throw ValidationError("buffer limits cannot be negative")
+        }
         if captures.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read once") }
     }
 
@@ -134,6 +136,9 @@ struct Scan: ParsableCommand {
         options.readAhead = readAhead
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
         options.reassembly.maximumBufferedTotal = maxBufferedTotal
+        options.reassembly.retainedPerDirection = maxRetainedPerDirection
+        options.reassembly.retainedTotal = maxRetainedTotal
+        options.reassembly.retainResponder = retainResponder
         options.streams.hashes = streamHashes
         options.httpBodyDepth = max(0, httpBodyDepth)
         let pack = try loadPack(rules)
@@ -147,17 +152,9 @@ struct Scan: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        options.geo = try loadGeo(home: home ?? pack.home.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
-        if !ioc.isEmpty { options.intel = try loadIntel(ioc) }
-        for (flag, texts) in [("--device", device), ("--not-device", notDevice)] {
-            for text in texts {
-                guard let selector = DeviceSelector(text) else {
-                    printError("siphon: \(flag) \(text): not an IP address, a prefix (192.0.2.0/24) or a MAC address (aa:bb:cc:dd:ee:ff)")
-                    throw ExitCode(2)
-                }
-                if flag == "--device" { options.devices.append(selector) } else { options.excludedDevices.append(selector) }
-            }
-        }
+        options.geo = try data.geo(packHome: pack.home)
+        if !data.ioc.isEmpty { options.intel = try loadIntel(data.ioc) }
+        (options.devices, options.excludedDevices) = try devices.selectors()
         if let dir = extractStreams {
             if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                 printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
@@ -225,21 +222,16 @@ struct Lookup: ParsableCommand {
     @Argument(help: "IPv4 or IPv6 addresses.")
     var addresses: [String]
 
-    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated).", valueName: "codes"))
-    var home: String = "FR"
-
-    @Option(help: ArgumentHelp("A MaxMind DB consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
-    var geoDb: [String] = []
-
-    @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
-    var ioc: [String] = []
+    @OptionGroup(title: "Geography and intelligence")
+    var data: DataOptions
 
     @Flag(help: "One JSON object per address instead of text.")
     var json = false
 
     func run() throws {
-        let geo = try loadGeo(home: home, databases: geoDb)
-        let intel = try loadIntel(ioc)
+        // The embedded rule pack's home countries, as `scan` takes them, unless --home says otherwise.
+        let geo = try data.geo(packHome: try loadPack(nil).home)
+        let intel = try loadIntel(data.ioc)
         var failed = false
         for text in addresses {
             guard let address = IPAddress(text) else {
@@ -269,6 +261,46 @@ struct Lookup: ParsableCommand {
             }
         }
         if failed { throw ExitCode(2) }
+    }
+}
+
+/// Which hosts are devices under test: every command that judges devices takes these.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("A device under test: an IP address, a prefix (CIDR) or a MAC address; repeatable. Default: every host of the captured link that initiates traffic, gateways, routers, DHCP servers and resolvers left out.", valueName: "ip|cidr|mac"))
+    var device: [String] = []
+
+    @Option(help: ArgumentHelp("A host never taken for a device (IP, CIDR or MAC); repeatable.", valueName: "ip|cidr|mac"))
+    var notDevice: [String] = []
+
+    /// The declared and the excluded selectors; exit 2 naming the first that does not parse.
+    func selectors() throws -> (declared: [DeviceSelector], excluded: [DeviceSelector]) {
+        func parse(_ flag: String, _ texts: [String]) throws -> [DeviceSelector] {
+            try texts.map { text in
+                guard let s = DeviceSelector(text) else {
+                    printError("siphon: \(flag) \(text): not an IP address, a prefix (192.0.2.0/24) or a MAC address (aa:bb:cc:dd:ee:ff)")
+                    throw ExitCode(2)
+                }
+                return s
+            }
+        }
+        return (try parse("--device", device), try parse("--not-device", notDevice))
+    }
+}
+
+/// The options every command that judges addresses shares: home countries, extra geo databases, IOC feeds.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Home countries (ISO codes, comma-separated): destinations elsewhere are foreign. Default: the rule pack's (FR).", valueName: "codes"))
+    var home: String?
+
+    @Option(help: ArgumentHelp("A MaxMind DB (country, city or ASN) consulted before the embedded data; repeatable.", valueName: "file.mmdb"))
+    var geoDb: [String] = []
+
+    @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
+    var ioc: [String] = []
+
+    /// The geo database for `--home` (else the pack's home countries, else FR) and `--geo-db`.
+    func geo(packHome: Set<String>?) throws -> GeoDatabase {
+        try loadGeo(home: home ?? packHome.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
     }
 }
 

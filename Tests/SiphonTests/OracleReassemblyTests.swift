@@ -122,6 +122,25 @@ import Testing
         }
     }
 
+    /// captures/scenarios/evasion-late-retransmission.pcap (scripts/gen_scenarios.py): 60 ms after the third
+    /// segment of a 5,600-byte POST, that segment again with request bytes 3,000-3,002 and 3,500-3,501 flipped
+    /// (the generator XORs them with 0x20): one anomaly per run of differing bytes, at exactly those offsets, with
+    /// the delivered and the offered bytes; under every policy (delivered bytes are final).
+    @Test(arguments: OverlapPolicy.allCases)
+    func lateRetransmissionReportsEveryDifferingRange(_ policy: OverlapPolicy) throws {
+        let r = try runSiphon(["scan", "-q", "--overlap-policy", policy.rawValue, "--json", "-",
+                               Repo.path("captures/scenarios/evasion-late-retransmission.pcap")])
+        let events = r.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        let anomalies = events.compactMap { $0["event_type"] as? String == "anomaly" ? $0["anomaly"] as? [String: Any] : nil }
+        #expect(anomalies.map { [$0["offset"] as? Int ?? -1, $0["length"] as? Int ?? -1] } == [[3000, 3], [3500, 2]], "\(policy)")
+        for a in anomalies {
+            let kept = [UInt8](hex: a["kept"] as? String ?? ""), discarded = [UInt8](hex: a["discarded"] as? String ?? "")
+            #expect(kept.count == discarded.count && !kept.isEmpty && zip(kept, discarded).allSatisfy { $0 ^ $1 == 0x20 }, "\(policy)")
+        }
+        let stats = try #require(events.last?["stats"] as? [String: Any])
+        #expect((stats["tcp_reassembly"] as? [String: Any])?["unverified_retransmitted_bytes"] as? Int == 0)
+    }
+
     /// The sample's HTTP transactions come out at the same capture times (within the 40 ms of an acknowledgment)
     /// under every policy: held data is released by the peer's ACKs. Released against nothing, it waited for the
     /// end of its flow, a minute later.
@@ -141,6 +160,14 @@ import Testing
             #expect(times.count == reference.count, "\(policy)")
             for (a, b) in zip(times, reference) { #expect(abs(a - b) < 0.04, "\(policy): \(a) vs \(b)") }
         }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Bytes from hex digits (two a byte).
+    init(hex: String) {
+        let digits = Array(hex.utf8)
+        self = stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }
     }
 }
 
