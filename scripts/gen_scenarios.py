@@ -216,6 +216,36 @@ def foreign_upload_ratio():
 
 
 @scenario
+def foreign_upload_share():
+    s = Scenario("foreign-upload-share",
+                 "A quiet device that sends one report: DNS collect.x9-stats.cn -> 120.77.166.21 (Alibaba, CN), "
+                 "TLS 1.2 with SNI, 7,000 bytes of application data sent and 300 back (plus the server's "
+                 "certificates, about 2 KB); besides, only its DNS queries. Under the volume (1 MiB) and ratio "
+                 "(16 KiB sent) floors, but that endpoint got most of all the device sent (over 90 %) and sent back "
+                 "under half of it: foreign-upload medium (by share, judged at the end of the capture); "
+                 "foreign-endpoint info.")
+    s.resolve(T0, "collect.x9-stats.cn", ALIBABA_CN)
+    s.tls12(T0 + 0.2, ALIBABA_CN, "collect.x9-stats.cn", up=7000, down=300)
+    s.alert("foreign-upload", "medium", ALIBABA_CN, reason="share")
+    return s
+
+
+@scenario
+def benign_upload_small_share():
+    s = Scenario("benign-upload-small-share",
+                 "The same report as foreign-upload-share (7,000 bytes to 120.77.166.21, CN), from a device that "
+                 "also posts 20,000 bytes of form data to a French site (HTTPS to www.gandi.net, 217.70.184.38) "
+                 "and gets pages back: the foreign endpoint got a quarter of what the device sent, not most of it. "
+                 "Nothing above info (foreign-endpoint info).",
+                 benign=True)
+    s.resolve(T0, "collect.x9-stats.cn", ALIBABA_CN)
+    s.tls12(T0 + 0.2, ALIBABA_CN, "collect.x9-stats.cn", up=7000, down=300)
+    s.resolve(T0 + 5, "www.gandi.net", GANDI)
+    s.tls12(T0 + 5.2, GANDI, "www.gandi.net", up=20000, down=60000)
+    return s
+
+
+@scenario
 def beaconing():
     s = Scenario("beaconing",
                  "A heartbeat: every 300 s (uniform jitter of +/-5 %), 10 times, DNS hb.x9-analytics.com -> "

@@ -448,6 +448,12 @@ public final class ScanPipeline {
         fragments.finish()
         flows.finish()
         drainEndedFlows()
+        if let detection {
+            detection.finish()
+            if let output {
+                for a in detection.takeNewAlerts() { output.write(EventEncoder.alert(a, communityID: a.flow.communityID, capture: capture)) }
+            }
+        }
         if let detection, wantVerdicts || output != nil {
             var all = detection.verdicts()
             for i in all.indices {

@@ -95,40 +95,9 @@ extension DetectionEngine {
     /// Identifiers found in what the device sent in a flow (an HTTP part, raw payload, a DNS name).
     public func identifiersFound(_ matches: [IdentifierMatch], flow f: Flow, location: String, timestamp: Timestamp, viaDNS: String? = nil) {
         guard configuration.on(.identifierLeak), !matches.isEmpty else { return }
-        let device = f.clientAddress, endpoint = f.serverAddress
-        let id = identity(mac: f.clientMAC, address: device)
-        let destination = viaDNS == nil ? geo.map { $0.lookup(endpoint) } : nil
-        let foreign = destination?.scope == .foreign || viaDNS != nil
-        var byKind: [IdentifierKind: [IdentifierMatch]] = [:]
-        for m in matches { byKind[m.kind, default: []].append(m) }
-        for kind in IdentifierKind.allCases {
-            guard let list = byKind[kind] else { continue }
-            let key = IdentifierKey(device: id, endpoint: viaDNS ?? endpoint.description, kind: kind)
-            guard identifierRaised.insert(key).inserted else { continue }
-            let m = list.first { $0.known } ?? list[0]
-            let strong = kind.isStrong || list.contains(where: \.known)
-            let severity: Severity = strong ? (foreign ? .high : .medium) : (foreign ? .medium : .low)
-            let values = list.reduce(into: [String]()) { if !$0.contains($1.value) { $0.append($1.value) } }
-            let how = m.encoding == "plain" ? "" : " (\(m.encoding))"
-            let whereTo = viaDNS.map { "in a DNS query for a name under \($0) (resolver \(endpoint))" }
-                ?? "to \(endpoint)\(placeText(destination))"
-            raised.append(Alert(
-                category: .identifierLeak, rule: "siphon.identifier-leak.\(kind.rawValue)", severity: severity,
-                message: "\(device) sent \(m.known ? "its" : kind.article) \(kind.label) \(m.value)\(how) in clear \(whereTo)",
-                timestamp: timestamp, flow: f, device: device, deviceID: id,
-                destination: destination?.scope == .local ? nil : destination, evidence: [
-                    ("kind", .string(kind.rawValue)), ("value", .string(m.value)), ("encoding", .string(m.encoding)),
-                    ("known", .string(m.known ? "yes" : "no")), ("where", .string(location)),
-                    ("offset", .int(m.offset)), ("length", .int(m.length)), ("excerpt", .string(m.excerpt)),
-                    ("values", .strings(values)), ("matches", .int(list.count)),
-                ] + (viaDNS.map { [("domain", EvidenceValue.string($0))] } ?? [])))
-        }
-    }
-
-    func placeText(_ g: GeoInfo?) -> String {
-        guard let g else { return "" }
-        let place = [g.country, g.asOrganization].compactMap { $0 }
-        return place.isEmpty ? "" : " [\(place.joined(separator: ", "))]"
+        let destination = viaDNS == nil ? geo.map { $0.lookup(f.serverAddress) } : nil
+        identifiers.found(matches, flow: f, device: identity(mac: f.clientMAC, address: f.clientAddress), location: location,
+                          timestamp: timestamp, destination: destination, viaDNS: viaDNS, into: &raised)
     }
 
     // MARK: DNS
@@ -136,14 +105,7 @@ extension DetectionEngine {
     private func dnsQuery(_ q: DNSQuestion, flow f: Flow, device: DeviceID, timestamp: Timestamp) {
         // The DNS parser writes names in lower case already.
         let name = q.name
-        let registered: String?
-        if let cached = registeredDomains[name] {
-            registered = cached
-        } else {
-            registered = suffixes.registeredDomain(name)
-            if registeredDomains.count >= 8192 { registeredDomains.removeAll(keepingCapacity: true) }
-            registeredDomains[name] = .some(registered)
-        }
+        let registered = dnsTunnel.registeredDomain(name)
         guard let domain = registered ?? (configuration.on(.dnsTunnel) ? nil : name) else { return }
         if configuration.on(.identifierLeak), name.utf8.count > domain.utf8.count + 6 {
             var matches: [IdentifierMatch] = []
@@ -151,105 +113,7 @@ extension DetectionEngine {
             identifierScanner.scan(sub, into: &matches)
             if !matches.isEmpty { identifiersFound(matches, flow: f, location: "dns-query \(name)", timestamp: timestamp, viaDNS: domain) }
         }
-        guard configuration.on(.dnsTunnel) else { return }
-        let c = configuration.dnsTunnel
-        let key = DomainKey(device: device, domain: domain)
-        var t = dnsDomains.removeValue(forKey: key) ?? DNSDomainTotals(first: timestamp, last: timestamp)
-        t.queries += 1
-        t.last = timestamp
-        if q.type == 16 || q.type == 10 { t.txtQueries += 1 }
-        // Cut on UTF-8 counts (`String.count` walks graphemes).
-        let subdomain = name.utf8.count > domain.utf8.count
-            ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
-        if !subdomain.isEmpty, t.names.count < c.maximumNames, t.names.insert(subdomain).inserted {
-            let labels = subdomain.split(separator: ".")
-            var longest = 0
-            for l in labels where l.utf8.count > longest { longest = l.utf8.count }
-            let bytes = Array(subdomain.utf8).filter { $0 != UInt8(ascii: ".") }
-            let entropy = DNSNames.entropy(bytes)
-            t.entropySum += entropy
-            t.subdomainBytes += bytes.count
-            t.longestLabel = max(t.longestLabel, longest)
-            let encoded = subdomain.utf8.count >= c.longSubdomain
-                || labels.contains { $0.utf8.count >= 16 && DNSNames.entropy($0.utf8) >= c.entropy }
-            if encoded {
-                t.encodedNames += 1
-                if t.examples.count < 3 { t.examples.append(name) }
-            }
-        }
-        if !t.raised, t.names.count >= c.minimumNames {
-            let fraction = Double(t.encodedNames) / Double(t.names.count)
-            let byNames = fraction >= c.encodedFraction
-            let byTXT = t.txtQueries >= c.txtQueries
-            if byNames || byTXT {
-                t.raised = true
-                let meanLength = Double(t.subdomainBytes) / Double(t.names.count)
-                raised.append(Alert(
-                    category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
-                    message: "\(f.clientAddress) sent \(t.names.count) distinct names under \(domain) "
-                        + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
-                    timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: device, destination: nil, evidence: [
-                        ("domain", .string(domain)), ("unique_names", .int(t.names.count)), ("queries", .int(t.queries)),
-                        ("encoded_names", .int(t.encodedNames)), ("encoded_fraction", .double(fraction)),
-                        ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
-                        ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.names.count))),
-                        ("subdomain_bytes", .int(t.subdomainBytes)), ("examples", .strings(t.examples)),
-                        ("first_query", .time(t.first)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
-                    ]))
-            }
-        }
-        dnsDomains[key] = t
-    }
-
-    // MARK: TLS
-
-    func tlsAnomalies(_ e: EndedFlow, _ x: FlowFacts, _ t: inout EndpointTotals, _ pair: Pair, foreign: Bool) {
-        guard x.ja3 != nil || x.serverHelloSeen else { return }
-        var found: [(String, Severity, String, [(String, EvidenceValue)])] = []
-        let c = configuration.tls
-        if let cert = x.certificate {
-            let certEvidence: [(String, EvidenceValue)] = [
-                ("subject", .string(cert.subject)), ("issuer", .string(cert.issuer)), ("serial", .string(cert.serial)),
-                ("sha256", .string(cert.sha256)), ("cert_names", .strings(cert.dnsNames)),
-            ]
-            if cert.selfIssued {
-                found.append(("self-signed", foreign ? .medium : .low, "presented a self-signed certificate (\(cert.subject))", certEvidence))
-            }
-            if let sni = x.sni, !Self.covers(cert, sni) {
-                found.append(("name-mismatch", foreign ? .medium : .low,
-                              "presented a certificate for \(cert.dnsNames.first ?? cert.subjectCommonName ?? cert.subject) to a client asking for \(sni)",
-                              [("sni", .string(sni))] + certEvidence))
-            }
-            if let end = cert.notAfter, end < e.flow.start {
-                found.append(("expired", .low, "presented a certificate that expired on \(end.rfc3339)", certEvidence))
-            }
-        }
-        if x.ja3 != nil, x.sni == nil, foreign, c.noSNIForeign {
-            found.append(("no-sni", .low, "was contacted over TLS without a server name (SNI)",
-                          [("ja3", .string(x.ja3 ?? "")), ("ja4", .string(x.ja4 ?? ""))]))
-        }
-        if x.serverHelloSeen, let v = x.tlsVersion, c.obsoleteVersions.contains(v) {
-            found.append(("obsolete-version", .low, "negotiated \(FlowFacts.versionName(v))",
-                          [("version", .string(FlowFacts.versionName(v))), ("ja3s", .string(x.ja3s ?? ""))]))
-        }
-        for (kind, severity, what, evidence) in found where t.raised.insert("tls-anomaly:" + kind).inserted {
-            raised.append(Alert(
-                category: .tlsAnomaly, rule: "siphon.tls-anomaly.\(kind)", severity: severity,
-                message: "\(describe(pair.endpoint, t)) \(what)", timestamp: e.flow.end, flow: e.flow, device: e.flow.clientAddress,
-                deviceID: pair.device, destination: e.destination, evidence: [("anomaly", .string(kind))] + evidence))
-        }
-    }
-
-    /// Whether a certificate's names (SANs, else the subject CN) cover `name`; `*.` covers one label.
-    static func covers(_ cert: X509Summary, _ name: String) -> Bool {
-        let n = name.lowercased()
-        let names = cert.dnsNames.isEmpty ? cert.subjectCommonName.map { [$0] } ?? [] : cert.dnsNames
-        return names.contains { pattern in
-            let p = pattern.lowercased()
-            if p == n { return true }
-            guard p.hasPrefix("*."), let dot = n.firstIndex(of: ".") else { return false }
-            return n[n.index(after: dot)...] == p.dropFirst(2)
-        }
+        if configuration.on(.dnsTunnel) { dnsTunnel.query(q, domain: domain, flow: f, device: device, timestamp: timestamp, into: &raised) }
     }
 
     // MARK: Rules

@@ -39,6 +39,8 @@ public struct DeviceActivity: Sendable {
     public var address: IPAddress
     public var first: Timestamp
     public var flows = 0
+    /// Application bytes it sent in the flows it initiated (every endpoint, local ones included).
+    public var sent = 0
     /// For an identity without a MAC (an address or a declared prefix): the addresses it initiated from, with the
     /// first and last time (at most `LinkRegistry.maximumAddresses`).
     public var addresses: [(IPAddress, Timestamp, Timestamp)] = []

@@ -138,6 +138,9 @@ final class RulePackLoader {
             "volume_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.uploadBytes = v } },
             "ratio": { l, n, c in if let v = l.double(n, min: 1) { c.uploadRatio = v } },
             "ratio_min_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.uploadRatioMinimumBytes = v } },
+            "share": { l, n, c in if let v = l.double(n, min: 0) { c.uploadShare = min(v, 1) } },
+            "share_min_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.uploadShareMinimumBytes = v } },
+            "share_max_returned": { l, n, c in if let v = l.double(n, min: 0) { c.uploadShareMaximumReturned = v } },
         ],
         "beaconing": [
             "min_contacts": { l, n, c in if let v = l.int(n, min: 3) { c.beacons.minimumContacts = v } },

@@ -1,0 +1,547 @@
+public import SiphonCore
+public import SiphonFlows
+public import SiphonGeo
+internal import SiphonApp
+
+/// One ended flow of a device to a non-local endpoint, as the per-flow detectors judge it: the flow, what the
+/// application layer learned of it, the device × endpoint pair it counts for, and whether the endpoint is foreign.
+public struct FlowJudgement {
+    public var ended: EndedFlow
+    public var facts: FlowFacts
+    public var pair: DetectionEngine.Pair
+    public var foreign: Bool
+
+    public init(ended: EndedFlow, facts: FlowFacts = FlowFacts(), pair: DetectionEngine.Pair, foreign: Bool) {
+        self.ended = ended
+        self.facts = facts
+        self.pair = pair
+        self.foreign = foreign
+    }
+
+    var flow: Flow { ended.flow }
+    /// The device's address in this flow.
+    var device: IPAddress { ended.flow.clientAddress }
+    var endpoint: IPAddress { pair.endpoint }
+
+    /// An alert about this flow (its text built when read).
+    func alert(
+        _ category: AlertCategory, _ rule: String, _ severity: Severity, _ message: @escaping @Sendable () -> String,
+        _ evidence: [(String, EvidenceValue)]
+    ) -> Alert {
+        Alert(category: category, rule: rule, severity: severity, text: .deferred(message), timestamp: flow.end, flow: flow,
+              device: device, deviceID: pair.device, destination: ended.destination, evidence: evidence)
+    }
+}
+
+/// Bits of `EndpointTotals.raisedBits`: a category already raised for a device × endpoint.
+enum RaisedBit {
+    static let foreignEndpoint = 0, foreignUpload = 1, iocMatch = 2, cleartext = 3, noDNSEndpoint = 4
+}
+
+// MARK: foreign-endpoint
+
+/// `foreign-endpoint` (info): once per device × foreign endpoint, at the end of the first flow to it.
+public struct ForeignEndpointDetector {
+    public init() {}
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        guard j.foreign, t.mark(RaisedBit.foreignEndpoint) else { return }
+        let label = EndpointLabel(j.endpoint, t), device = j.device
+        alerts.append(j.alert(.foreignEndpoint, "siphon.foreign-endpoint", .info, { "\(device) exchanged traffic with \(label)" }, [
+            ("first_contact", .time(t.first)), ("sent_bytes", .int(j.ended.sent)), ("received_bytes", .int(j.ended.received)),
+        ]))
+    }
+}
+
+// MARK: foreign-upload
+
+/// `foreign-upload`: by volume (high) or by ratio (medium) on the device × endpoint totals, and on the totals
+/// of the endpoint's name over all its addresses, as flows end; by share of the device's own traffic (medium) at
+/// the end of the capture. Raised once per device × endpoint.
+public struct UploadDetector {
+    public let volumeBytes: Int
+    public let ratio: Double
+    public let ratioMinimumBytes: Int
+    public let share: Double
+    public let shareMinimumBytes: Int
+    public let shareMaximumReturned: Double
+
+    struct NameKey: Hashable {
+        var device: DeviceID
+        var name: String
+    }
+    struct NameUpload {
+        var sent = 0
+        var received = 0
+        var flows = 0
+        var first: Timestamp
+        var addresses: [IPAddress] = []
+        var raised = false
+        init(first: Timestamp) { self.first = first }
+    }
+    /// Upload totals per device × endpoint name, over all the name's addresses.
+    private var names: [NameKey: NameUpload] = [:]
+
+    public init(_ c: DetectionConfiguration) {
+        volumeBytes = c.uploadBytes
+        ratio = c.uploadRatio
+        ratioMinimumBytes = c.uploadRatioMinimumBytes
+        share = c.uploadShare
+        shareMinimumBytes = c.uploadShareMinimumBytes
+        shareMaximumReturned = c.uploadShareMaximumReturned
+    }
+
+    func judged(_ sent: Int, _ received: Int) -> (volume: Bool, ratio: Bool) {
+        (sent >= volumeBytes, sent >= ratioMinimumBytes && Double(sent) >= ratio * Double(max(received, 1)))
+    }
+
+    public mutating func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        guard j.foreign else { return }
+        let e = j.ended, endpoint = j.endpoint
+        // Per endpoint address, and per name over all its addresses (an IPv4 and an IPv6 flow to one name, or a
+        // service behind rotating addresses, count together).
+        var byName: NameUpload?
+        let nameKey = e.names.first.map { NameKey(device: j.pair.device, name: $0) }
+        if let nameKey {
+            func add(_ u: inout NameUpload) -> NameUpload {
+                u.sent += e.sent
+                u.received += e.received
+                u.flows += 1
+                if !u.addresses.contains(endpoint) && u.addresses.count < 16 { u.addresses.append(endpoint) }
+                return u
+            }
+            byName = add(&names[nameKey, default: NameUpload(first: e.flow.start)])
+        }
+        guard !t.has(RaisedBit.foreignUpload), byName?.raised != true else { return }
+        let own = judged(t.sent, t.received)
+        let named: (volume: Bool, ratio: Bool) = byName.map { judged($0.sent, $0.received) } ?? (false, false)
+        // The name's totals decide when they cross a threshold the address's own do not.
+        let useName = !(own.volume || own.ratio) || (named.volume && !own.volume)
+        let (byVolume, byRatio) = useName ? named : own
+        guard byVolume || byRatio else { return }
+        _ = t.mark(RaisedBit.foreignUpload)
+        let aggregate = useName ? byName : nil
+        if let nameKey, aggregate != nil { names[nameKey]?.raised = true }
+        let label = EndpointLabel(endpoint, t), device = j.device
+        let sent = aggregate?.sent ?? t.sent, received = aggregate?.received ?? t.received
+        let addresses = aggregate?.addresses.count ?? 1
+        var evidence: [(String, EvidenceValue)] = [
+            ("sent_bytes", .int(sent)), ("received_bytes", .int(received)), ("flows", .int(aggregate?.flows ?? t.flows)),
+            ("first_contact", .time(aggregate?.first ?? t.first)), ("last_contact", .time(t.last)),
+            ("reason", .string(byVolume ? "volume" : "ratio")),
+        ]
+        if let aggregate, let name = e.names.first {
+            evidence += [("name", .string(name)), ("addresses", .strings(aggregate.addresses.map { $0.description }))]
+        }
+        alerts.append(j.alert(.foreignUpload, "siphon.foreign-upload", byVolume ? .high : .medium, {
+            addresses > 1
+                ? "\(device) sent \(sent) bytes (received \(received)) to \(label.name ?? "") over \(addresses) addresses, the last \(label)"
+                : "\(device) sent \(sent) bytes (received \(received)) to \(label)"
+        }, evidence))
+    }
+
+    /// At the end of the capture: a foreign endpoint that got at least `share` of everything its device sent, at
+    /// least `shareMinimumBytes`, and sent back at most `shareMaximumReturned` times that. Entries in a fixed
+    /// order (device, then endpoint), so that the alerts are too.
+    public func finish(
+        ledger: inout [DetectionEngine.Pair: EndpointTotals], devices: [DeviceID: DeviceActivity], into alerts: inout [Alert]
+    ) {
+        for (pair, t) in ledger.sorted(by: { ($0.key.device, $0.key.endpoint) < ($1.key.device, $1.key.endpoint) }) {
+            guard t.destination?.scope == .foreign, !t.has(RaisedBit.foreignUpload), let flow = t.lastFlow,
+                  let total = devices[pair.device]?.sent, total > 0, t.sent >= shareMinimumBytes,
+                  Double(t.sent) >= share * Double(total), Double(t.received) <= shareMaximumReturned * Double(t.sent)
+            else { continue }
+            ledger[pair]?.raisedBits |= 1 << UInt16(RaisedBit.foreignUpload)
+            let fraction = Double(t.sent) / Double(total)
+            let label = EndpointLabel(pair.endpoint, t), sent = t.sent, received = t.received, device = flow.clientAddress
+            let percent = Int((fraction * 100).rounded())
+            alerts.append(Alert(
+                category: .foreignUpload, rule: "siphon.foreign-upload", severity: .medium,
+                text: .deferred({ "\(device) sent \(percent) % of all it sent in the capture (\(sent) of \(total) bytes; received \(received)) to \(label)" }),
+                timestamp: t.last, flow: flow, device: device, deviceID: pair.device, destination: t.destination, evidence: [
+                    ("sent_bytes", .int(t.sent)), ("received_bytes", .int(t.received)), ("flows", .int(t.flows)),
+                    ("device_sent_bytes", .int(total)), ("share", .double(fraction)),
+                    ("first_contact", .time(t.first)), ("last_contact", .time(t.last)), ("reason", .string("share")),
+                ]))
+        }
+    }
+}
+
+// MARK: ioc-match
+
+/// `ioc-match` (high): once per device × endpoint whose address or a name matched a loaded indicator.
+public struct IOCMatchDetector {
+    public init() {}
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        guard let i = j.ended.indicator, t.mark(RaisedBit.iocMatch) else { return }
+        var evidence: [(String, EvidenceValue)] = [
+            ("indicator", .string(i.value)), ("indicator_type", .string(i.kind.rawValue)), ("source", .string(i.source)),
+        ]
+        if let tag = i.tag { evidence.append(("tag", .string(tag))) }
+        let text = "\(j.device) contacted \(EndpointLabel(j.endpoint, t)), listed as \(i.value) in \(i.source)" + (i.tag.map { " (\($0))" } ?? "")
+        alerts.append(j.alert(.iocMatch, "siphon.ioc-match", .high, { text }, evidence))
+    }
+}
+
+// MARK: non-standard-port
+
+/// `non-standard-port`: a known protocol off its ports, or an unidentified one on a high TCP port (UDP: media,
+/// games and VPNs use any port), with data both ways, to a foreign endpoint. Informational, except a cleartext
+/// protocol off its ports (HTTP on 5555...), which is low: benign apps do both (messengers on 5222, TLS on
+/// 8080/9001). Once per device × endpoint × port.
+public struct NonStandardPortDetector {
+    public let standardPorts: [String: Set<UInt16>]
+    public let cleartextProtocols: Set<String>
+    public let exemptPorts: Set<UInt16>
+
+    public init(_ c: DetectionConfiguration) {
+        standardPorts = c.standardPorts
+        cleartextProtocols = c.cleartextProtocols
+        exemptPorts = c.noDNSExemptPorts
+    }
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        let e = j.ended, f = e.flow
+        guard j.foreign, e.sent > 0, e.received > 0, f.key.ipProtocol == 6 || (f.key.ipProtocol == 17 && e.app != "unknown"),
+              !exemptPorts.contains(f.serverPort)
+        else { return }
+        let odd = standardPorts[e.app].map { !$0.contains(f.serverPort) } ?? (e.app == "unknown" && f.serverPort >= 1024)
+        guard odd, t.nonStandardPorts.insert(f.serverPort).inserted else { return }
+        let what = e.app == "unknown" ? "an unidentified protocol" : e.app.uppercased()
+        let label = EndpointLabel(j.endpoint, t), port = f.serverPort, device = j.device
+        alerts.append(j.alert(.nonStandardPort, "siphon.non-standard-port", cleartextProtocols.contains(e.app) ? .low : .info,
+                              { "\(device) spoke \(what) to \(label) on port \(port)" }, [
+            ("app", .string(e.app)), ("dest_port", .int(Int(f.serverPort))),
+            ("transport", .string(f.key.ipProtocol == 6 ? "TCP" : "UDP")),
+            ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+        ]))
+    }
+}
+
+// MARK: cleartext
+
+/// `cleartext` (medium to a foreign endpoint, low otherwise): bytes the device sent over protocols without
+/// encryption, summed per device × endpoint (HTTP: request bodies only), raised once past `minimumBytes`.
+public struct CleartextDetector {
+    public let protocols: Set<String>
+    public let minimumBytes: Int
+
+    public init(_ c: DetectionConfiguration) {
+        protocols = c.cleartextProtocols
+        minimumBytes = c.cleartextBytes
+    }
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        let e = j.ended
+        let clear = e.app == "http" ? j.facts.httpBodyBytes : e.sent
+        guard protocols.contains(e.app), clear > 0 else { return }
+        t.cleartextSent += clear
+        if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
+        guard t.cleartextSent >= minimumBytes, t.mark(RaisedBit.cleartext) else { return }
+        let label = EndpointLabel(j.endpoint, t), sent = t.cleartextSent, used = t.cleartextProtocols, device = j.device
+        alerts.append(j.alert(.cleartext, "siphon.cleartext", j.foreign ? .medium : .low,
+                              { "\(device) sent \(sent) bytes in clear (\(used.joined(separator: ", "))) to \(label)" }, [
+            ("protocols", .strings(t.cleartextProtocols)), ("cleartext_sent_bytes", .int(t.cleartextSent)),
+            ("flows", .int(t.flows)), ("first_contact", .time(t.first)),
+        ]))
+    }
+}
+
+// MARK: no-dns-endpoint
+
+/// `no-dns-endpoint` (low to a foreign endpoint with no name, info otherwise): a flow that got an answer, to an
+/// address no earlier DNS answer gave. A flow already running when the capture began may have been resolved
+/// before it: not evidence. A name inside the flow (SNI, Host) suggests resolution the capture did not see
+/// (before it, or DoH). Low at most: messengers hard-code their servers and learn media relays in-band (nDPI's
+/// benign phone captures: 90 such alerts over WhatsApp, Telegram, Viber...); the verdict weighs it with the rest.
+public struct NoDNSEndpointDetector {
+    public let exemptPorts: Set<UInt16>
+
+    public init(_ c: DetectionConfiguration) { exemptPorts = c.noDNSExemptPorts }
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        let e = j.ended, f = e.flow
+        guard e.resolvedNames.isEmpty, !e.midstream, !exemptPorts.contains(f.serverPort), f.server.packets > 0,
+              t.mark(RaisedBit.noDNSEndpoint)
+        else { return }
+        let label = EndpointLabel(j.endpoint, t), device = j.device
+        alerts.append(j.alert(.noDNSEndpoint, "siphon.no-dns-endpoint", j.foreign && e.names.isEmpty ? .low : .info,
+                              { "\(device) connected to \(label), an address no DNS answer in the capture gave" }, [
+            ("dest_port", .int(Int(f.serverPort))), ("names_in_flow", .strings(e.names)),
+            ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+        ]))
+    }
+}
+
+// MARK: beaconing
+
+/// `beaconing` (medium to a foreign endpoint, low otherwise): contacts (starts of flows that got an answer) per
+/// device × target (the endpoint's address, its first name, and for foreign endpoints the client's JA4), scored
+/// by `BeaconScore`. Series are keyed by the device's identity, so they survive a change of its address (an IPv6
+/// privacy address that rotates). One alert per series.
+public struct BeaconDetector {
+    public let configuration: BeaconConfiguration
+    public let exemptPorts: Set<UInt16>
+
+    struct Key: Hashable {
+        var device: DeviceID
+        var target: Target
+    }
+    /// What a series counts contacts to (hashing an address, not its text, for the common case).
+    enum Target: Hashable, CustomStringConvertible {
+        case address(IPAddress)
+        case name(String)
+        case ja4(String)
+        var description: String {
+            switch self {
+            case .address(let a): a.description
+            case .name(let n): n
+            case .ja4(let f): "JA4 " + f
+            }
+        }
+    }
+    /// A target's recent contact times, and how many contacts it had in all.
+    struct Series {
+        var times: [Timestamp] = []
+        var total = 0
+    }
+    private var contacts: [Key: Series] = [:]
+    private var beaconing: Set<Key> = []
+    /// Endpoints contacted per device × JA4 series.
+    private var ja4Endpoints: [Key: Set<IPAddress>] = [:]
+
+    public init(_ c: DetectionConfiguration) {
+        configuration = c.beacons
+        exemptPorts = c.noDNSExemptPorts
+    }
+
+    public mutating func flowEnded(_ j: FlowJudgement, into alerts: inout [Alert]) {
+        let f = j.flow, id = j.pair.device
+        // Contacts that got an answer, on ports where periodic traffic is not expected anyway.
+        guard f.server.packets > 0, !exemptPorts.contains(f.serverPort) else { return }
+        var targets: [Target] = [.address(j.endpoint)]
+        if let name = j.ended.names.first { targets.append(.name(name)) }
+        // One alert per series: once the address or the name beacons, the other target stops counting.
+        let keys = targets.map { Key(device: id, target: $0) }
+        if !keys.contains(where: beaconing.contains) {
+            for key in keys {
+                contact(key, j, into: &alerts)
+                if beaconing.contains(key) {
+                    beaconing.formUnion(keys)
+                    for k in keys { contacts[k] = nil }
+                    break
+                }
+            }
+        }
+        // The TLS fingerprint: an implant that rotates foreign servers keeps its TLS stack. Its own series, over
+        // foreign endpoints only, raised once it spans three or more of them and none beacons by itself (one
+        // endpoint is the address's series; regular visits to several home sites are not rotation).
+        if j.foreign, let ja4 = j.facts.ja4, !ja4.isEmpty {
+            let key = Key(device: id, target: .ja4(ja4))
+            if !beaconing.contains(key) {
+                ja4Endpoints[key, default: []].insert(j.endpoint)
+                let spread = ja4Endpoints[key]!
+                let explained = spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
+                contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts)
+                if beaconing.contains(key) { ja4Endpoints[key] = nil }
+            }
+        }
+    }
+
+    private mutating func contact(_ key: Key, _ j: FlowJudgement, mayRaise: Bool = true, into alerts: inout [Alert]) {
+        let c = configuration, start = j.flow.start
+        // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
+        func add(_ series: inout Series) -> ([Timestamp], Int) {
+            if series.times.count >= c.maximumContacts { series.times.removeFirst(series.times.count - c.maximumContacts + 1) }
+            series.times.append(start)
+            series.total += 1
+            return (series.times, series.total)
+        }
+        let (times, total) = add(&contacts[key, default: Series()])
+        // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
+        // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
+        let n = times.count
+        guard mayRaise, n >= c.minimumContacts, n <= 64 || total % (n / 16) == 0,
+              let score = BeaconScore(times: times.map { $0.secondsDouble }, configuration: c), score.isBeacon(c)
+        else { return }
+        beaconing.insert(key)
+        contacts[key] = nil
+        let sorted = times.sorted()
+        let rounded = (score.medianInterval * 10).rounded() / 10
+        alerts.append(Alert(
+            category: .beaconing, rule: "siphon.beaconing", severity: j.foreign ? .medium : .low,
+            message: "\(j.device) contacts \(key.target.description) every \(rounded) s (\(score.contacts) contacts)",
+            timestamp: j.flow.end, flow: j.flow, device: j.device, deviceID: key.device, destination: j.ended.destination, evidence: [
+                ("target", .string(key.target.description)), ("contacts", .int(score.contacts)),
+                ("median_interval_s", .double(score.medianInterval)), ("mad_s", .double(score.deviation)),
+                ("regular_fraction", .double(score.regularFraction)),
+                ("first_contact", .time(sorted[0])),
+                ("last_contact", .time(sorted[sorted.count - 1])),
+            ]))
+    }
+}
+
+// MARK: tls-anomaly
+
+/// `tls-anomaly` (medium for a self-signed or mismatched certificate abroad; low for the rest): per flow with a
+/// TLS handshake, each kind raised once per device × endpoint.
+public struct TLSAnomalyDetector {
+    public let configuration: TLSAnomalyConfiguration
+
+    public init(_ c: TLSAnomalyConfiguration) { configuration = c }
+
+    public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
+        let x = j.facts, foreign = j.foreign
+        guard x.ja3 != nil || x.serverHelloSeen else { return }
+        var found: [(String, Severity, String, [(String, EvidenceValue)])] = []
+        let c = configuration
+        if let cert = x.certificate {
+            let certEvidence: [(String, EvidenceValue)] = [
+                ("subject", .string(cert.subject)), ("issuer", .string(cert.issuer)), ("serial", .string(cert.serial)),
+                ("sha256", .string(cert.sha256)), ("cert_names", .strings(cert.dnsNames)),
+            ]
+            if cert.selfIssued {
+                found.append(("self-signed", foreign ? .medium : .low, "presented a self-signed certificate (\(cert.subject))", certEvidence))
+            }
+            if let sni = x.sni, !Self.covers(cert, sni) {
+                found.append(("name-mismatch", foreign ? .medium : .low,
+                              "presented a certificate for \(cert.dnsNames.first ?? cert.subjectCommonName ?? cert.subject) to a client asking for \(sni)",
+                              [("sni", .string(sni))] + certEvidence))
+            }
+            if let end = cert.notAfter, end < j.flow.start {
+                found.append(("expired", .low, "presented a certificate that expired on \(end.rfc3339)", certEvidence))
+            }
+        }
+        if x.ja3 != nil, x.sni == nil, foreign, c.noSNIForeign {
+            found.append(("no-sni", .low, "was contacted over TLS without a server name (SNI)",
+                          [("ja3", .string(x.ja3 ?? "")), ("ja4", .string(x.ja4 ?? ""))]))
+        }
+        if x.serverHelloSeen, let v = x.tlsVersion, c.obsoleteVersions.contains(v) {
+            found.append(("obsolete-version", .low, "negotiated \(FlowFacts.versionName(v))",
+                          [("version", .string(FlowFacts.versionName(v))), ("ja3s", .string(x.ja3s ?? ""))]))
+        }
+        for (kind, severity, what, evidence) in found where t.raised.insert("tls-anomaly:" + kind).inserted {
+            let text = "\(EndpointLabel(j.endpoint, t)) \(what)"
+            alerts.append(j.alert(.tlsAnomaly, "siphon.tls-anomaly.\(kind)", severity, { text }, [("anomaly", .string(kind))] + evidence))
+        }
+    }
+
+    /// Whether a certificate's names (SANs, else the subject CN) cover `name`; `*.` covers one label.
+    static func covers(_ cert: X509Summary, _ name: String) -> Bool {
+        let n = name.lowercased()
+        let names = cert.dnsNames.isEmpty ? cert.subjectCommonName.map { [$0] } ?? [] : cert.dnsNames
+        return names.contains { pattern in
+            let p = pattern.lowercased()
+            if p == n { return true }
+            guard p.hasPrefix("*."), let dot = n.firstIndex(of: ".") else { return false }
+            return n[n.index(after: dot)...] == p.dropFirst(2)
+        }
+    }
+}
+
+// MARK: evasion
+
+/// `evasion`: what makes reassembly ambiguous. Bad checksums on packets that carried data or flags and TTL
+/// outliers (judged when a flow ends, any flow), TCP overlaps with different data (once per flow, as they happen),
+/// IP fragment overlaps with different data (once per datagram). The device is the flow's client.
+public struct EvasionDetector {
+    /// Live flows that already have an overlap alert (one per flow; the other kinds are raised once, when the flow
+    /// ends).
+    private var evasiveFlows: Set<UInt64> = []
+    /// Fragmented datagrams already reported (source, destination, IP id).
+    private var evasiveDatagrams: Set<[UInt64]> = []
+
+    public init() {}
+
+    /// Packets the receiver drops but an inspector may take, at the end of a flow: bad TCP/UDP checksums on
+    /// segments that carried payload or SYN/FIN/RST (the pipeline already ignored them), and packets whose TTL
+    /// departs from the direction's first by more than the limit (a segment that expires before the receiver, or
+    /// one another host injected, such as a forged reset).
+    public mutating func flowEnded(_ e: EndedFlow, device id: DeviceID, into alerts: inout [Alert]) {
+        let f = e.flow
+        evasiveFlows.remove(f.id)  // the overlap alert's mark: the flow is over
+        let up = f.clientPath, down = f.serverPath
+        if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0 {
+            let n = Int(up.badChecksumsWithEffect) + Int(down.badChecksumsWithEffect)
+            let what = f.key.ipProtocol == 6 ? "TCP" : "UDP"
+            alerts.append(Alert(
+                category: .evasion, rule: "siphon.evasion.bad-checksum", severity: .medium,
+                message: "\(n) \(what) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) "
+                    + "carried data or flags under a bad checksum (dropped by the receiver, ignored here)",
+                timestamp: f.end, flow: f, device: f.clientAddress, deviceID: id, destination: e.destination, evidence: [
+                    ("anomaly", .string("bad-checksum")),
+                    ("to_server_packets", .int(Int(up.badChecksumsWithEffect))),
+                    ("to_client_packets", .int(Int(down.badChecksumsWithEffect))),
+                    ("bad_checksum_packets", .int(Int(up.badChecksums) + Int(down.badChecksums))),
+                ]))
+        }
+        // A TTL outlier alone is common (a load balancer's or a SYN proxy's packets, a route change): it counts
+        // when it is a reset (low; medium when the same side then went on sending data, so the reset was forged) or
+        // data in a direction that also sent data twice (the two copies of an insertion).
+        func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
+        guard suspicious(up) || suspicious(down) else { return }
+        let (side, path) = suspicious(up) ? ("to_server", up) : ("to_client", down)
+        let resets = Int(up.ttlOutlierResets) + Int(down.ttlOutlierResets)
+        let injected = Int(up.injectedResets) + Int(down.injectedResets)
+        let n = Int(up.ttlOutliers) + Int(down.ttlOutliers)
+        let what = injected > 0 ? ", \(injected) of them a reset the peer then talked past"
+            : resets > 0 ? ", \(resets) of them resets" : ", in a direction that also resent data"
+        alerts.append(Alert(
+            category: .evasion, rule: "siphon.evasion.ttl-outlier", severity: injected > 0 ? .medium : .low,
+            message: "\(n) packet\(n == 1 ? "" : "s") between \(f.clientAddress) and \(f.serverAddress) came with TTL "
+                + "\(path.outlierTTL) where the flow had \(path.ttl) (\(side)\(what))",
+            timestamp: f.end, flow: f, device: f.clientAddress, deviceID: id, destination: e.destination, evidence: [
+                ("anomaly", .string("ttl-outlier")), ("direction", .string(side)),
+                ("first_ttl", .int(Int(path.ttl))), ("outlier_ttl", .int(Int(path.outlierTTL))),
+                ("to_server_packets", .int(Int(up.ttlOutliers))), ("to_client_packets", .int(Int(down.ttlOutliers))),
+                ("resets", .int(resets)), ("injected_resets", .int(injected)),
+                ("retransmissions", .int(Int(path.retransmissions))),
+            ]))
+    }
+
+    /// A TCP overlap whose two versions differ: what one endpoint's stack keeps, another's may not, so what an
+    /// inspector reassembles can differ from what the receiver saw. Raised once per flow, at its first differing
+    /// range (the `anomaly` events list every range).
+    public mutating func overlapConflict(
+        _ c: OverlapConflict, flow f: Flow, device id: DeviceID, policy: String, destination: GeoInfo?, timestamp: Timestamp,
+        into alerts: inout [Alert]
+    ) {
+        guard evasiveFlows.insert(f.id).inserted else { return }
+        let direction = c.direction == 0 ? "to_server" : "to_client"
+        alerts.append(Alert(
+            category: .evasion, rule: "siphon.evasion.overlap-different-data", severity: .medium,
+            message: "TCP segments of \(f.clientAddress) and \(f.serverAddress) overlap with different data "
+                + "(\(c.length) bytes at stream offset \(c.offset), \(direction))",
+            timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: id, destination: destination, evidence: [
+                ("anomaly", .string("overlap-different-data")), ("direction", .string(direction)),
+                ("offset", .int(Int(c.offset))), ("length", .int(c.length)), ("policy", .string(policy)),
+                ("kept", .string(c.kept.hexString)), ("discarded", .string(c.discarded.hexString)),
+            ]))
+    }
+
+    /// IP fragments that overlap with different bytes: the receiver's reassembly policy decides which bytes the
+    /// datagram carries, so an inspector may not see what the endpoint got. Raised once per datagram; the device is
+    /// the local side (the sender when both are), its identity from `identity`.
+    public mutating func fragmentConflict(
+        _ c: FragmentConflict, destination: GeoInfo?, identity: (IPAddress) -> DeviceID, into alerts: inout [Alert]
+    ) {
+        let deviceIsSource = AddressScope.isLocal(c.source) || !AddressScope.isLocal(c.destination)
+        let device = deviceIsSource ? c.source : c.destination
+        guard evasiveDatagrams.insert([c.source.high, c.source.low, c.destination.high, c.destination.low, UInt64(c.identification)]).inserted
+        else { return }
+        var flow = Flow(
+            key: FlowKey(a: c.source, portA: 0, b: c.destination, portB: 0, ipProtocol: c.ipProtocol, vlan: 0), id: 0,
+            initiatorIsA: true, start: c.timestamp)
+        flow.end = c.timestamp
+        alerts.append(Alert(
+            category: .evasion, rule: "siphon.evasion.fragment-overlap-different-data", severity: .medium,
+            message: "IP fragments from \(c.source) to \(c.destination) overlap with different data "
+                + "(\(c.length) bytes at offset \(c.offset), IP id \(c.identification))",
+            timestamp: c.timestamp, flow: flow, device: device, deviceID: identity(device),
+            destination: deviceIsSource ? destination : nil, evidence: [
+                ("anomaly", .string("ip-fragment-overlap-different-data")), ("ip_id", .int(Int(c.identification))),
+                ("offset", .int(c.offset)), ("length", .int(c.length)), ("policy", .string("first")),
+            ]))
+    }
+}

@@ -1,0 +1,134 @@
+public import SiphonCore
+public import SiphonFlows
+public import SiphonGeo
+public import SiphonApp
+
+// MARK: identifier-leak
+
+/// `identifier-leak`: identifiers the scanner found in what a device sent in clear (HTTP parts, raw payload, DNS
+/// names): high for a handset identifier or a known one abroad, medium at home; weaker kinds one step lower.
+/// Once per device × endpoint (or DNS domain) × kind.
+public struct IdentifierLeakDetector {
+    /// Device × endpoint (or DNS domain) × kind already reported.
+    private var raisedKeys: Set<IdentifierKey> = []
+
+    public init() {}
+
+    /// `destination`: the endpoint's place (nil for a DNS query, `viaDNS` then names the registered domain).
+    public mutating func found(
+        _ matches: [IdentifierMatch], flow f: Flow, device id: DeviceID, location: String, timestamp: Timestamp,
+        destination: GeoInfo?, viaDNS: String? = nil, into alerts: inout [Alert]
+    ) {
+        let device = f.clientAddress, endpoint = f.serverAddress
+        let foreign = destination?.scope == .foreign || viaDNS != nil
+        var byKind: [IdentifierKind: [IdentifierMatch]] = [:]
+        for m in matches { byKind[m.kind, default: []].append(m) }
+        for kind in IdentifierKind.allCases {
+            guard let list = byKind[kind] else { continue }
+            let key = IdentifierKey(device: id, endpoint: viaDNS ?? endpoint.description, kind: kind)
+            guard raisedKeys.insert(key).inserted else { continue }
+            let m = list.first { $0.known } ?? list[0]
+            let strong = kind.isStrong || list.contains(where: \.known)
+            let severity: Severity = strong ? (foreign ? .high : .medium) : (foreign ? .medium : .low)
+            let values = list.reduce(into: [String]()) { if !$0.contains($1.value) { $0.append($1.value) } }
+            let how = m.encoding == "plain" ? "" : " (\(m.encoding))"
+            let whereTo = viaDNS.map { "in a DNS query for a name under \($0) (resolver \(endpoint))" }
+                ?? "to \(endpoint)\(Self.placeText(destination))"
+            alerts.append(Alert(
+                category: .identifierLeak, rule: "siphon.identifier-leak.\(kind.rawValue)", severity: severity,
+                message: "\(device) sent \(m.known ? "its" : kind.article) \(kind.label) \(m.value)\(how) in clear \(whereTo)",
+                timestamp: timestamp, flow: f, device: device, deviceID: id,
+                destination: destination?.scope == .local ? nil : destination, evidence: [
+                    ("kind", .string(kind.rawValue)), ("value", .string(m.value)), ("encoding", .string(m.encoding)),
+                    ("known", .string(m.known ? "yes" : "no")), ("where", .string(location)),
+                    ("offset", .int(m.offset)), ("length", .int(m.length)), ("excerpt", .string(m.excerpt)),
+                    ("values", .strings(values)), ("matches", .int(list.count)),
+                ] + (viaDNS.map { [("domain", EvidenceValue.string($0))] } ?? [])))
+        }
+    }
+
+    static func placeText(_ g: GeoInfo?) -> String {
+        guard let g else { return "" }
+        let place = [g.country, g.asOrganization].compactMap { $0 }
+        return place.isEmpty ? "" : " [\(place.joined(separator: ", "))]"
+    }
+}
+
+// MARK: dns-tunnel
+
+/// `dns-tunnel` (medium): per device × registered domain, the distinct names queried under it, how many look
+/// encoded (long, or a long high-entropy label) and the TXT/NULL volume; raised once per device × domain.
+public struct DNSTunnelDetector {
+    public let configuration: DNSTunnelConfiguration
+    let suffixes: PublicSuffixList
+    struct DomainKey: Hashable {
+        var device: DeviceID
+        var domain: String
+    }
+    private var domains: [DomainKey: DNSDomainTotals] = [:]
+    /// Registered domains of recent query names (most queries repeat a name).
+    private var registeredDomains: [String: String?] = [:]
+
+    public init(_ c: DNSTunnelConfiguration, suffixes: PublicSuffixList) {
+        configuration = c
+        self.suffixes = suffixes
+    }
+
+    /// The registered domain of a query name (public suffix list), cached for the names of the last 8,192 queries.
+    public mutating func registeredDomain(_ name: String) -> String? {
+        if let cached = registeredDomains[name] { return cached }
+        let registered = suffixes.registeredDomain(name)
+        if registeredDomains.count >= 8192 { registeredDomains.removeAll(keepingCapacity: true) }
+        registeredDomains[name] = .some(registered)
+        return registered
+    }
+
+    /// A query the device sent for a name under `domain`.
+    public mutating func query(
+        _ q: DNSQuestion, domain: String, flow f: Flow, device: DeviceID, timestamp: Timestamp, into alerts: inout [Alert]
+    ) {
+        let c = configuration, name = q.name
+        let key = DomainKey(device: device, domain: domain)
+        var t = domains.removeValue(forKey: key) ?? DNSDomainTotals(first: timestamp, last: timestamp)
+        defer { domains[key] = t }
+        t.queries += 1
+        t.last = timestamp
+        if q.type == 16 || q.type == 10 { t.txtQueries += 1 }
+        // Cut on UTF-8 counts (`String.count` walks graphemes).
+        let subdomain = name.utf8.count > domain.utf8.count
+            ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
+        if !subdomain.isEmpty, t.names.count < c.maximumNames, t.names.insert(subdomain).inserted {
+            let labels = subdomain.split(separator: ".")
+            var longest = 0
+            for l in labels where l.utf8.count > longest { longest = l.utf8.count }
+            let bytes = Array(subdomain.utf8).filter { $0 != UInt8(ascii: ".") }
+            t.entropySum += DNSNames.entropy(bytes)
+            t.subdomainBytes += bytes.count
+            t.longestLabel = max(t.longestLabel, longest)
+            let encoded = subdomain.utf8.count >= c.longSubdomain
+                || labels.contains { $0.utf8.count >= 16 && DNSNames.entropy($0.utf8) >= c.entropy }
+            if encoded {
+                t.encodedNames += 1
+                if t.examples.count < 3 { t.examples.append(name) }
+            }
+        }
+        guard !t.raised, t.names.count >= c.minimumNames else { return }
+        let fraction = Double(t.encodedNames) / Double(t.names.count)
+        let byNames = fraction >= c.encodedFraction
+        guard byNames || t.txtQueries >= c.txtQueries else { return }
+        t.raised = true
+        let meanLength = Double(t.subdomainBytes) / Double(t.names.count)
+        alerts.append(Alert(
+            category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
+            message: "\(f.clientAddress) sent \(t.names.count) distinct names under \(domain) "
+                + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
+            timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: device, destination: nil, evidence: [
+                ("domain", .string(domain)), ("unique_names", .int(t.names.count)), ("queries", .int(t.queries)),
+                ("encoded_names", .int(t.encodedNames)), ("encoded_fraction", .double(fraction)),
+                ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
+                ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.names.count))),
+                ("subdomain_bytes", .int(t.subdomainBytes)), ("examples", .strings(t.examples)),
+                ("first_query", .time(t.first)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
+            ]))
+    }
+}
