@@ -12,10 +12,13 @@ public enum HTMLReport {
         public var name: String
         public var statistics: CaptureStatistics
         public var verdicts: [DeviceVerdict]
-        public init(name: String, statistics: CaptureStatistics, verdicts: [DeviceVerdict]) {
+        /// The link's infrastructure and what the analyst declared (nil: not known).
+        public var link: LinkSummary?
+        public init(name: String, statistics: CaptureStatistics, verdicts: [DeviceVerdict], link: LinkSummary? = nil) {
             self.name = name
             self.statistics = statistics
             self.verdicts = verdicts
+            self.link = link
         }
     }
 
@@ -51,7 +54,7 @@ public enum HTMLReport {
         if s.gapBytes > 0 { h += ", \(TerminalSummary.count(s.gapBytes)) bytes missing in TCP gaps" }
         if let e = s.error { h += ". <strong>Capture damaged: \(escape(e))</strong> (everything before the damage is reported)" }
         h += ".</p>\n"
-        if c.verdicts.isEmpty { h += "<p>No device talked to a non-local address.</p>\n" }
+        h += devices(c)
         for v in c.verdicts {
             h += device(v, start: s.firstTimestamp, end: s.lastTimestamp)
         }
@@ -60,11 +63,13 @@ public enum HTMLReport {
 
     static func device(_ v: DeviceVerdict, start: Timestamp?, end: Timestamp?) -> String {
         let level = v.severity?.description ?? "none"
-        var who = v.device.description
+        var who = v.id.description
         if let n = v.hostname { who += " · " + n }
-        if let m = v.mac { who += " · " + EventEncoder.macString(m) }
         if let vc = v.vendorClass { who += " · " + vc }
         var h = "<article class=\"device\"><h3>Device \(escape(who))</h3>\n"
+        let addresses = v.addresses.isEmpty ? [v.device.description]
+            : v.addresses.map { "\($0.address) (\($0.source.rawValue))" }
+        h += "<p class=\"addresses\">Chosen: \(escape(Self.chosen(v.origin))). Addresses: \(escape(addresses.joined(separator: ", "))).</p>\n"
         h += "<p class=\"verdict sev-\(level)\">\(escape(DeviceVerdict.label(v.severity)))</p>\n"
         h += "<p class=\"headline\">\(escape(v.headline))</p>\n"
         h += "<p>Sent abroad: <b>\(escape(bytes(v.sentForeign)))</b> (received \(escape(bytes(v.receivedForeign)))); "
@@ -77,6 +82,41 @@ public enum HTMLReport {
         h += endpointTable(v)
         h += alertList(v)
         return h + "</article>\n"
+    }
+
+    /// How a device came to be analysed, in words.
+    static func chosen(_ o: DeviceOrigin) -> String {
+        switch o {
+        case .declared: "declared with --device"
+        case .dhcp: "took a DHCP lease"
+        case .ndp: "announced itself with IPv6 neighbour discovery"
+        case .arp: "announced itself with ARP"
+        case .inferred: "initiated traffic on the captured link"
+        }
+    }
+
+    /// Which devices were analysed, the infrastructure left out, or why there is none.
+    static func devices(_ c: Capture) -> String {
+        guard let link = c.link else {
+            return c.verdicts.isEmpty ? "<p>No device was found in this capture.</p>\n" : ""
+        }
+        var h = "<p class=\"devices\">"
+        if c.verdicts.isEmpty {
+            h += link.declared.isEmpty
+                ? "No device found: no host of the captured link initiated traffic (infrastructure left out). Name one with <code>--device IP|CIDR|MAC</code>."
+                : "No device found: nothing in the capture matches <code>--device \(escape(link.declared.map(\.description).joined(separator: " ")))</code>."
+        } else {
+            h += "Devices analysed: \(c.verdicts.count)."
+        }
+        if !link.infrastructure.isEmpty {
+            let shown = link.infrastructure.prefix(8).map {
+                "\(EventEncoder.macString($0.mac)) (\($0.roles.joined(separator: ", ")), \($0.addresses)\($0.more ? "+" : "") addresses)"
+            }
+            h += " Infrastructure, not analysed: " + escape(shown.joined(separator: "; "))
+            if link.infrastructure.count > 8 { h += escape("; \(link.infrastructure.count - 8) more") }
+            h += "."
+        }
+        return h + "</p>\n"
     }
 
     static func chart(_ title: String, _ rows: [(String, Int)]) -> String {

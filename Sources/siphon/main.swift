@@ -177,7 +177,7 @@ struct Scan: ParsableCommand {
             let result = CaptureScanner.scan(path: capture, options: options, output: output)
             if let top = result.alerts.map(\.severity).max(), worst.map({ top > $0 }) ?? true { worst = top }
             if html != nil, !(result.error != nil && result.error?.offset == nil) {
-                reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts))
+                reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link))
             }
             if let error = result.error {
                 failed = true

@@ -29,6 +29,11 @@ import Testing
         #expect(v["mac"] as? String == device["mac"] as? String)
         #expect(v["hostname"] as? String == device["hostname"] as? String)
         #expect(v["vendor_class"] as? String == device["vendor_class"] as? String)
+        // One identity, its MAC, chosen by its DHCP lease, with its one address.
+        #expect(v["device_id"] as? String == device["mac"] as? String)
+        #expect(v["chosen"] as? String == "dhcp")
+        let addresses = (v["addresses"] as? [[String: Any]] ?? []).map { "\($0["ip"] ?? "") \($0["learned"] ?? "")" }
+        #expect(addresses == ["\(device["ip"] ?? "") dhcp"])
         // The beacon server is also where the identifiers went: three kinds of finding on one foreign endpoint.
         let beaconServer = try #require((manifest["beacons"] as? [[String: Any]])?.first?["server"] as? String)
         #expect((manifest["uploads"] as? [[String: Any]])?.first?["server"] as? String == beaconServer)
@@ -105,6 +110,11 @@ import Testing
         #expect(page.hasPrefix("<!DOCTYPE html>") && page.contains("</html>"))
         #expect(page.contains(HTMLReport.escape(device["hostname"] as? String ?? "?")))
         #expect(page.components(separatedBy: "<article class=\"device\">").count == 2)
+        // Which device, how chosen, with which addresses; the router (DHCP server and resolver) left out.
+        #expect(page.contains("Devices analysed: 1."))
+        #expect(page.contains("Chosen: took a DHCP lease. Addresses: \(device["ip"] ?? "") (dhcp)."))
+        #expect(page.contains("Device \(device["mac"] ?? "")"))
+        #expect(page.contains("Infrastructure, not analysed: 02:22:33:44:55:aa (gateway, router, dhcp-server, resolver"))
         // Every alert is listed, with its message (escaped) and evidence table.
         #expect(page.components(separatedBy: "<li><details>").count - 1 == alerts.count)
         for a in alerts {
