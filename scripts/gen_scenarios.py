@@ -423,6 +423,22 @@ def dns_tunnel():
 
 
 @scenario
+def dns_tunnel_direct():
+    s = Scenario("dns-tunnel-direct",
+                 "A DNS tunnel in direct mode (as dnscat2 without a domain): 40 CNAME queries through the router for "
+                 "dnscat.<hex>.<hex>, names under no public suffix (their last label is hex and changes every "
+                 "query, so no registered domain groups them), one every 3 s, each answered. dns-tunnel medium, "
+                 "dest_ip the resolver 192.168.1.1, the names counted under the pseudo-domain \"(no public suffix)\".")
+    for k in range(40):
+        data = bytes(s.rng.randrange(256) for _ in range(60)).hex()
+        name = f"dnscat.{data[:60]}.{data[60:]}"
+        s.qid += 1
+        s.cap.dns(T0 + 3 * k, s.qid, name, [(name, "CNAME", f"dnscat.{data[:20]}")], qtype="CNAME")
+    s.alert("dns-tunnel", "medium", "192.168.1.1", domain="(no public suffix)")
+    return s
+
+
+@scenario
 def cleartext():
     s = Scenario("cleartext",
                  "Telemetry in clear: DNS collect.x9-analytics.com -> 47.88.1.1 (Alibaba, US) and an HTTP POST on "

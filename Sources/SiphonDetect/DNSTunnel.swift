@@ -80,6 +80,15 @@ public final class PublicSuffixList: Sendable {
         guard labels > suffixLabels else { return nil }
         return tail(labels - suffixLabels - 1)
     }
+
+    /// Whether the name's last label is a top-level domain the list names (else only the default rule `*`
+    /// applies: a made-up suffix, as tunnels in direct mode use).
+    public func listsTopLevel(_ name: String) -> Bool {
+        var bytes = Array(name.utf8)
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
+        let start = bytes.lastIndex(of: UInt8(ascii: ".")).map { $0 + 1 } ?? 0
+        return rules.contains(String(decoding: bytes[start...], as: UTF8.self).lowercased())
+    }
 }
 
 /// Parameters of the `dns-tunnel` detector.

@@ -106,14 +106,17 @@ extension DetectionEngine {
         // The DNS parser writes names in lower case already.
         let name = q.name
         let registered = dnsTunnel.registeredDomain(name)
-        guard let domain = registered ?? (configuration.on(.dnsTunnel) ? nil : name) else { return }
-        if configuration.on(.identifierLeak), name.utf8.count > domain.utf8.count + 6 {
+        if let domain = registered, configuration.on(.identifierLeak), name.utf8.count > domain.utf8.count + 6 {
             var matches: [IdentifierMatch] = []
             let sub = Array(name.utf8.dropLast(domain.utf8.count + 1))
             identifierScanner.scan(sub, into: &matches)
             if !matches.isEmpty { identifiersFound(matches, flow: f, location: "dns-query \(name)", timestamp: timestamp, viaDNS: domain) }
         }
-        if configuration.on(.dnsTunnel) { dnsTunnel.query(q, domain: domain, flow: f, device: device, timestamp: timestamp, into: &raised) }
+        // A name under no public suffix (dnscat2's direct mode: dnscat.<hex>.<hex>, whose last label changes with
+        // every query) counts under one pseudo-domain per device: no registered domain groups those queries.
+        if configuration.on(.dnsTunnel), let domain = dnsTunnel.listsTopLevel(name) ? registered : DNSTunnelDetector.unlisted {
+            dnsTunnel.query(q, domain: domain, flow: f, device: device, timestamp: timestamp, into: &raised)
+        }
     }
 
     // MARK: Rules

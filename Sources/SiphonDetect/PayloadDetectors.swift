@@ -69,6 +69,9 @@ public struct DNSTunnelDetector {
     /// Registered domains of recent query names (most queries repeat a name).
     private var registeredDomains: [String: String?] = [:]
 
+    /// The pseudo-domain of names under no public suffix (an unlisted top-level label).
+    public static let unlisted = "(no public suffix)"
+
     public init(_ c: DNSTunnelConfiguration, suffixes: PublicSuffixList) {
         configuration = c
         self.suffixes = suffixes
@@ -83,6 +86,9 @@ public struct DNSTunnelDetector {
         return registered
     }
 
+    /// Whether the name's top-level label is a listed one (cached with the registered domain's computation).
+    public func listsTopLevel(_ name: String) -> Bool { suffixes.listsTopLevel(name) }
+
     /// A query the device sent for a name under `domain`.
     public mutating func query(
         _ q: DNSQuestion, domain: String, flow f: Flow, device: DeviceID, timestamp: Timestamp, into alerts: inout [Alert]
@@ -94,8 +100,8 @@ public struct DNSTunnelDetector {
         t.queries += 1
         t.last = timestamp
         if q.type == 16 || q.type == 10 { t.txtQueries += 1 }
-        // Cut on UTF-8 counts (`String.count` walks graphemes).
-        let subdomain = name.utf8.count > domain.utf8.count
+        // Cut on UTF-8 counts (`String.count` walks graphemes); under no public suffix, the whole name.
+        let subdomain = domain == Self.unlisted ? name : name.utf8.count > domain.utf8.count
             ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
         if !subdomain.isEmpty, t.names.count < c.maximumNames, t.names.insert(subdomain).inserted {
             let labels = subdomain.split(separator: ".")
@@ -120,7 +126,7 @@ public struct DNSTunnelDetector {
         let meanLength = Double(t.subdomainBytes) / Double(t.names.count)
         alerts.append(Alert(
             category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
-            message: "\(f.clientAddress) sent \(t.names.count) distinct names under \(domain) "
+            message: "\(f.clientAddress) sent \(t.names.count) distinct names \(domain == Self.unlisted ? "with no public suffix" : "under " + domain) "
                 + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
             timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: device, destination: nil, evidence: [
                 ("domain", .string(domain)), ("unique_names", .int(t.names.count)), ("queries", .int(t.queries)),
