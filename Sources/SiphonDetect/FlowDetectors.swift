@@ -18,7 +18,7 @@ public struct FlowJudgement {
         self.foreign = foreign
     }
 
-    var flow: Flow { ended.flow }
+    @inline(__always) var flow: Flow { ended.flow }
     /// The device's address in this flow.
     var device: IPAddress { ended.flow.clientAddress }
     var endpoint: IPAddress { pair.endpoint }
@@ -97,20 +97,20 @@ public struct UploadDetector {
 
     public mutating func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
         guard j.foreign else { return }
-        let e = j.ended, endpoint = j.endpoint
+        let endpoint = j.endpoint
         // Per endpoint address, and per name over all its addresses (an IPv4 and an IPv6 flow to one name, or a
         // service behind rotating addresses, count together).
         var byName: NameUpload?
-        let nameKey = e.names.first.map { NameKey(device: j.pair.device, name: $0) }
+        let nameKey = j.ended.names.first.map { NameKey(device: j.pair.device, name: $0) }
         if let nameKey {
             func add(_ u: inout NameUpload) -> NameUpload {
-                u.sent += e.sent
-                u.received += e.received
+                u.sent += j.ended.sent
+                u.received += j.ended.received
                 u.flows += 1
                 if !u.addresses.contains(endpoint) && u.addresses.count < 16 { u.addresses.append(endpoint) }
                 return u
             }
-            byName = add(&names[nameKey, default: NameUpload(first: e.flow.start)])
+            byName = add(&names[nameKey, default: NameUpload(first: j.ended.flow.start)])
         }
         guard !t.has(RaisedBit.foreignUpload), byName?.raised != true else { return }
         let own = judged(t.sent, t.received)
@@ -130,7 +130,7 @@ public struct UploadDetector {
             ("first_contact", .time(aggregate?.first ?? t.first)), ("last_contact", .time(t.last)),
             ("reason", .string(byVolume ? "volume" : "ratio")),
         ]
-        if let aggregate, let name = e.names.first {
+        if let aggregate, let name = j.ended.names.first {
             evidence += [("name", .string(name)), ("addresses", .strings(aggregate.addresses.map { $0.description }))]
         }
         alerts.append(j.alert(.foreignUpload, "siphon.foreign-upload", byVolume ? .high : .medium, {
@@ -146,11 +146,16 @@ public struct UploadDetector {
     public func finish(
         ledger: inout [DetectionEngine.Pair: EndpointTotals], devices: [DeviceID: DeviceActivity], into alerts: inout [Alert]
     ) {
-        for (pair, t) in ledger.sorted(by: { ($0.key.device, $0.key.endpoint) < ($1.key.device, $1.key.endpoint) }) {
-            guard t.destination?.scope == .foreign, !t.has(RaisedBit.foreignUpload), let flow = t.lastFlow,
-                  let total = devices[pair.device]?.sent, total > 0, t.sent >= shareMinimumBytes,
+        // The candidates first (a few), then sorted: not the whole ledger.
+        let candidates = ledger.compactMap { pair, t -> DetectionEngine.Pair? in
+            guard t.destination?.scope == .foreign, !t.has(RaisedBit.foreignUpload), t.sent >= shareMinimumBytes,
+                  let total = devices[pair.device]?.sent, total > 0,
                   Double(t.sent) >= share * Double(total), Double(t.received) <= shareMaximumReturned * Double(t.sent)
-            else { continue }
+            else { return nil }
+            return pair
+        }.sorted { ($0.device, $0.endpoint) < ($1.device, $1.endpoint) }
+        for pair in candidates {
+            guard let t = ledger[pair], let flow = t.lastFlow, let total = devices[pair.device]?.sent else { continue }
             ledger[pair]?.raisedBits |= 1 << UInt16(RaisedBit.foreignUpload)
             let fraction = Double(t.sent) / Double(total)
             let label = EndpointLabel(pair.endpoint, t), sent = t.sent, received = t.received, device = flow.clientAddress
@@ -204,19 +209,18 @@ public struct NonStandardPortDetector {
     }
 
     public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
-        let e = j.ended, f = e.flow
-        guard j.foreign, e.sent > 0, e.received > 0, f.key.ipProtocol == 6 || (f.key.ipProtocol == 17 && e.app != "unknown"),
-              !exemptPorts.contains(f.serverPort)
+        guard j.foreign, j.ended.sent > 0, j.ended.received > 0, j.ended.flow.key.ipProtocol == 6 || (j.ended.flow.key.ipProtocol == 17 && j.ended.app != "unknown"),
+              !exemptPorts.contains(j.ended.flow.serverPort)
         else { return }
-        let odd = standardPorts[e.app].map { !$0.contains(f.serverPort) } ?? (e.app == "unknown" && f.serverPort >= 1024)
-        guard odd, t.nonStandardPorts.insert(f.serverPort).inserted else { return }
-        let what = e.app == "unknown" ? "an unidentified protocol" : e.app.uppercased()
-        let label = EndpointLabel(j.endpoint, t), port = f.serverPort, device = j.device
-        alerts.append(j.alert(.nonStandardPort, "siphon.non-standard-port", cleartextProtocols.contains(e.app) ? .low : .info,
+        let odd = standardPorts[j.ended.app].map { !$0.contains(j.ended.flow.serverPort) } ?? (j.ended.app == "unknown" && j.ended.flow.serverPort >= 1024)
+        guard odd, t.nonStandardPorts.insert(j.ended.flow.serverPort).inserted else { return }
+        let what = j.ended.app == "unknown" ? "an unidentified protocol" : j.ended.app.uppercased()
+        let label = EndpointLabel(j.endpoint, t), port = j.ended.flow.serverPort, device = j.device
+        alerts.append(j.alert(.nonStandardPort, "siphon.non-standard-port", cleartextProtocols.contains(j.ended.app) ? .low : .info,
                               { "\(device) spoke \(what) to \(label) on port \(port)" }, [
-            ("app", .string(e.app)), ("dest_port", .int(Int(f.serverPort))),
-            ("transport", .string(f.key.ipProtocol == 6 ? "TCP" : "UDP")),
-            ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+            ("app", .string(j.ended.app)), ("dest_port", .int(Int(j.ended.flow.serverPort))),
+            ("transport", .string(j.ended.flow.key.ipProtocol == 6 ? "TCP" : "UDP")),
+            ("sent_bytes", .int(j.ended.sent)), ("received_bytes", .int(j.ended.received)),
         ]))
     }
 }
@@ -235,11 +239,10 @@ public struct CleartextDetector {
     }
 
     public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
-        let e = j.ended
-        let clear = e.app == "http" ? j.facts.httpBodyBytes : e.sent
-        guard protocols.contains(e.app), clear > 0 else { return }
+        let clear = j.ended.app == "http" ? j.facts.httpBodyBytes : j.ended.sent
+        guard protocols.contains(j.ended.app), clear > 0 else { return }
         t.cleartextSent += clear
-        if !t.cleartextProtocols.contains(e.app) { t.cleartextProtocols.append(e.app) }
+        if !t.cleartextProtocols.contains(j.ended.app) { t.cleartextProtocols.append(j.ended.app) }
         guard t.cleartextSent >= minimumBytes, t.mark(RaisedBit.cleartext) else { return }
         let label = EndpointLabel(j.endpoint, t), sent = t.cleartextSent, used = t.cleartextProtocols, device = j.device
         alerts.append(j.alert(.cleartext, "siphon.cleartext", j.foreign ? .medium : .low,
@@ -263,15 +266,14 @@ public struct NoDNSEndpointDetector {
     public init(_ c: DetectionConfiguration) { exemptPorts = c.noDNSExemptPorts }
 
     public func flowEnded(_ j: FlowJudgement, _ t: inout EndpointTotals, into alerts: inout [Alert]) {
-        let e = j.ended, f = e.flow
-        guard e.resolvedNames.isEmpty, !e.midstream, !exemptPorts.contains(f.serverPort), f.server.packets > 0,
+        guard j.ended.resolvedNames.isEmpty, !j.ended.midstream, !exemptPorts.contains(j.ended.flow.serverPort), j.ended.flow.server.packets > 0,
               t.mark(RaisedBit.noDNSEndpoint)
         else { return }
         let label = EndpointLabel(j.endpoint, t), device = j.device
-        alerts.append(j.alert(.noDNSEndpoint, "siphon.no-dns-endpoint", j.foreign && e.names.isEmpty ? .low : .info,
+        alerts.append(j.alert(.noDNSEndpoint, "siphon.no-dns-endpoint", j.foreign && j.ended.names.isEmpty ? .low : .info,
                               { "\(device) connected to \(label), an address no DNS answer in the capture gave" }, [
-            ("dest_port", .int(Int(f.serverPort))), ("names_in_flow", .strings(e.names)),
-            ("sent_bytes", .int(e.sent)), ("received_bytes", .int(e.received)),
+            ("dest_port", .int(Int(j.ended.flow.serverPort))), ("names_in_flow", .strings(j.ended.names)),
+            ("sent_bytes", .int(j.ended.sent)), ("received_bytes", .int(j.ended.received)),
         ]))
     }
 }
@@ -319,9 +321,9 @@ public struct BeaconDetector {
     }
 
     public mutating func flowEnded(_ j: FlowJudgement, into alerts: inout [Alert]) {
-        let f = j.flow, id = j.pair.device
+        let id = j.pair.device
         // Contacts that got an answer, on ports where periodic traffic is not expected anyway.
-        guard f.server.packets > 0, !exemptPorts.contains(f.serverPort) else { return }
+        guard j.ended.flow.server.packets > 0, !exemptPorts.contains(j.ended.flow.serverPort) else { return }
         var targets: [Target] = [.address(j.endpoint)]
         if let name = j.ended.names.first { targets.append(.name(name)) }
         // One alert per series: once the address or the name beacons, the other target stops counting.
@@ -461,9 +463,12 @@ public struct EvasionDetector {
     /// departs from the direction's first by more than the limit (a segment that expires before the receiver, or
     /// one another host injected, such as a forged reset).
     public mutating func flowEnded(_ e: EndedFlow, device id: DeviceID, into alerts: inout [Alert]) {
+        if !evasiveFlows.isEmpty { evasiveFlows.remove(e.flow.id) }  // the overlap alert's mark: the flow is over
+        let up = e.flow.clientPath, down = e.flow.serverPath
+        // A local function for the TTL test, and no copy of the flow unless something is raised.
+        func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
+        guard up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0 || suspicious(up) || suspicious(down) else { return }
         let f = e.flow
-        evasiveFlows.remove(f.id)  // the overlap alert's mark: the flow is over
-        let up = f.clientPath, down = f.serverPath
         if up.badChecksumsWithEffect > 0 || down.badChecksumsWithEffect > 0 {
             let n = Int(up.badChecksumsWithEffect) + Int(down.badChecksumsWithEffect)
             let what = f.key.ipProtocol == 6 ? "TCP" : "UDP"
@@ -481,7 +486,6 @@ public struct EvasionDetector {
         // A TTL outlier alone is common (a load balancer's or a SYN proxy's packets, a route change): it counts
         // when it is a reset (low; medium when the same side then went on sending data, so the reset was forged) or
         // data in a direction that also sent data twice (the two copies of an insertion).
-        func suspicious(_ p: PathFacts) -> Bool { p.ttlOutlierResets > 0 || (p.ttlOutliers > 0 && p.retransmissions > 0) }
         guard suspicious(up) || suspicious(down) else { return }
         let (side, path) = suspicious(up) ? ("to_server", up) : ("to_client", down)
         let resets = Int(up.ttlOutlierResets) + Int(down.ttlOutlierResets)
