@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Siphon's test suite: installs libpcap-dev, tshark and tcpflow when missing (Debian/Ubuntu, as root or with sudo),
+# Runs Siphon's test suite: installs libpcap-dev, tshark, tcpflow and tcpreplay when missing (Debian/Ubuntu, as root or with sudo),
 # checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,9 @@ need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v tcpflow >/dev/null 2>&1 || need+=(tcpflow)
+# The live-capture tests (root only: they make their own network namespaces) replay a rewritten capture.
+command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq

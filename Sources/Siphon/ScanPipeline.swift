@@ -100,7 +100,7 @@ public final class ScanPipeline {
         if let detection, detection.configuration.on(.identifierLeak) {
             recorder = StreamRecorder(
                 options: options.streams, flows: flows, identifiers: detection.identifierScanner,
-                isDevice: { [unowned detection] in detection.isDevice($0) && !AddressScope.isLocal($0.serverAddress) })
+                isDevice: { [unowned detection] in detection.isDevice($0) && !detection.isLocal($0.serverAddress) })
         } else {
             recorder = StreamRecorder(options: options.streams, flows: flows, identifiers: nil, isDevice: nil)
         }
@@ -435,6 +435,16 @@ public final class ScanPipeline {
         flows.releaseEnded()
     }
 
+    /// Capture time has reached `time` with no packet (a live source's tick): flows idle past their timeout end
+    /// and their events and alerts come out, incomplete fragmented datagrams past theirs are dropped, and the
+    /// output is flushed. Files never need it: their packets carry time forward.
+    public func advance(to time: Timestamp) {
+        flows.advance(to: time)
+        fragments.expire(now: time)
+        if !flows.ended.isEmpty { drainEndedFlows() }
+        output?.flush()
+    }
+
     /// Records the error that stopped reading (the data before it stays processed).
     public func record(error: CaptureError) {
         statistics.error = error.description
@@ -443,8 +453,10 @@ public final class ScanPipeline {
 
     /// Ends every flow (open ones as `open-at-end`), writes their events and the `stats` event.
     @discardableResult
-    public func finish(interfaceDrops: UInt64? = nil, filteredOut: Int = 0) -> CaptureStatistics {
+    public func finish(interfaceDrops: UInt64? = nil, kernelDrops: UInt64? = nil, filteredOut: Int = 0) -> CaptureStatistics {
         switchLinkType(LinkType(rawValue: UInt32.max))
+        statistics.interfaceDrops = interfaceDrops
+        statistics.kernelDrops = kernelDrops
         fragments.finish()
         flows.finish()
         drainEndedFlows()
@@ -461,6 +473,7 @@ public final class ScanPipeline {
                     all[i].hostname = label.hostname
                     all[i].vendorClass = label.vendorClass
                 }
+                all[i].incomplete = statistics.incompleteness
                 output?.write(EventEncoder.verdict(all[i], timestamp: statistics.lastTimestamp ?? .zero, capture: capture))
             }
             verdicts = all
@@ -468,7 +481,6 @@ public final class ScanPipeline {
         }
         statistics.flows = flows.createdCount
         statistics.flowsEvicted = flows.evictions
-        statistics.interfaceDrops = interfaceDrops
         statistics.filteredOut = UInt64(filteredOut)
         statistics.reassembledBytes = reassembler.deliveredBytes
         statistics.gaps = reassembler.gapCount
@@ -495,10 +507,19 @@ public final class ScanPipeline {
 
 /// Scans one capture file from start to end.
 public enum CaptureScanner {
-    /// The packet loop, apart so that the reader and the pipeline are borrowed for it (no retain per packet).
-    static func feed(_ pipeline: ScanPipeline, from reader: CaptureReader) throws(CaptureError) {
-        while let packet = try reader.next() {
-            pipeline.process(packet, next: reader.annotation(ahead: 1), afterNext: reader.annotation(ahead: 2))
+    /// The packet loop over any source, apart so that the source and the pipeline are borrowed for it (no retain
+    /// per packet; specialised for each concrete source). When a live source has no packet for a tick, capture time
+    /// moves to its clock (`advance(to:)`) and `idle` runs (status lines, alerts on a terminal, stop checks).
+    public static func feed<Source: PacketSource>(
+        _ pipeline: ScanPipeline, from source: Source, idle: (ScanPipeline) -> Void = { _ in }
+    ) throws(CaptureError) {
+        while true {
+            while let packet = try source.next() {
+                pipeline.process(packet, next: source.annotation(ahead: 1), afterNext: source.annotation(ahead: 2))
+            }
+            if source.isFinished { return }
+            if let clock = source.clock { pipeline.advance(to: clock) }
+            idle(pipeline)
         }
     }
 
@@ -534,7 +555,7 @@ public enum CaptureScanner {
             failure = error
             pipeline.record(error: error)
         }
-        let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, filteredOut: reader.filteredOut)
+        let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, kernelDrops: reader.kernelDrops, filteredOut: reader.filteredOut)
         return Result(
             statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [],
             verdicts: pipeline.verdicts, link: pipeline.link)

@@ -10,6 +10,10 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable, Equatable 
         case damaged(offset: Int64)
         /// The BPF filter expression did not compile.
         case badFilter
+        /// A live interface cannot be captured on (missing, down, permission denied), or failed while capturing.
+        case cannotCapture
+        /// The capture being written (`siphon live --write`) cannot be created or written.
+        case cannotWrite
     }
 
     public var kind: Kind
@@ -36,6 +40,8 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable, Equatable 
         case .badFormat: "\(capture): not a readable capture: \(message)"
         case .damaged(let offset): "\(capture): damaged capture at byte offset \(offset): \(message)"
         case .badFilter: "\(capture): bad filter: \(message)"
+        case .cannotCapture: "\(capture): cannot capture: \(message)"
+        case .cannotWrite: "\(capture): cannot write: \(message)"
         }
     }
 }

@@ -89,6 +89,10 @@ public final class CaptureReader {
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
     public var interfaceDrops: UInt64? { readAhead != nil ? readAhead?.interfaceDrops : sequential.interfaceDrops }
+
+    /// Packets the capturing system dropped (pcapng `isb_osdrop`, as `siphon live --write` records the kernel's
+    /// drops), if any block said.
+    public var kernelDrops: UInt64? { readAhead != nil ? readAhead?.kernelDrops : sequential.kernelDrops }
 }
 
 /// The capture read in the calling thread: libpcap or the pcapng reader, then the BPF filter.
@@ -215,6 +219,9 @@ final class SequentialSource {
 
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
     var interfaceDrops: UInt64? { pcapng?.reportedDrops }
+
+    /// Packets the capturing system dropped (pcapng `isb_osdrop`), if any said.
+    var kernelDrops: UInt64? { pcapng?.reportedSystemDrops }
 }
 
 /// A pcap file read by libpcap.

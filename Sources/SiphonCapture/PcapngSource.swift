@@ -37,6 +37,8 @@ final class PcapngSource {
     private(set) var offset: Int64 = 0
     private(set) var reportedDrops: UInt64?
     private var dropsByInterface: [Int: UInt64] = [:]
+    private(set) var reportedSystemDrops: UInt64?
+    private var systemDropsByInterface: [Int: UInt64] = [:]
 
     /// The file's stdio buffer, freed after the file is closed (when this source goes).
     private let ioBuffer: StdioBuffer?
@@ -279,6 +281,10 @@ final class PcapngSource {
                 if code == 5 && length >= 8 {  // isb_ifdrop: cumulative for this interface
                     dropsByInterface[id] = u64(block, at)
                     reportedDrops = dropsByInterface.values.reduce(0, +)
+                }
+                if code == 7 && length >= 8 {  // isb_osdrop: cumulative, dropped by the capturing system
+                    systemDropsByInterface[id] = u64(block, at)
+                    reportedSystemDrops = systemDropsByInterface.values.reduce(0, +)
                 }
             }
         default:

@@ -83,6 +83,7 @@ final class ReadAhead: @unchecked Sendable {
         var end = false
         var error: CaptureError?
         var interfaceDrops: UInt64?
+        var kernelDrops: UInt64?
         /// One side record per packet record (`sideStride` bytes each).
         let sideStride: Int
         let side: UnsafeMutableRawPointer?
@@ -219,6 +220,7 @@ final class ReadAhead: @unchecked Sendable {
         b.filteredOut = source.filteredOut
         b.offset = source.offset
         b.interfaceDrops = source.interfaceDrops
+        b.kernelDrops = source.kernelDrops
         pthread_mutex_lock(mutex)
         full.append(b)
         pthread_cond_broadcast(condition)
@@ -273,6 +275,7 @@ final class ReadAhead: @unchecked Sendable {
     private(set) var filteredOut = 0
     private(set) var offset: Int64 = 24
     private(set) var interfaceDrops: UInt64?
+    private(set) var kernelDrops: UInt64?
 
     /// The annotation of the packet `next()` will return (`ahead` 1) or of the one after it (2), when it is
     /// already in the block being read (0 if not).
@@ -352,6 +355,7 @@ final class ReadAhead: @unchecked Sendable {
         recordsRead = b.recordsRead
         filteredOut = b.filteredOut
         interfaceDrops = b.interfaceDrops
+        kernelDrops = b.kernelDrops
         if b.recordCount == 0 {
             offset = b.offset
             return try nextBlock()

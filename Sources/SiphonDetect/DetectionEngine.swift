@@ -189,7 +189,7 @@ public final class DetectionEngine {
     ) {
         self.configuration = configuration
         self.geo = geo
-        link = LinkRegistry(declared: devices, excluded: excluded)
+        link = LinkRegistry(declared: devices, excluded: excluded, isLocal: geo.map { g in { @Sendable a in g.isLocal(a) } })
         self.rules = rules
         identifierScanner = IdentifierScanner(configuration: configuration.identifiers)
         upload = UploadDetector(configuration)
@@ -200,6 +200,11 @@ public final class DetectionEngine {
         beacons = BeaconDetector(configuration)
         dnsTunnel = DNSTunnelDetector(configuration.dnsTunnel, suffixes: configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: ""))
     }
+
+    /// Whether `address` is never an endpoint abroad (special-purpose ranges, unless `--geo-override` gives it a
+    /// country).
+    @inline(__always)
+    public func isLocal(_ address: IPAddress) -> Bool { geo?.isLocal(address) ?? AddressScope.isLocal(address) }
 
     /// Whether the initiator of `flow` is a device under test (`LinkRegistry.device(mac:address:)`).
     public func isDevice(_ flow: Flow) -> Bool { link.device(of: flow) != nil }
@@ -236,7 +241,7 @@ public final class DetectionEngine {
             }
         }
         active(&devices[id, default: DeviceActivity(address: device, first: f.start)])
-        guard !AddressScope.isLocal(endpoint) else {
+        guard !isLocal(endpoint) else {
             if !rules.isEmpty { evaluateRules(RuleContext(flow: e, totals: nil, facts: facts), device: id) }
             return
         }

@@ -40,7 +40,7 @@ extension DetectionEngine {
                 }
             }
             add(&facts[f.id, default: FlowFacts()])
-            guard isDevice(f), !AddressScope.isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
+            guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
             guard app == .dns, !message.isResponse, direction == 0, let id = link.device(of: f) else { return }

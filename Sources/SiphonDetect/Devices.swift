@@ -170,9 +170,14 @@ public final class LinkRegistry {
     /// Router and resolver addresses that DHCP named.
     private var routerAddresses: Set<IPAddress> = []
 
-    public init(declared: [DeviceSelector] = [], excluded: [DeviceSelector] = []) {
+    /// Whether an address is local (special-purpose, no country declared for it): remote networks behind a MAC make
+    /// a gateway, and a host without a MAC is a device only from a local address.
+    let isLocal: @Sendable (IPAddress) -> Bool
+
+    public init(declared: [DeviceSelector] = [], excluded: [DeviceSelector] = [], isLocal: (@Sendable (IPAddress) -> Bool)? = nil) {
         self.declared = declared
         self.excluded = excluded
+        self.isLocal = isLocal ?? { AddressScope.isLocal($0) }
     }
 
     /// The link-layer sender `mac` used `address` (a packet's source, an ARP sender, a DHCP lease, an NDP target).
@@ -197,7 +202,7 @@ public final class LinkRegistry {
                 added = true
                 if h.addresses.count < Self.maximumAddresses { h.addresses.append(address) } else { h.moreAddresses &+= 1 }
                 // Remote networks only: a host with several local addresses (a merged capture, a VM host) is no gateway.
-                if !AddressScope.isLocal(address), let net = Self.network(address), h.networks.insert(net).inserted,
+                if !isLocal(address), let net = Self.network(address), h.networks.insert(net).inserted,
                    h.networks.count >= forwarderNetworks {
                     h.roles.insert(.forwarder)
                     h.networks = []
@@ -259,7 +264,7 @@ public final class LinkRegistry {
             return .mac(mac)
         }
         // No link layer: a local address (the captured host, or one behind a tunnel endpoint of the lab).
-        return AddressScope.isLocal(address) ? .address(address) : nil
+        return isLocal(address) ? .address(address) : nil
     }
 
     /// The device that initiated `flow`.

@@ -32,6 +32,9 @@ public struct DeviceVerdict: Sendable {
     /// The foreign endpoint that corroborates the raise, if any.
     public var corroborated: IPAddress?
     public var headline: String
+    /// Set when the capture is known to miss packets (kernel or interface drops): the verdict rests on part of
+    /// what the device said.
+    public var incomplete: String?
     /// Endpoints, foreign first, then by bytes sent.
     public var endpoints: [EndpointReport]
     /// Alerts about the device, highest severity first, then in capture order.

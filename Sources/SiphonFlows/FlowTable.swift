@@ -373,6 +373,13 @@ public final class FlowTable {
         nextExpiryCheck = Timestamp(nanoseconds: now.nanoseconds + 1_000_000_000)
     }
 
+    /// Moves capture time to `time` with no packet (a live source's clock tick) and ends the flows idle for longer
+    /// than their timeout by then. Time never goes back.
+    public func advance(to time: Timestamp) {
+        if time > now { now = time }
+        expireIdle()
+    }
+
     /// Ends every remaining flow, as at the end of a capture: open ones become `open-at-end`.
     public func finish() {
         for c in 0..<FlowTable.classCount {

@@ -108,6 +108,9 @@ public final class GeoDatabase: Sendable {
     public let databases: [MMDBReader]
     /// Per two-letter code index (26 x 26): 1 home country, 2 region code (names no country).
     let codeKind: [UInt8]
+    /// Networks the lab declared (`--geo-override`), most specific first: they take precedence over every source,
+    /// and an address in one is never local.
+    public let overrides: [GeoOverride]
 
     /// The folder holding the embedded tables (shipped as a SwiftPM resource next to the executable).
     public static var defaultDirectory: String? {
@@ -128,6 +131,7 @@ public final class GeoDatabase: Sendable {
         guard 12 + nameCount * 8 <= names.count else { throw GeoError("asn-names.bin: index runs past the file") }
         homeCountries = Set(home.map { $0.uppercased() })
         codeKind = GeoDatabase.kinds(homeCountries)
+        overrides = []
     }
 
     static func index(_ code: String) -> Int? {
@@ -144,14 +148,35 @@ public final class GeoDatabase: Sendable {
     }
 
     /// A copy with other home countries (the tables are shared).
-    public func with(home: Set<String>) -> GeoDatabase { GeoDatabase(self, home: home) }
+    public func with(home: Set<String>) -> GeoDatabase { GeoDatabase(self, home: home, overrides: overrides) }
 
-    private init(_ other: GeoDatabase, home: Set<String>) {
+    /// A copy that answers for `overrides` first (the tables are shared).
+    public func with(overrides: [GeoOverride]) -> GeoDatabase { GeoDatabase(self, home: homeCountries, overrides: overrides) }
+
+    private init(_ other: GeoDatabase, home: Set<String>, overrides: [GeoOverride]) {
         v4 = other.v4; v6 = other.v6
         names = other.names; nameCount = other.nameCount
         databases = other.databases
         homeCountries = Set(home.map { $0.uppercased() })
         codeKind = GeoDatabase.kinds(homeCountries)
+        // Stable: among equally specific networks the first given wins.
+        self.overrides = overrides.enumerated().sorted { a, b in
+            a.element.network.bits != b.element.network.bits ? a.element.network.bits > b.element.network.bits : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// The declared network holding `address`, if any.
+    @inline(__always)
+    public func override(for address: IPAddress) -> GeoOverride? {
+        if overrides.isEmpty { return nil }
+        return overrides.first { $0.network.contains(address) }
+    }
+
+    /// Whether `address` is never an endpoint abroad: special-purpose ranges (`AddressScope`), unless the lab
+    /// declared a country for it.
+    @inline(__always)
+    public func isLocal(_ address: IPAddress) -> Bool {
+        AddressScope.isLocal(address) && override(for: address) == nil
     }
 
     static func pack(_ code: String?) -> UInt64 {
@@ -179,6 +204,13 @@ public final class GeoDatabase: Sendable {
 
     /// Located and registered country, AS number and scope; the AS name too when `withName` (a string to build).
     public func lookup(_ address: IPAddress, withName: Bool = true) -> GeoInfo {
+        if let o = override(for: address) {
+            let kind = GeoDatabase.index(o.country).map { codeKind[$0] } ?? 0
+            return GeoInfo(
+                country: o.country, registeredCountry: o.registeredCountry ?? o.country, asn: o.asn,
+                asOrganization: withName ? o.asOrganization ?? o.asn.flatMap { asName($0) } : nil,
+                scope: kind == 1 ? .home : kind == 2 ? .unknown : .foreign)
+        }
         var v = (address.isIPv6 ? v6 : v4).value(address)
         var country = GeoDatabase.code(v & 0xFFFF)
         var registered = GeoDatabase.code(v >> 16 & 0xFFFF)

@@ -429,6 +429,7 @@ public enum EventEncoder {
         w.endObject()
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }
+        if let drops = s.kernelDrops { w.field("kernel_drops", drops) }
         if let first = s.firstTimestamp, let last = s.lastTimestamp {
             w.field("first_packet", first)
             w.field("last_packet", last)
@@ -471,6 +472,7 @@ extension EventEncoder {
         w.field("severity", v.severity?.description ?? "none")
         w.field("verdict", DeviceVerdict.label(v.severity))
         w.field("headline", v.headline)
+        if let i = v.incomplete { w.field("incomplete", i) }
         if let c = v.corroborated { w.field("corroborated_by", c.description) }
         w.field("sent_foreign_bytes", v.sentForeign)
         w.field("received_foreign_bytes", v.receivedForeign)

@@ -72,6 +72,7 @@ public enum HTMLReport {
         h += "<p class=\"addresses\">Chosen: \(escape(Self.chosen(v.origin))). Addresses: \(escape(addresses.joined(separator: ", "))).</p>\n"
         h += "<p class=\"verdict sev-\(level)\">\(escape(DeviceVerdict.label(v.severity)))</p>\n"
         h += "<p class=\"headline\">\(escape(v.headline))</p>\n"
+        if let i = v.incomplete { h += "<p class=\"incomplete\">Incomplete capture: \(escape(i)). The verdict rests on part of what the device said.</p>\n" }
         h += "<p>Sent abroad: <b>\(escape(bytes(v.sentForeign)))</b> (received \(escape(bytes(v.receivedForeign)))); "
         h += "sent to home-country endpoints: \(escape(bytes(v.sentHome))); elsewhere: \(escape(bytes(v.sentOther))).</p>\n"
         h += "<div class=\"charts\">"

@@ -253,6 +253,8 @@ public final class EventOutput {
     public private(set) var memory: [UInt8] = []
     private let inMemory: Bool
     public private(set) var eventsWritten = 0
+    /// Each event is written out as soon as it is complete (live capture: a reader sees alerts as they fire).
+    public var lineBuffered = false
 
     /// Writes to memory; read `memory` or `lines` afterwards.
     public init() {
@@ -295,7 +297,7 @@ public final class EventOutput {
         }
         buffer.append(contentsOf: event.buffer.raw)
         buffer.append(0x0A)
-        if buffer.count >= 1 << 16 { flush() }
+        if lineBuffered || buffer.count >= 1 << 16 { flush() }
     }
 
     /// Writes buffered lines now (events become visible to a reader of the file as soon as they are known).

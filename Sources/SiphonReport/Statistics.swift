@@ -63,6 +63,16 @@ public struct CaptureStatistics: Sendable {
     public var checksumBad: [UInt64] { ChecksumLayer.allCases.map { checksums[$0].bad } }
     /// Drops the capturing interfaces reported (pcapng ISB, or the kernel when live).
     public var interfaceDrops: UInt64?
+    /// Packets the kernel dropped before Siphon could read them (live capture: `pcap_stats` `ps_drop`).
+    public var kernelDrops: UInt64?
+    /// Why the capture is known to miss packets (drops by the kernel or the interfaces), nil when nothing says so:
+    /// every verdict on it carries this.
+    public var incompleteness: String? {
+        var parts: [String] = []
+        if let k = kernelDrops, k > 0 { parts.append("\(k) packet\(k == 1 ? "" : "s") dropped by the kernel") }
+        if let i = interfaceDrops, i > 0 { parts.append("\(i) packet\(i == 1 ? "" : "s") dropped by the interface") }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
     public var firstTimestamp: Timestamp?
     public var lastTimestamp: Timestamp?
     /// The error that stopped reading, if any (data before it was processed).

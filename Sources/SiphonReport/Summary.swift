@@ -27,6 +27,7 @@ public enum TerminalSummary {
         out += "\n"
         out += "  flows \(count(s.flows))"
         if s.flowsEvicted > 0 { out += " (\(count(s.flowsEvicted)) evicted at the flow limit)" }
+        if let drops = s.kernelDrops { out += "; kernel drops \(count(drops))" }
         if let drops = s.interfaceDrops { out += "; interface drops \(count(drops))" }
         out += "\n"
         if s.checksums.bad > 0 || s.checksumDisabledAfter != nil {
@@ -84,7 +85,8 @@ public enum TerminalSummary {
         out += " (" + who.joined(separator: ", ") + ")\n"
         let addresses = v.addresses.isEmpty ? v.device.description : v.addresses.map(\.address.description).joined(separator: ", ")
         for (i, line) in wrap(addresses, width: width - 16).enumerated() { out += (i == 0 ? "    addresses: " : "               ") + line + "\n" }
-        out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity)) + "\n"
+        out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity))
+            + (v.incomplete.map { " (incomplete capture: \($0))" } ?? "") + "\n"
         for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }
         let shown = v.endpoints.filter { $0.destination?.scope == .foreign || ($0.severity ?? .info) > .info }.prefix(8)
         guard !shown.isEmpty else { return out }

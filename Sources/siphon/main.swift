@@ -11,200 +11,7 @@ struct SiphonCommand: ParsableCommand {
         commandName: "siphon",
         abstract: "Find devices that siphon data abroad, from what they said on the wire.",
         version: "0.1.0",
-        subcommands: [Scan.self, Lookup.self, Rules.self])
-}
-
-struct Scan: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Scan capture files (pcap or pcapng; '-' reads standard input).",
-        discussion: """
-            Writes JSON Lines events (flow, stats) with --json, and a short summary on standard error.
-            Exit status: 0 when the scan ran, 2 on bad usage or an unreadable or damaged capture (events decoded
-            before the damage are still written).
-            """)
-
-    @Argument(help: "Capture files to scan ('-' for standard input).")
-    var captures: [String]
-
-    @Option(name: .customLong("json"), help: ArgumentHelp("Write JSON Lines events to this file ('-' for standard output).", valueName: "file"))
-    var json: String?
-
-    @Option(name: [.customShort("f"), .customLong("filter")], help: ArgumentHelp("BPF filter, as tcpdump takes it.", valueName: "expression"))
-    var filter: String?
-
-    @Option(help: ArgumentHelp("Idle timeout of established TCP flows, in seconds.", valueName: "seconds"))
-    var tcpTimeout: Double = 3600
-
-    @Option(help: ArgumentHelp("Idle timeout of TCP flows without a handshake, in seconds.", valueName: "seconds"))
-    var tcpUnestablishedTimeout: Double = 120
-
-    @Option(help: ArgumentHelp("How long a closed or reset TCP flow waits for late packets, in seconds.", valueName: "seconds"))
-    var tcpCloseTimeout: Double = 5
-
-    @Option(help: ArgumentHelp("Idle timeout of UDP flows, in seconds.", valueName: "seconds"))
-    var udpTimeout: Double = 120
-
-    @Option(help: ArgumentHelp("Idle timeout of ICMP and other flows, in seconds.", valueName: "seconds"))
-    var otherTimeout: Double = 120
-
-    @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it.", valueName: "count"))
-    var maxFlows: Int = 1 << 20
-
-    @Flag(help: "Add each TCP direction's SHA-256 (of the reassembled bytes) to flow events.")
-    var streamHashes = false
-
-    @Option(help: ArgumentHelp("Write each TCP direction's reassembled bytes to a file in this folder, named as tcpflow names them.", valueName: "dir"))
-    var extractStreams: String?
-
-    @Option(help: ArgumentHelp("Which copy of overlapping TCP bytes to keep: first, last, bsd, linux, windows.", valueName: "policy"))
-    var overlapPolicy: OverlapPolicy = .first
-
-    @Option(help: ArgumentHelp("Checksum validation: auto (verify; stop if over a tenth of the first 1,000 are bad), on, off. Packets with bad checksums are dropped, as their receiver would.", valueName: "mode"))
-    var checksums: ChecksumValidation = .auto
-
-    @Option(help: ArgumentHelp("TTL difference within a flow direction that marks a packet as a TTL outlier (evasion). Default: the rule pack's (5).", valueName: "hops"))
-    var ttlLimit: UInt8?
-
-    @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole is declared a gap.", valueName: "bytes"))
-    var maxBufferedPerDirection: Int = 4 << 20
-
-    @Option(help: ArgumentHelp("Out-of-order bytes buffered over all flows.", valueName: "bytes"))
-    var maxBufferedTotal: Int = 64 << 20
-
-    @Option(help: ArgumentHelp("Delivered TCP bytes the initiator's direction keeps (its last ones) to compare retransmissions of delivered data with, byte for byte (0: sampled bytes only).", valueName: "bytes"))
-    var maxRetainedPerDirection: Int = 1 << 20
-
-    @Flag(help: "Keep the responder's delivered bytes too, for the same comparison (by default its retransmissions are compared with sampled bytes: answers are most of a capture's bytes).")
-    var retainResponder = false
-
-    @Option(help: ArgumentHelp("Delivered TCP bytes all directions keep together for that comparison; what no window holds is counted (stats: unverified_retransmitted_bytes).", valueName: "bytes"))
-    var maxRetainedTotal: Int = 64 << 20
-
-    @Option(help: ArgumentHelp("HTTP body bytes kept per message for the identifier detectors.", valueName: "bytes"))
-    var httpBodyDepth: Int = 4096
-
-    @Option(help: ArgumentHelp("Rule pack: a YAML file or a directory of them (default: the embedded pack, rules/ of the source).", valueName: "path"))
-    var rules: String?
-
-    @Option(help: ArgumentHelp("The device's identifiers (YAML: imei, imsi, iccid, phone, mac, serial, other), matched with their encodings and hashes.", valueName: "file"))
-    var identifiers: [String] = []
-
-    @OptionGroup(title: "Geography and intelligence")
-    var data: DataOptions
-
-    @OptionGroup(title: "Devices")
-    var devices: DeviceOptions
-
-    @Option(help: ArgumentHelp("Exit 1 when an alert of this severity or higher was raised (info, low, medium, high, critical).", valueName: "severity"))
-    var failOn: Severity?
-
-    @Option(help: ArgumentHelp("Write a self-contained HTML report (verdict, charts, timeline, evidence) to this file.", valueName: "file"))
-    var html: String?
-
-    @Flag(name: .shortAndLong, help: "No summary on standard error.")
-    var quiet = false
-
-    @Flag(inversion: .prefixedNo, help: "Read the capture on a second thread, a block of packets ahead of the analysis (when more than one processor is online; the events are the same).")
-    var readAhead = true
-
-    func validate() throws {
-        for (name, value) in [
-            ("--tcp-timeout", tcpTimeout), ("--tcp-unestablished-timeout", tcpUnestablishedTimeout),
-            ("--tcp-close-timeout", tcpCloseTimeout), ("--udp-timeout", udpTimeout), ("--other-timeout", otherTimeout),
-        ] where !(value > 0 && value < 1e9) {
-            throw ValidationError("\(name) must be a positive number of seconds")
-        }
-        if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
-        if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 || maxRetainedPerDirection < 0 || maxRetainedTotal < 0 {
-            throw ValidationError("buffer limits cannot be negative")
-        }
-        if captures.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read once") }
-    }
-
-    func run() throws {
-        var options = ScanOptions()
-        options.filter = filter
-        func duration(_ s: Double) -> Duration { .nanoseconds(Int64(s * 1e9)) }
-        options.flows.tcpEstablishedTimeout = duration(tcpTimeout)
-        options.flows.tcpUnestablishedTimeout = duration(tcpUnestablishedTimeout)
-        options.flows.tcpClosedTimeout = duration(tcpCloseTimeout)
-        options.flows.udpTimeout = duration(udpTimeout)
-        options.flows.otherTimeout = duration(otherTimeout)
-        options.flows.maximumFlows = maxFlows
-        options.reassembly.policy = overlapPolicy
-        options.checksums = checksums
-        options.readAhead = readAhead
-        options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection
-        options.reassembly.maximumBufferedTotal = maxBufferedTotal
-        options.reassembly.retainedPerDirection = maxRetainedPerDirection
-        options.reassembly.retainedTotal = maxRetainedTotal
-        options.reassembly.retainResponder = retainResponder
-        options.streams.hashes = streamHashes
-        options.httpBodyDepth = max(0, httpBodyDepth)
-        let pack = try loadPack(rules)
-        options.detection = pack.configuration
-        if let ttlLimit { options.detection?.ttlLimit = ttlLimit }
-        options.rules = pack.rules
-        options.verdicts = !quiet || html != nil
-        for path in identifiers {
-            do { options.detection?.identifiers.known += try KnownIdentifier.load(path: path) } catch {
-                printError("\(error)")
-                throw ExitCode(2)
-            }
-        }
-        options.geo = try data.geo(packHome: pack.home)
-        if !data.ioc.isEmpty { options.intel = try loadIntel(data.ioc) }
-        (options.devices, options.excludedDevices) = try devices.selectors()
-        if let dir = extractStreams {
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                printError("siphon: \(dir): cannot create: \(String(cString: strerror(errno)))")
-                throw ExitCode(2)
-            }
-            options.streams.extractDirectory = dir
-        }
-
-        let output: EventOutput?
-        do {
-            output = try json.map { path throws(OutputError) in try EventOutput(path: path) }
-        } catch {
-            printError("siphon: \(error)")
-            throw ExitCode(2)
-        }
-        var failed = false
-        var worst: Severity?
-        var reports: [HTMLReport.Capture] = []
-        for capture in captures {
-            let result = CaptureScanner.scan(path: capture, options: options, output: output)
-            if let top = result.alerts.map(\.severity).max(), worst.map({ top > $0 }) ?? true { worst = top }
-            if html != nil, !(result.error != nil && result.error?.offset == nil) {
-                reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link))
-            }
-            if let error = result.error {
-                failed = true
-                // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
-                if error.offset == nil {
-                    printError("siphon: \(error)")
-                    continue
-                }
-            }
-            if !quiet {
-                printError(TerminalSummary.render(
-                    capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-                    verdicts: result.verdicts, link: result.link, color: colorOnStandardError))
-            }
-            if let error = result.error, quiet { printError("siphon: \(error)") }
-        }
-        output?.flush()
-        if let html {
-            let page = HTMLReport.render(reports, home: options.geo?.homeCountries ?? [], version: SiphonCommand.configuration.version)
-            do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {
-                printError("siphon: \(html): cannot write the report: \(error.localizedDescription)")
-                throw ExitCode(2)
-            }
-        }
-        if failed { throw ExitCode(2) }
-        if let threshold = failOn, let worst, worst >= threshold { throw ExitCode(1) }
-    }
+        subcommands: [Scan.self, Live.self, Lookup.self, Rules.self])
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}
@@ -298,9 +105,21 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("An IOC feed (list, STIX 2.1, MISP, TinyCheck, stalkerware YAML/CSV); repeatable.", valueName: "file"))
     var ioc: [String] = []
 
-    /// The geo database for `--home` (else the pack's home countries, else FR) and `--geo-db`.
+    @Option(help: ArgumentHelp("Declared countries, before every other source: CSV lines network,country[,registered_country,asn,as_org] (a lab's egress or test ranges); repeatable.", valueName: "file.csv"))
+    var geoOverride: [String] = []
+
+    /// The geo database for `--home` (else the pack's home countries, else FR), `--geo-db` and `--geo-override`.
     func geo(packHome: Set<String>?) throws -> GeoDatabase {
-        try loadGeo(home: home ?? packHome.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
+        let g = try loadGeo(home: home ?? packHome.map { $0.sorted().joined(separator: ",") } ?? "FR", databases: geoDb)
+        guard !geoOverride.isEmpty else { return g }
+        var overrides: [GeoOverride] = []
+        for path in geoOverride {
+            do { overrides += try GeoOverride.load(path: path) } catch {
+                printError("siphon: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        return g.with(overrides: overrides)
     }
 }
 

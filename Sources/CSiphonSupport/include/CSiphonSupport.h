@@ -15,4 +15,16 @@ FILE *siphon_stdin(void);
 /// Used by the read-ahead consumer on the lines of the next packet it will hand out.
 static inline void siphon_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
+/// Stop requests for long-running commands (`siphon live`): installs handlers for SIGINT and SIGTERM that record
+/// the signal and write one byte to a pipe whose read end `siphon_stop_fd` returns (a `poll` on it wakes at once).
+/// Returns 0, or -1 when the pipe cannot be made. A second signal of the same kind while the first is still being
+/// honoured restores the default action, so a third one ends the process.
+int siphon_install_stop_handlers(void);
+/// The read end of the stop pipe (-1 before `siphon_install_stop_handlers`).
+int siphon_stop_fd(void);
+/// The signal that asked to stop (0: none yet).
+int siphon_stop_signal(void);
+/// Asks to stop as a signal would (tests, `--duration`).
+void siphon_request_stop(int signal);
+
 #endif

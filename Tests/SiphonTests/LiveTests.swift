@@ -1,0 +1,256 @@
+import Foundation
+import Siphon
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `command` with /bin/sh; returns its status and what it printed (both streams).
+@discardableResult
+func shell(_ command: String) -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command + " 2>&1"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    do { try p.run() } catch { return (127, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Two network namespaces joined by a veth pair: `a` holds 192.0.2.1/24 on `aLink`, `b` 192.0.2.2/24 on
+/// `bLink`. IPv6 is off in both (no router solicitations or DAD on the captured link): what crosses the link is
+/// what a test sends. Nothing leaves the namespaces; they are deleted by `remove()`.
+struct TestBench {
+    let a: String, b: String, aLink: String, bLink: String
+
+    /// Whether this process may create namespaces (root, iproute2 present, netns supported).
+    static let available: Bool = {
+        guard geteuid() == 0 else { return false }
+        let probe = "siphon-probe-\(getpid())"
+        guard shell("ip netns add \(probe)").status == 0 else { return false }
+        shell("ip netns del \(probe)")
+        return true
+    }()
+
+    static let reason = "network namespaces cannot be created here (needs root and iproute2): the live-capture tests are skipped"
+
+    init(up: Bool = true) throws {
+        let tag = String(UInt32.random(in: 0..<1_000_000), radix: 36)
+        a = "siphonA-\(tag)"; b = "siphonB-\(tag)"; aLink = "sa\(tag)"; bLink = "sb\(tag)"
+        let steps = [
+            "ip netns add \(a)", "ip netns add \(b)",
+            "ip netns exec \(a) sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+            "ip netns exec \(b) sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+            "ip link add \(aLink) type veth peer name \(bLink)",
+            "ip link set \(aLink) netns \(a)", "ip link set \(bLink) netns \(b)",
+            "ip -n \(a) addr add 192.0.2.1/24 dev \(aLink)", "ip -n \(b) addr add 192.0.2.2/24 dev \(bLink)",
+            "ip -n \(a) link set lo up", "ip -n \(b) link set lo up",
+        ] + (up ? ["ip -n \(a) link set \(aLink) up", "ip -n \(b) link set \(bLink) up"] : [])
+        for s in steps {
+            let r = shell(s)
+            if r.status != 0 {
+                shell("ip netns del \(a); ip netns del \(b)")
+                throw BenchError(description: "\(s): \(r.out)")
+            }
+        }
+    }
+
+    func remove() { shell("ip netns del \(a); ip netns del \(b)") }
+
+    struct BenchError: Error, CustomStringConvertible { var description: String }
+}
+
+/// `siphon live` started in a namespace, its standard error collected.
+final class LiveRun: @unchecked Sendable {
+    let process = Process()
+    private let errPipe = Pipe()
+    private let lock = NSLock()
+    private var errData = Data()
+
+    init(namespace: String, arguments: [String], user: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        if !FileManager.default.fileExists(atPath: "/usr/sbin/ip") { process.executableURL = URL(fileURLWithPath: "/sbin/ip") }
+        let prefix = user.map { ["setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups"] } ?? []
+        process.arguments = ["netns", "exec", namespace] + prefix + [Repo.siphonExecutable, "live"] + arguments
+        process.standardError = errPipe
+        process.standardOutput = FileHandle.nullDevice
+        errPipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock(); self.errData.append(d); self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    var stderr: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: errData, as: UTF8.self)
+    }
+
+    /// Waits until standard error contains `text` (true) or `seconds` pass (false).
+    func waitFor(_ text: String, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if stderr.contains(text) { return true }
+            if !process.isRunning { return stderr.contains(text) }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// Sends `signal` and returns the seconds until the process exited (nil: still running after `limit`).
+    func stop(_ signal: Int32 = SIGINT, limit: Double = 30) -> Double? {
+        let start = Date()
+        kill(process.processIdentifier, signal)
+        while process.isRunning {
+            if Date().timeIntervalSince(start) > limit { return nil }
+            usleep(2_000)
+        }
+        errPipe.fileHandleForReading.readabilityHandler = nil
+        let rest = errPipe.fileHandleForReading.readDataToEndOfFile()
+        lock.lock(); errData.append(rest); lock.unlock()
+        return Date().timeIntervalSince(start)
+    }
+}
+
+/// Alerts as (category, rule, severity, src, dest, device_id) from JSON Lines, sorted: what must be equal between
+/// a live capture and a scan of the same packets (texts and figures such as a beacon's period depend on timing).
+func alertKeys(_ jsonLines: String) -> [String] {
+    jsonLines.split(separator: "\n").compactMap { line -> String? in
+        guard let e = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+              e["event_type"] as? String == "alert", let a = e["alert"] as? [String: Any] else { return nil }
+        return [a["category"], a["rule"], a["severity"], e["src_ip"], e["dest_ip"], e["device_id"]]
+            .map { $0.map { "\($0)" } ?? "-" }.joined(separator: " ")
+    }.sorted()
+}
+
+@Suite(.serialized) struct LiveTests {
+    /// A missing interface is named, with the reason, in one line; exit 2. (No namespace needed.)
+    @Test func missingInterfaceIsAClearError() throws {
+        let r = try runSiphon(["live", "-i", "siphon-nosuch0"])
+        #expect(r.status == 2)
+        #expect(r.err.hasPrefix("siphon: siphon-nosuch0: cannot capture: no such interface"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1)
+    }
+
+    @Test func usageErrorsExit2() throws {
+        #expect(try runSiphon(["live"]).status == 2)
+        #expect(try runSiphon(["live", "-i", "lo", "--ring-files", "3"]).status == 2)
+        #expect(try runSiphon(["live", "-i", "lo", "--duration", "0"]).status == 2)
+    }
+
+    @Test(.enabled(if: TestBench.available, "network namespaces cannot be created here (needs root and iproute2): skipped"))
+    func downInterfaceAndDeniedPermissionAreClearErrors() throws {
+        let bench = try TestBench(up: false)
+        defer { bench.remove() }
+        let down = shell("ip netns exec \(bench.b) \(Repo.siphonExecutable) live -i \(bench.bLink)")
+        #expect(down.status == 2)
+        #expect(down.out == "siphon: \(bench.bLink): cannot capture: interface is down (ip link set \(bench.bLink) up)\n", "\(down.out)")
+        shell("ip -n \(bench.b) link set \(bench.bLink) up")
+        // As user nobody (65534), without capture capabilities.
+        let denied = shell("ip netns exec \(bench.b) setpriv --reuid=65534 --regid=65534 --clear-groups \(Repo.siphonExecutable) live -i \(bench.bLink)")
+        #expect(denied.status == 2)
+        #expect(denied.out.hasPrefix("siphon: \(bench.bLink): cannot capture: permission denied"), "\(denied.out)")
+        #expect(denied.out.split(separator: "\n").count == 1)
+        // -Z with an unknown user: the interfaces opened, then the switch fails before any packet is read.
+        let noUser = shell("ip netns exec \(bench.b) \(Repo.siphonExecutable) live -i \(bench.bLink) -Z siphon-no-such-user")
+        #expect(noUser.status == 2 && noUser.out.contains("siphon: -Z siphon-no-such-user: no such user"), "\(noUser.out)")
+    }
+
+    /// On an idle interface (nothing crosses the veth), SIGINT ends the capture and the report is written well
+    /// within a second; the same for SIGTERM, and with -Z nobody (privileges dropped after opening).
+    @Test(.enabled(if: TestBench.available, "network namespaces cannot be created here (needs root and iproute2): skipped"))
+    func idleCaptureStopsAtOnce() throws {
+        let bench = try TestBench()
+        defer { bench.remove() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-idle-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (signal, user) in [(SIGINT, nil), (SIGTERM, nil), (SIGINT, "nobody")] as [(Int32, String?)] {
+            try? FileManager.default.removeItem(atPath: dir)
+            var arguments = ["-i", bench.bLink, "--json", "/dev/null", "--write", dir]
+            if let user { arguments += ["-Z", user] }
+            let run = try LiveRun(namespace: bench.b, arguments: arguments)
+            #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
+            usleep(300_000)
+            let took = try #require(run.stop(signal), "live did not stop")
+            #expect(took < 1.0, "stopped \(took) s after signal \(signal)")
+            #expect(run.process.terminationStatus == 0, "\(run.stderr)")
+            #expect(run.stderr.contains("\(bench.bLink): 0 packets"), "\(run.stderr)")
+            // The ring's file is a whole pcapng with the interface and no packet.
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".pcapng") }
+            #expect(files.count == 1)
+            if let f = files.first {
+                let r = try runSiphon(["scan", "-q", "--json", "-", dir + "/" + f])
+                #expect(r.status == 0 && r.out.contains("\"packets\":0"), "\(r.err)")
+            }
+            if user != nil {
+                var s = stat()
+                #expect(stat(dir + "/" + (files.first ?? ""), &s) == 0 && s.st_uid == 65534, "the ring is written as the -Z user")
+            }
+        }
+    }
+
+    /// The bench test: the bundled sample rewritten into documentation ranges (tcprewrite), replayed from one
+    /// namespace (tcpreplay, 30 times faster than captured) while `siphon live` listens in the other, stopped
+    /// with SIGINT. Its alerts equal those of `siphon scan` on the rewritten capture, with the same
+    /// --geo-override (which gives the rewritten remote hosts their original countries), and a scan of the ring
+    /// it wrote gives them too. Alerts come out while the capture runs, not only at the stop.
+    @Test(.enabled(if: TestBench.available && shell("command -v tcprewrite && command -v tcpreplay").status == 0,
+                   "tcprewrite/tcpreplay missing or no network namespaces: the replay test is skipped"))
+    func replayedSampleGivesTheScansAlerts() throws {
+        let bench = try TestBench()
+        defer { bench.remove() }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-live-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let rewritten = tmp + "/sample-doc.pcap"
+        let rw = shell("tcprewrite --pnat=192.168.0.0/16:192.0.2.128/25,0.0.0.0/0:198.51.100.0/24 -C -i \(Repo.path("captures/sample/backdoor-phone.pcap")) -o \(rewritten)")
+        try #require(rw.status == 0, "\(rw.out)")
+        // The sample's remote hosts, as rewritten: 120.77.166.21 -> .21 (CN), 45.77.0.1 -> .1 (US), the French sites.
+        let geo = tmp + "/geo.csv"
+        try """
+            # network,country,registered_country,asn,as_org
+            198.51.100.21/32,CN,CN,37963,Hangzhou Alibaba Advertising
+            198.51.100.1/32,US,US,20473,The Constant Company
+            198.51.100.0/24,FR,FR,12322,Free SAS
+
+            """.write(toFile: geo, atomically: true, encoding: .utf8)
+        let scan = try runSiphon(["scan", "-q", "--geo-override", geo, "--json", "-", rewritten])
+        #expect(scan.status == 0)
+        let expected = alertKeys(scan.out)
+        let categories = Set(expected.map { $0.split(separator: " ")[0] })
+        #expect(categories.isSuperset(of: ["identifier-leak", "beaconing", "foreign-upload", "cleartext", "foreign-endpoint"]), "\(categories)")
+
+        let json = tmp + "/live.json", ring = tmp + "/ring"
+        let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "--geo-override", geo, "--json", json, "--write", ring])
+        #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
+        let replay = shell("ip netns exec \(bench.a) tcpreplay -q -x 30 -i \(bench.aLink) \(rewritten)")
+        #expect(replay.status == 0, "\(replay.out)")
+        // Alerts already written while the capture runs (the identifier leak and the upload are complete by now).
+        usleep(1_500_000)
+        let during = alertKeys((try? String(contentsOfFile: json, encoding: .utf8)) ?? "")
+        #expect(during.contains { $0.hasPrefix("identifier-leak ") } && during.contains { $0.hasPrefix("foreign-upload ") }, "\(during)")
+        let took = try #require(run.stop(), "live did not stop")
+        #expect(took < 5, "the stop took \(took) s")
+        #expect(run.process.terminationStatus == 0, "\(run.stderr)")
+        let live = try String(contentsOfFile: json, encoding: .utf8)
+        #expect(alertKeys(live) == expected)
+        // Every packet replayed was captured and none dropped.
+        let stats = try #require(live.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+        let s = try #require(stats["stats"] as? [String: Any])
+        #expect(s["packets"] as? Int == 207 && s["kernel_drops"] as? Int == 0, "\(s)")
+        #expect(live.contains("\"event_type\":\"verdict\"") && !live.contains("\"incomplete\""))
+        // The ring, scanned: the same alerts; tshark reads it whole.
+        let files = try FileManager.default.contentsOfDirectory(atPath: ring).filter { $0.hasSuffix(".pcapng") }.sorted()
+        #expect(files.count == 1)
+        let again = try runSiphon(["scan", "-q", "--geo-override", geo, "--json", "-"] + files.map { ring + "/" + $0 })
+        #expect(again.status == 0)
+        #expect(alertKeys(again.out) == expected)
+        let tshark = shell("tshark -r \(ring)/\(files[0]) -T fields -e frame.number 2>/dev/null | wc -l")
+        #expect(tshark.out.trimmingCharacters(in: .whitespacesAndNewlines) == "207", "\(tshark.out)")
+    }
+}
