@@ -36,6 +36,9 @@ public struct ScanOptions: Sendable {
     /// Whether the per-device verdicts are built at the end even when no events are written (the terminal summary
     /// and the HTML report need them; `verdict` events always do).
     public var verdicts = true
+    /// Open flows are judged every this much capture time (`foreign-endpoint`, `ioc-match` for flows open at least
+    /// that long), so a connection held open is known before it ends; nil: flows are judged when they end only.
+    public var openFlowInterval: Duration? = .seconds(60)
     /// Whether a second thread reads the capture ahead of the pipeline (a block of packets at a time; only when
     /// more than one processor is online). Events are the same either way.
     public var readAhead = false
@@ -77,6 +80,9 @@ public final class ScanPipeline {
     private var knownFlows: UInt64 = 0
     /// The sender of the last packet that began a flow.
     private var lastSender: (UInt64, IPAddress) = (0, IPAddress(ipv4: 0))
+    /// Open flows are judged when capture time reaches this (ns; 0 until the first packet sets it).
+    private var nextOpenFlowCheck: Int64 = 0
+    private let openFlowInterval: Int64
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -90,6 +96,7 @@ public final class ScanPipeline {
         geo = options.geo
         intel = options.intel
         wantVerdicts = options.verdicts
+        openFlowInterval = options.detection == nil ? 0 : options.openFlowInterval?.nanoseconds ?? 0
         validatingChecksums = options.checksums != .off
         statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(
@@ -174,6 +181,28 @@ public final class ScanPipeline {
                    truncated: captured.isTruncated, precomputed: precomputed)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
+        if captured.timestamp.nanoseconds >= nextOpenFlowCheck, openFlowInterval > 0 { checkOpenFlows(at: captured.timestamp) }
+    }
+
+    /// Judges the flows open for at least `openFlowInterval` (`DetectionEngine.flowOpen`), then sets the next check.
+    private func checkOpenFlows(at now: Timestamp) {
+        defer { nextOpenFlowCheck = now.nanoseconds &+ openFlowInterval }
+        guard nextOpenFlowCheck != 0, let detection else { return }
+        var open: [Flow] = []
+        flows.forEachActive { _, f in
+            if now.nanoseconds - f.start.nanoseconds >= openFlowInterval && (f.client.packets > 0 && f.server.packets > 0) {
+                open.append(f)
+            }
+        }
+        for f in open where detection.isDevice(f) && !detection.isLocal(f.serverAddress) {
+            let names = recorder.app.names.names(for: f.serverAddress, before: f.start)
+            let destination = geo.map { $0.lookup(f.serverAddress) }
+            let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
+            detection.flowOpen(EndedFlow(
+                flow: f, sent: Int(f.client.payloadBytes), received: Int(f.server.payloadBytes), resolvedNames: names,
+                names: names, destination: destination?.scope == .local ? nil : destination, app: "unknown", indicator: hit))
+            writeAlerts(flow: f)
+        }
     }
 
     /// The checksum a transport carries (nil: none Siphon verifies).
@@ -442,6 +471,7 @@ public final class ScanPipeline {
         flows.advance(to: time)
         fragments.expire(now: time)
         if !flows.ended.isEmpty { drainEndedFlows() }
+        if time.nanoseconds >= nextOpenFlowCheck, openFlowInterval > 0, nextOpenFlowCheck != 0 { checkOpenFlows(at: time) }
         output?.flush()
     }
 

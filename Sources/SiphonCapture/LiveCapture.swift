@@ -18,6 +18,12 @@ public struct LiveOptions: Sendable {
     public var promiscuous = true
     /// The kernel buffer per interface in bytes (nil: libpcap's default, 2 MiB on Linux).
     public var bufferSize: Int32?
+    /// Packets handed to Siphon as each arrives (one wake-up per packet at low rates), instead of in kernel blocks
+    /// that are handed over when full or `blockTimeout` after their first packet (the default: far fewer wake-ups,
+    /// at most that much latency).
+    public var immediate = false
+    /// With `immediate` off: the longest a packet waits in a kernel block before it is handed over.
+    public var blockTimeout: Duration = .milliseconds(50)
     /// How long `next()` waits for a packet before handing back a tick (the consumer's chance to end idle flows,
     /// print status, and honour a stop when no packet comes).
     public var tick: Duration = .milliseconds(100)
@@ -33,7 +39,7 @@ public struct LiveOptions: Sendable {
 }
 
 /// Packets from live interfaces through libpcap, without the blocking-read hang: each handle is created with
-/// `pcap_create`, set to immediate mode and non-blocking, and the source waits in `poll` on the handles' file
+/// `pcap_create`, a short block timeout (or immediate mode) and non-blocking, and the source waits in `poll` on the handles' file
 /// descriptors and on the stop pipe, so a stop is honoured within a tick even when no packet arrives. The BPF
 /// filter runs in the kernel. With several interfaces, packets are taken from each handle in turn.
 ///
@@ -70,6 +76,11 @@ public final class LiveCapture: PacketSource {
     private var emptyHandles = 0
     private var stopping = false
     private var tickDue = false
+    /// When the stop was first seen: the drain lasts `drainTime` from there.
+    private var stopAsked: Timestamp?
+    /// How long the drain reads after a stop: a block's timeout and a margin (immediate mode: until the handles are
+    /// empty, within the same margin under steady traffic).
+    private var drainTime: Int64 { (options.immediate ? 0 : options.blockTimeout.nanoseconds) + 20_000_000 }
     private var nextTick: Timestamp
     private let deadline: Timestamp?
 
@@ -116,8 +127,8 @@ public final class LiveCapture: PacketSource {
         }
         pcap_set_snaplen(pcap, options.snapLength)
         pcap_set_promisc(pcap, options.promiscuous ? 1 : 0)
-        pcap_set_immediate_mode(pcap, 1)
-        pcap_set_timeout(pcap, 100)
+        pcap_set_immediate_mode(pcap, options.immediate ? 1 : 0)
+        pcap_set_timeout(pcap, Int32(max(1, options.blockTimeout.nanoseconds / 1_000_000)))
         if let size = options.bufferSize { pcap_set_buffer_size(pcap, size) }
         // Nanosecond timestamps where the kernel gives them (microseconds otherwise; libpcap scales them).
         if pcap_set_tstamp_precision(pcap, Int32(PCAP_TSTAMP_PRECISION_NANO)) != 0 {
@@ -205,12 +216,19 @@ public final class LiveCapture: PacketSource {
     public func next() throws(CaptureError) -> CapturedPacket? {
         if isFinished { return nil }
         while true {
-            if let limit = options.maximumPackets, packetsCaptured >= limit {
-                return end()
+            if let limit = options.maximumPackets, packetsCaptured >= limit { return end() }
+            if isStopping {
+                // The drain: what the kernel holds now, and blocks it has not handed over yet (retired at most
+                // `blockTimeout` after their first packet), are read; under steady traffic the drain still ends.
+                let now = Self.now()
+                let asked = stopAsked ?? now
+                stopAsked = asked
+                if now.nanoseconds - asked.nanoseconds > drainTime { return end() }
             }
             if tickDue {
                 tickDue = false
                 let now = Self.now()
+                if let deadline, now >= deadline { stopping = true }
                 nextTick = now + options.tick
                 clock = now
                 ring?.flush()
@@ -244,9 +262,9 @@ public final class LiveCapture: PacketSource {
                 current = (i + 1) % handles.count
             }
             // Nothing waiting in any handle.
-            if isStopping { return end() }
+            if isStopping && options.immediate { return end() }
             let now = Self.now()
-            if let deadline, now >= deadline { stopping = true; continue }
+            if let deadline, now >= deadline { stopping = true }
             if now >= nextTick {
                 nextTick = now + options.tick
                 clock = now
@@ -254,6 +272,7 @@ public final class LiveCapture: PacketSource {
                 return nil
             }
             var wait = Int32((nextTick.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
+            if isStopping { wait = min(wait, 5) }
             if let deadline { wait = min(wait, Int32(max(0, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))) }
             for k in pollSet.indices { pollSet[k].revents = 0 }
             let ready = poll(&pollSet, nfds_t(pollSet.count), max(0, wait))

@@ -272,6 +272,22 @@ public final class DetectionEngine {
         if on(.beaconing) { beacons.flowEnded(j, into: &raised) }
     }
 
+    /// A flow still open: what needs no end is judged now (`foreign-endpoint`, `ioc-match`: once per device ×
+    /// endpoint, as when flows end), so that a connection held open for hours is known while it lasts (live
+    /// capture). The ledger entry is made, without counting the flow: it counts when it ends.
+    public func flowOpen(_ e: EndedFlow) {
+        let f = e.flow
+        guard let id = link.device(of: f), !isLocal(f.serverAddress) else { return }
+        let pair = Pair(device: id, endpoint: f.serverAddress)
+        var t = ledger.removeValue(forKey: pair) ?? EndpointTotals(first: f.start, last: f.end)
+        for n in e.names where !t.names.contains(n) { t.names.append(n) }
+        if t.destination == nil { t.destination = e.destination }
+        let j = FlowJudgement(ended: e, facts: facts[f.id] ?? FlowFacts(), pair: pair, foreign: e.destination?.scope == .foreign)
+        if configuration.on(.foreignEndpoint) { foreignEndpoint.flowEnded(j, &t, into: &raised) }
+        if configuration.on(.iocMatch) { iocMatch.flowEnded(j, &t, into: &raised) }
+        ledger[pair] = t
+    }
+
     /// Detectors judged once the capture is over (the upload by share of the device's own traffic): their alerts
     /// come out before the verdicts.
     public func finish() {

@@ -380,6 +380,18 @@ public final class FlowTable {
         expireIdle()
     }
 
+    /// Calls `body` with each live flow and its slot, per timeout class in idle order (not per packet: the pipeline
+    /// judges open flows this way once a minute of capture time).
+    public func forEachActive(_ body: (Int32, Flow) -> Void) {
+        for c in 0..<FlowTable.classCount {
+            var slot = heads[c]
+            while slot >= 0 {
+                body(slot, slots[Int(slot)])
+                slot = links[Int(slot)].next
+            }
+        }
+    }
+
     /// Ends every remaining flow, as at the end of a capture: open ones become `open-at-end`.
     public func finish() {
         for c in 0..<FlowTable.classCount {

@@ -29,6 +29,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it.", valueName: "count"))
     var maxFlows: Int = 1 << 20
 
+    @Option(help: ArgumentHelp("Judge flows still open every this many seconds of capture time (foreign-endpoint, ioc-match for flows open that long); 0: only when flows end.", valueName: "seconds"))
+    var openFlowInterval: Double = 60
+
     @Flag(help: "Add each TCP direction's SHA-256 (of the reassembled bytes) to flow events.")
     var streamHashes = false
 
@@ -82,6 +85,7 @@ struct AnalysisOptions: ParsableArguments {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
+        if !(openFlowInterval >= 0 && openFlowInterval < 1e9) { throw ValidationError("--open-flow-interval must be 0 or a positive number of seconds") }
         if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 || maxRetainedPerDirection < 0 || maxRetainedTotal < 0 {
             throw ValidationError("buffer limits cannot be negative")
         }
@@ -99,6 +103,7 @@ struct AnalysisOptions: ParsableArguments {
         options.flows.udpTimeout = duration(udpTimeout)
         options.flows.otherTimeout = duration(otherTimeout)
         options.flows.maximumFlows = maxFlows
+        options.openFlowInterval = openFlowInterval > 0 ? duration(openFlowInterval) : nil
         options.reassembly.policy = overlapPolicy
         options.checksums = checksums
         options.reassembly.maximumBufferedPerDirection = maxBufferedPerDirection

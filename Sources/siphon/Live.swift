@@ -38,6 +38,12 @@ struct Live: ParsableCommand {
     @Option(help: ArgumentHelp("Kernel capture buffer per interface, in KiB (as tcpdump's -B).", valueName: "KiB"))
     var bufferSize: Int?
 
+    @Flag(help: "Hand each packet over as it arrives (lowest latency, one wake-up per packet) instead of in kernel blocks handed over when full or after --block-timeout.")
+    var immediate = false
+
+    @Option(help: ArgumentHelp("Without --immediate: the longest a packet waits in a kernel block, in milliseconds.", valueName: "ms"))
+    var blockTimeout: Int = 50
+
     @Option(name: [.customShort("s"), .customLong("snaplen")], help: ArgumentHelp("Bytes kept of each packet.", valueName: "bytes"))
     var snaplen: Int32 = 262_144
 
@@ -67,6 +73,7 @@ struct Live: ParsableCommand {
         }
         if let b = bufferSize, b < 1 { throw ValidationError("--buffer-size must be at least 1 KiB") }
         if snaplen < 1 { throw ValidationError("--snaplen must be at least 1") }
+        if !(1...1000).contains(blockTimeout) { throw ValidationError("--block-timeout must be 1 to 1,000 ms") }
     }
 
     func run() throws {
@@ -80,6 +87,8 @@ struct Live: ParsableCommand {
         live.promiscuous = !noPromiscuous
         live.bufferSize = bufferSize.map { Int32(clamping: $0 * 1024) }
         live.maximumPackets = packets
+        live.immediate = immediate
+        live.blockTimeout = .milliseconds(blockTimeout)
         live.duration = duration.map { .nanoseconds(Int64($0 * 1e9)) }
         if let write {
             var ring = RingOptions(directory: write)

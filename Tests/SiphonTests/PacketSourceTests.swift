@@ -170,3 +170,66 @@ final class IdleAfterFileSource: PacketSource {
         #expect(bad.status == 2 && bad.err == "siphon: \(path):2: expected network,country[,registered_country,asn,as_org]\n", "\(bad.err)")
     }
 }
+
+/// Ethernet + IPv4 + TCP frames for hand-made flows (checksums left zero: scan them with `--checksums off`).
+func tcpFrame(from src: (mac: UInt64, ip: String, port: UInt16), to dst: (mac: UInt64, ip: String, port: UInt16),
+              seq: UInt32, ack: UInt32, flags: UInt8, payload: Int = 0) -> [UInt8] {
+    func mac(_ m: UInt64) -> [UInt8] { (0..<6).map { UInt8(truncatingIfNeeded: m >> (40 - 8 * UInt64($0))) } }
+    func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    let total = 20 + 20 + payload
+    var f = mac(dst.mac) + mac(src.mac) + [0x08, 0x00]
+    f += [0x45, 0] + be16(UInt16(total)) + [0, 1, 0x40, 0, 64, 6, 0, 0] + IPAddress(src.ip)!.bytes + IPAddress(dst.ip)!.bytes
+    f += be16(src.port) + be16(dst.port) + be32(seq) + be32(ack) + [0x50, flags] + be16(65535) + [0, 0, 0, 0]
+    f += [UInt8](repeating: 0x41, count: payload)
+    return f
+}
+
+@Suite struct OpenFlowTests {
+    /// A connection to a foreign host held open (an MQTT-like session, data every 10 s for 150 s, no close) is
+    /// judged while it lasts: foreign-endpoint comes out once it has been open a minute, not when it ends; once
+    /// only, whether judged open or at its end.
+    @Test func heldConnectionIsJudgedBeforeItEnds() throws {
+        let device = (mac: UInt64(0x02A4_C211_3302), ip: "192.168.1.20", port: UInt16(40000))
+        let server = (mac: UInt64(0x0222_3344_55AA), ip: "120.77.166.21", port: UInt16(8883))
+        var frames: [(Int64, [UInt8])] = [
+            (0, tcpFrame(from: device, to: server, seq: 100, ack: 0, flags: 0x02)),
+            (20, tcpFrame(from: server, to: device, seq: 900, ack: 101, flags: 0x12)),
+            (40, tcpFrame(from: device, to: server, seq: 101, ack: 901, flags: 0x10)),
+        ]
+        for k in 0..<15 {
+            let t = Int64(k + 1) * 10_000
+            frames.append((t, tcpFrame(from: device, to: server, seq: 101 + UInt32(k) * 50, ack: 901, flags: 0x18, payload: 50)))
+            frames.append((t + 30, tcpFrame(from: server, to: device, seq: 901, ack: 151 + UInt32(k) * 50, flags: 0x10)))
+        }
+        func run(interval: Duration?) throws -> (open: [Alert], all: [Alert]) {
+            var options = ScanOptions()
+            options.checksums = .off
+            options.geo = try GeoDatabase(home: ["FR"])
+            options.openFlowInterval = interval
+            let pipeline = ScanPipeline(capture: "held", options: options, output: EventOutput())
+            let base: Int64 = 1_700_000_000_000
+            for (ms, bytes) in frames {
+                bytes.withUnsafeBytes { raw in
+                    pipeline.process(CapturedPacket(bytes: raw, timestamp: Timestamp(nanoseconds: (base + ms) * 1_000_000),
+                                                    linkType: .ethernet, originalLength: raw.count))
+                }
+            }
+            let open = pipeline.detection?.raised ?? []
+            pipeline.finish()
+            return (open, pipeline.detection?.raised ?? [])
+        }
+        let judged = try run(interval: .seconds(60))
+        let foreign = judged.open.filter { $0.category == .foreignEndpoint }
+        #expect(foreign.count == 1 && foreign.first?.flow.serverAddress == IPAddress(server.ip))
+        // Raised by the first check, which runs at the first packet 60 s after the capture's first (the segment at
+        // 60.000 s: the flow is 60 s old), with what the device had sent by then: 6 segments of 50 bytes.
+        #expect(foreign.first.map { $0.timestamp.nanoseconds / 1_000_000 - 1_700_000_000_000 } == 60_000)
+        #expect(foreign.first?.evidence.first { $0.0 == "sent_bytes" }?.1 == .int(300))
+        #expect(judged.all.filter { $0.category == .foreignEndpoint }.count == 1)
+        let atEnd = try run(interval: nil)
+        #expect(atEnd.open.isEmpty)
+        #expect(atEnd.all.filter { $0.category == .foreignEndpoint }.count == 1)
+        #expect(Set(atEnd.all.map(\.category.rawValue)) == Set(judged.all.map(\.category.rawValue)))
+    }
+}
