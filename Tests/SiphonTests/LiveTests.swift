@@ -285,7 +285,8 @@ func alertKeys(_ jsonLines: String) -> [String] {
         #expect(categories.isSuperset(of: ["identifier-leak", "beaconing", "foreign-upload", "cleartext", "foreign-endpoint"]), "\(categories)")
 
         let json = tmp + "/live.json", ring = tmp + "/ring"
-        let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "--geo-override", geo, "--json", json, "--write", ring])
+        let html = tmp + "/live.html"
+        let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "--geo-override", geo, "--json", json, "--write", ring, "--html", html])
         #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
         let replay = shell("ip netns exec \(bench.a) tcpreplay -q -x 30 -i \(bench.aLink) \(rewritten)")
         #expect(replay.status == 0, "\(replay.out)")
@@ -303,6 +304,10 @@ func alertKeys(_ jsonLines: String) -> [String] {
         let s = try #require(stats["stats"] as? [String: Any])
         #expect(s["packets"] as? Int == 207 && s["kernel_drops"] as? Int == 0, "\(s)")
         #expect(live.contains("\"event_type\":\"verdict\"") && !live.contains("\"incomplete\""))
+        // The report on stop, as scan writes it: the summary on standard error, the HTML page.
+        #expect(run.stderr.contains("device 02:a4:c2:11:33:02 (mini-phone-x9, dhcp)") && run.stderr.contains("verdict: CRITICAL"), "\(run.stderr)")
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("02:a4:c2:11:33:02") && page.contains("CRITICAL") && !page.contains("Incomplete capture"))
         // The ring, scanned: the same alerts; tshark reads it whole.
         let files = try FileManager.default.contentsOfDirectory(atPath: ring).filter { $0.hasSuffix(".pcapng") }.sorted()
         #expect(files.count == 1)
