@@ -160,7 +160,7 @@ import Testing
     /// Slips' synthetic C2 dataset (GPL, so read from ../shared, not copied): host 147.32.80.37 runs curl to
     /// testing.com every 2 s (MANIFEST.tsv, from the dataset's docs). The host is public (147.32.0.0/16): it is found
     /// as the link's only host that initiates traffic, by its MAC (the gateway, 84:c1:c1:0c:41:60, left out).
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/slips/test-cc-capture-1.pcap"))))
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/slips/test-cc-capture-1.pcap")), "../shared/captures/malware/slips/test-cc-capture-1.pcap not found beside the checkout: skipped"))
     func beaconingOnSlipsCommandAndControl() throws {
         var options = ScanOptions()
         options.geo = try #require(Self.geo as GeoDatabase?) as GeoDatabase

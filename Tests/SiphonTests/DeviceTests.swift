@@ -132,7 +132,7 @@ import Testing
     /// nDPI's dns_exfiltration (read from ../shared): dnscat2 in direct mode through a resolver inside the lab
     /// (192.168.203.167, another subnet behind aa:aa:ee:ee:11:11): the querier is the device, the resolver's MAC
     /// infrastructure, and the names (dnscat.<hex>..., no public suffix) make a tunnel.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/ndpi/dns_exfiltration/dns_exfiltration.pcap"))))
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/ndpi/dns_exfiltration/dns_exfiltration.pcap")), "../shared/captures/malware/ndpi/dns_exfiltration/dns_exfiltration.pcap not found beside the checkout: skipped"))
     func labResolverTunnelHasADevice() throws {
         let run = try Self.events(["-q", Repo.path("../shared/captures/malware/ndpi/dns_exfiltration/dns_exfiltration.pcap")])
         let verdicts = run.events.filter { $0["event_type"] as? String == "verdict" }
@@ -142,7 +142,7 @@ import Testing
 
     /// nDPI's tls_malicious_sha1 (read from ../shared): an IPv6 global client (2001:b07:...) behind its router; it
     /// was no device when devices had to be private addresses.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/ndpi/tls_malicious_sha1/tls_malicious_sha1.pcapng"))))
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: Repo.path("../shared/captures/malware/ndpi/tls_malicious_sha1/tls_malicious_sha1.pcapng")), "../shared/captures/malware/ndpi/tls_malicious_sha1/tls_malicious_sha1.pcapng not found beside the checkout: skipped"))
     func ipv6GlobalClientGetsAVerdict() throws {
         let run = try Self.events(["-q", Repo.path("../shared/captures/malware/ndpi/tls_malicious_sha1/tls_malicious_sha1.pcapng")])
         let verdicts = run.events.filter { $0["event_type"] as? String == "verdict" }

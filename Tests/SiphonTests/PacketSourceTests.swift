@@ -116,8 +116,13 @@ final class IdleAfterFileSource: PacketSource {
         let ring = try PcapngRingWriter(options: options, interfaces: [interfaces[0]])
         let reader = try CaptureReader(path: Self.sample)
         while let p = try reader.next() { try ring.write(p, interface: 0) }
-        try ring.close(at: .zero, drops: [])
+        try ring.close(at: .zero, drops: [(kernel: 3, interface: 4)])
         #expect(ring.written.count > 2 && ring.files == Array(ring.written.suffix(2)))
+        // Drops in the statistics blocks make the scan of that file, and every verdict on it, incomplete.
+        let last = CaptureScanner.scan(path: ring.files.last!, output: EventOutput())
+        #expect(last.statistics.kernelDrops == 3 && last.statistics.interfaceDrops == 4)
+        #expect(last.statistics.incompleteness == "3 packets dropped by the kernel, 4 packets dropped by the interface")
+        #expect(!last.verdicts.isEmpty && last.verdicts.allSatisfy { $0.incomplete == last.statistics.incompleteness })
         let left = try FileManager.default.contentsOfDirectory(atPath: dir2).sorted()
         #expect(left == ring.files.map { ($0 as NSString).lastPathComponent })
     }
