@@ -17,8 +17,8 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Idle timeout of TCP flows without a handshake, in seconds.", valueName: "seconds"))
     var tcpUnestablishedTimeout: Double = 120
 
-    @Option(help: ArgumentHelp("How long a closed or reset TCP flow waits for late packets, in seconds.", valueName: "seconds"))
-    var tcpCloseTimeout: Double = 5
+    @Option(help: ArgumentHelp("How long a closed or reset TCP flow waits for late packets before it is judged, in seconds (scan: 5, as Zeek; live: 1, so findings come out a second after a connection closes).", valueName: "seconds"))
+    var tcpCloseTimeout: Double?
 
     @Option(help: ArgumentHelp("Idle timeout of UDP flows, in seconds.", valueName: "seconds"))
     var udpTimeout: Double = 120
@@ -80,7 +80,7 @@ struct AnalysisOptions: ParsableArguments {
     func validate() throws {
         for (name, value) in [
             ("--tcp-timeout", tcpTimeout), ("--tcp-unestablished-timeout", tcpUnestablishedTimeout),
-            ("--tcp-close-timeout", tcpCloseTimeout), ("--udp-timeout", udpTimeout), ("--other-timeout", otherTimeout),
+            ("--tcp-close-timeout", tcpCloseTimeout ?? 1), ("--udp-timeout", udpTimeout), ("--other-timeout", otherTimeout),
         ] where !(value > 0 && value < 1e9) {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
@@ -93,13 +93,14 @@ struct AnalysisOptions: ParsableArguments {
 
     /// The pipeline's options; exits 2 with a message naming the file or value at fault.
     /// `verdicts`: whether verdicts are built even without `--json` (the summary and the HTML report need them).
-    func scanOptions(verdicts: Bool) throws -> ScanOptions {
+    /// `closeTimeout`: the command's default for `--tcp-close-timeout`.
+    func scanOptions(verdicts: Bool, closeTimeout: Double = 5) throws -> ScanOptions {
         var options = ScanOptions()
         options.filter = filter
         func duration(_ s: Double) -> Duration { .nanoseconds(Int64(s * 1e9)) }
         options.flows.tcpEstablishedTimeout = duration(tcpTimeout)
         options.flows.tcpUnestablishedTimeout = duration(tcpUnestablishedTimeout)
-        options.flows.tcpClosedTimeout = duration(tcpCloseTimeout)
+        options.flows.tcpClosedTimeout = duration(tcpCloseTimeout ?? closeTimeout)
         options.flows.udpTimeout = duration(udpTimeout)
         options.flows.otherTimeout = duration(otherTimeout)
         options.flows.maximumFlows = maxFlows

@@ -77,7 +77,7 @@ struct Live: ParsableCommand {
     }
 
     func run() throws {
-        let options = try analysis.scanOptions(verdicts: true)
+        let options = try analysis.scanOptions(verdicts: true, closeTimeout: 1)
         let output = try report.openOutput()
         output?.lineBuffered = true
 
