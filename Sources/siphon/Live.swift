@@ -9,12 +9,11 @@ import Glibc
 struct Live: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sniff live interfaces: alerts as they fire, the report when stopped (Ctrl-C, SIGTERM, --duration, --packets).",
-        discussion: """
-            Runs the same analysis as `scan` on what the interfaces capture. Alerts stream to standard error (and to
-            --json, a line as each fires) while the capture runs, with a status line on a terminal; on stop, what
-            the kernel still holds is read, every flow ends, and the report is written as `scan` writes it.
-            Exit status: 0 when the capture ran, 1 under --fail-on, 2 when an interface cannot be captured on.
-            """)
+        discussion: "Runs the same analysis as `scan` on what the interfaces capture. Alerts stream to standard "
+            + "error (and to --json, a line as each fires) while the capture runs, with a status line on a terminal; "
+            + "on stop, what the kernel still holds is read, every flow ends, and the report is written as `scan` "
+            + "writes it.\n\nExit status: 0 when the capture ran, 1 under --fail-on, 2 when an interface cannot be "
+            + "captured on.")
 
     @Option(name: [.customShort("i"), .customLong("interface")], help: ArgumentHelp("An interface to capture on; repeatable.", valueName: "name"))
     var interfaces: [String] = []
