@@ -99,4 +99,12 @@ int siphon_install_stop_handlers(void) {
 }
 
 int siphon_stop_fd(void) { return stop_pipe[0]; }
+
+void siphon_reset_stop(void) {
+    stop_signal = 0;
+    if (stop_pipe[0] >= 0) {
+        char sink[64];
+        while (read(stop_pipe[0], sink, sizeof sink) > 0) {}
+    }
+}
 int siphon_stop_signal(void) { return stop_signal; }

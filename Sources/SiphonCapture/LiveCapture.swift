@@ -99,7 +99,10 @@ public final class LiveCapture: PacketSource {
         }
         handles = opened
         interfaces = opened.map { CaptureInterface(name: $0.name, linkType: $0.linkType, snapLength: $0.snapLength) }
-        if options.stopOnSignals { _ = siphon_install_stop_handlers() }
+        if options.stopOnSignals {
+            siphon_reset_stop()
+            _ = siphon_install_stop_handlers()
+        }
         pollSet = opened.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         let stopFD = siphon_stop_fd()
         if stopFD >= 0 { pollSet.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)) }
@@ -109,11 +112,15 @@ public final class LiveCapture: PacketSource {
         deadline = options.duration.map { start + $0 }
         if let ringOptions = options.ring {
             do throws(CaptureError) {
-                ring = try PcapngRingWriter(options: ringOptions, interfaces: interfaces)
+                let writer = try PcapngRingWriter(options: ringOptions, interfaces: interfaces)
+                ring = writer
             } catch {
                 for h in handles { pcap_close(h.pcap) }
+                handles = []  // deinit runs too: nothing left to close twice
                 throw error
             }
+            // A file closed on rotation carries the drop counts as they stand then (cumulative, as pcapng says).
+            ring?.dropCounts = { [weak self] in self?.dropsByInterface ?? [] }
         }
     }
 
@@ -230,7 +237,7 @@ public final class LiveCapture: PacketSource {
                 let now = Self.now()
                 if let deadline, now >= deadline { stopping = true }
                 nextTick = now + options.tick
-                clock = now
+                clock = tickClock(now)
                 ring?.flush()
                 return nil
             }
@@ -267,13 +274,13 @@ public final class LiveCapture: PacketSource {
             if let deadline, now >= deadline { stopping = true }
             if now >= nextTick {
                 nextTick = now + options.tick
-                clock = now
+                clock = tickClock(now)
                 ring?.flush()
                 return nil
             }
-            var wait = Int32((nextTick.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
+            var wait = Int32(clamping: (nextTick.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
             if isStopping { wait = min(wait, 5) }
-            if let deadline { wait = min(wait, Int32(max(0, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))) }
+            if let deadline { wait = min(wait, Int32(clamping: max(0, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))) }
             for k in pollSet.indices { pollSet[k].revents = 0 }
             let ready = poll(&pollSet, nfds_t(pollSet.count), max(0, wait))
             if ready > 0, pollSet.count > handles.count, pollSet[handles.count].revents != 0 {
@@ -282,6 +289,12 @@ public final class LiveCapture: PacketSource {
             }
             emptyHandles = 0
         }
+    }
+
+    /// The capture time a tick vouches for: the kernel may still hold a block of older packets (up to
+    /// `blockTimeout` old), so the clock stays that far behind the wall clock (flows must not end before them).
+    private func tickClock(_ now: Timestamp) -> Timestamp {
+        options.immediate ? now : Timestamp(nanoseconds: now.nanoseconds - options.blockTimeout.nanoseconds)
     }
 
     /// The stop: every packet held has been handed out.

@@ -52,13 +52,20 @@ public final class PcapngRingWriter {
     private var sequence = 0
     private var block: [UInt8] = []
     private let application: String
+    /// Whether this writer made the folder (a caller handing it to another user must not give away an existing one).
+    public private(set) var createdDirectory = false
+    /// The drop counts per interface as they stand, written into a file's statistics blocks when it is closed on
+    /// rotation (nil: rotated files carry none; `close` takes them as an argument).
+    public var dropCounts: (() -> [(kernel: UInt64?, interface: UInt64?)])?
 
     /// Creates the folder if needed; the first file is opened with the first packet (or at `close` when none came).
     public init(options: RingOptions, interfaces: [CaptureInterface], application: String = "Siphon") throws(CaptureError) {
         self.options = options
         self.interfaces = interfaces
         self.application = application
-        if mkdir(options.directory, 0o755) != 0 && errno != EEXIST {
+        if mkdir(options.directory, 0o755) == 0 {
+            createdDirectory = true
+        } else if errno != EEXIST {
             throw CaptureError(.cannotWrite, capture: options.directory, message: String(cString: strerror(errno)))
         }
         var s = stat()
@@ -76,10 +83,10 @@ public final class PcapngRingWriter {
         if file == nil {
             try open(at: packet.timestamp)
         } else if let limit = options.fileBytes, fileBytes >= limit {
-            try rotate(at: packet.timestamp, drops: [])
+            try rotate(at: packet.timestamp, drops: dropCounts?() ?? [])
         } else if let span = options.fileDuration, let start = fileStart,
                   packet.timestamp.nanoseconds - start.nanoseconds >= span.nanoseconds {
-            try rotate(at: packet.timestamp, drops: [])
+            try rotate(at: packet.timestamp, drops: dropCounts?() ?? [])
         }
         let captured = packet.bytes.count
         let padded = (captured + 3) & ~3
@@ -140,10 +147,11 @@ public final class PcapngRingWriter {
             try emit()
         }
         file = nil
-        let failed = fflush(current) != 0 || ferror(current) != 0
-        let message = String(cString: strerror(errno))
-        if fclose(current) != 0 || failed {
-            throw CaptureError(.cannotWrite, capture: files.last ?? options.directory, message: message)
+        var failure: Int32 = 0
+        if fflush(current) != 0 || ferror(current) != 0 { failure = errno == 0 ? EIO : errno }
+        if fclose(current) != 0 && failure == 0 { failure = errno }
+        if failure != 0 {
+            throw CaptureError(.cannotWrite, capture: files.last ?? options.directory, message: String(cString: strerror(failure)))
         }
     }
 

@@ -41,9 +41,11 @@ public struct GeoOverride: Sendable, Equatable {
 
     public static func parse(_ text: String, name: String) throws(GeoError) -> [GeoOverride] {
         var out: [GeoOverride] = []
+        var first = true
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = Substring(raw)
             if line.last == "\r" { line.removeLast() }
+            if i == 0 && line.hasPrefix("\u{FEFF}") { line.removeFirst() }
             let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
             if trimmed.isEmpty || trimmed.first == "#" { continue }
             func bad(_ why: String) -> GeoError { GeoError("\(name):\(i + 1): \(why)") }
@@ -51,8 +53,9 @@ public struct GeoOverride: Sendable, Equatable {
                 String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
             }
             guard fields.count >= 2 else { throw bad("expected network,country[,registered_country,asn,as_org]") }
-            // Header lines as spreadsheets write them.
-            if i == 0 && fields[0].lowercased() == "network" { continue }
+            // A header line as spreadsheets write it (the first line that is not a comment).
+            defer { first = false }
+            if first && fields[0].lowercased() == "network" { continue }
             let text = fields[0]
             guard let network = IPNetwork(text) else { throw bad("\(text): not a network (192.0.2.0/24, 2001:db8::/32) or an address") }
             func code(_ s: String, _ what: String) throws(GeoError) -> String {

@@ -164,10 +164,11 @@ struct ReportOptions: ParsableArguments {
     }
 
     /// Writes the HTML report, if asked; exit 2 when it cannot be written.
-    func writeHTML(_ reports: [HTMLReport.Capture], home: Set<String>) throws {
+    /// `atomically`: through a temporary file renamed over it (the folder must be writable), else in place.
+    func writeHTML(_ reports: [HTMLReport.Capture], home: Set<String>, atomically: Bool = true) throws {
         guard let html else { return }
         let page = HTMLReport.render(reports, home: home, version: SiphonCommand.configuration.version)
-        do { try page.write(toFile: html, atomically: true, encoding: .utf8) } catch {
+        do { try page.write(toFile: html, atomically: atomically, encoding: .utf8) } catch {
             printError("siphon: \(html): cannot write the report: \(error.localizedDescription)")
             throw ExitCode(2)
         }

@@ -63,14 +63,14 @@ struct Live: ParsableCommand {
 
     func validate() throws {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i") }
-        if let d = duration, !(d > 0) { throw ValidationError("--duration must be a positive number of seconds") }
-        if let s = ringSize, !(s > 0) { throw ValidationError("--ring-size must be a positive number of megabytes") }
-        if let s = ringSeconds, !(s > 0) { throw ValidationError("--ring-seconds must be a positive number of seconds") }
+        if let d = duration, !(d > 0 && d <= 1e8) { throw ValidationError("--duration must be a positive number of seconds (at most 10^8)") }
+        if let s = ringSize, !(s > 0 && s <= 1e9) { throw ValidationError("--ring-size must be a positive number of megabytes") }
+        if let s = ringSeconds, !(s > 0 && s <= 1e8) { throw ValidationError("--ring-seconds must be a positive number of seconds (at most 10^8)") }
         if let n = ringFiles, n < 1 { throw ValidationError("--ring-files must be at least 1") }
         if write == nil && (ringSize != nil || ringSeconds != nil || ringFiles != nil) {
             throw ValidationError("--ring-size, --ring-seconds and --ring-files go with --write")
         }
-        if let b = bufferSize, b < 1 { throw ValidationError("--buffer-size must be at least 1 KiB") }
+        if let b = bufferSize, !(1...2_097_151).contains(b) { throw ValidationError("--buffer-size must be 1 to 2,097,151 KiB") }
         if snaplen < 1 { throw ValidationError("--snaplen must be at least 1") }
         if !(1...1000).contains(blockTimeout) { throw ValidationError("--block-timeout must be 1 to 1,000 ms") }
     }
@@ -102,8 +102,22 @@ struct Live: ParsableCommand {
             throw ExitCode(2)
         }
         if let user {
-            // The ring's files are created later, as that user.
-            if let write, let entry = getpwnam(user) { _ = chown(write, entry.pointee.pw_uid, entry.pointee.pw_gid) }
+            // The ring's files are created later, as that user: a folder Siphon made is handed over (an existing
+            // one is not: it must already be writable by that user). The HTML report is created now and handed
+            // over too, then written in place at the end.
+            if let entry = getpwnam(user) {
+                let (uid, gid) = (entry.pointee.pw_uid, entry.pointee.pw_gid)
+                if let write, source.ring?.createdDirectory == true { _ = chown(write, uid, gid) }
+                if let html = report.html {
+                    let fd = open(html, O_WRONLY | O_CREAT, 0o644)
+                    if fd < 0 {
+                        printError("siphon: \(html): cannot create the report: \(String(cString: strerror(errno)))")
+                        throw ExitCode(2)
+                    }
+                    _ = fchown(fd, uid, gid)
+                    close(fd)
+                }
+            }
             do { try Privileges.drop(to: user) } catch {
                 printError("siphon: \(error)")
                 throw ExitCode(2)
@@ -147,7 +161,7 @@ struct Live: ParsableCommand {
         }
         try report.writeHTML(
             [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link)],
-            home: options.geo?.homeCountries ?? [])
+            home: options.geo?.homeCountries ?? [], atomically: user == nil)
         if let failure {
             printError("siphon: \(failure)")
             throw ExitCode(2)

@@ -147,6 +147,17 @@ func alertKeys(_ jsonLines: String) -> [String] {
         #expect(r.err.split(separator: "\n").count == 1)
     }
 
+    /// A ring folder that cannot be made is an error before any packet, and the interfaces are released once.
+    @Test(.enabled(if: geteuid() == 0, "needs root to open an interface: skipped"))
+    func unwritableRingIsAClearError() throws {
+        var options = LiveOptions(interfaces: ["lo"])
+        options.ring = RingOptions(directory: "/proc/siphon-cannot-be-made")
+        options.stopOnSignals = false
+        #expect(throws: CaptureError.self) { _ = try LiveCapture(options: options) }
+        let r = try runSiphon(["live", "-i", "lo", "--write", "/proc/siphon-cannot-be-made"])
+        #expect(r.status == 2 && r.err.hasPrefix("siphon: /proc/siphon-cannot-be-made: cannot write:"), "\(r.err)")
+    }
+
     @Test func usageErrorsExit2() throws {
         #expect(try runSiphon(["live"]).status == 2)
         #expect(try runSiphon(["live", "-i", "lo", "--ring-files", "3"]).status == 2)
@@ -179,9 +190,14 @@ func alertKeys(_ jsonLines: String) -> [String] {
         defer { bench.remove() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-idle-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The HTML report in a folder only root may write to: with -Z it is created before the switch.
+        let reports = dir + "-reports"
+        try? FileManager.default.removeItem(atPath: reports)
+        try FileManager.default.createDirectory(atPath: reports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: reports) }
         for (signal, user) in [(SIGINT, nil), (SIGTERM, nil), (SIGINT, "nobody")] as [(Int32, String?)] {
             try? FileManager.default.removeItem(atPath: dir)
-            var arguments = ["-i", bench.bLink, "--json", "/dev/null", "--write", dir]
+            var arguments = ["-i", bench.bLink, "--json", "/dev/null", "--write", dir, "--html", reports + "/live.html"]
             if let user { arguments += ["-Z", user] }
             let run = try LiveRun(namespace: bench.b, arguments: arguments)
             #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
@@ -201,6 +217,9 @@ func alertKeys(_ jsonLines: String) -> [String] {
                 var s = stat()
                 #expect(stat(dir + "/" + (files.first ?? ""), &s) == 0 && s.st_uid == 65534, "the ring is written as the -Z user")
             }
+            let page = (try? String(contentsOfFile: reports + "/live.html", encoding: .utf8)) ?? ""
+            #expect(page.contains("<html") && page.contains(bench.bLink), "\(user ?? "root"): \(run.stderr)")
+            try? FileManager.default.removeItem(atPath: reports + "/live.html")
         }
     }
 

@@ -26,5 +26,7 @@ int siphon_stop_fd(void);
 int siphon_stop_signal(void);
 /// Asks to stop as a signal would (tests, `--duration`).
 void siphon_request_stop(int signal);
+/// Forgets an earlier stop request (a new capture in the same process starts afresh) and empties the pipe.
+void siphon_reset_stop(void);
 
 #endif
