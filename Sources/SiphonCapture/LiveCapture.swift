@@ -78,6 +78,17 @@ public final class LiveCapture: PacketSource {
     private var tickDue = false
     /// When the stop was first seen: the drain lasts `drainTime` from there.
     private var stopAsked: Timestamp?
+    /// Per handle: packets handed out, and (from the stop on) how many the kernel had kept by then, which the
+    /// drain reads before it ends (`ps_recv - ps_drop`; nil when libpcap gives no statistics).
+    private var handedOut: [UInt64] = []
+    private var drainTargets: [UInt64]?
+    /// Set when every handle was found empty, cleared by each packet handed out.
+    private var drainedEmpty = false
+    /// Packets the kernel had kept at the stop that the drain could not read within `drainLimit` (counted as
+    /// kernel drops: they were not analysed).
+    public private(set) var unreadAtStop: UInt64 = 0
+    /// The longest a drain reads a backlog for.
+    private static let drainLimit: Int64 = 2_000_000_000
     /// How long the drain reads after a stop: a block's timeout and a margin (immediate mode: until the handles are
     /// empty, within the same margin under steady traffic).
     private var drainTime: Int64 { (options.immediate ? 0 : options.blockTimeout.nanoseconds) + 20_000_000 }
@@ -98,6 +109,7 @@ public final class LiveCapture: PacketSource {
             throw error
         }
         handles = opened
+        handedOut = [UInt64](repeating: 0, count: opened.count)
         interfaces = opened.map { CaptureInterface(name: $0.name, linkType: $0.linkType, snapLength: $0.snapLength) }
         if options.stopOnSignals {
             siphon_reset_stop()
@@ -225,12 +237,31 @@ public final class LiveCapture: PacketSource {
         while true {
             if let limit = options.maximumPackets, packetsCaptured >= limit { return end() }
             if isStopping {
-                // The drain: what the kernel holds now, and blocks it has not handed over yet (retired at most
-                // `blockTimeout` after their first packet), are read; under steady traffic the drain still ends.
+                // The drain: every packet the kernel had kept when the stop came is read (blocks not handed over
+                // yet are retired at most `blockTimeout` after their first packet), packets after it are not, and
+                // the drain ends in at most `drainLimit` even under a backlog (what it left is counted).
                 let now = Self.now()
-                let asked = stopAsked ?? now
-                stopAsked = asked
-                if now.nanoseconds - asked.nanoseconds > drainTime { return end() }
+                if stopAsked == nil {
+                    stopAsked = now
+                    let kept = handles.map { h -> UInt64? in
+                        var s = pcap_stat()
+                        return pcap_stats(h.pcap, &s) == 0 ? UInt64(s.ps_recv) &- UInt64(s.ps_drop) : nil
+                    }
+                    drainTargets = kept.contains { $0 == nil } ? nil : kept.map { $0! }
+                }
+                let elapsed = now.nanoseconds - stopAsked!.nanoseconds
+                // Every handle found empty after the last block had time to retire: nothing is left (libpcap's
+                // count may include packets it filtered in user space, which never come out).
+                if drainedEmpty && elapsed > drainTime { return end() }
+                if let targets = drainTargets {
+                    if zip(handedOut, targets).allSatisfy({ $0 >= $1 }) { return end() }
+                    if elapsed > Self.drainLimit {
+                        unreadAtStop = zip(handedOut, targets).reduce(0) { $0 + ($1.1 > $1.0 ? $1.1 - $1.0 : 0) }
+                        return end()
+                    }
+                } else if elapsed > drainTime {
+                    return end()
+                }
             }
             if tickDue {
                 tickDue = false
@@ -254,6 +285,8 @@ public final class LiveCapture: PacketSource {
                         timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: Int64(h.ts.tv_usec) * handles[i].scale),
                         linkType: handles[i].linkType, originalLength: Int(h.len), interfaceID: i)
                     packetsCaptured += 1
+                    handedOut[i] &+= 1
+                    drainedEmpty = false
                     // Under steady traffic the handles never run dry: the tick still comes, every 64 packets checked.
                     if packetsCaptured & 63 == 0, Self.now() >= nextTick { tickDue = true }
                     try ring?.write(packet, interface: i)
@@ -269,6 +302,7 @@ public final class LiveCapture: PacketSource {
                 current = (i + 1) % handles.count
             }
             // Nothing waiting in any handle.
+            drainedEmpty = true
             if isStopping && options.immediate { return end() }
             let now = Self.now()
             if let deadline, now >= deadline { stopping = true }
@@ -322,9 +356,10 @@ public final class LiveCapture: PacketSource {
         }
     }
 
+    /// Kernel drops, plus packets the kernel had kept at the stop that the drain could not read in time.
     public var kernelDrops: UInt64? {
         let d = dropsByInterface.compactMap(\.kernel)
-        return d.isEmpty ? nil : d.reduce(0, +)
+        return d.isEmpty ? nil : d.reduce(0, +) + unreadAtStop
     }
 
     public var interfaceDrops: UInt64? {

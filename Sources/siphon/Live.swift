@@ -144,7 +144,8 @@ struct Live: ParsableCommand {
         let drops = source.dropsByInterface
         func sum(_ values: [UInt64?]) -> UInt64? { values.contains { $0 != nil } ? values.compactMap { $0 }.reduce(0, +) : nil }
         let statistics = pipeline.finish(
-            interfaceDrops: sum(drops.map(\.interface)), kernelDrops: sum(drops.map(\.kernel)), filteredOut: 0)
+            interfaceDrops: sum(drops.map(\.interface)), kernelDrops: sum(drops.map(\.kernel)).map { $0 + source.unreadAtStop },
+            filteredOut: 0)
         monitor.tick(pipeline, final: true)
         var ringError: CaptureError?
         do { try source.closeRing() } catch { ringError = error }
