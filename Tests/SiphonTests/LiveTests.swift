@@ -271,6 +271,39 @@ func alertKeys(_ jsonLines: String) -> [String] {
         sender.waitUntilExit()
     }
 
+    /// Two interfaces at once (the veth and the namespace's loopback): packets of both are analysed and written to
+    /// one ring file with an interface block each, as tshark reads it.
+    @Test(.enabled(if: TestBench.available && shell("command -v tcpreplay && command -v tshark").status == 0,
+                   "tcpreplay/tshark missing or no network namespaces: skipped"))
+    func twoInterfacesAtOnce() throws {
+        let bench = try TestBench()
+        defer { bench.remove() }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-two-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let rewritten = tmp + "/sample-doc.pcap"
+        try #require(shell("tcprewrite --pnat=192.168.0.0/16:192.0.2.128/25,0.0.0.0/0:198.51.100.0/24 -C -i \(Repo.path("captures/sample/backdoor-phone.pcap")) -o \(rewritten)").status == 0)
+        let json = tmp + "/live.json", ring = tmp + "/ring"
+        let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "-i", "lo", "-q", "--json", json, "--write", ring])
+        usleep(1_500_000)
+        #expect(shell("ip netns exec \(bench.a) tcpreplay -q --topspeed -i \(bench.aLink) \(rewritten)").status == 0)
+        // Five datagrams on the loopback of the listening namespace (nothing leaves it).
+        #expect(shell("ip netns exec \(bench.b) python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x' * 10, ('127.0.0.1', 9999)) for _ in range(5)]\"").status == 0)
+        usleep(500_000)
+        _ = try #require(run.stop(), "live did not stop")
+        #expect(run.process.terminationStatus == 0, "\(run.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: ring).filter { $0.hasSuffix(".pcapng") }
+        try #require(files.count == 1)
+        let names = shell("tshark -r \(ring)/\(files[0]) -T fields -e frame.interface_name 2>/dev/null").out.split(separator: "\n")
+        #expect(names.filter { $0 == bench.bLink }.count == 207)
+        #expect(names.filter { $0 == "lo" }.count >= 5)
+        let stats = try String(contentsOfFile: json, encoding: .utf8).split(separator: "\n").last
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]
+        #expect((stats?["stats"] as? [String: Any])?["packets"] as? Int == names.filter { $0 == bench.bLink || $0 == "lo" }.count)
+        #expect(run.stderr.isEmpty || !run.stderr.contains("error"), "\(run.stderr)")
+    }
+
     /// The bench test: the bundled sample rewritten into documentation ranges (tcprewrite), replayed from one
     /// namespace (tcpreplay, 30 times faster than captured) while `siphon live` listens in the other, stopped
     /// with SIGINT. Its alerts equal those of `siphon scan` on the rewritten capture, with the same
