@@ -181,8 +181,12 @@ public final class ScanPipeline {
                    truncated: captured.isTruncated, precomputed: precomputed)
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
-        if captured.timestamp.nanoseconds >= nextOpenFlowCheck, openFlowInterval > 0 { checkOpenFlows(at: captured.timestamp) }
+        if openFlowsDue(captured.timestamp) { checkOpenFlows(at: captured.timestamp) }
     }
+
+    /// Whether open flows are to be judged at `time` (the first packet only sets the first check).
+    @inline(__always)
+    private func openFlowsDue(_ time: Timestamp) -> Bool { time.nanoseconds >= nextOpenFlowCheck && openFlowInterval > 0 }
 
     /// Judges the flows open for at least `openFlowInterval` (`DetectionEngine.flowOpen`), then sets the next check.
     private func checkOpenFlows(at now: Timestamp) {
@@ -196,13 +200,19 @@ public final class ScanPipeline {
         }
         for f in open where detection.isDevice(f) && !detection.isLocal(f.serverAddress) {
             let names = recorder.app.names.names(for: f.serverAddress, before: f.start)
-            let destination = geo.map { $0.lookup(f.serverAddress) }
-            let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
+            let (destination, hit) = endpoint(f.serverAddress, names: names)
             detection.flowOpen(EndedFlow(
                 flow: f, sent: Int(f.client.payloadBytes), received: Int(f.server.payloadBytes), resolvedNames: names,
-                names: names, destination: destination?.scope == .local ? nil : destination, app: "unknown", indicator: hit))
+                names: names, destination: destination, app: "unknown", indicator: hit))
             writeAlerts(flow: f)
         }
+    }
+
+    /// An endpoint's `dest_geo` (nil when local or without data) and the indicator its address or a name matched.
+    private func endpoint(_ address: IPAddress, names: [String]) -> (GeoInfo?, Indicator?) {
+        let g = geo.map { $0.lookup(address) }
+        let hit = intel.flatMap { set in set.match(address: address) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
+        return (g?.scope == .local ? nil : g, hit)
     }
 
     /// The checksum a transport carries (nil: none Siphon verifies).
@@ -446,9 +456,7 @@ public final class ScanPipeline {
             // The Community ID (a SHA-1) only when events are written.
             let cached = communityIDs.removeValue(forKey: f.id)
             let id = output == nil ? "" : cached ?? f.communityID
-            let destination = geo.map { $0.lookup(f.serverAddress) }
-            let hit = intel.flatMap { set in set.match(address: f.serverAddress) ?? names.lazy.compactMap { set.match(domain: $0) }.first }
-            let dest = destination?.scope == .local ? nil : destination
+            let (dest, hit) = endpoint(f.serverAddress, names: names)
             output?.write(EventEncoder.flow(
                 f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
                 destination: dest, indicator: hit, capture: capture))
@@ -471,7 +479,7 @@ public final class ScanPipeline {
         flows.advance(to: time)
         fragments.expire(now: time)
         if !flows.ended.isEmpty { drainEndedFlows() }
-        if time.nanoseconds >= nextOpenFlowCheck, openFlowInterval > 0, nextOpenFlowCheck != 0 { checkOpenFlows(at: time) }
+        if openFlowsDue(time) { checkOpenFlows(at: time) }
         output?.flush()
     }
 

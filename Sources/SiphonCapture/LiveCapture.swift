@@ -63,8 +63,6 @@ public final class LiveCapture: PacketSource {
     public private(set) var clock: Timestamp?
     public private(set) var packetsCaptured: UInt64 = 0
     public var filteredOut: Int { 0 }
-    /// When the capture began (wall clock, as packets are stamped).
-    public let started: Timestamp
     /// The ring the packets are written to, if any.
     public private(set) var ring: PcapngRingWriter?
 
@@ -119,7 +117,6 @@ public final class LiveCapture: PacketSource {
         let stopFD = siphon_stop_fd()
         if stopFD >= 0 { pollSet.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)) }
         let start = Self.now()
-        started = start
         nextTick = start + options.tick
         deadline = options.duration.map { start + $0 }
         if let ringOptions = options.ring {
@@ -265,12 +262,7 @@ public final class LiveCapture: PacketSource {
             }
             if tickDue {
                 tickDue = false
-                let now = Self.now()
-                if let deadline, now >= deadline { stopping = true }
-                nextTick = now + options.tick
-                clock = tickClock(now)
-                ring?.flush()
-                return nil
+                return tick(at: Self.now())
             }
             // One read from each handle in turn; a handle with nothing counts toward a wait.
             while emptyHandles < handles.count {
@@ -305,13 +297,8 @@ public final class LiveCapture: PacketSource {
             drainedEmpty = true
             if isStopping && options.immediate { return end() }
             let now = Self.now()
+            if now >= nextTick { return tick(at: now) }
             if let deadline, now >= deadline { stopping = true }
-            if now >= nextTick {
-                nextTick = now + options.tick
-                clock = tickClock(now)
-                ring?.flush()
-                return nil
-            }
             var wait = Int32(clamping: (nextTick.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
             if isStopping { wait = min(wait, 5) }
             if let deadline { wait = min(wait, Int32(clamping: max(0, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000))) }
@@ -325,10 +312,15 @@ public final class LiveCapture: PacketSource {
         }
     }
 
-    /// The capture time a tick vouches for: the kernel may still hold a block of older packets (up to
-    /// `blockTimeout` old), so the clock stays that far behind the wall clock (flows must not end before them).
-    private func tickClock(_ now: Timestamp) -> Timestamp {
-        options.immediate ? now : Timestamp(nanoseconds: now.nanoseconds - options.blockTimeout.nanoseconds)
+    /// A tick: `next()` returns nil with the clock moved on (the duration checked, the ring flushed). The clock
+    /// stays a block timeout behind the wall clock: the kernel may still hold a block of packets that old, and
+    /// flows must not end before them.
+    private func tick(at now: Timestamp) -> CapturedPacket? {
+        if let deadline, now >= deadline { stopping = true }
+        nextTick = now + options.tick
+        clock = options.immediate ? now : Timestamp(nanoseconds: now.nanoseconds - options.blockTimeout.nanoseconds)
+        ring?.flush()
+        return nil
     }
 
     /// The stop: every packet held has been handed out.
@@ -348,14 +340,6 @@ public final class LiveCapture: PacketSource {
         }
     }
 
-    /// Packets the kernel received for the handles (`ps_recv`), all interfaces.
-    public var kernelReceived: UInt64 {
-        handles.reduce(0) { total, h in
-            var s = pcap_stat()
-            return pcap_stats(h.pcap, &s) == 0 ? total + UInt64(s.ps_recv) : total
-        }
-    }
-
     /// Kernel drops, plus packets the kernel had kept at the stop that the drain could not read in time.
     public var kernelDrops: UInt64? {
         let d = dropsByInterface.compactMap(\.kernel)
@@ -370,6 +354,6 @@ public final class LiveCapture: PacketSource {
     /// Closes the ring's last file with the drop counts; call once the capture is finished.
     public func closeRing() throws(CaptureError) {
         guard let ring else { return }
-        try ring.close(at: clock ?? Self.now(), drops: dropsByInterface)
+        try ring.close(at: clock ?? Self.now())
     }
 }

@@ -54,8 +54,8 @@ public final class PcapngRingWriter {
     private let application: String
     /// Whether this writer made the folder (a caller handing it to another user must not give away an existing one).
     public private(set) var createdDirectory = false
-    /// The drop counts per interface as they stand, written into a file's statistics blocks when it is closed on
-    /// rotation (nil: rotated files carry none; `close` takes them as an argument).
+    /// The drop counts per interface as they stand, written into a file's statistics blocks when it is closed (on
+    /// rotation and at `close`, unless `close` is given counts; nil: none).
     public var dropCounts: (() -> [(kernel: UInt64?, interface: UInt64?)])?
 
     /// Creates the folder if needed; the first file is opened with the first packet (or at `close` when none came).
@@ -112,9 +112,9 @@ public final class PcapngRingWriter {
 
     /// Ends the current file with the interfaces' statistics (`drops`: per interface, kernel and interface drops
     /// as known now) and closes it. A ring that never saw a packet still leaves one file, with its interfaces.
-    public func close(at time: Timestamp, drops: [(kernel: UInt64?, interface: UInt64?)]) throws(CaptureError) {
+    public func close(at time: Timestamp, drops: [(kernel: UInt64?, interface: UInt64?)]? = nil) throws(CaptureError) {
         if file == nil { try open(at: time) }
-        try finishFile(at: time, drops: drops)
+        try finishFile(at: time, drops: drops ?? dropCounts?() ?? [])
     }
 
     private func rotate(at time: Timestamp, drops: [(kernel: UInt64?, interface: UInt64?)]) throws(CaptureError) {

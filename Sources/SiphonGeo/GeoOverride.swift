@@ -1,11 +1,5 @@
 public import SiphonCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A network whose country (and owner) the lab declares, taking precedence over every geo source: a lab's egress
 /// or test ranges, or documentation ranges that tests give a country (`--geo-override FILE.csv`).
 public struct GeoOverride: Sendable, Equatable {
@@ -26,17 +20,8 @@ public struct GeoOverride: Sendable, Equatable {
     /// Reads `network,country[,registered_country,asn,as_org]` lines (`#` comments and blank lines skipped; the AS
     /// as `64500` or `AS64500`; the organisation may hold commas). Throws naming the file and line of the first bad one.
     public static func load(path: String) throws(GeoError) -> [GeoOverride] {
-        guard let f = fopen(path, "rb") else { throw GeoError("\(path): cannot open: \(String(cString: strerror(errno)))") }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        if ferror(f) != 0 { throw GeoError("\(path): cannot read: \(String(cString: strerror(errno)))") }
-        return try parse(String(decoding: bytes, as: UTF8.self), name: path)
+        let file = try MappedFile(path: path)
+        return try parse(file.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }, name: path)
     }
 
     public static func parse(_ text: String, name: String) throws(GeoError) -> [GeoOverride] {

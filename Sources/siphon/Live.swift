@@ -124,9 +124,7 @@ struct Live: ParsableCommand {
             }
         }
 
-        var analysisOptions = options
-        analysisOptions.filter = nil  // compiled into the kernel
-        let pipeline = ScanPipeline(capture: source.name, options: analysisOptions, output: output)
+        let pipeline = ScanPipeline(capture: source.name, options: options, output: output)
         let monitor = LiveMonitor(source: source, color: colorOnStandardError, statusInterval: statusInterval, quiet: report.quiet)
         if !report.quiet {
             printError("siphon: capturing on \(source.interfaces.map { "\($0.name) (\($0.linkType))" }.joined(separator: ", "))"
@@ -140,12 +138,8 @@ struct Live: ParsableCommand {
             failure = error
             pipeline.record(error: error)
         }
-        // Drops as they stand after the last read; the ring's last file gets them too.
-        let drops = source.dropsByInterface
-        func sum(_ values: [UInt64?]) -> UInt64? { values.contains { $0 != nil } ? values.compactMap { $0 }.reduce(0, +) : nil }
-        let statistics = pipeline.finish(
-            interfaceDrops: sum(drops.map(\.interface)), kernelDrops: sum(drops.map(\.kernel)).map { $0 + source.unreadAtStop },
-            filteredOut: 0)
+        // Drops as they stand after the last read (the ring's last file gets them too).
+        let statistics = pipeline.finish(interfaceDrops: source.interfaceDrops, kernelDrops: source.kernelDrops)
         monitor.tick(pipeline, final: true)
         var ringError: CaptureError?
         do { try source.closeRing() } catch { ringError = error }
