@@ -20,12 +20,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // The batch case database (siphon.db), on the system SQLite (Debian: libsqlite3-dev).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libpcap, found through pkg-config (Debian: libpcap-dev).
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]),
         // Small C helpers libc does not expose to Swift (fopencookie).
-        .target(name: "CSiphonSupport"),
+        // zlib (Debian: zlib1g-dev) reads gzip-compressed captures.
+        .target(name: "CSiphonSupport", linkerSettings: [.linkedLibrary("z")]),
         // Capture: libpcap files and (later) live interfaces, plus a native pcapng reader for what libpcap 1.10 refuses.
         // Core value types every stage shares: timestamps, link types, IP addresses, big-endian reads.
         .target(name: "SiphonCore", swiftSettings: strict),
@@ -74,12 +77,17 @@ let package = Package(
             dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect",
                            "SiphonReport"],
             swiftSettings: hot),
+        // Batch scans: per-capture outputs, the fleet report (JSON, HTML), the case database (SQLite).
+        .target(
+            name: "SiphonFleet",
+            dependencies: ["Siphon", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .executableTarget(
             name: "siphon",
-            dependencies: ["Siphon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Siphon", "SiphonFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         // Benchmark driver: decode + flow table over a capture, timed against the C floors by scripts/bench.sh.
         .executableTarget(name: "SiphonBench", dependencies: ["Siphon"], path: "Benchmarks/SiphonBench", swiftSettings: strict),
-        .testTarget(name: "SiphonTests", dependencies: ["Siphon"], resources: [], swiftSettings: strict),
+        .testTarget(name: "SiphonTests", dependencies: ["Siphon", "SiphonFleet", .product(name: "GRDB", package: "GRDB.swift")], resources: [], swiftSettings: strict),
     ]
 )

@@ -5,6 +5,7 @@
 
 struct prefixed {
     FILE *source;
+    int close_source;
     size_t count, used;
     unsigned char bytes[];
 };
@@ -25,14 +26,17 @@ static ssize_t prefixed_read(void *cookie, char *buf, size_t size) {
 }
 
 static int prefixed_close(void *cookie) {
+    struct prefixed *p = cookie;
+    if (p->close_source) fclose(p->source);
     free(cookie);
     return 0;
 }
 
-FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count) {
+FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count, int close_source) {
     struct prefixed *p = malloc(sizeof *p + count);
     if (!p) return NULL;
     p->source = source;
+    p->close_source = close_source;
     p->count = count;
     p->used = 0;
     memcpy(p->bytes, prefix, count);
@@ -108,3 +112,87 @@ void siphon_reset_stop(void) {
     }
 }
 int siphon_stop_signal(void) { return stop_signal; }
+
+#include <zlib.h>
+
+/* gzip-compressed captures: a read-only stream inflating `source` (gzip members one after another, as gzip -c
+   a b > c makes). What went wrong, if anything, is kept per thread for the reader to word its error with. */
+static _Thread_local char gzip_error[160];
+
+struct gzip_stream {
+    FILE *source;
+    int close_source, in_member, done;
+    z_stream z;
+    unsigned char in[1 << 16];
+};
+
+static ssize_t gzip_read(void *cookie, char *buf, size_t size) {
+    struct gzip_stream *g = cookie;
+    if (g->done || size == 0) return 0;
+    if (size > (1u << 30)) size = 1u << 30;
+    g->z.next_out = (Bytef *)buf;
+    g->z.avail_out = (uInt)size;
+    while (g->z.avail_out == size) {
+        if (g->z.avail_in == 0) {
+            size_t n = fread(g->in, 1, sizeof g->in, g->source);
+            if (n == 0) {
+                if (ferror(g->source)) {
+                    snprintf(gzip_error, sizeof gzip_error, "gzip: read error: %s", strerror(errno));
+                    g->done = 1;
+                    errno = EIO;
+                    return -1;
+                }
+                if (g->in_member)
+                    snprintf(gzip_error, sizeof gzip_error,
+                             "gzip: the compressed data ends inside a member (truncated .gz file) after %lu compressed bytes",
+                             (unsigned long)g->z.total_in);
+                g->done = 1;
+                break;
+            }
+            g->z.next_in = g->in;
+            g->z.avail_in = (uInt)n;
+        }
+        g->in_member = 1;
+        int r = inflate(&g->z, Z_NO_FLUSH);
+        if (r == Z_STREAM_END) {
+            /* The next member, if any, starts afresh. */
+            g->in_member = 0;
+            uLong in = g->z.total_in;
+            inflateReset(&g->z);
+            g->z.total_in = in;
+            continue;
+        }
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            snprintf(gzip_error, sizeof gzip_error, "gzip: %s (compressed byte %lu)",
+                     g->z.msg ? g->z.msg : "bad compressed data", (unsigned long)g->z.total_in);
+            g->done = 1;
+            if (g->z.avail_out == size) { errno = EIO; return -1; }
+            break;
+        }
+    }
+    return (ssize_t)(size - g->z.avail_out);
+}
+
+static int gzip_close(void *cookie) {
+    struct gzip_stream *g = cookie;
+    inflateEnd(&g->z);
+    if (g->close_source) fclose(g->source);
+    free(g);
+    return 0;
+}
+
+FILE *siphon_gzip_stream(FILE *source, int close_source) {
+    struct gzip_stream *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->source = source;
+    g->close_source = close_source;
+    /* 16 + 15: a gzip header and trailer around a deflate stream with up to a 32 KiB window. */
+    if (inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) { free(g); return NULL; }
+    gzip_error[0] = 0;
+    cookie_io_functions_t io = { .read = gzip_read, .write = NULL, .seek = NULL, .close = gzip_close };
+    FILE *f = fopencookie(g, "r", io);
+    if (!f) { inflateEnd(&g->z); free(g); }
+    return f;
+}
+
+const char *siphon_gzip_error(void) { return gzip_error[0] ? gzip_error : NULL; }

@@ -255,6 +255,8 @@ public final class EventOutput {
     public private(set) var eventsWritten = 0
     /// Each event is written out as soon as it is complete (live capture: a reader sees alerts as they fire).
     public var lineBuffered = false
+    /// The first write that failed (disk full, closed pipe), if one did: the events after it are lost.
+    public private(set) var writeError: String?
 
     /// Writes to memory; read `memory` or `lines` afterwards.
     public init() {
@@ -309,6 +311,7 @@ public final class EventOutput {
                 let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
                 if n <= 0 {
                     if n < 0 && errno == EINTR { continue }
+                    if writeError == nil { writeError = n < 0 ? String(cString: strerror(errno)) : "nothing written" }
                     break
                 }
                 done += n

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Siphon
+import SiphonFleet
 import Foundation
 
 #if canImport(Glibc)
@@ -89,6 +90,37 @@ struct AnalysisOptions: ParsableArguments {
         if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 || maxRetainedPerDirection < 0 || maxRetainedTotal < 0 {
             throw ValidationError("buffer limits cannot be negative")
         }
+    }
+
+    /// Everything the results depend on, as text: every option's value and the SHA-256 of every file an option
+    /// names (rules, identifiers, geo databases, overrides, IOC feeds), plus the build (version and the SHA-256 of
+    /// the executable, whose embedded rules and data it carries). `batch` keys its reuse of earlier results on it.
+    func fingerprint() -> String {
+        func digest(_ path: String) -> String {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "missing" }
+            if !isDirectory.boolValue { return (try? fileDigest(path).sha256) ?? "unreadable" }
+            let files = ((FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []).sorted()
+            return textDigest(files.map { "\($0)=\((try? fileDigest(path + "/" + $0).sha256) ?? "-")" }.joined(separator: "\n"))
+        }
+        let exe = (try? fileDigest("/proc/self/exe").sha256) ?? CommandLine.arguments[0]
+        var lines = [
+            "siphon \(SiphonCommand.configuration.version) build \(exe)",
+            "filter=\(filter ?? "")", "tcp-timeout=\(tcpTimeout)", "tcp-unestablished-timeout=\(tcpUnestablishedTimeout)",
+            "tcp-close-timeout=\(tcpCloseTimeout.map { "\($0)" } ?? "default")", "udp-timeout=\(udpTimeout)", "other-timeout=\(otherTimeout)",
+            "max-flows=\(maxFlows)", "open-flow-interval=\(openFlowInterval)", "stream-hashes=\(streamHashes)",
+            "overlap-policy=\(overlapPolicy)", "checksums=\(checksums)", "ttl-limit=\(ttlLimit.map { "\($0)" } ?? "default")",
+            "max-buffered-per-direction=\(maxBufferedPerDirection)", "max-buffered-total=\(maxBufferedTotal)",
+            "max-retained-per-direction=\(maxRetainedPerDirection)", "retain-responder=\(retainResponder)",
+            "max-retained-total=\(maxRetainedTotal)", "http-body-depth=\(httpBodyDepth)",
+            "rules=\(rules.map(digest) ?? "embedded")", "home=\(data.home ?? "pack")",
+            "device=\(devices.device.joined(separator: ","))", "not-device=\(devices.notDevice.joined(separator: ","))",
+        ]
+        lines += identifiers.map { "identifiers=\(digest($0))" }
+        lines += data.geoDb.map { "geo-db=\(digest($0))" }
+        lines += data.ioc.map { "ioc=\(digest($0))" }
+        lines += data.geoOverride.map { "geo-override=\(digest($0))" }
+        return lines.joined(separator: "\n")
     }
 
     /// The pipeline's options; exits 2 with a message naming the file or value at fault.
@@ -206,34 +238,46 @@ struct Scan: ParsableCommand {
     func run() throws {
         var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil)
         options.readAhead = readAhead
-        let output = try report.openOutput()
-        var failed = false
-        var worst: Severity?
-        var reports: [HTMLReport.Capture] = []
-        for capture in captures {
-            let result = CaptureScanner.scan(path: capture, options: options, output: output)
-            if let top = result.alerts.map(\.severity).max(), worst.map({ top > $0 }) ?? true { worst = top }
-            if report.html != nil, !(result.error != nil && result.error?.offset == nil) {
-                reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link))
-            }
-            if let error = result.error {
-                failed = true
-                // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
-                if error.offset == nil {
-                    printError("siphon: \(error)")
-                    continue
-                }
-            }
-            if !report.quiet {
-                printError(TerminalSummary.render(
-                    capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-                    verdicts: result.verdicts, link: result.link, color: colorOnStandardError))
-            }
-            if let error = result.error, report.quiet { printError("siphon: \(error)") }
+        let sink = ScanReport(output: try report.openOutput(), quiet: report.quiet, html: report.html != nil)
+        let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
+        sink.output?.flush()
+        try report.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
+        let status = summary.exitStatus(failOn: report.failOn)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `scan`'s sink: every capture's events to one output, in order; its summary on standard error and its part of
+/// the HTML report.
+final class ScanReport: ScanSink, @unchecked Sendable {
+    let output: EventOutput?
+    let quiet: Bool
+    let html: Bool
+    private(set) var reports: [HTMLReport.Capture] = []
+
+    init(output: EventOutput?, quiet: Bool, html: Bool) {
+        self.output = output
+        self.quiet = quiet
+        self.html = html
+    }
+
+    func begin(_ index: Int, _ input: ScanInput) -> ScanStart { .scan(output) }
+
+    func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output: EventOutput?) {
+        let capture = input.path
+        if html, !(result.error != nil && result.error?.offset == nil) {
+            reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link))
         }
-        output?.flush()
-        try report.writeHTML(reports, home: options.geo?.homeCountries ?? [])
-        if failed { throw ExitCode(2) }
-        try report.exitPolicy(worst: worst)
+        // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
+        if let error = result.error, error.offset == nil {
+            printError("siphon: \(error)")
+            return
+        }
+        if !quiet {
+            printError(TerminalSummary.render(
+                capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
+                verdicts: result.verdicts, link: result.link, color: colorOnStandardError))
+        }
+        if let error = result.error, quiet { printError("siphon: \(error)") }
     }
 }

@@ -5,8 +5,14 @@
 
 /// Returns a read-only stream that yields `prefix` (copied) and then whatever `source` yields.
 /// Used to give libpcap a pipe whose first bytes Siphon already read to sniff the format.
-/// Closing the returned stream does not close `source`. Returns NULL on allocation failure.
-FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count);
+/// Closing the returned stream closes `source` only when `close_source` is set. Returns NULL on allocation failure.
+FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count, int close_source);
+
+/// A read-only stream of what the gzip data `source` inflates to (concatenated members too); closing it closes
+/// `source` when `close_source` is set. NULL when out of memory.
+FILE *siphon_gzip_stream(FILE *source, int close_source);
+/// What went wrong in the last gzip stream read on this thread (a corrupt or truncated .gz), or NULL.
+const char *siphon_gzip_error(void);
 
 /// The stdin stream (a macro in glibc, hidden from Swift).
 FILE *siphon_stdin(void);

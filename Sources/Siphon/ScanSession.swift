@@ -1,0 +1,148 @@
+import Dispatch
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One capture a session scans, and the options to scan it with (a batch gives each capture its own known
+/// identifiers, so options are per input).
+public struct ScanInput: Sendable {
+    /// The capture's path as given (`-`: standard input).
+    public var path: String
+    public var options: ScanOptions
+    public init(path: String, options: ScanOptions) {
+        self.path = path
+        self.options = options
+    }
+}
+
+/// What a sink decides before a capture is scanned.
+public enum ScanStart {
+    /// Scan it, writing its events to this output (nil: no events).
+    case scan(EventOutput?)
+    /// Leave it (its results are already there, or it is not a capture): `end` is not called.
+    case skip
+}
+
+/// Where a session's results go: per-capture files, a terminal summary, a fleet aggregate. `begin` and `end` are
+/// called on the worker thread that scans the input (several at once when the session has several jobs): an
+/// implementation guards what its calls share.
+public protocol ScanSink: AnyObject, Sendable {
+    func begin(_ index: Int, _ input: ScanInput) -> ScanStart
+    /// The capture's result; `output` is the one `begin` gave (still open: the sink closes or flushes it).
+    func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output: EventOutput?)
+}
+
+/// Runs one pipeline per input, `jobs` at a time on as many threads, and hands each result to a sink. With one
+/// job the inputs are scanned in order on the calling thread (`scan`); with more, each worker takes the next input
+/// when it is done with one (`batch`), so a long capture does not hold up the others. Pipelines share nothing but
+/// the read-only options (geo data, indicators, rules), so the workers need no lock on the packet path.
+public final class ScanSession: Sendable {
+    public let jobs: Int
+
+    /// The processors online (the default number of jobs).
+    public static var processors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    public init(jobs: Int = ScanSession.processors) {
+        self.jobs = max(1, jobs)
+    }
+
+    /// What a run did, for the exit status.
+    public struct Summary: Sendable {
+        public var scanned = 0
+        public var skipped = 0
+        /// Captures that could not be opened or stopped at damage (their events up to it were still written).
+        public var failed = 0
+        /// The highest alert severity over every scanned capture.
+        public var worst: Severity?
+        public var alerts = 0
+        public init() {}
+
+        /// Exit 2 when a capture failed, 1 when an alert at or above `failOn` was raised, else 0.
+        public func exitStatus(failOn: Severity?) -> Int32 {
+            if failed > 0 { return 2 }
+            if let failOn, let worst, worst >= failOn { return 1 }
+            return 0
+        }
+    }
+
+    /// Scans every input and waits for the last. `every` runs on the calling thread about every `interval` while
+    /// workers run (progress display); not called when there is one job.
+    @discardableResult
+    public func run(
+        _ inputs: [ScanInput], sink: some ScanSink, every interval: Duration = .milliseconds(250), progress: (() -> Void)? = nil
+    ) -> Summary {
+        let state = SessionState(count: inputs.count)
+        let work: @Sendable () -> Void = {
+            while let index = state.take() {
+                let input = inputs[index]
+                switch sink.begin(index, input) {
+                case .skip: state.record(skipped: true)
+                case .scan(let output):
+                    let result = CaptureScanner.scan(path: input.path, options: input.options, output: output)
+                    state.record(result)
+                    sink.end(index, input, result, output: output)
+                }
+            }
+        }
+        if jobs == 1 || inputs.count <= 1 {
+            work()
+            return state.summary
+        }
+        let group = DispatchGroup()
+        for _ in 0..<min(jobs, inputs.count) {
+            group.enter()
+            let thread = Thread {
+                work()
+                group.leave()
+            }
+            // Pipelines recurse little, but the parsers' and detectors' frames add up: a main-thread-sized stack.
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        let wait = DispatchTimeInterval.nanoseconds(Int(interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000))
+        while group.wait(timeout: .now() + wait) == .timedOut { progress?() }
+        progress?()
+        return state.summary
+    }
+}
+
+/// The shared counters of a run: the next input to take and the summary.
+final class SessionState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private let count: Int
+    private var totals = ScanSession.Summary()
+
+    init(count: Int) { self.count = count }
+
+    func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func record(skipped: Bool) {
+        lock.lock()
+        totals.skipped += 1
+        lock.unlock()
+    }
+
+    func record(_ result: CaptureScanner.Result) {
+        let top = result.alerts.map(\.severity).max()
+        lock.lock()
+        totals.scanned += 1
+        if result.error != nil { totals.failed += 1 }
+        totals.alerts += result.alerts.count
+        if let top, totals.worst.map({ top > $0 }) ?? true { totals.worst = top }
+        lock.unlock()
+    }
+
+    var summary: ScanSession.Summary {
+        lock.lock()
+        defer { lock.unlock() }
+        return totals
+    }
+}

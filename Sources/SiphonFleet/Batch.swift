@@ -1,0 +1,310 @@
+public import Siphon
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a batch is asked to do besides the analysis itself.
+public struct BatchConfiguration: Sendable {
+    /// The output folder (`--out`).
+    public var output: String
+    public var jobs = ScanSession.processors
+    /// Rescan captures whose results are already there with the same inputs.
+    public var force = false
+    public var shard: Shard?
+    /// Everything the results depend on besides a capture's bytes and its devices row: the Siphon build, the rule
+    /// pack, the geo, ASN and IOC data and the options, as text (its SHA-256 enters every input key).
+    public var fingerprint: String
+    /// The home countries (the HTML reports say which) and the version the reports name.
+    public var home: Set<String> = []
+    public var version: String
+    /// Per-capture HTML reports.
+    public var html = true
+
+    public init(output: String, fingerprint: String, version: String) {
+        self.output = output
+        self.fingerprint = fingerprint
+        self.version = version
+    }
+}
+
+/// How one file of a batch went, as it is reported while the batch runs.
+public enum BatchDisposition: String, Sendable {
+    /// Scanned in this run.
+    case scanned
+    /// Its results from an earlier run have the same input key: kept.
+    case reused
+    /// Not a capture, or not in this shard's share.
+    case skipped
+}
+
+/// A batch in progress: counters for a progress display.
+public struct BatchProgress: Sendable {
+    public var files = 0
+    public var filesDone = 0
+    public var bytes: Int64 = 0
+    public var bytesDone: Int64 = 0
+    /// Bytes of the captures scanned in this run (not reused), for a rate.
+    public var bytesScanned: Int64 = 0
+    public var alerts = 0
+    public var scanned = 0
+    public var reused = 0
+    public var skipped = 0
+    public var failed = 0
+}
+
+/// `siphon batch`: every capture under the given paths scanned on `jobs` cores, each capture's events, verdicts
+/// and HTML report written atomically under `DIR/captures/SLOT/`, then the fleet report and the case database
+/// built from every capture in `DIR`.
+///
+/// Atomic: a capture's outputs are written in `DIR/.partial/SLOT` and the folder renamed into place once
+/// complete; a batch killed midway leaves whole capture folders or none, and the next run (which empties
+/// `.partial`) scans what is missing. One batch at a time writes to a folder (`DIR/.lock`).
+public final class Batch: Sendable {
+    public let configuration: BatchConfiguration
+    /// The analysis options every capture starts from.
+    public let options: ScanOptions
+    public let devices: DeviceTable?
+
+    public init(configuration: BatchConfiguration, options: ScanOptions, devices: DeviceTable?) {
+        self.configuration = configuration
+        self.options = options
+        self.devices = devices
+    }
+
+    public struct Outcome: Sendable {
+        public var progress: BatchProgress
+        /// Rows of the devices file that matched no capture.
+        public var unmatchedRows: [DeviceTable.Row]
+        public var fleet: FleetReport
+    }
+
+    /// Runs the batch. `report` is called from worker threads (serialised) as each file is done; `tick` on the
+    /// calling thread about four times a second with the counters so far.
+    public func run(
+        paths: [String],
+        report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)? = nil,
+        tick: ((BatchProgress) -> Void)? = nil
+    ) throws(BatchError) -> Outcome {
+        let dir = configuration.output
+        for d in [dir, dir + "/captures", dir + "/.partial"] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+            throw BatchError("\(d): cannot create: \(String(cString: strerror(errno)))")
+        }
+        let lock = try FolderLock(dir)
+        defer { lock.release() }
+        // Whatever a killed run left half-written.
+        removeTree(dir + "/.partial", keepRoot: true)
+
+        var found = try CaptureFinder.find(paths)
+        if let shard = configuration.shard { found = found.filter { shard.contains($0.path) } }
+        let assigned: (rows: [String: DeviceTable.Row], unmatched: [DeviceTable.Row]) = try devices?.assign(to: found.map(\.path)) ?? ([:], [])
+        let inputs = found.map { f -> ScanInput in
+            var o = options
+            if let row = assigned.rows[f.path] {
+                o.detection?.identifiers.known += row.identifiers
+                o.devices += row.devices
+            }
+            return ScanInput(path: f.path, options: o)
+        }
+        var progress = BatchProgress()
+        progress.files = found.count
+        for f in found {
+            var s = stat()
+            if stat(f.path, &s) == 0 { progress.bytes += Int64(s.st_size) }
+        }
+        let sink = BatchSink(batch: self, found: found, rows: assigned.rows, progress: progress, report: report)
+        // Read-ahead only where a core would otherwise idle.
+        let session = ScanSession(jobs: configuration.jobs)
+        let ahead = configuration.jobs * 2 <= ScanSession.processors
+        let scanInputs = inputs.map { i -> ScanInput in
+            var i = i
+            i.options.readAhead = ahead
+            return i
+        }
+        session.run(scanInputs, sink: sink) { tick?(sink.snapshot) }
+        let fleet = try FleetBuilder.build(folder: dir, version: configuration.version)
+        return Outcome(progress: sink.snapshot, unmatchedRows: assigned.unmatched, fleet: fleet)
+    }
+}
+
+/// The batch's sink: decides per capture whether earlier results stand, and writes each capture's outputs.
+final class BatchSink: ScanSink, @unchecked Sendable {
+    let batch: Batch
+    let found: [FoundFile]
+    let rows: [String: DeviceTable.Row]
+    let report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)?
+    let fingerprint: String
+    private let lock = NSLock()
+    private var counters: BatchProgress
+    /// Per input being scanned: its record so far and its partial folder.
+    private var pending: [Int: (CaptureRecord, String)] = [:]
+
+    init(batch: Batch, found: [FoundFile], rows: [String: DeviceTable.Row], progress: BatchProgress,
+         report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)?) {
+        self.batch = batch
+        self.found = found
+        self.rows = rows
+        self.report = report
+        counters = progress
+        fingerprint = textDigest(batch.configuration.fingerprint)
+    }
+
+    var snapshot: BatchProgress {
+        lock.lock()
+        defer { lock.unlock() }
+        return counters
+    }
+
+    var dir: String { batch.configuration.output }
+
+    func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
+        let file = found[index]
+        let slot = CaptureFinder.slot(for: file.path)
+        var record = CaptureRecord(capture: file.path, slot: slot, status: .scanned)
+        if let row = rows[file.path] {
+            record.label = row.label
+            record.model = row.model
+            record.attributes = row.attributes.isEmpty ? nil : row.attributes.sorted { $0.key < $1.key }.map { Attribute(name: $0.key, value: $0.value) }
+        }
+        if let why = file.notCapture {
+            record.status = .skipped
+            record.error = why
+            finishWithoutScan(record, .skipped, size: 0)
+            return .skip
+        }
+        let digest: (sha256: String, size: Int64)
+        do { digest = try fileDigest(file.path) } catch {
+            record.status = .unreadable
+            record.error = error.description
+            finishWithoutScan(record, .scanned, size: 0)
+            return .skip
+        }
+        record.sha256 = digest.sha256
+        record.size = digest.size
+        record.inputKey = textDigest(["siphon-batch-1", fingerprint, digest.sha256, rows[file.path]?.canonical ?? ""].joined(separator: "\n"))
+        if !batch.configuration.force, let earlier = try? FleetBuilder.readRecord(dir + "/captures/" + slot),
+           earlier.inputKey == record.inputKey, earlier.capture == record.capture {
+            count(earlier, .reused, size: digest.size, scannedBytes: 0)
+            report?(earlier, .reused)
+            return .skip
+        }
+        let partial = dir + "/.partial/" + slot
+        removeTree(partial, keepRoot: false)
+        guard mkdir(partial, 0o755) == 0, let output = try? EventOutput(path: partial + "/events.jsonl") else {
+            record.status = .unreadable
+            record.error = "\(partial): cannot write: \(String(cString: strerror(errno)))"
+            count(record, .scanned, size: digest.size, scannedBytes: 0)
+            report?(record, .scanned)
+            return .skip
+        }
+        lock.lock()
+        pending[index] = (record, partial)
+        lock.unlock()
+        return .scan(output)
+    }
+
+    func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output: EventOutput?) {
+        lock.lock()
+        guard case (var record, let partial)? = pending.removeValue(forKey: index) else {
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        record.fill(from: result)
+        output?.flush()
+        if let failure = output?.writeError {
+            // The events are incomplete: nothing of this capture is kept, and the fleet says why.
+            record.status = .unreadable
+            record.error = "\(dir): cannot write the events: \(failure)"
+            record.devices = []
+            finishWithoutScan(record, .scanned, size: record.size ?? 0)
+            removeTree(partial, keepRoot: false)
+            return
+        }
+        if batch.configuration.html, !(result.error != nil && result.error?.offset == nil) {
+            let page = HTMLReport.render(
+                [HTMLReport.Capture(name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link)],
+                home: batch.configuration.home, version: batch.configuration.version)
+            try? page.write(toFile: partial + "/report.html", atomically: false, encoding: .utf8)
+        }
+        do {
+            try FleetBuilder.writeRecord(record, to: partial)
+            try install(partial, slot: record.slot)
+        } catch {
+            record.status = .unreadable
+            record.error = "\(error)"
+        }
+        count(record, .scanned, size: record.size ?? 0, scannedBytes: record.size ?? 0)
+        report?(record, .scanned)
+    }
+
+    /// A record with no scan behind it (skipped, unreadable before opening): written alone in its folder.
+    private func finishWithoutScan(_ record: CaptureRecord, _ disposition: BatchDisposition, size: Int64) {
+        let partial = dir + "/.partial/" + record.slot
+        removeTree(partial, keepRoot: false)
+        if mkdir(partial, 0o755) == 0 {
+            try? FleetBuilder.writeRecord(record, to: partial)
+            try? install(partial, slot: record.slot)
+        }
+        count(record, disposition, size: size, scannedBytes: 0)
+        report?(record, disposition)
+    }
+
+    /// Moves a complete capture folder into `DIR/captures`, replacing an earlier one.
+    private func install(_ partial: String, slot: String) throws(BatchError) {
+        let final = dir + "/captures/" + slot
+        let old = partial + ".old"
+        if rename(final, old) != 0 && errno != ENOENT {
+            throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))")
+        }
+        guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
+        removeTree(old, keepRoot: false)
+    }
+
+    private func count(_ record: CaptureRecord, _ disposition: BatchDisposition, size: Int64, scannedBytes: Int64) {
+        lock.lock()
+        counters.filesDone += 1
+        counters.bytesDone += size
+        counters.bytesScanned += scannedBytes
+        counters.alerts += record.alerts
+        switch disposition {
+        case .scanned: counters.scanned += 1
+        case .reused: counters.reused += 1
+        case .skipped: counters.skipped += 1
+        }
+        if record.status.failed { counters.failed += 1 }
+        lock.unlock()
+    }
+}
+
+/// An exclusive `flock` on `DIR/.lock` for as long as a batch writes the folder.
+struct FolderLock {
+    let fd: Int32
+    init(_ dir: String) throws(BatchError) {
+        fd = open(dir + "/.lock", O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw BatchError("\(dir)/.lock: cannot open: \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw BatchError("\(dir): another siphon batch is writing this folder")
+        }
+    }
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// Removes `path` and everything under it (its contents only with `keepRoot`). Symbolic links are removed, not
+/// followed.
+func removeTree(_ path: String, keepRoot: Bool) {
+    var s = stat()
+    guard lstat(path, &s) == 0 else { return }
+    if (s.st_mode & S_IFMT) == S_IFDIR {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+            removeTree(path + "/" + name, keepRoot: false)
+        }
+        if !keepRoot { rmdir(path) }
+    } else {
+        unlink(path)
+    }
+}

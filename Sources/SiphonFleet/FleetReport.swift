@@ -1,0 +1,376 @@
+public import Siphon
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fleet picture (`DIR/fleet.json`): every capture and its status, the foreign endpoints ranked by how many
+/// devices contacted them, the devices ranked by verdict, and clusters of devices with the same set of foreign
+/// endpoints. Built from the per-capture records only, in a fixed order and with no wall-clock value: the same
+/// records give the same bytes, however they were scanned (one run, a resumed run, shards merged).
+public struct FleetReport: Encodable, Sendable {
+    public struct Totals: Encodable, Sendable {
+        public var files = 0
+        public var scanned = 0
+        public var damaged = 0
+        public var unreadable = 0
+        public var skipped = 0
+        public var devices = 0
+        /// Devices that talked to at least one foreign endpoint.
+        public var devicesAbroad = 0
+        public var foreignEndpoints = 0
+        /// Foreign endpoints two or more devices contacted.
+        public var sharedEndpoints = 0
+        public var clusters = 0
+        public var alerts = 0
+        public var alertsAboveInfo = 0
+        /// Devices per verdict severity (`none` for no finding), most severe first.
+        public var verdicts: [Count] = []
+    }
+
+    public struct Capture: Encodable, Sendable {
+        public var capture: String
+        public var status: CaptureRecord.Status
+        public var error: String?
+        public var errorOffset: Int64?
+        public var sha256: String?
+        public var size: Int64?
+        public var label: String?
+        public var model: String?
+        public var packets: UInt64
+        public var devices: Int
+        public var alerts: Int
+        public var worst: String?
+        public var incomplete: String?
+        /// The capture's outputs, relative to the fleet folder.
+        public var outputs: String?
+    }
+
+    public struct Endpoint: Encodable, Sendable {
+        public var ip: String
+        public var names: [String]
+        public var country: String?
+        public var registeredCountry: String?
+        public var asn: UInt32?
+        public var asOrg: String?
+        /// Devices and captures that contacted it, and the models among them (with how many devices each).
+        public var devices: Int
+        public var captures: Int
+        public var models: [Count]
+        public var sent: Int
+        public var received: Int
+        public var flows: Int
+        public var first: String
+        public var last: String
+        public var categories: [String]
+        public var severity: String?
+        /// The devices (labels), at most 100.
+        public var deviceLabels: [String]
+    }
+
+    public struct Device: Encodable, Sendable {
+        public var label: String
+        public var capture: String
+        public var deviceId: String
+        public var model: String?
+        public var severity: String?
+        public var verdict: String
+        public var headline: String
+        public var incomplete: String?
+        public var foreignEndpoints: Int
+        public var sentForeign: Int
+        public var receivedForeign: Int
+        public var alerts: Int
+        public var categories: [String]
+        /// Foreign endpoints no other device of the fleet contacted (what sets it apart: an implant).
+        public var uniqueEndpoints: [String]
+        /// The cluster it belongs to (devices with the same set of foreign endpoints), if any.
+        public var cluster: Int?
+    }
+
+    public struct Cluster: Encodable, Sendable {
+        public var id: Int
+        public var endpoints: [String]
+        public var devices: [String]
+        public var models: [Count]
+        /// The highest verdict among its devices.
+        public var severity: String?
+    }
+
+    public var generator: String
+    public var totals = Totals()
+    public var captures: [Capture] = []
+    public var endpoints: [Endpoint] = []
+    public var devices: [Device] = []
+    public var clusters: [Cluster] = []
+
+    /// The report's JSON: keys sorted, two-space indentation, snake_case, a final newline.
+    public func json() throws -> Foundation.Data {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var d = try e.encode(self)
+        d.append(0x0A)
+        return d
+    }
+}
+
+extension FleetReport {
+    /// The fleet of these records (any order).
+    public init(records unsorted: [CaptureRecord], generator: String) {
+        self.generator = generator
+        let records = unsorted.sorted { $0.capture.utf8.lexicographicallyPrecedes($1.capture.utf8) }
+        struct Contact { var device: Int; var endpoint: EndpointRecord; var capture: String; var model: String? }
+        var fleetDevices: [(Device, Set<String>)] = []
+        var contacts: [String: [Contact]] = [:]
+        for r in records {
+            switch r.status {
+            case .scanned: totals.scanned += 1
+            case .damaged: totals.damaged += 1
+            case .unreadable: totals.unreadable += 1
+            case .skipped: totals.skipped += 1
+            }
+            totals.alerts += r.alerts
+            totals.alertsAboveInfo += r.alertsAboveInfo
+            captures.append(Capture(
+                capture: r.capture, status: r.status, error: r.error, errorOffset: r.errorOffset, sha256: r.sha256, size: r.size,
+                label: r.label, model: r.model, packets: r.packets, devices: r.devices.count, alerts: r.alerts, worst: r.worst,
+                incomplete: r.incomplete, outputs: r.status == .skipped ? nil : "captures/" + r.slot))
+            for d in r.devices {
+                let label = FleetReport.label(r, d)
+                let foreign = d.foreign
+                for e in foreign {
+                    contacts[e.ip, default: []].append(Contact(device: fleetDevices.count, endpoint: e, capture: r.capture, model: r.model))
+                }
+                fleetDevices.append((Device(
+                    label: label, capture: r.capture, deviceId: d.device, model: r.model, severity: d.severity, verdict: d.verdict,
+                    headline: d.headline, incomplete: d.incomplete ?? r.incomplete, foreignEndpoints: foreign.count,
+                    sentForeign: d.sentForeign, receivedForeign: d.receivedForeign, alerts: d.alerts, categories: d.categories,
+                    uniqueEndpoints: [], cluster: nil), Set(foreign.map(\.ip))))
+            }
+        }
+        totals.files = records.count
+        // Endpoints: merged over every device that contacted them.
+        for (ip, list) in contacts {
+            let first = list[0].endpoint
+            var names = Set<String>(), categories = Set<String>(), models: [String: Int] = [:]
+            var sent = 0, received = 0, flows = 0, severity: Severity?
+            var firstSeen = first.first, lastSeen = first.last
+            var devicesSeen = Set<Int>(), capturesSeen = Set<String>()
+            for c in list {
+                names.formUnion(c.endpoint.names)
+                categories.formUnion(c.endpoint.categories)
+                sent += c.endpoint.sent
+                received += c.endpoint.received
+                flows += c.endpoint.flows
+                if let s = Severity.named(c.endpoint.severity), severity.map({ s > $0 }) ?? true { severity = s }
+                firstSeen = min(firstSeen, c.endpoint.first)
+                lastSeen = max(lastSeen, c.endpoint.last)
+                if devicesSeen.insert(c.device).inserted, let m = c.model { models[m, default: 0] += 1 }
+                capturesSeen.insert(c.capture)
+            }
+            let labels = devicesSeen.sorted().prefix(100).map { fleetDevices[$0].0.label }
+            endpoints.append(Endpoint(
+                ip: ip, names: names.sorted(), country: first.country, registeredCountry: first.registeredCountry, asn: first.asn,
+                asOrg: first.asOrg, devices: devicesSeen.count, captures: capturesSeen.count, models: Count.of(models), sent: sent,
+                received: received, flows: flows, first: firstSeen, last: lastSeen, categories: categories.sorted(),
+                severity: severity?.description, deviceLabels: labels))
+            if devicesSeen.count == 1, let only = devicesSeen.first { fleetDevices[only].0.uniqueEndpoints.append(ip) }
+        }
+        endpoints.sort {
+            if $0.devices != $1.devices { return $0.devices > $1.devices }
+            if $0.sent != $1.sent { return $0.sent > $1.sent }
+            return $0.ip < $1.ip
+        }
+        // Clusters: two or more devices with the same non-empty set of foreign endpoints.
+        var groups: [[String]: [Int]] = [:]
+        for (i, (_, set)) in fleetDevices.enumerated() where !set.isEmpty { groups[set.sorted(), default: []].append(i) }
+        let ordered = groups.filter { $0.value.count >= 2 }.sorted {
+            $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key.lexicographicallyPrecedes($1.key)
+        }
+        for (n, (set, members)) in ordered.enumerated() {
+            var models: [String: Int] = [:]
+            var severity: Severity?
+            for m in members {
+                fleetDevices[m].0.cluster = n + 1
+                if let model = fleetDevices[m].0.model { models[model, default: 0] += 1 }
+                if let s = Severity.named(fleetDevices[m].0.severity), severity.map({ s > $0 }) ?? true { severity = s }
+            }
+            clusters.append(Cluster(id: n + 1, endpoints: set, devices: members.map { fleetDevices[$0].0.label }, models: Count.of(models), severity: severity?.description))
+        }
+        devices = fleetDevices.map { var d = $0.0; d.uniqueEndpoints.sort(); return d }
+        devices.sort {
+            let a = Severity.named($0.severity)?.rawValue ?? -1, b = Severity.named($1.severity)?.rawValue ?? -1
+            if a != b { return a > b }
+            if $0.sentForeign != $1.sentForeign { return $0.sentForeign > $1.sentForeign }
+            if $0.label != $1.label { return $0.label < $1.label }
+            return $0.deviceId < $1.deviceId
+        }
+        totals.devices = devices.count
+        totals.devicesAbroad = devices.filter { $0.foreignEndpoints > 0 }.count
+        totals.foreignEndpoints = endpoints.count
+        totals.sharedEndpoints = endpoints.filter { $0.devices >= 2 }.count
+        totals.clusters = clusters.count
+        var bySeverity: [String: Int] = [:]
+        for d in devices { bySeverity[d.severity ?? "none", default: 0] += 1 }
+        totals.verdicts = FleetReport.severityOrder.compactMap { s in bySeverity[s].map { Count(name: s, devices: $0) } }
+    }
+
+    static let severityOrder = ["critical", "high", "medium", "low", "info", "none"]
+
+    /// A device's name in the fleet: its row's label, else its capture; with its identity when the capture holds
+    /// several devices.
+    static func label(_ r: CaptureRecord, _ d: DeviceRecord) -> String {
+        let base = r.label ?? r.capture
+        return r.devices.count > 1 ? base + " " + d.device : base
+    }
+
+    /// The terminal summary: totals, the failed captures, shared endpoints, the worst devices, the clusters.
+    public func summary(limit: Int = 10) -> String {
+        var lines: [String] = []
+        let t = totals
+        var files = "\(t.files) file\(t.files == 1 ? "" : "s"): \(t.scanned) scanned"
+        if t.damaged > 0 { files += ", \(t.damaged) damaged" }
+        if t.unreadable > 0 { files += ", \(t.unreadable) unreadable" }
+        if t.skipped > 0 { files += ", \(t.skipped) skipped (not captures)" }
+        lines.append(files)
+        let verdicts = t.verdicts.map { "\($0.name == "none" ? "no alert" : $0.name) \($0.devices)" }
+        lines.append("\(t.devices) device\(t.devices == 1 ? "" : "s") (\(verdicts.joined(separator: ", "))); \(t.devicesAbroad) talked abroad, to \(t.foreignEndpoints) foreign endpoint\(t.foreignEndpoints == 1 ? "" : "s"); \(t.alertsAboveInfo) alerts above info")
+        for c in captures where c.status.failed {
+            lines.append("  \(c.status.rawValue): \(c.error ?? c.capture)")
+        }
+        let shared = endpoints.filter { $0.devices >= 2 }
+        if !shared.isEmpty {
+            lines.append("Foreign endpoints shared by several devices:")
+            for e in shared.prefix(limit) {
+                let who = [e.names.first, e.country, e.asn.map { "AS\($0)" + (e.asOrg.map { " " + $0 } ?? "") }].compactMap { $0 }.joined(separator: ", ")
+                let models = e.models.map { "\($0.name) \($0.devices)" }.joined(separator: ", ")
+                lines.append("  \(e.ip) (\(who)): \(e.devices) devices\(models.isEmpty ? "" : " [\(models)]"), \(ByteSize.text(UInt64(max(0, e.sent)))) sent\(e.categories.isEmpty ? "" : "; " + e.categories.joined(separator: ", "))")
+            }
+            if shared.count > limit { lines.append("  ... \(shared.count - limit) more in fleet.json") }
+        }
+        let flagged = devices.filter { (Severity.named($0.severity) ?? .info) > .info }
+        if !flagged.isEmpty {
+            lines.append("Devices, worst first:")
+            for d in flagged.prefix(limit) {
+                let unique = d.uniqueEndpoints.isEmpty ? "" : "; alone to \(d.uniqueEndpoints.prefix(3).joined(separator: ", "))"
+                lines.append("  \(d.label)\(d.model.map { " (\($0))" } ?? ""): \(d.verdict); \(d.headline)\(unique)")
+            }
+            if flagged.count > limit { lines.append("  ... \(flagged.count - limit) more in fleet.json") }
+        }
+        if !clusters.isEmpty {
+            lines.append("Clusters (same foreign endpoints):")
+            for c in clusters.prefix(limit) {
+                let models = c.models.map { "\($0.name) \($0.devices)" }.joined(separator: ", ")
+                lines.append("  #\(c.id): \(c.devices.count) devices\(models.isEmpty ? "" : " [\(models)]") -> \(c.endpoints.prefix(4).joined(separator: ", "))\(c.endpoints.count > 4 ? ", ..." : "")")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Reads the per-capture records of a fleet folder and writes the fleet report, its HTML page and the case
+/// database from them.
+public enum FleetBuilder {
+    static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+
+    /// The record in a capture folder.
+    public static func readRecord(_ folder: String) throws -> CaptureRecord {
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/verdicts.json"))
+        return try decoder().decode(CaptureRecord.self, from: data)
+    }
+
+    public static func writeRecord(_ record: CaptureRecord, to folder: String) throws {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var data = try e.encode(record)
+        data.append(0x0A)
+        try data.write(to: URL(fileURLWithPath: folder + "/verdicts.json"))
+    }
+
+    /// Every record under `folder/captures`, in slot order; folders without a readable record are listed in the
+    /// second value.
+    public static func records(in folder: String) -> ([CaptureRecord], [String]) {
+        let slots = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/captures")) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        var out: [CaptureRecord] = [], bad: [String] = []
+        for s in slots {
+            if let r = try? readRecord(folder + "/captures/" + s), r.slot == s { out.append(r) } else { bad.append(s) }
+        }
+        return (out, bad)
+    }
+
+    /// Builds `fleet.json`, `fleet.html` and `siphon.db` in `folder` from its capture records; each file is
+    /// replaced atomically.
+    @discardableResult
+    public static func build(folder: String, version: String) throws(BatchError) -> FleetReport {
+        let (records, _) = records(in: folder)
+        let fleet = FleetReport(records: records, generator: "siphon \(version)")
+        do {
+            try atomicWrite(try fleet.json(), to: folder + "/fleet.json")
+            try atomicWrite(Data(FleetHTML.render(fleet).utf8), to: folder + "/fleet.html")
+        } catch let e as BatchError {
+            throw e
+        } catch {
+            throw BatchError("\(folder)/fleet.json: \(error)")
+        }
+        try CaseDatabase.update(path: folder + "/siphon.db", folder: folder, records: records, fleet: fleet)
+        return fleet
+    }
+
+    /// `siphon fleet merge`: the capture folders of every source folder copied into `output` (a slot in several
+    /// sources: the last source's copy), then the fleet built there. Returns the fleet and how many slots were
+    /// copied.
+    public static func merge(_ sources: [String], into output: String, version: String) throws(BatchError) -> (FleetReport, Int) {
+        for d in [output, output + "/captures", output + "/.partial"] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+            throw BatchError("\(d): cannot create: \(String(cString: strerror(errno)))")
+        }
+        let lock = try FolderLock(output)
+        defer { lock.release() }
+        let target = URL(fileURLWithPath: output).standardizedFileURL.path
+        var copied = 0
+        for source in sources {
+            var s = stat()
+            guard stat(source + "/captures", &s) == 0, (s.st_mode & S_IFMT) == S_IFDIR else {
+                throw BatchError("\(source): not a batch output folder (no captures/ in it)")
+            }
+            if URL(fileURLWithPath: source).standardizedFileURL.path == target { continue }
+            let (records, bad) = records(in: source)
+            if let b = bad.first { throw BatchError("\(source)/captures/\(b): no readable verdicts.json") }
+            for r in records {
+                let partial = output + "/.partial/" + r.slot
+                removeTree(partial, keepRoot: false)
+                try copyTree(source + "/captures/" + r.slot, to: partial)
+                let final = output + "/captures/" + r.slot
+                let old = partial + ".old"
+                if rename(final, old) != 0 && errno != ENOENT { throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))") }
+                guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
+                removeTree(old, keepRoot: false)
+                copied += 1
+            }
+        }
+        return (try build(folder: output, version: version), copied)
+    }
+
+    static func copyTree(_ from: String, to: String) throws(BatchError) {
+        do { try FileManager.default.copyItem(atPath: from, toPath: to) } catch {
+            throw BatchError("\(from): cannot copy to \(to): \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+    static func atomicWrite(_ data: Data, to path: String) throws(BatchError) {
+        let tmp = path + ".tmp-\(getpid())"
+        do { try data.write(to: URL(fileURLWithPath: tmp)) } catch {
+            throw BatchError("\(path): cannot write: \(error.localizedDescription)")
+        }
+        guard rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw BatchError("\(path): cannot write: \(String(cString: strerror(errno)))")
+        }
+    }
+}
