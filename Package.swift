@@ -74,7 +74,7 @@ let package = Package(
         // The pipeline wiring every stage, driven by the CLI and the tests.
         .target(
             name: "Siphon",
-            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect",
+            dependencies: ["SiphonCapture", "SiphonDecode", "SiphonFlows", "SiphonApp", "SiphonGeo", "SiphonIntel", "SiphonDetect", "CSiphonSupport",
                            "SiphonReport"],
             swiftSettings: hot),
         // Batch scans: per-capture outputs, the fleet report (JSON, HTML), the case database (SQLite).

@@ -15,7 +15,7 @@ OUT_DIR receives:
   devices.csv            capture, label, model, imei, imsi, mac for the 5 x N devices (not the extras)
   MANIFEST.json          what a fleet report over OUT_DIR must find (below)
 
-Models (each device: its own MAC 02:f1:<model>:00:00:<n>, address 192.168.1.<100+n>, IMEI, IMSI; a DHCP lease,
+Models (each device: its own MAC 02:f1:<model>:00:<n>, address 10.<model>.<n/200>.<n%200+10>, IMEI, IMSI; a DHCP lease,
 then the model's traffic, times jittered per device):
   A "X9 mini":     HTTP POST to api.x9-update.cn (120.77.166.21, Alibaba CN) with the SHA-1 of the IMEI (found only
                    when --devices gives the IMEI), and a TLS heartbeat to hb.x9-analytics.com (47.88.1.1, Alibaba US)
@@ -62,13 +62,13 @@ class Device:
         self.label = f"{letter}-{n:02d}"
         self.rng = random.Random(zlib.crc32(self.label.encode()))
         m = "abcde".index(letter) + 1
-        self.mac = bytes([0x02, 0xF1, m, 0, 0, n])
-        self.ip = f"192.168.1.{100 + n}"
+        self.mac = bytes([0x02, 0xF1, m, 0, n >> 8, n & 0xFF])
+        self.ip = f"10.{m}.{n // 200}.{n % 200 + 10}"
         tac = "35693803"
         body = f"{tac}{m:02d}{n:04d}"
         self.imei = body + luhn(body)
         self.imsi = f"20815{m:02d}{n:08d}"
-        self.cap = Capture(self.rng, device=self.ip, device_mac=self.mac)
+        self.cap = Capture(self.rng, device=self.ip, router=f"10.{m}.0.1", device_mac=self.mac)
         self.qid, self.port = 0x2000, 40000
 
     def sport(self):

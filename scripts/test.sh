@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs Siphon's test suite: installs libpcap-dev, tshark, tcpflow and tcpreplay when missing (Debian/Ubuntu, as root or with sudo),
+# Runs Siphon's test suite: installs libpcap-dev, zlib1g-dev, libsqlite3-dev, tshark, tcpflow, tcpreplay and chromium when missing (Debian/Ubuntu, as root or with sudo),
 # checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
+# zlib (gzip-compressed captures) and SQLite (the batch case database, through GRDB) headers.
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+# The fleet report's HTML page is checked in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v tcpflow >/dev/null 2>&1 || need+=(tcpflow)
 # The live-capture tests (root only: they make their own network namespaces) replay a rewritten capture.

@@ -196,3 +196,36 @@ FILE *siphon_gzip_stream(FILE *source, int close_source) {
 }
 
 const char *siphon_gzip_error(void) { return gzip_error[0] ? gzip_error : NULL; }
+
+#include <link.h>
+#include <elf.h>
+
+struct build_id { unsigned char *out; size_t cap, len; };
+
+static int build_id_of_main(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct build_id *b = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_NOTE) continue;
+        const unsigned char *p = (const unsigned char *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+        size_t len = info->dlpi_phdr[i].p_memsz, off = 0;
+        while (off + sizeof(ElfW(Nhdr)) <= len) {
+            const ElfW(Nhdr) *n = (const void *)(p + off);
+            size_t name = (n->n_namesz + 3) & ~(size_t)3, desc = (n->n_descsz + 3) & ~(size_t)3;
+            if (off + sizeof *n + name + n->n_descsz > len) break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(p + off + sizeof *n, "GNU", 4) == 0) {
+                b->len = n->n_descsz < b->cap ? n->n_descsz : b->cap;
+                memcpy(b->out, p + off + sizeof *n + name, b->len);
+                return 1;
+            }
+            off += sizeof *n + name + desc;
+        }
+    }
+    return 1; /* the first object is the program itself: stop there */
+}
+
+size_t siphon_build_id(unsigned char *out, size_t cap) {
+    struct build_id b = { out, cap, 0 };
+    dl_iterate_phdr(build_id_of_main, &b);
+    return b.len;
+}

@@ -1,3 +1,4 @@
+import CSiphonSupport
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -39,6 +40,14 @@ public protocol ScanSink: AnyObject, Sendable {
 /// the read-only options (geo data, indicators, rules), so the workers need no lock on the packet path.
 public final class ScanSession: Sendable {
     public let jobs: Int
+
+    /// The running program's GNU build ID in hex (the linker's hash of the executable's contents), nil without one.
+    public static let buildID: String? = {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let n = siphon_build_id(&bytes, bytes.count)
+        guard n > 0 else { return nil }
+        return bytes.prefix(n).map { String(format: "%02x", $0) }.joined()
+    }()
 
     /// The processors online (the default number of jobs).
     public static var processors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }

@@ -20,6 +20,9 @@ public struct BatchConfiguration: Sendable {
     public var version: String
     /// Per-capture HTML reports.
     public var html = true
+    /// Whether each capture is read a block ahead on a second thread; nil: when the jobs leave a processor idle
+    /// (twice as many processors as jobs).
+    public var readAhead: Bool?
 
     public init(output: String, fingerprint: String, version: String) {
         self.output = output
@@ -112,17 +115,18 @@ public final class Batch: Sendable {
             var s = stat()
             if stat(f.path, &s) == 0 { progress.bytes += Int64(s.st_size) }
         }
-        let sink = BatchSink(batch: self, found: found, rows: assigned.rows, progress: progress, report: report)
+        let database = try CaseDatabase(path: dir + "/siphon.db")
+        let sink = BatchSink(batch: self, found: found, rows: assigned.rows, progress: progress, report: report, database: database)
         // Read-ahead only where a core would otherwise idle.
         let session = ScanSession(jobs: configuration.jobs)
-        let ahead = configuration.jobs * 2 <= ScanSession.processors
+        let ahead = configuration.readAhead ?? (configuration.jobs * 2 <= ScanSession.processors)
         let scanInputs = inputs.map { i -> ScanInput in
             var i = i
             i.options.readAhead = ahead
             return i
         }
         session.run(scanInputs, sink: sink) { tick?(sink.snapshot) }
-        let fleet = try FleetBuilder.build(folder: dir, version: configuration.version)
+        let fleet = try FleetBuilder.build(folder: dir, version: configuration.version, known: sink.records, database: database)
         return Outcome(progress: sink.snapshot, unmatchedRows: assigned.unmatched, fleet: fleet)
     }
 }
@@ -138,15 +142,26 @@ final class BatchSink: ScanSink, @unchecked Sendable {
     private var counters: BatchProgress
     /// Per input being scanned: its record so far and its partial folder.
     private var pending: [Int: (CaptureRecord, String)] = [:]
+    /// The records of this run (scanned, reused, skipped), by slot: the fleet is built without reading them again.
+    private var done: [String: CaptureRecord] = [:]
+    /// Each capture's rows go in as soon as it is done (the final pass only checks).
+    let database: CaseDatabase
 
     init(batch: Batch, found: [FoundFile], rows: [String: DeviceTable.Row], progress: BatchProgress,
-         report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)?) {
+         report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)?, database: CaseDatabase) {
+        self.database = database
         self.batch = batch
         self.found = found
         self.rows = rows
         self.report = report
         counters = progress
         fingerprint = textDigest(batch.configuration.fingerprint)
+    }
+
+    var records: [String: CaptureRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        return done
     }
 
     var snapshot: BatchProgress {
@@ -225,11 +240,12 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             let page = HTMLReport.render(
                 [HTMLReport.Capture(name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link)],
                 home: batch.configuration.home, version: batch.configuration.version)
-            try? page.write(toFile: partial + "/report.html", atomically: false, encoding: .utf8)
+            try? writeFile(partial + "/report.html", Array(page.utf8))
         }
         do {
-            try FleetBuilder.writeRecord(record, to: partial)
+            let sha = try FleetBuilder.writeRecord(record, to: partial)
             try install(partial, slot: record.slot)
+            try? database.upsert(record, recordSHA256: sha, folder: dir)
         } catch {
             record.status = .unreadable
             record.error = "\(error)"
@@ -242,27 +258,20 @@ final class BatchSink: ScanSink, @unchecked Sendable {
     private func finishWithoutScan(_ record: CaptureRecord, _ disposition: BatchDisposition, size: Int64) {
         let partial = dir + "/.partial/" + record.slot
         removeTree(partial, keepRoot: false)
-        if mkdir(partial, 0o755) == 0 {
-            try? FleetBuilder.writeRecord(record, to: partial)
-            try? install(partial, slot: record.slot)
+        if mkdir(partial, 0o755) == 0, let sha = try? FleetBuilder.writeRecord(record, to: partial), (try? install(partial, slot: record.slot)) != nil {
+            try? database.upsert(record, recordSHA256: sha, folder: dir)
         }
         count(record, disposition, size: size, scannedBytes: 0)
         report?(record, disposition)
     }
 
-    /// Moves a complete capture folder into `DIR/captures`, replacing an earlier one.
     private func install(_ partial: String, slot: String) throws(BatchError) {
-        let final = dir + "/captures/" + slot
-        let old = partial + ".old"
-        if rename(final, old) != 0 && errno != ENOENT {
-            throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))")
-        }
-        guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
-        removeTree(old, keepRoot: false)
+        try installFolder(partial, as: dir + "/captures/" + slot)
     }
 
     private func count(_ record: CaptureRecord, _ disposition: BatchDisposition, size: Int64, scannedBytes: Int64) {
         lock.lock()
+        done[record.slot] = record
         counters.filesDone += 1
         counters.bytesDone += size
         counters.bytesScanned += scannedBytes
@@ -275,6 +284,17 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         if record.status.failed { counters.failed += 1 }
         lock.unlock()
     }
+}
+
+/// Moves a complete folder (`partial`, under `.partial`) to `final`, replacing an earlier one: the earlier one is
+/// moved aside first, so a kill in between leaves no folder there (scanned again next time), never half of one.
+func installFolder(_ partial: String, as final: String) throws(BatchError) {
+    let old = partial + ".old"
+    if rename(final, old) != 0 && errno != ENOENT {
+        throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))")
+    }
+    guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
+    removeTree(old, keepRoot: false)
 }
 
 /// An exclusive `flock` on `DIR/.lock` for as long as a batch writes the folder.

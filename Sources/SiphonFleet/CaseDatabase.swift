@@ -7,7 +7,26 @@ import Siphon
 /// merge brings it up to date: a capture whose record changed is deleted (its devices, contacts and alerts with
 /// it) and inserted again, one whose record is gone is deleted, the others are left as they are; so reruns never
 /// duplicate a row. Schema: docs/batch.md.
-public enum CaseDatabase {
+public final class CaseDatabase: @unchecked Sendable {
+    let queue: DatabaseQueue
+
+    /// Opens (or creates) the database and brings its schema up to date.
+    public init(path: String) throws(BatchError) {
+        do {
+            var configuration = Configuration()
+            // A batch commits once per capture: with write-ahead logging and `synchronous = NORMAL` a commit is
+            // not an fsync (a crash may lose the last commits, never corrupt the file; the next batch's final
+            // pass puts back what is missing).
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+            }
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try CaseDatabase.migrator().migrate(queue)
+        } catch {
+            throw BatchError("\(path): \(error)")
+        }
+    }
+
     /// The schema, version 1 (a `DatabaseMigrator` migration: later versions add migrations, never edit this).
     public static let schema = """
         CREATE TABLE captures (
@@ -80,11 +99,25 @@ public enum CaseDatabase {
         return m
     }
 
-    /// Brings `path` up to date with `records` (the folder's, all of them).
-    public static func update(path: String, folder: String, records: [CaptureRecord], fleet: FleetReport) throws(BatchError) {
+    /// One capture's rows, replaced (a batch calls it as each capture is done, from its worker threads). Endpoints
+    /// no contact names any more are removed by `synchronise`.
+    public func upsert(_ r: CaptureRecord, recordSHA256: String, folder: String) throws(BatchError) {
         do {
-            let queue = try DatabaseQueue(path: path)
-            try migrator().migrate(queue)
+            try queue.write { db in
+                if let id = try Int64.fetchOne(db, sql: "SELECT id FROM captures WHERE path = ?", arguments: [r.capture]) {
+                    try db.execute(sql: "DELETE FROM captures WHERE id = ?", arguments: [id])
+                }
+                try CaseDatabase.insert(r, recordSHA256: recordSHA256, folder: folder, db)
+            }
+        } catch {
+            throw BatchError("\(r.capture): the database: \(error)")
+        }
+    }
+
+    /// Brings the database up to date with `records` (the folder's, all of them): rows of captures without a
+    /// record go, a capture whose record changed (its SHA-256) is replaced, the others are left alone.
+    public func synchronise(folder: String, records: [CaptureRecord]) throws(BatchError) {
+        do {
             try queue.write { db in
                 var existing: [String: (Int64, String)] = [:]
                 for row in try Row.fetchAll(db, sql: "SELECT id, path, record_sha256 FROM captures") {
@@ -101,14 +134,12 @@ public enum CaseDatabase {
                         if sha == digest { continue }
                         try db.execute(sql: "DELETE FROM captures WHERE id = ?", arguments: [id])
                     }
-                    try insert(r, recordSHA256: digest, folder: folder, db)
+                    try CaseDatabase.insert(r, recordSHA256: digest, folder: folder, db)
                 }
                 try db.execute(sql: "DELETE FROM endpoints WHERE id NOT IN (SELECT endpoint FROM contacts)")
             }
-        } catch let e as BatchError {
-            throw e
         } catch {
-            throw BatchError("\(path): \(error)")
+            throw BatchError("the database: \(error)")
         }
     }
 
@@ -189,28 +220,33 @@ public enum CaseDatabase {
         }
     }
 
-    static func contains(_ line: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard line.count >= needle.count else { return false }
-        var i = 0
-        while i + needle.count <= line.count {
-            if line[i] == needle[0] && Array(line[i..<(i + needle.count)]) == needle { return true }
+    /// Whether `needle` occurs in the first 256 bytes of `line` (`event_type` comes second in every event).
+    static func contains(_ line: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        let end = min(line.endIndex, line.startIndex + 256) - needle.count
+        var i = line.startIndex
+        while i <= end {
+            if line[i] == needle[0] {
+                var k = 1
+                while k < needle.count && line[i + k] == needle[k] { k += 1 }
+                if k == needle.count { return true }
+            }
             i += 1
         }
         return false
     }
 
     /// Calls `body` with each line of the file (without its newline), reading 1 MiB at a time.
-    static func forEachLine(_ handle: FileHandle, _ body: ([UInt8]) throws -> Void) throws {
+    static func forEachLine(_ handle: FileHandle, _ body: (ArraySlice<UInt8>) throws -> Void) throws {
         var pending: [UInt8] = []
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             pending.append(contentsOf: chunk)
             var start = 0
             while let nl = pending[start...].firstIndex(of: 0x0A) {
-                try body(Array(pending[start..<nl]))
+                try body(pending[start..<nl])
                 start = nl + 1
             }
             pending.removeFirst(start)
         }
-        if !pending.isEmpty { try body(pending) }
+        if !pending.isEmpty { try body(pending[...]) }
     }
 }

@@ -284,31 +284,34 @@ public enum FleetBuilder {
         return try decoder().decode(CaptureRecord.self, from: data)
     }
 
-    public static func writeRecord(_ record: CaptureRecord, to folder: String) throws {
+    /// Writes `folder/verdicts.json`; returns its SHA-256.
+    @discardableResult
+    public static func writeRecord(_ record: CaptureRecord, to folder: String) throws -> String {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        var data = try e.encode(record)
+        var data = Array(try e.encode(record))
         data.append(0x0A)
-        try data.write(to: URL(fileURLWithPath: folder + "/verdicts.json"))
+        try writeFile(folder + "/verdicts.json", data)
+        return data.sha256
     }
 
-    /// Every record under `folder/captures`, in slot order; folders without a readable record are listed in the
-    /// second value.
-    public static func records(in folder: String) -> ([CaptureRecord], [String]) {
+    /// Every record under `folder/captures`, in slot order (those in `known`, by slot, are not read again);
+    /// folders without a readable record are listed in the second value.
+    public static func records(in folder: String, known: [String: CaptureRecord] = [:]) -> ([CaptureRecord], [String]) {
         let slots = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/captures")) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         var out: [CaptureRecord] = [], bad: [String] = []
         for s in slots {
-            if let r = try? readRecord(folder + "/captures/" + s), r.slot == s { out.append(r) } else { bad.append(s) }
+            if let r = known[s] ?? (try? readRecord(folder + "/captures/" + s)), r.slot == s { out.append(r) } else { bad.append(s) }
         }
         return (out, bad)
     }
 
-    /// Builds `fleet.json`, `fleet.html` and `siphon.db` in `folder` from its capture records; each file is
-    /// replaced atomically.
+    /// Builds `fleet.json`, `fleet.html` and `siphon.db` in `folder` from its capture records (those in `known`
+    /// are taken as they are); each file is replaced atomically, the database brought up to date.
     @discardableResult
-    public static func build(folder: String, version: String) throws(BatchError) -> FleetReport {
-        let (records, _) = records(in: folder)
+    public static func build(folder: String, version: String, known: [String: CaptureRecord] = [:], database: CaseDatabase? = nil) throws(BatchError) -> FleetReport {
+        let (records, _) = records(in: folder, known: known)
         let fleet = FleetReport(records: records, generator: "siphon \(version)")
         do {
             try atomicWrite(try fleet.json(), to: folder + "/fleet.json")
@@ -318,7 +321,9 @@ public enum FleetBuilder {
         } catch {
             throw BatchError("\(folder)/fleet.json: \(error)")
         }
-        try CaseDatabase.update(path: folder + "/siphon.db", folder: folder, records: records, fleet: fleet)
+        let db: CaseDatabase
+        if let database { db = database } else { db = try CaseDatabase(path: folder + "/siphon.db") }
+        try db.synchronise(folder: folder, records: records)
         return fleet
     }
 
@@ -345,11 +350,7 @@ public enum FleetBuilder {
                 let partial = output + "/.partial/" + r.slot
                 removeTree(partial, keepRoot: false)
                 try copyTree(source + "/captures/" + r.slot, to: partial)
-                let final = output + "/captures/" + r.slot
-                let old = partial + ".old"
-                if rename(final, old) != 0 && errno != ENOENT { throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))") }
-                guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
-                removeTree(old, keepRoot: false)
+                try installFolder(partial, as: output + "/captures/" + r.slot)
                 copied += 1
             }
         }

@@ -137,6 +137,10 @@ extension Sequence where Element == UInt8 {
     }
 }
 
+extension Array where Element == UInt8 {
+    var sha256: String { SHA256.hash(data: self).hex }
+}
+
 extension SHA256.Digest {
     var hex: String { Array(self).hex }
 }
@@ -165,3 +169,19 @@ public func fileDigest(_ path: String) throws(BatchError) -> (sha256: String, si
 
 /// SHA-256 of a string, in hex.
 public func textDigest(_ text: String) -> String { SHA256.hash(data: Array(text.utf8)).hex }
+
+/// Writes `bytes` to `path` (created or truncated) with plain writes: no fsync (Foundation's `Data.write`
+/// syncs every file, a millisecond or more each on a disk). The per-capture files are made whole by the rename of
+/// their folder, which protects them from a killed process; after a power loss, rerun with `--force`.
+func writeFile(_ path: String, _ bytes: [UInt8]) throws(BatchError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw BatchError("\(path): cannot write: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw BatchError("\(path): cannot write: \(String(cString: strerror(errno)))") }
+        done += n
+    }
+}

@@ -93,8 +93,9 @@ struct AnalysisOptions: ParsableArguments {
     }
 
     /// Everything the results depend on, as text: every option's value and the SHA-256 of every file an option
-    /// names (rules, identifiers, geo databases, overrides, IOC feeds), plus the build (version and the SHA-256 of
-    /// the executable, whose embedded rules and data it carries). `batch` keys its reuse of earlier results on it.
+    /// names (rules, identifiers, geo databases, overrides, IOC feeds), plus the build (version, the linker's build
+    /// ID of the executable, the SHA-256 of the embedded rule pack's and geo data's files). `batch` keys its reuse
+    /// of earlier results on it.
     func fingerprint() -> String {
         func digest(_ path: String) -> String {
             var isDirectory: ObjCBool = false
@@ -103,9 +104,9 @@ struct AnalysisOptions: ParsableArguments {
             let files = ((FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []).sorted()
             return textDigest(files.map { "\($0)=\((try? fileDigest(path + "/" + $0).sha256) ?? "-")" }.joined(separator: "\n"))
         }
-        let exe = (try? fileDigest("/proc/self/exe").sha256) ?? CommandLine.arguments[0]
         var lines = [
-            "siphon \(SiphonCommand.configuration.version) build \(exe)",
+            "siphon \(SiphonCommand.configuration.version) build \(ScanSession.buildID ?? (try? fileDigest("/proc/self/exe").sha256) ?? "unknown")",
+            "embedded rules and data: " + ["SiphonDetect", "SiphonGeo"].map { ResourceFolder.path(package: "Siphon", target: $0).map(digest) ?? "bundle" }.joined(separator: " "),
             "filter=\(filter ?? "")", "tcp-timeout=\(tcpTimeout)", "tcp-unestablished-timeout=\(tcpUnestablishedTimeout)",
             "tcp-close-timeout=\(tcpCloseTimeout.map { "\($0)" } ?? "default")", "udp-timeout=\(udpTimeout)", "other-timeout=\(otherTimeout)",
             "max-flows=\(maxFlows)", "open-flow-interval=\(openFlowInterval)", "stream-hashes=\(streamHashes)",

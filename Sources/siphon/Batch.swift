@@ -46,12 +46,16 @@ struct BatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Progress on standard error: bar (a line redrawn in place), lines (one per capture), none. Default: bar on a terminal, lines otherwise.", valueName: "style"))
     var progress: ProgressStyle?
 
+    @Option(help: ArgumentHelp("Read each capture a block ahead on a second thread: auto (when there are at least twice as many processors as jobs), on, off.", valueName: "mode"))
+    var readAhead: ReadAheadMode = .auto
+
     @Flag(name: .shortAndLong, help: "No progress and no summary on standard error.")
     var quiet = false
 
     @OptionGroup var analysis: AnalysisOptions
 
     enum ProgressStyle: String, ExpressibleByArgument { case bar, lines, none }
+    enum ReadAheadMode: String, ExpressibleByArgument { case auto, on, off }
 
     func validate() throws {
         if jobs < 1 || jobs > 1024 { throw ValidationError("-j must be between 1 and 1024") }
@@ -74,6 +78,7 @@ struct BatchCommand: ParsableCommand {
         configuration.jobs = jobs
         configuration.force = force
         configuration.shard = shard.flatMap(Shard.init)
+        configuration.readAhead = readAhead == .auto ? nil : readAhead == .on
         configuration.home = options.geo?.homeCountries ?? []
         let style: ProgressStyle = quiet ? .none : progress ?? (isatty(2) == 1 ? .bar : .lines)
         let display = ProgressDisplay(style: style)

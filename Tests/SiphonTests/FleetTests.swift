@@ -302,6 +302,14 @@ final class FleetFixture: @unchecked Sendable {
         #expect(Shard("0/4") == nil && Shard("5/4") == nil && Shard("1/0") == nil && Shard("x") == nil)
     }
 
+    /// docs/batch.md shows the database schema the code creates, line for line.
+    @Test func documentedSchemaIsTheSchema() throws {
+        let doc = try String(contentsOfFile: Repo.path("docs/batch.md"), encoding: .utf8)
+        let lines = CaseDatabase.schema.split(separator: "\n")
+        #expect(lines.count > 40)
+        for line in lines { #expect(doc.contains(String(line)), "docs/batch.md lacks: \(line)") }
+    }
+
     @Test func slotsAreSafeAndDistinct() {
         let a = CaptureFinder.slot(for: "../caps/a b/x.pcap"), b = CaptureFinder.slot(for: "../caps/a_b/x.pcap")
         #expect(a != b)

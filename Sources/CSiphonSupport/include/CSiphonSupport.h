@@ -14,6 +14,10 @@ FILE *siphon_gzip_stream(FILE *source, int close_source);
 /// What went wrong in the last gzip stream read on this thread (a corrupt or truncated .gz), or NULL.
 const char *siphon_gzip_error(void);
 
+/// The running program's GNU build ID (the linker's hash of its contents) into `out`; returns its length, 0 when
+/// the program has none.
+size_t siphon_build_id(unsigned char *out, size_t cap);
+
 /// The stdin stream (a macro in glibc, hidden from Swift).
 FILE *siphon_stdin(void);
 
