@@ -229,3 +229,63 @@ size_t siphon_build_id(unsigned char *out, size_t cap) {
     dl_iterate_phdr(build_id_of_main, &b);
     return b.len;
 }
+
+/* A file read through a callback that sees each byte of it once, in order (a content hash computed while the
+   capture is read, instead of in a second pass). Seeks are allowed: bytes read again are not shown again. */
+struct observed {
+    int fd;
+    off_t position, observed;
+    void (*observe)(void *context, const void *bytes, size_t count);
+    void *context;
+};
+
+static ssize_t observed_read(void *cookie, char *buf, size_t size) {
+    struct observed *o = cookie;
+    ssize_t n;
+    do { n = read(o->fd, buf, size); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return n;
+    off_t end = o->position + n;
+    if (end > o->observed) {
+        off_t skip = o->observed > o->position ? o->observed - o->position : 0;
+        o->observe(o->context, buf + skip, (size_t)(n - skip));
+        o->observed = end;
+    }
+    o->position = end;
+    return n;
+}
+
+static int observed_seek(void *cookie, off64_t *offset, int whence) {
+    struct observed *o = cookie;
+    off_t to = lseek(o->fd, (off_t)*offset, whence);
+    if (to < 0) return -1;
+    /* Only backwards or to where the observer already is: a jump forward would leave bytes unseen. */
+    if (to > o->observed) {
+        lseek(o->fd, o->position, SEEK_SET);
+        errno = ESPIPE;
+        return -1;
+    }
+    o->position = to;
+    *offset = to;
+    return 0;
+}
+
+static int observed_close(void *cookie) {
+    struct observed *o = cookie;
+    int r = close(o->fd);
+    free(o);
+    return r;
+}
+
+FILE *siphon_observed_fopen(const char *path, void (*observe)(void *, const void *, size_t), void *context) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct observed *o = calloc(1, sizeof *o);
+    if (!o) { close(fd); errno = ENOMEM; return NULL; }
+    o->fd = fd;
+    o->observe = observe;
+    o->context = context;
+    cookie_io_functions_t io = { .read = observed_read, .write = NULL, .seek = observed_seek, .close = observed_close };
+    FILE *f = fopencookie(o, "r", io);
+    if (!f) { int e = errno; close(fd); free(o); errno = e; }
+    return f;
+}

@@ -576,12 +576,15 @@ public enum CaptureScanner {
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
     /// opened yields an error and no events; one damaged midway yields every event decoded before the damage.
-    public static func scan(path: String, options: ScanOptions = ScanOptions(), output: EventOutput?) -> Result {
+    /// `observer` sees every byte of the file once as it is read (a content hash without a second pass).
+    public static func scan(
+        path: String, options: ScanOptions = ScanOptions(), output: EventOutput?, observer: (any CaptureByteObserver)? = nil
+    ) -> Result {
         let reader: CaptureReader
         do {
             // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
             let readAhead = options.readAhead ? ScanPipeline.readAheadOptions(checksums: options.checksums) : nil
-            reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead)
+            reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead, observer: observer)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
         }

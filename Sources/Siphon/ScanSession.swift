@@ -19,8 +19,9 @@ public struct ScanInput: Sendable {
 
 /// What a sink decides before a capture is scanned.
 public enum ScanStart {
-    /// Scan it, writing its events to this output (nil: no events).
-    case scan(EventOutput?)
+    /// Scan it, writing its events to this output (nil: no events); `observer` sees the file's bytes as they are
+    /// read.
+    case scan(EventOutput?, observer: (any CaptureByteObserver)? = nil)
     /// Leave it (its results are already there, or it is not a capture): `end` is not called.
     case skip
 }
@@ -75,8 +76,9 @@ public final class ScanSession: Sendable {
         }
     }
 
-    /// Scans every input and waits for the last. `every` runs on the calling thread about every `interval` while
-    /// workers run (progress display); not called when there is one job.
+    /// Scans every input and waits for the last. `progress` runs on the calling thread about every `interval`
+    /// while workers run (a progress display), and once at the end; without it, one job runs on the calling
+    /// thread.
     @discardableResult
     public func run(
         _ inputs: [ScanInput], sink: some ScanSink, every interval: Duration = .milliseconds(250), progress: (() -> Void)? = nil
@@ -87,19 +89,20 @@ public final class ScanSession: Sendable {
                 let input = inputs[index]
                 switch sink.begin(index, input) {
                 case .skip: state.record(skipped: true)
-                case .scan(let output):
-                    let result = CaptureScanner.scan(path: input.path, options: input.options, output: output)
+                case .scan(let output, let observer):
+                    let result = CaptureScanner.scan(path: input.path, options: input.options, output: output, observer: observer)
                     state.record(result)
                     sink.end(index, input, result, output: output)
                 }
             }
         }
-        if jobs == 1 || inputs.count <= 1 {
+        // One job and nothing to show while it runs: on the calling thread, in order.
+        if progress == nil && (jobs == 1 || inputs.count <= 1) {
             work()
             return state.summary
         }
         let group = DispatchGroup()
-        for _ in 0..<min(jobs, inputs.count) {
+        for _ in 0..<max(1, min(jobs, inputs.count)) {
             group.enter()
             let thread = Thread {
                 work()

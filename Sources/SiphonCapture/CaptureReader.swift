@@ -39,9 +39,14 @@ public final class CaptureReader {
     /// more than one processor is online: on one, it would only add a copy), and only for regular files: a pipe or
     /// standard input may be a capture still being written, whose packets must not wait for a block to fill.
     /// Releasing the reader before the end stops that thread without waiting for it.
-    public init(path: String, filter expression: String? = nil, readAhead configuration: ReadAheadOptions? = nil) throws(CaptureError) {
+    /// `observer` (a file, not standard input) sees each byte of the file once, in order, as it is first read: a
+    /// content hash computed while the capture is read rather than in a second pass.
+    public init(
+        path: String, filter expression: String? = nil, readAhead configuration: ReadAheadOptions? = nil,
+        observer: (any CaptureByteObserver)? = nil
+    ) throws(CaptureError) {
         name = path
-        sequential = try SequentialSource(path: path, filter: expression)
+        sequential = try SequentialSource(path: path, filter: expression, observer: observer)
         if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor,
            CaptureReader.isRegularFile(path) {
             let r = ReadAhead(source: sequential, configuration: configuration)
@@ -110,9 +115,22 @@ final class SequentialSource {
     /// Whether the file is gzip-compressed (read through zlib).
     private(set) var compressed = false
 
-    init(path: String, filter expression: String?) throws(CaptureError) {
+    /// Keeps the observer the file's stream calls alive as long as the stream.
+    private let observerBox: ObserverBox?
+
+    init(path: String, filter expression: String?, observer: (any CaptureByteObserver)? = nil) throws(CaptureError) {
         let isStdin = path == "-"
-        guard var file = isStdin ? siphon_stdin() : fopen(path, "rb") else {
+        let box = isStdin ? nil : observer.map(ObserverBox.init)
+        observerBox = box
+        let opened: UnsafeMutablePointer<FILE>?
+        if isStdin {
+            opened = siphon_stdin()
+        } else if let box {
+            opened = siphon_observed_fopen(path, ObserverBox.thunk, Unmanaged.passUnretained(box).toOpaque())
+        } else {
+            opened = fopen(path, "rb")
+        }
+        guard var file = opened else {
             throw CaptureError(.cannotOpen, capture: path, message: String(cString: strerror(errno)))
         }
         // 1 MiB reads instead of stdio's 4 KiB: 256 times fewer read(2) calls (a 1 GB capture made 262,000 of them).
@@ -258,6 +276,22 @@ final class SequentialSource {
 
     /// Packets the capturing system dropped (pcapng `isb_osdrop`), if any said.
     var kernelDrops: UInt64? { pcapng?.reportedSystemDrops }
+}
+
+/// Sees each byte of a capture file once, in order, as the reader first reads it.
+public protocol CaptureByteObserver: AnyObject {
+    func observe(_ bytes: UnsafeRawBufferPointer)
+}
+
+/// The observer behind the C stream's context pointer.
+final class ObserverBox {
+    let observer: any CaptureByteObserver
+    init(_ observer: any CaptureByteObserver) { self.observer = observer }
+
+    static let thunk: @convention(c) (UnsafeMutableRawPointer?, UnsafeRawPointer?, Int) -> Void = { context, bytes, count in
+        guard let context else { return }
+        Unmanaged<ObserverBox>.fromOpaque(context).takeUnretainedValue().observer.observe(UnsafeRawBufferPointer(start: bytes, count: count))
+    }
 }
 
 /// A pcap file read by libpcap.

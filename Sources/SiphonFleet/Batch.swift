@@ -1,4 +1,5 @@
 public import Siphon
+import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -125,7 +126,11 @@ public final class Batch: Sendable {
             i.options.readAhead = ahead
             return i
         }
-        session.run(scanInputs, sink: sink) { tick?(sink.snapshot) }
+        if let tick {
+            session.run(scanInputs, sink: sink) { tick(sink.snapshot) }
+        } else {
+            session.run(scanInputs, sink: sink)
+        }
         let fleet = try FleetBuilder.build(folder: dir, version: configuration.version, known: sink.records, database: database)
         return Outcome(progress: sink.snapshot, unmatchedRows: assigned.unmatched, fleet: fleet)
     }
@@ -141,7 +146,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
     private let lock = NSLock()
     private var counters: BatchProgress
     /// Per input being scanned: its record so far and its partial folder.
-    private var pending: [Int: (CaptureRecord, String)] = [:]
+    private var pending: [Int: Pending] = [:]
     /// The records of this run (scanned, reused, skipped), by slot: the fleet is built without reading them again.
     private var done: [String: CaptureRecord] = [:]
     /// Each capture's rows go in as soon as it is done (the final pass only checks).
@@ -184,48 +189,77 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         if let why = file.notCapture {
             record.status = .skipped
             record.error = why
-            finishWithoutScan(record, .skipped, size: 0)
+            if let earlier = try? FleetBuilder.readRecord(dir + "/captures/" + slot), earlier == record {
+                count(earlier, .skipped, size: 0, scannedBytes: 0)
+                report?(earlier, .skipped)
+            } else {
+                finishWithoutScan(record, .skipped, size: 0)
+            }
             return .skip
         }
-        let digest: (sha256: String, size: Int64)
-        do { digest = try fileDigest(file.path) } catch {
-            record.status = .unreadable
-            record.error = error.description
-            finishWithoutScan(record, .scanned, size: 0)
-            return .skip
-        }
-        record.sha256 = digest.sha256
-        record.size = digest.size
-        record.inputKey = textDigest(["siphon-batch-1", fingerprint, digest.sha256, rows[file.path]?.canonical ?? ""].joined(separator: "\n"))
+        // Earlier results stand when their input key is this capture's: its content hash, known without reading
+        // the file again when its size, modification time and inode are those recorded beside the results.
+        let identity = FileIdentity(path: file.path)
         if !batch.configuration.force, let earlier = try? FleetBuilder.readRecord(dir + "/captures/" + slot),
-           earlier.inputKey == record.inputKey, earlier.capture == record.capture {
-            count(earlier, .reused, size: digest.size, scannedBytes: 0)
-            report?(earlier, .reused)
-            return .skip
+           earlier.capture == record.capture, let earlierSHA = earlier.sha256, let identity {
+            let folder = dir + "/captures/" + slot
+            var sha: String?
+            if let (known, knownSHA) = FileIdentity.cached(in: folder), known == identity, knownSHA == earlierSHA { sha = earlierSHA }
+            if sha == nil, let d = try? fileDigest(file.path) {
+                sha = d.sha256
+                if d.sha256 == earlierSHA { identity.save(sha: earlierSHA, in: folder) }
+            }
+            if let sha, inputKey(sha, file.path) == earlier.inputKey {
+                count(earlier, .reused, size: earlier.size ?? 0, scannedBytes: 0)
+                report?(earlier, .reused)
+                return .skip
+            }
         }
         let partial = dir + "/.partial/" + slot
         removeTree(partial, keepRoot: false)
         guard mkdir(partial, 0o755) == 0, let output = try? EventOutput(path: partial + "/events.jsonl") else {
             record.status = .unreadable
             record.error = "\(partial): cannot write: \(String(cString: strerror(errno)))"
-            count(record, .scanned, size: digest.size, scannedBytes: 0)
+            count(record, .scanned, size: 0, scannedBytes: 0)
             report?(record, .scanned)
             return .skip
         }
+        // The content hash is taken as the scan reads the file (one pass), finished after it.
+        let hasher = ContentHasher()
         lock.lock()
-        pending[index] = (record, partial)
+        pending[index] = Pending(record: record, partial: partial, hasher: hasher, identity: identity)
         lock.unlock()
-        return .scan(output)
+        return .scan(output, observer: hasher)
+    }
+
+    struct Pending {
+        var record: CaptureRecord
+        var partial: String
+        var hasher: ContentHasher
+        var identity: FileIdentity?
+    }
+
+    func inputKey(_ sha256: String, _ path: String) -> String {
+        textDigest(["siphon-batch-1", fingerprint, sha256, rows[path]?.canonical ?? ""].joined(separator: "\n"))
     }
 
     func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output: EventOutput?) {
         lock.lock()
-        guard case (var record, let partial)? = pending.removeValue(forKey: index) else {
+        guard let p = pending.removeValue(forKey: index) else {
             lock.unlock()
             return
         }
         lock.unlock()
+        var record = p.record
+        let partial = p.partial
         record.fill(from: result)
+        // The rest of the file (after damage, or what the reader did not need) completes the hash.
+        if let digest = try? p.hasher.finish(path: record.capture) {
+            record.sha256 = digest.sha256
+            record.size = digest.size
+            record.inputKey = inputKey(digest.sha256, record.capture)
+            p.identity?.save(sha: digest.sha256, in: partial)
+        }
         output?.flush()
         if let failure = output?.writeError {
             // The events are incomplete: nothing of this capture is kept, and the fleet says why.
@@ -254,7 +288,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         report?(record, .scanned)
     }
 
-    /// A record with no scan behind it (skipped, unreadable before opening): written alone in its folder.
+    /// A record with no scan behind it (a file that is not a capture): written alone in its folder.
     private func finishWithoutScan(_ record: CaptureRecord, _ disposition: BatchDisposition, size: Int64) {
         let partial = dir + "/.partial/" + record.slot
         removeTree(partial, keepRoot: false)
@@ -326,5 +360,62 @@ func removeTree(_ path: String, keepRoot: Bool) {
         if !keepRoot { rmdir(path) }
     } else {
         unlink(path)
+    }
+}
+
+/// SHA-256 of a capture's bytes as the reader reads them, then of the rest of the file.
+final class ContentHasher: CaptureByteObserver, @unchecked Sendable {
+    private var hasher = SHA256()
+    private var count: Int64 = 0
+
+    func observe(_ bytes: UnsafeRawBufferPointer) {
+        hasher.update(bufferPointer: bytes)
+        count += Int64(bytes.count)
+    }
+
+    /// Reads what the scan left of the file (from the first byte not seen) and returns the digest and size.
+    func finish(path: String) throws(BatchError) -> (sha256: String, size: Int64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BatchError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard lseek(fd, off_t(count), SEEK_SET) == off_t(count) else { throw BatchError("\(path): cannot seek") }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw BatchError("\(path): cannot read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            observe(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return (hasher.finalize().hex, count)
+    }
+}
+
+/// What identifies a file's contents without reading them (size, modification time, inode, device), kept beside
+/// a capture's results with its SHA-256 (`source.stat`) so that a rerun does not hash an unchanged file again
+/// (as git's index does). A file changed in place keeps none of these (or changes its size); `--force` rescans.
+struct FileIdentity: Equatable {
+    var text: String
+
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        text = "\(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ino) \(st.st_dev)"
+    }
+
+    private init(text: String) { self.text = text }
+
+    /// The identity and SHA-256 recorded in `folder`, if any.
+    static func cached(in folder: String) -> (FileIdentity, String)? {
+        guard let data = FileManager.default.contents(atPath: folder + "/source.stat"),
+              let line = String(data: data, encoding: .utf8)?.split(separator: "\n").first,
+              let space = line.lastIndex(of: " ") else { return nil }
+        return (FileIdentity(text: String(line[..<space])), String(line[line.index(after: space)...]))
+    }
+
+    func save(sha: String, in folder: String) {
+        let tmp = folder + "/source.stat.tmp"
+        if (try? writeFile(tmp, Array("\(text) \(sha)\n".utf8))) != nil { rename(tmp, folder + "/source.stat") }
     }
 }

@@ -1,4 +1,4 @@
-public import Siphon
+import Siphon
 public import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-public import Siphon
+import Siphon
 import Crypto
 import Foundation
 #if canImport(Glibc)

@@ -68,6 +68,11 @@ final class FleetFixture: @unchecked Sendable {
         let unreadable = try #require(entry(f.manifest["unreadable"] as! String))
         #expect(unreadable["status"] as? String == "unreadable")
         #expect((unreadable["error"] as? String)?.contains("not a readable capture") == true)
+        // Their content hashes cover the whole file, though the reader stopped early (sha256sum's).
+        for e in [damaged, unreadable] {
+            let path = e["capture"] as! String
+            #expect(e["sha256"] as? String == String(shell("sha256sum '\(path)'").out.prefix(64)), "\(path)")
+        }
         for name in f.manifest["skipped"] as! [String] {
             #expect(entry(name)?["status"] as? String == "skipped", "\(name)")
         }
@@ -114,8 +119,11 @@ final class FleetFixture: @unchecked Sendable {
     @Test func devicesFileIsWhatFindsTheHashedIdentifiers() throws {
         // Without --devices nothing names the IMEIs: the hashed ones are not found.
         let out = f.root + "/no-devices"
-        let r = try runSiphon(["batch", f.fleet + "/model-a", "--out", out, "-q"])
+        let r = try runSiphon(["batch", f.fleet + "/model-a", "--out", out, "-j", "1", "--progress", "bar"])
         #expect(r.status == 0, "\(r.err)")
+        // The progress bar, redrawn in place, ends with every file done, then is erased for the summary.
+        let n = f.manifest["per_model"] as! Int
+        #expect(r.err.contains("\r\u{1B}[K[\(String(repeating: "#", count: 24))] \(n)/\(n) files") && r.err.contains("done  alerts"), "\(r.err.prefix(300))")
         let devices = try #require(try f.report(out)["devices"] as? [[String: Any]])
         #expect(devices.count == f.manifest["per_model"] as? Int)
         #expect(devices.allSatisfy { ($0["categories"] as? [String])?.contains("identifier-leak") == false })
@@ -128,6 +136,8 @@ final class FleetFixture: @unchecked Sendable {
         let expected = try #require(Int(tshark.out.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(expected > 10)
         let record = try FleetBuilder.readRecord(f.reference + "/captures/" + CaptureFinder.slot(for: gz))
+        // The content hash (taken while the capture is read) is the file's, as sha256sum gives it.
+        #expect(record.sha256 == String(shell("sha256sum '\(gz)'").out.prefix(64)))
         #expect(record.status == .scanned && record.packets == UInt64(expected))
         #expect(record.devices.count == 1 && record.label == "e-03")
     }
@@ -178,6 +188,20 @@ final class FleetFixture: @unchecked Sendable {
         #expect(second.err.components(separatedBy: "reused (same inputs)").count - 1 == 5 * (f.manifest["per_model"] as! Int) + 2)
         #expect(try counts() == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/fleet.json")) == fleetBefore)
+        // A capture touched (new modification time, same bytes) is hashed again and reused; one whose bytes
+        // changed at the same size is scanned again.
+        #expect(shell("touch '\(copy)/model-e/e-01.pcap'").status == 0)
+        let touched = try runSiphon(["batch", copy, "--out", out, "--devices", copy + "/devices.csv"])
+        #expect(touched.err.contains(": 0 scanned now"), "\(touched.err)")
+        let e02 = copy + "/model-e/e-02.pcap"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: e02)[.size] as? Int)
+        #expect(shell("printf 'Z' | dd of='\(e02)' bs=1 seek=\(size - 1) conv=notrunc 2>/dev/null").status == 0)
+        let changed = try runSiphon(["batch", copy, "--out", out, "--devices", copy + "/devices.csv"])
+        #expect(changed.err.contains(": 1 scanned now"), "\(changed.err)")
+        let e02record = try FleetBuilder.readRecord(out + "/captures/" + CaptureFinder.slot(for: e02))
+        let sha = shell("sha256sum '\(e02)'").out.prefix(64)
+        #expect(e02record.sha256 == String(sha) && e02record.size == Int64(size))
+        #expect(try counts() == before)
         // A changed devices row rescans its capture only; the database updates that row, adds none.
         var csv = try String(contentsOfFile: copy + "/devices.csv", encoding: .utf8)
         csv = csv.replacingOccurrences(of: "model-b/b-02.pcap,b-02,", with: "model-b/b-02.pcap,b-02-relabelled,")

@@ -18,6 +18,11 @@ const char *siphon_gzip_error(void);
 /// the program has none.
 size_t siphon_build_id(unsigned char *out, size_t cap);
 
+/// Opens `path` for reading through a stream that calls `observe(context, bytes, count)` with each byte of the
+/// file once, in order, as it is first read (bytes read again after a seek back are not passed again). NULL with
+/// errno set when the file cannot be opened.
+FILE *siphon_observed_fopen(const char *path, void (*observe)(void *context, const void *bytes, size_t count), void *context);
+
 /// The stdin stream (a macro in glibc, hidden from Swift).
 FILE *siphon_stdin(void);
 
