@@ -116,13 +116,13 @@ int siphon_stop_signal(void) { return stop_signal; }
 #include <zlib.h>
 
 /* gzip-compressed captures: a read-only stream inflating `source` (gzip members one after another, as gzip -c
-   a b > c makes). What went wrong, if anything, is kept per thread for the reader to word its error with. */
-static _Thread_local char gzip_error[160];
-
+   a b > c makes). What went wrong, if anything, is kept in the stream's state for the reader to word its error
+   with (siphon_gzip_problem), whatever thread reads it. */
 struct gzip_stream {
     FILE *source;
     int close_source, in_member, done;
     z_stream z;
+    char error[160];
     unsigned char in[1 << 16];
 };
 
@@ -137,13 +137,13 @@ static ssize_t gzip_read(void *cookie, char *buf, size_t size) {
             size_t n = fread(g->in, 1, sizeof g->in, g->source);
             if (n == 0) {
                 if (ferror(g->source)) {
-                    snprintf(gzip_error, sizeof gzip_error, "gzip: read error: %s", strerror(errno));
+                    snprintf(g->error, sizeof g->error, "gzip: read error: %s", strerror(errno));
                     g->done = 1;
                     errno = EIO;
                     return -1;
                 }
                 if (g->in_member)
-                    snprintf(gzip_error, sizeof gzip_error,
+                    snprintf(g->error, sizeof g->error,
                              "gzip: the compressed data ends inside a member (truncated .gz file) after %lu compressed bytes",
                              (unsigned long)g->z.total_in);
                 g->done = 1;
@@ -163,7 +163,7 @@ static ssize_t gzip_read(void *cookie, char *buf, size_t size) {
             continue;
         }
         if (r != Z_OK && r != Z_BUF_ERROR) {
-            snprintf(gzip_error, sizeof gzip_error, "gzip: %s (compressed byte %lu)",
+            snprintf(g->error, sizeof g->error, "gzip: %s (compressed byte %lu)",
                      g->z.msg ? g->z.msg : "bad compressed data", (unsigned long)g->z.total_in);
             g->done = 1;
             if (g->z.avail_out == size) { errno = EIO; return -1; }
@@ -181,21 +181,24 @@ static int gzip_close(void *cookie) {
     return 0;
 }
 
-FILE *siphon_gzip_stream(FILE *source, int close_source) {
+FILE *siphon_gzip_stream(FILE *source, int close_source, void **handle) {
     struct gzip_stream *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->source = source;
     g->close_source = close_source;
     /* 16 + 15: a gzip header and trailer around a deflate stream with up to a 32 KiB window. */
     if (inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) { free(g); return NULL; }
-    gzip_error[0] = 0;
     cookie_io_functions_t io = { .read = gzip_read, .write = NULL, .seek = NULL, .close = gzip_close };
     FILE *f = fopencookie(g, "r", io);
-    if (!f) { inflateEnd(&g->z); free(g); }
+    if (!f) { inflateEnd(&g->z); free(g); return NULL; }
+    if (handle) *handle = g;
     return f;
 }
 
-const char *siphon_gzip_error(void) { return gzip_error[0] ? gzip_error : NULL; }
+const char *siphon_gzip_problem(const void *handle) {
+    const struct gzip_stream *g = handle;
+    return g && g->error[0] ? g->error : NULL;
+}
 
 #include <link.h>
 #include <elf.h>

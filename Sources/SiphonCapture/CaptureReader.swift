@@ -112,13 +112,18 @@ final class SequentialSource {
     private let pcapng: PcapngSource?
     private let filter: PacketFilter?
     private let hasFilter: Bool
-    /// Whether the file is gzip-compressed (read through zlib).
+    /// Whether the file is gzip-compressed (read through zlib), and its inflating stream (for what went wrong).
     private(set) var compressed = false
+    private var gzip: UnsafeMutableRawPointer?
 
     /// Keeps the observer the file's stream calls alive as long as the stream.
     private let observerBox: ObserverBox?
 
+    /// The capture's name as given.
+    let name: String
+
     init(path: String, filter expression: String?, observer: (any CaptureByteObserver)? = nil) throws(CaptureError) {
+        name = path
         let isStdin = path == "-"
         let box = isStdin ? nil : observer.map(ObserverBox.init)
         observerBox = box
@@ -143,18 +148,23 @@ final class SequentialSource {
         if got >= 2 && magic[0] == 0x1F && magic[1] == 0x8B {
             var source = file
             if fseek(file, 0, SEEK_SET) != 0 {
-                guard let prefixed = siphon_prefixed_stream(file, magic, got, 0) else {
+                // A pipe: the bytes already read go in front of it (standard input itself stays open).
+                guard let prefixed = siphon_prefixed_stream(file, magic, got, isStdin ? 0 : 1) else {
+                    if !isStdin { fclose(file) }
                     throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
                 }
                 source = prefixed
             }
-            guard let inflated = siphon_gzip_stream(source, isStdin && source == file ? 0 : 1) else {
+            var handle: UnsafeMutableRawPointer?
+            guard let inflated = siphon_gzip_stream(source, isStdin && source == file ? 0 : 1, &handle) else {
+                if !(isStdin && source == file) { fclose(source) }
                 throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
             }
             file = inflated
             compressed = true
+            gzip = handle
             got = fread(&magic, 1, 4, file)
-            if got < 4, let problem = siphon_gzip_error() {
+            if got < 4, let problem = siphon_gzip_problem(handle) {
                 fclose(file)
                 throw CaptureError(.badFormat, capture: path, message: String(cString: problem))
             }
@@ -185,7 +195,8 @@ final class SequentialSource {
             // libpcap must see the header again: rewind a file, or replay the bytes in front of a pipe.
             var stream = file
             if fseek(file, 0, SEEK_SET) != 0 {
-                guard let prefixed = siphon_prefixed_stream(file, header, header.count, compressed ? 1 : 0) else {
+                guard let prefixed = siphon_prefixed_stream(file, header, header.count, isStdin && !compressed ? 0 : 1) else {
+                    if !isStdin || compressed { fclose(file) }
                     throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
                 }
                 stream = prefixed
@@ -247,7 +258,12 @@ final class SequentialSource {
         } catch {
             throw compressed ? gzipWorded(error) : error
         }
-        if packet != nil { recordsRead += 1 }
+        if packet != nil {
+            recordsRead += 1
+        } else if compressed, let problem = siphon_gzip_problem(gzip) {
+            // Every record read, but the compressed data was cut or damaged after them (its trailer, its CRC).
+            throw CaptureError(.damaged(offset: offset), capture: name, message: String(cString: problem) + " (offset in the decompressed capture)")
+        }
         return packet
     }
 
@@ -266,7 +282,7 @@ final class SequentialSource {
     @inline(never)
     private func gzipWorded(_ error: CaptureError) -> CaptureError {
         var e = error
-        if let problem = siphon_gzip_error() { e.message = String(cString: problem) + "; capture reading stopped there: " + e.message }
+        if let problem = siphon_gzip_problem(gzip) { e.message = String(cString: problem) + "; capture reading stopped there: " + e.message }
         e.message += " (offset in the decompressed capture)"
         return e
     }

@@ -78,13 +78,15 @@ public final class Batch: Sendable {
 
     public struct Outcome: Sendable {
         public var progress: BatchProgress
+        /// This run's files (scanned, reused, skipped), in path order.
+        public var records: [CaptureRecord]
         /// Rows of the devices file that matched no capture.
         public var unmatchedRows: [DeviceTable.Row]
         public var fleet: FleetReport
     }
 
-    /// Runs the batch. `report` is called from worker threads (serialised) as each file is done; `tick` on the
-    /// calling thread about four times a second with the counters so far.
+    /// Runs the batch. `report` is called from the worker threads (possibly at once) as each file is done; `tick`
+    /// on the calling thread about four times a second with the counters so far.
     public func run(
         paths: [String],
         report: (@Sendable (CaptureRecord, BatchDisposition) -> Void)? = nil,
@@ -100,8 +102,10 @@ public final class Batch: Sendable {
         removeTree(dir + "/.partial", keepRoot: true)
 
         var found = try CaptureFinder.find(paths)
-        if let shard = configuration.shard { found = found.filter { shard.contains($0.path) } }
+        // Rows are matched against every file, then the shard taken: each shard gives a row the capture an
+        // unsharded batch would.
         let assigned: (rows: [String: DeviceTable.Row], unmatched: [DeviceTable.Row]) = try devices?.assign(to: found.map(\.path)) ?? ([:], [])
+        if let shard = configuration.shard { found = found.filter { shard.contains($0.path) } }
         let inputs = found.map { f -> ScanInput in
             var o = options
             if let row = assigned.rows[f.path] {
@@ -132,7 +136,8 @@ public final class Batch: Sendable {
             session.run(scanInputs, sink: sink)
         }
         let fleet = try FleetBuilder.build(folder: dir, version: configuration.version, known: sink.records, database: database)
-        return Outcome(progress: sink.snapshot, unmatchedRows: assigned.unmatched, fleet: fleet)
+        let mine = sink.records.values.sorted { $0.capture.utf8.lexicographicallyPrecedes($1.capture.utf8) }
+        return Outcome(progress: sink.snapshot, records: mine, unmatchedRows: assigned.unmatched, fleet: fleet)
     }
 }
 
@@ -185,6 +190,12 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             record.label = row.label
             record.model = row.model
             record.attributes = row.attributes.isEmpty ? nil : row.attributes.sorted { $0.key < $1.key }.map { Attribute(name: $0.key, value: $0.value) }
+        }
+        if let why = file.refused {
+            record.status = .unreadable
+            record.error = "\(file.path): \(why)"
+            finishWithoutScan(record, .scanned, size: 0)
+            return .skip
         }
         if let why = file.notCapture {
             record.status = .skipped
@@ -253,12 +264,15 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         var record = p.record
         let partial = p.partial
         record.fill(from: result)
-        // The rest of the file (after damage, or what the reader did not need) completes the hash.
+        // The rest of the file (after damage, or what the reader did not need) completes the hash. A file that
+        // changed while it was read (a capture still being written) gets no input key: never reused.
         if let digest = try? p.hasher.finish(path: record.capture) {
             record.sha256 = digest.sha256
             record.size = digest.size
-            record.inputKey = inputKey(digest.sha256, record.capture)
-            p.identity?.save(sha: digest.sha256, in: partial)
+            if let identity = p.identity, FileIdentity(path: record.capture) == identity {
+                record.inputKey = inputKey(digest.sha256, record.capture)
+                identity.save(sha: digest.sha256, in: partial)
+            }
         }
         output?.flush()
         if let failure = output?.writeError {
@@ -266,6 +280,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             record.status = .unreadable
             record.error = "\(dir): cannot write the events: \(failure)"
             record.devices = []
+            record.inputKey = nil  // an output failure is not the capture's: scanned again next time
             finishWithoutScan(record, .scanned, size: record.size ?? 0)
             removeTree(partial, keepRoot: false)
             return
@@ -274,7 +289,14 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             let page = HTMLReport.render(
                 [HTMLReport.Capture(name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link)],
                 home: batch.configuration.home, version: batch.configuration.version)
-            try? writeFile(partial + "/report.html", Array(page.utf8))
+            do { try writeFile(partial + "/report.html", Array(page.utf8)) } catch {
+                record.status = .unreadable
+                record.error = "\(dir): cannot write the HTML report: \(error)"
+                record.devices = []
+                record.inputKey = nil
+                finishWithoutScan(record, .scanned, size: record.size ?? 0)
+                return
+            }
         }
         do {
             let sha = try FleetBuilder.writeRecord(record, to: partial)
@@ -283,6 +305,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         } catch {
             record.status = .unreadable
             record.error = "\(error)"
+            record.inputKey = nil
         }
         count(record, .scanned, size: record.size ?? 0, scannedBytes: record.size ?? 0)
         report?(record, .scanned)
@@ -327,7 +350,11 @@ func installFolder(_ partial: String, as final: String) throws(BatchError) {
     if rename(final, old) != 0 && errno != ENOENT {
         throw BatchError("\(final): cannot replace: \(String(cString: strerror(errno)))")
     }
-    guard rename(partial, final) == 0 else { throw BatchError("\(final): cannot write: \(String(cString: strerror(errno)))") }
+    guard rename(partial, final) == 0 else {
+        let reason = String(cString: strerror(errno))
+        rename(old, final)  // the earlier results stay, rather than none
+        throw BatchError("\(final): cannot write: \(reason)")
+    }
     removeTree(old, keepRoot: false)
 }
 

@@ -5,7 +5,8 @@ import Foundation
 /// case ignored): `capture` (required: the capture's path as the batch finds it, a path ending it, or its file
 /// name), `label` (or `device`), `model`, identifiers `imei`, `imsi`, `iccid`, `phone` (or `msisdn`), `serial`,
 /// `mac`, `other` (each may hold several values separated by `;`), and `ip` (the device's address). Other
-/// columns are kept as attributes. RFC 4180 quoting; `#` lines and blank lines are ignored.
+/// columns are kept as attributes. RFC 4180 quoting (a quote never closed is an error); lines starting with `#`
+/// and blank lines are ignored.
 ///
 /// A row's identifiers feed `identifier-leak` for its capture; its `mac` and `ip` declare the device (as
 /// `--device`), so the verdict is about the phone on the bench and nothing else on the link.
@@ -42,8 +43,8 @@ public struct DeviceTable: Sendable {
     ]
 
     public static func parse(_ text: String, path: String) throws(BatchError) -> DeviceTable {
-        var records = csvRecords(text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text)
-        records.removeAll { r in r.fields.allSatisfy { $0.trimmingCharacters(in: .whitespaces).isEmpty } || r.fields.first?.hasPrefix("#") == true }
+        var records = try csvRecords(text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text, path: path)
+        records.removeAll { r in r.fields.allSatisfy(\.isEmpty) }
         guard let header = records.first else { throw BatchError("\(path): empty devices file (a header line naming the columns comes first)") }
         let names = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let captureColumn = names.firstIndex(of: "capture") else {
@@ -53,7 +54,7 @@ public struct DeviceTable: Sendable {
         for r in records.dropFirst() {
             func value(_ i: Int) -> String? {
                 guard i < r.fields.count else { return nil }
-                let v = r.fields[i].trimmingCharacters(in: .whitespaces)
+                let v = r.fields[i]
                 return v.isEmpty ? nil : v
             }
             if r.fields.count > names.count {
@@ -133,20 +134,30 @@ public struct DeviceTable: Sendable {
 }
 
 /// RFC 4180 records: fields separated by commas, quoted with `"` (a doubled `"` inside), CRLF or LF line ends.
-/// Each record carries the line it starts on.
-func csvRecords(_ text: String) -> [(line: Int, fields: [String])] {
+/// Each record carries the line it starts on; unquoted fields are trimmed of spaces, quoted ones kept as they are.
+/// A line starting with `#` is a comment (skipped before it is split). Throws on a quote never closed.
+func csvRecords(_ text: String, path: String) throws(BatchError) -> [(line: Int, fields: [String])] {
     var out: [(Int, [String])] = []
     var fields: [String] = []
     var field = ""
     var quoted = false, wasQuoted = false
-    var line = 1, start = 1
+    var line = 1, start = 1, quoteLine = 0
     var chars = Array(text.unicodeScalars)[...]
     func endField() {
-        fields.append(wasQuoted ? field : field)
+        fields.append(wasQuoted ? field : field.trimmingCharacters(in: .whitespaces))
         field = ""
         wasQuoted = false
     }
-    while let c = chars.popFirst() {
+    while let c = chars.first {
+        // A comment line: skipped whole, quotes and commas in it included.
+        if c == "#" && fields.isEmpty && field.isEmpty && !wasQuoted {
+            while let d = chars.first, d != "\n" { chars.removeFirst() }
+            if !chars.isEmpty { chars.removeFirst() }
+            line += 1
+            start = line
+            continue
+        }
+        chars.removeFirst()
         if quoted {
             if c == "\"" {
                 if chars.first == "\"" {
@@ -162,9 +173,11 @@ func csvRecords(_ text: String) -> [(line: Int, fields: [String])] {
             continue
         }
         switch c {
-        case "\"" where field.isEmpty:
+        case "\"" where field.trimmingCharacters(in: .whitespaces).isEmpty && !wasQuoted:
             quoted = true
             wasQuoted = true
+            field = ""
+            quoteLine = line
         case ",": endField()
         case "\r" where chars.first == "\n": continue
         case "\n", "\r":
@@ -176,6 +189,7 @@ func csvRecords(_ text: String) -> [(line: Int, fields: [String])] {
         default: field.unicodeScalars.append(c)
         }
     }
+    if quoted { throw BatchError("\(path):\(quoteLine): a quoted field is never closed") }
     if !field.isEmpty || !fields.isEmpty || wasQuoted {
         endField()
         out.append((start, fields))

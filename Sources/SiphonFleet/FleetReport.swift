@@ -130,8 +130,8 @@ extension FleetReport {
             case .unreadable: totals.unreadable += 1
             case .skipped: totals.skipped += 1
             }
-            totals.alerts += r.alerts
-            totals.alertsAboveInfo += r.alertsAboveInfo
+            totals.alerts &+= r.alerts
+            totals.alertsAboveInfo &+= r.alertsAboveInfo
             captures.append(Capture(
                 capture: r.capture, status: r.status, error: r.error, errorOffset: r.errorOffset, sha256: r.sha256, size: r.size,
                 label: r.label, model: r.model, packets: r.packets, devices: r.devices.count, alerts: r.alerts, worst: r.worst,
@@ -160,9 +160,9 @@ extension FleetReport {
             for c in list {
                 names.formUnion(c.endpoint.names)
                 categories.formUnion(c.endpoint.categories)
-                sent += c.endpoint.sent
-                received += c.endpoint.received
-                flows += c.endpoint.flows
+                sent &+= c.endpoint.sent
+                received &+= c.endpoint.received
+                flows &+= c.endpoint.flows
                 if let s = Severity.named(c.endpoint.severity), severity.map({ s > $0 }) ?? true { severity = s }
                 firstSeen = min(firstSeen, c.endpoint.first)
                 lastSeen = max(lastSeen, c.endpoint.last)

@@ -10,6 +10,14 @@ public struct FoundFile: Sendable, Equatable {
     public var path: String
     /// Nil: scan it. Else why it is not a capture.
     public var notCapture: String?
+    /// Why it is not opened although named as a capture (not a regular file: a pipe would block the batch).
+    public var refused: String?
+
+    public init(path: String, notCapture: String? = nil, refused: String? = nil) {
+        self.path = path
+        self.notCapture = notCapture
+        self.refused = refused
+    }
 }
 
 /// Finds the captures under the paths a batch is given.
@@ -17,7 +25,8 @@ public enum CaptureFinder {
     /// Names that say "capture": a file so named is scanned even when its header is wrong (and reported then).
     static let captureSuffixes = [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz", ".gz", ".dmp", ".ntar"]
 
-    /// Every file under `paths`, in path order: files given by name are always scanned; in folders (recursively;
+    /// Every file under `paths`, in the order given (a folder's files in path order): files given by name are always
+    /// scanned (unless they are not regular files: pipes, devices); in folders (recursively;
     /// hidden entries and symbolic links to folders left out), a file is scanned when its first bytes are a pcap,
     /// pcapng or gzip header or its name ends like a capture's, and listed as skipped otherwise. Throws naming a
     /// path that does not exist.
@@ -32,7 +41,8 @@ public enum CaptureFinder {
                     found.append(FoundFile(path: file, notCapture: classify(file)))
                 }
             } else if seen.insert(path).inserted {
-                found.append(FoundFile(path: path, notCapture: nil))
+                let regular = (s.st_mode & S_IFMT) == S_IFREG
+                found.append(FoundFile(path: path, refused: regular ? nil : "not a regular file (a pipe or a device): copy it to a file first"))
             }
         }
         return found
@@ -47,7 +57,12 @@ public enum CaptureFinder {
             for name in entries where !name.hasPrefix(".") {
                 let p = d.hasSuffix("/") ? d + name : d + "/" + name
                 var s = stat()
-                guard lstat(p, &s) == 0 else { continue }
+                guard lstat(p, &s) == 0 else {
+                    // A name this platform's string conversion could not keep (not UTF-8): listed, and scanning
+                    // it reports that it cannot be opened, rather than leaving it out unsaid.
+                    out.append(p)
+                    continue
+                }
                 switch s.st_mode & S_IFMT {
                 case S_IFDIR: pending.append(p)
                 case S_IFREG: out.append(p)
@@ -86,8 +101,9 @@ public enum CaptureFinder {
             let ch: Character = ok ? Character(c) : "_"
             if !(ch == "_" && safe.last == "_") { safe.append(ch) }
         }
-        while safe.first == "_" || safe.first == "." { safe.removeFirst() }
         if safe.count > 60 { safe = String(safe.suffix(60)) }
+        // Never a hidden name (the fleet skips those) nor one starting with a separator.
+        while safe.first == "_" || safe.first == "." || safe.first == "-" { safe.removeFirst() }
         let digest = SHA256.hash(data: Array(path.utf8)).hex
         return (safe.isEmpty ? "capture" : safe) + "-" + digest.prefix(12)
     }

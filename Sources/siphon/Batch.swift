@@ -40,7 +40,7 @@ struct BatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CSV of the bench sessions: capture, label, model, imei, imsi, iccid, phone, serial, mac, ip, ... (docs/batch.md).", valueName: "file.csv"))
     var devices: String?
 
-    @Option(help: ArgumentHelp("Exit 1 when a device's verdict is this severe or worse (info, low, medium, high, critical).", valueName: "severity"))
+    @Option(help: ArgumentHelp("Exit 1 when a device of this run's captures has a verdict this severe or worse (info, low, medium, high, critical).", valueName: "severity"))
     var failOn: Severity?
 
     @Option(help: ArgumentHelp("Progress on standard error: bar (a line redrawn in place), lines (one per capture), none. Default: bar on a terminal, lines otherwise.", valueName: "style"))
@@ -105,9 +105,9 @@ struct BatchCommand: ParsableCommand {
             printError("reports: \(out)/fleet.json, \(out)/fleet.html, \(out)/siphon.db")
         }
         if p.failed > 0 { throw ExitCode(2) }
-        if let failOn, outcome.fleet.devices.contains(where: { (Severity(name: $0.severity ?? "") ?? .info) >= failOn && $0.severity != nil }) {
-            throw ExitCode(1)
-        }
+        // --fail-on: this run's captures (not earlier ones the folder also holds).
+        let worst = outcome.records.flatMap(\.devices).compactMap { Severity(name: $0.severity ?? "") }.max()
+        if let failOn, let worst, worst >= failOn { throw ExitCode(1) }
     }
 }
 

@@ -307,6 +307,11 @@ final class FleetFixture: @unchecked Sendable {
         #expect(throws: BatchError.self) { try table.assign(to: ["/1/b.pcap", "/2/b.pcap", "/lab/a 1.pcap"]) }
         #expect(throws: BatchError.self) { try DeviceTable.parse("capture,imei\nx.pcap,123\n", path: "d.csv") }
         #expect(throws: BatchError.self) { try DeviceTable.parse("label,imei\nx,123456789\n", path: "d.csv") }
+        // A quote never closed is an error, not the rest of the file in one field; a comment's quotes are inert;
+        // quoted fields keep their spaces and may start with '#'.
+        #expect(throws: BatchError.self) { try DeviceTable.parse("capture,label\na.pcap,\"Pixel 7,model-a\nb.pcap,B\n", path: "d.csv") }
+        let t2 = try DeviceTable.parse("capture,label\n# note: \"a, quote\na.pcap,\" #12 \"\n\"#b.pcap\",B\n", path: "d.csv")
+        #expect(t2.rows.map(\.capture) == ["a.pcap", "#b.pcap"] && t2.rows.first?.label == " #12 " && t2.rows.first?.line == 3)
     }
 
     @Test func shardsPartitionThePaths() throws {
@@ -339,6 +344,9 @@ final class FleetFixture: @unchecked Sendable {
         #expect(a != b)
         #expect(a.allSatisfy { $0.isLetter || $0.isNumber || "._-".contains($0) })
         #expect(a.hasPrefix("caps_a_b_x.pcap-"))
+        // A long path cut to its last 60 characters never starts a hidden name.
+        let long = CaptureFinder.slot(for: "/cases/lab.v2/model-a/pixel7-0001/2024-06-01-session-wifi-xxxxxxx.pcap")
+        #expect(!long.hasPrefix(".") && !long.hasPrefix("_") && long.count <= 60 + 13)
     }
 }
 
@@ -372,6 +380,15 @@ final class FleetFixture: @unchecked Sendable {
         let error = try #require(r.error)
         #expect(error.offset != nil && r.statistics.packets > 0)
         #expect(error.description.contains("gzip: the compressed data ends inside a member"), "\(error)")
+        // The same through `siphon scan` (read-ahead on: the damage is found on the reader thread).
+        let viaCLI = try runSiphon(["scan", cut, "-q"])
+        #expect(viaCLI.status == 2 && viaCLI.err.contains("gzip: the compressed data ends inside a member"), "\(viaCLI.err)")
+        // Only the trailer (CRC and length) missing: every packet read, and still reported as damaged.
+        let noTrailer = dir + "/notrailer.pcap.gz"
+        #expect(shell("gzip -c '\(plain)' > '\(dir)/full.gz' && head -c $(( $(stat -c %s '\(dir)/full.gz') - 8 )) '\(dir)/full.gz' > '\(noTrailer)'").status == 0)
+        let t = scanEvents(noTrailer).result
+        #expect(t.statistics.packets == scanEvents(plain).result.statistics.packets)
+        #expect(t.error?.description.contains("gzip: the compressed data ends inside a member") == true, "\(String(describing: t.error))")
         // Damaged compressed bytes: inflated to garbage (the CRC would only tell at the member's end), the reader
         // stops where the garbage stops making sense, after the packets before it.
         let bad = dir + "/bad.pcap.gz"

@@ -9,10 +9,11 @@
 FILE *siphon_prefixed_stream(FILE *source, const unsigned char *prefix, size_t count, int close_source);
 
 /// A read-only stream of what the gzip data `source` inflates to (concatenated members too); closing it closes
-/// `source` when `close_source` is set. NULL when out of memory.
-FILE *siphon_gzip_stream(FILE *source, int close_source);
-/// What went wrong in the last gzip stream read on this thread (a corrupt or truncated .gz), or NULL.
-const char *siphon_gzip_error(void);
+/// `source` when `close_source` is set. `*handle` (valid while the stream is open) names it for
+/// `siphon_gzip_problem`. NULL when out of memory.
+FILE *siphon_gzip_stream(FILE *source, int close_source, void **handle);
+/// What went wrong in the stream `handle` names (corrupt or truncated compressed data, a read error), or NULL.
+const char *siphon_gzip_problem(const void *handle);
 
 /// The running program's GNU build ID (the linker's hash of its contents) into `out`; returns its length, 0 when
 /// the program has none.
