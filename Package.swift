@@ -80,7 +80,7 @@ let package = Package(
         // Batch scans: per-capture outputs, the fleet report (JSON, HTML), the case database (SQLite).
         .target(
             name: "SiphonFleet",
-            dependencies: ["Siphon", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Siphon", "CSiphonSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .executableTarget(
             name: "siphon",

@@ -66,6 +66,8 @@ public final class ScanSession: Sendable {
         /// The highest alert severity over every scanned capture.
         public var worst: Severity?
         public var alerts = 0
+        /// Inputs never started because `stop` asked to stop.
+        public var notStarted = 0
         public init() {}
 
         /// Exit 2 when a capture failed, 1 when an alert at or above `failOn` was raised, else 0.
@@ -80,12 +82,15 @@ public final class ScanSession: Sendable {
     /// while workers run (a progress display), and once at the end; without it, one job runs on the calling
     /// thread.
     @discardableResult
+    /// `stop`, when it answers true, keeps the workers from taking another input (those being scanned finish):
+    /// `Summary.stopped` then says so.
     public func run(
-        _ inputs: [ScanInput], sink: some ScanSink, every interval: Duration = .milliseconds(250), progress: (() -> Void)? = nil
+        _ inputs: [ScanInput], sink: some ScanSink, every interval: Duration = .milliseconds(250),
+        stop: (@Sendable () -> Bool)? = nil, progress: (() -> Void)? = nil
     ) -> Summary {
         let state = SessionState(count: inputs.count)
         let work: @Sendable () -> Void = {
-            while let index = state.take() {
+            while !(stop?() ?? false), let index = state.take() {
                 let input = inputs[index]
                 switch sink.begin(index, input) {
                 case .skip: state.record(skipped: true)
@@ -155,6 +160,8 @@ final class SessionState: @unchecked Sendable {
     var summary: ScanSession.Summary {
         lock.lock()
         defer { lock.unlock() }
-        return totals
+        var t = totals
+        t.notStarted = count - next
+        return t
     }
 }

@@ -1,4 +1,5 @@
 public import Siphon
+import CSiphonSupport
 import Crypto
 import Foundation
 #if canImport(Glibc)
@@ -24,6 +25,9 @@ public struct BatchConfiguration: Sendable {
     /// Whether each capture is read a block ahead on a second thread; nil: when the jobs leave a processor idle
     /// (twice as many processors as jobs).
     public var readAhead: Bool?
+    /// SIGINT and SIGTERM stop the batch gracefully: no capture is started after one, those being scanned finish,
+    /// and the fleet report covers what is done (two more signals of the kind end it the hard way).
+    public var stopOnSignal = false
 
     public init(output: String, fingerprint: String, version: String) {
         self.output = output
@@ -78,6 +82,8 @@ public final class Batch: Sendable {
 
     public struct Outcome: Sendable {
         public var progress: BatchProgress
+        /// The signal that stopped the batch before every file was taken (nil: it ran to the end).
+        public var stoppedBy: Int32?
         /// This run's files (scanned, reused, skipped), in path order.
         public var records: [CaptureRecord]
         /// Rows of the devices file that matched no capture.
@@ -130,14 +136,21 @@ public final class Batch: Sendable {
             i.options.readAhead = ahead
             return i
         }
-        if let tick {
-            session.run(scanInputs, sink: sink) { tick(sink.snapshot) }
-        } else {
-            session.run(scanInputs, sink: sink)
+        var stop: (@Sendable () -> Bool)?
+        if configuration.stopOnSignal, siphon_install_stop_handlers() == 0 {
+            siphon_reset_stop()
+            stop = { siphon_stop_signal() != 0 }
         }
+        let summary: ScanSession.Summary
+        if let tick {
+            summary = session.run(scanInputs, sink: sink, stop: stop) { tick(sink.snapshot) }
+        } else {
+            summary = session.run(scanInputs, sink: sink, stop: stop)
+        }
+        let stoppedBy: Int32? = summary.notStarted > 0 && siphon_stop_signal() != 0 ? siphon_stop_signal() : nil
         let fleet = try FleetBuilder.build(folder: dir, version: configuration.version, known: sink.records, database: database)
         let mine = sink.records.values.sorted { $0.capture.utf8.lexicographicallyPrecedes($1.capture.utf8) }
-        return Outcome(progress: sink.snapshot, records: mine, unmatchedRows: assigned.unmatched, fleet: fleet)
+        return Outcome(progress: sink.snapshot, stoppedBy: stoppedBy, records: mine, unmatchedRows: assigned.unmatched, fleet: fleet)
     }
 }
 

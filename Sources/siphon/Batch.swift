@@ -19,7 +19,9 @@ struct BatchCommand: ParsableCommand {
             A rerun reuses the results of captures already scanned with the same inputs (capture, Siphon build, rules,
             data, options, devices row) unless --force; a killed batch resumes where it stopped.
             Exit status: 0; 1 when --fail-on is reached; 2 on bad usage or when a capture was unreadable or damaged
-            (the batch still scans the others and lists it in the fleet report).
+            (the batch still scans the others and lists it in the fleet report); 130 (143) when SIGINT (SIGTERM)
+            stopped it: captures being scanned finish, no other starts, the fleet report covers what is done; two
+            more signals end it at once (whole capture folders or none either way).
             """)
 
     @Argument(help: "Capture files and folders.")
@@ -79,6 +81,7 @@ struct BatchCommand: ParsableCommand {
         configuration.force = force
         configuration.shard = shard.flatMap(Shard.init)
         configuration.readAhead = readAhead == .auto ? nil : readAhead == .on
+        configuration.stopOnSignal = true
         configuration.home = options.geo?.homeCountries ?? []
         let style: ProgressStyle = quiet ? .none : progress ?? (isatty(2) == 1 ? .bar : .lines)
         let display = ProgressDisplay(style: style)
@@ -103,6 +106,10 @@ struct BatchCommand: ParsableCommand {
             printError("siphon batch: \(p.files) files in \(String(format: "%.1f", display.elapsed)) s: \(p.scanned) scanned now (\(ByteSize.text(UInt64(p.bytesScanned))), \(ByteSize.text(UInt64(rate)))/s), \(p.reused) reused from an earlier run, \(p.skipped) not captures, \(p.failed) failed")
             printError("fleet (every capture in \(out)): " + outcome.fleet.summary())
             printError("reports: \(out)/fleet.json, \(out)/fleet.html, \(out)/siphon.db")
+        }
+        if let signal = outcome.stoppedBy {
+            printError("siphon batch: stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT") after \(p.filesDone) of \(p.files) files (the fleet report covers them); the same command again scans the rest")
+            throw ExitCode(128 + signal)
         }
         if p.failed > 0 { throw ExitCode(2) }
         // --fail-on: this run's captures (not earlier ones the folder also holds).

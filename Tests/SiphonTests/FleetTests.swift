@@ -253,6 +253,37 @@ final class FleetFixture: @unchecked Sendable {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: out + "/.partial")) ?? ["?"]).isEmpty)
     }
 
+    @Test func interruptedBatchReportsWhatIsDoneAndResumes() throws {
+        let out = f.root + "/interrupted"
+        try? FileManager.default.removeItem(atPath: out)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
+        p.arguments = ["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-j", "1", "-q"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let total = f.manifest["files"] as! Int
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if ((try? FileManager.default.contentsOfDirectory(atPath: out + "/captures")) ?? []).count >= 8 || !p.isRunning { break }
+            usleep(1000)
+        }
+        kill(p.processIdentifier, SIGINT)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        // Stopped: 128 + SIGINT, the captures started were finished, the fleet report covers them.
+        #expect(p.terminationStatus == 130, "\(text)")
+        #expect(text.contains("stopped by SIGINT"), "\(text)")
+        let done = try FileManager.default.contentsOfDirectory(atPath: out + "/captures").count
+        #expect(done >= 8 && done < total)
+        let report = try f.report(out)
+        #expect((report["totals"] as? [String: Any])?["files"] as? Int == done)
+        // The same command again finishes the batch, with the uninterrupted run's fleet report.
+        let rerun = try runSiphon(["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-q"])
+        #expect(rerun.status == 2)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/fleet.json")) == Data(contentsOf: URL(fileURLWithPath: f.reference + "/fleet.json")))
+    }
+
     @Test func shardsMergeIntoTheUnshardedFleet() throws {
         let s1 = f.root + "/shard1", s2 = f.root + "/shard2", merged = f.root + "/merged"
         for d in [s1, s2, merged] { try? FileManager.default.removeItem(atPath: d) }
