@@ -39,8 +39,23 @@ final class FleetFixture: @unchecked Sendable {
         try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/fleet.json"))) as? [String: Any])
     }
 
-    /// The label a fleet report gives a device of the manifest (its devices.csv label).
-    func label(_ name: String) -> String { name }
+    /// Starts a one-job batch of the fleet into `out` (emptied first) and returns once `folders` capture folders are
+    /// there (or it ended), with its standard error.
+    func startBatch(into out: String, waitingFor folders: Int) throws -> (Process, Pipe) {
+        try? FileManager.default.removeItem(atPath: out)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
+        p.arguments = ["batch", fleet, "--out", out, "--devices", fleet + "/devices.csv", "-j", "1", "-q"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if ((try? FileManager.default.contentsOfDirectory(atPath: out + "/captures")) ?? []).count >= folders || !p.isRunning { break }
+            usleep(1000)
+        }
+        return (p, err)
+    }
 }
 
 @Suite(.serialized) struct FleetTests {
@@ -221,20 +236,9 @@ final class FleetFixture: @unchecked Sendable {
 
     @Test func killedBatchResumesToTheSameOutputs() throws {
         let out = f.root + "/killed"
-        try? FileManager.default.removeItem(atPath: out)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
-        p.arguments = ["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-j", "1", "-q"]
-        try p.run()
         // Stop it once a few captures are done, then kill it: whatever it was writing is left half-written.
         let total = f.manifest["files"] as! Int
-        var done = 0
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            done = ((try? FileManager.default.contentsOfDirectory(atPath: out + "/captures")) ?? []).count
-            if done >= 8 || !p.isRunning { break }
-            usleep(1000)
-        }
+        let (p, _) = try f.startBatch(into: out, waitingFor: 8)
         kill(p.processIdentifier, SIGSTOP)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
@@ -255,19 +259,8 @@ final class FleetFixture: @unchecked Sendable {
 
     @Test func interruptedBatchReportsWhatIsDoneAndResumes() throws {
         let out = f.root + "/interrupted"
-        try? FileManager.default.removeItem(atPath: out)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
-        p.arguments = ["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-j", "1", "-q"]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
         let total = f.manifest["files"] as! Int
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if ((try? FileManager.default.contentsOfDirectory(atPath: out + "/captures")) ?? []).count >= 8 || !p.isRunning { break }
-            usleep(1000)
-        }
+        let (p, err) = try f.startBatch(into: out, waitingFor: 8)
         kill(p.processIdentifier, SIGINT)
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
