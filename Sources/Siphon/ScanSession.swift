@@ -47,7 +47,7 @@ public final class ScanSession: Sendable {
         var bytes = [UInt8](repeating: 0, count: 64)
         let n = siphon_build_id(&bytes, bytes.count)
         guard n > 0 else { return nil }
-        return bytes.prefix(n).map { String(format: "%02x", $0) }.joined()
+        return bytes.prefix(n).hexString
     }()
 
     /// The processors online (the default number of jobs).
@@ -93,7 +93,7 @@ public final class ScanSession: Sendable {
             while !(stop?() ?? false), let index = state.take() {
                 let input = inputs[index]
                 switch sink.begin(index, input) {
-                case .skip: state.record(skipped: true)
+                case .skip: state.recordSkip()
                 case .scan(let output, let observer):
                     let result = CaptureScanner.scan(path: input.path, options: input.options, output: output, observer: observer)
                     state.record(result)
@@ -141,7 +141,7 @@ final class SessionState: @unchecked Sendable {
         return next - 1
     }
 
-    func record(skipped: Bool) {
+    func recordSkip() {
         lock.lock()
         totals.skipped += 1
         lock.unlock()

@@ -169,19 +169,21 @@ final class SequentialSource {
                 throw CaptureError(.badFormat, capture: path, message: String(cString: problem))
             }
         }
+        // Standard input stays open; a file, or the decompressing stream in front of standard input, closes.
+        let owned = !isStdin || compressed
         if got == 0 && ferror(file) != 0 {
             let message = String(cString: strerror(errno))
-            if !isStdin || compressed { fclose(file) }
+            if owned { fclose(file) }
             throw CaptureError(.cannotOpen, capture: path, message: message)
         }
         if got < 4 {
-            if !isStdin || compressed { fclose(file) }
+            if owned { fclose(file) }
             throw CaptureError(.badFormat, capture: path, message: "file is \(got) bytes long, too short for a capture header")
         }
         if magic == [0x0A, 0x0D, 0x0D, 0x0A] {
             format = .pcapng
             libpcap = nil
-            pcapng = try PcapngSource(file: file, closeOnDeinit: !isStdin || compressed, name: path, magic: magic, ioBuffer: ioBuffer)
+            pcapng = try PcapngSource(file: file, closeOnDeinit: owned, name: path, magic: magic, ioBuffer: ioBuffer)
         } else {
             format = .pcap
             // Read the whole file header: checked here so that every libpcap version gives the same errors.
@@ -189,14 +191,14 @@ final class SequentialSource {
             let more = header.withUnsafeMutableBytes { fread($0.baseAddress! + 4, 1, 20, file) }
             header.removeLast(20 - more)
             if let problem = SequentialSource.checkPcapHeader(header) {
-                if !isStdin || compressed { fclose(file) }
+                if owned { fclose(file) }
                 throw CaptureError(.badFormat, capture: path, message: problem)
             }
             // libpcap must see the header again: rewind a file, or replay the bytes in front of a pipe.
             var stream = file
             if fseek(file, 0, SEEK_SET) != 0 {
-                guard let prefixed = siphon_prefixed_stream(file, header, header.count, isStdin && !compressed ? 0 : 1) else {
-                    if !isStdin || compressed { fclose(file) }
+                guard let prefixed = siphon_prefixed_stream(file, header, header.count, owned ? 1 : 0) else {
+                    if owned { fclose(file) }
                     throw CaptureError(.cannotOpen, capture: path, message: "out of memory")
                 }
                 stream = prefixed

@@ -413,7 +413,8 @@ final class ContentHasher: CaptureByteObserver, @unchecked Sendable {
         count += Int64(bytes.count)
     }
 
-    /// Reads what the scan left of the file (from the first byte not seen) and returns the digest and size.
+    /// Reads what the scan left of the file (from the first byte not seen; all of it when nothing was seen) and
+    /// returns the digest and size.
     func finish(path: String) throws(BatchError) -> (sha256: String, size: Int64) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw BatchError("\(path): cannot open: \(String(cString: strerror(errno)))") }

@@ -140,47 +140,17 @@ public struct BatchError: Error, CustomStringConvertible, Sendable {
     public init(_ d: String) { description = d }
 }
 
-extension Sequence where Element == UInt8 {
-    /// Lower-case hex.
-    var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in self {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
 extension Array where Element == UInt8 {
-    var sha256: String { SHA256.hash(data: self).hex }
+    var sha256: String { Array(SHA256.hash(data: self)).hexString }
 }
 
 extension SHA256.Digest {
-    var hex: String { Array(self).hex }
+    var hex: String { Array(self).hexString }
 }
 
 /// SHA-256 and size of a file, read in 1 MiB blocks.
 public func fileDigest(_ path: String) throws(BatchError) -> (sha256: String, size: Int64) {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw BatchError("\(path): cannot open: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var hasher = SHA256()
-    var size: Int64 = 0
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buffer.deallocate() }
-    while true {
-        let n = read(fd, buffer.baseAddress, buffer.count)
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw BatchError("\(path): cannot read: \(String(cString: strerror(errno)))")
-        }
-        if n == 0 { break }
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        size += Int64(n)
-    }
-    return (hasher.finalize().hex, size)
+    try ContentHasher().finish(path: path)
 }
 
 /// SHA-256 of a string, in hex.
