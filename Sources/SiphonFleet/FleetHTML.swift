@@ -40,8 +40,10 @@ enum FleetHTML {
         if f.endpoints.count > 500 { h += "<p>\(f.endpoints.count - 500) more in fleet.json.</p>" }
         h += "<h2>Devices, worst first</h2><p><label>Filter <input id=\"filter\" type=\"search\" placeholder=\"label, model, endpoint...\"></label> <span id=\"shown\"></span></p>"
         h += "<table id=\"devices\"><tr><th>device</th><th>model</th><th>verdict</th><th>foreign endpoints</th><th>sent abroad</th><th>alerts</th><th>only this device contacted</th><th>cluster</th></tr>"
+        // Each device's capture folder, looked up once (a fleet has thousands of devices and captures).
+        let outputs = Dictionary(f.captures.map { ($0.capture, $0.outputs) }, uniquingKeysWith: { a, _ in a })
         for d in f.devices {
-            let report = f.captures.first { $0.capture == d.capture }?.outputs.map { "\($0)/report.html" }
+            let report = outputs[d.capture]??.appending("/report.html")
             let name = report.map { "<a href=\"\(e($0))\">\(e(d.label))</a>" } ?? e(d.label)
             h += "<tr class=\"device\"><td>\(name)<br><small>\(e(d.deviceId))</small></td><td>\(e(d.model ?? ""))</td><td>\(sev(d.severity)) \(e(d.headline))\(d.incomplete.map { "<br><small>incomplete: \(e($0))</small>" } ?? "")</td>"
             h += "<td class=\"n\">\(d.foreignEndpoints)</td><td class=\"n\">\(bytes(d.sentForeign))</td><td class=\"n\">\(d.alerts)</td><td>\(e(d.uniqueEndpoints.joined(separator: ", ")))</td><td>\(d.cluster.map { "#\($0)" } ?? "")</td></tr>"
