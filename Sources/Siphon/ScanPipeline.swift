@@ -78,11 +78,19 @@ public final class ScanPipeline {
     private var checksumsJudged: UInt64 = 0
     /// Flows created so far, as last seen (a change: the packet just handled began a flow).
     private var knownFlows: UInt64 = 0
+    /// The fragment whose datagram `handle` is given (nil for a whole packet).
+    private var fragmentOf: DecodedPacket?
     /// The sender of the last packet that began a flow.
     private var lastSender: (UInt64, IPAddress) = (0, IPAddress(ipv4: 0))
     /// Open flows are judged when capture time reaches this (ns; 0 until the first packet sets it).
     private var nextOpenFlowCheck: Int64 = 0
     private let openFlowInterval: Int64
+    /// Whether packets name their interface (pcapng files, live captures): frame references then carry it.
+    public var recordsInterfaces = false
+    /// The packet being processed, as frame references name it.
+    private var currentFrame = FrameRef.none
+    /// Which flow each frame went to, when asked for (`siphon extract`, case files).
+    public var frameLog: FrameFlowLog?
 
     private func switchLinkType(_ linkType: LinkType) {
         if currentLinkTypeCount > 0 { statistics.linkTypes[currentLinkType.rawValue, default: 0] &+= currentLinkTypeCount }
@@ -134,6 +142,13 @@ public final class ScanPipeline {
         if statistics.lastTimestamp.map({ captured.timestamp > $0 }) ?? true { statistics.lastTimestamp = captured.timestamp }
         if captured.linkType != currentLinkType { switchLinkType(captured.linkType) }
         currentLinkTypeCount &+= 1
+        currentFrame = FrameRef(
+            number: captured.frame, timestamp: captured.timestamp,
+            interface: recordsInterfaces ? Int32(truncatingIfNeeded: captured.interfaceID) : -1)
+        flows.frame = captured.frame
+        flows.interface = currentFrame.interface
+        reassembler.frame = currentFrame
+        recorder.frame = currentFrame
 
         // A local value: decoded in place (or copied once from the reader thread's side record), then lent to the
         // flow table and the checksum without copies (a value reached through a pointer or an inout parameter is
@@ -160,6 +175,7 @@ public final class ScanPipeline {
             if status == .bad { return }
         }
         if packet.isFragment && packet.error == nil {
+            frameLog?.fragment(packet, frame: captured.frame)
             // Fragments wait for their datagram; the rebuilt datagram goes on as one packet carrying their count.
             if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
                 datagram.packet.withUnsafeBytes { raw in
@@ -172,6 +188,8 @@ public final class ScanPipeline {
                     // The rebuilt IPv6 header lost the extension headers of the first fragment (a routing header
                     // or Home Address option would change the checksum's addresses).
                     if inner.network == .ipv6 { inner.pseudoHeaderUncertain = true }
+                    fragmentOf = packet
+                    defer { fragmentOf = nil }
                     handle(inner, raw, timestamp: captured.timestamp, wireLength: datagram.wireBytes, packets: datagram.fragments)
                 }
             }
@@ -327,6 +345,10 @@ public final class ScanPipeline {
         guard let (slot, fromInitiator) = flows.process(
             packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum)
         else { return }
+        if let frameLog {
+            let flow = flows.flowID(at: slot)
+            if let fragment = fragmentOf { frameLog.datagram(of: fragment, flow: flow) } else { frameLog.record(frame: currentFrame.number, flow: flow) }
+        }
         // A flow's first packet tells which MAC address its sender uses (the rest of the link's picture comes from
         // ARP, NDP, DHCP and ended flows).
         if flows.createdCount != knownFlows {
@@ -362,6 +384,8 @@ public final class ScanPipeline {
         for hit in recorder.identifierHits {
             let flow = flows.flow(at: hit.slot)
             guard flow.id == hit.flowID else { continue }
+            detection.contextFrames = hit.frames
+            defer { detection.contextFrames = [] }
             detection.identifiersFound(hit.matches, flow: flow, location: hit.location, timestamp: hit.timestamp)
             writeAlerts(flow: flow)
         }
@@ -375,6 +399,8 @@ public final class ScanPipeline {
             output?.write(EventEncoder.fragmentAnomaly(c, capture: capture))
             if let detection {
                 let g = geo.map { $0.lookup(c.destination) }
+                detection.contextFrames = currentFrame.isNone ? [] : [currentFrame]
+                defer { detection.contextFrames = [] }
                 detection.fragmentConflict(c, destination: g?.scope == .local ? nil : g)
                 writeAlerts(flow: nil)
             }
@@ -388,6 +414,8 @@ public final class ScanPipeline {
             guard flow.id == e.flowID else { continue }
             if let output { output.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture)) }
             if let detection {
+                detection.contextFrames = !e.frames.isEmpty ? e.frames : flow.lastFrame != 0 ? [flow.lastFrameRef] : []
+                defer { detection.contextFrames = [] }
                 detection.transaction(e.transaction, flow: flow, direction: e.direction, timestamp: e.timestamp)
                 writeAlerts(flow: flow)
             }
@@ -416,6 +444,8 @@ public final class ScanPipeline {
             output?.write(EventEncoder.overlapAnomaly(c, flow: flow, policy: reassembler.configuration.policy, capture: capture))
             if let detection {
                 let g = geo.map { $0.lookup(flow.serverAddress) }
+                detection.contextFrames = c.frames
+                defer { detection.contextFrames = [] }
                 detection.overlapConflict(
                     c, flow: flow, policy: reassembler.configuration.policy.rawValue,
                     destination: g?.scope == .local ? nil : g, timestamp: c.timestamp)
@@ -500,8 +530,10 @@ public final class ScanPipeline {
         drainEndedFlows()
         if let detection {
             detection.finish()
+            // Taken even with no output: the alerts get their frames.
+            let last = detection.takeNewAlerts()
             if let output {
-                for a in detection.takeNewAlerts() { output.write(EventEncoder.alert(a, communityID: a.flow.communityID, capture: capture)) }
+                for a in last { output.write(EventEncoder.alert(a, communityID: a.flow.communityID, capture: capture)) }
             }
         }
         if let detection, wantVerdicts || output != nil {
@@ -578,7 +610,8 @@ public enum CaptureScanner {
     /// opened yields an error and no events; one damaged midway yields every event decoded before the damage.
     /// `observer` sees every byte of the file once as it is read (a content hash without a second pass).
     public static func scan(
-        path: String, options: ScanOptions = ScanOptions(), output: EventOutput?, observer: (any CaptureByteObserver)? = nil
+        path: String, options: ScanOptions = ScanOptions(), output: EventOutput?, observer: (any CaptureByteObserver)? = nil,
+        frameLog: FrameFlowLog? = nil
     ) -> Result {
         let reader: CaptureReader
         do {
@@ -589,6 +622,8 @@ public enum CaptureScanner {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)
         }
         let pipeline = ScanPipeline(capture: path, options: options, output: output)
+        pipeline.recordsInterfaces = reader.format == .pcapng
+        pipeline.frameLog = frameLog
         var failure: CaptureError?
         do {
             try feed(pipeline, from: reader)
@@ -600,5 +635,40 @@ public enum CaptureScanner {
         return Result(
             statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [],
             verdicts: pipeline.verdicts, link: pipeline.link)
+    }
+}
+
+/// Which flow each frame of a capture went to: a flow id per frame number (0: none, e.g. ARP, undecodable, a
+/// fragment whose datagram never completed), for `siphon extract` and case files. Kept only when asked for:
+/// 8 bytes per frame.
+public final class FrameFlowLog {
+    public private(set) var flowOfFrame: [UInt64] = []
+    private struct FragmentKey: Hashable {
+        var source: IPAddress, destination: IPAddress, identification: UInt32, ipProtocol: UInt8
+    }
+    /// Frames of fragments waiting for their datagram.
+    private var waiting: [FragmentKey: [UInt64]] = [:]
+
+    public init() {}
+
+    /// The flow of frame `frame` (0 when none).
+    public func flow(of frame: UInt64) -> UInt64 {
+        frame >= 1 && frame <= UInt64(flowOfFrame.count) ? flowOfFrame[Int(frame - 1)] : 0
+    }
+
+    func record(frame: UInt64, flow: UInt64) {
+        guard frame > 0 else { return }
+        let i = Int(frame - 1)
+        if i >= flowOfFrame.count { flowOfFrame += repeatElement(0, count: max(i + 1 - flowOfFrame.count, flowOfFrame.count)) }
+        flowOfFrame[i] = flow
+    }
+
+    func fragment(_ p: DecodedPacket, frame: UInt64) {
+        waiting[FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol), default: []].append(frame)
+    }
+
+    func datagram(of p: DecodedPacket, flow: UInt64) {
+        let key = FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol)
+        for frame in waiting.removeValue(forKey: key) ?? [] { record(frame: frame, flow: flow) }
     }
 }

@@ -25,6 +25,8 @@ public final class StreamRecorder: StreamConsumer {
     public let app = ApplicationLayer()
     /// Capture time of the packet being processed (set by the pipeline).
     var now = Timestamp.zero
+    /// The packet being processed (set by the pipeline): datagrams come from it.
+    var frame = FrameRef.none
     private var hashers: [SHA256?] = []
     private var files: [Int32] = []
     /// Streams written per tcpflow base name, to add tcpflow's `c1`, `c2`... suffix on reuse.
@@ -49,6 +51,8 @@ public final class StreamRecorder: StreamConsumer {
         var matches: [IdentifierMatch]
         var location: String
         var timestamp: Timestamp
+        /// The packets that carried the matched bytes, in frame order.
+        var frames: [FrameRef]
     }
     /// Scans the first bytes each device sends in flows not parsed otherwise (unknown, MQTT, SMTP...; HTTP is
     /// scanned as parsed, encrypted protocols not at all). Nil: no scanning.
@@ -61,22 +65,28 @@ public final class StreamRecorder: StreamConsumer {
     private var scanFlow: [UInt64] = []
     private var scanned: [Int] = []
     private var carry: [[UInt8]] = []
+    /// Per slot: where each chunk still in the carry began (in scanned bytes) and the packet that carried it.
+    private var carryFrames: [[(Int, FrameRef)]] = []
     private var scratch: [UInt8] = []
     private var found: [IdentifierMatch] = []
     private static let carryBytes = 40
 
-    private func scanPayload(_ bytes: UnsafeRawBufferPointer, slot: Int32, flowID: UInt64, scanner: IdentifierScanner, udp: Bool) {
+    private func scanPayload(
+        _ bytes: UnsafeRawBufferPointer, slot: Int32, flowID: UInt64, scanner: IdentifierScanner, udp: Bool, frame: FrameRef
+    ) {
         let i = Int(slot)
         if i >= scanFlow.count {
             let n = max(i + 1, scanFlow.count * 2, 1024) - scanFlow.count
             scanFlow += Array(repeating: 0, count: n)
             scanned += Array(repeating: Int.max, count: n)
             carry += Array(repeating: [], count: n)
+            carryFrames += Array(repeating: [], count: n)
         }
         let limit = scanner.configuration.scanBytes
         if scanFlow[i] != flowID {
             scanFlow[i] = flowID
             carry[i] = []
+            carryFrames[i] = []
             let f = flows.flow(at: slot)
             scanned[i] = isDevice?(f) == true ? 0 : Int.max
         }
@@ -86,6 +96,7 @@ public final class StreamRecorder: StreamConsumer {
             case .tls, .quic, .ssh, .http, .dns, .dhcp, .mdns, .llmnr, .nbns:
                 scanned[i] = Int.max
                 carry[i] = []
+                carryFrames[i] = []
                 return
             default: break
             }
@@ -98,17 +109,38 @@ public final class StreamRecorder: StreamConsumer {
         found.removeAll(keepingCapacity: true)
         scanner.scan(scratch, into: &found)
         var hits: [IdentifierMatch] = []
+        // The chunks the scratch holds: those of the carry, then this one.
+        carryFrames[i].append((scanned[i], frame))
+        var frames: [FrameRef] = []
         for var m in found where m.offset + m.length > kept {
             m.offset = m.offset - kept + scanned[i]
             hits.append(m)
+            let chunks = carryFrames[i]
+            for (k, (start, f)) in chunks.enumerated() where !f.isNone {
+                let end = k + 1 < chunks.count ? chunks[k + 1].0 : scanned[i] + take
+                if start < m.offset + m.length && end > m.offset && !frames.contains(f) { frames.append(f) }
+            }
         }
         if !hits.isEmpty {
-            identifierHits.append(IdentifierHit(slot: slot, flowID: flowID, matches: hits, location: udp ? "udp-payload" : "tcp-payload", timestamp: now))
+            identifierHits.append(IdentifierHit(
+                slot: slot, flowID: flowID, matches: hits, location: udp ? "udp-payload" : "tcp-payload", timestamp: now,
+                frames: frames.sorted()))
         }
         scanned[i] += take
         // Kept in place (the per-slot array's storage is reused, not replaced per chunk).
         carry[i].removeAll(keepingCapacity: true)
-        if !udp && scanned[i] < limit { carry[i].append(contentsOf: scratch.suffix(Self.carryBytes)) }
+        if !udp && scanned[i] < limit {
+            carry[i].append(contentsOf: scratch.suffix(Self.carryBytes))
+            // The chunks that still have bytes in the carry.
+            let from = scanned[i] - carry[i].count
+            var chunks = carryFrames[i]
+            var first = 0
+            while first + 1 < chunks.count && chunks[first + 1].0 <= from { first += 1 }
+            chunks.removeFirst(first)
+            carryFrames[i] = chunks
+        } else {
+            carryFrames[i].removeAll(keepingCapacity: true)
+        }
     }
 
     deinit { for fd in files where fd >= 0 { close(fd) } }
@@ -121,13 +153,16 @@ public final class StreamRecorder: StreamConsumer {
         }
     }
 
-    public func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
+    public func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64, frame: FrameRef) {
         let flowID = flows.flowID(at: slot)
+        app.frame = frame
         if app.wants(slot: slot, flowID: flowID, direction: direction) {
             let (client, server) = flows.ports(at: slot)
             app.streamData(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: now)
         }
-        if direction == 0, let scanner = identifiers { scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: false) }
+        if direction == 0, let scanner = identifiers {
+            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: false, frame: frame)
+        }
         let i = Int(slot) * 2 + direction
         if options.hashes {
             ensure(i)
@@ -150,10 +185,11 @@ public final class StreamRecorder: StreamConsumer {
     public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
         let (client, server) = flows.ports(at: slot)
         let flowID = flows.flowID(at: slot)
+        app.frame = frame
         app.datagram(bytes, slot: slot, flowID: flowID, direction: direction, clientPort: client, serverPort: server, timestamp: timestamp)
         if direction == 0, let scanner = identifiers {
             now = timestamp
-            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: true)
+            scanPayload(bytes, slot: slot, flowID: flowID, scanner: scanner, udp: true, frame: frame)
         }
     }
 
@@ -167,6 +203,7 @@ public final class StreamRecorder: StreamConsumer {
     func finish(slot: Int32) -> (String?, String?) {
         if Int(slot) < carry.count {
             carry[Int(slot)] = []
+            carryFrames[Int(slot)] = []
             scanFlow[Int(slot)] = 0
         }
         var out: (String?, String?) = (nil, nil)

@@ -45,6 +45,9 @@ public struct AppEvent: Sendable {
     public var direction: Int
     public var timestamp: Timestamp
     public var transaction: AppTransaction
+    /// The packets the transaction rests on: an HTTP request's last packet (the one that completed it), a TLS
+    /// ClientHello's, a DNS message's; empty when not known (the pipeline then names the flow's last packet).
+    public var frames: [FrameRef] = []
 }
 
 /// What the application layer learned of a flow, for its `flow` event.
@@ -60,6 +63,8 @@ public struct AppSummary: Sendable {
 /// incremental parser per direction, and queues transactions. It sees byte chunks, gaps and datagrams, never TCP.
 public final class ApplicationLayer {
     public let names = NameMap()
+    /// The packet whose bytes are being fed (set by the stream consumer before each chunk or datagram).
+    public var frame = FrameRef.none
     /// JA3/JA4 of ClientHellos already seen in this pipeline.
     public let tlsFingerprints = TLSFingerprintCache()
 
@@ -87,6 +92,10 @@ public final class ApplicationLayer {
         var tls: TLSState?
         var http: HTTPState?
         var pendingRequests: [HTTPMessage] = []
+        /// The packet that completed each pending request (same order).
+        var pendingRequestFrames: [FrameRef] = []
+        /// The packet that completed the ClientHello.
+        var clientHelloFrame = FrameRef.none
         var dns: DNSState?
         var startTLS: StartTLSWatcher?
         var quic: QUICState?
@@ -238,6 +247,7 @@ public final class ApplicationLayer {
         case .tls:
             let found = (direction == 0 ? f.tls?.client.feed(bytes, cache: tlsFingerprints) : f.tls?.server.feed(bytes)) ?? false
             if found {
+                if direction == 0, f.clientHelloFrame.isNone, f.tls?.client.clientHello != nil { f.clientHelloFrame = frame }
                 if direction == 0, let sni = f.tls?.client.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 // One event per handshake: once the server's first flight is over (hello, certificates), or at the
                 // end of the flow with what was seen.
@@ -254,6 +264,7 @@ public final class ApplicationLayer {
                     f.http?.responses.expectResponse(toMethod: m.method)
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
+                    f.pendingRequestFrames.append(frame)
                     if m.method == "CONNECT" {
                         // Whatever follows may be a tunnelled protocol: hold it until the response decides.
                         f.heldAfterConnect = Array(bytes[consumed...].prefix(65_536))
@@ -262,8 +273,9 @@ public final class ApplicationLayer {
             } else {
                 var consumed = 0
                 for m in f.http?.responses.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
-                    let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
-                    events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
+                    let (request, requestFrame) = nextRequest(f)
+                    events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m),
+                                           frames: requestFrame.map { [$0] } ?? frames))
                     guard request?.method == "CONNECT", let held = f.heldAfterConnect else { continue }
                     f.heldAfterConnect = nil
                     if (200..<300).contains(m.status) {
@@ -290,6 +302,16 @@ public final class ApplicationLayer {
         }
     }
 
+    /// The oldest request waiting for its response, and the packet that completed it.
+    private func nextRequest(_ f: FlowState) -> (HTTPMessage?, FrameRef?) {
+        guard !f.pendingRequests.isEmpty else { return (nil, nil) }
+        let frame = f.pendingRequestFrames.isEmpty ? FrameRef.none : f.pendingRequestFrames.removeFirst()
+        return (f.pendingRequests.removeFirst(), frame.isNone ? nil : frame)
+    }
+
+    /// The current packet as a one-frame list (empty when not numbered).
+    private var frames: [FrameRef] { frame.isNone ? [] : [frame] }
+
     private func emitTLS(_ f: FlowState, slot: Int32, timestamp: Timestamp) {
         guard !f.tlsEmitted else { return }
         f.tlsEmitted = true
@@ -297,7 +319,8 @@ public final class ApplicationLayer {
             slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp,
             transaction: .tls(
                 client: f.tls?.client.clientHello, server: f.tls?.server.serverHello, certificate: f.tls?.server.certificate,
-                chainLength: f.tls?.server.certificateChainLength ?? 0)))
+                chainLength: f.tls?.server.certificateChainLength ?? 0),
+            frames: f.clientHelloFrame.isNone ? [] : [f.clientHelloFrame]))
         f.tls = nil  // everything the event needs is in it: the parsers and their buffers can go
     }
 
@@ -321,13 +344,17 @@ public final class ApplicationLayer {
         }
         if direction == 0 {
             f.tls?.client.gap()
-            f.pendingRequests += f.http?.requests.gap() ?? []
+            for m in f.http?.requests.gap() ?? [] {
+                f.pendingRequests.append(m)
+                f.pendingRequestFrames.append(frame)
+            }
             f.dns?.client.gap()
         } else {
             f.tls?.server.gap()
             for m in f.http?.responses.gap() ?? [] {
-                let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
-                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m)))
+                let (request, requestFrame) = nextRequest(f)
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m),
+                                       frames: requestFrame.map { [$0] } ?? frames))
             }
             f.dns?.server.gap()
         }
@@ -364,14 +391,14 @@ public final class ApplicationLayer {
                 if let sni = hello.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 events.append(AppEvent(
                     slot: slot, flowID: flowID, direction: 0, timestamp: timestamp,
-                    transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0)))
+                    transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0), frames: frames))
             }
         }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
             if m.isRequest, let mac = m.clientMAC, m.hostname != nil || m.vendorClass != nil {
                 devices[mac] = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)
             }
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m)))
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m), frames: frames))
         }
         if f.app == .dns || f.app == .mdns || f.app == .llmnr {
             do {
@@ -390,7 +417,7 @@ public final class ApplicationLayer {
         case .success(let m):
             dnsMessages += 1
             names.record(m, at: timestamp)
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m, app)))
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m, app), frames: frames))
         case .failure:
             dnsErrors += 1
         }
@@ -403,16 +430,23 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
+        // No packet is being fed: what comes out now names the packets recorded with it, or none.
+        frame = .none
         if f.tls?.client.clientHello != nil || f.tls?.server.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }
         if f.http != nil {
-            f.pendingRequests += f.http?.requests.end() ?? []
+            for m in f.http?.requests.end() ?? [] {
+                f.pendingRequests.append(m)
+                f.pendingRequestFrames.append(frame)
+            }
             let responses = f.http?.responses.end() ?? []
             for m in responses {
-                let request = f.pendingRequests.isEmpty ? nil : f.pendingRequests.removeFirst()
-                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m)))
+                let (request, requestFrame) = nextRequest(f)
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m),
+                                       frames: requestFrame.map { [$0] } ?? []))
             }
-            for request in f.pendingRequests {
-                events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .http(request: request, response: nil)))
+            for (request, requestFrame) in zip(f.pendingRequests, f.pendingRequestFrames) {
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .http(request: request, response: nil),
+                                       frames: requestFrame.isNone ? [] : [requestFrame]))
             }
         }
         return AppSummary(app: f.app, names: f.names, upgradedFrom: f.upgradedFrom)

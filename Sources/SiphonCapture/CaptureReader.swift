@@ -253,7 +253,7 @@ final class SequentialSource {
 
     @inline(__always)
     private func nextRecord() throws(CaptureError) -> CapturedPacket? {
-        let packet: CapturedPacket?
+        var packet: CapturedPacket?
         // Optional chaining on the stored references (no `if let` copy): no retain/release per packet.
         do {
             if libpcap != nil { packet = try libpcap?.next() } else { packet = try pcapng?.next() }
@@ -262,6 +262,7 @@ final class SequentialSource {
         }
         if packet != nil {
             recordsRead += 1
+            packet!.frame = UInt64(recordsRead)
         } else if compressed, let problem = siphon_gzip_problem(gzip) {
             // Every record read, but the compressed data was cut or damaged after them (its trailer, its CRC).
             throw CaptureError(.damaged(offset: offset), capture: name, message: String(cString: problem) + " (offset in the decompressed capture)")

@@ -19,12 +19,16 @@ public struct CapturedPacket {
     public var annotation: UInt64
     /// The side record `ReadAheadOptions.inspect` filled for this packet (nil without one); valid as `bytes` is.
     public var side: UnsafeRawPointer?
+    /// The packet's number in its capture as Wireshark counts frames (`frame.number`): 1 for the first packet record
+    /// of the file, counting records a filter rejected; for a live capture, packets in the order captured. 0: unknown.
+    public var frame: UInt64
 
     @inlinable
     public init(
         bytes: UnsafeRawBufferPointer, timestamp: Timestamp, linkType: LinkType, originalLength: Int, interfaceID: Int = 0,
-        annotation: UInt64 = 0, side: UnsafeRawPointer? = nil
+        annotation: UInt64 = 0, side: UnsafeRawPointer? = nil, frame: UInt64 = 0
     ) {
+        self.frame = frame
         self.side = side
         self.bytes = bytes
         self.timestamp = timestamp

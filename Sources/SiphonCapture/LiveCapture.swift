@@ -275,7 +275,8 @@ public final class LiveCapture: PacketSource {
                     let packet = CapturedPacket(
                         bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)),
                         timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: Int64(h.ts.tv_usec) * handles[i].scale),
-                        linkType: handles[i].linkType, originalLength: Int(h.len), interfaceID: i)
+                        linkType: handles[i].linkType, originalLength: Int(h.len), interfaceID: i,
+                        frame: UInt64(packetsCaptured + 1))
                     packetsCaptured += 1
                     handedOut[i] &+= 1
                     drainedEmpty = false

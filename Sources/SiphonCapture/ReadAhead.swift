@@ -62,6 +62,7 @@ final class ReadAhead: @unchecked Sendable {
         var linkType: LinkType
         var interfaceID: Int
         var annotation: UInt64
+        var frame: UInt64
         /// `CaptureReader.offset` after this record.
         var offset: Int64
     }
@@ -263,7 +264,7 @@ final class ReadAhead: @unchecked Sendable {
             }
             block.append(Record(
                 start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
-                linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, offset: source.offset))
+                linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, frame: packet.frame, offset: source.offset))
             block.used += (n + 15) & ~15
         }
     }
@@ -314,7 +315,7 @@ final class ReadAhead: @unchecked Sendable {
             return CapturedPacket(
                 bytes: UnsafeRawBufferPointer(start: storage + r.pointee.start, count: r.pointee.count),
                 timestamp: r.pointee.timestamp, linkType: r.pointee.linkType, originalLength: r.pointee.originalLength,
-                interfaceID: r.pointee.interfaceID, annotation: r.pointee.annotation, side: recordSide)
+                interfaceID: r.pointee.interfaceID, annotation: r.pointee.annotation, side: recordSide, frame: r.pointee.frame)
         }
         return try nextBlock()
     }

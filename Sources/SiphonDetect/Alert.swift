@@ -93,6 +93,9 @@ public struct Alert: Sendable {
     public var destination: GeoInfo?
     /// Ordered figures: name and value.
     public var evidence: [(String, EvidenceValue)]
+    /// The packets the alert rests on (Wireshark's frame numbers), in frame order: those that carried the matched
+    /// bytes or transaction, each contact of a series, or the flow's first packet.
+    public var frames: [FrameRef] = []
 
     public init(
         category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,

@@ -146,9 +146,20 @@ public final class DetectionEngine {
     /// How many of `raised` the pipeline has taken.
     private var taken = 0
 
-    /// The alerts raised since the last call.
+    /// The packets the next detector call works from (set by the pipeline before it): alerts raised by that call
+    /// without frames of their own rest on these, or else on their flow's first packet.
+    public var contextFrames: [FrameRef] = []
+
+    /// The alerts raised since the last call, each with the frames it rests on.
     public func takeNewAlerts() -> ArraySlice<Alert> {
         defer { taken = raised.count }
+        for i in taken..<raised.count where raised[i].frames.isEmpty {
+            if !contextFrames.isEmpty {
+                raised[i].frames = contextFrames
+            } else if raised[i].flow.firstFrame != 0 {
+                raised[i].frames = [raised[i].flow.firstFrameRef]
+            }
+        }
         return raised[taken...]
     }
     /// The detectors judged as flows end, one value per category with its own state (docs/detections.md).

@@ -308,6 +308,8 @@ public struct BeaconDetector {
     /// A target's recent contact times, and how many contacts it had in all.
     struct Series {
         var times: [Timestamp] = []
+        /// The first packet of each contact (same order as `times`).
+        var frames: [UInt64] = []
         var total = 0
     }
     private var contacts: [Key: Series] = [:]
@@ -356,13 +358,17 @@ public struct BeaconDetector {
     private mutating func contact(_ key: Key, _ j: FlowJudgement, mayRaise: Bool = true, into alerts: inout [Alert]) {
         let c = configuration, start = j.flow.start
         // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
-        func add(_ series: inout Series) -> ([Timestamp], Int) {
-            if series.times.count >= c.maximumContacts { series.times.removeFirst(series.times.count - c.maximumContacts + 1) }
+        func add(_ series: inout Series) -> ([Timestamp], [UInt64], Int) {
+            if series.times.count >= c.maximumContacts {
+                series.times.removeFirst(series.times.count - c.maximumContacts + 1)
+                series.frames.removeFirst(series.frames.count - c.maximumContacts + 1)
+            }
             series.times.append(start)
+            series.frames.append(j.flow.firstFrame)
             series.total += 1
-            return (series.times, series.total)
+            return (series.times, series.frames, series.total)
         }
-        let (times, total) = add(&contacts[key, default: Series()])
+        let (times, frames, total) = add(&contacts[key, default: Series()])
         // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
         let n = times.count
@@ -373,7 +379,11 @@ public struct BeaconDetector {
         contacts[key] = nil
         let sorted = times.sorted()
         let rounded = (score.medianInterval * 10).rounded() / 10
-        alerts.append(Alert(
+        // Each contact's first packet (its time: the contact's start), at most the first and last 32.
+        var contactFrames = zip(frames, times).filter { $0.0 != 0 }.map { FrameRef(number: $0.0, timestamp: $0.1, interface: j.flow.interface) }
+        contactFrames.sort()
+        if contactFrames.count > 64 { contactFrames = Array(contactFrames.prefix(32) + contactFrames.suffix(32)) }
+        var alert = Alert(
             category: .beaconing, rule: "siphon.beaconing", severity: j.foreign ? .medium : .low,
             message: "\(j.device) contacts \(key.target.description) every \(rounded) s (\(score.contacts) contacts)",
             timestamp: j.flow.end, flow: j.flow, device: j.device, deviceID: key.device, destination: j.ended.destination, evidence: [
@@ -382,7 +392,9 @@ public struct BeaconDetector {
                 ("regular_fraction", .double(score.regularFraction)),
                 ("first_contact", .time(sorted[0])),
                 ("last_contact", .time(sorted[sorted.count - 1])),
-            ]))
+            ])
+        alert.frames = contactFrames
+        alerts.append(alert)
     }
 }
 

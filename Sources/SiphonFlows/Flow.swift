@@ -166,6 +166,11 @@ public struct Flow: Sendable {
     public var macB: UInt64 = 0
     /// The first packet's outermost 802.1Q TCI (-1 when none): tcpflow names stream files with it.
     public var outer8021QTCI: Int32 = -1
+    /// The pcapng interface of the flow's first packet (-1: the capture has none).
+    public var interface: Int32 = -1
+    /// The frame numbers (Wireshark's `frame.number`) of the flow's first and last packets (0: not numbered).
+    public var firstFrame: UInt64 = 0
+    public var lastFrame: UInt64 = 0
 
     public init(key: FlowKey, id: UInt64, initiatorIsA: Bool, start: Timestamp) {
         self.key = key
@@ -193,6 +198,11 @@ public struct Flow: Sendable {
             source: clientAddress, sourcePort: clientPort, destination: serverAddress, destinationPort: serverPort,
             ipProtocol: key.ipProtocol)
     }
+
+    /// The flow's first packet as a frame reference (its time: the flow's start).
+    public var firstFrameRef: FrameRef { FrameRef(number: firstFrame, timestamp: start, interface: interface) }
+    /// The flow's last packet (its time: the flow's end).
+    public var lastFrameRef: FrameRef { FrameRef(number: lastFrame, timestamp: end, interface: interface) }
 
     /// The `proto` of the JSON contract.
     public var protocolName: String { IPProtocolName.of(key.ipProtocol) }

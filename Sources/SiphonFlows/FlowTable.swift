@@ -125,6 +125,11 @@ public final class FlowTable {
     /// whether the packet travels from the initiator, or nil when the packet belongs to no flow. A packet whose TCP
     /// or UDP checksum is `bad` counts in the flow's packets and bytes, but its flags and TTL change nothing (its
     /// receiver drops it) and the history gets Zeek's `C`.
+    /// The frame number and pcapng interface (-1: none) of the packet `process` handles next, as the pipeline
+    /// sets them: flows record their first and last frames.
+    public var frame: UInt64 = 0
+    public var interface: Int32 = -1
+
     @discardableResult
     public func process(
         _ p: DecodedPacket, timestamp: Timestamp, wireLength: Int, packets: Int = 1,
@@ -175,6 +180,8 @@ public final class FlowTable {
         var flow = Flow(key: key, id: createdCount, initiatorIsA: senderInitiates == fromA, start: timestamp)
         if flipped { flow.history.record(UInt8(ascii: "^"), initiator: true) }
         flow.outer8021QTCI = p.outer8021QTCI
+        flow.firstFrame = frame
+        flow.interface = interface
         slots[Int(slot)] = flow
         insertIndex(hash: hash, slot: slot)
         activeCount += 1
@@ -218,6 +225,7 @@ public final class FlowTable {
     ) {
         if timestamp > f.end { f.end = timestamp }
         if timestamp < f.start { f.start = timestamp }
+        if frame > f.lastFrame { f.lastFrame = frame }
         let payload = UInt64(p.payloadLength)
         if fromA {
             f.aToB.packets &+= UInt64(packets)

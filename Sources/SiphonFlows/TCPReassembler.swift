@@ -11,7 +11,8 @@ import Glibc
 /// out-of-order data into a pooled buffer about to be reused). Offsets count bytes from the start of the stream,
 /// gaps included, so they stay exact across 32-bit sequence wrap.
 public protocol StreamConsumer: AnyObject {
-    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64)
+    /// `frame`: the packet that carried these bytes (for out-of-order data, the one buffered).
+    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64, frame: FrameRef)
     /// `length` bytes at `offset` will never arrive (capture loss, snapshot length, a memory budget).
     func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64)
     /// Two versions of the same stream bytes differed: an evasion anomaly.
@@ -44,6 +45,8 @@ public struct OverlapConflict: Sendable {
     public var kept: [UInt8]
     public var discarded: [UInt8]
     public var timestamp: Timestamp
+    /// The packets that carried the two versions, when known (the copy already delivered has none).
+    public var frames: [FrameRef] = []
 }
 
 /// Limits on buffered out-of-order bytes.
@@ -190,11 +193,15 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         var next: Int32
         var data: UnsafeMutableRawPointer
         var sizeClass: Int
+        /// The packet that supplied these bytes.
+        var frame: FrameRef
     }
 
     /// Bytes of reassembly state per tracked TCP flow (both directions), buffered data not counted.
     public static var stateBytesPerFlow: Int { 2 * MemoryLayout<Half>.stride }
 
+    /// The packet `segment` is given next (set by the pipeline): delivered bytes name the frame that carried them.
+    public var frame = FrameRef.none
     private var halves: UnsafeMutablePointer<Half>
     private var halfCapacity: Int
     private var segments: [Segment] = []
@@ -347,7 +354,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             if start == offset && !ackGated {
                 var direct = data.count
                 if h.pointee.head >= 0 { direct = min(direct, Int(Int64(segments[Int(h.pointee.head)].start) - start)) }
-                if direct > 0 { deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction) }
+                if direct > 0 { deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction, frame: frame) }
                 if direct == data.count {
                     drain(h, slot: slot, direction: direction, limit: .max)
                     return
@@ -375,8 +382,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     }
 
     @inline(__always)
-    private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int) {
-        consumer.streamData(bytes, slot: slot, direction: direction, offset: h.pointee.offset)
+    private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, frame: FrameRef) {
+        consumer.streamData(bytes, slot: slot, direction: direction, offset: h.pointee.offset, frame: frame)
         if h.pointee.exact {
             retain(bytes, h)
         } else {
@@ -419,7 +426,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             if end > offset {
                 let stop = limit < Int64(end) ? UInt64(limit) : end
                 deliver(UnsafeRawBufferPointer(start: s.data + Int(offset - s.start), count: Int(stop - offset)), h,
-                        slot: slot, direction: direction)
+                        slot: slot, direction: direction, frame: s.frame)
                 if stop < end { return }
             }
             h.pointee.head = s.next
@@ -544,7 +551,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                         flowID: h.pointee.flowID, slot: slot, direction: direction, offset: p + UInt64(i), length: j - i,
                         keptSegmentOffset: w.start, discardedSegmentOffset: start,
                         kept: [UInt8](UnsafeRawBufferPointer(start: ring + at + i, count: shown)),
-                        discarded: [UInt8](UnsafeRawBufferPointer(start: offered + i, count: shown)), timestamp: timestamp))
+                        discarded: [UInt8](UnsafeRawBufferPointer(start: offered + i, count: shown)), timestamp: timestamp,
+                        frames: frame.isNone ? [] : [frame]))
                 }
                 reported += 1
                 i = j
@@ -591,7 +599,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             consumer.streamConflict(OverlapConflict(
                 flowID: h.pointee.flowID, slot: slot, direction: direction, offset: at, length: Int(stop - at),
                 keptSegmentOffset: old.start, discardedSegmentOffset: start, kept: Array(kept.prefix(16)),
-                discarded: Array(discarded.prefix(16)), timestamp: timestamp))
+                discarded: Array(discarded.prefix(16)), timestamp: timestamp, frames: frame.isNone ? [] : [frame]))
             return
         }
     }
@@ -673,7 +681,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             consumer.streamConflict(OverlapConflict(
                 flowID: h.pointee.flowID, slot: slot, direction: direction, offset: from, length: count,
                 keptSegmentOffset: takeNew ? newOrigin : oldStart, discardedSegmentOffset: takeNew ? oldStart : newOrigin,
-                kept: takeNew ? newCopy : oldCopy, discarded: takeNew ? oldCopy : newCopy, timestamp: timestamp))
+                kept: takeNew ? newCopy : oldCopy, discarded: takeNew ? oldCopy : newCopy, timestamp: timestamp,
+                frames: [segments[old].frame, frame].filter { !$0.isNone }))
             if takeNew { oldBytes.copyMemory(from: newBytes, byteCount: count) }
         }
     }
@@ -688,7 +697,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         let sizeClass = max(6, Int.bitWidth - (length - 1).leadingZeroBitCount)
         let buffer = pool[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: 1 << sizeClass, alignment: 16)
         buffer.copyMemory(from: data.baseAddress! + Int(from - dataStart), byteCount: length)
-        let record = Segment(start: from, origin: origin, originEnd: originEnd, length: length, next: next, data: buffer, sizeClass: sizeClass)
+        let record = Segment(
+            start: from, origin: origin, originEnd: originEnd, length: length, next: next, data: buffer, sizeClass: sizeClass, frame: frame)
         let index: Int32
         if let free = freeSegments.popLast() {
             index = free

@@ -29,6 +29,11 @@ public enum EventEncoder {
         for n in names { w.element(n) }
         w.endArray()
         w.field("history", f.history.description)
+        if f.firstFrame != 0 {
+            w.field("first_frame", f.firstFrame)
+            w.field("last_frame", f.lastFrame)
+            if f.interface >= 0 { w.field("interface", Int(f.interface)) }
+        }
         if f.evicted { w.field("evicted", true) }
         if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
         if let g = destination { geo(g, into: &w) }
@@ -69,6 +74,7 @@ public enum EventEncoder {
         if let g = a.destination { geo(g, into: &w) }
         w.field("device", a.device.description)
         w.field("device_id", a.deviceID.description)
+        frames(a.frames, into: &w)
         w.beginObject("evidence")
         for (name, value) in a.evidence {
             switch value {
@@ -85,6 +91,21 @@ public enum EventEncoder {
         w.endObject()
         w.endObject()
         return w
+    }
+
+    /// `frames`: the packets a finding rests on, `[{frame, timestamp, interface}]` (interface for pcapng files and
+    /// live captures), as Wireshark numbers them (`frame.number`).
+    public static func frames(_ list: [FrameRef], into w: inout JSONObjectWriter) {
+        guard !list.isEmpty else { return }
+        w.beginArray("frames")
+        for f in list {
+            w.beginObject()
+            w.field("frame", f.number)
+            w.field("timestamp", f.timestamp)
+            if f.interface >= 0 { w.field("interface", Int(f.interface)) }
+            w.endObject()
+        }
+        w.endArray()
     }
 
     /// `dest_geo`: located and registered country, AS number and owner, scope relative to the home countries.
@@ -186,6 +207,7 @@ public enum EventEncoder {
             flowFields(f, communityID: communityID, into: &w)
             dhcp(m, into: &w)
         }
+        if let first = e.frames.first { w.field("frame", first.number) }
         w.endObject()
         return w
     }

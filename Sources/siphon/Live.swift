@@ -125,6 +125,7 @@ struct Live: ParsableCommand {
         }
 
         let pipeline = ScanPipeline(capture: source.name, options: options, output: output)
+        pipeline.recordsInterfaces = true
         let monitor = LiveMonitor(source: source, color: colorOnStandardError, statusInterval: statusInterval, quiet: report.quiet)
         if !report.quiet {
             printError("siphon: capturing on \(source.interfaces.map { "\($0.name) (\($0.linkType))" }.joined(separator: ", "))"

@@ -9,7 +9,7 @@ final class Collector: StreamConsumer {
     var conflicts: [OverlapConflict] = []
     var offsetsOK = true
 
-    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64) {
+    func streamData(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, offset: UInt64, frame: FrameRef) {
         let key = Int(slot) * 2 + direction
         let current = UInt64(streams[key, default: []].count) + gaps[key, default: []].reduce(0) { $0 + $1.1 }
         if current != offset { offsetsOK = false }
