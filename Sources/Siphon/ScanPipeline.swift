@@ -487,6 +487,9 @@ public final class ScanPipeline {
             let cached = communityIDs.removeValue(forKey: f.id)
             let id = output == nil ? "" : cached ?? f.communityID
             let (dest, hit) = endpoint(f.serverAddress, names: names)
+            frameLog?.flows[f.id] = FrameFlowLog.FlowFacts(
+                client: f.clientAddress, server: f.serverAddress, clientPort: f.clientPort, serverPort: f.serverPort,
+                ipProtocol: f.key.ipProtocol, clientMAC: f.clientMAC, vlanTCI: f.outer8021QTCI)
             output?.write(EventEncoder.flow(
                 f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
                 destination: dest, indicator: hit, capture: capture))
@@ -528,6 +531,27 @@ public final class ScanPipeline {
         fragments.finish()
         flows.finish()
         drainEndedFlows()
+        // The figures first: verdicts say whether the capture was complete.
+        statistics.flows = flows.createdCount
+        statistics.flowsEvicted = flows.evictions
+        statistics.filteredOut = UInt64(filteredOut)
+        statistics.reassembledBytes = reassembler.deliveredBytes
+        statistics.gaps = reassembler.gapCount
+        statistics.gapBytes = reassembler.gapBytes
+        statistics.overlapBytes = reassembler.overlapBytes
+        statistics.overlapConflicts = reassembler.conflictCount
+        statistics.budgetGapBytes = reassembler.budgetGapBytes
+        statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
+        statistics.unverifiedRetransmittedBytes = reassembler.unverifiedBytes
+        statistics.peakRetainedBytes = UInt64(reassembler.peakRetainedBytes)
+        statistics.unreportedConflictRanges = reassembler.unreportedConflictRanges
+        statistics.extractionError = recorder.extractionError
+        statistics.dnsMessages = recorder.app.dnsMessages
+        statistics.dnsErrors = recorder.app.dnsErrors
+        statistics.datagramsReassembled = fragments.reassembled
+        statistics.fragmentsDropped = fragments.droppedFragments
+        statistics.fragmentBytesDropped = fragments.droppedBytes
+        statistics.fragmentConflicts = fragments.conflictCount
         if let detection {
             detection.finish()
             // Taken even with no output: the alerts get their frames.
@@ -549,26 +573,6 @@ public final class ScanPipeline {
             verdicts = all
             link = detection.linkSummary()
         }
-        statistics.flows = flows.createdCount
-        statistics.flowsEvicted = flows.evictions
-        statistics.filteredOut = UInt64(filteredOut)
-        statistics.reassembledBytes = reassembler.deliveredBytes
-        statistics.gaps = reassembler.gapCount
-        statistics.gapBytes = reassembler.gapBytes
-        statistics.overlapBytes = reassembler.overlapBytes
-        statistics.overlapConflicts = reassembler.conflictCount
-        statistics.budgetGapBytes = reassembler.budgetGapBytes
-        statistics.peakBufferedBytes = UInt64(reassembler.peakBufferedBytes)
-        statistics.unverifiedRetransmittedBytes = reassembler.unverifiedBytes
-        statistics.peakRetainedBytes = UInt64(reassembler.peakRetainedBytes)
-        statistics.unreportedConflictRanges = reassembler.unreportedConflictRanges
-        statistics.extractionError = recorder.extractionError
-        statistics.dnsMessages = recorder.app.dnsMessages
-        statistics.dnsErrors = recorder.app.dnsErrors
-        statistics.datagramsReassembled = fragments.reassembled
-        statistics.fragmentsDropped = fragments.droppedFragments
-        statistics.fragmentBytesDropped = fragments.droppedBytes
-        statistics.fragmentConflicts = fragments.conflictCount
         output?.write(EventEncoder.stats(statistics, capture: capture))
         output?.flush()
         return statistics
@@ -604,6 +608,8 @@ public enum CaptureScanner {
         public var verdicts: [DeviceVerdict] = []
         /// The link's infrastructure and declared devices.
         public var link: LinkSummary?
+        /// `pcap` or `pcapng` (nil when the capture could not be opened).
+        public var format: String?
     }
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be
@@ -634,7 +640,7 @@ public enum CaptureScanner {
         let stats = pipeline.finish(interfaceDrops: reader.interfaceDrops, kernelDrops: reader.kernelDrops, filteredOut: reader.filteredOut)
         return Result(
             statistics: stats, hosts: pipeline.hosts, error: failure, alerts: pipeline.detection?.raised ?? [],
-            verdicts: pipeline.verdicts, link: pipeline.link)
+            verdicts: pipeline.verdicts, link: pipeline.link, format: reader.format.rawValue)
     }
 }
 
@@ -643,6 +649,17 @@ public enum CaptureScanner {
 /// 8 bytes per frame.
 public final class FrameFlowLog {
     public private(set) var flowOfFrame: [UInt64] = []
+    /// The endpoints of every flow, by flow ID (filled as flows end).
+    public struct FlowFacts: Sendable {
+        public var client: IPAddress
+        public var server: IPAddress
+        public var clientPort: UInt16
+        public var serverPort: UInt16
+        public var ipProtocol: UInt8
+        public var clientMAC: UInt64
+        public var vlanTCI: Int32
+    }
+    public internal(set) var flows: [UInt64: FlowFacts] = [:]
     private struct FragmentKey: Hashable {
         var source: IPAddress, destination: IPAddress, identification: UInt32, ipProtocol: UInt8
     }

@@ -50,6 +50,50 @@ public final class ScanSession: Sendable {
         return bytes.prefix(n).hexString
     }()
 
+    /// The git commit checked out in the source tree the executable was built in (the folder holding its `.build`),
+    /// read from `.git` (no git program needed); nil for an executable outside a checkout. The build ID identifies
+    /// the executable itself; this names the sources it most likely came from.
+    public static let sourceRevision: String? = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        var dir = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        func read(_ path: String) -> String? {
+            guard let f = fopen(path, "r") else { return nil }
+            defer { fclose(f) }
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let got = fread(&chunk, 1, chunk.count, f)
+                if got <= 0 { break }
+                out += chunk[0..<got]
+                if out.count > 1 << 22 { break }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+        func isHex(_ s: Substring) -> Bool { s.count == 40 && s.allSatisfy { $0.isHexDigit } }
+        while let slash = dir.lastIndex(of: "/"), slash != dir.startIndex {
+            dir = String(dir[..<slash])
+            guard access(dir + "/Package.swift", F_OK) == 0, access(dir + "/.git", F_OK) == 0 else { continue }
+            var git = dir + "/.git"
+            if let text = read(git), text.hasPrefix("gitdir: ") {
+                let target = text.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)
+                git = target.hasPrefix("/") ? target : dir + "/" + target
+            }
+            guard let head = read(git + "/HEAD")?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+            if isHex(Substring(head)) { return head }
+            guard head.hasPrefix("ref: ") else { return nil }
+            let ref = String(head.dropFirst(5))
+            if let sha = read(git + "/" + ref)?.trimmingCharacters(in: .whitespacesAndNewlines), isHex(Substring(sha)) { return sha }
+            for line in (read(git + "/packed-refs") ?? "").split(separator: "\n") where line.hasSuffix(" " + ref) {
+                let sha = line.prefix(40)
+                if isHex(sha) { return String(sha) }
+            }
+            return nil
+        }
+        return nil
+    }()
+
     /// The processors online (the default number of jobs).
     public static var processors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 

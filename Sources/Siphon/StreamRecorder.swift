@@ -15,6 +15,8 @@ public final class StreamRecorder: StreamConsumer {
     public struct Options: Sendable {
         public var hashes = false
         public var extractDirectory: String?
+        /// Only this flow's streams are written to `extractDirectory` (nil: every flow's).
+        public var extractOnlyFlow: UInt64?
         public init() {}
     }
 
@@ -169,7 +171,7 @@ public final class StreamRecorder: StreamConsumer {
             if hashers[i] == nil { hashers[i] = SHA256() }
             hashers[i]!.update(bufferPointer: bytes)
         }
-        if options.extractDirectory != nil {
+        if options.extractDirectory != nil, options.extractOnlyFlow.map({ $0 == flowID }) ?? true {
             ensure(i)
             write(bytes, i: i, slot: slot, direction: direction, offset: offset)
         }

@@ -33,6 +33,8 @@ public final class CaptureReader {
     private let readAhead: ReadAhead?
     /// Whether packets come from a reader thread.
     public var readsAhead: Bool { readAhead != nil }
+    /// The capture's interfaces as known so far (read without read-ahead: as of the last packet returned).
+    public var interfaces: [CaptureInterface] { sequential.interfaces }
 
     /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression. With
     /// `readAhead`, a second thread reads and filters the capture a block of packets ahead of `next()` (only when
@@ -290,6 +292,12 @@ final class SequentialSource {
         return e
     }
 
+    /// The capture's interfaces as known so far: a pcap file's one, a pcapng section's Interface Description Blocks.
+    var interfaces: [CaptureInterface] {
+        if let libpcap { return [CaptureInterface(name: "interface 0", linkType: libpcap.linkType, snapLength: libpcap.snapLength)] }
+        return pcapng?.interfaceList ?? []
+    }
+
     /// Packets the capturing interfaces reported as dropped (pcapng Interface Statistics Blocks), if any said.
     var interfaceDrops: UInt64? { pcapng?.reportedDrops }
 
@@ -317,7 +325,8 @@ final class ObserverBox {
 final class LibpcapFileSource {
     private let handle: OpaquePointer
     private let name: String
-    private let linkType: LinkType
+    let linkType: LinkType
+    let snapLength: UInt32
     private let recordHeaderLength: Int64
     /// Computed rather than asked of `ftell`, so that it also works on pipes.
     private(set) var offset: Int64 = 24
@@ -335,6 +344,7 @@ final class LibpcapFileSource {
         }
         self.handle = handle
         linkType = LinkType(dlt: pcap_datalink(handle))
+        snapLength = UInt32(clamping: pcap_snapshot(handle))
         // Kuznetsov's "modified" pcap format (0xa1b2cd34) has 24-byte record headers.
         let modified = magic == [0xA1, 0xB2, 0xCD, 0x34] || magic == [0x34, 0xCD, 0xB2, 0xA1]
         recordHeaderLength = modified ? 24 : 16

@@ -33,6 +33,10 @@ final class PcapngSource {
     private var carried: [UInt8]
     private var swapped = false
     private var interfaces: [Interface] = []
+    /// The current section's interfaces so far (their link type and snapshot length), by interface ID.
+    var interfaceList: [CaptureInterface] {
+        interfaces.enumerated().map { CaptureInterface(name: "interface \($0.offset)", linkType: $0.element.linkType, snapLength: $0.element.snapLength) }
+    }
     /// File offset of the next block.
     private(set) var offset: Int64 = 0
     private(set) var reportedDrops: UInt64?

@@ -88,21 +88,8 @@ public final class PcapngRingWriter {
                   packet.timestamp.nanoseconds - start.nanoseconds >= span.nanoseconds {
             try rotate(at: packet.timestamp, drops: dropCounts?() ?? [])
         }
-        let captured = packet.bytes.count
-        let padded = (captured + 3) & ~3
-        let total = 32 + padded
         block.removeAll(keepingCapacity: true)
-        append32(6)
-        append32(UInt32(total))
-        append32(UInt32(interface))
-        let ns = UInt64(bitPattern: packet.timestamp.nanoseconds)
-        append32(UInt32(truncatingIfNeeded: ns >> 32))
-        append32(UInt32(truncatingIfNeeded: ns))
-        append32(UInt32(captured))
-        append32(UInt32(packet.originalLength))
-        block.append(contentsOf: packet.bytes)
-        block.append(contentsOf: repeatElement(0, count: padded - captured))
-        append32(UInt32(total))
+        PcapngBlocks.packet(packet, interface: interface, into: &block)
         try emit()
         packetsWritten += 1
     }
@@ -169,44 +156,9 @@ public final class PcapngRingWriter {
         if let keep = options.files, keep > 0 {
             while files.count > keep { unlink(files.removeFirst()) }
         }
-        // Section Header Block: byte-order magic, version 1.0, section length unknown, the writing application.
         block.removeAll(keepingCapacity: true)
-        let app = Array(application.utf8)
-        let appPadded = (app.count + 3) & ~3
-        let shbTotal = 28 + 4 + appPadded + 4
-        append32(0x0A0D_0D0A)
-        append32(UInt32(shbTotal))
-        append32(0x1A2B_3C4D)
-        append16(1)
-        append16(0)
-        append32(0xFFFF_FFFF)
-        append32(0xFFFF_FFFF)
-        append16(4)  // shb_userappl
-        append16(UInt16(app.count))
-        block.append(contentsOf: app)
-        block.append(contentsOf: repeatElement(0, count: appPadded - app.count))
-        append32(0)
-        append32(UInt32(shbTotal))
-        // One Interface Description Block per interface: if_name, if_tsresol = 10^-9.
-        for i in interfaces {
-            let name = Array(i.name.utf8)
-            let namePadded = (name.count + 3) & ~3
-            let total = 20 + 4 + namePadded + 8 + 4
-            append32(1)
-            append32(UInt32(total))
-            append16(UInt16(truncatingIfNeeded: i.linkType.rawValue))
-            append16(0)
-            append32(i.snapLength)
-            append16(2)  // if_name
-            append16(UInt16(name.count))
-            block.append(contentsOf: name)
-            block.append(contentsOf: repeatElement(0, count: namePadded - name.count))
-            append16(9)  // if_tsresol
-            append16(1)
-            block.append(contentsOf: [9, 0, 0, 0])
-            append32(0)
-            append32(UInt32(total))
-        }
+        PcapngBlocks.sectionHeader(application: application, into: &block)
+        for i in interfaces { PcapngBlocks.interface(i, into: &block) }
         try emit()
     }
 
@@ -219,13 +171,8 @@ public final class PcapngRingWriter {
         fileBytes += n
     }
 
-    @inline(__always) private func append32(_ v: UInt32) {
-        withUnsafeBytes(of: v.littleEndian) { block.append(contentsOf: $0) }
-    }
-
-    @inline(__always) private func append16(_ v: UInt16) {
-        withUnsafeBytes(of: v.littleEndian) { block.append(contentsOf: $0) }
-    }
+    @inline(__always) private func append32(_ v: UInt32) { PcapngBlocks.append32(v, to: &block) }
+    @inline(__always) private func append16(_ v: UInt16) { PcapngBlocks.append16(v, to: &block) }
 
     static func pad(_ n: Int) -> String {
         let s = String(n)
@@ -239,5 +186,134 @@ public final class PcapngRingWriter {
         gmtime_r(&seconds, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(tm.tm_year + 1900)\(two(tm.tm_mon + 1))\(two(tm.tm_mday))T\(two(tm.tm_hour))\(two(tm.tm_min))\(two(tm.tm_sec))Z"
+    }
+}
+
+/// pcapng blocks (little-endian), as the pcapng specification (draft-ietf-opsawg-pcapng) lays them out: a Section
+/// Header Block, Interface Description Blocks (nanosecond timestamps), Enhanced Packet Blocks, each with an optional
+/// comment (`opt_comment`, which Wireshark shows as `frame.comment`).
+enum PcapngBlocks {
+    @inline(__always) static func append32(_ v: UInt32, to out: inout [UInt8]) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always) static func append16(_ v: UInt16, to out: inout [UInt8]) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    /// Options as (code, value) pairs, each padded to 4 bytes, then `opt_endofopt` (nothing when there are none).
+    static func options(_ list: [(UInt16, [UInt8])]) -> [UInt8] {
+        guard !list.isEmpty else { return [] }
+        var out: [UInt8] = []
+        for (code, value) in list {
+            append16(code, to: &out)
+            append16(UInt16(truncatingIfNeeded: value.count), to: &out)
+            out += value
+            out += repeatElement(UInt8(0), count: ((value.count + 3) & ~3) - value.count)
+        }
+        out += [0, 0, 0, 0]
+        return out
+    }
+
+    /// A comment option's value: at most 65,532 bytes of UTF-8 (an option's length is 16 bits).
+    static func comment(_ text: String) -> [UInt8] { Array(text.utf8.prefix(65_532)) }
+
+    static func block(type: UInt32, body: [UInt8], into out: inout [UInt8]) {
+        let total = UInt32(12 + body.count)
+        append32(type, to: &out)
+        append32(total, to: &out)
+        out += body
+        append32(total, to: &out)
+    }
+
+    /// Section Header Block: byte-order magic, version 1.0, section length unknown, the writing application and a
+    /// comment.
+    static func sectionHeader(application: String, comment: String? = nil, into out: inout [UInt8]) {
+        var body: [UInt8] = []
+        append32(0x1A2B_3C4D, to: &body)
+        append16(1, to: &body)
+        append16(0, to: &body)
+        append32(0xFFFF_FFFF, to: &body)
+        append32(0xFFFF_FFFF, to: &body)
+        var list: [(UInt16, [UInt8])] = []
+        if let comment { list.append((1, Self.comment(comment))) }
+        list.append((4, Array(application.utf8)))  // shb_userappl
+        body += options(list)
+        block(type: 0x0A0D_0D0A, body: body, into: &out)
+    }
+
+    /// Interface Description Block: link type, snapshot length, if_name, if_tsresol = 10^-9.
+    static func interface(_ i: CaptureInterface, into out: inout [UInt8]) {
+        var body: [UInt8] = []
+        append16(UInt16(truncatingIfNeeded: i.linkType.rawValue), to: &body)
+        append16(0, to: &body)
+        append32(i.snapLength, to: &body)
+        body += options([(2, Array(i.name.utf8)), (9, [9])])
+        block(type: 1, body: body, into: &out)
+    }
+
+    /// Enhanced Packet Block with an optional comment.
+    static func packet(_ packet: CapturedPacket, interface: Int, comment: String? = nil, into out: inout [UInt8]) {
+        var body: [UInt8] = []
+        body.reserveCapacity(20 + packet.bytes.count + 3)
+        append32(UInt32(interface), to: &body)
+        let ns = UInt64(bitPattern: packet.timestamp.nanoseconds)
+        append32(UInt32(truncatingIfNeeded: ns >> 32), to: &body)
+        append32(UInt32(truncatingIfNeeded: ns), to: &body)
+        append32(UInt32(packet.bytes.count), to: &body)
+        append32(UInt32(packet.originalLength), to: &body)
+        body.append(contentsOf: packet.bytes)
+        body += repeatElement(UInt8(0), count: ((packet.bytes.count + 3) & ~3) - packet.bytes.count)
+        body += options(comment.map { [(UInt16(1), Self.comment($0))] } ?? [])
+        block(type: 6, body: body, into: &out)
+    }
+}
+
+/// One pcapng file written from start to end: a section with a comment, the interfaces, packets with comments
+/// (`siphon extract`, case evidence files).
+public final class PcapngFileWriter {
+    public let path: String
+    private let file: UnsafeMutablePointer<FILE>
+    private var block: [UInt8] = []
+    public private(set) var packetsWritten = 0
+
+    public init(path: String, interfaces: [CaptureInterface], application: String, comment: String?) throws(CaptureError) {
+        guard let f = fopen(path, "wb") else {
+            throw CaptureError(.cannotWrite, capture: path, message: String(cString: strerror(errno)))
+        }
+        self.path = path
+        file = f
+        PcapngBlocks.sectionHeader(application: application, comment: comment, into: &block)
+        for i in interfaces { PcapngBlocks.interface(i, into: &block) }
+        try emit()
+    }
+
+    deinit { fclose(file) }
+
+    /// Declares the next interface (IDs count from 0 in the order declared).
+    public func declare(_ interface: CaptureInterface) throws(CaptureError) {
+        block.removeAll(keepingCapacity: true)
+        PcapngBlocks.interface(interface, into: &block)
+        try emit()
+    }
+
+    public func write(_ packet: CapturedPacket, interface: Int, comment: String? = nil) throws(CaptureError) {
+        block.removeAll(keepingCapacity: true)
+        PcapngBlocks.packet(packet, interface: interface, comment: comment, into: &block)
+        try emit()
+        packetsWritten += 1
+    }
+
+    /// Writes what is buffered; the file stays open until the writer goes away.
+    public func finish() throws(CaptureError) {
+        if fflush(file) != 0 || ferror(file) != 0 {
+            throw CaptureError(.cannotWrite, capture: path, message: String(cString: strerror(errno)))
+        }
+    }
+
+    private func emit() throws(CaptureError) {
+        let n = block.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        if n != block.count { throw CaptureError(.cannotWrite, capture: path, message: String(cString: strerror(errno))) }
+        block.removeAll(keepingCapacity: true)
     }
 }

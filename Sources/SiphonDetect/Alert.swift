@@ -96,6 +96,8 @@ public struct Alert: Sendable {
     /// The packets the alert rests on (Wireshark's frame numbers), in frame order: those that carried the matched
     /// bytes or transaction, each contact of a series, or the flow's first packet.
     public var frames: [FrameRef] = []
+    /// The alert's number in its scan, from 1 in the order alerts are written (`alert_id`; `siphon extract --alert`).
+    public var id = 0
 
     public init(
         category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,

@@ -153,6 +153,7 @@ public final class DetectionEngine {
     /// The alerts raised since the last call, each with the frames it rests on.
     public func takeNewAlerts() -> ArraySlice<Alert> {
         defer { taken = raised.count }
+        for i in taken..<raised.count { raised[i].id = i + 1 }
         for i in taken..<raised.count where raised[i].frames.isEmpty {
             if !contextFrames.isEmpty {
                 raised[i].frames = contextFrames

@@ -28,6 +28,8 @@ public struct BatchConfiguration: Sendable {
     /// SIGINT and SIGTERM stop the batch gracefully: no capture is started after one, those being scanned finish,
     /// and the fleet report covers what is done (two more signals of the kind end it the hard way).
     public var stopOnSignal = false
+    /// The provenance every capture's events start with (its input and coverage added per capture); nil: none.
+    public var provenance: Provenance?
 
     public init(output: String, fingerprint: String, version: String) {
         self.output = output
@@ -241,7 +243,8 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         }
         let partial = dir + "/.partial/" + slot
         removeTree(partial, keepRoot: false)
-        guard mkdir(partial, 0o755) == 0, let output = try? EventOutput(path: partial + "/events.jsonl") else {
+        // The events wait in a spool until the provenance (the capture's hash, span, coverage) is known.
+        guard mkdir(partial, 0o755) == 0, let output = try? EventOutput.spool() else {
             record.status = .unreadable
             record.error = "\(partial): cannot write: \(String(cString: strerror(errno)))"
             count(record, .scanned, size: 0, scannedBytes: 0)
@@ -287,8 +290,27 @@ final class BatchSink: ScanSink, @unchecked Sendable {
                 identity.save(sha: digest.sha256, in: partial)
             }
         }
-        output?.flush()
-        if let failure = output?.writeError {
+        var provenance: Provenance?
+        if let setup = batch.configuration.provenance {
+            let p = setup.with(
+                input: .init(capture: record.capture, kind: "file", size: record.size, sha256: record.sha256, format: result.format),
+                statistics: result.statistics)
+            provenance = p
+            record.producedBy = ProducedBy(p, configuration: batch.configuration.fingerprint)
+        }
+        var failure: String?
+        if let spool = output {
+            do {
+                let events = try EventOutput(path: partial + "/events.jsonl")
+                if let provenance { events.write(EventEncoder.provenance(provenance, capture: record.capture)) }
+                spool.copy(to: events)
+                events.flush()
+                failure = events.writeError
+            } catch {
+                failure = error.message
+            }
+        }
+        if let failure {
             // The events are incomplete: nothing of this capture is kept, and the fleet says why.
             record.status = .unreadable
             record.error = "\(dir): cannot write the events: \(failure)"
@@ -300,7 +322,8 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         }
         if batch.configuration.html, !(result.error != nil && result.error?.offset == nil) {
             let page = HTMLReport.render(
-                [HTMLReport.Capture(name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link)],
+                [HTMLReport.Capture(
+                    name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link, provenance: provenance)],
                 home: batch.configuration.home, version: batch.configuration.version)
             do { try writeFile(partial + "/report.html", Array(page.utf8)) } catch {
                 record.status = .unreadable
@@ -404,18 +427,20 @@ func removeTree(_ path: String, keepRoot: Bool) {
 }
 
 /// SHA-256 of a capture's bytes as the reader reads them, then of the rest of the file.
-final class ContentHasher: CaptureByteObserver, @unchecked Sendable {
+public final class ContentHasher: CaptureByteObserver, @unchecked Sendable {
     private var hasher = SHA256()
     private var count: Int64 = 0
 
-    func observe(_ bytes: UnsafeRawBufferPointer) {
+    public init() {}
+
+    public func observe(_ bytes: UnsafeRawBufferPointer) {
         hasher.update(bufferPointer: bytes)
         count += Int64(bytes.count)
     }
 
     /// Reads what the scan left of the file (from the first byte not seen; all of it when nothing was seen) and
     /// returns the digest and size.
-    func finish(path: String) throws(BatchError) -> (sha256: String, size: Int64) {
+    public func finish(path: String) throws(BatchError) -> (sha256: String, size: Int64) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw BatchError("\(path): cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

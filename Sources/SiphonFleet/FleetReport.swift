@@ -44,6 +44,20 @@ public struct FleetReport: Encodable, Sendable {
         public var incomplete: String?
         /// The capture's outputs, relative to the fleet folder.
         public var outputs: String?
+        /// The `configuration_sha256` of what produced its results (see `provenance.configurations`).
+        public var configuration: String?
+    }
+
+    /// What produced the fleet's results: each distinct configuration (program, rules, data, options) its captures
+    /// were analysed with, and how many captures each; the captures whose analysis is incomplete. No wall-clock
+    /// value: each capture's `events.jsonl` starts with its full provenance (host and time of its analysis).
+    public struct Provenance: Encodable, Sendable {
+        public struct Configuration: Encodable, Sendable {
+            public var producedBy: ProducedBy
+            public var captures: Int
+        }
+        public var configurations: [Configuration] = []
+        public var incompleteCaptures = 0
     }
 
     public struct Endpoint: Encodable, Sendable {
@@ -98,6 +112,7 @@ public struct FleetReport: Encodable, Sendable {
     }
 
     public var generator: String
+    public var provenance = Provenance()
     public var totals = Totals()
     public var captures: [Capture] = []
     public var endpoints: [Endpoint] = []
@@ -121,6 +136,11 @@ extension FleetReport {
         self.generator = generator
         let records = unsorted.sorted { $0.capture.utf8.lexicographicallyPrecedes($1.capture.utf8) }
         struct Contact { var device: Int; var endpoint: EndpointRecord; var capture: String; var model: String? }
+        var configurationCounts: [ProducedBy: Int] = [:]
+        defer {
+            provenance.configurations = configurationCounts.map { Provenance.Configuration(producedBy: $0.key, captures: $0.value) }
+                .sorted { ($0.captures, $1.producedBy.configurationSha256) > ($1.captures, $0.producedBy.configurationSha256) }
+        }
         var fleetDevices: [(Device, Set<String>)] = []
         var contacts: [String: [Contact]] = [:]
         for r in records {
@@ -135,7 +155,10 @@ extension FleetReport {
             captures.append(Capture(
                 capture: r.capture, status: r.status, error: r.error, errorOffset: r.errorOffset, sha256: r.sha256, size: r.size,
                 label: r.label, model: r.model, packets: r.packets, devices: r.devices.count, alerts: r.alerts, worst: r.worst,
-                incomplete: r.incomplete, outputs: r.status == .skipped ? nil : "captures/" + r.slot))
+                incomplete: r.incomplete, outputs: r.status == .skipped ? nil : "captures/" + r.slot,
+                configuration: r.producedBy?.configurationSha256))
+            if let p = r.producedBy { configurationCounts[p, default: 0] += 1 }
+            if r.incomplete != nil { provenance.incompleteCaptures += 1 }
             for d in r.devices {
                 let label = FleetReport.label(r, d)
                 let foreign = d.foreign

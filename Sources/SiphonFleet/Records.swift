@@ -44,8 +44,10 @@ public struct CaptureRecord: Codable, Sendable, Equatable {
     public var flows: UInt64 = 0
     public var first: String?
     public var last: String?
-    /// Why the verdicts rest on part of what was said (drops), if they do.
+    /// Why the verdicts rest on part of what was said (drops, gaps, cuts, evictions, damage), if they do.
     public var incomplete: String?
+    /// What produced these results (the capture's `events.jsonl` starts with the whole provenance).
+    public var producedBy: ProducedBy?
     /// Alerts raised, and those above info.
     public var alerts = 0
     public var alertsAboveInfo = 0
@@ -136,6 +138,25 @@ extension CaptureRecord {
         alertsAboveInfo = result.alerts.filter { $0.severity > .info }.count
         worst = result.alerts.map(\.severity).max()?.description
         devices = result.verdicts.map(DeviceRecord.init)
+    }
+}
+
+/// The program, rules and configuration behind a capture's results: enough to tell which captures of a fleet were
+/// analysed alike (the same `configuration_sha256`) without their events.
+public struct ProducedBy: Codable, Sendable, Equatable, Hashable {
+    public var tool: String
+    public var buildId: String?
+    public var revision: String?
+    public var rulesSha256: String?
+    /// SHA-256 of the provenance's reproducible part (program, rules, data, options).
+    public var configurationSha256: String
+
+    public init(_ p: Provenance, configuration: String) {
+        tool = "siphon " + p.tool.version
+        buildId = p.tool.build
+        revision = p.tool.revision
+        rulesSha256 = p.rulesSHA256
+        configurationSha256 = textDigest(configuration)
     }
 }
 

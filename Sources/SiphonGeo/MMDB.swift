@@ -39,6 +39,8 @@ public final class MMDBReader: Sendable {
     public let recordSize: Int
     public let ipVersion: Int
     public let databaseType: String
+    /// When the database was built (metadata `build_epoch`, seconds since 1970), if it says.
+    public let buildEpoch: UInt64?
     let treeSize: Int
     let dataStart: Int
     /// The node where IPv4 addresses start in an IPv6 tree (after 96 zero bits).
@@ -70,6 +72,7 @@ public final class MMDBReader: Sendable {
         recordSize = Int(record)
         ipVersion = Int(version)
         databaseType = metadata["database_type"]?.string ?? "unknown"
+        buildEpoch = metadata["build_epoch"]?.unsigned
         treeSize = recordSize * 2 / 8 * nodeCount
         guard nodeCount > 0, treeSize + 16 <= start - marker.count else {
             throw MMDBError("\(path): node count \(nodeCount) does not fit the file")

@@ -64,6 +64,7 @@ public enum EventEncoder {
         w.field("timestamp", a.timestamp)
         w.field("event_type", "alert")
         w.field("capture", capture)
+        if a.id > 0 { w.field("alert_id", a.id) }
         flowFields(a.flow, communityID: communityID, into: &w)
         w.beginObject("alert")
         w.field("category", a.category.rawValue)

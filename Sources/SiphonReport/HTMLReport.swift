@@ -14,7 +14,12 @@ public enum HTMLReport {
         public var verdicts: [DeviceVerdict]
         /// The link's infrastructure and what the analyst declared (nil: not known).
         public var link: LinkSummary?
-        public init(name: String, statistics: CaptureStatistics, verdicts: [DeviceVerdict], link: LinkSummary? = nil) {
+        /// What produced the report, shown at the head of the capture's section.
+        public var provenance: Provenance?
+        public init(
+            name: String, statistics: CaptureStatistics, verdicts: [DeviceVerdict], link: LinkSummary? = nil, provenance: Provenance? = nil
+        ) {
+            self.provenance = provenance
             self.name = name
             self.statistics = statistics
             self.verdicts = verdicts
@@ -54,6 +59,7 @@ public enum HTMLReport {
         if s.gapBytes > 0 { h += ", \(TerminalSummary.count(s.gapBytes)) bytes missing in TCP gaps" }
         if let e = s.error { h += ". <strong>Capture damaged: \(escape(e))</strong> (everything before the damage is reported)" }
         h += ".</p>\n"
+        if let p = c.provenance { h += provenance(p) }
         h += devices(c)
         for v in c.verdicts {
             h += device(v, start: s.firstTimestamp, end: s.lastTimestamp)

@@ -252,11 +252,11 @@ public final class EventOutput {
     /// Everything written, when the output is in memory.
     public private(set) var memory: [UInt8] = []
     private let inMemory: Bool
-    public private(set) var eventsWritten = 0
+    public internal(set) var eventsWritten = 0
     /// Each event is written out as soon as it is complete (live capture: a reader sees alerts as they fire).
     public var lineBuffered = false
     /// The first write that failed (disk full, closed pipe), if one did: the events after it are lost.
-    public private(set) var writeError: String?
+    public internal(set) var writeError: String?
 
     /// Writes to memory; read `memory` or `lines` afterwards.
     public init() {
@@ -318,6 +318,54 @@ public final class EventOutput {
             }
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// An output to an unnamed temporary file (in `TMPDIR`, unlinked at once): the events wait there until
+    /// `copy(to:)` puts them after what must come first (the provenance event, known once the capture is read).
+    public static func spool() throws(OutputError) -> EventOutput {
+        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((dir + "/siphon-events-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw OutputError(path: dir, message: String(cString: strerror(errno))) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return EventOutput(fileDescriptor: fd, owns: true)
+    }
+
+    /// Appends everything written to this spool to `target` (its write failures become the target's).
+    public func copy(to target: EventOutput) {
+        flush()
+        if let e = writeError, target.writeError == nil { target.writeError = e }
+        target.eventsWritten += eventsWritten
+        if inMemory {
+            memory.withUnsafeBytes { target.append(raw: $0) }
+            return
+        }
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            if target.writeError == nil { target.writeError = "spooled events: " + String(cString: strerror(errno)) }
+            return
+        }
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = read(fd, chunk.baseAddress, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                if target.writeError == nil { target.writeError = "spooled events: " + String(cString: strerror(errno)) }
+                return
+            }
+            if n == 0 { break }
+            target.append(raw: UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        }
+    }
+
+    /// Appends bytes that are whole lines already.
+    func append(raw: UnsafeRawBufferPointer) {
+        if inMemory {
+            memory.append(contentsOf: raw)
+            return
+        }
+        buffer.append(contentsOf: raw)
+        if buffer.count >= 1 << 16 { flush() }
     }
 
     /// The lines written so far, when in memory.

@@ -68,10 +68,8 @@ public struct CaptureStatistics: Sendable {
     /// Why the capture is known to miss packets (drops by the kernel or the interfaces), nil when nothing says so:
     /// every verdict on it carries this.
     public var incompleteness: String? {
-        var parts: [String] = []
-        if let k = kernelDrops, k > 0 { parts.append("\(k) packet\(k == 1 ? "" : "s") dropped by the kernel") }
-        if let i = interfaceDrops, i > 0 { parts.append("\(i) packet\(i == 1 ? "" : "s") dropped by the interface") }
-        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+        let reasons = Coverage(self).reasons
+        return reasons.isEmpty ? nil : reasons.joined(separator: "; ")
     }
     public var firstTimestamp: Timestamp?
     public var lastTimestamp: Timestamp?

@@ -92,36 +92,59 @@ struct AnalysisOptions: ParsableArguments {
         }
     }
 
-    /// Everything the results depend on, as text: every option's value and the SHA-256 of every file an option
-    /// names (rules, identifiers, geo databases, overrides, IOC feeds), plus the build (version, the linker's build
-    /// ID of the executable, the SHA-256 of the embedded rule pack's and geo data's files). `batch` keys its reuse
-    /// of earlier results on it.
+    /// Everything the results depend on, as text: the build (version, the linker's build ID of the executable),
+    /// the SHA-256 of the rule pack and of every data file (embedded or named by an option), and every option's
+    /// value: the provenance's reproducible part. `batch` keys its reuse of earlier results on it.
     func fingerprint() -> String {
-        func digest(_ path: String) -> String {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "missing" }
-            if !isDirectory.boolValue { return (try? fileDigest(path).sha256) ?? "unreadable" }
-            let files = ((FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []).sorted()
-            return textDigest(files.map { "\($0)=\((try? fileDigest(path + "/" + $0).sha256) ?? "-")" }.joined(separator: "\n"))
-        }
-        var lines = [
-            "siphon \(SiphonCommand.configuration.version) build \(ScanSession.buildID ?? (try? fileDigest("/proc/self/exe").sha256) ?? "unknown")",
-            "embedded rules and data: " + ["SiphonDetect", "SiphonGeo"].map { ResourceFolder.path(package: "Siphon", target: $0).map(digest) ?? "bundle" }.joined(separator: " "),
-            "filter=\(filter ?? "")", "tcp-timeout=\(tcpTimeout)", "tcp-unestablished-timeout=\(tcpUnestablishedTimeout)",
-            "tcp-close-timeout=\(tcpCloseTimeout.map { "\($0)" } ?? "default")", "udp-timeout=\(udpTimeout)", "other-timeout=\(otherTimeout)",
-            "max-flows=\(maxFlows)", "open-flow-interval=\(openFlowInterval)", "stream-hashes=\(streamHashes)",
-            "overlap-policy=\(overlapPolicy)", "checksums=\(checksums)", "ttl-limit=\(ttlLimit.map { "\($0)" } ?? "default")",
-            "max-buffered-per-direction=\(maxBufferedPerDirection)", "max-buffered-total=\(maxBufferedTotal)",
-            "max-retained-per-direction=\(maxRetainedPerDirection)", "retain-responder=\(retainResponder)",
-            "max-retained-total=\(maxRetainedTotal)", "http-body-depth=\(httpBodyDepth)",
-            "rules=\(rules.map(digest) ?? "embedded")", "home=\(data.home ?? "pack")",
-            "device=\(devices.device.joined(separator: ","))", "not-device=\(devices.notDevice.joined(separator: ","))",
-        ]
-        lines += identifiers.map { "identifiers=\(digest($0))" }
-        lines += data.geoDb.map { "geo-db=\(digest($0))" }
-        lines += data.ioc.map { "ioc=\(digest($0))" }
-        lines += data.geoOverride.map { "geo-override=\(digest($0))" }
+        let p = provenance(nil, reproducible: true)
+        var lines = ["siphon \(p.tool.version) build \(p.tool.build ?? (try? fileDigest("/proc/self/exe").sha256) ?? "unknown")"]
+        lines += p.data.map { "\($0.role) \($0.path) \($0.sha256)" }
+        lines += p.options.map { "\($0.0)=\($0.1)" }
         return lines.joined(separator: "\n")
+    }
+
+    /// Every option that changes results, with its value (defaults included), in a fixed order.
+    func optionValues() -> [(String, String)] {
+        [
+            ("filter", filter ?? ""), ("tcp-timeout", "\(tcpTimeout)"), ("tcp-unestablished-timeout", "\(tcpUnestablishedTimeout)"),
+            ("tcp-close-timeout", tcpCloseTimeout.map { "\($0)" } ?? "default"), ("udp-timeout", "\(udpTimeout)"),
+            ("other-timeout", "\(otherTimeout)"), ("max-flows", "\(maxFlows)"), ("open-flow-interval", "\(openFlowInterval)"),
+            ("stream-hashes", "\(streamHashes)"), ("overlap-policy", "\(overlapPolicy)"), ("checksums", "\(checksums)"),
+            ("ttl-limit", ttlLimit.map { "\($0)" } ?? "default"), ("max-buffered-per-direction", "\(maxBufferedPerDirection)"),
+            ("max-buffered-total", "\(maxBufferedTotal)"), ("max-retained-per-direction", "\(maxRetainedPerDirection)"),
+            ("retain-responder", "\(retainResponder)"), ("max-retained-total", "\(maxRetainedTotal)"),
+            ("http-body-depth", "\(httpBodyDepth)"), ("home", data.home ?? "pack"),
+            ("device", devices.device.joined(separator: ",")), ("not-device", devices.notDevice.joined(separator: ",")),
+        ]
+    }
+
+    /// The provenance of a run with these options: the program, the rule pack and every data file with its SHA-256
+    /// (MaxMind databases with their type and build date, from `scan`'s loaded databases when given), the options,
+    /// and unless `reproducible` the host, user and time of the analysis.
+    func provenance(_ scan: ScanOptions?, reproducible: Bool) -> Provenance {
+        var files: [Provenance.DataFile] = []
+        let embeddedDetect = ResourceFolder.path(package: "Siphon", target: "SiphonDetect")
+        if let rules {
+            files.append(dataFile("rules", rules))
+        } else {
+            files.append(dataFile("rules", embeddedDetect.map { $0 + "/rules" }, shown: "embedded"))
+        }
+        files.append(dataFile("embedded-data", embeddedDetect.map { $0 + "/data" }, shown: "embedded"))
+        files.append(dataFile("embedded-geo", ResourceFolder.path(package: "Siphon", target: "SiphonGeo").map { $0 + "/data" }, shown: "embedded"))
+        for (i, path) in data.geoDb.enumerated() {
+            var f = dataFile("geo-db", path)
+            if let readers = scan?.geo?.databases, i < readers.count {
+                let r = readers[i]
+                f.version = r.databaseType + (r.buildEpoch.map { " built " + String(Timestamp(seconds: Int64(clamping: $0)).rfc3339.prefix(10)) } ?? "")
+            }
+            files.append(f)
+        }
+        files += data.geoOverride.map { dataFile("geo-override", $0) }
+        files += data.ioc.map { dataFile("ioc", $0) }
+        files += identifiers.map { dataFile("identifiers", $0) }
+        return Provenance(
+            tool: .init(version: SiphonCommand.configuration.version, build: ScanSession.buildID, revision: ScanSession.sourceRevision),
+            data: files, options: optionValues(), analysis: reproducible ? nil : analysisRecord())
     }
 
     /// The pipeline's options; exits 2 with a message naming the file or value at fault.
@@ -186,6 +209,9 @@ struct ReportOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No summary on standard error.")
     var quiet = false
 
+    @Flag(help: "Leave the host, user and wall-clock time of the run out of the provenance: two runs on the same captures, rules, data and options then write byte-identical JSON and HTML reports.")
+    var reproducible = false
+
     /// The JSON Lines output, opened now (before privileges are dropped); exit 2 when it cannot be.
     func openOutput() throws -> EventOutput? {
         do {
@@ -239,7 +265,9 @@ struct Scan: ParsableCommand {
     func run() throws {
         var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil)
         options.readAhead = readAhead
-        let sink = ScanReport(output: try report.openOutput(), quiet: report.quiet, html: report.html != nil)
+        let sink = ScanReport(
+            output: try report.openOutput(), quiet: report.quiet, html: report.html != nil,
+            provenance: analysis.provenance(options, reproducible: report.reproducible))
         let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
         sink.output?.flush()
         try report.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
@@ -248,36 +276,72 @@ struct Scan: ParsableCommand {
     }
 }
 
-/// `scan`'s sink: every capture's events to one output, in order; its summary on standard error and its part of
-/// the HTML report.
+/// `scan`'s sink: every capture's events to one output, in order, each capture's led by its provenance; its
+/// summary on standard error and its part of the HTML report.
+///
+/// The provenance event comes first but holds what is known only at the end (the capture's SHA-256, taken as the
+/// scan reads it, its time span, its coverage): a capture's events wait in a spool file until then.
 final class ScanReport: ScanSink, @unchecked Sendable {
     let output: EventOutput?
     let quiet: Bool
     let html: Bool
+    let provenance: Provenance
     private(set) var reports: [HTMLReport.Capture] = []
+    private(set) var provenances: [Provenance] = []
+    private let lock = NSLock()
+    private var pending: [Int: (hasher: ContentHasher?, spool: EventOutput?)] = [:]
 
-    init(output: EventOutput?, quiet: Bool, html: Bool) {
+    init(output: EventOutput?, quiet: Bool, html: Bool, provenance: Provenance) {
         self.output = output
         self.quiet = quiet
         self.html = html
+        self.provenance = provenance
     }
 
-    func begin(_ index: Int, _ input: ScanInput) -> ScanStart { .scan(output) }
-
-    func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output: EventOutput?) {
-        let capture = input.path
-        if html, !(result.error != nil && result.error?.offset == nil) {
-            reports.append(HTMLReport.Capture(name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link))
+    func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
+        let hasher = input.path == "-" ? nil : ContentHasher()
+        var spool: EventOutput?
+        if output != nil {
+            do { spool = try EventOutput.spool() } catch {
+                printError("siphon: \(error); the provenance event follows the events")
+            }
         }
+        lock.lock()
+        pending[index] = (hasher, spool)
+        lock.unlock()
+        return .scan(spool ?? output, observer: hasher)
+    }
+
+    func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output _: EventOutput?) {
+        let capture = input.path
+        lock.lock()
+        let started = pending.removeValue(forKey: index)
+        lock.unlock()
         // Opening failed: nothing was read. Damage midway: the summary shows what was read before it.
         if let error = result.error, error.offset == nil {
             printError("siphon: \(error)")
             return
         }
+        // The rest of the file (after damage) completes the hash.
+        let digest = started?.hasher.flatMap { try? $0.finish(path: capture) }
+        let p = provenance.with(
+            input: .init(capture: capture, kind: capture == "-" ? "stdin" : "file", size: digest?.size, sha256: digest?.sha256,
+                         format: result.format),
+            statistics: result.statistics)
+        provenances.append(p)
+        if let output {
+            output.write(EventEncoder.provenance(p, capture: capture))
+            started?.spool?.copy(to: output)
+        }
+        if html {
+            reports.append(HTMLReport.Capture(
+                name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link, provenance: p))
+        }
         if !quiet {
             printError(TerminalSummary.render(
                 capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-                verdicts: result.verdicts, link: result.link, color: colorOnStandardError))
+                verdicts: result.verdicts, link: result.link, color: colorOnStandardError)
+                + "provenance:\n" + TerminalSummary.provenance(p))
         }
         if let error = result.error, quiet { printError("siphon: \(error)") }
     }

@@ -54,6 +54,9 @@ struct BatchCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress and no summary on standard error.")
     var quiet = false
 
+    @Flag(help: "Leave the host, user and wall-clock time of the run out of each capture's provenance (byte-identical reports from two runs).")
+    var reproducible = false
+
     @OptionGroup var analysis: AnalysisOptions
 
     enum ProgressStyle: String, ExpressibleByArgument { case bar, lines, none }
@@ -83,6 +86,7 @@ struct BatchCommand: ParsableCommand {
         configuration.readAhead = readAhead == .auto ? nil : readAhead == .on
         configuration.stopOnSignal = true
         configuration.home = options.geo?.homeCountries ?? []
+        configuration.provenance = analysis.provenance(options, reproducible: reproducible)
         let style: ProgressStyle = quiet ? .none : progress ?? (isatty(2) == 1 ? .bar : .lines)
         let display = ProgressDisplay(style: style)
         let batch = Batch(configuration: configuration, options: options, devices: table)

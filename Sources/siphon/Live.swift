@@ -124,6 +124,14 @@ struct Live: ParsableCommand {
             }
         }
 
+        // The provenance comes first, with what is known before the first packet (the interfaces, the program, the
+        // rules, data and options, who started it and when); the coverage is in the stats event and the verdicts.
+        let setup = analysis.provenance(options, reproducible: report.reproducible)
+        let provenance = setup.with(
+            input: .init(capture: source.name, kind: "interface",
+                         format: source.interfaces.map { "\($0.name): \($0.linkType)" }.joined(separator: ", ")),
+            statistics: nil)
+        output?.write(EventEncoder.provenance(provenance, capture: source.name))
         let pipeline = ScanPipeline(capture: source.name, options: options, output: output)
         pipeline.recordsInterfaces = true
         let monitor = LiveMonitor(source: source, color: colorOnStandardError, statusInterval: statusInterval, quiet: report.quiet)
@@ -149,14 +157,16 @@ struct Live: ParsableCommand {
         if !report.quiet {
             printError(TerminalSummary.render(
                 capture: source.name, stats: statistics, hosts: pipeline.hosts, alerts: alerts,
-                verdicts: pipeline.verdicts, link: pipeline.link, color: colorOnStandardError))
+                verdicts: pipeline.verdicts, link: pipeline.link, color: colorOnStandardError)
+                + "provenance:\n" + TerminalSummary.provenance(setup.with(input: provenance.input!, statistics: statistics)))
             if let ring = source.ring {
                 printError("  written: \(ring.packetsWritten) packets in \(ring.files.count) file\(ring.files.count == 1 ? "" : "s"): "
                     + ring.files.joined(separator: ", ") + (ring.written.count > ring.files.count ? " (\(ring.written.count - ring.files.count) older removed)" : ""))
             }
         }
         try report.writeHTML(
-            [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link)],
+            [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link,
+                                provenance: setup.with(input: provenance.input!, statistics: statistics))],
             home: options.geo?.homeCountries ?? [], atomically: user == nil)
         if let failure {
             printError("siphon: \(failure)")

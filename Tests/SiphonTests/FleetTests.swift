@@ -30,7 +30,7 @@ final class FleetFixture: @unchecked Sendable {
         let gen = shell("python3 '\(Repo.path("scripts/gen_fleet.py"))' '\(fleet)'")
         precondition(gen.status == 0, "gen_fleet.py failed: \(gen.out)")
         manifest = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fleet + "/MANIFEST.json")))) as? [String: Any] ?? [:]
-        let r = try? runSiphon(["batch", fleet, "--out", reference, "--devices", fleet + "/devices.csv", "-j", "2"])
+        let r = try? runSiphon(["batch", fleet, "--out", reference, "--devices", fleet + "/devices.csv", "-j", "2", "--reproducible"])
         status = r?.status ?? -1
         err = r?.err ?? ""
     }
@@ -45,7 +45,7 @@ final class FleetFixture: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: out)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
-        p.arguments = ["batch", fleet, "--out", out, "--devices", fleet + "/devices.csv", "-j", "1", "-q"]
+        p.arguments = ["batch", fleet, "--out", out, "--devices", fleet + "/devices.csv", "-j", "1", "-q", "--reproducible"]
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -247,7 +247,7 @@ final class FleetFixture: @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: out + "/fleet.json"))
         // Every capture folder in place is whole.
         for slot in left { #expect(FileManager.default.fileExists(atPath: out + "/captures/\(slot)/verdicts.json"), "\(slot)") }
-        let rerun = try runSiphon(["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "--progress", "lines"])
+        let rerun = try runSiphon(["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "--progress", "lines", "--reproducible"])
         #expect(rerun.status == 2)
         #expect(rerun.err.contains("reused (same inputs)"))
         // The same fleet report, byte for byte, and the same per-capture files.
@@ -272,7 +272,7 @@ final class FleetFixture: @unchecked Sendable {
         let report = try f.report(out)
         #expect((report["totals"] as? [String: Any])?["files"] as? Int == done)
         // The same command again finishes the batch, with the uninterrupted run's fleet report.
-        let rerun = try runSiphon(["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-q"])
+        let rerun = try runSiphon(["batch", f.fleet, "--out", out, "--devices", f.fleet + "/devices.csv", "-q", "--reproducible"])
         #expect(rerun.status == 2)
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/fleet.json")) == Data(contentsOf: URL(fileURLWithPath: f.reference + "/fleet.json")))
     }

@@ -1,0 +1,135 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `siphon extract` takes the packets of.
+public enum EvidenceTarget: Sendable, Equatable, CustomStringConvertible {
+    /// An alert by its `alert_id`: the packets it rests on and the rest of its flow.
+    case alert(Int)
+    /// A flow by its `flow_id`.
+    case flow(UInt64)
+    /// Every flow of a device (its `device_id`: MAC address, address or prefix).
+    case device(String)
+    /// Every flow to or from an address.
+    case endpoint(IPAddress)
+
+    public var description: String {
+        switch self {
+        case .alert(let id): "alert \(id)"
+        case .flow(let id): "flow \(id)"
+        case .device(let d): "device \(d)"
+        case .endpoint(let a): "endpoint \(a)"
+        }
+    }
+}
+
+/// One evidence file to write: the frames it holds, a comment per frame (the alerts resting on it) and the file's
+/// own comment.
+public struct EvidenceFile: Sendable {
+    public var path: String
+    public var frames: Set<UInt64>
+    public var comments: [UInt64: String]
+    public var comment: String
+    public init(path: String, frames: Set<UInt64>, comments: [UInt64: String], comment: String) {
+        self.path = path
+        self.frames = frames
+        self.comments = comments
+        self.comment = comment
+    }
+}
+
+/// The packets behind findings, taken from the capture they came from: a scan with a frame log (which flow each
+/// frame went to) tells which frames, a second read of the capture copies them, with comments, into pcapng files
+/// another lab can open (`frame.comment` in Wireshark).
+public enum Evidence {
+    /// The comment an alert's packets carry.
+    public static func comment(_ a: Alert) -> String {
+        "siphon alert \(a.id): \(a.category.rawValue) \(a.severity) (rule \(a.rule)): \(a.message)"
+    }
+
+    /// The frames of an alert: those it rests on and every frame of its flow (none for an alert without one).
+    public static func frames(of a: Alert, log: FrameFlowLog) -> Set<UInt64> {
+        var set = Set(a.frames.map(\.number))
+        if a.flow.id != 0 { set.formUnion(frames(ofFlows: [a.flow.id], log: log)) }
+        set.remove(0)
+        return set
+    }
+
+    static func frames(ofFlows flows: Set<UInt64>, log: FrameFlowLog) -> Set<UInt64> {
+        var set = Set<UInt64>()
+        for (i, f) in log.flowOfFrame.enumerated() where f != 0 && flows.contains(f) { set.insert(UInt64(i + 1)) }
+        return set
+    }
+
+    /// The evidence file for `target` in a scan's result and frame log, or a message saying what is not there.
+    public static func select(
+        _ target: EvidenceTarget, result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, path: String
+    ) -> Result<EvidenceFile, EvidenceError> {
+        var frames = Set<UInt64>()
+        var comments: [UInt64: String] = [:]
+        var flows = Set<UInt64>()
+        switch target {
+        case .alert(let id):
+            guard let a = result.alerts.first(where: { $0.id == id }) else {
+                return .failure(EvidenceError("\(capture): no alert \(id) (the scan raised \(result.alerts.count))"))
+            }
+            frames = Self.frames(of: a, log: log)
+        case .flow(let id):
+            guard log.flows[id] != nil else { return .failure(EvidenceError("\(capture): no flow \(id)")) }
+            flows = [id]
+        case .device(let text):
+            guard let v = result.verdicts.first(where: { $0.id.description == text }) else {
+                return .failure(EvidenceError("\(capture): no device \(text) (devices: \(result.verdicts.map(\.id.description).joined(separator: ", ")))"))
+            }
+            let addresses = Set(v.addresses.map(\.address) + [v.device])
+            for (id, f) in log.flows where addresses.contains(f.client) || (v.mac != nil && f.clientMAC == v.mac) {
+                flows.insert(id)
+            }
+        case .endpoint(let address):
+            for (id, f) in log.flows where f.server == address || f.client == address { flows.insert(id) }
+            if flows.isEmpty { return .failure(EvidenceError("\(capture): no flow to or from \(address)")) }
+        }
+        if !flows.isEmpty { frames.formUnion(Self.frames(ofFlows: flows, log: log)) }
+        // Each alert resting on a selected frame names itself there.
+        for a in result.alerts {
+            for f in a.frames where frames.contains(f.number) {
+                comments[f.number] = comments[f.number].map { $0 + "; " + comment(a) } ?? comment(a)
+            }
+        }
+        let header = "siphon extract: \(target) of \(capture)" + (sha256.map { " (sha256 \($0))" } ?? "")
+            + "; frame comments name the alerts; frame numbers in the original are in each comment"
+        return .success(EvidenceFile(path: path, frames: frames, comments: comments, comment: header))
+    }
+
+    /// Reads `capture` once and writes each file's frames into it (pcapng, the original interfaces and times), each
+    /// packet's comment giving its frame number in the original and the alerts resting on it. Returns the packets
+    /// written per file.
+    public static func write(_ files: [EvidenceFile], from capture: String) throws(CaptureError) -> [Int] {
+        let reader = try CaptureReader(path: capture)
+        var writers: [PcapngFileWriter] = []
+        for f in files {
+            writers.append(try PcapngFileWriter(path: f.path, interfaces: [], application: "Siphon", comment: f.comment))
+        }
+        var interfacesWritten = Array(repeating: 0, count: files.count)
+        while let packet = try reader.next() {
+            for (i, f) in files.enumerated() where f.frames.contains(packet.frame) {
+                // Interfaces are declared as packets first use them, in ID order, so that IDs stay the original's.
+                let known = reader.interfaces
+                while interfacesWritten[i] <= packet.interfaceID && interfacesWritten[i] < known.count {
+                    try writers[i].declare(known[interfacesWritten[i]])
+                    interfacesWritten[i] += 1
+                }
+                let note = "original frame \(packet.frame)" + (f.comments[packet.frame].map { "; " + $0 } ?? "")
+                try writers[i].write(packet, interface: packet.interfaceID, comment: note)
+            }
+        }
+        for w in writers { try w.finish() }
+        return writers.map(\.packetsWritten)
+    }
+}
+
+public struct EvidenceError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
