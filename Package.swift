@@ -84,10 +84,16 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "siphon",
-            dependencies: ["Siphon", "SiphonFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Siphon", "SiphonFleet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         // Benchmark driver: decode + flow table over a capture, timed against the C floors by scripts/bench.sh.
         .executableTarget(name: "SiphonBench", dependencies: ["Siphon"], path: "Benchmarks/SiphonBench", swiftSettings: strict),
-        .testTarget(name: "SiphonTests", dependencies: ["Siphon", "SiphonFleet", .product(name: "GRDB", package: "GRDB.swift")], resources: [], swiftSettings: strict),
+        .testTarget(
+            name: "SiphonTests",
+            dependencies: ["Siphon", "SiphonFleet", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            resources: [], swiftSettings: strict),
     ]
 )

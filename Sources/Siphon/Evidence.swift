@@ -105,24 +105,32 @@ public enum Evidence {
     /// Reads `capture` once and writes each file's frames into it (pcapng, the original interfaces and times), each
     /// packet's comment giving its frame number in the original and the alerts resting on it. Returns the packets
     /// written per file.
-    public static func write(_ files: [EvidenceFile], from capture: String) throws(CaptureError) -> [Int] {
-        let reader = try CaptureReader(path: capture)
+    /// `captures`: the files of one capture in order (a live capture's ring: frames number on across them).
+    public static func write(_ files: [EvidenceFile], from captures: [String]) throws(CaptureError) -> [Int] {
         var writers: [PcapngFileWriter] = []
         for f in files {
             writers.append(try PcapngFileWriter(path: f.path, interfaces: [], application: "Siphon", comment: f.comment))
         }
         var interfacesWritten = Array(repeating: 0, count: files.count)
-        while let packet = try reader.next() {
-            for (i, f) in files.enumerated() where f.frames.contains(packet.frame) {
-                // Interfaces are declared as packets first use them, in ID order, so that IDs stay the original's.
-                let known = reader.interfaces
-                while interfacesWritten[i] <= packet.interfaceID && interfacesWritten[i] < known.count {
-                    try writers[i].declare(known[interfacesWritten[i]])
-                    interfacesWritten[i] += 1
+        var before: UInt64 = 0
+        for capture in captures {
+            let reader = try CaptureReader(path: capture)
+            var last: UInt64 = 0
+            while let packet = try reader.next() {
+                let frame = before + packet.frame
+                last = packet.frame
+                for (i, f) in files.enumerated() where f.frames.contains(frame) {
+                    // Interfaces are declared as packets first use them, in ID order, so that IDs stay the original's.
+                    let known = reader.interfaces
+                    while interfacesWritten[i] <= packet.interfaceID && interfacesWritten[i] < known.count {
+                        try writers[i].declare(known[interfacesWritten[i]])
+                        interfacesWritten[i] += 1
+                    }
+                    let note = "original frame \(frame)" + (f.comments[frame].map { "; " + $0 } ?? "")
+                    try writers[i].write(packet, interface: packet.interfaceID, comment: note)
                 }
-                let note = "original frame \(packet.frame)" + (f.comments[packet.frame].map { "; " + $0 } ?? "")
-                try writers[i].write(packet, interface: packet.interfaceID, comment: note)
             }
+            before += last
         }
         for w in writers { try w.finish() }
         return writers.map(\.packetsWritten)

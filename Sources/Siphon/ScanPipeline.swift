@@ -610,6 +610,19 @@ public enum CaptureScanner {
         public var link: LinkSummary?
         /// `pcap` or `pcapng` (nil when the capture could not be opened).
         public var format: String?
+
+        public init(
+            statistics: CaptureStatistics, hosts: [IPAddress: HostTotals], error: CaptureError? = nil, alerts: [Alert] = [],
+            verdicts: [DeviceVerdict] = [], link: LinkSummary? = nil, format: String? = nil
+        ) {
+            self.statistics = statistics
+            self.hosts = hosts
+            self.error = error
+            self.alerts = alerts
+            self.verdicts = verdicts
+            self.link = link
+            self.format = format
+        }
     }
 
     /// Reads `path` (or `-`), runs a pipeline over it, and writes its events to `output`. A capture that cannot be

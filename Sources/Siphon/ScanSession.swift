@@ -21,7 +21,8 @@ public struct ScanInput: Sendable {
 public enum ScanStart {
     /// Scan it, writing its events to this output (nil: no events); `observer` sees the file's bytes as they are
     /// read.
-    case scan(EventOutput?, observer: (any CaptureByteObserver)? = nil)
+    /// `frameLog`: which flow each frame went to, kept for evidence files.
+    case scan(EventOutput?, observer: (any CaptureByteObserver)? = nil, frameLog: FrameFlowLog? = nil)
     /// Leave it (its results are already there, or it is not a capture): `end` is not called.
     case skip
 }
@@ -138,8 +139,9 @@ public final class ScanSession: Sendable {
                 let input = inputs[index]
                 switch sink.begin(index, input) {
                 case .skip: state.recordSkip()
-                case .scan(let output, let observer):
-                    let result = CaptureScanner.scan(path: input.path, options: input.options, output: output, observer: observer)
+                case .scan(let output, let observer, let frameLog):
+                    let result = CaptureScanner.scan(
+                        path: input.path, options: input.options, output: output, observer: observer, frameLog: frameLog)
                     state.record(result)
                     sink.end(index, input, result, output: output)
                 }

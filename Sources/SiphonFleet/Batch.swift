@@ -30,6 +30,8 @@ public struct BatchConfiguration: Sendable {
     public var stopOnSignal = false
     /// The provenance every capture's events start with (its input and coverage added per capture); nil: none.
     public var provenance: Provenance?
+    /// Case evidence: each capture's alerts at or above this severity get a pcapng file in its folder (nil: none).
+    public var evidenceSeverity: Severity?
 
     public init(output: String, fingerprint: String, version: String) {
         self.output = output
@@ -253,10 +255,11 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         }
         // The content hash is taken as the scan reads the file (one pass), finished after it.
         let hasher = ContentHasher()
+        let log = batch.configuration.evidenceSeverity != nil ? FrameFlowLog() : nil
         lock.lock()
-        pending[index] = Pending(record: record, partial: partial, hasher: hasher, identity: identity)
+        pending[index] = Pending(record: record, partial: partial, hasher: hasher, identity: identity, log: log)
         lock.unlock()
-        return .scan(output, observer: hasher)
+        return .scan(output, observer: hasher, frameLog: log)
     }
 
     struct Pending {
@@ -264,6 +267,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         var partial: String
         var hasher: ContentHasher
         var identity: FileIdentity?
+        var log: FrameFlowLog?
     }
 
     func inputKey(_ sha256: String, _ path: String) -> String {
@@ -328,6 +332,20 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             do { try writeFile(partial + "/report.html", Array(page.utf8)) } catch {
                 record.status = .unreadable
                 record.error = "\(dir): cannot write the HTML report: \(error)"
+                record.devices = []
+                record.inputKey = nil
+                finishWithoutScan(record, .scanned, size: record.size ?? 0)
+                return
+            }
+        }
+        if let log = p.log, let severity = batch.configuration.evidenceSeverity, !(result.error != nil && result.error?.offset == nil) {
+            do {
+                _ = try CaseFile.writeEvidence(
+                    result: result, log: log, capture: record.capture, sha256: record.sha256, severity: severity,
+                    folder: partial + "/evidence")
+            } catch {
+                record.status = .unreadable
+                record.error = "\(dir): cannot write the evidence: \(error)"
                 record.devices = []
                 record.inputKey = nil
                 finishWithoutScan(record, .scanned, size: record.size ?? 0)

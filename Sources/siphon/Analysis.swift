@@ -2,6 +2,7 @@ import ArgumentParser
 import Siphon
 import SiphonFleet
 import Foundation
+import Crypto
 
 #if canImport(Glibc)
 import Glibc
@@ -212,6 +213,58 @@ struct ReportOptions: ParsableArguments {
     @Flag(help: "Leave the host, user and wall-clock time of the run out of the provenance: two runs on the same captures, rules, data and options then write byte-identical JSON and HTML reports.")
     var reproducible = false
 
+    @Option(name: .customLong("case"), help: ArgumentHelp("Write a case folder (created; it must not exist or be empty): events.jsonl, report.html, summary.txt, a pcapng evidence file per alert at or above --case-severity, and manifest.json (SHA-256 of every file). siphon verify checks it.", valueName: "dir"))
+    var caseFolder: String?
+
+    @Option(help: ArgumentHelp("The least severe alert that gets an evidence file in the case (info, low, medium, high, critical).", valueName: "severity"))
+    var caseSeverity: Severity = .low
+
+    @Option(help: ArgumentHelp("Sign the case's manifest with this Ed25519 private key (PEM; siphon keygen makes one).", valueName: "key.pem"))
+    var sign: String?
+
+    func validate() throws {
+        if sign != nil && caseFolder == nil { throw ValidationError("--sign goes with --case") }
+    }
+
+    /// The signing key, read before anything runs; exit 2 when it cannot be.
+    func signingKey() throws -> Curve25519.Signing.PrivateKey? {
+        guard let sign else { return nil }
+        do {
+            return try KeyPEM.privateKey(try String(contentsOfFile: sign, encoding: .utf8))
+        } catch {
+            printError("siphon: \(sign): \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Creates the case folder (and its parents); exit 2 when it cannot be, or holds anything already.
+    func createCaseFolder() throws {
+        guard let dir = caseFolder else { return }
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            printError("siphon: \(dir): cannot create: \(error.localizedDescription)")
+            throw ExitCode(2)
+        }
+        if let contents = try? FileManager.default.contentsOfDirectory(atPath: dir), !contents.isEmpty {
+            printError("siphon: \(dir): the case folder must be new or empty (it holds \(contents.count) entries)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Hashes the case folder's files into its manifest, signed with `key`; exit 2 when it cannot be written.
+    func sealCase(captures: [CaseFile.Entry], analysis: Provenance.Analysis?, key: Curve25519.Signing.PrivateKey?) throws {
+        guard let dir = caseFolder else { return }
+        do {
+            let m = try CaseFile.seal(dir, captures: captures, severity: caseSeverity, analysis: analysis,
+                                      version: SiphonCommand.configuration.version, signingKey: key)
+            if !quiet {
+                printError("siphon: case \(dir): \(m.files.count) files in \(CaseFile.manifestName)" + (key != nil ? ", signed" : ""))
+            }
+        } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
     /// The JSON Lines output, opened now (before privileges are dropped); exit 2 when it cannot be.
     func openOutput() throws -> EventOutput? {
         do {
@@ -263,14 +316,48 @@ struct Scan: ParsableCommand {
     }
 
     func run() throws {
-        var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil)
+        let caseDir = report.caseFolder
+        var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil || caseDir != nil)
         options.readAhead = readAhead
+        let key = try report.signingKey()
+        try report.createCaseFolder()
+        var output = try report.openOutput()
+        if let caseDir {
+            do { output = try EventOutput(path: caseDir + "/events.jsonl") } catch {
+                printError("siphon: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        let provenance = analysis.provenance(options, reproducible: report.reproducible)
         let sink = ScanReport(
-            output: try report.openOutput(), quiet: report.quiet, html: report.html != nil,
-            provenance: analysis.provenance(options, reproducible: report.reproducible))
+            output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil, provenance: provenance,
+            evidence: caseDir.map { ($0 + "/evidence", report.caseSeverity) })
         let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
         sink.output?.flush()
+        if let failure = sink.output?.writeError {
+            printError("siphon: events: \(failure)")
+            throw ExitCode(2)
+        }
         try report.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
+        if let caseDir {
+            // The case's copies of what the options also asked for elsewhere.
+            if let json = report.json, json != "-" { try? FileManager.default.removeItem(atPath: json) }
+            if let json = report.json {
+                if json == "-" {
+                    if let d = FileManager.default.contents(atPath: caseDir + "/events.jsonl") { FileHandle.standardOutput.write(d) }
+                } else {
+                    try? FileManager.default.copyItem(atPath: caseDir + "/events.jsonl", toPath: json)
+                }
+            }
+            var inCase = report
+            inCase.html = caseDir + "/report.html"
+            try inCase.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
+            do { try sink.summaryText.write(toFile: caseDir + "/summary.txt", atomically: false, encoding: .utf8) } catch {
+                printError("siphon: \(caseDir)/summary.txt: \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+            try report.sealCase(captures: sink.caseCaptures, analysis: provenance.analysis, key: key)
+        }
         let status = summary.exitStatus(failOn: report.failOn)
         if status != 0 { throw ExitCode(status) }
     }
@@ -289,13 +376,19 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     private(set) var reports: [HTMLReport.Capture] = []
     private(set) var provenances: [Provenance] = []
     private let lock = NSLock()
-    private var pending: [Int: (hasher: ContentHasher?, spool: EventOutput?)] = [:]
+    private var pending: [Int: (hasher: ContentHasher?, spool: EventOutput?, log: FrameFlowLog?)] = [:]
+    /// Case files: the evidence folder and the least severe alert that gets a file (nil: no case).
+    let evidence: (folder: String, severity: Severity)?
+    /// The summaries as written to the terminal (uncoloured), and each capture's entry, for the case.
+    private(set) var summaryText = ""
+    private(set) var caseCaptures: [CaseFile.Entry] = []
 
-    init(output: EventOutput?, quiet: Bool, html: Bool, provenance: Provenance) {
+    init(output: EventOutput?, quiet: Bool, html: Bool, provenance: Provenance, evidence: (String, Severity)? = nil) {
         self.output = output
         self.quiet = quiet
         self.html = html
         self.provenance = provenance
+        self.evidence = evidence
     }
 
     func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
@@ -306,10 +399,11 @@ final class ScanReport: ScanSink, @unchecked Sendable {
                 printError("siphon: \(error); the provenance event follows the events")
             }
         }
+        let log = evidence != nil && input.path != "-" ? FrameFlowLog() : nil
         lock.lock()
-        pending[index] = (hasher, spool)
+        pending[index] = (hasher, spool, log)
         lock.unlock()
-        return .scan(spool ?? output, observer: hasher)
+        return .scan(spool ?? output, observer: hasher, frameLog: log)
     }
 
     func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output _: EventOutput?) {
@@ -344,5 +438,19 @@ final class ScanReport: ScanSink, @unchecked Sendable {
                 + "provenance:\n" + TerminalSummary.provenance(p))
         }
         if let error = result.error, quiet { printError("siphon: \(error)") }
+        guard let evidence else { return }
+        summaryText += TerminalSummary.render(
+            capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
+            verdicts: result.verdicts, link: result.link, color: false) + "provenance:\n" + TerminalSummary.provenance(p) + "\n"
+        caseCaptures.append(CaseFile.Entry(path: capture, size: digest?.size ?? 0, sha256: digest?.sha256 ?? "standard input (not hashed)"))
+        if let log = started?.log {
+            do {
+                _ = try CaseFile.writeEvidence(
+                    result: result, log: log, capture: capture, sha256: digest?.sha256, severity: evidence.severity,
+                    folder: evidence.folder + "/" + CaptureFinder.slot(for: capture))
+            } catch {
+                printError("siphon: evidence of \(capture): \(error)")
+            }
+        }
     }
 }

@@ -80,7 +80,7 @@ struct Extract: ParsableCommand {
             return
         }
         do {
-            let written = try Evidence.write([file], from: capture)
+            let written = try Evidence.write([file], from: [capture])
             printError("siphon: \(output): \(written[0]) packets (\(target))")
         } catch {
             printError("siphon: \(error)")

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Siphon
 import Foundation
+import Crypto
+import SiphonFleet
 
 #if canImport(Glibc)
 import Glibc
@@ -67,18 +69,34 @@ struct Live: ParsableCommand {
         if let s = ringSize, !(s > 0 && s <= 1e9) { throw ValidationError("--ring-size must be a positive number of megabytes") }
         if let s = ringSeconds, !(s > 0 && s <= 1e8) { throw ValidationError("--ring-seconds must be a positive number of seconds (at most 10^8)") }
         if let n = ringFiles, n < 1 { throw ValidationError("--ring-files must be at least 1") }
-        if write == nil && (ringSize != nil || ringSeconds != nil || ringFiles != nil) {
+        if write == nil && report.caseFolder == nil && (ringSize != nil || ringSeconds != nil || ringFiles != nil) {
             throw ValidationError("--ring-size, --ring-seconds and --ring-files go with --write")
         }
         if let b = bufferSize, !(1...2_097_151).contains(b) { throw ValidationError("--buffer-size must be 1 to 2,097,151 KiB") }
         if snaplen < 1 { throw ValidationError("--snaplen must be at least 1") }
         if !(1...1000).contains(blockTimeout) { throw ValidationError("--block-timeout must be 1 to 1,000 ms") }
+        if report.caseFolder != nil {
+            if write != nil { throw ValidationError("with --case the capture is written to DIR/capture (no --write)") }
+            if ringFiles != nil { throw ValidationError("--ring-files removes capture files a case needs") }
+            if report.json != nil { throw ValidationError("with --case the events go to DIR/events.jsonl (no --json)") }
+        }
     }
 
     func run() throws {
         let options = try analysis.scanOptions(verdicts: true, closeTimeout: 1)
-        let output = try report.openOutput()
+        let caseDir = report.caseFolder
+        let key = try report.signingKey()
+        try report.createCaseFolder()
+        var output = try report.openOutput()
+        if let caseDir {
+            do { output = try EventOutput(path: caseDir + "/events.jsonl") } catch {
+                printError("siphon: \(error)")
+                throw ExitCode(2)
+            }
+        }
         output?.lineBuffered = true
+        // A case keeps the capture itself: the evidence files are cut from it when the capture stops.
+        let write = self.write ?? caseDir.map { $0 + "/capture" }
 
         var live = LiveOptions(interfaces: interfaces)
         live.filter = analysis.filter
@@ -108,6 +126,7 @@ struct Live: ParsableCommand {
             if let entry = getpwnam(user) {
                 let (uid, gid) = (entry.pointee.pw_uid, entry.pointee.pw_gid)
                 if let write, source.ring?.createdDirectory == true { _ = chown(write, uid, gid) }
+                if let caseDir { _ = chown(caseDir, uid, gid) }
                 if let html = report.html {
                     let fd = open(html, O_WRONLY | O_CREAT, 0o644)
                     if fd < 0 {
@@ -134,6 +153,7 @@ struct Live: ParsableCommand {
         output?.write(EventEncoder.provenance(provenance, capture: source.name))
         let pipeline = ScanPipeline(capture: source.name, options: options, output: output)
         pipeline.recordsInterfaces = true
+        if caseDir != nil { pipeline.frameLog = FrameFlowLog() }
         let monitor = LiveMonitor(source: source, color: colorOnStandardError, statusInterval: statusInterval, quiet: report.quiet)
         if !report.quiet {
             printError("siphon: capturing on \(source.interfaces.map { "\($0.name) (\($0.linkType))" }.joined(separator: ", "))"
@@ -168,6 +188,9 @@ struct Live: ParsableCommand {
             [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link,
                                 provenance: setup.with(input: provenance.input!, statistics: statistics))],
             home: options.geo?.homeCountries ?? [], atomically: user == nil)
+        if let caseDir {
+            try writeCase(caseDir, pipeline: pipeline, statistics: statistics, source: source, provenance: setup.with(input: provenance.input!, statistics: statistics), key: key, home: options.geo?.homeCountries ?? [])
+        }
         if let failure {
             printError("siphon: \(failure)")
             throw ExitCode(2)
@@ -177,6 +200,47 @@ struct Live: ParsableCommand {
             throw ExitCode(2)
         }
         try report.exitPolicy(worst: alerts.map(\.severity).max())
+    }
+}
+
+extension Live {
+    /// The case of a live capture, once it stopped: the HTML report, the summary, an evidence file per alert (cut from
+    /// the capture files the case holds), then the manifest.
+    func writeCase(
+        _ dir: String, pipeline: ScanPipeline, statistics: CaptureStatistics, source: LiveCapture, provenance: Provenance,
+        key: Curve25519.Signing.PrivateKey?, home: Set<String>
+    ) throws {
+        var inCase = report
+        inCase.html = dir + "/report.html"
+        try inCase.writeHTML(
+            [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link, provenance: provenance)],
+            home: home)
+        let alerts = pipeline.detection?.raised ?? []
+        let summary = TerminalSummary.render(
+            capture: source.name, stats: statistics, hosts: pipeline.hosts, alerts: alerts, verdicts: pipeline.verdicts,
+            link: pipeline.link, color: false) + "provenance:\n" + TerminalSummary.provenance(provenance)
+        do { try summary.write(toFile: dir + "/summary.txt", atomically: false, encoding: .utf8) } catch {
+            printError("siphon: \(dir)/summary.txt: \(error.localizedDescription)")
+            throw ExitCode(2)
+        }
+        let files = source.ring?.files ?? []
+        var entries: [CaseFile.Entry] = []
+        for f in files {
+            guard let d = try? fileDigest(f) else { continue }
+            entries.append(CaseFile.Entry(path: String(f.dropFirst(dir.count + 1)), size: d.size, sha256: d.sha256))
+        }
+        if let log = pipeline.frameLog, !files.isEmpty {
+            let result = CaptureScanner.Result(
+                statistics: statistics, hosts: pipeline.hosts, alerts: alerts, verdicts: pipeline.verdicts, link: pipeline.link, format: "pcapng")
+            do {
+                _ = try CaseFile.writeEvidence(
+                    result: result, log: log, capture: source.name, sha256: nil, severity: report.caseSeverity,
+                    folder: dir + "/evidence", files: files)
+            } catch {
+                printError("siphon: evidence: \(error)")
+            }
+        }
+        try report.sealCase(captures: entries, analysis: provenance.analysis, key: key)
     }
 }
 

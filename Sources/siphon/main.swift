@@ -11,7 +11,7 @@ struct SiphonCommand: ParsableCommand {
         commandName: "siphon",
         abstract: "Find devices that siphon data abroad, from what they said on the wire.",
         version: "0.1.0",
-        subcommands: [Scan.self, Live.self, BatchCommand.self, Fleet.self, Extract.self, Lookup.self, Rules.self])
+        subcommands: [Scan.self, Live.self, BatchCommand.self, Fleet.self, Extract.self, Keygen.self, Verify.self, Lookup.self, Rules.self])
 }
 
 extension OverlapPolicy: ExpressibleByArgument {}
