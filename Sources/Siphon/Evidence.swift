@@ -83,7 +83,7 @@ public enum Evidence {
                 return .failure(EvidenceError("\(capture): no device \(text) (devices: \(result.verdicts.map(\.id.description).joined(separator: ", ")))"))
             }
             let addresses = Set(v.addresses.map(\.address) + [v.device])
-            for (id, f) in log.flows where addresses.contains(f.client) || (v.mac != nil && f.clientMAC == v.mac) {
+            for (id, f) in log.flows where addresses.contains(f.client) || addresses.contains(f.server) || (v.mac != nil && f.clientMAC == v.mac) {
                 flows.insert(id)
             }
         case .endpoint(let address):

@@ -233,27 +233,31 @@ extension TerminalSummary {
         var out = ""
         if let i = p.input {
             var line = "  input: "
-            if let h = i.sha256 { line += "sha256 " + h } else { line += i.kind == "stdin" ? "standard input (not hashed)" : i.capture }
-            if let s = i.size { line += ", " + count(s) + " bytes" }
-            if let f = i.format { line += ", " + f }
+            line += i.kind == "stdin" ? "standard input (not hashed)" : i.kind == "interface" ? i.capture : ""
+            var facts: [String] = []
+            if let s = i.size { facts.append(count(s) + " bytes") }
+            if let f = i.format { facts.append(f) }
+            if let s = p.statistics { facts.append(count(s.packets) + " packets") }
+            line += facts.joined(separator: ", ")
             out += line + "\n"
+            if let h = i.sha256 { out += "  sha256: " + h + "\n" }
             if let s = p.statistics, let a = s.firstTimestamp, let b = s.lastTimestamp {
-                out += "  packets: \(a.rfc3339) to \(b.rfc3339)\n"
+                out += "  span: \(a.rfc3339) to \(b.rfc3339)\n"
             }
         }
         var tool = "  siphon \(p.tool.version)"
         if let b = p.tool.build { tool += ", build " + String(b.prefix(16)) }
         if let r = p.tool.revision { tool += ", source " + String(r.prefix(12)) }
-        if let rules = p.data.first(where: { $0.role == "rules" }) { tool += "; rules " + rules.path + " " + String(rules.sha256.prefix(12)) }
         out += tool + "\n"
+        if let rules = p.data.first(where: { $0.role == "rules" }) {
+            out += "  rules: " + (rules.path.count > 40 ? "..." + String(rules.path.suffix(37)) : rules.path) + " sha256 " + String(rules.sha256.prefix(16)) + "\n"
+        }
         if let s = p.statistics {
             let c = Coverage(s)
-            if c.complete {
-                out += "  coverage: complete (no drops, gaps, cuts, evictions or undecodable packets)\n"
-            } else {
-                out += "  coverage: INCOMPLETE: " + c.reasons.joined(separator: "; ") + "\n"
-            }
-            for n in c.notes { out += "  note: " + n + "\n" }
+            let text = c.complete ? "coverage: complete (no drops, gaps, cuts, evictions or undecodable packets)"
+                : "coverage: INCOMPLETE: " + c.reasons.joined(separator: "; ")
+            for line in wrap(text, width: width - 4) { out += "  " + line + "\n" }
+            for n in c.notes { for line in wrap("note: " + n, width: width - 4) { out += "  " + line + "\n" } }
         }
         return out
     }

@@ -369,4 +369,52 @@ func alertKeys(_ jsonLines: String) -> [String] {
         let tshark = shell("tshark -r \(ring)/\(files[0]) -T fields -e frame.number 2>/dev/null | wc -l")
         #expect(tshark.out.trimmingCharacters(in: .whitespacesAndNewlines) == "207", "\(tshark.out)")
     }
+
+    /// `live --case`: the capture is kept in the case, the events start with the provenance (the interface), each
+    /// alert at or above the severity has its evidence file cut from the kept capture (its packets there, with the
+    /// alert in their comments), and the sealed case verifies.
+    @Test(.enabled(if: getuid() == 0, "needs root for network namespaces"))
+    func liveCaseKeepsTheCaptureAndTheEvidence() throws {
+        let bench = try TestBench()
+        defer { bench.remove() }
+        let tmp = try temporaryFolder("live-case")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let rewritten = tmp + "/sample-doc.pcap"
+        let rw = shell("tcprewrite --pnat=192.168.0.0/16:192.0.2.128/25,0.0.0.0/0:198.51.100.0/24 -C -i \(Repo.path("captures/sample/backdoor-phone.pcap")) -o \(rewritten)")
+        try #require(rw.status == 0, "\(rw.out)")
+        let geo = tmp + "/geo.csv"
+        try "198.51.100.21/32,CN,CN,37963,Hangzhou Alibaba Advertising\n198.51.100.1/32,US,US,20473,The Constant Company\n198.51.100.0/24,FR,FR,12322,Free SAS\n"
+            .write(toFile: geo, atomically: true, encoding: .utf8)
+        let key = tmp + "/lab.pem"
+        #expect(try runSiphon(["keygen", "-o", key]).status == 0)
+        let folder = tmp + "/case"
+        let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "--geo-override", geo, "--case", folder, "--sign", key, "--case-severity", "medium"])
+        #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
+        #expect(shell("ip netns exec \(bench.a) tcpreplay -q -x 30 -i \(bench.aLink) \(rewritten)").status == 0)
+        usleep(1_000_000)
+        #expect(try #require(run.stop(), "live did not stop") < 5)
+        #expect(run.process.terminationStatus == 0, "\(run.stderr)")
+        let events = jsonLines(try String(contentsOfFile: folder + "/events.jsonl", encoding: .utf8))
+        let input = (events.first?["provenance"] as? [String: Any])?["input"] as? [String: Any]
+        #expect(input?["kind"] as? String == "interface" && input?["capture"] as? String == bench.bLink)
+        let captures = try FileManager.default.contentsOfDirectory(atPath: folder + "/capture").filter { $0.hasSuffix(".pcapng") }
+        #expect(captures.count == 1)
+        let kept = folder + "/capture/" + captures[0]
+        let medium = events.filter { ["medium", "high", "critical"].contains(($0["alert"] as? [String: Any])?["severity"] as? String ?? "") }
+        #expect(medium.count >= 3)
+        for alert in medium {
+            let id = alert["alert_id"] as? Int ?? 0
+            let category = (alert["alert"] as? [String: Any])?["category"] as? String ?? ""
+            let file = folder + "/evidence/alert-" + String(format: "%04d", id) + "-" + category + ".pcapng"
+            #expect(FileManager.default.fileExists(atPath: file), "\(file)")
+            // The packets it rests on are those frames of the kept capture: same bytes.
+            for frame in ((alert["frames"] as? [[String: Any]]) ?? []).compactMap({ $0["frame"] as? Int }) {
+                let original = shell("(tshark -r '\(kept)' -Y 'frame.number == \(frame)' -x) 2>/dev/null | grep '^[0-9a-f]\\{4\\} '").out
+                let copy = shell("(tshark -r '\(file)' -Y 'frame.comment contains \"original frame \(frame);\"' -x) 2>/dev/null | grep '^[0-9a-f]\\{4\\} '").out
+                #expect(!original.isEmpty && original == copy, "alert \(id) frame \(frame)")
+            }
+        }
+        let verify = try runSiphon(["verify", folder, "--key", key + ".pub"])
+        #expect(verify.status == 0 && verify.out.contains("signature: valid"), "\(verify.out)")
+    }
 }

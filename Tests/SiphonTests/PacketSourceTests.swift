@@ -128,7 +128,7 @@ final class IdleAfterFileSource: PacketSource {
         // Drops in the statistics blocks make the scan of that file, and every verdict on it, incomplete.
         let last = CaptureScanner.scan(path: ring.files.last!, output: EventOutput())
         #expect(last.statistics.kernelDrops == 3 && last.statistics.interfaceDrops == 4)
-        #expect(last.statistics.incompleteness == "3 packets dropped by the kernel, 4 packets dropped by the interface")
+        #expect(last.statistics.incompleteness == "3 packets dropped by the kernel; 4 packets dropped by the interface")
         #expect(!last.verdicts.isEmpty && last.verdicts.allSatisfy { $0.incomplete == last.statistics.incompleteness })
         let left = try FileManager.default.contentsOfDirectory(atPath: dir2).sorted()
         #expect(left == ring.files.map { ($0 as NSString).lastPathComponent })
