@@ -62,6 +62,38 @@ public enum Evidence {
         return set
     }
 
+    /// The frames of each of `flows`, in one pass over the log.
+    public static func framesByFlow(_ flows: Set<UInt64>, log: FrameFlowLog) -> [UInt64: [UInt64]] {
+        var out: [UInt64: [UInt64]] = [:]
+        guard !flows.isEmpty else { return out }
+        for (i, f) in log.flowOfFrame.enumerated() where f != 0 && flows.contains(f) { out[f, default: []].append(UInt64(i + 1)) }
+        return out
+    }
+
+    /// One evidence file per alert at or above `severity` (`name(alert)` under `folder`): the packets it rests on and
+    /// the rest of its flow, each packet commented with every alert resting on it. The log is read once for all.
+    public static func alertFiles(
+        result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, severity: Severity, folder: String,
+        name: (Alert) -> String
+    ) -> [EvidenceFile] {
+        let chosen = result.alerts.filter { $0.severity >= severity }
+        guard !chosen.isEmpty else { return [] }
+        let byFlow = framesByFlow(Set(chosen.map(\.flow.id).filter { $0 != 0 }), log: log)
+        var notes: [UInt64: String] = [:]
+        for a in result.alerts {
+            for f in a.frames where f.number != 0 { notes[f.number] = notes[f.number].map { $0 + "; " + comment(a) } ?? comment(a) }
+        }
+        let source = " from " + capture + (sha256.map { " (sha256 \($0))" } ?? "")
+        return chosen.map { a in
+            var frames = Set(a.frames.map(\.number))
+            if a.flow.id != 0 { frames.formUnion(byFlow[a.flow.id] ?? []) }
+            frames.remove(0)
+            var comments: [UInt64: String] = [:]
+            for f in frames { if let n = notes[f] { comments[f] = n } }
+            return EvidenceFile(path: folder + "/" + name(a), frames: frames, comments: comments, comment: "siphon evidence: " + comment(a) + ";" + source)
+        }
+    }
+
     /// The evidence file for `target` in a scan's result and frame log, or a message saying what is not there.
     public static func select(
         _ target: EvidenceTarget, result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, path: String
@@ -106,28 +138,64 @@ public enum Evidence {
     /// packet's comment giving its frame number in the original and the alerts resting on it. Returns the packets
     /// written per file.
     /// `captures`: the files of one capture in order (a live capture's ring: frames number on across them).
-    public static func write(_ files: [EvidenceFile], from captures: [String]) throws(CaptureError) -> [Int] {
+    /// At most `openFiles` files are written at once (a pass over the capture for each group of that many).
+    public static func write(_ files: [EvidenceFile], from captures: [String], openFiles: Int = 256) throws(CaptureError) -> [Int] {
+        var counts: [Int] = []
+        var start = 0
+        while start < files.count {
+            let group = Array(files[start..<min(files.count, start + max(1, openFiles))])
+            counts += try writeGroup(group, from: captures)
+            start += group.count
+        }
+        return counts
+    }
+
+    private static func writeGroup(_ files: [EvidenceFile], from captures: [String]) throws(CaptureError) -> [Int] {
         var writers: [PcapngFileWriter] = []
         for f in files {
             writers.append(try PcapngFileWriter(path: f.path, interfaces: [], application: "Siphon", comment: f.comment))
         }
-        var interfacesWritten = Array(repeating: 0, count: files.count)
+        // Which files want each frame (one lookup per packet read, whatever the number of files).
+        var wanted: [UInt64: [Int]] = [:]
+        for (i, f) in files.enumerated() { for frame in f.frames { wanted[frame, default: []].append(i) } }
+        // Per file: the output interface of each (capture file, pcapng section, interface ID) met, declared as
+        // packets first use them (one capture of one section keeps the original IDs).
+        struct InterfaceKey: Hashable { var file: Int, section: Int, id: Int }
+        var declared = Array(repeating: [InterfaceKey: Int](), count: files.count)
+        let lastWanted = wanted.keys.max() ?? 0
         var before: UInt64 = 0
-        for capture in captures {
+        reading: for (fileIndex, capture) in captures.enumerated() {
             let reader = try CaptureReader(path: capture)
             var last: UInt64 = 0
-            while let packet = try reader.next() {
+            while true {
+                let next: CapturedPacket?
+                // Damage ends the reading: the frames before it are written (the scan read no further either).
+                do { next = try reader.next() } catch { break }
+                guard let packet = next else { break }
                 let frame = before + packet.frame
                 last = packet.frame
-                for (i, f) in files.enumerated() where f.frames.contains(frame) {
-                    // Interfaces are declared as packets first use them, in ID order, so that IDs stay the original's.
-                    let known = reader.interfaces
-                    while interfacesWritten[i] <= packet.interfaceID && interfacesWritten[i] < known.count {
-                        try writers[i].declare(known[interfacesWritten[i]])
-                        interfacesWritten[i] += 1
+                if frame > lastWanted { break reading }
+                guard let targets = wanted[frame] else { continue }
+                for i in targets {
+                    let f = files[i]
+                    let key = InterfaceKey(file: fileIndex, section: reader.section, id: packet.interfaceID)
+                    if declared[i][key] == nil {
+                        let known = reader.interfaces
+                        if fileIndex == 0 && key.section == 0 {
+                            // Keep the original IDs: declare the ones before it too.
+                            while declared[i].count <= packet.interfaceID && declared[i].count < known.count {
+                                let id = declared[i].count
+                                try writers[i].declare(known[id])
+                                declared[i][InterfaceKey(file: 0, section: 0, id: id)] = id
+                            }
+                        }
+                        if declared[i][key] == nil, packet.interfaceID < known.count {
+                            try writers[i].declare(known[packet.interfaceID])
+                            declared[i][key] = declared[i].count
+                        }
                     }
                     let note = "original frame \(frame)" + (f.comments[frame].map { "; " + $0 } ?? "")
-                    try writers[i].write(packet, interface: packet.interfaceID, comment: note)
+                    try writers[i].write(packet, interface: declared[i][key] ?? 0, comment: note)
                 }
             }
             before += last

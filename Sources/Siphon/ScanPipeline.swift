@@ -175,7 +175,7 @@ public final class ScanPipeline {
             if status == .bad { return }
         }
         if packet.isFragment && packet.error == nil {
-            frameLog?.fragment(packet, frame: captured.frame)
+            frameLog?.fragment(packet, frame: captured.frame, at: captured.timestamp)
             // Fragments wait for their datagram; the rebuilt datagram goes on as one packet carrying their count.
             if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
                 datagram.packet.withUnsafeBytes { raw in
@@ -676,8 +676,11 @@ public final class FrameFlowLog {
     private struct FragmentKey: Hashable {
         var source: IPAddress, destination: IPAddress, identification: UInt32, ipProtocol: UInt8
     }
-    /// Frames of fragments waiting for their datagram.
-    private var waiting: [FragmentKey: [UInt64]] = [:]
+    /// Frames of fragments waiting for their datagram, with the time of the first (a datagram whose fragments never
+    /// all came is forgotten after 60 s, so that a later one reusing its IP ID does not inherit its frames).
+    private var waiting: [FragmentKey: (first: Timestamp, frames: [UInt64])] = [:]
+    /// At most this many incomplete datagrams are remembered (a flood of fragments that never complete).
+    static let waitingLimit = 65_536
 
     public init() {}
 
@@ -693,12 +696,18 @@ public final class FrameFlowLog {
         flowOfFrame[i] = flow
     }
 
-    func fragment(_ p: DecodedPacket, frame: UInt64) {
-        waiting[FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol), default: []].append(frame)
+    func fragment(_ p: DecodedPacket, frame: UInt64, at time: Timestamp) {
+        let key = FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol)
+        if let w = waiting[key], time.nanoseconds &- w.first.nanoseconds <= 60_000_000_000, time >= w.first {
+            waiting[key]!.frames.append(frame)
+            return
+        }
+        if waiting.count >= Self.waitingLimit { waiting.removeAll(keepingCapacity: true) }
+        waiting[key] = (time, [frame])
     }
 
     func datagram(of p: DecodedPacket, flow: UInt64) {
         let key = FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol)
-        for frame in waiting.removeValue(forKey: key) ?? [] { record(frame: frame, flow: flow) }
+        for frame in waiting.removeValue(forKey: key)?.frames ?? [] { record(frame: frame, flow: flow) }
     }
 }

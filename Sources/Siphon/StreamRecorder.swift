@@ -135,11 +135,9 @@ public final class StreamRecorder: StreamConsumer {
             carry[i].append(contentsOf: scratch.suffix(Self.carryBytes))
             // The chunks that still have bytes in the carry.
             let from = scanned[i] - carry[i].count
-            var chunks = carryFrames[i]
             var first = 0
-            while first + 1 < chunks.count && chunks[first + 1].0 <= from { first += 1 }
-            chunks.removeFirst(first)
-            carryFrames[i] = chunks
+            while first + 1 < carryFrames[i].count && carryFrames[i][first + 1].0 <= from { first += 1 }
+            if first > 0 { carryFrames[i].removeFirst(first) }
         } else {
             carryFrames[i].removeAll(keepingCapacity: true)
         }
@@ -179,6 +177,8 @@ public final class StreamRecorder: StreamConsumer {
 
     public func streamGap(length: UInt64, slot: Int32, direction: Int, offset: UInt64) {
         // Hashes cover the delivered bytes only; extracted files keep the hole (sparse), as tcpflow leaves it.
+        // No packet carried a gap: what a parser completes now names the flow's packets, not the last chunk's.
+        app.frame = .none
         app.streamGap(slot: slot, flowID: flows.flowID(at: slot), direction: direction)
     }
 

@@ -35,6 +35,8 @@ public final class CaptureReader {
     public var readsAhead: Bool { readAhead != nil }
     /// The capture's interfaces as known so far (read without read-ahead: as of the last packet returned).
     public var interfaces: [CaptureInterface] { sequential.interfaces }
+    /// The pcapng section the last packet came from (0 for pcap; read without read-ahead).
+    public var section: Int { sequential.section }
 
     /// Opens `path` (or standard input for `-`) and compiles `filter`, a tcpdump-style BPF expression. With
     /// `readAhead`, a second thread reads and filters the capture a block of packets ahead of `next()` (only when
@@ -291,6 +293,9 @@ final class SequentialSource {
         e.message += " (offset in the decompressed capture)"
         return e
     }
+
+    /// The pcapng section being read (interface IDs start again in each); 0 for pcap.
+    var section: Int { max(0, pcapng?.section ?? 0) }
 
     /// The capture's interfaces as known so far: a pcap file's one, a pcapng section's Interface Description Blocks.
     var interfaces: [CaptureInterface] {

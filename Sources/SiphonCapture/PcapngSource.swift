@@ -33,6 +33,8 @@ final class PcapngSource {
     private var carried: [UInt8]
     private var swapped = false
     private var interfaces: [Interface] = []
+    /// The section being read (0 for the first): interface IDs count from 0 again in each.
+    private(set) var section = -1
     /// The current section's interfaces so far (their link type and snapshot length), by interface ID.
     var interfaceList: [CaptureInterface] {
         interfaces.enumerated().map { CaptureInterface(name: "interface \($0.offset)", linkType: $0.element.linkType, snapLength: $0.element.snapLength) }
@@ -181,6 +183,7 @@ final class PcapngSource {
                 throw damaged("unsupported pcapng savefile version \(major).\(minor)", at: start)
             }
             interfaces.removeAll(keepingCapacity: true)
+            section += 1
         }
         return (type, total)
     }

@@ -216,7 +216,15 @@ enum PcapngBlocks {
     }
 
     /// A comment option's value: at most 65,532 bytes of UTF-8 (an option's length is 16 bits).
-    static func comment(_ text: String) -> [UInt8] { Array(text.utf8.prefix(65_532)) }
+    static func comment(_ text: String) -> [UInt8] {
+        var bytes = Array(text.utf8)
+        guard bytes.count > 65_532 else { return bytes }
+        // Cut before a character, not inside one (continuation bytes are 10xxxxxx).
+        var cut = 65_532
+        while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
+        bytes.removeSubrange(cut...)
+        return bytes
+    }
 
     static func block(type: UInt32, body: [UInt8], into out: inout [UInt8]) {
         let total = UInt32(12 + body.count)

@@ -13,8 +13,8 @@ public enum CaseFile {
     public static let manifestName = "manifest.json"
     public static let signatureName = "manifest.sig"
     public static let publicKeyName = "signer.pub"
-    /// Written by the case, or never part of it (a batch's lock and scratch folder).
-    static let outside: Set<String> = [manifestName, signatureName, publicKeyName, ".lock", ".partial"]
+    /// Written by the case itself.
+    static let own: Set<String> = [manifestName, signatureName, publicKeyName]
 
     /// One file of the manifest.
     public struct Entry: Codable, Sendable, Equatable {
@@ -42,8 +42,9 @@ public enum CaseFile {
         public var files: [Entry]
     }
 
-    /// Every regular file under `dir`, relative paths sorted byte-wise, except the case's own files. Symbolic
-    /// links are listed as errors (a case holds files, not pointers to elsewhere).
+    /// Every regular file under `dir`, relative paths sorted byte-wise, except the case's own files and a batch's
+    /// empty `.lock` file and `.partial` folder (its lock and scratch space: anything in them is listed). Symbolic
+    /// links and other kinds of file are errors (a case holds files, not pointers to elsewhere).
     public static func files(in dir: String) throws(BatchError) -> [String] {
         var out: [String] = []
         func walk(_ relative: String) throws(BatchError) {
@@ -54,10 +55,10 @@ public enum CaseFile {
             }
             for name in names {
                 let rel = relative.isEmpty ? name : relative + "/" + name
-                if relative.isEmpty && outside.contains(name) { continue }
-                if name.hasPrefix(".") && name.contains(".tmp-") { continue }
+                if relative.isEmpty && own.contains(name) { continue }
                 var s = stat()
                 guard lstat(dir + "/" + rel, &s) == 0 else { throw BatchError("\(dir)/\(rel): cannot stat") }
+                if relative.isEmpty && name == ".lock" && (s.st_mode & S_IFMT) == S_IFREG && s.st_size == 0 { continue }
                 switch s.st_mode & S_IFMT {
                 case S_IFDIR: try walk(rel)
                 case S_IFREG: out.append(rel)
@@ -103,17 +104,13 @@ public enum CaseFile {
         result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, severity: Severity, folder: String,
         files captureFiles: [String]? = nil
     ) throws(BatchError) -> [String] {
-        var files: [EvidenceFile] = []
-        var names: [String] = []
-        for a in result.alerts where a.severity >= severity {
-            let number = String(a.id)
-            let name = "alert-" + String(repeating: "0", count: max(0, 4 - number.count)) + number + "-" + a.category.rawValue + ".pcapng"
-            if case .success(var f) = Evidence.select(.alert(a.id), result: result, log: log, capture: capture, sha256: sha256, path: folder + "/" + name) {
-                f.comment = "siphon evidence: " + Evidence.comment(a) + "; from " + capture + (sha256.map { " (sha256 \($0))" } ?? "")
-                files.append(f)
-                names.append(name)
-            }
-        }
+        let files = Evidence.alertFiles(
+            result: result, log: log, capture: capture, sha256: sha256, severity: severity, folder: folder,
+            name: { a in
+                let number = String(a.id)
+                return "alert-" + String(repeating: "0", count: max(0, 4 - number.count)) + number + "-" + a.category.rawValue + ".pcapng"
+            })
+        let names = files.map { String($0.path.dropFirst(folder.count + 1)) }
         guard !files.isEmpty else { return [] }
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
             throw BatchError("\(folder): cannot create: \(error.localizedDescription)")
@@ -170,8 +167,14 @@ public enum CaseFile {
                 continue
             }
             let path = dir + "/" + e.path
-            guard access(path, F_OK) == 0 else {
+            var s = stat()
+            guard lstat(path, &s) == 0 else {
                 v.missing.append(e.path)
+                continue
+            }
+            // Only a regular file is read (a FIFO put in its place would block the hash).
+            guard (s.st_mode & S_IFMT) == S_IFREG else {
+                v.changed.append(e.path)
                 continue
             }
             guard let d = try? fileDigest(path), d.size == e.size, d.sha256 == e.sha256 else {

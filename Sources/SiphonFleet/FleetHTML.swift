@@ -60,6 +60,13 @@ enum FleetHTML {
             h += "<tr class=\"\(e(c.status.rawValue))\"><td>\(e(c.capture))</td><td>\(e(c.status.rawValue))\(c.error.map { "<br><small>\(e($0))</small>" } ?? "")</td><td>\(e(c.label ?? ""))</td>"
             h += "<td class=\"n\">\(c.packets)</td><td class=\"n\">\(c.devices)</td><td class=\"n\">\(c.alerts)</td><td>\(c.worst.map { sev($0) } ?? "")</td><td><code>\(e(c.sha256.map { String($0.prefix(16)) } ?? ""))</code></td></tr>"
         }
+        h += "</table>\n<h2>Provenance</h2><p>\(f.provenance.incompleteCaptures) captures analysed from an incomplete capture (drops, gaps, cuts, damage: see each capture's report). Configurations the results were produced with (each capture's events.jsonl starts with its full provenance):</p>"
+        h += "<table id=\"configurations\"><tr><th>configuration</th><th>captures</th><th>program</th><th>build ID</th><th>source revision</th><th>rules SHA-256</th></tr>"
+        for c in f.provenance.configurations {
+            let p = c.producedBy
+            h += "<tr><td><code>\(e(String(p.configurationSha256.prefix(16))))</code></td><td class=\"n\">\(c.captures)</td><td>\(e(p.tool))</td>"
+            h += "<td><code>\(e(p.buildId ?? ""))</code></td><td><code>\(e(p.revision ?? ""))</code></td><td><code>\(e(p.rulesSha256 ?? ""))</code></td></tr>"
+        }
         h += "</table>\n<script>\(script)</script></body></html>\n"
         return h
     }

@@ -139,7 +139,12 @@ extension FleetReport {
         var configurationCounts: [ProducedBy: Int] = [:]
         defer {
             provenance.configurations = configurationCounts.map { Provenance.Configuration(producedBy: $0.key, captures: $0.value) }
-                .sorted { ($0.captures, $1.producedBy.configurationSha256) > ($1.captures, $0.producedBy.configurationSha256) }
+                .sorted {
+                    let a = $0.producedBy, b = $1.producedBy
+                    if $0.captures != $1.captures { return $0.captures > $1.captures }
+                    return (a.configurationSha256, a.tool, a.buildId ?? "", a.revision ?? "", a.rulesSha256 ?? "")
+                        < (b.configurationSha256, b.tool, b.buildId ?? "", b.revision ?? "", b.rulesSha256 ?? "")
+                }
         }
         var fleetDevices: [(Device, Set<String>)] = []
         var contacts: [String: [Contact]] = [:]

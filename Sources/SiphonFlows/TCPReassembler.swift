@@ -683,7 +683,12 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 keptSegmentOffset: takeNew ? newOrigin : oldStart, discardedSegmentOffset: takeNew ? oldStart : newOrigin,
                 kept: takeNew ? newCopy : oldCopy, discarded: takeNew ? oldCopy : newCopy, timestamp: timestamp,
                 frames: [segments[old].frame, frame].filter { !$0.isNone }))
-            if takeNew { oldBytes.copyMemory(from: newBytes, byteCount: count) }
+            if takeNew {
+                oldBytes.copyMemory(from: newBytes, byteCount: count)
+                // The buffered bytes are now this packet's (all of them when it covered the whole segment; else the
+                // segment keeps naming the packet that supplied most of it).
+                if count * 2 >= segments[old].length { segments[old].frame = frame }
+            }
         }
     }
 

@@ -174,6 +174,30 @@ struct ExtractTests {
         #expect(shell("capinfos '\(dir)/alert-\(leaks[0]["alert_id"] as? Int ?? 0).pcapng'").out.contains(String(sum)))
     }
 
+    /// A capture cut inside a record: the alerts found before the damage still get their packets (tshark reads the
+    /// same packets of the flow before the cut), in `extract` and in a batch case (the capture stays `damaged`,
+    /// with its results).
+    @Test func damagedCapturesStillGiveTheirEvidence() throws {
+        let dir = try temporaryFolder("extract-damaged")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/evidence/split-segments.pcap")))
+        let cut = dir + "/in/cut.pcap"
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        try data.prefix(data.count - 30).write(to: URL(fileURLWithPath: cut))
+        let r = try runSiphon(["extract", cut, "--alert", "1", "-o", dir + "/a.pcapng"])
+        #expect(r.status == 0, "\(r.err)")
+        let written = shell("(tshark -r '\(dir)/a.pcapng' -T fields -e frame.number) 2>/dev/null | grep -c '^[0-9]'").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let expected = shell("(tshark -r '\(cut)' -Y 'ip.addr == 120.77.166.21' -T fields -e frame.number) 2>/dev/null | grep -c '^[0-9]'").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(written == expected && written != "0")
+        let b = try runSiphon(["batch", dir + "/in", "--case", dir + "/case", "-q"])
+        #expect(b.status == 2)  // a damaged capture
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/case/fleet.json"))) as? [String: Any])
+        let capture = try #require((record["captures"] as? [[String: Any]])?.first)
+        #expect(capture["status"] as? String == "damaged" && (capture["alerts"] as? Int ?? 0) >= 3)
+        #expect(shell("find '\(dir)/case/captures' -name 'alert-*-identifier-leak.pcapng' | wc -l").out.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+        #expect(try runSiphon(["verify", dir + "/case"]).status == 0)
+    }
+
     /// --endpoint and --device-id take every flow of the address or device: tshark counts the same packets in the
     /// original; --flow with --payload writes each direction's bytes as tcpflow writes them.
     @Test func endpointDeviceFlowAndPayload() throws {
