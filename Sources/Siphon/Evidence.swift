@@ -138,16 +138,31 @@ public enum Evidence {
     /// packet's comment giving its frame number in the original and the alerts resting on it. Returns the packets
     /// written per file.
     /// `captures`: the files of one capture in order (a live capture's ring: frames number on across them).
-    /// At most `openFiles` files are written at once (a pass over the capture for each group of that many).
-    public static func write(_ files: [EvidenceFile], from captures: [String], openFiles: Int = 256) throws(CaptureError) -> [Int] {
+    /// At most `openFiles` files are written at once (a pass over the capture for each group of that many; by
+    /// default as many as the process may open, its soft limit raised to the hard one, less 64).
+    public static func write(_ files: [EvidenceFile], from captures: [String], openFiles: Int? = nil) throws(CaptureError) -> [Int] {
         var counts: [Int] = []
         var start = 0
+        let perPass = max(1, openFiles ?? descriptorsAvailable() - 64)
         while start < files.count {
-            let group = Array(files[start..<min(files.count, start + max(1, openFiles))])
+            let group = Array(files[start..<min(files.count, start + perPass)])
             counts += try writeGroup(group, from: captures)
             start += group.count
         }
         return counts
+    }
+
+    /// The descriptors this process may open, after raising its soft limit to the hard one (at most 65,536).
+    static func descriptorsAvailable() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        let wanted = min(limit.rlim_max, 65_536)
+        if limit.rlim_cur < wanted {
+            var raised = limit
+            raised.rlim_cur = wanted
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return max(80, Int(limit.rlim_cur))
     }
 
     private static func writeGroup(_ files: [EvidenceFile], from captures: [String]) throws(CaptureError) -> [Int] {

@@ -414,8 +414,8 @@ public final class ScanPipeline {
             guard flow.id == e.flowID else { continue }
             if let output { output.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture)) }
             if let detection {
-                detection.contextFrames = !e.frames.isEmpty ? e.frames : flow.lastFrame != 0 ? [flow.lastFrameRef] : []
-                defer { detection.contextFrames = [] }
+                detection.contextFrame = !e.frame.isNone ? e.frame : flow.lastFrame != 0 ? flow.lastFrameRef : .none
+                defer { detection.contextFrame = .none }
                 detection.transaction(e.transaction, flow: flow, direction: e.direction, timestamp: e.timestamp)
                 writeAlerts(flow: flow)
             }

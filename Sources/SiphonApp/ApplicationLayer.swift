@@ -45,9 +45,10 @@ public struct AppEvent: Sendable {
     public var direction: Int
     public var timestamp: Timestamp
     public var transaction: AppTransaction
-    /// The packets the transaction rests on: an HTTP request's last packet (the one that completed it), a TLS
-    /// ClientHello's, a DNS message's; empty when not known (the pipeline then names the flow's last packet).
-    public var frames: [FrameRef] = []
+    /// The packet the transaction rests on: the one that completed an HTTP request, a TLS ClientHello, a DNS
+    /// message; `.none` when not known (the pipeline then names the flow's last packet). One value, no array: an
+    /// event is made per transaction.
+    public var frame = FrameRef.none
 }
 
 /// What the application layer learned of a flow, for its `flow` event.
@@ -275,7 +276,7 @@ public final class ApplicationLayer {
                 for m in f.http?.responses.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
                     let (request, requestFrame) = nextRequest(f)
                     events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m),
-                                           frames: requestFrame.map { [$0] } ?? frames))
+                                           frame: requestFrame ?? frame))
                     guard request?.method == "CONNECT", let held = f.heldAfterConnect else { continue }
                     f.heldAfterConnect = nil
                     if (200..<300).contains(m.status) {
@@ -309,8 +310,6 @@ public final class ApplicationLayer {
         return (f.pendingRequests.removeFirst(), frame.isNone ? nil : frame)
     }
 
-    /// The current packet as a one-frame list (empty when not numbered).
-    private var frames: [FrameRef] { frame.isNone ? [] : [frame] }
 
     private func emitTLS(_ f: FlowState, slot: Int32, timestamp: Timestamp) {
         guard !f.tlsEmitted else { return }
@@ -320,7 +319,7 @@ public final class ApplicationLayer {
             transaction: .tls(
                 client: f.tls?.client.clientHello, server: f.tls?.server.serverHello, certificate: f.tls?.server.certificate,
                 chainLength: f.tls?.server.certificateChainLength ?? 0),
-            frames: f.clientHelloFrame.isNone ? [] : [f.clientHelloFrame]))
+            frame: f.clientHelloFrame))
         f.tls = nil  // everything the event needs is in it: the parsers and their buffers can go
     }
 
@@ -354,7 +353,7 @@ public final class ApplicationLayer {
             for m in f.http?.responses.gap() ?? [] {
                 let (request, requestFrame) = nextRequest(f)
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: .zero, transaction: .http(request: request, response: m),
-                                       frames: requestFrame.map { [$0] } ?? frames))
+                                       frame: requestFrame ?? frame))
             }
             f.dns?.server.gap()
         }
@@ -391,14 +390,14 @@ public final class ApplicationLayer {
                 if let sni = hello.serverName, !f.names.contains(sni) { f.names.append(sni) }
                 events.append(AppEvent(
                     slot: slot, flowID: flowID, direction: 0, timestamp: timestamp,
-                    transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0), frames: frames))
+                    transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0), frame: frame))
             }
         }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
             if m.isRequest, let mac = m.clientMAC, m.hostname != nil || m.vendorClass != nil {
                 devices[mac] = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)
             }
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m), frames: frames))
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m), frame: frame))
         }
         if f.app == .dns || f.app == .mdns || f.app == .llmnr {
             do {
@@ -417,7 +416,7 @@ public final class ApplicationLayer {
         case .success(let m):
             dnsMessages += 1
             names.record(m, at: timestamp)
-            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m, app), frames: frames))
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dns(m, app), frame: frame))
         case .failure:
             dnsErrors += 1
         }
@@ -442,11 +441,11 @@ public final class ApplicationLayer {
             for m in responses {
                 let (request, requestFrame) = nextRequest(f)
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 1, timestamp: timestamp, transaction: .http(request: request, response: m),
-                                       frames: requestFrame.map { [$0] } ?? []))
+                                       frame: requestFrame ?? .none))
             }
             for (request, requestFrame) in zip(f.pendingRequests, f.pendingRequestFrames) {
                 events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .http(request: request, response: nil),
-                                       frames: requestFrame.isNone ? [] : [requestFrame]))
+                                       frame: requestFrame))
             }
         }
         return AppSummary(app: f.app, names: f.names, upgradedFrom: f.upgradedFrom)

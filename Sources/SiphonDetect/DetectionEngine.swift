@@ -149,6 +149,8 @@ public final class DetectionEngine {
     /// The packets the next detector call works from (set by the pipeline before it): alerts raised by that call
     /// without frames of their own rest on these, or else on their flow's first packet.
     public var contextFrames: [FrameRef] = []
+    /// The same when it is one packet (no array made per transaction).
+    public var contextFrame = FrameRef.none
 
     /// The alerts raised since the last call, each with the frames it rests on.
     public func takeNewAlerts() -> ArraySlice<Alert> {
@@ -157,6 +159,8 @@ public final class DetectionEngine {
         for i in taken..<raised.count where raised[i].frames.isEmpty {
             if !contextFrames.isEmpty {
                 raised[i].frames = contextFrames
+            } else if !contextFrame.isNone {
+                raised[i].frames = [contextFrame]
             } else if raised[i].flow.firstFrame != 0 {
                 raised[i].frames = [raised[i].flow.firstFrameRef]
             }

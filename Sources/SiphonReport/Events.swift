@@ -208,7 +208,7 @@ public enum EventEncoder {
             flowFields(f, communityID: communityID, into: &w)
             dhcp(m, into: &w)
         }
-        if let first = e.frames.first { w.field("frame", first.number) }
+        if !e.frame.isNone { w.field("frame", e.frame.number) }
         w.endObject()
         return w
     }

@@ -392,7 +392,9 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     }
 
     func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
-        let hasher = input.path == "-" ? nil : ContentHasher()
+        // The capture's SHA-256 (0.85 s of CPU per GB) only when something shows the provenance.
+        let shown = output != nil || html || !quiet || evidence != nil
+        let hasher = input.path == "-" || !shown ? nil : ContentHasher()
         var spool: EventOutput?
         if output != nil {
             do { spool = try EventOutput.spool() } catch {

@@ -174,6 +174,29 @@ struct ExtractTests {
         #expect(shell("capinfos '\(dir)/alert-\(leaks[0]["alert_id"] as? Int ?? 0).pcapng'").out.contains(String(sum)))
     }
 
+    /// Evidence files written in several passes over the capture (two files open at a time) are the files one pass
+    /// writes, byte for byte.
+    @Test func evidenceIsTheSameInOneOrSeveralPasses() throws {
+        let capture = Repo.path("captures/evidence/split-segments.pcap")
+        let log = FrameFlowLog()
+        let result = CaptureScanner.scan(path: capture, output: nil, frameLog: log)
+        let dir = try temporaryFolder("passes")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var written: [[Int]] = []
+        for (folder, limit) in [("one", nil), ("two", 2)] as [(String, Int?)] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + folder, withIntermediateDirectories: true)
+            let files = Evidence.alertFiles(
+                result: result, log: log, capture: capture, sha256: nil, severity: .info, folder: dir + "/" + folder, name: { "alert-\($0.id).pcapng" })
+            #expect(files.count == result.alerts.count && files.count >= 5)
+            written.append(try Evidence.write(files, from: [capture], openFiles: limit))
+        }
+        #expect(written[0] == written[1] && written[0].allSatisfy { $0 > 0 })
+        for a in result.alerts {
+            let one = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/one/alert-\(a.id).pcapng"))
+            #expect(one == (try Data(contentsOf: URL(fileURLWithPath: "\(dir)/two/alert-\(a.id).pcapng"))))
+        }
+    }
+
     /// A capture cut inside a record: the alerts found before the damage still get their packets (tshark reads the
     /// same packets of the flow before the cut), in `extract` and in a batch case (the capture stays `damaged`,
     /// with its results).
