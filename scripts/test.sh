@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Siphon's test suite: installs libpcap-dev, zlib1g-dev, libsqlite3-dev, tshark, tcpflow, tcpreplay and chromium when missing (Debian/Ubuntu, as root or with sudo),
+# Runs Siphon's test suite: installs libpcap-dev, zlib1g-dev, libsqlite3-dev, tshark, tcpflow, tcpreplay, openssl and chromium when missing (Debian/Ubuntu, as root or with sudo),
 # checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v tcpflow >/dev/null 2>&1 || need+=(tcpflow)
 # The live-capture tests (root only: they make their own network namespaces) replay a rewritten capture.
 command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# A signed case's signature is also checked with OpenSSL; editcap, mergecap and capinfos come with tshark.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
