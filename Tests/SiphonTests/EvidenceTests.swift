@@ -109,6 +109,31 @@ struct FrameReferenceTests {
         }
     }
 
+    /// Two pcapng files one after the other make a file of two sections (interface IDs start again in the second):
+    /// frame numbers run on across sections as tshark's do, and an alert of the second section extracts to a file
+    /// tshark reads whole, with the flow's packets.
+    @Test func secondSectionFramesAndExtraction() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = dir + "/a.pcapng", b = dir + "/b.pcapng", multi = dir + "/multi.pcapng"
+        #expect(shell("editcap -F pcapng '\(Repo.path("captures/scenarios/leak-imei-http-post.pcap"))' '\(a)'").status == 0)
+        #expect(shell("editcap -F pcapng '\(Repo.path("captures/evidence/split-segments.pcap"))' '\(b)'").status == 0)
+        #expect(shell("cat '\(a)' '\(b)' > '\(multi)'").status == 0)
+        let events = scanEvents(multi).events
+        let leaks = Self.alertFrames(events, category: "identifier-leak")
+        #expect(leaks.count == 3)
+        for leak in leaks {
+            let value = try #require(leak.value)
+            #expect(leak.frames == Self.tsharkFrames(multi, "frame contains \"\(value)\" && ip.dst == \(leak.dest)"), "\(leak)")
+        }
+        let second = try #require(events.first { ($0["alert"] as? [String: Any])?["category"] as? String == "identifier-leak" && $0["dest_ip"] as? String == "120.77.166.22" })
+        let id = try #require(second["alert_id"] as? Int)
+        let out = dir + "/second.pcapng"
+        #expect(try runSiphon(["extract", multi, "--alert", "\(id)", "-o", out]).status == 0)
+        #expect(Self.tsharkFrames(out, "tcp").count == Self.tsharkFrames(multi, "ip.addr == 120.77.166.22").count)
+        #expect(Self.tsharkFrames(out, "frame contains \"490154203237518\"").count == 1)
+    }
+
     /// Each flow's `first_frame` and `last_frame` are the first and last frames tshark puts in its TCP or UDP
     /// conversation (tcp.stream / udp.stream), for the conversations that are one flow in both.
     @Test(arguments: ["captures/scenarios/beaconing.pcap", "captures/scenarios/leak-imei-http-post.pcap",
