@@ -208,11 +208,11 @@ public final class ScanPipeline {
 
     /// Judges the flows open for at least `openFlowInterval` (`DetectionEngine.flowOpen`), then sets the next check.
     private func checkOpenFlows(at now: Timestamp) {
-        defer { nextOpenFlowCheck = now.nanoseconds &+ openFlowInterval }
+        defer { nextOpenFlowCheck = now.adding(nanoseconds: openFlowInterval).nanoseconds }
         guard nextOpenFlowCheck != 0, let detection else { return }
         var open: [Flow] = []
         flows.forEachActive { _, f in
-            if now.nanoseconds - f.start.nanoseconds >= openFlowInterval && (f.client.packets > 0 && f.server.packets > 0) {
+            if now.nanoseconds(since: f.start) >= openFlowInterval && (f.client.packets > 0 && f.server.packets > 0) {
                 open.append(f)
             }
         }
@@ -698,7 +698,7 @@ public final class FrameFlowLog {
 
     func fragment(_ p: DecodedPacket, frame: UInt64, at time: Timestamp) {
         let key = FragmentKey(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol)
-        if let w = waiting[key], time.nanoseconds &- w.first.nanoseconds <= 60_000_000_000, time >= w.first {
+        if let w = waiting[key], time.nanoseconds(since: w.first) <= 60_000_000_000, time >= w.first {
             waiting[key]!.frames.append(frame)
             return
         }

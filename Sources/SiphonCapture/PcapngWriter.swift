@@ -85,7 +85,7 @@ public final class PcapngRingWriter {
         } else if let limit = options.fileBytes, fileBytes >= limit {
             try rotate(at: packet.timestamp, drops: dropCounts?() ?? [])
         } else if let span = options.fileDuration, let start = fileStart,
-                  packet.timestamp.nanoseconds - start.nanoseconds >= span.nanoseconds {
+                  packet.timestamp.nanoseconds(since: start) >= span.nanoseconds {
             try rotate(at: packet.timestamp, drops: dropCounts?() ?? [])
         }
         block.removeAll(keepingCapacity: true)

@@ -17,8 +17,28 @@ public struct Timestamp: Hashable, Comparable, Sendable {
     @inlinable
     public static func + (a: Timestamp, d: Duration) -> Timestamp { Timestamp(nanoseconds: a.nanoseconds &+ d.nanoseconds) }
 
+    /// The time between two capture times, saturating at the 64-bit range (capture times are untrusted input: a
+    /// pcapng file can hold any 64-bit value, and no arithmetic on them may trap).
     @inlinable
-    public static func - (a: Timestamp, b: Timestamp) -> Duration { Duration(nanoseconds: a.nanoseconds &- b.nanoseconds) }
+    public static func - (a: Timestamp, b: Timestamp) -> Duration { Duration(nanoseconds: a.nanoseconds(since: b)) }
+
+    /// `self - other` in nanoseconds, saturating at `Int64.min` and `Int64.max`.
+    @inlinable
+    public func nanoseconds(since other: Timestamp) -> Int64 { Timestamp.saturatingDifference(nanoseconds, other.nanoseconds) }
+
+    /// `a - b`, saturating.
+    @inlinable
+    public static func saturatingDifference(_ a: Int64, _ b: Int64) -> Int64 {
+        let (d, overflow) = a.subtractingReportingOverflow(b)
+        return overflow ? (a < b ? .min : .max) : d
+    }
+
+    /// This time plus `n` nanoseconds, saturating.
+    @inlinable
+    public func adding(nanoseconds n: Int64) -> Timestamp {
+        let (s, overflow) = nanoseconds.addingReportingOverflow(n)
+        return Timestamp(nanoseconds: overflow ? (n > 0 ? .max : .min) : s)
+    }
 
     @inlinable public static var zero: Timestamp { Timestamp(nanoseconds: 0) }
 

@@ -145,7 +145,7 @@ public final class FlowTable {
             // Idle longer than its timeout (the sweep runs once a second of capture time: decide exactly here),
             // or a new SYN on a closed connection (port reuse): the old flow ends, a new one starts.
             let state = slots[Int(slot)].state
-            let idle = timestamp.nanoseconds - slots[Int(slot)].end.nanoseconds
+            let idle = timestamp.nanoseconds(since: slots[Int(slot)].end)
             // SYN without ACK (a packet with a bad checksum carries no flags that count).
             let syn = checksum != .bad && p.transport == .tcp && p.tcp.flags.rawValue & 0x12 == 0x02
             if idle > timeouts[Int(links[Int(slot)].timeoutClass)] || (syn && (state == .closed || state == .reset)) {
@@ -374,11 +374,11 @@ public final class FlowTable {
             while heads[c] >= 0 {
                 let slot = heads[c]
                 let state = slots[Int(slot)].state
-                guard now.nanoseconds - slots[Int(slot)].end.nanoseconds > limit else { break }
+                guard now.nanoseconds(since: slots[Int(slot)].end) > limit else { break }
                 end(slot: slot, as: state == .open ? .timeout : state)
             }
         }
-        nextExpiryCheck = Timestamp(nanoseconds: now.nanoseconds + 1_000_000_000)
+        nextExpiryCheck = now.adding(nanoseconds: 1_000_000_000)
     }
 
     /// Moves capture time to `time` with no packet (a live source's clock tick) and ends the flows idle for longer
@@ -454,9 +454,9 @@ public final class FlowTable {
     @inline(__always)
     private func touch(_ slot: Int32, at timestamp: Timestamp, classMayChange: Bool) {
         let link = links[Int(slot)]
-        if !classMayChange && timestamp.nanoseconds - link.queuedAt < FlowTable.requeueGranularity { return }
+        if !classMayChange && Timestamp.saturatingDifference(timestamp.nanoseconds, link.queuedAt) < FlowTable.requeueGranularity { return }
         let c = classOf(slots + Int(slot))
-        if c.rawValue == link.timeoutClass && timestamp.nanoseconds - link.queuedAt < FlowTable.requeueGranularity { return }
+        if c.rawValue == link.timeoutClass && Timestamp.saturatingDifference(timestamp.nanoseconds, link.queuedAt) < FlowTable.requeueGranularity { return }
         if tails[Int(link.timeoutClass)] == slot && c.rawValue == link.timeoutClass {
             links[Int(slot)].queuedAt = max(link.queuedAt, timestamp.nanoseconds)
             return

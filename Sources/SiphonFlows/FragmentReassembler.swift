@@ -190,8 +190,8 @@ public final class FragmentReassembler {
     /// Drops datagrams whose last fragment is older than the timeout.
     public func expire(now: Timestamp) {
         let limit = configuration.timeout.nanoseconds
-        for (key, d) in datagrams where now.nanoseconds - d.last.nanoseconds > limit { drop(key) }
-        nextExpiry = Timestamp(nanoseconds: now.nanoseconds + 1_000_000_000)
+        for (key, d) in datagrams where now.nanoseconds(since: d.last) > limit { drop(key) }
+        nextExpiry = now.adding(nanoseconds: 1_000_000_000)
     }
 
     /// Drops everything still incomplete (end of the capture).
