@@ -48,26 +48,35 @@ public enum Evidence {
         "siphon alert \(a.id): \(a.category.rawValue) \(a.severity) (rule \(a.rule)): \(a.message)"
     }
 
-    /// The frames of an alert: those it rests on and every frame of its flow (none for an alert without one).
-    public static func frames(of a: Alert, log: FrameFlowLog) -> Set<UInt64> {
-        var set = Set(a.frames.map(\.number))
-        if a.flow.id != 0 { set.formUnion(frames(ofFlows: [a.flow.id], log: log)) }
-        set.remove(0)
-        return set
-    }
-
-    static func frames(ofFlows flows: Set<UInt64>, log: FrameFlowLog) -> Set<UInt64> {
-        var set = Set<UInt64>()
-        for (i, f) in log.flowOfFrame.enumerated() where f != 0 && flows.contains(f) { set.insert(UInt64(i + 1)) }
-        return set
-    }
-
     /// The frames of each of `flows`, in one pass over the log.
     public static func framesByFlow(_ flows: Set<UInt64>, log: FrameFlowLog) -> [UInt64: [UInt64]] {
         var out: [UInt64: [UInt64]] = [:]
         guard !flows.isEmpty else { return out }
         for (i, f) in log.flowOfFrame.enumerated() where f != 0 && flows.contains(f) { out[f, default: []].append(UInt64(i + 1)) }
         return out
+    }
+
+    /// Per frame, the comments of every alert resting on it.
+    static func notes(_ alerts: [Alert]) -> [UInt64: String] {
+        var notes: [UInt64: String] = [:]
+        for a in alerts {
+            for f in a.frames where f.number != 0 { notes[f.number] = notes[f.number].map { $0 + "; " + comment(a) } ?? comment(a) }
+        }
+        return notes
+    }
+
+    /// The file of `frames`, each commented with the alerts resting on it.
+    static func file(_ path: String, frames: Set<UInt64>, notes: [UInt64: String], comment: String) -> EvidenceFile {
+        var frames = frames
+        frames.remove(0)
+        var comments: [UInt64: String] = [:]
+        for f in frames { if let n = notes[f] { comments[f] = n } }
+        return EvidenceFile(path: path, frames: frames, comments: comments, comment: comment)
+    }
+
+    /// An alert's frames: those it rests on and every frame of its flow (`byFlow`: from `framesByFlow`).
+    static func frames(of a: Alert, byFlow: [UInt64: [UInt64]]) -> Set<UInt64> {
+        Set(a.frames.map(\.number)).union(a.flow.id != 0 ? byFlow[a.flow.id] ?? [] : [])
     }
 
     /// One evidence file per alert at or above `severity` (`name(alert)` under `folder`): the packets it rests on and
@@ -79,18 +88,11 @@ public enum Evidence {
         let chosen = result.alerts.filter { $0.severity >= severity }
         guard !chosen.isEmpty else { return [] }
         let byFlow = framesByFlow(Set(chosen.map(\.flow.id).filter { $0 != 0 }), log: log)
-        var notes: [UInt64: String] = [:]
-        for a in result.alerts {
-            for f in a.frames where f.number != 0 { notes[f.number] = notes[f.number].map { $0 + "; " + comment(a) } ?? comment(a) }
-        }
+        let notes = Self.notes(result.alerts)
         let source = " from " + capture + (sha256.map { " (sha256 \($0))" } ?? "")
         return chosen.map { a in
-            var frames = Set(a.frames.map(\.number))
-            if a.flow.id != 0 { frames.formUnion(byFlow[a.flow.id] ?? []) }
-            frames.remove(0)
-            var comments: [UInt64: String] = [:]
-            for f in frames { if let n = notes[f] { comments[f] = n } }
-            return EvidenceFile(path: folder + "/" + name(a), frames: frames, comments: comments, comment: "siphon evidence: " + comment(a) + ";" + source)
+            file(folder + "/" + name(a), frames: frames(of: a, byFlow: byFlow), notes: notes,
+                 comment: "siphon evidence: " + comment(a) + ";" + source)
         }
     }
 
@@ -98,15 +100,15 @@ public enum Evidence {
     public static func select(
         _ target: EvidenceTarget, result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, path: String
     ) -> Result<EvidenceFile, EvidenceError> {
-        var frames = Set<UInt64>()
-        var comments: [UInt64: String] = [:]
+        var alert: Alert?
         var flows = Set<UInt64>()
         switch target {
         case .alert(let id):
             guard let a = result.alerts.first(where: { $0.id == id }) else {
                 return .failure(EvidenceError("\(capture): no alert \(id) (the scan raised \(result.alerts.count))"))
             }
-            frames = Self.frames(of: a, log: log)
+            alert = a
+            if a.flow.id != 0 { flows = [a.flow.id] }
         case .flow(let id):
             guard log.flows[id] != nil else { return .failure(EvidenceError("\(capture): no flow \(id)")) }
             flows = [id]
@@ -122,16 +124,11 @@ public enum Evidence {
             for (id, f) in log.flows where f.server == address || f.client == address { flows.insert(id) }
             if flows.isEmpty { return .failure(EvidenceError("\(capture): no flow to or from \(address)")) }
         }
-        if !flows.isEmpty { frames.formUnion(Self.frames(ofFlows: flows, log: log)) }
-        // Each alert resting on a selected frame names itself there.
-        for a in result.alerts {
-            for f in a.frames where frames.contains(f.number) {
-                comments[f.number] = comments[f.number].map { $0 + "; " + comment(a) } ?? comment(a)
-            }
-        }
+        let byFlow = framesByFlow(flows, log: log)
+        let chosen = alert.map { Self.frames(of: $0, byFlow: byFlow) } ?? Set(byFlow.values.joined())
         let header = "siphon extract: \(target) of \(capture)" + (sha256.map { " (sha256 \($0))" } ?? "")
             + "; frame comments name the alerts; frame numbers in the original are in each comment"
-        return .success(EvidenceFile(path: path, frames: frames, comments: comments, comment: header))
+        return .success(file(path, frames: chosen, notes: notes(result.alerts), comment: header))
     }
 
     /// Reads `capture` once and writes each file's frames into it (pcapng, the original interfaces and times), each

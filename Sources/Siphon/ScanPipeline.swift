@@ -145,10 +145,7 @@ public final class ScanPipeline {
         currentFrame = FrameRef(
             number: captured.frame, timestamp: captured.timestamp,
             interface: recordsInterfaces ? Int32(truncatingIfNeeded: captured.interfaceID) : -1)
-        flows.frame = captured.frame
-        flows.interface = currentFrame.interface
         reassembler.frame = currentFrame
-        recorder.frame = currentFrame
 
         // A local value: decoded in place (or copied once from the reader thread's side record), then lent to the
         // flow table and the checksum without copies (a value reached through a pointer or an inout parameter is
@@ -343,7 +340,7 @@ public final class ScanPipeline {
             tally(checksum, layer)
         }
         guard let (slot, fromInitiator) = flows.process(
-            packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum)
+            packet, timestamp: timestamp, wireLength: wireLength, packets: packets, checksum: checksum, frame: currentFrame)
         else { return }
         if let frameLog {
             let flow = flows.flowID(at: slot)
@@ -368,7 +365,7 @@ public final class ScanPipeline {
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
         if packet.transport == .udp {
-            recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp)
+            recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp, frame: currentFrame)
         } else {
             reassembler.segment(
                 slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,

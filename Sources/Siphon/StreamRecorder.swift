@@ -27,8 +27,6 @@ public final class StreamRecorder: StreamConsumer {
     public let app = ApplicationLayer()
     /// Capture time of the packet being processed (set by the pipeline).
     var now = Timestamp.zero
-    /// The packet being processed (set by the pipeline): datagrams come from it.
-    var frame = FrameRef.none
     private var hashers: [SHA256?] = []
     private var files: [Int32] = []
     /// Streams written per tcpflow base name, to add tcpflow's `c1`, `c2`... suffix on reuse.
@@ -184,7 +182,7 @@ public final class StreamRecorder: StreamConsumer {
 
     public func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
 
-    public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
+    public func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp, frame: FrameRef) {
         let (client, server) = flows.ports(at: slot)
         let flowID = flows.flowID(at: slot)
         app.frame = frame

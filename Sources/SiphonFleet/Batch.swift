@@ -302,55 +302,17 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             provenance = p
             record.producedBy = ProducedBy(p, configuration: batch.configuration.fingerprint)
         }
-        var failure: String?
-        if let spool = output {
-            do {
-                let events = try EventOutput(path: partial + "/events.jsonl")
-                if let provenance { events.write(EventEncoder.provenance(provenance, capture: record.capture)) }
-                spool.copy(to: events)
-                events.flush()
-                failure = events.writeError
-            } catch {
-                failure = error.message
-            }
-        }
-        if let failure {
-            // The events are incomplete: nothing of this capture is kept, and the fleet says why.
+        do {
+            try writeOutputs(of: record, result: result, spool: output, provenance: provenance, log: p.log, in: partial)
+        } catch {
+            // An output failure is not the capture's: nothing of it is kept, the fleet says why, and it is scanned
+            // again next time (no input key).
             record.status = .unreadable
-            record.error = "\(dir): cannot write the events: \(failure)"
+            record.error = "\(dir): \(error.description)"
             record.devices = []
-            record.inputKey = nil  // an output failure is not the capture's: scanned again next time
+            record.inputKey = nil
             finishWithoutScan(record, .scanned, size: record.size ?? 0)
-            removeTree(partial, keepRoot: false)
             return
-        }
-        if batch.configuration.html, !(result.error != nil && result.error?.offset == nil) {
-            let page = HTMLReport.render(
-                [HTMLReport.Capture(
-                    name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link, provenance: provenance)],
-                home: batch.configuration.home, version: batch.configuration.version)
-            do { try writeFile(partial + "/report.html", Array(page.utf8)) } catch {
-                record.status = .unreadable
-                record.error = "\(dir): cannot write the HTML report: \(error)"
-                record.devices = []
-                record.inputKey = nil
-                finishWithoutScan(record, .scanned, size: record.size ?? 0)
-                return
-            }
-        }
-        if let log = p.log, let severity = batch.configuration.evidenceSeverity, !(result.error != nil && result.error?.offset == nil) {
-            do {
-                _ = try CaseFile.writeEvidence(
-                    result: result, log: log, capture: record.capture, sha256: record.sha256, severity: severity,
-                    folder: partial + "/evidence")
-            } catch {
-                record.status = .unreadable
-                record.error = "\(dir): cannot write the evidence: \(error)"
-                record.devices = []
-                record.inputKey = nil
-                finishWithoutScan(record, .scanned, size: record.size ?? 0)
-                return
-            }
         }
         do {
             let sha = try FleetBuilder.writeRecord(record, to: partial)
@@ -363,6 +325,40 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         }
         count(record, .scanned, size: record.size ?? 0, scannedBytes: record.size ?? 0)
         report?(record, .scanned)
+    }
+
+    /// A capture's events (its provenance first, then the spooled events), HTML report and evidence files, in its
+    /// partial folder.
+    private func writeOutputs(
+        of record: CaptureRecord, result: CaptureScanner.Result, spool: EventOutput?, provenance: Provenance?, log: FrameFlowLog?,
+        in partial: String
+    ) throws(BatchError) {
+        if let spool {
+            let events: EventOutput
+            do { events = try EventOutput(path: partial + "/events.jsonl") } catch { throw BatchError("cannot write the events: \(error.message)") }
+            if let provenance { events.write(EventEncoder.provenance(provenance, capture: record.capture)) }
+            spool.copy(to: events)
+            events.flush()
+            if let failure = events.writeError { throw BatchError("cannot write the events: \(failure)") }
+        }
+        // Nothing more for a capture that could not be opened.
+        guard result.error.map({ $0.offset != nil }) ?? true else { return }
+        if batch.configuration.html {
+            let page = HTMLReport.render(
+                [HTMLReport.Capture(
+                    name: record.capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link, provenance: provenance)],
+                home: batch.configuration.home, version: batch.configuration.version)
+            do { try writeFile(partial + "/report.html", Array(page.utf8)) } catch { throw BatchError("cannot write the HTML report: \(error)") }
+        }
+        if let log, let severity = batch.configuration.evidenceSeverity {
+            do {
+                _ = try CaseFile.writeEvidence(
+                    result: result, log: log, capture: record.capture, sha256: record.sha256, severity: severity,
+                    folder: partial + "/evidence")
+            } catch {
+                throw BatchError("cannot write the evidence: \(error)")
+            }
+        }
     }
 
     /// A record with no scan behind it (a file that is not a capture): written alone in its folder.

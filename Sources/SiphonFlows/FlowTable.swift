@@ -124,16 +124,12 @@ public final class FlowTable {
     /// Accounts one decoded packet to its flow, creating or ending flows as needed. Returns the flow's slot and
     /// whether the packet travels from the initiator, or nil when the packet belongs to no flow. A packet whose TCP
     /// or UDP checksum is `bad` counts in the flow's packets and bytes, but its flags and TTL change nothing (its
-    /// receiver drops it) and the history gets Zeek's `C`.
-    /// The frame number and pcapng interface (-1: none) of the packet `process` handles next, as the pipeline
-    /// sets them: flows record their first and last frames.
-    public var frame: UInt64 = 0
-    public var interface: Int32 = -1
-
+    /// receiver drops it) and the history gets Zeek's `C`. `frame`: the packet's number and interface, kept as the
+    /// flow's first and last frames.
     @discardableResult
     public func process(
         _ p: DecodedPacket, timestamp: Timestamp, wireLength: Int, packets: Int = 1,
-        checksum: ChecksumStatus = .unchecked
+        checksum: ChecksumStatus = .unchecked, frame: FrameRef = .none
     ) -> (slot: Int32, fromInitiator: Bool)? {
         if timestamp > now { now = timestamp }
         if now >= nextExpiryCheck { expireIdle() }
@@ -153,11 +149,11 @@ public final class FlowTable {
                 slot = -1
             }
         }
-        if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp, flagsCount: checksum != .bad) }
+        if slot < 0 { slot = create(key, hash: hash, p, fromA: fromA, timestamp: timestamp, flagsCount: checksum != .bad, frame: frame) }
         let s = Int(slot)
         let fromInitiator = slots[s].initiatorIsA == fromA
         update(&slots[s], p, fromA: fromA, fromInitiator: fromInitiator, timestamp: timestamp, wireLength: wireLength,
-               packets: packets, checksum: checksum)
+               packets: packets, checksum: checksum, frame: frame.number)
         // The timeout class only changes with SYN/FIN/RST or a direction's first packet.
         let classMayChange = (p.transport == .tcp && p.tcp.flags.rawValue & 0x07 != 0)
             || (fromA ? slots[s].aToB.packets : slots[s].bToA.packets) == UInt64(packets)
@@ -167,7 +163,7 @@ public final class FlowTable {
     }
 
     private func create(
-        _ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp, flagsCount: Bool
+        _ key: FlowKey, hash: UInt64, _ p: DecodedPacket, fromA: Bool, timestamp: Timestamp, flagsCount: Bool, frame: FrameRef
     ) -> Int32 {
         if activeCount >= configuration.maximumFlows, let victim = oldestFlow() {
             evictions += 1
@@ -180,8 +176,8 @@ public final class FlowTable {
         var flow = Flow(key: key, id: createdCount, initiatorIsA: senderInitiates == fromA, start: timestamp)
         if flipped { flow.history.record(UInt8(ascii: "^"), initiator: true) }
         flow.outer8021QTCI = p.outer8021QTCI
-        flow.firstFrame = frame
-        flow.interface = interface
+        flow.firstFrame = frame.number
+        flow.interface = frame.interface
         slots[Int(slot)] = flow
         insertIndex(hash: hash, slot: slot)
         activeCount += 1
@@ -221,7 +217,7 @@ public final class FlowTable {
 
     private func update(
         _ f: inout Flow, _ p: DecodedPacket, fromA: Bool, fromInitiator: Bool, timestamp: Timestamp, wireLength: Int,
-        packets: Int, checksum: ChecksumStatus
+        packets: Int, checksum: ChecksumStatus, frame: UInt64
     ) {
         if timestamp > f.end { f.end = timestamp }
         if timestamp < f.start { f.start = timestamp }

@@ -18,7 +18,7 @@ public protocol StreamConsumer: AnyObject {
     /// Two versions of the same stream bytes differed: an evasion anomaly.
     func streamConflict(_ conflict: OverlapConflict)
     /// One UDP datagram's payload (borrowed), per flow direction, in capture order.
-    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp)
+    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp, frame: FrameRef)
 }
 
 /// Which copy of overlapping bytes is kept. `first` and `last` are Suricata's `first`/`last` policies; BSD, Linux

@@ -25,9 +25,7 @@ public enum EventEncoder {
         w.field("end", f.end)
         w.field("duration", Double((f.end - f.start).nanoseconds / 1000) / 1e6)
         w.field("app", app)
-        w.beginArray("names")
-        for n in names { w.element(n) }
-        w.endArray()
+        w.field("names", names)
         w.field("history", f.history.description)
         if f.firstFrame != 0 {
             w.field("first_frame", f.firstFrame)
@@ -83,10 +81,7 @@ public enum EventEncoder {
             case .double(let v): w.field(name, v)
             case .string(let v): w.field(name, v)
             case .time(let t): w.field(name, t)
-            case .strings(let v):
-                w.beginArray(name)
-                for s in v { w.element(s) }
-                w.endArray()
+            case .strings(let v): w.field(name, v)
             }
         }
         w.endObject()
@@ -273,9 +268,7 @@ public enum EventEncoder {
             w.endObject()
             w.field("ja4", c.ja4)
             if !c.alpn.isEmpty {
-                w.beginArray("client_alpns")
-                for a in c.alpn { w.element(a) }
-                w.endArray()
+                w.field("client_alpns", c.alpn)
             }
         }
         if let s = server {
@@ -511,9 +504,7 @@ extension EventEncoder {
         for e in v.endpoints.prefix(maximumEndpoints) {
             w.beginObject()
             w.field("ip", e.address.description)
-            w.beginArray("names")
-            for n in e.totals.names { w.element(n) }
-            w.endArray()
+            w.field("names", e.totals.names)
             if let g = e.destination { geo(g, into: &w) }
             w.field("flows", e.totals.flows)
             w.field("sent_bytes", e.totals.sent)
@@ -521,9 +512,7 @@ extension EventEncoder {
             w.field("first_contact", e.totals.first)
             w.field("last_contact", e.totals.last)
             if let p = e.period { w.field("period_s", p) }
-            w.beginArray("categories")
-            for c in e.categories { w.element(c) }
-            w.endArray()
+            w.field("categories", e.categories)
             if let s = e.severity { w.field("severity", s.description) }
             w.endObject()
         }

@@ -152,6 +152,13 @@ public struct JSONObjectWriter {
     }
 
     /// An array element string.
+    /// `"key":["a","b",...]`.
+    public mutating func field<S: Sequence<String>>(_ key: String, _ values: S) {
+        beginArray(key)
+        for v in values { element(v) }
+        endArray()
+    }
+
     public mutating func element(_ value: String) {
         separate()
         appendString(value)

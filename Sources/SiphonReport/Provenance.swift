@@ -202,12 +202,8 @@ extension EventEncoder {
             let c = Coverage(s)
             w.beginObject("coverage")
             w.field("complete", c.complete)
-            w.beginArray("incomplete")
-            for r in c.reasons { w.element(r) }
-            w.endArray()
-            w.beginArray("notes")
-            for n in c.notes { w.element(n) }
-            w.endArray()
+            w.field("incomplete", c.reasons)
+            w.field("notes", c.notes)
             w.field("packets", s.packets)
             w.field("undecodable", s.undecodableTotal)
             w.field("truncated_by_snaplen", s.truncatedBySnaplen)

@@ -213,57 +213,8 @@ struct ReportOptions: ParsableArguments {
     @Flag(help: "Leave the host, user and wall-clock time of the run out of the provenance: two runs on the same captures, rules, data and options then write byte-identical JSON and HTML reports.")
     var reproducible = false
 
-    @Option(name: .customLong("case"), help: ArgumentHelp("Write a case folder (created; it must not exist or be empty): events.jsonl, report.html, summary.txt, a pcapng evidence file per alert at or above --case-severity, and manifest.json (SHA-256 of every file). siphon verify checks it.", valueName: "dir"))
-    var caseFolder: String?
-
-    @Option(help: ArgumentHelp("The least severe alert that gets an evidence file in the case (info, low, medium, high, critical).", valueName: "severity"))
-    var caseSeverity: Severity = .low
-
-    @Option(help: ArgumentHelp("Sign the case's manifest with this Ed25519 private key (PEM; siphon keygen makes one).", valueName: "key.pem"))
-    var sign: String?
-
-    func validate() throws {
-        if sign != nil && caseFolder == nil { throw ValidationError("--sign goes with --case") }
-    }
-
-    /// The signing key, read before anything runs; exit 2 when it cannot be.
-    func signingKey() throws -> Curve25519.Signing.PrivateKey? {
-        guard let sign else { return nil }
-        do {
-            return try KeyPEM.privateKey(try String(contentsOfFile: sign, encoding: .utf8))
-        } catch {
-            printError("siphon: \(sign): \(error)")
-            throw ExitCode(2)
-        }
-    }
-
-    /// Creates the case folder (and its parents); exit 2 when it cannot be, or holds anything already.
-    func createCaseFolder() throws {
-        guard let dir = caseFolder else { return }
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            printError("siphon: \(dir): cannot create: \(error.localizedDescription)")
-            throw ExitCode(2)
-        }
-        if let contents = try? FileManager.default.contentsOfDirectory(atPath: dir), !contents.isEmpty {
-            printError("siphon: \(dir): the case folder must be new or empty (it holds \(contents.count) entries)")
-            throw ExitCode(2)
-        }
-    }
-
-    /// Hashes the case folder's files into its manifest, signed with `key`; exit 2 when it cannot be written.
-    func sealCase(captures: [CaseFile.Entry], analysis: Provenance.Analysis?, key: Curve25519.Signing.PrivateKey?) throws {
-        guard let dir = caseFolder else { return }
-        do {
-            let m = try CaseFile.seal(dir, captures: captures, severity: caseSeverity, analysis: analysis,
-                                      version: SiphonCommand.configuration.version, signingKey: key)
-            if !quiet {
-                printError("siphon: case \(dir): \(m.files.count) files in \(CaseFile.manifestName)" + (key != nil ? ", signed" : ""))
-            }
-        } catch {
-            printError("siphon: \(error)")
-            throw ExitCode(2)
-        }
-    }
+    @OptionGroup(title: "Case folder")
+    var caseFile: CaseOptions
 
     /// The JSON Lines output, opened now (before privileges are dropped); exit 2 when it cannot be.
     func openOutput() throws -> EventOutput? {
@@ -271,6 +222,30 @@ struct ReportOptions: ParsableArguments {
             return try json.map { path throws(OutputError) in try EventOutput(path: path) }
         } catch {
             printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// The JSON Lines output (the case's `events.jsonl` with `--case`, its folder created new) and the signing key,
+    /// opened now (before privileges are dropped); exit 2 when one cannot be.
+    func openOutputs() throws -> (EventOutput?, Curve25519.Signing.PrivateKey?) {
+        let key = try caseFile.signingKey()
+        guard let dir = caseFile.folder else { return (try openOutput(), key) }
+        try caseFile.create()
+        do { return (try EventOutput(path: dir + "/events.jsonl"), key) } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// The case's HTML report and terminal summary (uncoloured); exit 2 when they cannot be written.
+    func writeCase(_ reports: [HTMLReport.Capture], summary: String, home: Set<String>) throws {
+        guard let dir = caseFile.folder else { return }
+        var inCase = self
+        inCase.html = dir + "/report.html"
+        try inCase.writeHTML(reports, home: home)
+        do { try summary.write(toFile: dir + "/summary.txt", atomically: false, encoding: .utf8) } catch {
+            printError("siphon: \(dir)/summary.txt: \(error.localizedDescription)")
             throw ExitCode(2)
         }
     }
@@ -316,22 +291,14 @@ struct Scan: ParsableCommand {
     }
 
     func run() throws {
-        let caseDir = report.caseFolder
+        let caseDir = report.caseFile.folder
         var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil || caseDir != nil)
         options.readAhead = readAhead
-        let key = try report.signingKey()
-        try report.createCaseFolder()
-        var output = try report.openOutput()
-        if let caseDir {
-            do { output = try EventOutput(path: caseDir + "/events.jsonl") } catch {
-                printError("siphon: \(error)")
-                throw ExitCode(2)
-            }
-        }
+        let (output, key) = try report.openOutputs()
         let provenance = analysis.provenance(options, reproducible: report.reproducible)
         let sink = ScanReport(
             output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil, provenance: provenance,
-            evidence: caseDir.map { ($0 + "/evidence", report.caseSeverity) })
+            evidence: caseDir.map { ($0 + "/evidence", report.caseFile.severity) })
         let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
         sink.output?.flush()
         if let failure = sink.output?.writeError {
@@ -340,23 +307,19 @@ struct Scan: ParsableCommand {
         }
         try report.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
         if let caseDir {
-            // The case's copies of what the options also asked for elsewhere.
-            if let json = report.json, json != "-" { try? FileManager.default.removeItem(atPath: json) }
-            if let json = report.json {
+            // A copy of the case's events where --json also asked for them.
+            if let json = report.json, let events = FileManager.default.contents(atPath: caseDir + "/events.jsonl") {
                 if json == "-" {
-                    if let d = FileManager.default.contents(atPath: caseDir + "/events.jsonl") { FileHandle.standardOutput.write(d) }
+                    FileHandle.standardOutput.write(events)
                 } else {
-                    try? FileManager.default.copyItem(atPath: caseDir + "/events.jsonl", toPath: json)
+                    do { try events.write(to: URL(fileURLWithPath: json)) } catch {
+                        printError("siphon: \(json): cannot write: \(error.localizedDescription)")
+                        throw ExitCode(2)
+                    }
                 }
             }
-            var inCase = report
-            inCase.html = caseDir + "/report.html"
-            try inCase.writeHTML(sink.reports, home: options.geo?.homeCountries ?? [])
-            do { try sink.summaryText.write(toFile: caseDir + "/summary.txt", atomically: false, encoding: .utf8) } catch {
-                printError("siphon: \(caseDir)/summary.txt: \(error.localizedDescription)")
-                throw ExitCode(2)
-            }
-            try report.sealCase(captures: sink.caseCaptures, analysis: provenance.analysis, key: key)
+            try report.writeCase(sink.reports, summary: sink.summaryText, home: options.geo?.homeCountries ?? [])
+            try report.caseFile.seal(captures: sink.caseCaptures, analysis: provenance.analysis, key: key, quiet: report.quiet)
         }
         let status = summary.exitStatus(failOn: report.failOn)
         if status != 0 { throw ExitCode(status) }
@@ -433,17 +396,10 @@ final class ScanReport: ScanSink, @unchecked Sendable {
             reports.append(HTMLReport.Capture(
                 name: capture, statistics: result.statistics, verdicts: result.verdicts, link: result.link, provenance: p))
         }
-        if !quiet {
-            printError(TerminalSummary.render(
-                capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-                verdicts: result.verdicts, link: result.link, color: colorOnStandardError)
-                + "provenance:\n" + TerminalSummary.provenance(p))
-        }
+        if !quiet { printError(summary(capture, result, p, color: colorOnStandardError)) }
         if let error = result.error, quiet { printError("siphon: \(error)") }
         guard let evidence else { return }
-        summaryText += TerminalSummary.render(
-            capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts,
-            verdicts: result.verdicts, link: result.link, color: false) + "provenance:\n" + TerminalSummary.provenance(p) + "\n"
+        summaryText += summary(capture, result, p, color: false) + "\n"
         caseCaptures.append(CaseFile.Entry(path: capture, size: digest?.size ?? 0, sha256: digest?.sha256 ?? "standard input (not hashed)"))
         if let log = started?.log {
             do {
@@ -455,4 +411,66 @@ final class ScanReport: ScanSink, @unchecked Sendable {
             }
         }
     }
+}
+
+/// `--case DIR`, `--case-severity`, `--sign` (scan, live, batch).
+struct CaseOptions: ParsableArguments {
+    @Option(name: .customLong("case"), help: ArgumentHelp("Write a case folder: events.jsonl, report.html, summary.txt (batch: the batch folder), a pcapng evidence file per alert at or above --case-severity, and manifest.json (SHA-256 of every file). scan and live create it and refuse one that holds anything. siphon verify checks it.", valueName: "dir"))
+    var folder: String?
+
+    @Option(name: .customLong("case-severity"), help: ArgumentHelp("The least severe alert that gets an evidence file in the case (info, low, medium, high, critical).", valueName: "severity"))
+    var severity: Severity = .low
+
+    @Option(help: ArgumentHelp("Sign the case's manifest with this Ed25519 private key (PEM; siphon keygen makes one).", valueName: "key.pem"))
+    var sign: String?
+
+    func validate() throws {
+        if sign != nil && folder == nil { throw ValidationError("--sign goes with --case") }
+    }
+
+    /// The signing key, read before anything runs; exit 2 when it cannot be.
+    func signingKey() throws -> Curve25519.Signing.PrivateKey? {
+        guard let sign else { return nil }
+        do {
+            return try KeyPEM.privateKey(try String(contentsOfFile: sign, encoding: .utf8))
+        } catch {
+            printError("siphon: \(sign): \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Creates the case folder (and its parents); exit 2 when it cannot be, or holds anything already.
+    func create() throws {
+        guard let dir = folder else { return }
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            printError("siphon: \(dir): cannot create: \(error.localizedDescription)")
+            throw ExitCode(2)
+        }
+        if let contents = try? FileManager.default.contentsOfDirectory(atPath: dir), !contents.isEmpty {
+            printError("siphon: \(dir): the case folder must be new or empty (it holds \(contents.count) entries)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Hashes the case folder's files into its manifest, signed with `key`; exit 2 when it cannot be written.
+    func seal(captures: [CaseFile.Entry], analysis: Provenance.Analysis?, key: Curve25519.Signing.PrivateKey?, quiet: Bool) throws {
+        guard let dir = folder else { return }
+        do {
+            let m = try CaseFile.seal(dir, captures: captures, severity: severity, analysis: analysis,
+                                      version: SiphonCommand.configuration.version, signingKey: key)
+            if !quiet {
+                printError("siphon: case \(dir): \(m.files.count) files in \(CaseFile.manifestName)" + (key != nil ? ", signed" : ""))
+            }
+        } catch {
+            printError("siphon: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// The terminal summary of one capture, its provenance after it.
+func summary(_ capture: String, _ result: CaptureScanner.Result, _ provenance: Provenance, color: Bool) -> String {
+    TerminalSummary.render(
+        capture: capture, stats: result.statistics, hosts: result.hosts, alerts: result.alerts, verdicts: result.verdicts,
+        link: result.link, color: color) + "provenance:\n" + TerminalSummary.provenance(provenance)
 }

@@ -30,14 +30,8 @@ struct BatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The output folder.", valueName: "dir"))
     var out: String?
 
-    @Option(name: .customLong("case"), help: ArgumentHelp("The output folder as a case: also a pcapng evidence file per alert at or above --case-severity in each capture's folder, and manifest.json (SHA-256 of every file) written at the end of each run. siphon verify checks it.", valueName: "dir"))
-    var caseFolder: String?
-
-    @Option(help: ArgumentHelp("With --case: the least severe alert that gets an evidence file (info, low, medium, high, critical).", valueName: "severity"))
-    var caseSeverity: Severity = .low
-
-    @Option(help: ArgumentHelp("With --case: sign the manifest with this Ed25519 private key (PEM; siphon keygen makes one).", valueName: "key.pem"))
-    var sign: String?
+    @OptionGroup(title: "Case folder (instead of --out)")
+    var caseFile: CaseOptions
 
     @Option(name: [.customShort("j"), .customLong("jobs")], help: ArgumentHelp("Captures scanned at once (default: the processors online).", valueName: "N"))
     var jobs: Int = ScanSession.processors
@@ -75,18 +69,12 @@ struct BatchCommand: ParsableCommand {
         if jobs < 1 || jobs > 1024 { throw ValidationError("-j must be between 1 and 1024") }
         if let shard, Shard(shard) == nil { throw ValidationError("--shard takes K/N with 1 <= K <= N, e.g. 2/8") }
         if analysis.extractStreams != nil { throw ValidationError("--extract-streams is for one capture (scan), not a batch") }
-        if (out == nil) == (caseFolder == nil) { throw ValidationError("give the output folder: --out DIR, or --case DIR for a case") }
-        if sign != nil && caseFolder == nil { throw ValidationError("--sign goes with --case") }
+        if (out == nil) == (caseFile.folder == nil) { throw ValidationError("give the output folder: --out DIR, or --case DIR for a case") }
     }
 
     func run() throws {
-        let out = self.out ?? caseFolder!
-        var caseOptions = ReportOptions()
-        caseOptions.caseFolder = caseFolder
-        caseOptions.caseSeverity = caseSeverity
-        caseOptions.sign = sign
-        caseOptions.quiet = quiet
-        let key = try caseOptions.signingKey()
+        let out = self.out ?? caseFile.folder!
+        let key = try caseFile.signingKey()
         var options = try analysis.scanOptions(verdicts: true)
         options.readAhead = false
         var table: DeviceTable?
@@ -98,9 +86,9 @@ struct BatchCommand: ParsableCommand {
         }
         let version = SiphonCommand.configuration.version
         // Results are reused only from runs that wrote the same evidence files.
-        let fingerprint = analysis.fingerprint() + "\ncase-evidence=" + (caseFolder != nil ? caseSeverity.description : "none")
+        let fingerprint = analysis.fingerprint() + "\ncase-evidence=" + (caseFile.folder != nil ? caseFile.severity.description : "none")
         var configuration = BatchConfiguration(output: out, fingerprint: fingerprint, version: version)
-        configuration.evidenceSeverity = caseFolder != nil ? caseSeverity : nil
+        configuration.evidenceSeverity = caseFile.folder != nil ? caseFile.severity : nil
         configuration.jobs = jobs
         configuration.force = force
         configuration.shard = shard.flatMap(Shard.init)
@@ -122,9 +110,9 @@ struct BatchCommand: ParsableCommand {
             throw ExitCode(2)
         }
         display.clear()
-        if caseFolder != nil {
+        if caseFile.folder != nil {
             let entries = outcome.fleet.captures.compactMap { c in c.sha256.map { CaseFile.Entry(path: c.capture, size: c.size ?? 0, sha256: $0) } }
-            try caseOptions.sealCase(captures: entries, analysis: configuration.provenance?.analysis, key: key)
+            try caseFile.seal(captures: entries, analysis: configuration.provenance?.analysis, key: key, quiet: quiet)
         }
         for row in outcome.unmatchedRows {
             printError("siphon: \(devices ?? ""):\(row.line): '\(row.capture)' matches no capture of this batch")

@@ -69,13 +69,13 @@ struct Live: ParsableCommand {
         if let s = ringSize, !(s > 0 && s <= 1e9) { throw ValidationError("--ring-size must be a positive number of megabytes") }
         if let s = ringSeconds, !(s > 0 && s <= 1e8) { throw ValidationError("--ring-seconds must be a positive number of seconds (at most 10^8)") }
         if let n = ringFiles, n < 1 { throw ValidationError("--ring-files must be at least 1") }
-        if write == nil && report.caseFolder == nil && (ringSize != nil || ringSeconds != nil || ringFiles != nil) {
+        if write == nil && report.caseFile.folder == nil && (ringSize != nil || ringSeconds != nil || ringFiles != nil) {
             throw ValidationError("--ring-size, --ring-seconds and --ring-files go with --write")
         }
         if let b = bufferSize, !(1...2_097_151).contains(b) { throw ValidationError("--buffer-size must be 1 to 2,097,151 KiB") }
         if snaplen < 1 { throw ValidationError("--snaplen must be at least 1") }
         if !(1...1000).contains(blockTimeout) { throw ValidationError("--block-timeout must be 1 to 1,000 ms") }
-        if report.caseFolder != nil {
+        if report.caseFile.folder != nil {
             if write != nil { throw ValidationError("with --case the capture is written to DIR/capture (no --write)") }
             if ringFiles != nil { throw ValidationError("--ring-files removes capture files a case needs") }
             if report.json != nil { throw ValidationError("with --case the events go to DIR/events.jsonl (no --json)") }
@@ -84,16 +84,8 @@ struct Live: ParsableCommand {
 
     func run() throws {
         let options = try analysis.scanOptions(verdicts: true, closeTimeout: 1)
-        let caseDir = report.caseFolder
-        let key = try report.signingKey()
-        try report.createCaseFolder()
-        var output = try report.openOutput()
-        if let caseDir {
-            do { output = try EventOutput(path: caseDir + "/events.jsonl") } catch {
-                printError("siphon: \(error)")
-                throw ExitCode(2)
-            }
-        }
+        let caseDir = report.caseFile.folder
+        let (output, key) = try report.openOutputs()
         output?.lineBuffered = true
         // A case keeps the capture itself: the evidence files are cut from it when the capture stops.
         let write = self.write ?? caseDir.map { $0 + "/capture" }
@@ -173,23 +165,23 @@ struct Live: ParsableCommand {
         var ringError: CaptureError?
         do { try source.closeRing() } catch { ringError = error }
         output?.flush()
-        let alerts = pipeline.detection?.raised ?? []
+        // What the capture was, now that it is over (coverage included), and its results, as scan's.
+        let final = setup.with(input: provenance.input!, statistics: statistics)
+        let result = CaptureScanner.Result(
+            statistics: statistics, hosts: pipeline.hosts, alerts: pipeline.detection?.raised ?? [], verdicts: pipeline.verdicts,
+            link: pipeline.link, format: "pcapng")
         if !report.quiet {
-            printError(TerminalSummary.render(
-                capture: source.name, stats: statistics, hosts: pipeline.hosts, alerts: alerts,
-                verdicts: pipeline.verdicts, link: pipeline.link, color: colorOnStandardError)
-                + "provenance:\n" + TerminalSummary.provenance(setup.with(input: provenance.input!, statistics: statistics)))
+            printError(summary(source.name, result, final, color: colorOnStandardError))
             if let ring = source.ring {
                 printError("  written: \(ring.packetsWritten) packets in \(ring.files.count) file\(ring.files.count == 1 ? "" : "s"): "
                     + ring.files.joined(separator: ", ") + (ring.written.count > ring.files.count ? " (\(ring.written.count - ring.files.count) older removed)" : ""))
             }
         }
-        try report.writeHTML(
-            [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link,
-                                provenance: setup.with(input: provenance.input!, statistics: statistics))],
-            home: options.geo?.homeCountries ?? [], atomically: user == nil)
+        let page = HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link, provenance: final)
+        try report.writeHTML([page], home: options.geo?.homeCountries ?? [], atomically: user == nil)
         if let caseDir {
-            try writeCase(caseDir, pipeline: pipeline, statistics: statistics, source: source, provenance: setup.with(input: provenance.input!, statistics: statistics), key: key, home: options.geo?.homeCountries ?? [])
+            try writeCase(caseDir, result: result, page: page, log: pipeline.frameLog, source: source, provenance: final, key: key,
+                          home: options.geo?.homeCountries ?? [])
         }
         if let failure {
             printError("siphon: \(failure)")
@@ -199,7 +191,7 @@ struct Live: ParsableCommand {
             printError("siphon: \(ringError)")
             throw ExitCode(2)
         }
-        try report.exitPolicy(worst: alerts.map(\.severity).max())
+        try report.exitPolicy(worst: result.alerts.map(\.severity).max())
     }
 }
 
@@ -207,40 +199,26 @@ extension Live {
     /// The case of a live capture, once it stopped: the HTML report, the summary, an evidence file per alert (cut from
     /// the capture files the case holds), then the manifest.
     func writeCase(
-        _ dir: String, pipeline: ScanPipeline, statistics: CaptureStatistics, source: LiveCapture, provenance: Provenance,
-        key: Curve25519.Signing.PrivateKey?, home: Set<String>
+        _ dir: String, result: CaptureScanner.Result, page: HTMLReport.Capture, log: FrameFlowLog?, source: LiveCapture,
+        provenance: Provenance, key: Curve25519.Signing.PrivateKey?, home: Set<String>
     ) throws {
-        var inCase = report
-        inCase.html = dir + "/report.html"
-        try inCase.writeHTML(
-            [HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link, provenance: provenance)],
-            home: home)
-        let alerts = pipeline.detection?.raised ?? []
-        let summary = TerminalSummary.render(
-            capture: source.name, stats: statistics, hosts: pipeline.hosts, alerts: alerts, verdicts: pipeline.verdicts,
-            link: pipeline.link, color: false) + "provenance:\n" + TerminalSummary.provenance(provenance)
-        do { try summary.write(toFile: dir + "/summary.txt", atomically: false, encoding: .utf8) } catch {
-            printError("siphon: \(dir)/summary.txt: \(error.localizedDescription)")
-            throw ExitCode(2)
-        }
+        try report.writeCase([page], summary: summary(source.name, result, provenance, color: false), home: home)
         let files = source.ring?.files ?? []
         var entries: [CaseFile.Entry] = []
         for f in files {
             guard let d = try? fileDigest(f) else { continue }
             entries.append(CaseFile.Entry(path: String(f.dropFirst(dir.count + 1)), size: d.size, sha256: d.sha256))
         }
-        if let log = pipeline.frameLog, !files.isEmpty {
-            let result = CaptureScanner.Result(
-                statistics: statistics, hosts: pipeline.hosts, alerts: alerts, verdicts: pipeline.verdicts, link: pipeline.link, format: "pcapng")
+        if let log, !files.isEmpty {
             do {
                 _ = try CaseFile.writeEvidence(
-                    result: result, log: log, capture: source.name, sha256: nil, severity: report.caseSeverity,
+                    result: result, log: log, capture: source.name, sha256: nil, severity: report.caseFile.severity,
                     folder: dir + "/evidence", files: files)
             } catch {
                 printError("siphon: evidence: \(error)")
             }
         }
-        try report.sealCase(captures: entries, analysis: provenance.analysis, key: key)
+        try report.caseFile.seal(captures: entries, analysis: provenance.analysis, key: key, quiet: report.quiet)
     }
 }
 

@@ -22,7 +22,7 @@ final class Collector: StreamConsumer {
 
     func streamConflict(_ conflict: OverlapConflict) { conflicts.append(conflict) }
 
-    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {}
+    func datagram(_ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp, frame: FrameRef) {}
 }
 
 /// A straightforward byte-array model of the reassembler: per stream byte, which copy is held (and where its
