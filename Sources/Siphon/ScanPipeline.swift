@@ -59,6 +59,8 @@ public final class ScanPipeline {
     public let reassembler: TCPReassembler<StreamRecorder>
     public let recorder: StreamRecorder
     public let fragments: FragmentReassembler
+    /// Tunnels the capture carried (GTP-U), with their inner flows' discriminators.
+    public let tunnels = TunnelTable()
     private let output: EventOutput?
     private let geo: GeoDatabase?
     private let intel: IndicatorSet?
@@ -158,6 +160,7 @@ public final class ScanPipeline {
             PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         }
         count(packet)
+        if packet.tunnel.kind != .none { tunnelled(&packet, captured) }
         if packet.network == .arp, let detection, let c = LinkDiscovery.arp(captured.bytes, packet) {
             detection.link.observe(mac: c.mac, address: c.address, at: captured.timestamp, source: .arp)
         }
@@ -177,9 +180,19 @@ public final class ScanPipeline {
             if let datagram = fragments.add(packet, bytes: captured.bytes, wireLength: captured.originalLength, timestamp: captured.timestamp) {
                 datagram.packet.withUnsafeBytes { raw in
                     var inner = PacketDecoder.decode(raw, linkType: .raw)
+                    if packet.tunnel.kind != .none && inner.tunnel.kind == .none {
+                        // An inner packet's fragments, rebuilt: it stays in their tunnel.
+                        inner.tunnel = packet.tunnel
+                        inner.hasMACs = false
+                    } else if inner.tunnel.kind != .none {
+                        // An outer datagram rebuilt from its fragments, carrying a tunnel: accounted now.
+                        tunnels.record(&inner, wireLength: datagram.wireBytes, packets: datagram.fragments,
+                                       timestamp: captured.timestamp, frame: captured.frame)
+                        statistics.tunnelled &+= 1
+                    }
                     inner.vlanCount = packet.vlanCount
                     inner.vlanIDs = packet.vlanIDs
-                    inner.hasMACs = packet.hasMACs
+                    inner.hasMACs = packet.hasMACs && inner.tunnel.kind == .none
                     inner.sourceMAC = packet.sourceMAC
                     inner.destinationMAC = packet.destinationMAC
                     // The rebuilt IPv6 header lost the extension headers of the first fragment (a routing header
@@ -197,6 +210,12 @@ public final class ScanPipeline {
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
         if openFlowsDue(captured.timestamp) { checkOpenFlows(at: captured.timestamp) }
+    }
+
+    /// A packet that came out of a tunnel: the tunnel's accounts, and its exact discriminator for the flow key.
+    private func tunnelled(_ packet: inout DecodedPacket, _ captured: CapturedPacket) {
+        statistics.tunnelled &+= 1
+        tunnels.record(&packet, wireLength: captured.originalLength, timestamp: captured.timestamp, frame: captured.frame)
     }
 
     /// Whether open flows are to be judged at `time` (the first packet only sets the first check).
@@ -350,6 +369,7 @@ public final class ScanPipeline {
         // ARP, NDP, DHCP and ended flows).
         if flows.createdCount != knownFlows {
             knownFlows = flows.createdCount
+            if packet.tunnel.kind != .none { tunnels.flowStarted(discriminator: packet.tunnel.discriminator) }
             // The same sender as the last new flow's (a device opening connection after connection): known already.
             if packet.hasMACs, let detection, packet.sourceMAC != lastSender.0 || packet.source != lastSender.1 {
                 lastSender = (packet.sourceMAC, packet.source)
@@ -489,7 +509,8 @@ public final class ScanPipeline {
                 ipProtocol: f.key.ipProtocol, clientMAC: f.clientMAC, vlanTCI: f.outer8021QTCI)
             output?.write(EventEncoder.flow(
                 f, app: summary.app.rawValue, names: names, streams: figures, hashes: hashes, communityID: id,
-                destination: dest, indicator: hit, capture: capture))
+                destination: dest, indicator: hit, tunnel: f.key.tunnel != 0 ? tunnels.tunnel(discriminator: f.key.tunnel) : nil,
+                capture: capture))
             if let detection {
                 let sent = figures.map { Int($0.0.delivered) } ?? Int(f.client.payloadBytes)
                 let received = figures.map { Int($0.1.delivered) } ?? Int(f.server.payloadBytes)
@@ -528,6 +549,9 @@ public final class ScanPipeline {
         fragments.finish()
         flows.finish()
         drainEndedFlows()
+        if let output { for t in tunnels.tunnels { output.write(EventEncoder.tunnel(t, capture: capture)) } }
+        statistics.tunnels = UInt64(tunnels.tunnels.count)
+        statistics.tunnelDiscriminatorClashes = tunnels.discriminatorClashes
         // The figures first: verdicts say whether the capture was complete.
         statistics.flows = flows.createdCount
         statistics.flowsEvicted = flows.evictions

@@ -25,7 +25,7 @@ final class QUICState {
 
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
-    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, dhcp
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, dhcp, gtpc
 }
 
 /// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
@@ -35,6 +35,8 @@ public enum AppTransaction: Sendable {
     case tls(client: TLSClientHello?, server: TLSServerHello?, certificate: X509Summary?, chainLength: Int)
     case http(request: HTTPMessage?, response: HTTPMessage?)
     case dhcp(DHCPMessage)
+    /// A GTP control message, and for an accepted create response the subscriber its request named.
+    case gtpc(GTPControlMessage, subscriber: Subscriber?)
 }
 
 /// A transaction with the flow it belongs to (a slot of the flow table, and the flow's id for checking).
@@ -101,6 +103,8 @@ public final class ApplicationLayer {
         var startTLS: StartTLSWatcher?
         var quic: QUICState?
         var quicDone = false
+        /// GTP-C create requests waiting for their response, by sequence number (at most `maximumPendingGTP`).
+        var gtpRequests: [UInt32: GTPControlMessage] = [:]
         var tlsEmitted = false
         /// The protocol the flow started with before switching to TLS.
         var upgradedFrom: AppProtocol?
@@ -372,6 +376,8 @@ public final class ApplicationLayer {
                 f.app = .quic
             } else if [67, 68].contains(serverPort) || [67, 68].contains(clientPort) {
                 f.app = .dhcp
+            } else if (serverPort == 2123 || clientPort == 2123) && GTPControlMessage.looksLikeGTPC(bytes) {
+                f.app = .gtpc
             } else if serverPort == 137 || clientPort == 137 {
                 f.app = .nbns  // NetBIOS name service: DNS-shaped, not DNS
             } else if DNSMessage.looksLikeDNS(bytes) {
@@ -399,6 +405,12 @@ public final class ApplicationLayer {
             }
             events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m), frame: frame))
         }
+        if f.app == .gtpc {
+            for m in GTPControlMessage.parse(bytes) {
+                events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp,
+                                       transaction: .gtpc(m, subscriber: subscriber(answeredBy: m, in: f)), frame: frame))
+            }
+        }
         if f.app == .dns || f.app == .mdns || f.app == .llmnr {
             do {
                 handleDNS(.success(try DNSMessage.parse(bytes)), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, app: f.app)
@@ -406,6 +418,28 @@ public final class ApplicationLayer {
                 handleDNS(.failure(error), slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, app: f.app)
             }
         }
+    }
+
+    /// Create requests a GTP-C flow keeps waiting for their responses (a core that never answers).
+    public static let maximumPendingGTP = 256
+
+    /// Keeps a create request; for the accepted response with its sequence number, the subscriber the request
+    /// named, with the addresses and user-plane TEIDs the response gives.
+    private func subscriber(answeredBy m: GTPControlMessage, in f: FlowState) -> Subscriber? {
+        guard let sequence = m.sequence else { return nil }
+        if m.isCreateRequest {
+            if f.gtpRequests.count >= Self.maximumPendingGTP, let oldest = f.gtpRequests.keys.min() { f.gtpRequests[oldest] = nil }
+            f.gtpRequests[sequence] = m
+            return nil
+        }
+        guard m.isCreateResponse, let request = f.gtpRequests.removeValue(forKey: sequence), m.accepted,
+              !m.endUserAddresses.isEmpty
+        else { return nil }
+        var s = Subscriber(imsi: request.imsi, msisdn: request.msisdn, imei: request.imei)
+        s.apn = request.apn
+        s.addresses = m.endUserAddresses
+        s.dataTEIDs = request.dataTEIDs + m.dataTEIDs.filter { !request.dataTEIDs.contains($0) }
+        return s.imsi != nil || s.msisdn != nil || s.imei != nil ? s : nil
     }
 
     private func handleDNS(

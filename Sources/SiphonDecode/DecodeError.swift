@@ -1,7 +1,7 @@
 /// The protocol layer a decoder works on; names the place of every decode error and every undecodable reason.
 public enum Layer: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     case link, ethernet, vlan, mpls, pppoe, ppp, sll, sll2, loopback, nflog
-    case arp, ipv4, ipv6, ipv6Extension, tcp, udp, icmp, icmpv6
+    case arp, ipv4, ipv6, ipv6Extension, tcp, udp, icmp, icmpv6, gtp
 
     public var description: String {
         switch self {
@@ -23,6 +23,7 @@ public enum Layer: UInt8, Hashable, Sendable, CaseIterable, CustomStringConverti
         case .udp: "udp"
         case .icmp: "icmp"
         case .icmpv6: "icmpv6"
+        case .gtp: "gtp"
         }
     }
 }

@@ -55,6 +55,50 @@ public enum TransportKind: UInt8, Sendable {
     case other
 }
 
+/// The tunnel a packet was carried in.
+public enum TunnelKind: UInt8, Sendable {
+    case none
+    /// GTP-U v1 (3GPP TS 29.281): a G-PDU on UDP port 2152 carrying a subscriber's IPv4 or IPv6 packet.
+    case gtpU
+}
+
+/// The outer layers of a tunnelled packet: the decoded packet's network and transport fields are the inner
+/// packet's, these are what carried it. Plain values (no offsets), so that they survive inner fragment reassembly.
+@frozen
+public struct TunnelInfo: Sendable {
+    public var kind = TunnelKind.none
+    /// Tells tunnels apart in a flow key: a hash of the two outer addresses that does not depend on their order
+    /// (uplink and downlink of one tunnel share it), never 0 in a tunnel. A hash, so two tunnels may share one;
+    /// the pipeline's tunnel table notices when they do (`TunnelTable.discriminatorClashes`).
+    public var discriminator: UInt32 = 0
+    /// GTP-U tunnel endpoint identifier: the receiver's (uplink and downlink differ).
+    public var teid: UInt32 = 0
+    public var outerSource = IPAddress(ipv4: 0)
+    public var outerDestination = IPAddress(ipv4: 0)
+    public var outerSourcePort: UInt16 = 0
+    public var outerDestinationPort: UInt16 = 0
+    /// Bytes of the outer IP datagram (its header's length).
+    public var outerIPLength: UInt32 = 0
+    /// GTP header flags (version, PT, E, S, PN) and the number of extension headers skipped.
+    public var flags: UInt8 = 0
+    public var extensionHeaders: UInt8 = 0
+    public init() {}
+
+    /// The discriminator of a tunnel between `x` and `y`, whichever sends.
+    @inlinable
+    public static func discriminator(_ x: IPAddress, _ y: IPAddress) -> UInt32 {
+        @inline(__always) func h(_ a: IPAddress) -> UInt64 {
+            var v = (a.high &* 0x9E37_79B9_7F4A_7C15) ^ a.low ^ (a.isIPv6 ? 0x5555 : 0)
+            v = (v ^ (v >> 31)) &* 0xBF58_476D_1CE4_E5B9
+            return v ^ (v >> 29)
+        }
+        var v = (h(x) &+ h(y)) &* 0x94D0_49BB_1331_11EB
+        v ^= v >> 32
+        let d = UInt32(truncatingIfNeeded: v)
+        return d == 0 ? 1 : d
+    }
+}
+
 /// Everything the decoder learned about one packet, as plain values and offsets into its captured bytes.
 ///
 /// Decoding is lax in etherparse's sense: the layers that parsed are kept, and `error` says where and why decoding
@@ -106,6 +150,10 @@ public struct DecodedPacket: Sendable {
     public var payloadLength = 0
     /// Payload bytes actually present in the capture (less than `payloadLength` when the snapshot length cut it).
     public var payloadCaptured = 0
+
+    /// Set when the packet came out of a tunnel (GTP-U): the fields above are the inner packet's (`hasMACs` is
+    /// then false: the link addresses are the tunnel endpoints', not the subscriber's).
+    public var tunnel = TunnelInfo()
 
     /// Where and why decoding stopped, if it did.
     public var error: DecodeError?

@@ -463,6 +463,70 @@ public enum PacketDecoder {
         // Trust the smaller of the two lengths when the UDP one is sane, as Wireshark does.
         let end = udpLength >= 8 && o + udpLength < datagramEnd ? o + udpLength : datagramEnd
         setPayload(b, from: o + 8, datagramEnd: end, into: &p)
+        // GTP-U on either port (uplinks may come from another port), never inside a tunnel (telecom cores do not
+        // nest GTP: a port 2152 inside is plain UDP), never in a fragment (its datagram is decoded when rebuilt).
+        if p.sourcePort == 2152 || p.destinationPort == 2152, p.tunnel.kind == .none, !p.isFragment {
+            try decodeGTPU(b, at: o + 8, end: min(end, b.count), into: &p)
+        }
+    }
+
+    /// GTP-U v1 (TS 29.281 5.1): a G-PDU (message type 255) is decapsulated, its IPv4 or IPv6 packet decoded as the
+    /// packet, the outer addresses, ports and TEID kept in `tunnel`. Anything else on the port (echo, error
+    /// indication, end marker, or a datagram that is not GTP at all) is left a UDP datagram. A G-PDU whose header
+    /// or inner packet is broken throws (layer `gtp`): counted undecodable with its reason.
+    static func decodeGTPU(_ b: UnsafeRawBufferPointer, at o: Int, end: Int, into p: inout DecodedPacket) throws(DecodeError) {
+        guard end - o >= 8 else { return }
+        let flags = b.u8(o)
+        // Version 1, protocol type GTP (not GTP'), G-PDU.
+        guard flags & 0xF0 == 0x30, b.u8(o + 1) == 0xFF else { return }
+        let declaredEnd = o + 8 + Int(b.be16(o + 2))
+        var h = o + 8
+        var extensions: UInt8 = 0
+        if flags & 0x07 != 0 {
+            // Sequence number, N-PDU number and next extension type are present when any of E, S, PN is set.
+            try need(b, o, 12, .gtp)
+            h = o + 12
+            var next = b.u8(o + 11)
+            while flags & 0x04 != 0 && next != 0 {
+                try need(b, h, 1, .gtp)
+                let length = Int(b.u8(h)) * 4
+                guard length > 0 else { throw DecodeError(.gtp, .invalid(.length), at: h) }
+                try need(b, h, length, .gtp)
+                next = b.u8(h + length - 1)
+                h += length
+                extensions &+= 1
+            }
+        }
+        guard declaredEnd >= h else { throw DecodeError(.gtp, .invalid(.length), at: o) }
+        let innerEnd = min(end, declaredEnd)
+        try need(b, h, 1, .gtp)
+        let version = b.u8(h) >> 4
+        guard version == 4 || version == 6 else {
+            throw DecodeError(.gtp, .unsupported(.version, value: UInt32(version)), at: h)
+        }
+        var t = TunnelInfo()
+        t.kind = .gtpU
+        t.teid = b.be32(o + 4)
+        t.outerSource = p.source
+        t.outerDestination = p.destination
+        t.outerSourcePort = p.sourcePort
+        t.outerDestinationPort = p.destinationPort
+        t.outerIPLength = UInt32(truncatingIfNeeded: p.ipLength)
+        t.flags = flags
+        t.extensionHeaders = extensions
+        t.discriminator = TunnelInfo.discriminator(p.source, p.destination)
+        p.tunnel = t
+        // The inner packet's own layers from here: the link addresses are the tunnel endpoints'.
+        p.hasMACs = false
+        p.ipv6ExtensionCount = 0
+        p.pseudoHeaderSourceOffset = 0
+        p.pseudoHeaderDestinationOffset = 0
+        p.pseudoHeaderUncertain = false
+        p.sourcePort = 0
+        p.destinationPort = 0
+        p.transport = .none
+        let inner = UnsafeRawBufferPointer(rebasing: b[..<innerEnd])
+        if version == 4 { try decodeIPv4(inner, at: h, into: &p) } else { try decodeIPv6(inner, at: h, into: &p) }
     }
 
     /// ICMP and ICMPv6: type, code, checksum (4 bytes) and the rest of the message as payload.

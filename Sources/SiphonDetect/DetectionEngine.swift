@@ -226,7 +226,12 @@ public final class DetectionEngine {
     public func isDevice(_ flow: Flow) -> Bool { link.device(of: flow) != nil }
 
     /// The identity an alert about `address` (sent from `mac`) carries: its device's, else the address itself.
-    func identity(mac: UInt64, address: IPAddress) -> DeviceID { link.device(mac: mac, address: address) ?? .address(address) }
+    func identity(mac: UInt64, address: IPAddress, tunnelled: Bool = false) -> DeviceID {
+        link.device(mac: mac, address: address, tunnelled: tunnelled) ?? .address(address)
+    }
+
+    /// The identity an alert about the initiator of `flow` carries.
+    func identity(of f: Flow) -> DeviceID { identity(mac: f.clientMAC, address: f.clientAddress, tunnelled: f.key.tunnel != 0) }
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
     public func flowEnded(_ e: EndedFlow) {
@@ -242,7 +247,7 @@ public final class DetectionEngine {
             if f.serverPort == 53, e.app == "dns", f.clientMAC != 0 { link.mark(mac: f.serverMAC, .resolver) }
         }
         if configuration.on(.evasion) {
-            evasion.flowEnded(e, device: identity(mac: f.clientMAC, address: device), into: &raised)
+            evasion.flowEnded(e, device: identity(of: f), into: &raised)
         }
         guard let id = link.device(of: f) else { return }
         func active(_ d: inout DeviceActivity) {
@@ -315,7 +320,7 @@ public final class DetectionEngine {
         _ c: OverlapConflict, flow f: Flow, policy: String, destination: GeoInfo?, timestamp: Timestamp
     ) {
         guard configuration.on(.evasion) else { return }
-        evasion.overlapConflict(c, flow: f, device: identity(mac: f.clientMAC, address: f.clientAddress), policy: policy,
+        evasion.overlapConflict(c, flow: f, device: identity(of: f), policy: policy,
                                 destination: destination, timestamp: timestamp, into: &raised)
     }
 

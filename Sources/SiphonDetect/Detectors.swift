@@ -47,6 +47,8 @@ extension DetectionEngine {
             for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
         case .dhcp(let m):
             dhcp(m, flow: f, direction: direction, timestamp: timestamp)
+        case .gtpc(_, let subscriber?):
+            link.subscribe(subscriber)
         default:
             break
         }
@@ -96,7 +98,7 @@ extension DetectionEngine {
     public func identifiersFound(_ matches: [IdentifierMatch], flow f: Flow, location: String, timestamp: Timestamp, viaDNS: String? = nil) {
         guard configuration.on(.identifierLeak), !matches.isEmpty else { return }
         let destination = viaDNS == nil ? geo.map { $0.lookup(f.serverAddress) } : nil
-        identifiers.found(matches, flow: f, device: identity(mac: f.clientMAC, address: f.clientAddress), location: location,
+        identifiers.found(matches, flow: f, device: identity(of: f), location: location,
                           timestamp: timestamp, destination: destination, viaDNS: viaDNS, into: &raised)
     }
 

@@ -1,6 +1,7 @@
 public import SiphonCore
 public import SiphonFlows
 internal import SiphonGeo
+public import SiphonApp
 
 /// A device's stable identity across its addresses: the key of the ledger, the beacon series, the alerts and the
 /// verdicts. On a link with MAC addresses it is the MAC, with every IPv4 and IPv6 address the device used; where
@@ -10,26 +11,60 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     case mac(UInt64)
     case address(IPAddress)
     case network(IPNetwork)
+    /// A phone the mobile core named (GTP-C): by IMSI, else MSISDN (international digits), else IMEI.
+    case imsi(String)
+    case msisdn(String)
+    case imei(String)
 
     public var description: String {
         switch self {
         case .mac(let m): MACAddress.text(m)
         case .address(let a): a.description
         case .network(let n): n.description
+        case .imsi(let v): "imsi:" + v
+        case .msisdn(let v): "msisdn:+" + v
+        case .imei(let v): "imei:" + v
         }
     }
 
     public var mac: UInt64? { if case .mac(let m) = self { m } else { nil } }
+
+    /// Whether it is a subscriber identity (IMSI, MSISDN, IMEI).
+    public var isSubscriber: Bool {
+        switch self {
+        case .imsi, .msisdn, .imei: true
+        default: false
+        }
+    }
+
+    private var rank: Int {
+        switch self {
+        case .mac: 0
+        case .address: 1
+        case .network: 2
+        case .imsi: 3
+        case .msisdn: 4
+        case .imei: 5
+        }
+    }
 
     public static func < (a: Self, b: Self) -> Bool {
         switch (a, b) {
         case (.mac(let x), .mac(let y)): x < y
         case (.address(let x), .address(let y)): x < y
         case (.network(let x), .network(let y)): (x.address, x.bits) < (y.address, y.bits)
-        case (.mac, _): true
-        case (.address, .network): true
-        default: false
+        case (.imsi(let x), .imsi(let y)), (.msisdn(let x), .msisdn(let y)), (.imei(let x), .imei(let y)):
+            (x.count, x) < (y.count, y)
+        default: a.rank < b.rank
         }
+    }
+
+    /// The identity of a subscriber: its IMSI, else its MSISDN, else its IMEI.
+    public static func of(_ s: Subscriber) -> DeviceID? {
+        if let v = s.imsi { return .imsi(v) }
+        if let v = s.msisdn { return .msisdn(v) }
+        if let v = s.imei { return .imei(v) }
+        return nil
     }
 }
 
@@ -50,6 +85,8 @@ public struct DeviceActivity: Sendable {
 public enum DeviceOrigin: String, Sendable, Comparable {
     /// Named by the analyst (`--device`).
     case declared
+    /// Named by the mobile core's control plane (GTP-C create messages): a subscriber.
+    case gtpc = "gtp-c"
     /// Took a DHCP lease in the capture.
     case dhcp
     /// Announced itself with IPv6 neighbour discovery (address configuration, neighbour solicitations).
@@ -62,6 +99,7 @@ public enum DeviceOrigin: String, Sendable, Comparable {
     var rank: Int {
         switch self {
         case .declared: 0
+        case .gtpc: 1
         case .dhcp: 1
         case .ndp: 2
         case .arp: 3
@@ -246,12 +284,43 @@ public final class LinkRegistry {
         return !h.roles.isEmpty && !h.declared
     }
 
+    /// Phones the mobile core named (GTP-C), by the addresses it gave them.
+    public private(set) var subscribers: [IPAddress: Subscriber] = [:]
+    /// Subscribers by identity, for the verdicts.
+    public private(set) var subscriberIdentities: [DeviceID: Subscriber] = [:]
+
+    /// A subscriber the core named: the packets from its addresses inside tunnels (or on a link without MAC
+    /// addresses) are its. A later session for the same address replaces an earlier one.
+    public func subscribe(_ s: Subscriber) {
+        guard let id = DeviceID.of(s) else { return }
+        var merged = s
+        if let known = subscriberIdentities[id] {
+            merged.msisdn = s.msisdn ?? known.msisdn
+            merged.imei = s.imei ?? known.imei
+            merged.apn = s.apn ?? known.apn
+            merged.addresses = known.addresses + s.addresses.filter { !known.addresses.contains($0) }
+            merged.dataTEIDs = known.dataTEIDs + s.dataTEIDs.filter { !known.dataTEIDs.contains($0) }
+        }
+        subscriberIdentities[id] = merged
+        for a in s.addresses { subscribers[a] = merged }
+    }
+
     /// The device that sent from `address` with link-layer address `mac` (0: the link has none), or nil when that
-    /// sender is not a device under test: infrastructure, excluded, or not named when devices are named.
-    public func device(mac rawMAC: UInt64, address: IPAddress) -> DeviceID? {
+    /// sender is not a device under test: infrastructure, excluded, or not named when devices are named. Inside a
+    /// tunnel (`tunnelled`) the sender is a subscriber: the one GTP-C gave the address to, else the address, local
+    /// or not (its tunnel is what makes it a phone of the lab's core).
+    public func device(mac rawMAC: UInt64, address: IPAddress, tunnelled: Bool = false) -> DeviceID? {
         let mac = MACAddress.isGroup(rawMAC) ? 0 : rawMAC
         if Self.unspecified(address) && mac == 0 { return nil }
         if !excluded.isEmpty, excluded.contains(where: { $0.matches(mac: mac, address: address) }) { return nil }
+        if mac == 0, !subscribers.isEmpty, let s = subscribers[address], let id = DeviceID.of(s) {
+            if !declared.isEmpty, !declared.contains(where: { $0.matches(mac: 0, address: address) }) { return nil }
+            return id
+        }
+        if tunnelled {
+            if !declared.isEmpty, !declared.contains(where: { $0.matches(mac: 0, address: address) }) { return nil }
+            return .address(address)
+        }
         if !declared.isEmpty {
             if mac != 0, hosts[mac]?.declared == true { return .mac(mac) }
             guard let s = declared.first(where: { $0.matches(mac: mac, address: address) }) else { return nil }
@@ -268,7 +337,9 @@ public final class LinkRegistry {
     }
 
     /// The device that initiated `flow`.
-    @inlinable public func device(of flow: Flow) -> DeviceID? { device(mac: flow.clientMAC, address: flow.clientAddress) }
+    @inlinable public func device(of flow: Flow) -> DeviceID? {
+        device(mac: flow.clientMAC, address: flow.clientAddress, tunnelled: flow.key.tunnel != 0)
+    }
 
     /// How the device was chosen.
     public func origin(of id: DeviceID) -> DeviceOrigin {
@@ -278,6 +349,8 @@ public final class LinkRegistry {
             return h.declared ? .declared : h.learned
         case .address, .network:
             return declared.isEmpty ? .inferred : .declared
+        case .imsi, .msisdn, .imei:
+            return declared.isEmpty ? .gtpc : .declared
         }
     }
 

@@ -1,5 +1,6 @@
 public import SiphonCore
 public import SiphonGeo
+public import SiphonApp
 
 /// One endpoint a device talked to, as the verdict shows it.
 public struct EndpointReport: Sendable {
@@ -26,6 +27,8 @@ public struct DeviceVerdict: Sendable {
     public var mac: UInt64? { id.mac }
     public var hostname: String?
     public var vendorClass: String?
+    /// For a phone the mobile core named: its identities, APN, addresses and user-plane TEIDs.
+    public var subscriber: Subscriber?
     /// The verdict's severity: the highest alert's, raised to critical when one foreign endpoint draws three or more
     /// kinds of finding above info (a beacon, an upload and identifiers to the same place make a backdoor).
     public var severity: Severity?
@@ -142,6 +145,7 @@ extension DetectionEngine {
         var v = DeviceVerdict(
             id: id, origin: link.origin(of: id), device: device, addresses: addresses(of: id),
             severity: alerts.map { $0.severity }.max(), headline: "", endpoints: endpoints, alerts: alerts)
+        if id.isSubscriber { v.subscriber = link.subscriberIdentities[id] }
         var byCountry: [String: Int] = [:], byOwner: [String: Int] = [:]
         for e in endpoints {
             switch e.destination?.scope {

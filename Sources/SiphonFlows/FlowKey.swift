@@ -2,7 +2,8 @@ public import SiphonCore
 public import SiphonDecode
 
 /// A bidirectional flow key: the two endpoints in canonical order (`a` is the smaller `(address, port)`),
-/// the IP protocol and the outer VLAN ID.
+/// the IP protocol, the outer VLAN ID, and the tunnel (0 for none) so that inner flows of different tunnels never
+/// share a key.
 @frozen
 public struct FlowKey: Hashable, Sendable {
     public var a: IPAddress
@@ -11,14 +12,17 @@ public struct FlowKey: Hashable, Sendable {
     public var portB: UInt16
     public var ipProtocol: UInt8
     public var vlan: UInt16
+    /// `TunnelInfo.discriminator` of the tunnel the flow's packets came in (0: none).
+    public var tunnel: UInt32
 
-    public init(a: IPAddress, portA: UInt16, b: IPAddress, portB: UInt16, ipProtocol: UInt8, vlan: UInt16) {
+    public init(a: IPAddress, portA: UInt16, b: IPAddress, portB: UInt16, ipProtocol: UInt8, vlan: UInt16, tunnel: UInt32 = 0) {
         self.a = a
         self.b = b
         self.portA = portA
         self.portB = portB
         self.ipProtocol = ipProtocol
         self.vlan = vlan
+        self.tunnel = tunnel
     }
 
     /// Builds the canonical key of a decoded packet; `fromA` says whether the packet travels from `a` to `b`.
@@ -44,9 +48,11 @@ public struct FlowKey: Hashable, Sendable {
         let dst = p.destination
         let srcFirst = src < dst || (src == dst && sport <= dport)
         if srcFirst {
-            return (FlowKey(a: src, portA: sport, b: dst, portB: dport, ipProtocol: p.ipProtocol, vlan: p.vlan), true)
+            return (FlowKey(a: src, portA: sport, b: dst, portB: dport, ipProtocol: p.ipProtocol, vlan: p.vlan,
+                            tunnel: p.tunnel.discriminator), true)
         }
-        return (FlowKey(a: dst, portA: dport, b: src, portB: sport, ipProtocol: p.ipProtocol, vlan: p.vlan), false)
+        return (FlowKey(a: dst, portA: dport, b: src, portB: sport, ipProtocol: p.ipProtocol, vlan: p.vlan,
+                        tunnel: p.tunnel.discriminator), false)
     }
 
     /// A well-mixed 64-bit hash (not SipHash: the table is internal and keys come from packets of one capture).
@@ -60,7 +66,8 @@ public struct FlowKey: Hashable, Sendable {
         h = mix(h, a.high)
         h = mix(h, a.low)
         h = mix(h, b.high)
-        h = mix(h, b.low)
+        // The tunnel in the upper half of an IPv4 address's word (empty there): no extra round.
+        h = mix(h, b.low ^ UInt64(tunnel) << 32)
         let tail = UInt64(portA) << 48 | UInt64(portB) << 32 | UInt64(vlan) << 16 | UInt64(ipProtocol) << 8
             | (a.isIPv6 ? 1 : 0)
         h = mix(h, tail)
@@ -71,7 +78,7 @@ public struct FlowKey: Hashable, Sendable {
     @inlinable @inline(__always)
     public func same(as o: FlowKey) -> Bool {
         ((a.high ^ o.a.high) | (a.low ^ o.a.low) | (b.high ^ o.b.high) | (b.low ^ o.b.low)) == 0
-            && portA == o.portA && portB == o.portB && ipProtocol == o.ipProtocol && vlan == o.vlan
+            && portA == o.portA && portB == o.portB && ipProtocol == o.ipProtocol && vlan == o.vlan && tunnel == o.tunnel
             && a.isIPv6 == o.a.isIPv6
     }
 }

@@ -42,6 +42,8 @@ public final class FragmentReassembler {
         var identification: UInt32
         var ipProtocol: UInt8
         var vlan: UInt16
+        /// Fragments of an inner packet belong to their tunnel.
+        var tunnel: UInt32
     }
 
     private struct Datagram {
@@ -85,7 +87,8 @@ public final class FragmentReassembler {
         _ p: DecodedPacket, bytes: UnsafeRawBufferPointer, wireLength: Int, timestamp: Timestamp
     ) -> ReassembledDatagram? {
         if timestamp >= nextExpiry { expire(now: timestamp) }
-        let key = Key(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol, vlan: p.vlan)
+        let key = Key(source: p.source, destination: p.destination, identification: p.fragmentID, ipProtocol: p.ipProtocol, vlan: p.vlan,
+                      tunnel: p.tunnel.discriminator)
         let payloadStart = p.transportOffset
         let available = bytes.count - payloadStart
         let fragmentLength = max(0, p.ipLength - (p.transportOffset - p.networkOffset))

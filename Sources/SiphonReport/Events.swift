@@ -12,7 +12,7 @@ public enum EventEncoder {
     public static func flow(
         _ f: Flow, app: String = "unknown", names: [String] = [], streams: (StreamFigures, StreamFigures)? = nil,
         hashes: (String?, String?) = (nil, nil), communityID: String? = nil, destination: GeoInfo? = nil,
-        indicator: Indicator? = nil, capture: String
+        indicator: Indicator? = nil, tunnel: Tunnel? = nil, capture: String
     ) -> JSONObjectWriter {
         var w = JSONObjectWriter()
         w.beginObject()
@@ -33,6 +33,7 @@ public enum EventEncoder {
             if f.interface >= 0 { w.field("interface", Int(f.interface)) }
         }
         if f.evicted { w.field("evicted", true) }
+        if let tunnel { tunnelReference(tunnel, into: &w) }
         if let streams, streams.0.midstream || streams.1.midstream { w.field("midstream", true) }
         if let g = destination { geo(g, into: &w) }
         if let i = indicator {
@@ -51,6 +52,58 @@ public enum EventEncoder {
         counters(f.server, stream: streams?.1, sha256: hashes.1, into: &w)
         if f.serverMAC != 0 { w.field("mac", macString(f.serverMAC)) }
         w.endObject()
+        w.endObject()
+        return w
+    }
+
+    /// The `tunnel` object of an inner flow: the tunnel's kind and id (its `tunnel` event), outer endpoints (the
+    /// sender of the tunnel's first packet first) and TEIDs.
+    public static func tunnelReference(_ t: Tunnel, into w: inout JSONObjectWriter) {
+        w.beginObject("tunnel")
+        w.field("type", t.kindName)
+        w.field("tunnel_id", t.id)
+        w.field("outer_src_ip", t.first.description)
+        w.field("outer_dest_ip", t.second.description)
+        w.field("teids", integers: t.teids.map { Int($0) })
+        w.endObject()
+    }
+
+    /// A `tunnel` event (one per tunnel, at the end, as Zeek's tunnel.log): outer endpoints and ports each way,
+    /// TEIDs each way, packets and bytes each way, the inner flows it carried, and its first and last packets.
+    public static func tunnel(_ t: Tunnel, capture: String) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", t.start)
+        w.field("event_type", "tunnel")
+        w.field("capture", capture)
+        w.field("tunnel_id", t.id)
+        w.field("type", t.kindName)
+        w.field("outer_src_ip", t.first.description)
+        w.field("outer_dest_ip", t.second.description)
+        w.field("start", t.start)
+        w.field("end", t.end)
+        w.field("first_frame", t.firstFrame)
+        w.field("last_frame", t.lastFrame)
+        w.field("inner_flows", t.flows)
+        w.beginObject("client")
+        w.field("packets", t.packets.fromFirst)
+        w.field("bytes", t.bytes.fromFirst)
+        if t.packets.fromFirst > 0 {
+            w.field("src_port", Int(t.firstPorts.source))
+            w.field("dest_port", Int(t.firstPorts.destination))
+        }
+        w.field("teids", integers: t.teidsFromFirst.map { Int($0) })
+        w.endObject()
+        w.beginObject("server")
+        w.field("packets", t.packets.fromSecond)
+        w.field("bytes", t.bytes.fromSecond)
+        if t.packets.fromSecond > 0 {
+            w.field("src_port", Int(t.secondPorts.source))
+            w.field("dest_port", Int(t.secondPorts.destination))
+        }
+        w.field("teids", integers: t.teidsFromSecond.map { Int($0) })
+        w.endObject()
+        if t.moreTEIDs > 0 { w.field("teids_not_listed", t.moreTEIDs) }
         w.endObject()
         return w
     }
@@ -202,10 +255,49 @@ public enum EventEncoder {
             w.field("capture", capture)
             flowFields(f, communityID: communityID, into: &w)
             dhcp(m, into: &w)
+        case .gtpc(let m, let subscriber):
+            w.field("event_type", "gtpc")
+            w.field("capture", capture)
+            flowFields(f, communityID: communityID, into: &w)
+            gtpc(m, subscriber: subscriber, into: &w)
         }
         if !e.frame.isNone { w.field("frame", e.frame.number) }
         w.endObject()
         return w
+    }
+
+    /// The `gtpc` object: version, message, TEID, sequence, the identities and addresses read, and for an
+    /// accepted create response the `subscriber` it completes.
+    static func gtpc(_ m: GTPControlMessage, subscriber: Subscriber?, into w: inout JSONObjectWriter) {
+        w.beginObject("gtpc")
+        w.field("version", Int(m.version))
+        w.field("message", m.messageName)
+        w.field("message_type", Int(m.messageType))
+        if let t = m.teid { w.field("teid", t) }
+        if let s = m.sequence { w.field("sequence", s) }
+        if let c = m.cause { w.field("cause", Int(c)) }
+        if let v = m.imsi { w.field("imsi", v) }
+        if let v = m.msisdn { w.field("msisdn", v) }
+        if let v = m.imei { w.field("imei", v) }
+        if let v = m.apn { w.field("apn", v) }
+        if !m.endUserAddresses.isEmpty { w.field("end_user_addresses", m.endUserAddresses.map(\.description)) }
+        if let t = m.controlTEID { w.field("control_teid", t) }
+        if !m.dataTEIDs.isEmpty { w.field("data_teids", integers: m.dataTEIDs.map { Int($0) }) }
+        if let at = m.malformedAt { w.field("malformed_at", at) }
+        if let s = subscriber { subscriberObject(s, into: &w) }
+        w.endObject()
+    }
+
+    /// A `subscriber` object: the identities, APN, addresses and user-plane TEIDs the core gave a phone.
+    public static func subscriberObject(_ s: Subscriber, into w: inout JSONObjectWriter) {
+        w.beginObject("subscriber")
+        if let v = s.imsi { w.field("imsi", v) }
+        if let v = s.msisdn { w.field("msisdn", v) }
+        if let v = s.imei { w.field("imei", v) }
+        if let v = s.apn { w.field("apn", v) }
+        w.field("addresses", s.addresses.map(\.description))
+        if !s.dataTEIDs.isEmpty { w.field("data_teids", integers: s.dataTEIDs.map { Int($0) }) }
+        w.endObject()
     }
 
     static func dns(_ m: DNSMessage, into w: inout JSONObjectWriter) {
@@ -412,6 +504,11 @@ public enum EventEncoder {
         w.field("fragment_bytes_dropped", s.fragmentBytesDropped)
         w.field("overlap_conflicts", s.fragmentConflicts)
         w.endObject()
+        w.beginObject("tunnels")
+        w.field("packets", s.tunnelled)
+        w.field("tunnels", s.tunnels)
+        w.field("discriminator_clashes", s.tunnelDiscriminatorClashes)
+        w.endObject()
         w.beginObject("checksums")
         w.field("validation", s.checksumMode.rawValue)
         if let n = s.checksumDisabledAfter { w.field("disabled_after_packets", n) }
@@ -485,6 +582,7 @@ extension EventEncoder {
         w.endArray()
         if let h = v.hostname { w.field("hostname", h) }
         if let c = v.vendorClass { w.field("vendor_class", c) }
+        if let s = v.subscriber { subscriberObject(s, into: &w) }
         w.field("severity", v.severity?.description ?? "none")
         w.field("verdict", DeviceVerdict.label(v.severity))
         w.field("headline", v.headline)

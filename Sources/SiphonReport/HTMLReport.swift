@@ -95,6 +95,7 @@ public enum HTMLReport {
     static func chosen(_ o: DeviceOrigin) -> String {
         switch o {
         case .declared: "declared with --device"
+        case .gtpc: "named by the mobile core (GTP-C)"
         case .dhcp: "took a DHCP lease"
         case .ndp: "announced itself with IPv6 neighbour discovery"
         case .arp: "announced itself with ARP"

@@ -159,6 +159,16 @@ public struct JSONObjectWriter {
         endArray()
     }
 
+    /// `"key":[1,2,...]`.
+    public mutating func field(_ key: String, integers values: [Int]) {
+        beginArray(key)
+        for v in values {
+            separate()
+            buffer.append(String(v))
+        }
+        endArray()
+    }
+
     public mutating func element(_ value: String) {
         separate()
         appendString(value)

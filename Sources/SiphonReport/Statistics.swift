@@ -23,6 +23,11 @@ public struct CaptureStatistics: Sendable {
     public var otherIP: UInt64 = 0
     /// Non-first IP fragments (their transport header is in the first fragment).
     public var fragments: UInt64 = 0
+    /// Packets decapsulated from a tunnel (GTP-U G-PDUs), tunnels seen, and outer pairs whose discriminator hash
+    /// another pair had (told apart all the same).
+    public var tunnelled: UInt64 = 0
+    public var tunnels: UInt64 = 0
+    public var tunnelDiscriminatorClashes: UInt64 = 0
     public var linkTypes: [UInt32: UInt64] = [:]
     public var flows: UInt64 = 0
     public var flowsEvicted: UInt64 = 0
