@@ -186,8 +186,15 @@ public final class ScanPipeline {
                         inner.hasMACs = false
                     } else if inner.tunnel.kind != .none {
                         // An outer datagram rebuilt from its fragments, carrying a tunnel: accounted now.
+                        let known = tunnels.tunnels.count
                         tunnels.record(&inner, wireLength: datagram.wireBytes, packets: datagram.fragments,
                                        timestamp: captured.timestamp, frame: captured.frame)
+                        if tunnels.tunnels.count != known {
+                            var outer = inner
+                            outer.sourceMAC = packet.sourceMAC
+                            outer.destinationMAC = packet.destinationMAC
+                            tunnelEndpoints(outer)
+                        }
                         statistics.tunnelled &+= 1
                     }
                     inner.vlanCount = packet.vlanCount
@@ -215,7 +222,18 @@ public final class ScanPipeline {
     /// A packet that came out of a tunnel: the tunnel's accounts, and its exact discriminator for the flow key.
     private func tunnelled(_ packet: inout DecodedPacket, _ captured: CapturedPacket) {
         statistics.tunnelled &+= 1
+        let known = tunnels.tunnels.count
         tunnels.record(&packet, wireLength: captured.originalLength, timestamp: captured.timestamp, frame: captured.frame)
+        if tunnels.tunnels.count != known { tunnelEndpoints(packet) }
+    }
+
+    /// The link hosts at a new tunnel's ends are core nodes (eNodeB, SGW, SGSN, GGSN), not devices.
+    private func tunnelEndpoints(_ packet: DecodedPacket) {
+        guard let detection, packet.sourceMAC != 0 else { return }
+        detection.link.observe(mac: packet.sourceMAC, address: packet.tunnel.outerSource, at: currentFrame.timestamp)
+        detection.link.observe(mac: packet.destinationMAC, address: packet.tunnel.outerDestination, at: currentFrame.timestamp)
+        detection.link.mark(mac: packet.sourceMAC, .mobileCore)
+        detection.link.mark(mac: packet.destinationMAC, .mobileCore)
     }
 
     /// Whether open flows are to be judged at `time` (the first packet only sets the first check).

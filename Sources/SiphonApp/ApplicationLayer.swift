@@ -437,6 +437,7 @@ public final class ApplicationLayer {
         else { return nil }
         var s = Subscriber(imsi: request.imsi, msisdn: request.msisdn, imei: request.imei)
         s.apn = request.apn
+        s.imeisv = request.imeisv
         s.addresses = m.endUserAddresses
         s.dataTEIDs = request.dataTEIDs + m.dataTEIDs.filter { !request.dataTEIDs.contains($0) }
         return s.imsi != nil || s.msisdn != nil || s.imei != nil ? s : nil

@@ -14,8 +14,11 @@ public struct GTPControlMessage: Sendable, Equatable {
     public var imsi: String?
     /// International number, digits only (the country code first).
     public var msisdn: String?
-    /// IMEI or IMEISV digits (GTPv1 IMEI(SV) IE; GTPv2 MEI).
+    /// The handset's IMEI (15 digits with its Luhn check digit), from the GTPv1 IMEI(SV) IE or the GTPv2 MEI; an
+    /// IMEISV (16 digits: no check digit, a 2-digit software version) gives its first 14 digits and the check digit.
     public var imei: String?
+    /// The IMEISV as sent, when the message carried one.
+    public var imeisv: String?
     public var apn: String?
     /// Cause value of a response (GTPv1: 128 = request accepted; GTPv2: 16 = request accepted).
     public var cause: UInt8?
@@ -23,8 +26,9 @@ public struct GTPControlMessage: Sendable, Equatable {
     public var endUserAddresses: [IPAddress] = []
     /// User-plane TEIDs the message assigns: GTPv1 TEID Data I, GTPv2 F-TEIDs of the bearer contexts.
     public var dataTEIDs: [UInt32] = []
-    /// Control-plane TEID the sender assigns (GTPv1 TEID Control Plane; GTPv2 the sender's F-TEID).
-    public var controlTEID: UInt32?
+    /// Control-plane TEIDs the message assigns: GTPv1 TEID Control Plane; GTPv2 the F-TEIDs outside bearer
+    /// contexts (the sender's first, then a PGW's), in order.
+    public var controlTEIDs: [UInt32] = []
     /// The information elements stopped being readable at this offset of the message (nil: all read).
     public var malformedAt: Int?
 
@@ -153,13 +157,13 @@ public struct GTPControlMessage: Sendable, Equatable {
             case 1: m.cause = v.u8(0)
             case 2: m.imsi = tbcd(v)
             case 16: m.dataTEIDs.append(v.be32(0))
-            case 17: m.controlTEID = v.be32(0)
+            case 17: m.controlTEIDs.append(v.be32(0))
             case 128:  // End User Address: PDP type organisation (1: IETF), number (0x21 IPv4, 0x57 IPv6, 0x8D both)
                 if length >= 2, v.u8(0) & 0x0F == 1 { m.endUserAddresses += pdpAddresses(v, from: 2, type: v.u8(1)) }
             case 131: m.apn = apn(v)
             case 134:  // MSISDN: nature of number and plan, then the digits
                 if length >= 2 { m.msisdn = tbcd(UnsafeRawBufferPointer(rebasing: v[1...])) }
-            case 154: m.imei = tbcd(v)
+            case 154: m.setEquipment(tbcd(v))
             default: break
             }
             i = valueAt + length
@@ -214,7 +218,6 @@ public struct GTPControlMessage: Sendable, Equatable {
             guard i + 4 <= end else { m.malformedAt = i; return }
             let type = b.u8(i)
             let length = Int(b.be16(i + 1))
-            let instance = b.u8(i + 3) & 0x0F
             let valueAt = i + 4
             guard valueAt + length <= end else { m.malformedAt = i; return }
             let v = UnsafeRawBufferPointer(rebasing: b[valueAt..<(valueAt + length)])
@@ -222,7 +225,7 @@ public struct GTPControlMessage: Sendable, Equatable {
             case 1: m.imsi = tbcd(v)
             case 2: if length >= 1 { m.cause = v.u8(0) }
             case 71: m.apn = apn(v)
-            case 75: m.imei = tbcd(v)
+            case 75: m.setEquipment(tbcd(v))
             case 76: m.msisdn = tbcd(v)
             case 79:  // PDN Address Allocation: PDN type (1 IPv4, 2 IPv6 with prefix length, 3 both)
                 if length >= 1 {
@@ -238,8 +241,7 @@ public struct GTPControlMessage: Sendable, Equatable {
                 }
             case 87:  // F-TEID: flags and interface type, TEID/GRE key
                 if length >= 5 {
-                    let teid = v.be32(1)
-                    if depth == 0 && instance == 0 { m.controlTEID = teid } else if !m.dataTEIDs.contains(teid) { m.dataTEIDs.append(teid) }
+                    if depth == 0 { m.controlTEIDs.append(v.be32(1)) } else { m.dataTEIDs.append(v.be32(1)) }
                 }
             case 93 where depth == 0:  // Bearer Context (grouped)
                 v2Elements(b, from: valueAt, to: valueAt + length, depth: 1, into: &m)
@@ -250,6 +252,32 @@ public struct GTPControlMessage: Sendable, Equatable {
     }
 
     // MARK: Fields
+
+    /// An IMEI(SV)/MEI value: 15 digits are an IMEI, 16 an IMEISV.
+    mutating func setEquipment(_ digits: String?) {
+        guard let d = digits else { return }
+        if d.count == 16 {
+            imeisv = d
+            imei = Self.imei(fromIMEISV: d)
+        } else {
+            imei = d
+        }
+    }
+
+    /// The IMEI of an IMEISV: its first 14 digits (TAC and serial number) and their Luhn check digit.
+    public static func imei(fromIMEISV sv: String) -> String {
+        let body = Array(sv.utf8.prefix(14))
+        var total = 0
+        for (i, c) in body.reversed().enumerated() {
+            var n = Int(c) - 48
+            if i % 2 == 0 {
+                n *= 2
+                if n > 9 { n -= 9 }
+            }
+            total += n
+        }
+        return String(decoding: body, as: UTF8.self) + String((10 - total % 10) % 10)
+    }
 
     /// Telephony BCD digits (low nibble first; 0xF fills the last byte). Nil when a nibble is not a digit before
     /// the filler.
@@ -286,6 +314,7 @@ public struct Subscriber: Sendable, Hashable {
     public var imsi: String?
     public var msisdn: String?
     public var imei: String?
+    public var imeisv: String?
     public var apn: String?
     public var addresses: [IPAddress] = []
     public var dataTEIDs: [UInt32] = []

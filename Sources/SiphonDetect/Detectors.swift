@@ -47,8 +47,11 @@ extension DetectionEngine {
             for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
         case .dhcp(let m):
             dhcp(m, flow: f, direction: direction, timestamp: timestamp)
-        case .gtpc(_, let subscriber?):
-            link.subscribe(subscriber)
+        case .gtpc(_, let subscriber):
+            // Both ends of GTP-C are core nodes (MME, SGW, SGSN, GGSN), not devices.
+            link.mark(mac: f.clientMAC, .mobileCore)
+            link.mark(mac: f.serverMAC, .mobileCore)
+            if let subscriber { link.subscribe(subscriber) }
         default:
             break
         }

@@ -166,6 +166,8 @@ public final class LinkRegistry {
         public static let dhcpServer = Roles(rawValue: 4)
         /// Answered DNS queries (port 53) of hosts on the link.
         public static let resolver = Roles(rawValue: 8)
+        /// A node of a mobile core: sends or receives GTP (tunnels of subscribers, their sessions' signalling).
+        public static let mobileCore = Roles(rawValue: 16)
 
         public var names: [String] {
             var out: [String] = []
@@ -173,6 +175,7 @@ public final class LinkRegistry {
             if contains(.router) { out.append("router") }
             if contains(.dhcpServer) { out.append("dhcp-server") }
             if contains(.resolver) { out.append("resolver") }
+            if contains(.mobileCore) { out.append("mobile-core") }
             return out
         }
     }
@@ -297,6 +300,7 @@ public final class LinkRegistry {
         if let known = subscriberIdentities[id] {
             merged.msisdn = s.msisdn ?? known.msisdn
             merged.imei = s.imei ?? known.imei
+            merged.imeisv = s.imeisv ?? known.imeisv
             merged.apn = s.apn ?? known.apn
             merged.addresses = known.addresses + s.addresses.filter { !known.addresses.contains($0) }
             merged.dataTEIDs = known.dataTEIDs + s.dataTEIDs.filter { !known.dataTEIDs.contains($0) }

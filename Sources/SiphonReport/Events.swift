@@ -279,9 +279,10 @@ public enum EventEncoder {
         if let v = m.imsi { w.field("imsi", v) }
         if let v = m.msisdn { w.field("msisdn", v) }
         if let v = m.imei { w.field("imei", v) }
+        if let v = m.imeisv { w.field("imeisv", v) }
         if let v = m.apn { w.field("apn", v) }
         if !m.endUserAddresses.isEmpty { w.field("end_user_addresses", m.endUserAddresses.map(\.description)) }
-        if let t = m.controlTEID { w.field("control_teid", t) }
+        if !m.controlTEIDs.isEmpty { w.field("control_teids", integers: m.controlTEIDs.map { Int($0) }) }
         if !m.dataTEIDs.isEmpty { w.field("data_teids", integers: m.dataTEIDs.map { Int($0) }) }
         if let at = m.malformedAt { w.field("malformed_at", at) }
         if let s = subscriber { subscriberObject(s, into: &w) }
@@ -294,6 +295,7 @@ public enum EventEncoder {
         if let v = s.imsi { w.field("imsi", v) }
         if let v = s.msisdn { w.field("msisdn", v) }
         if let v = s.imei { w.field("imei", v) }
+        if let v = s.imeisv { w.field("imeisv", v) }
         if let v = s.apn { w.field("apn", v) }
         w.field("addresses", s.addresses.map(\.description))
         if !s.dataTEIDs.isEmpty { w.field("data_teids", integers: s.dataTEIDs.map { Int($0) }) }

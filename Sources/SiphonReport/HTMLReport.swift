@@ -76,6 +76,7 @@ public enum HTMLReport {
         let addresses = v.addresses.isEmpty ? [v.device.description]
             : v.addresses.map { "\($0.address) (\($0.source.rawValue))" }
         h += "<p class=\"addresses\">Chosen: \(escape(Self.chosen(v.origin))). Addresses: \(escape(addresses.joined(separator: ", "))).</p>\n"
+        if let s = v.subscriber { h += "<p class=\"subscriber\">Subscriber: \(escape(TerminalSummary.subscriberText(s))).</p>\n" }
         h += "<p class=\"verdict sev-\(level)\">\(escape(DeviceVerdict.label(v.severity)))</p>\n"
         h += "<p class=\"headline\">\(escape(v.headline))</p>\n"
         if let i = v.incomplete { h += "<p class=\"incomplete\">Incomplete capture: \(escape(i)). The verdict rests on part of what the device said.</p>\n" }

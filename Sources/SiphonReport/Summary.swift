@@ -1,4 +1,5 @@
 public import SiphonCore
+internal import SiphonApp
 internal import SiphonDecode
 public import SiphonDetect
 
@@ -76,6 +77,16 @@ public enum TerminalSummary {
         return out
     }
 
+    /// What the mobile core said of a phone: "IMSI ..., MSISDN +..., IMEI ..., APN ...".
+    static func subscriberText(_ s: Subscriber) -> String {
+        var parts: [String] = []
+        if let v = s.imsi { parts.append("IMSI " + v) }
+        if let v = s.msisdn { parts.append("MSISDN +" + v) }
+        if let v = s.imei { parts.append("IMEI " + v) }
+        if let v = s.apn { parts.append("APN " + v) }
+        return parts.joined(separator: ", ")
+    }
+
     /// A device's verdict: who it is, the verdict and why, and its endpoints (foreign first) in a table.
     static func verdict(_ v: DeviceVerdict, width: Int, paint: Paint) -> String {
         var out = "  device \(v.id)"
@@ -85,6 +96,11 @@ public enum TerminalSummary {
         out += " (" + who.joined(separator: ", ") + ")\n"
         let addresses = v.addresses.isEmpty ? v.device.description : v.addresses.map(\.address.description).joined(separator: ", ")
         for (i, line) in wrap(addresses, width: width - 16).enumerated() { out += (i == 0 ? "    addresses: " : "               ") + line + "\n" }
+        if let s = v.subscriber {
+            for (i, line) in wrap(subscriberText(s), width: width - 17).enumerated() {
+                out += (i == 0 ? "    subscriber: " : "                ") + line + "\n"
+            }
+        }
         out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity))
             + (v.incomplete.map { " (incomplete capture: \($0))" } ?? "") + "\n"
         for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }

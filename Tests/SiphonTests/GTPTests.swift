@@ -208,7 +208,7 @@ import Testing
 
     /// GTPv1-C create PDP context messages: IMSI, MSISDN, sequence numbers and end-user addresses equal tshark's,
     /// and an accepted response completes the subscriber its request named.
-    @Test(arguments: ["pdp_ctx_messages.pcapng", "gtp_create_pdp_ctx.pcap", "gtp_control_prime.pcap"])
+    @Test(arguments: ["pdp_ctx_messages.pcapng", "gtp_create_pdp_ctx.pcap", "gtp_control_prime.pcap", "gtp-bench.pcap"])
     func controlMessagesEqualTshark(_ name: String) throws {
         let path = Repo.path("captures/gtp/" + name)
         let expected = try Self.tshark(path)["gtpc"] as! [[String: Any]]
@@ -221,18 +221,104 @@ import Testing
             #expect(g["message_type"] as? Int == t["message_type"] as? Int)
             #expect(g["imsi"] as? String == t["imsi"] as? String, "\(name) frame \(t["frame"]!)")
             #expect(g["msisdn"] as? String == t["msisdn"] as? String, "\(name) frame \(t["frame"]!)")
-            #expect(g["imei"] as? String == t["imei"] as? String, "\(name) frame \(t["frame"]!)")
+            // tshark shows the IMEI(SV) as sent; Siphon also derives the IMEI of an IMEISV.
+            #expect((g["imeisv"] ?? g["imei"]) as? String == t["imei"] as? String, "\(name) frame \(t["frame"]!)")
             #expect(g["sequence"] as? Int == t["sequence"] as? Int)
-            #expect((g["end_user_addresses"] as? [String] ?? []) == (t["end_user_addresses"] as? [String] ?? []))
-            if let teids = t["teids"] as? [Int] { #expect(g["data_teids"] as? [Int] == teids, "\(name) frame \(t["frame"]!)") }
+            // A request's empty address fields (0.0.0.0, ::) are no addresses.
+            #expect((g["end_user_addresses"] as? [String] ?? []) == (t["end_user_addresses"] as? [String] ?? []).filter { !["0.0.0.0", "::"].contains($0) })
+            // tshark's TEIDs: GTPv1 TEID Data I; GTPv2 every F-TEID in order (the control ones, then the bearers').
+            if let teids = t["teids"] as? [Int] {
+                let ours = t["version"] as? Int == 1 ? g["data_teids"] as? [Int] ?? []
+                    : (g["control_teids"] as? [Int] ?? []) + (g["data_teids"] as? [Int] ?? [])
+                #expect(ours == teids, "\(name) frame \(t["frame"]!)")
+            }
             // A response names the subscriber of the request with its sequence number.
             if let s = g["subscriber"] as? [String: Any], let request = expected.first(where: {
-                $0["sequence"] as? Int == t["sequence"] as? Int && $0["message_type"] as? Int == 16 }) {
+                $0["sequence"] as? Int == t["sequence"] as? Int && [16, 32].contains($0["message_type"] as? Int ?? 0) }) {
                 #expect(s["imsi"] as? String == request["imsi"] as? String)
                 #expect(s["addresses"] as? [String] == t["end_user_addresses"] as? [String])
             }
         }
         #expect(ours.contains { ($0["gtpc"] as! [String: Any])["subscriber"] != nil })
+    }
+}
+
+extension GTPTests {
+    /// The generated bench (scripts/gen_cellular.py, manifest gtp-bench.json): each phone is the subscriber GTP-C
+    /// named (IMSI, MSISDN, IMEI from its IMEISV, every address it was given), its inner flows' alerts carry that
+    /// identity, and the core nodes at the tunnels' and GTP-C's ends are infrastructure, not devices.
+    @Test func benchPhonesAreTheSubscribersTheCoreNamed() throws {
+        let manifest = try #require(try Repo.json("captures/gtp/gtp-bench.json") as? [String: Any])
+        let phones = manifest["phones"] as! [[String: Any]]
+        let path = Repo.path("captures/gtp/gtp-bench.pcap")
+        let (events, result) = scanEvents(path)
+        #expect(Int(result.statistics.packets) == manifest["packets"] as! Int)
+        #expect(Int(result.statistics.datagramsReassembled) == manifest["outer_fragmented_datagrams"] as! Int)
+        #expect(result.statistics.undecodableTotal == 0)
+        let verdicts = events.filter { $0["event_type"] as? String == "verdict" }
+        // Two phones; the five core nodes are left out.
+        #expect(Set(verdicts.map { $0["device_id"] as! String }) == Set(phones.map { $0["device_id"] as! String }))
+        for phone in phones {
+            let id = phone["device_id"] as! String
+            let v = try #require(verdicts.first { $0["device_id"] as? String == id })
+            #expect(v["chosen"] as? String == "gtp-c")
+            let s = try #require(v["subscriber"] as? [String: Any])
+            for field in ["imsi", "msisdn", "imei", "imeisv", "apn"] { #expect(s[field] as? String == phone[field] as? String, "\(id) \(field)") }
+            let given = [phone["ipv4"], phone["ipv6"]].compactMap { $0 as? String }
+            #expect(s["addresses"] as? [String] == given)
+            #expect(Set((v["addresses"] as! [[String: Any]]).map { $0["ip"] as! String }).isSubset(of: Set(given)))
+            // Every alert about the phone's inner flows carries its identity; the leak names the packets tshark
+            // finds holding the identifier (inside the tunnel).
+            let alerts = events.filter { $0["event_type"] as? String == "alert" && given.contains($0["src_ip"] as? String ?? "") }
+            #expect(!alerts.isEmpty && alerts.allSatisfy { $0["device_id"] as? String == id }, "\(id)")
+            let leaked = phone["beacon"] != nil ? phone["imei"] as! String : phone["imsi"] as! String
+            let leaks = alerts.filter { ($0["alert"] as! [String: Any])["category"] as? String == "identifier-leak" }
+            #expect(!leaks.isEmpty)
+            let frames = leaks.flatMap { ($0["frames"] as? [[String: Any]] ?? []).map { $0["frame"] as! Int } }.sorted()
+            let r = shell("(tshark -r '\(path)' -Y 'frame contains \"\(leaked)\"' -T fields -e frame.number) 2>/dev/null")
+            // One alert per device, endpoint and identifier: it names the first packet that carried it.
+            let holding = r.out.split(separator: "\n").compactMap { Int($0) }
+            #expect(!holding.isEmpty && frames == [holding[0]], "\(id): siphon \(frames), tshark \(holding)")
+        }
+        // Phone A's beacon: six contacts at the manifest's times.
+        let a = phones[0]
+        let beacon = a["beacon"] as! [String: Any]
+        let starts = beacon["starts"] as! [Double]
+        let beaconing = try #require(events.first { ($0["alert"] as? [String: Any])?["category"] as? String == "beaconing" })
+        let evidence = beaconing["evidence"] as! [String: Any]
+        #expect(evidence["contacts"] as? Int == starts.count)
+        let intervals = zip(starts.dropFirst(), starts).map { $0 - $1 }.sorted()
+        let median = (intervals[intervals.count / 2] + intervals[(intervals.count - 1) / 2]) / 2
+        #expect(abs((evidence["median_interval_s"] as! Double) - median) < 0.01)
+        // Tunnels: the outer pairs and TEIDs the manifest gives.
+        let tunnels = events.filter { $0["event_type"] as? String == "tunnel" }
+        for phone in phones {
+            let outer = Set((phone["outer"] as! [String]).map(normalized))
+            let t = try #require(tunnels.first { Set([$0["outer_src_ip"] as! String, $0["outer_dest_ip"] as! String]) == outer })
+            let teids = Set(((t["client"] as! [String: Any])["teids"] as! [Int]) + ((t["server"] as! [String: Any])["teids"] as! [Int]))
+            #expect(teids == Set(phone["teids"] as! [Int]))
+        }
+    }
+
+    /// A malformed GTP-C message never stops the scan and says where its elements broke off; G-PDUs whose header
+    /// or inner packet is broken are counted undecodable with a `gtp` reason (cut copies of the bench's packets).
+    @Test func brokenGTPIsCountedNotFatal() throws {
+        let dir = try temporaryFolder("gtp-cut")
+        let cut = dir + "/cut.pcap"
+        // Every packet cut to 60 bytes: inside GTP-C elements, inside G-PDU headers and inner packets.
+        let r = shell("editcap -s 60 '\(Repo.path("captures/gtp/gtp-bench.pcap"))' '\(cut)'")
+        #expect(r.status == 0, "\(r.out)")
+        let (events, result) = scanEvents(cut)
+        #expect(result.error == nil)
+        #expect(result.statistics.packets == 102)
+        #expect(result.statistics.decoded + result.statistics.undecodableTotal == result.statistics.packets)
+        let gtpc = events.filter { $0["event_type"] as? String == "gtpc" }
+        #expect(gtpc.count == (try Self.tshark(Repo.path("captures/gtp/gtp-bench.pcap"))["gtpc"] as! [Any]).count)
+        #expect(gtpc.contains { ($0["gtpc"] as! [String: Any])["malformed_at"] != nil })
+        // A cut G-PDU still decapsulates (its inner headers are there: 14 + 20 + 8 + 16 = 58 bytes before the
+        // inner IPv4 header of an uplink packet; 14 + 20 + 8 + 8 = 50 for a downlink one); the uplink ones lose
+        // their inner header and are undecodable at the inner IPv4 layer, the IPv6-outer ones at GTP.
+        #expect(result.statistics.undecodable.keys.contains { $0.description.hasPrefix("ipv4:") || $0.description.hasPrefix("gtp:") })
     }
 }
 
