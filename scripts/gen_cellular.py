@@ -249,3 +249,238 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# --- GSM air interface (GSMTAP) --------------------------------------------------------------------------------
+
+GSM7 = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+        "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+assert len(GSM7) == 128
+
+
+def septets(text):
+    return [GSM7.index(c) for c in text]
+
+
+def pack7(values, fill_bits=0):
+    """Packs septets LSB first, after `fill_bits` zero bits (the fill after a user data header)."""
+    bits, n, out = 0, fill_bits, bytearray()
+    for v in values:
+        bits |= v << n
+        n += 7
+        while n >= 8:
+            out.append(bits & 0xFF)
+            bits >>= 8
+            n -= 8
+    if n:
+        out.append(bits & 0xFF)
+    return bytes(out)
+
+
+def address(number):
+    """A TP or RP address: international type, BCD digits."""
+    return bytes([0x91]) + tbcd(number)
+
+
+def mobile_identity(kind, digits):
+    """TS 24.008 10.5.1.4: first digit and odd flag with the type, then BCD; TMSI: 0xF4 and 4 bytes."""
+    if kind == "tmsi":
+        return bytes([0xF4]) + bytes.fromhex(digits)
+    t = {"imsi": 1, "imei": 2, "imeisv": 3}[kind]
+    first = int(digits[0]) << 4 | (0x08 if len(digits) % 2 else 0) | t
+    return bytes([first]) + tbcd(digits[1:])
+
+
+def submit(mr, number, text, encoding="gsm7", concat=None):
+    """An SMS-SUBMIT TPDU (TS 23.040 9.2.2.2), no validity period."""
+    header = b""
+    if concat:
+        header = bytes([5, 0, 3]) + bytes(concat)  # UDHL 5: IE 0 (8-bit reference), reference, parts, part
+    first = 0x01 | (0x40 if header else 0)
+    da = bytes([len(number)]) + address(number)
+    if encoding == "gsm7":
+        fill = (7 - len(header) * 8 % 7) % 7
+        body = pack7(septets(text), fill)
+        udl = (len(header) * 8 + fill) // 7 + len(text)
+        dcs = 0x00
+        ud = header + body
+    else:
+        ud = header + text.encode("utf-16-be")
+        udl = len(ud)
+        dcs = 0x08
+    return bytes([first, mr]) + da + bytes([0x00, dcs, udl]) + ud
+
+
+def deliver(number, text):
+    """An SMS-DELIVER TPDU (TS 23.040 9.2.2.1), 7-bit."""
+    oa = bytes([len(number)]) + address(number)
+    scts = bytes([0x52, 0x30, 0x41, 0x90, 0x00, 0x00, 0x40])  # 2025-03-14 09:00:00 +01:00 (semi-octets)
+    return bytes([0x04]) + oa + bytes([0x00, 0x00]) + scts + bytes([len(text)]) + pack7(septets(text))
+
+
+def cp_data(ti_flag, rp):
+    return bytes([(0x80 if ti_flag else 0) | 0x09, 0x01, len(rp)]) + rp
+
+
+def ussd_component(invoke, text):
+    """A MAP processUnstructuredSS-Request invoke (A1) or its return result (A2), USSD string 7-bit packed (a
+    carriage return fills a last octet's 7 spare bits, TS 23.038 6.1.2.3.1)."""
+    values = septets(text)
+    if len(values) * 7 % 8 == 1:
+        values.append(0x0D)
+    s = pack7(values)
+    param = bytes([0x30, 3 + 2 + len(s), 0x04, 0x01, 0x0F, 0x04, len(s)]) + s
+    if invoke:
+        body = bytes([0x02, 0x01, 0x01, 0x02, 0x01, 0x3B]) + param
+        return bytes([0xA1, len(body)]) + body
+    result = bytes([0x30, 3 + len(param), 0x02, 0x01, 0x3B]) + param
+    body = bytes([0x02, 0x01, 0x01]) + result
+    return bytes([0xA2, len(body)]) + body
+
+
+class Um:
+    """GSMTAP (UDP 4729) from a lab BTS: LAPDm frames on SDCCH/8 sub-channels, segmented at 20 bytes."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.fn = 1000
+        self.seq = {}  # (subslot, uplink, sapi) -> next N(S)
+
+    def frame(self, t, subslot, uplink, sapi, control, info=b"", more=False):
+        cr = 0 if uplink else 1
+        lapdm = bytes([(sapi << 2) | (cr << 1) | 1, control, (len(info) << 2) | (2 if more else 0) | 1]) + info
+        lapdm += b"\x2b" * (23 - len(lapdm))
+        self.fn += 51
+        arfcn = 871 | (0x4000 if uplink else 0)
+        gsmtap = struct.pack("!BBBBHbbIBBBB", 2, 4, 1, 1, arfcn, -60, 0, self.fn, 8, 0, subslot, 0)
+        self.bench.udp(t, "192.0.2.20", "192.0.2.21", 33000, 4729, gsmtap + lapdm, MAC["bts"], MAC["collector"])
+
+    def sabm(self, t, subslot, sapi, info=b""):
+        self.seq[(subslot, True, sapi)] = 0
+        self.seq[(subslot, False, sapi)] = 0
+        self.frame(t, subslot, True, sapi, 0x3F, info)
+        self.frame(t + 0.01, subslot, False, sapi, 0x73)
+
+    def send(self, t, subslot, uplink, sapi, l3):
+        """An L3 message in I-frames of at most 20 bytes (M bit on all but the last)."""
+        pieces = [l3[i:i + 20] for i in range(0, len(l3), 20)] or [b""]
+        for k, piece in enumerate(pieces):
+            key = (subslot, uplink, sapi)
+            ns = self.seq.get(key, 0)
+            self.seq[key] = (ns + 1) % 8
+            nr = self.seq.get((subslot, not uplink, sapi), 0)
+            self.frame(t + k * 0.235, subslot, uplink, sapi, (nr << 5) | (ns << 1), piece, more=k < len(pieces) - 1)
+        return t + len(pieces) * 0.235
+
+    def release(self, t, subslot):
+        self.send(t, subslot, False, 0, bytes([0x06, 0x0D, 0x00]))
+
+
+def gsm(out_dir):
+    MAC["bts"] = bytes.fromhex("0200c0000020")
+    MAC["collector"] = bytes.fromhex("0200c0000021")
+    bench = Bench()
+    um = Um(bench)
+    X = {"imsi": "208101112223334", "imeisv": "4901542032375101", "tmsi": "1a2b3c4d", "smsc": "33689004000"}
+    X["imei"] = "49015420323751" + luhn("49015420323751")
+    lai = bytes([0x02, 0xF8, 0x01, 0x00, 0x17])  # MCC 208, MNC 10, LAC 23
+    classmark2 = bytes([0x03, 0x57, 0x19, 0x81])
+    t = T0
+    messages = []
+
+    # Location update: IMSI, identity request for the IMEISV, a new TMSI.
+    um.sabm(t, 2, 0, bytes([0x05, 0x08, 0x70]) + lai + bytes([0x57, 8]) + mobile_identity("imsi", X["imsi"]))
+    um.send(t + 0.1, 2, False, 0, bytes([0x05, 0x18, 0x03]))
+    um.send(t + 0.3, 2, True, 0, bytes([0x05, 0x19, 9]) + mobile_identity("imeisv", X["imeisv"]))
+    um.send(t + 0.5, 2, False, 0, bytes([0x05, 0x02]) + lai + bytes([0x17, 5]) + mobile_identity("tmsi", X["tmsi"]))
+    um.send(t + 0.7, 2, True, 0, bytes([0x05, 0x1B]))
+    um.release(t + 0.9, 2)
+
+    def service(t, subslot, kind):
+        """CM service request with the TMSI (4: SMS, 8: supplementary services, 1: call), then accept."""
+        um.sabm(t, subslot, 0, bytes([0x05, 0x24, 0x70 | kind]) + classmark2 + bytes([5]) + mobile_identity("tmsi", X["tmsi"]))
+        um.send(t + 0.1, subslot, False, 0, bytes([0x05, 0x21]))
+
+    def sms(t, subslot, ref, tpdu, note):
+        service(t, subslot, 4)
+        um.sabm(t + 0.3, subslot, 3)
+        rp = bytes([0x00, ref, 0x00]) + bytes([len(address(X["smsc"]))]) + address(X["smsc"]) + bytes([len(tpdu)]) + tpdu
+        end = um.send(t + 0.5, subslot, True, 3, cp_data(False, rp))
+        um.send(end + 0.1, subslot, False, 3, bytes([0x89, 0x04]))
+        um.send(end + 0.3, subslot, False, 3, cp_data(True, bytes([0x03, ref])))
+        um.send(end + 0.5, subslot, True, 3, bytes([0x09, 0x04]))
+        um.release(end + 0.7, subslot)
+        messages.append(dict(note, time=round(t, 6)))
+
+    text1 = f"IMEI {X['imei']} loc 48.8566,2.3522"
+    sms(T0 + 60, 3, 1, submit(1, "8613800138000", text1), {"kind": "sms", "number": "+8613800138000", "text": text1, "encoding": "gsm7"})
+    text2 = f"Привет {X['imei']}"
+    sms(T0 + 120, 3, 2, submit(2, "79161234567", text2, "ucs2"), {"kind": "sms", "number": "+79161234567", "text": text2, "encoding": "ucs2"})
+    long_text = "Rapport complet: abonne " + X["imsi"] + " cellule 23 batterie 81 pct, contacts 42, fin."
+    cut = long_text.index(X["imsi"]) + 7  # the IMSI straddles the two parts
+    parts = [long_text[:cut], long_text[cut:]]
+    for k, part in enumerate(parts):
+        sms(T0 + 180 + 20 * k, 3, 3 + k, submit(3 + k, "8613800138000", part, concat=(0x42, 2, k + 1)),
+            {"kind": "sms", "number": "+8613800138000", "text": part, "encoding": "gsm7", "concat": [0x42, 2, k + 1]})
+
+    # USSD balance query.
+    service(T0 + 240, 4, 8)
+    register = bytes([0x0B, 0x3B]) + bytes([0x1C, len(ussd_component(True, "*100#"))]) + ussd_component(True, "*100#") + bytes([0x7F, 0x01, 0x00])
+    end = um.send(T0 + 240.3, 4, True, 0, register)
+    reply = bytes([0x8B, 0x2A]) + bytes([0x1C, len(ussd_component(False, "Solde: 5.00 EUR"))]) + ussd_component(False, "Solde: 5.00 EUR")
+    um.send(end + 0.4, 4, False, 0, reply)
+    um.release(end + 0.8, 4)
+    messages.append({"kind": "ussd", "request": "*100#", "reply": "Solde: 5.00 EUR", "time": T0 + 240})
+
+    # A benign SMS home.
+    text3 = "On arrive dans 10 min"
+    sms(T0 + 300, 3, 6, submit(6, "33612345678", text3), {"kind": "sms", "number": "+33612345678", "text": text3, "encoding": "gsm7"})
+
+    # A call abroad: SETUP with the called party's number.
+    service(T0 + 360, 5, 1)
+    called = bytes([0x91]) + tbcd("861012345678")
+    um.send(T0 + 360.3, 5, True, 0, bytes([0x03, 0x05, 0x04, 0x01, 0xA0, 0x5E, len(called)]) + called)
+    um.release(T0 + 362, 5)
+    messages.append({"kind": "call", "number": "+861012345678", "time": T0 + 360})
+
+    # A mobile-terminated SMS from home (paging, then the SMS down).
+    um.sabm(T0 + 420, 6, 0, bytes([0x06, 0x27, 0x07]) + classmark2 + bytes([5]) + mobile_identity("tmsi", X["tmsi"]))
+    um.sabm(T0 + 420.3, 6, 3)
+    rp = bytes([0x01, 0x10, len(address(X["smsc"]))]) + address(X["smsc"]) + bytes([0x00])
+    tpdu = deliver("33698765432", "Rdv demain 9h")
+    end = um.send(T0 + 420.5, 6, False, 3, cp_data(False, rp + bytes([len(tpdu)]) + tpdu))
+    um.send(end + 0.2, 6, True, 3, bytes([0x89, 0x04]))
+    um.release(end + 0.5, 6)
+    messages.append({"kind": "sms-deliver", "number": "+33698765432", "text": "Rdv demain 9h", "time": T0 + 420})
+
+    # A heartbeat: an SMS every 15 min (jitter under 20 s) to another number abroad.
+    rng = random.Random(1617)
+    beats = []
+    for i in range(6):
+        when = T0 + 900 + 900 * i + rng.uniform(-20, 20)
+        beats.append(round(when, 6))
+        sms(when, 7, 20 + i, submit(20 + i, "8613900139000", f"HB {i} ok"),
+            {"kind": "sms", "number": "+8613900139000", "text": f"HB {i} ok", "encoding": "gsm7"})
+
+    path = os.path.join(out_dir, "gsm-bench.pcap")
+    os.makedirs(out_dir, exist_ok=True)
+    count = bench.cap.write(path)
+    # The same GSMTAP packets without Ethernet, IP and UDP: LINKTYPE_GSMTAP_UM (217).
+    with open(os.path.join(out_dir, "gsm-bench-linktype.pcap"), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 217))
+        for ts, data in bench.cap.packets:
+            sec = int(ts)
+            usec = int(round((ts - sec) * 1e6))
+            if usec == 1_000_000:
+                sec, usec = sec + 1, 0
+            payload = data[14 + 20 + 8:]
+            f.write(struct.pack("<IIII", sec, usec, len(payload), len(payload)) + payload)
+    manifest = {"phone": X, "messages": messages, "heartbeat": {"number": "+8613900139000", "times": beats}, "packets": count}
+    with open(os.path.join(out_dir, "gsm-bench.json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True, ensure_ascii=False)
+        f.write("\n")
+    print(f"{path}: {count} packets")
+
+
+if __name__ == "__main__" and len(sys.argv) <= 2:
+    gsm(os.path.join(ROOT, "captures/gsm") if len(sys.argv) < 2 else os.path.join(sys.argv[1], "../gsm"))

@@ -61,6 +61,8 @@ public final class ScanPipeline {
     public let fragments: FragmentReassembler
     /// Tunnels the capture carried (GTP-U), with their inner flows' discriminators.
     public let tunnels = TunnelTable()
+    /// The GSM air interface (GSMTAP): identities, calls, SMS, USSD.
+    public let cellular = CellularLayer()
     private let output: EventOutput?
     private let geo: GeoDatabase?
     private let intel: IndicatorSet?
@@ -148,6 +150,15 @@ public final class ScanPipeline {
             number: captured.frame, timestamp: captured.timestamp,
             interface: recordsInterfaces ? Int32(truncatingIfNeeded: captured.interfaceID) : -1)
         reassembler.frame = currentFrame
+        if captured.linkType == .gsmtapUm {
+            // GSMTAP without UDP: no IP, no flow; decoded when GSMTAP parses.
+            if gsmtap(captured.bytes, timestamp: captured.timestamp) {
+                statistics.decoded &+= 1
+            } else {
+                statistics.undecodable[UndecodableReason(layer: .link, what: "not-gsmtap"), default: 0] &+= 1
+            }
+            return
+        }
 
         // A local value: decoded in place (or copied once from the reader thread's side record), then lent to the
         // flow table and the checksum without copies (a value reached through a pointer or an inout parameter is
@@ -217,6 +228,39 @@ public final class ScanPipeline {
         }
         if !flows.ended.isEmpty { drainEndedFlows() }
         if openFlowsDue(captured.timestamp) { checkOpenFlows(at: captured.timestamp) }
+    }
+
+    /// A GSMTAP packet: its GSM messages go out as events and to the detectors. Returns whether it was GSMTAP.
+    @discardableResult
+    private func gsmtap(_ bytes: UnsafeRawBufferPointer, timestamp: Timestamp) -> Bool {
+        let before = cellular.gsmtapPackets
+        cellular.feed(bytes, timestamp: timestamp, frame: currentFrame)
+        let events = cellular.takeEvents()
+        if let detection { detection.numbering = numbering }
+        for e in events {
+            if let output { output.write(EventEncoder.cellular(e, capture: capture, geo: numberInfo)) }
+            if let detection {
+                detection.cellular(e, number: numberOf(e).flatMap(numberInfo))
+                writeAlerts(flow: nil)
+            }
+        }
+        return cellular.gsmtapPackets != before
+    }
+
+    /// The numbering plan and the home countries numbers are judged against.
+    private var numbering: NumberingPlan? { NumberingPlan.embedded }
+    private lazy var home: Set<String> = geo?.homeCountries ?? ["FR"]
+
+    private func numberInfo(_ n: PhoneNumber) -> NumberInfo? {
+        numbering?.classify(n.digits, international: n.isInternational, home: home)
+    }
+
+    private func numberOf(_ e: CellularEvent) -> PhoneNumber? {
+        switch e.message {
+        case .sms(let m, _, _): m.number
+        case .callSetup(let n): n
+        default: nil
+        }
     }
 
     /// A packet that came out of a tunnel: the tunnel's accounts, and its exact discriminator for the flow key.
@@ -402,6 +446,13 @@ public final class ScanPipeline {
         recorder.now = timestamp
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[packet.payloadOffset..<(packet.payloadOffset + packet.payloadCaptured)])
+        if packet.transport == .udp, packet.destinationPort == GSMTAPHeader.port || packet.sourcePort == GSMTAPHeader.port {
+            // The base station and the host it reports to are the lab's radio network, not devices.
+            if gsmtap(payload, timestamp: timestamp), packet.hasMACs, let detection {
+                detection.link.mark(mac: packet.sourceMAC, .mobileCore)
+                detection.link.mark(mac: packet.destinationMAC, .mobileCore)
+            }
+        }
         if packet.transport == .udp {
             recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp, frame: currentFrame)
         } else {
@@ -570,6 +621,13 @@ public final class ScanPipeline {
         if let output { for t in tunnels.tunnels { output.write(EventEncoder.tunnel(t, capture: capture)) } }
         statistics.tunnels = UInt64(tunnels.tunnels.count)
         statistics.tunnelDiscriminatorClashes = tunnels.discriminatorClashes
+        cellular.finish()
+        statistics.gsmtapPackets = cellular.gsmtapPackets
+        statistics.gsmMessages = cellular.messages
+        statistics.gsmMalformed = cellular.malformed
+        statistics.gsmtapOther = cellular.notGSM
+        statistics.lapdmRetransmissions = UInt64(cellular.lapdmRetransmissions)
+        statistics.smsIncomplete = UInt64(cellular.incompleteConcatenations)
         // The figures first: verdicts say whether the capture was complete.
         statistics.flows = flows.createdCount
         statistics.flowsEvicted = flows.evictions

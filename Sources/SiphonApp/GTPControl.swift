@@ -315,6 +315,8 @@ public struct Subscriber: Sendable, Hashable {
     public var msisdn: String?
     public var imei: String?
     public var imeisv: String?
+    /// The temporary identity the GSM network gave it (8 hex digits).
+    public var tmsi: String?
     public var apn: String?
     public var addresses: [IPAddress] = []
     public var dataTEIDs: [UInt32] = []

@@ -16,6 +16,8 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     @inlinable public static var ipv4: LinkType { LinkType(rawValue: 228) }
     @inlinable public static var ipv6: LinkType { LinkType(rawValue: 229) }
     @inlinable public static var linuxSLL2: LinkType { LinkType(rawValue: 276) }
+    /// GSMTAP with its Um payload, no UDP (LINKTYPE_GSMTAP_UM).
+    @inlinable public static var gsmtapUm: LinkType { LinkType(rawValue: 217) }
 
     /// Maps a libpcap `DLT_*` value (what `pcap_datalink` returns) to the `LINKTYPE_*` value.
     /// Only the values that differ between the two spaces on Linux and the BSDs need mapping.
@@ -37,6 +39,7 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
         case .loop: "LOOP"
         case .linuxSLL: "LINUX_SLL"
         case .linuxSLL2: "LINUX_SLL2"
+        case .gsmtapUm: "GSMTAP_UM"
         case .nflog: "NFLOG"
         case .ipv4: "IPV4"
         case .ipv6: "IPV6"

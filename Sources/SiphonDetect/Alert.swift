@@ -1,6 +1,7 @@
 public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
+public import SiphonApp
 
 /// An alert category. The contract's categories (ARCHITECTURE.md) are the static members; declarative rules may
 /// add categories of their own, never rename these.
@@ -98,6 +99,13 @@ public struct Alert: Sendable {
     public var frames: [FrameRef] = []
     /// The alert's number in its scan, from 1 in the order alerts are written (`alert_id`; `siphon extract --alert`).
     public var id = 0
+    /// False for an alert about no flow (an SMS, a call): `flow` is then an empty placeholder.
+    public var hasFlow = true
+    /// The phone number an alert about an SMS or a call is about, and where it leads.
+    public var number: PhoneNumber?
+    public var numberInfo: NumberInfo?
+    /// The endpoint the alert is about, as reports group alerts: the number, else the flow's server address.
+    public var endpointText: String { number?.description ?? flow.serverAddress.description }
 
     public init(
         category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,

@@ -2,7 +2,7 @@ public import SiphonCore
 public import SiphonFlows
 public import SiphonGeo
 public import SiphonIntel
-internal import SiphonApp
+public import SiphonApp
 
 /// Thresholds of the built-in detectors (the rule pack sets them; these defaults are argued in docs/detections.md).
 public struct DetectionConfiguration: Sendable {
@@ -193,6 +193,23 @@ public final class DetectionEngine {
     /// Application facts of live flows, by flow id (taken when the flow ends).
     var facts: [UInt64: FlowFacts] = [:]
     public let identifierScanner: IdentifierScanner
+    /// Per phone × number: the SMS and calls between them (the numbers' ledger, beside the endpoints').
+    public internal(set) var numberLedger: [NumberPair: NumberTotals] = [:]
+    /// Number alerts already raised (category, phone, number, kind).
+    var numberAlerts: Set<String> = []
+    /// The plan numbers are classified with (set by the pipeline; nil: numbers are not located).
+    public var numbering: NumberingPlan?
+    /// Subscriber identities the capture revealed (GTP-C, GSM mobility messages) and already added to the
+    /// identifier scanner as known identifiers: a phone's own IMSI or IMEI is then found wherever it is sent.
+    var learnedIdentifiers: Set<String> = []
+    /// Phones named on the GSM air interface, by identity: what their mobility messages revealed.
+    public internal(set) var gsmPhones: [DeviceID: Subscriber] = [:]
+
+    /// Adds a phone's identity the capture revealed to the identifiers looked for (once).
+    func learn(_ kind: IdentifierKind, _ value: String?) {
+        guard let value, value.count >= 6, learnedIdentifiers.insert(kind.rawValue + value).inserted else { return }
+        identifierScanner.add(KnownIdentifier(kind: kind, value: value))
+    }
 
     /// Country data for endpoints known only from transactions (DNS resolvers, HTTP servers of live flows).
     public let geo: GeoDatabase?

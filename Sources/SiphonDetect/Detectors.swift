@@ -51,7 +51,12 @@ extension DetectionEngine {
             // Both ends of GTP-C are core nodes (MME, SGW, SGSN, GGSN), not devices.
             link.mark(mac: f.clientMAC, .mobileCore)
             link.mark(mac: f.serverMAC, .mobileCore)
-            if let subscriber { link.subscribe(subscriber) }
+            if let subscriber {
+                link.subscribe(subscriber)
+                learn(.imsi, subscriber.imsi)
+                learn(.imei, subscriber.imei)
+                learn(.phone, subscriber.msisdn)
+            }
         default:
             break
         }

@@ -15,6 +15,8 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     case imsi(String)
     case msisdn(String)
     case imei(String)
+    /// A phone on the GSM air interface known only by the temporary identity the network gave it.
+    case tmsi(String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .imsi(let v): "imsi:" + v
         case .msisdn(let v): "msisdn:+" + v
         case .imei(let v): "imei:" + v
+        case .tmsi(let v): "tmsi:" + v
         }
     }
 
@@ -32,7 +35,7 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Whether it is a subscriber identity (IMSI, MSISDN, IMEI).
     public var isSubscriber: Bool {
         switch self {
-        case .imsi, .msisdn, .imei: true
+        case .imsi, .msisdn, .imei, .tmsi: true
         default: false
         }
     }
@@ -45,6 +48,7 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .imsi: 3
         case .msisdn: 4
         case .imei: 5
+        case .tmsi: 6
         }
     }
 
@@ -53,7 +57,7 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
         case (.mac(let x), .mac(let y)): x < y
         case (.address(let x), .address(let y)): x < y
         case (.network(let x), .network(let y)): (x.address, x.bits) < (y.address, y.bits)
-        case (.imsi(let x), .imsi(let y)), (.msisdn(let x), .msisdn(let y)), (.imei(let x), .imei(let y)):
+        case (.imsi(let x), .imsi(let y)), (.msisdn(let x), .msisdn(let y)), (.imei(let x), .imei(let y)), (.tmsi(let x), .tmsi(let y)):
             (x.count, x) < (y.count, y)
         default: a.rank < b.rank
         }
@@ -87,6 +91,8 @@ public enum DeviceOrigin: String, Sendable, Comparable {
     case declared
     /// Named by the mobile core's control plane (GTP-C create messages): a subscriber.
     case gtpc = "gtp-c"
+    /// Named itself on the GSM air interface (GSMTAP: location update, identity response, service request).
+    case gsm
     /// Took a DHCP lease in the capture.
     case dhcp
     /// Announced itself with IPv6 neighbour discovery (address configuration, neighbour solicitations).
@@ -99,7 +105,7 @@ public enum DeviceOrigin: String, Sendable, Comparable {
     var rank: Int {
         switch self {
         case .declared: 0
-        case .gtpc: 1
+        case .gtpc, .gsm: 1
         case .dhcp: 1
         case .ndp: 2
         case .arp: 3
@@ -353,8 +359,9 @@ public final class LinkRegistry {
             return h.declared ? .declared : h.learned
         case .address, .network:
             return declared.isEmpty ? .inferred : .declared
-        case .imsi, .msisdn, .imei:
-            return declared.isEmpty ? .gtpc : .declared
+        case .imsi, .msisdn, .imei, .tmsi:
+            if !declared.isEmpty { return .declared }
+            return subscriberIdentities[id] != nil ? .gtpc : .gsm
         }
     }
 

@@ -14,6 +14,17 @@ public struct EndpointReport: Sendable {
     public var destination: GeoInfo? { totals.destination }
 }
 
+/// One number a phone exchanged SMS or calls with, as the verdict shows it.
+public struct NumberReport: Sendable {
+    public var totals: NumberTotals
+    /// Median interval between the SMS it was sent, when they are a series (seconds).
+    public var period: Double?
+    public var categories: [String]
+    public var severity: Severity?
+    public var number: PhoneNumber { totals.number }
+    public var info: NumberInfo? { totals.info }
+}
+
 /// What the analyst pastes into a report: per device, how bad it looks and why, the endpoints it talked to, and the
 /// alerts ranked by severity.
 public struct DeviceVerdict: Sendable {
@@ -34,6 +45,8 @@ public struct DeviceVerdict: Sendable {
     public var severity: Severity?
     /// The foreign endpoint that corroborates the raise, if any.
     public var corroborated: IPAddress?
+    /// The foreign number that corroborates it (SMS and calls), if no endpoint does.
+    public var corroboratedNumber: PhoneNumber?
     public var headline: String
     /// Set when the capture is known to miss packets (kernel or interface drops): the verdict rests on part of
     /// what the device said.
@@ -46,6 +59,8 @@ public struct DeviceVerdict: Sendable {
     public var receivedForeign = 0
     public var sentHome = 0
     public var sentOther = 0
+    /// Numbers the phone exchanged SMS or calls with, abroad first, then by SMS sent.
+    public var numbers: [NumberReport] = []
     /// Bytes sent per located country and per AS owner (foreign and home endpoints), largest first.
     public var uploadsByCountry: [(String, Int)] = []
     public var uploadsByOwner: [(String, Int)] = []
@@ -81,7 +96,9 @@ extension DetectionEngine {
         for (pair, t) in ledger { endpointsByDevice[pair.device, default: []].append((pair.endpoint, t)) }
         var alertsByDevice: [DeviceID: [Alert]] = [:]
         for a in raised { alertsByDevice[a.deviceID, default: []].append(a) }
-        var ids = Set(devices.keys).union(endpointsByDevice.keys).union(alertsByDevice.keys)
+        var numbersByDevice: [DeviceID: [NumberTotals]] = [:]
+        for (pair, t) in numberLedger { numbersByDevice[pair.device, default: []].append(t) }
+        var ids = Set(devices.keys).union(endpointsByDevice.keys).union(alertsByDevice.keys).union(numbersByDevice.keys)
         for id in ids {
             if let m = id.mac, link.isInfrastructure(m) {
                 ids.remove(id)
@@ -89,7 +106,7 @@ extension DetectionEngine {
             }
         }
         withdrawn.sort { $0.0 < $1.0 }
-        return ids.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? []) }.sorted {
+        return ids.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? [], numbers: numbersByDevice[$0] ?? []) }.sorted {
             ($0.severity?.rawValue ?? -1, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.sentForeign)
                 ? ($0.severity?.rawValue ?? -1, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.sentForeign)
                 : $0.id < $1.id
@@ -106,14 +123,19 @@ extension DetectionEngine {
         return (devices[id]?.addresses ?? []).map { DeviceVerdict.DeviceAddress(address: $0.0, source: .traffic, first: $0.1, last: $0.2) }
     }
 
-    func verdict(for id: DeviceID, _ ledger: [(IPAddress, EndpointTotals)], _ raised: [Alert]) -> DeviceVerdict {
+    func verdict(for id: DeviceID, _ ledger: [(IPAddress, EndpointTotals)], _ raised: [Alert], numbers: [NumberTotals] = []) -> DeviceVerdict {
         // By severity, highest first; alerts of equal severity stay in capture order (a bucket per level).
         var buckets = [[Alert]](repeating: [], count: Severity.allCases.count)
         for a in raised { buckets[a.severity.rawValue].append(a) }
         let alerts = Array(buckets.reversed().joined())
         var alertsByEndpoint: [IPAddress: [Alert]] = [:]
         var alertsByTarget: [String: [Alert]] = [:]
+        var alertsByNumber: [String: [Alert]] = [:]
         for a in alerts {
+            if let n = a.number {
+                alertsByNumber[n.description, default: []].append(a)
+                continue
+            }
             alertsByEndpoint[a.flow.serverAddress, default: []].append(a)
             if a.category == .beaconing, let t = a.evidenceTarget { alertsByTarget[t, default: []].append(a) }
         }
@@ -145,7 +167,21 @@ extension DetectionEngine {
         var v = DeviceVerdict(
             id: id, origin: link.origin(of: id), device: device, addresses: addresses(of: id),
             severity: alerts.map { $0.severity }.max(), headline: "", endpoints: endpoints, alerts: alerts)
-        if id.isSubscriber { v.subscriber = link.subscriberIdentities[id] }
+        if id.isSubscriber { v.subscriber = link.subscriberIdentities[id] ?? gsmPhones[id] }
+        v.numbers = numbers.map { t in
+            let about = alertsByNumber[t.number.description] ?? []
+            var categories: [String] = []
+            for a in about where a.severity > .info && !categories.contains(a.category.rawValue) { categories.append(a.category.rawValue) }
+            let period = about.first { $0.category == .beaconing }.flatMap { a -> Double? in
+                if case .double(let v)? = a.evidence.first(where: { $0.0 == "median_interval_s" })?.1 { return v }
+                return nil
+            }
+            return NumberReport(totals: t, period: period, categories: categories, severity: about.map(\.severity).max())
+        }.sorted {
+            let f0 = $0.info?.scope == .foreign, f1 = $1.info?.scope == .foreign
+            if f0 != f1 { return f0 }
+            return $0.totals.smsSent != $1.totals.smsSent ? $0.totals.smsSent > $1.totals.smsSent : $0.number < $1.number
+        }
         var byCountry: [String: Int] = [:], byOwner: [String: Int] = [:]
         for e in endpoints {
             switch e.destination?.scope {
@@ -167,11 +203,28 @@ extension DetectionEngine {
             v.severity = .critical
             v.corroborated = worst.address
         }
+        // Corroboration by a number: one foreign number with three kinds of finding above info.
+        if v.corroborated == nil, let worst = v.numbers.first(where: { $0.info?.scope == .foreign
+            && $0.categories.filter { $0 != AlertCategory.foreignEndpoint.rawValue }.count >= 3 }) {
+            v.severity = .critical
+            v.corroboratedNumber = worst.number
+        }
         let foreign = endpoints.filter { $0.destination?.scope == .foreign }
         let countries = foreign.reduce(into: [String]()) { if let c = $1.destination?.country, !$0.contains(c) { $0.append(c) } }
         var words = "\(foreign.count) foreign endpoint\(foreign.count == 1 ? "" : "s")"
         if !countries.isEmpty { words += " (\(countries.joined(separator: ", ")))" }
-        words += ", \(ByteSize.text(UInt64(max(v.sentForeign, 0)))) sent abroad, \(alerts.filter { $0.severity > .info }.count) alerts above info"
+        words += ", \(ByteSize.text(UInt64(max(v.sentForeign, 0)))) sent abroad"
+        let foreignNumbers = v.numbers.filter { $0.info?.scope == .foreign }
+        if !v.numbers.isEmpty {
+            let numberCountries = foreignNumbers.reduce(into: [String]()) { if let c = $1.info?.country ?? $1.info.map({ "+" + $0.callingCode }), !$0.contains(c) { $0.append(c) } }
+            words += ", \(foreignNumbers.count) foreign number\(foreignNumbers.count == 1 ? "" : "s")"
+            if !numberCountries.isEmpty { words += " (\(numberCountries.joined(separator: ", ")))" }
+            words += ", \(foreignNumbers.reduce(0) { $0 + $1.totals.smsSent }) SMS sent abroad"
+        }
+        words += ", \(alerts.filter { $0.severity > .info }.count) alerts above info"
+        if let n = v.corroboratedNumber {
+            words += "; \(n) draws \(v.numbers.first { $0.number == n }?.categories.joined(separator: ", ") ?? "")"
+        }
         if let c = v.corroborated {
             let e = endpoints.first { $0.address == c }
             words += "; \(c)\(e?.totals.names.first.map { " (\($0))" } ?? "") draws \(e?.categories.joined(separator: ", ") ?? "")"

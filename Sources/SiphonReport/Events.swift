@@ -108,6 +108,115 @@ public enum EventEncoder {
         return w
     }
 
+    /// A GSM event (`mobility`, `call`, `sms`, `ussd`, or `gsm` for a malformed message): where it was seen
+    /// (`gsmtap`), the phone on the channel (`subscriber`), and the message's fields. An SMS gives `dest_number`
+    /// (mobile-originated) or `src_number` (mobile-terminated), the SMSC, TP-DCS, the encoding and the text; the
+    /// last part of a concatenated SMS also the whole text (`assembled_text`).
+    public static func cellular(_ e: CellularEvent, capture: String, geo: (PhoneNumber) -> NumberInfo? = { _ in nil }) -> JSONObjectWriter {
+        var w = JSONObjectWriter()
+        w.beginObject()
+        w.field("timestamp", e.timestamp)
+        let type: String
+        switch e.message {
+        case .mobility: type = "mobility"
+        case .callSetup: type = "call"
+        case .sms: type = "sms"
+        case .ussd: type = "ussd"
+        case .other, .malformed: type = "gsm"
+        }
+        w.field("event_type", type)
+        w.field("capture", capture)
+        if !e.frame.isNone { w.field("frame", e.frame.number) }
+        w.beginObject("gsmtap")
+        w.field("arfcn", Int(e.header.arfcn))
+        w.field("timeslot", Int(e.header.timeslot))
+        w.field("sub_slot", Int(e.header.subSlot))
+        w.field("channel", Int(e.header.channelType))
+        w.field("uplink", e.header.uplink)
+        w.field("sapi", Int(e.sapi))
+        w.endObject()
+        if e.imsi != nil || e.tmsi != nil || e.imei != nil {
+            w.beginObject("subscriber")
+            if let v = e.imsi { w.field("imsi", v) }
+            if let v = e.tmsi { w.field("tmsi", v) }
+            if let v = e.imei { w.field("imei", v) }
+            w.endObject()
+        }
+        func number(_ key: String, _ n: PhoneNumber?) {
+            guard let n else { return }
+            w.field(key, n.description)
+            if let g = geo(n) { numberGeo(g, key: key + "_geo", into: &w) }
+        }
+        switch e.message {
+        case .mobility(let t, let name, let ids):
+            w.beginObject("mobility")
+            w.field("message", name)
+            w.field("message_type", Int(t))
+            w.beginArray("identities")
+            for id in ids {
+                w.beginObject()
+                w.field("type", id.kind.rawValue)
+                w.field("value", id.value)
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        case .callSetup(let n):
+            w.field("direction", e.header.uplink ? "mo" : "mt")
+            number(e.header.uplink ? "dest_number" : "src_number", n)
+        case .sms(let sms, let reference, let smsc):
+            w.field("direction", e.header.uplink ? "mo" : "mt")
+            number(sms.kind == .submit ? "dest_number" : "src_number", sms.number)
+            w.beginObject("sms")
+            w.field("type", sms.kind.rawValue)
+            w.field("rp_message_reference", Int(reference))
+            if let r = sms.messageReference { w.field("tp_mr", Int(r)) }
+            if let s = smsc { w.field("smsc", s.description) }
+            w.field("tp_pid", Int(sms.protocolIdentifier))
+            w.field("tp_dcs", Int(sms.dataCodingScheme))
+            w.field("encoding", sms.encoding.rawValue)
+            if let t = sms.text { w.field("text", t) } else { w.field("user_data", sms.userData.hexString) }
+            if let c = sms.concatenation {
+                w.beginObject("concat")
+                w.field("reference", Int(c.reference))
+                w.field("parts", Int(c.parts))
+                w.field("part", Int(c.part))
+                w.endObject()
+            }
+            if let t = e.assembledText {
+                w.field("assembled_text", t)
+                w.field("assembled_parts", e.assembledParts)
+            }
+            w.endObject()
+        case .ussd(let text, let dcs):
+            w.field("direction", e.header.uplink ? "mo" : "mt")
+            w.beginObject("ussd")
+            w.field("string", text)
+            w.field("dcs", Int(dcs))
+            w.endObject()
+        case .malformed(let pd, let t, let offset):
+            w.beginObject("gsm")
+            w.field("protocol", Int(pd))
+            w.field("message_type", Int(t))
+            w.field("malformed_at", offset)
+            w.endObject()
+        case .other:
+            break
+        }
+        w.endObject()
+        return w
+    }
+
+    /// A number's country and kind, beside it.
+    public static func numberGeo(_ g: NumberInfo, key: String, into w: inout JSONObjectWriter) {
+        w.beginObject(key)
+        if let c = g.country { w.field("country", c) }
+        w.field("calling_code", g.callingCode)
+        if let k = g.kind { w.field("kind", k) }
+        w.field("scope", g.scope.rawValue)
+        w.endObject()
+    }
+
     /// An `alert` event: the flow fields, `alert`, `dest_geo`, `device` and `evidence`.
     public static func alert(_ a: Alert, communityID: String? = nil, capture: String) -> JSONObjectWriter {
         var w = JSONObjectWriter()
@@ -116,7 +225,11 @@ public enum EventEncoder {
         w.field("event_type", "alert")
         w.field("capture", capture)
         if a.id > 0 { w.field("alert_id", a.id) }
-        flowFields(a.flow, communityID: communityID, into: &w)
+        if a.hasFlow { flowFields(a.flow, communityID: communityID, into: &w) }
+        if let n = a.number {
+            w.field("dest_number", n.description)
+            if let g = a.numberInfo { numberGeo(g, key: "dest_number_geo", into: &w) }
+        }
         w.beginObject("alert")
         w.field("category", a.category.rawValue)
         w.field("rule", a.rule)
@@ -124,7 +237,8 @@ public enum EventEncoder {
         w.field("message", a.message)
         w.endObject()
         if let g = a.destination { geo(g, into: &w) }
-        w.field("device", a.device.description)
+        // A phone with no address in the alert (an SMS): its identity is the device.
+        w.field("device", a.hasFlow ? a.device.description : a.deviceID.description)
         w.field("device_id", a.deviceID.description)
         frames(a.frames, into: &w)
         w.beginObject("evidence")
@@ -296,6 +410,7 @@ public enum EventEncoder {
         if let v = s.msisdn { w.field("msisdn", v) }
         if let v = s.imei { w.field("imei", v) }
         if let v = s.imeisv { w.field("imeisv", v) }
+        if let v = s.tmsi { w.field("tmsi", v) }
         if let v = s.apn { w.field("apn", v) }
         w.field("addresses", s.addresses.map(\.description))
         if !s.dataTEIDs.isEmpty { w.field("data_teids", integers: s.dataTEIDs.map { Int($0) }) }
@@ -511,6 +626,14 @@ public enum EventEncoder {
         w.field("tunnels", s.tunnels)
         w.field("discriminator_clashes", s.tunnelDiscriminatorClashes)
         w.endObject()
+        w.beginObject("gsm")
+        w.field("gsmtap_packets", s.gsmtapPackets)
+        w.field("messages", s.gsmMessages)
+        w.field("malformed", s.gsmMalformed)
+        w.field("not_gsm_um", s.gsmtapOther)
+        w.field("lapdm_retransmissions", s.lapdmRetransmissions)
+        w.field("sms_incomplete", s.smsIncomplete)
+        w.endObject()
         w.beginObject("checksums")
         w.field("validation", s.checksumMode.rawValue)
         if let n = s.checksumDisabledAfter { w.field("disabled_after_packets", n) }
@@ -568,7 +691,8 @@ extension EventEncoder {
         w.field("timestamp", timestamp)
         w.field("event_type", "verdict")
         w.field("capture", capture)
-        w.field("device", v.device.description)
+        // A phone known only on the air interface has no address: its identity is the device.
+        w.field("device", v.addresses.isEmpty && v.id.isSubscriber && v.device == IPAddress(ipv4: 0) ? v.id.description : v.device.description)
         w.field("device_id", v.id.description)
         w.field("chosen", v.origin.rawValue)
         if let mac = v.mac { w.field("mac", macString(mac)) }
@@ -590,6 +714,7 @@ extension EventEncoder {
         w.field("headline", v.headline)
         if let i = v.incomplete { w.field("incomplete", i) }
         if let c = v.corroborated { w.field("corroborated_by", c.description) }
+        if let n = v.corroboratedNumber { w.field("corroborated_by", n.description) }
         w.field("sent_foreign_bytes", v.sentForeign)
         w.field("received_foreign_bytes", v.receivedForeign)
         w.field("sent_home_bytes", v.sentHome)
@@ -617,6 +742,25 @@ extension EventEncoder {
             w.endObject()
         }
         w.endArray()
+        if !v.numbers.isEmpty {
+            w.beginArray("numbers")
+            for n in v.numbers.prefix(maximumEndpoints) {
+                w.beginObject()
+                w.field("number", n.number.description)
+                if let g = n.info { numberGeo(g, key: "number_geo", into: &w) }
+                w.field("sms_sent", n.totals.smsSent)
+                w.field("sms_received", n.totals.smsReceived)
+                w.field("calls", n.totals.calls)
+                w.field("text_sent_characters", n.totals.textSent)
+                w.field("first_contact", n.totals.first)
+                w.field("last_contact", n.totals.last)
+                if let p = n.period { w.field("period_s", p) }
+                w.field("categories", n.categories)
+                if let s = n.severity { w.field("severity", s.description) }
+                w.endObject()
+            }
+            w.endArray()
+        }
         w.endObject()
         return w
     }

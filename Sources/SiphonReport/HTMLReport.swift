@@ -87,7 +87,7 @@ public enum HTMLReport {
         h += chart("Bytes sent per owner (AS)", v.uploadsByOwner.prefix(12).map { ($0.0, $0.1) })
         h += "</div>\n"
         if let start, let end { h += timeline(v, start: start, end: end) }
-        h += endpointTable(v)
+        h += endpointTable(v) + numberTable(v)
         h += alertList(v)
         return h + "</article>\n"
     }
@@ -97,6 +97,7 @@ public enum HTMLReport {
         switch o {
         case .declared: "declared with --device"
         case .gtpc: "named by the mobile core (GTP-C)"
+        case .gsm: "named itself on the GSM air interface (GSMTAP)"
         case .dhcp: "took a DHCP lease"
         case .ndp: "announced itself with IPv6 neighbour discovery"
         case .arp: "announced itself with ARP"
@@ -185,6 +186,24 @@ public enum HTMLReport {
             h += "<td class=\"num\">\(e.totals.flows)</td>\(span(e.totals.first, e.totals.last))"
             h += "<td>\(escape(e.period.map { TerminalSummary.seconds($0) } ?? "-"))</td>"
             h += "<td class=\"sev-\(e.severity?.description ?? "none")\">\(e.categories.map(escape).joined(separator: "<br>"))</td></tr>\n"
+        }
+        return h + "</tbody></table></div>\n"
+    }
+
+    /// The numbers a phone exchanged SMS or calls with (abroad first).
+    static func numberTable(_ v: DeviceVerdict) -> String {
+        guard !v.numbers.isEmpty else { return "" }
+        var h = "<div class=\"scroll\"><table class=\"numbers\"><caption>Numbers (SMS and calls, abroad first)</caption><thead><tr>"
+        h += "<th>Number</th><th>Country</th><th>Kind</th><th>SMS sent</th><th>SMS received</th><th>Calls</th><th>Text sent</th>"
+        h += "<th>First → last contact</th><th>Every</th><th>Findings</th></tr></thead><tbody>\n"
+        for n in v.numbers {
+            let scope = n.info?.scope.rawValue ?? "unknown"
+            h += "<tr class=\"scope-\(scope)\"><td>\(escape(n.number.description))</td>"
+            h += "<td>\(escape(n.info?.country ?? n.info.map { "+" + $0.callingCode } ?? "-")) (\(escape(scope)))</td><td>\(escape(n.info?.kind ?? "-"))</td>"
+            h += "<td class=\"num\">\(n.totals.smsSent)</td><td class=\"num\">\(n.totals.smsReceived)</td><td class=\"num\">\(n.totals.calls)</td>"
+            h += "<td class=\"num\">\(n.totals.textSent) chars</td>\(span(n.totals.first, n.totals.last))"
+            h += "<td>\(escape(n.period.map { TerminalSummary.seconds($0) } ?? "-"))</td>"
+            h += "<td class=\"sev-\(n.severity?.description ?? "none")\">\(n.categories.map(escape).joined(separator: "<br>"))</td></tr>\n"
         }
         return h + "</tbody></table></div>\n"
     }

@@ -28,6 +28,15 @@ public struct CaptureStatistics: Sendable {
     public var tunnelled: UInt64 = 0
     public var tunnels: UInt64 = 0
     public var tunnelDiscriminatorClashes: UInt64 = 0
+    /// GSMTAP packets read (UDP port 4729 or the GSMTAP link type), GSM L3 messages decoded, messages whose
+    /// elements broke off, GSMTAP packets of another radio (not the GSM Um), LAPDm frames dropped as
+    /// retransmissions, concatenated SMS left incomplete.
+    public var gsmtapPackets: UInt64 = 0
+    public var gsmMessages: UInt64 = 0
+    public var gsmMalformed: UInt64 = 0
+    public var gsmtapOther: UInt64 = 0
+    public var lapdmRetransmissions: UInt64 = 0
+    public var smsIncomplete: UInt64 = 0
     public var linkTypes: [UInt32: UInt64] = [:]
     public var flows: UInt64 = 0
     public var flowsEvicted: UInt64 = 0

@@ -83,6 +83,7 @@ public enum TerminalSummary {
         if let v = s.imsi { parts.append("IMSI " + v) }
         if let v = s.msisdn { parts.append("MSISDN +" + v) }
         if let v = s.imei { parts.append("IMEI " + v) }
+        if let v = s.tmsi { parts.append("TMSI " + v) }
         if let v = s.apn { parts.append("APN " + v) }
         return parts.joined(separator: ", ")
     }
@@ -95,7 +96,10 @@ public enum TerminalSummary {
         who.append(v.origin.rawValue)
         out += " (" + who.joined(separator: ", ") + ")\n"
         let addresses = v.addresses.isEmpty ? v.device.description : v.addresses.map(\.address.description).joined(separator: ", ")
-        for (i, line) in wrap(addresses, width: width - 16).enumerated() { out += (i == 0 ? "    addresses: " : "               ") + line + "\n" }
+        // A phone seen only on the air interface has no address.
+        if !(v.addresses.isEmpty && v.id.isSubscriber) {
+            for (i, line) in wrap(addresses, width: width - 16).enumerated() { out += (i == 0 ? "    addresses: " : "               ") + line + "\n" }
+        }
         if let s = v.subscriber {
             for (i, line) in wrap(subscriberText(s), width: width - 17).enumerated() {
                 out += (i == 0 ? "    subscriber: " : "                ") + line + "\n"
@@ -104,6 +108,7 @@ public enum TerminalSummary {
         out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity))
             + (v.incomplete.map { " (incomplete capture: \($0))" } ?? "") + "\n"
         for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }
+        out += numberTable(v)
         let shown = v.endpoints.filter { $0.destination?.scope == .foreign || ($0.severity ?? .info) > .info }.prefix(8)
         guard !shown.isEmpty else { return out }
         out += "    " + pad("endpoint", 31) + pad("where", 17) + pad("sent/received", 16) + pad("flows", 6) + "every\n"
@@ -116,6 +121,21 @@ public enum TerminalSummary {
                 + period + "\n"
         }
         if v.endpoints.count > shown.count { out += "    (\(v.endpoints.count - shown.count) more endpoints, home or without findings)\n" }
+        return out
+    }
+
+    /// The numbers a phone sent SMS to or called, abroad or with findings first (at most 8).
+    static func numberTable(_ v: DeviceVerdict) -> String {
+        let shown = v.numbers.filter { $0.info?.scope != .home || ($0.severity ?? .info) > .info }.prefix(8)
+        guard !shown.isEmpty else { return "" }
+        var out = "    " + pad("number", 19) + pad("where", 22) + pad("SMS out/in", 11) + pad("calls", 6) + "every\n"
+        for n in shown {
+            let place = [n.info?.country ?? n.info.map { "+" + $0.callingCode }, n.info?.kind].compactMap { $0 }.joined(separator: " ")
+            out += "    " + pad(clip(n.number.description, 18), 19) + pad(clip(place, 21), 22)
+                + pad("\(n.totals.smsSent)/\(n.totals.smsReceived)", 11) + pad(String(n.totals.calls), 6)
+                + (n.period.map { seconds($0) } ?? "-") + "\n"
+        }
+        if v.numbers.count > shown.count { out += "    (\(v.numbers.count - shown.count) more numbers, home without findings)\n" }
         return out
     }
 
