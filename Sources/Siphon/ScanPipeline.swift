@@ -233,7 +233,7 @@ public final class ScanPipeline {
     /// A GSMTAP packet: its GSM messages go out as events and to the detectors. Returns whether it was GSMTAP.
     @discardableResult
     private func gsmtap(_ bytes: UnsafeRawBufferPointer, timestamp: Timestamp) -> Bool {
-        let before = cellular.gsmtapPackets
+        let before = cellular.gsmtapPackets &+ cellular.truncated
         cellular.feed(bytes, timestamp: timestamp, frame: currentFrame)
         let events = cellular.takeEvents()
         if let detection { detection.numbering = numbering }
@@ -244,7 +244,7 @@ public final class ScanPipeline {
                 writeAlerts(flow: nil)
             }
         }
-        return cellular.gsmtapPackets != before
+        return cellular.gsmtapPackets &+ cellular.truncated != before
     }
 
     /// The numbering plan and the home countries numbers are judged against.
@@ -627,6 +627,8 @@ public final class ScanPipeline {
         statistics.gsmMalformed = cellular.malformed
         statistics.gsmtapOther = cellular.notGSM
         statistics.lapdmRetransmissions = UInt64(cellular.lapdmRetransmissions)
+        statistics.lapdmTruncated = UInt64(cellular.lapdmTruncated)
+        statistics.gsmtapTruncated = cellular.truncated
         statistics.smsIncomplete = UInt64(cellular.incompleteConcatenations)
         // The figures first: verdicts say whether the capture was complete.
         statistics.flows = flows.createdCount

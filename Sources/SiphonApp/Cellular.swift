@@ -39,8 +39,12 @@ public final class CellularLayer {
     public private(set) var messages: UInt64 = 0
     public private(set) var malformed: UInt64 = 0
     public private(set) var notGSM: UInt64 = 0
+    /// GSMTAP packets cut inside their header.
+    public private(set) var truncated: UInt64 = 0
     private var lapdm = LAPDmReassembler()
     public var lapdmRetransmissions: Int { lapdm.retransmissions }
+    /// LAPDm frames cut short (not used), and messages dropped for outgrowing the reassembly limit.
+    public var lapdmTruncated: Int { lapdm.truncated + lapdm.oversized }
 
     struct Channel: Hashable {
         var arfcn: UInt16
@@ -76,7 +80,16 @@ public final class CellularLayer {
 
     /// One GSMTAP packet (header and payload).
     public func feed(_ b: UnsafeRawBufferPointer, timestamp: Timestamp, frame: FrameRef) {
-        guard let h = GSMTAPHeader.parse(b), h.type == 1 else {
+        guard let h = GSMTAPHeader.parse(b) else {
+            // A GSMTAP version byte with too few bytes for its header: cut, not another protocol.
+            if b.count >= 1, b.u8(0) == 2 || b.u8(0) == 3, b.count < 16 || Int(b.u8(min(1, b.count - 1))) * 4 > b.count {
+                truncated += 1
+            } else {
+                notGSM += 1
+            }
+            return
+        }
+        guard h.type == 1 else {
             notGSM += 1
             return
         }

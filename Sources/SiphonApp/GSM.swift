@@ -535,6 +535,8 @@ public struct LAPDmReassembler: Sendable {
     /// Frames dropped as retransmissions, and messages given up because they outgrew `maximumMessage`.
     public private(set) var retransmissions = 0
     public private(set) var oversized = 0
+    /// Frames cut before the end their length field gives (a snapshot length, a broken frame): not used.
+    public private(set) var truncated = 0
     public static let maximumMessage = 1024
     public static let maximumChannels = 4096
 
@@ -544,15 +546,24 @@ public struct LAPDmReassembler: Sendable {
     public mutating func add(_ frame: UnsafeRawBufferPointer, header h: GSMTAPHeader) -> (sapi: UInt8, message: [UInt8])? {
         var b = frame
         if h.channelType & 0x80 != 0 {
-            guard b.count > 2 else { return nil }
+            guard b.count > 2 else {
+                truncated += 1
+                return nil
+            }
             b = UnsafeRawBufferPointer(rebasing: b[2...])  // SACCH L1 header
         }
-        guard b.count >= 3 else { return nil }
+        guard b.count >= 3 else {
+            truncated += 1
+            return nil
+        }
         let address = b.u8(0), control = b.u8(1), lengthField = b.u8(2)
         let sapi = (address >> 2) & 0x07
         let length = Int(lengthField >> 2)
         let more = lengthField & 0x02 != 0
-        guard 3 + length <= b.count else { return nil }
+        guard 3 + length <= b.count else {
+            truncated += 1
+            return nil
+        }
         let info = UnsafeRawBufferPointer(rebasing: b[3..<(3 + length)])
         let key = Channel(arfcn: h.arfcn, timeslot: h.timeslot, subSlot: h.subSlot, channelType: h.channelType & 0x7F,
                           uplink: h.uplink, sapi: sapi)

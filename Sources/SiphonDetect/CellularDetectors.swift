@@ -99,6 +99,7 @@ extension DetectionEngine {
                                      id: 0, initiatorIsA: true, start: e.timestamp),
                           device: IPAddress(ipv4: 0), deviceID: id, destination: nil, evidence: evidence)
             a.hasFlow = false
+            a.frames = contextFrames
             a.number = number
             a.numberInfo = info
             raised.append(a)

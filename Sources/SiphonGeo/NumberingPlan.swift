@@ -84,8 +84,13 @@ public final class NumberingPlan: @unchecked Sendable {
     /// The kind of a national significant number in a territory (nil: none of its ranges).
     private func kind(_ t: Territory, _ nsn: String) -> String? {
         // Premium, toll-free and shared-cost first: the ranges that cost are what the verdict needs.
-        for i in [3, 4, 5, 2, 1, 6] where matches(t.patterns[i], nsn) { return Self.kinds[i - 1] }
-        return nil
+        for i in [3, 4, 5] where matches(t.patterns[i], nsn) { return Self.kinds[i - 1] }
+        let mobile = matches(t.patterns[2], nsn), fixed = matches(t.patterns[1], nsn)
+        // Plans that do not tell mobile from fixed numbers (the NANP) give both the same ranges.
+        if mobile && fixed { return "fixed-line-or-mobile" }
+        if mobile { return "mobile" }
+        if fixed { return "fixed-line" }
+        return matches(t.patterns[6], nsn) ? "voip" : nil
     }
 
     /// Classifies an international number given as its digits after `+` (calling code first).
@@ -110,8 +115,10 @@ public final class NumberingPlan: @unchecked Sendable {
                 kind = self.kind(chosen, nsn)
             }
             if chosen.region == "001" {
-                return NumberInfo(country: nil, callingCode: code, kind: kind.map { $0 == "mobile" ? "non-geographic" : $0 } ?? "non-geographic",
-                                  scope: .foreign)
+                // International networks (+800 freephone, +882/+883 global carriers, +881 satellite): their costly
+                // kinds kept, the rest non-geographic.
+                let costly = kind.map { ["premium-rate", "toll-free", "shared-cost"].contains($0) } ?? false
+                return NumberInfo(country: nil, callingCode: code, kind: costly ? kind : "non-geographic", scope: .foreign)
             }
             return NumberInfo(country: chosen.region, callingCode: code, kind: kind,
                               scope: home.contains(chosen.region) ? .home : .foreign)

@@ -36,6 +36,8 @@ public struct CaptureStatistics: Sendable {
     public var gsmMalformed: UInt64 = 0
     public var gsmtapOther: UInt64 = 0
     public var lapdmRetransmissions: UInt64 = 0
+    public var lapdmTruncated: UInt64 = 0
+    public var gsmtapTruncated: UInt64 = 0
     public var smsIncomplete: UInt64 = 0
     public var linkTypes: [UInt32: UInt64] = [:]
     public var flows: UInt64 = 0
