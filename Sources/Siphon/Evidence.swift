@@ -96,6 +96,10 @@ public enum Evidence {
         }
     }
 
+    /// A device identity's MAC address (0: it has none). Not inlined: see `select`.
+    @inline(never)
+    static func deviceMAC(_ id: DeviceID) -> UInt64 { id.mac ?? 0 }
+
     /// The evidence file for `target` in a scan's result and frame log, or a message saying what is not there.
     public static func select(
         _ target: EvidenceTarget, result: CaptureScanner.Result, log: FrameFlowLog, capture: String, sha256: String?, path: String
@@ -117,7 +121,10 @@ public enum Evidence {
                 return .failure(EvidenceError("\(capture): no device \(text) (devices: \(result.verdicts.map(\.id.description).joined(separator: ", ")))"))
             }
             let addresses = Set(v.addresses.map(\.address) + [v.device])
-            for (id, f) in log.flows where addresses.contains(f.client) || addresses.contains(f.server) || (v.mac != nil && f.clientMAC == v.mac) {
+            // The MAC taken once, before the loop (Swift 6.3.1's release optimizer crashes on the enum switch
+            // inside the loop's condition: CopyPropagation, "Found outside of lifetime use").
+            let mac: UInt64 = deviceMAC(v.id)
+            for (id, f) in log.flows where addresses.contains(f.client) || addresses.contains(f.server) || (mac != 0 && f.clientMAC == mac) {
                 flows.insert(id)
             }
         case .endpoint(let address):

@@ -171,7 +171,7 @@ public final class ScanPipeline {
             PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
         }
         count(packet)
-        if packet.tunnel.kind != .none { tunnelled(&packet, captured) }
+        if packet.tunnel.kind != .none { packet.tunnel.discriminator = tunnelled(packet, captured) }
         if packet.network == .arp, let detection, let c = LinkDiscovery.arp(captured.bytes, packet) {
             detection.link.observe(mac: c.mac, address: c.address, at: captured.timestamp, source: .arp)
         }
@@ -198,14 +198,10 @@ public final class ScanPipeline {
                     } else if inner.tunnel.kind != .none {
                         // An outer datagram rebuilt from its fragments, carrying a tunnel: accounted now.
                         let known = tunnels.tunnels.count
-                        tunnels.record(&inner, wireLength: datagram.wireBytes, packets: datagram.fragments,
-                                       timestamp: captured.timestamp, frame: captured.frame)
-                        if tunnels.tunnels.count != known {
-                            var outer = inner
-                            outer.sourceMAC = packet.sourceMAC
-                            outer.destinationMAC = packet.destinationMAC
-                            tunnelEndpoints(outer)
-                        }
+                        inner.tunnel.discriminator = tunnels.record(
+                            inner.tunnel, bytes: raw, wireLength: datagram.wireBytes, packets: datagram.fragments,
+                            timestamp: captured.timestamp, frame: captured.frame)
+                        if tunnels.tunnels.count != known { tunnelEndpoints(packet.sourceMAC, packet.destinationMAC) }
                         statistics.tunnelled &+= 1
                     }
                     inner.vlanCount = packet.vlanCount
@@ -231,7 +227,8 @@ public final class ScanPipeline {
     }
 
     /// A GSMTAP packet: its GSM messages go out as events and to the detectors. Returns whether it was GSMTAP.
-    @discardableResult
+    /// Never inlined: the per-packet path stays as small as it was without it.
+    @discardableResult @inline(never)
     private func gsmtap(_ bytes: UnsafeRawBufferPointer, timestamp: Timestamp) -> Bool {
         let before = cellular.gsmtapPackets &+ cellular.truncated
         cellular.feed(bytes, timestamp: timestamp, frame: currentFrame)
@@ -264,20 +261,26 @@ public final class ScanPipeline {
     }
 
     /// A packet that came out of a tunnel: the tunnel's accounts, and its exact discriminator for the flow key.
-    private func tunnelled(_ packet: inout DecodedPacket, _ captured: CapturedPacket) {
+    /// Returns the discriminator the packet's flow key carries. Not inlined, and the packet borrowed, not inout:
+    /// `process` keeps its packet in place for the common path.
+    @inline(never)
+    private func tunnelled(_ packet: borrowing DecodedPacket, _ captured: CapturedPacket) -> UInt32 {
         statistics.tunnelled &+= 1
         let known = tunnels.tunnels.count
-        tunnels.record(&packet, wireLength: captured.originalLength, timestamp: captured.timestamp, frame: captured.frame)
-        if tunnels.tunnels.count != known { tunnelEndpoints(packet) }
+        let d = tunnels.record(packet.tunnel, bytes: captured.bytes, wireLength: captured.originalLength,
+                               timestamp: captured.timestamp, frame: captured.frame)
+        if tunnels.tunnels.count != known { tunnelEndpoints(packet.sourceMAC, packet.destinationMAC) }
+        return d
     }
 
-    /// The link hosts at a new tunnel's ends are core nodes (eNodeB, SGW, SGSN, GGSN), not devices.
-    private func tunnelEndpoints(_ packet: DecodedPacket) {
-        guard let detection, packet.sourceMAC != 0 else { return }
-        detection.link.observe(mac: packet.sourceMAC, address: packet.tunnel.outerSource, at: currentFrame.timestamp)
-        detection.link.observe(mac: packet.destinationMAC, address: packet.tunnel.outerDestination, at: currentFrame.timestamp)
-        detection.link.mark(mac: packet.sourceMAC, .mobileCore)
-        detection.link.mark(mac: packet.destinationMAC, .mobileCore)
+    /// The link hosts at a new tunnel's ends (the last tunnel recorded) are core nodes (eNodeB, SGW, SGSN, GGSN),
+    /// not devices. `packet`: the captured packet, for its link addresses.
+    private func tunnelEndpoints(_ sourceMAC: UInt64, _ destinationMAC: UInt64) {
+        guard let detection, sourceMAC != 0, let t = tunnels.tunnels.last else { return }
+        detection.link.observe(mac: sourceMAC, address: t.first, at: currentFrame.timestamp)
+        detection.link.observe(mac: destinationMAC, address: t.second, at: currentFrame.timestamp)
+        detection.link.mark(mac: sourceMAC, .mobileCore)
+        detection.link.mark(mac: destinationMAC, .mobileCore)
     }
 
     /// Whether open flows are to be judged at `time` (the first packet only sets the first check).

@@ -103,8 +103,6 @@ public final class ApplicationLayer {
         var startTLS: StartTLSWatcher?
         var quic: QUICState?
         var quicDone = false
-        /// GTP-C create requests waiting for their response, by sequence number (at most `maximumPendingGTP`).
-        var gtpRequests: [UInt32: GTPControlMessage] = [:]
         var tlsEmitted = false
         /// The protocol the flow started with before switching to TLS.
         var upgradedFrom: AppProtocol?
@@ -422,17 +420,22 @@ public final class ApplicationLayer {
 
     /// Create requests a GTP-C flow keeps waiting for their responses (a core that never answers).
     public static let maximumPendingGTP = 256
+    /// GTP-C create requests waiting for their response, per flow (by id) and sequence number: here rather than in
+    /// every flow's state, which would grow by a dictionary for all flows.
+    private var gtpRequests: [UInt64: [UInt32: GTPControlMessage]] = [:]
 
     /// Keeps a create request; for the accepted response with its sequence number, the subscriber the request
     /// named, with the addresses and user-plane TEIDs the response gives.
     private func subscriber(answeredBy m: GTPControlMessage, in f: FlowState) -> Subscriber? {
         guard let sequence = m.sequence else { return nil }
         if m.isCreateRequest {
-            if f.gtpRequests.count >= Self.maximumPendingGTP, let oldest = f.gtpRequests.keys.min() { f.gtpRequests[oldest] = nil }
-            f.gtpRequests[sequence] = m
+            var pending = gtpRequests.removeValue(forKey: f.flowID) ?? [:]
+            if pending.count >= Self.maximumPendingGTP, let oldest = pending.keys.min() { pending[oldest] = nil }
+            pending[sequence] = m
+            gtpRequests[f.flowID] = pending
             return nil
         }
-        guard m.isCreateResponse, let request = f.gtpRequests.removeValue(forKey: sequence), m.accepted,
+        guard m.isCreateResponse, let request = gtpRequests[f.flowID]?.removeValue(forKey: sequence), m.accepted,
               !m.endUserAddresses.isEmpty
         else { return nil }
         var s = Subscriber(imsi: request.imsi, msisdn: request.msisdn, imei: request.imei)
@@ -464,6 +467,7 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
+        if f.app == .gtpc { gtpRequests[flowID] = nil }
         // No packet is being fed: what comes out now names the packets recorded with it, or none.
         frame = .none
         if f.tls?.client.clientHello != nil || f.tls?.server.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }

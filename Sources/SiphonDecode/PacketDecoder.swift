@@ -507,11 +507,11 @@ public enum PacketDecoder {
         var t = TunnelInfo()
         t.kind = .gtpU
         t.teid = b.be32(o + 4)
-        t.outerSource = p.source
-        t.outerDestination = p.destination
+        t.outerIsIPv6 = p.network == .ipv6
+        guard p.networkOffset <= Int(UInt16.max) else { return }  // (captured packets' headers start near 0)
+        t.outerNetworkOffset = UInt16(p.networkOffset)
         t.outerSourcePort = p.sourcePort
         t.outerDestinationPort = p.destinationPort
-        t.outerIPLength = UInt32(truncatingIfNeeded: p.ipLength)
         t.flags = flags
         t.extensionHeaders = extensions
         t.discriminator = TunnelInfo.discriminator(p.source, p.destination)

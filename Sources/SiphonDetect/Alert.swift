@@ -101,9 +101,11 @@ public struct Alert: Sendable {
     public var id = 0
     /// False for an alert about no flow (an SMS, a call): `flow` is then an empty placeholder.
     public var hasFlow = true
-    /// The phone number an alert about an SMS or a call is about, and where it leads.
-    public var number: PhoneNumber?
-    public var numberInfo: NumberInfo?
+    /// The phone number an alert about an SMS or a call is about, and where it leads: boxed, so that the many
+    /// alerts about flows stay the size they were (one reference).
+    public var numberRecord: AlertNumber?
+    public var number: PhoneNumber? { numberRecord?.number }
+    public var numberInfo: NumberInfo? { numberRecord?.info }
     /// The endpoint the alert is about, as reports group alerts: the number, else the flow's server address.
     public var endpointText: String { number?.description ?? flow.serverAddress.description }
 
@@ -129,6 +131,16 @@ public struct Alert: Sendable {
         self.device = device
         self.destination = destination
         self.evidence = evidence
+    }
+}
+
+/// The number an alert about an SMS or a call names, and its place.
+public final class AlertNumber: Sendable {
+    public let number: PhoneNumber
+    public let info: NumberInfo?
+    public init(_ number: PhoneNumber, _ info: NumberInfo?) {
+        self.number = number
+        self.info = info
     }
 }
 

@@ -29,10 +29,7 @@ public struct NumberTotals: Sendable {
 extension DetectionEngine {
     /// The identity of the phone a GSM event is from: IMSI, else TMSI, else IMEI.
     static func phone(of e: CellularEvent) -> DeviceID {
-        if let v = e.imsi { return .imsi(v) }
-        if let v = e.tmsi { return .tmsi(v) }
-        if let v = e.imei { return .imei(v) }
-        return .tmsi("unknown")
+        e.imsi.flatMap(DeviceID.imsi) ?? e.tmsi.flatMap(DeviceID.tmsi) ?? e.imei.flatMap(DeviceID.imei) ?? DeviceID.tmsi("unknown")!
     }
 
     /// A GSM message (GSMTAP): SMS and calls go to the numbers' ledger and are judged; identities name phones.
@@ -100,8 +97,7 @@ extension DetectionEngine {
                           device: IPAddress(ipv4: 0), deviceID: id, destination: nil, evidence: evidence)
             a.hasFlow = false
             a.frames = contextFrames
-            a.number = number
-            a.numberInfo = info
+            a.numberRecord = AlertNumber(number, info)
             raised.append(a)
         }
         let common: [(String, EvidenceValue)] = [

@@ -11,44 +11,35 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
     case mac(UInt64)
     case address(IPAddress)
     case network(IPNetwork)
-    /// A phone the mobile core named (GTP-C): by IMSI, else MSISDN (international digits), else IMEI.
-    case imsi(String)
-    case msisdn(String)
-    case imei(String)
-    /// A phone on the GSM air interface known only by the temporary identity the network gave it.
-    case tmsi(String)
+    /// A phone the mobile core (GTP-C) or the air interface (GSMTAP) named: by IMSI, else MSISDN, else IMEI, else
+    /// TMSI. Digits held as a number (a trivially copyable key: ledgers and series copy it often).
+    case subscriber(SubscriberKey)
+
+    public static func imsi(_ digits: String) -> DeviceID? { SubscriberKey(.imsi, digits).map { .subscriber($0) } }
+    public static func msisdn(_ digits: String) -> DeviceID? { SubscriberKey(.msisdn, digits).map { .subscriber($0) } }
+    public static func imei(_ digits: String) -> DeviceID? { SubscriberKey(.imei, digits).map { .subscriber($0) } }
+    public static func tmsi(_ hex: String) -> DeviceID? { SubscriberKey(.tmsi, hex).map { .subscriber($0) } }
 
     public var description: String {
         switch self {
         case .mac(let m): MACAddress.text(m)
         case .address(let a): a.description
         case .network(let n): n.description
-        case .imsi(let v): "imsi:" + v
-        case .msisdn(let v): "msisdn:+" + v
-        case .imei(let v): "imei:" + v
-        case .tmsi(let v): "tmsi:" + v
+        case .subscriber(let k): k.description
         }
     }
 
     public var mac: UInt64? { if case .mac(let m) = self { m } else { nil } }
 
-    /// Whether it is a subscriber identity (IMSI, MSISDN, IMEI).
-    public var isSubscriber: Bool {
-        switch self {
-        case .imsi, .msisdn, .imei, .tmsi: true
-        default: false
-        }
-    }
+    /// Whether it is a subscriber identity (IMSI, MSISDN, IMEI, TMSI).
+    public var isSubscriber: Bool { if case .subscriber = self { true } else { false } }
 
     private var rank: Int {
         switch self {
         case .mac: 0
         case .address: 1
         case .network: 2
-        case .imsi: 3
-        case .msisdn: 4
-        case .imei: 5
-        case .tmsi: 6
+        case .subscriber: 3
         }
     }
 
@@ -57,18 +48,53 @@ public enum DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible {
         case (.mac(let x), .mac(let y)): x < y
         case (.address(let x), .address(let y)): x < y
         case (.network(let x), .network(let y)): (x.address, x.bits) < (y.address, y.bits)
-        case (.imsi(let x), .imsi(let y)), (.msisdn(let x), .msisdn(let y)), (.imei(let x), .imei(let y)), (.tmsi(let x), .tmsi(let y)):
-            (x.count, x) < (y.count, y)
+        case (.subscriber(let x), .subscriber(let y)): (x.kind.rawValue, x.length, x.value) < (y.kind.rawValue, y.length, y.value)
         default: a.rank < b.rank
         }
     }
 
     /// The identity of a subscriber: its IMSI, else its MSISDN, else its IMEI.
     public static func of(_ s: Subscriber) -> DeviceID? {
-        if let v = s.imsi { return .imsi(v) }
-        if let v = s.msisdn { return .msisdn(v) }
-        if let v = s.imei { return .imei(v) }
-        return nil
+        s.imsi.flatMap(imsi) ?? s.msisdn.flatMap(msisdn) ?? s.imei.flatMap(imei)
+    }
+}
+
+/// A subscriber identity as a number: its kind, its digits' count (hex digits for a TMSI; 0: unknown) and value.
+@frozen
+public struct SubscriberKey: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt8, Sendable { case imsi, msisdn, imei, tmsi }
+    public var kind: Kind
+    public var length: UInt8
+    public var value: UInt64
+
+    /// Nil unless `text` is 1-19 decimal digits (16 hex digits for a TMSI); "unknown" makes an unknown TMSI.
+    public init?(_ kind: Kind, _ text: String) {
+        self.kind = kind
+        if kind == .tmsi && text == "unknown" {
+            length = 0
+            value = 0
+            return
+        }
+        let radix = kind == .tmsi ? 16 : 10
+        guard !text.isEmpty, text.count <= (radix == 16 ? 16 : 19), let v = UInt64(text, radix: radix) else { return nil }
+        length = UInt8(text.count)
+        value = v
+    }
+
+    /// The digits, zero-padded to their count.
+    public var digits: String {
+        if length == 0 { return "unknown" }
+        let s = String(value, radix: kind == .tmsi ? 16 : 10)
+        return String(repeating: "0", count: max(0, Int(length) - s.count)) + s
+    }
+
+    public var description: String {
+        switch kind {
+        case .imsi: "imsi:" + digits
+        case .msisdn: "msisdn:+" + digits
+        case .imei: "imei:" + digits
+        case .tmsi: "tmsi:" + digits
+        }
     }
 }
 
@@ -359,7 +385,7 @@ public final class LinkRegistry {
             return h.declared ? .declared : h.learned
         case .address, .network:
             return declared.isEmpty ? .inferred : .declared
-        case .imsi, .msisdn, .imei, .tmsi:
+        case .subscriber:
             if !declared.isEmpty { return .declared }
             return subscriberIdentities[id] != nil ? .gtpc : .gsm
         }

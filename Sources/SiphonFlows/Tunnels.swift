@@ -69,14 +69,16 @@ public final class TunnelTable {
 
     public init() {}
 
-    /// Accounts one tunnelled packet (`p.tunnel.kind != .none`) and sets `p.tunnel.discriminator` to the
-    /// tunnel's. Returns the tunnel's index in `tunnels`.
-    @discardableResult
-    public func record(_ p: inout DecodedPacket, wireLength: Int, packets: Int = 1, timestamp: Timestamp, frame: UInt64) -> Int {
-        let t = p.tunnel
+    /// Accounts one tunnelled packet (its `tunnel` record, `kind != .none`; `bytes`: what it was decoded from).
+    /// Returns the tunnel's discriminator, which the packet's flow key must carry (another than the decoder's when
+    /// its hash clashed with another tunnel's).
+    public func record(
+        _ t: TunnelInfo, bytes: UnsafeRawBufferPointer, wireLength: Int, packets: Int = 1, timestamp: Timestamp, frame: UInt64
+    ) -> UInt32 {
+        let source = t.outerSource(in: bytes), destination = t.outerDestination(in: bytes)
         var i = last
-        if i < 0 || !matches(tunnels[i], t) {
-            let pair = Pair(t.outerSource, t.outerDestination)
+        if i < 0 || !matches(tunnels[i], source, destination) {
+            let pair = Pair(source, destination)
             if let known = byPair[pair] {
                 i = known
             } else {
@@ -87,23 +89,21 @@ public final class TunnelTable {
                 }
                 i = tunnels.count
                 tunnels.append(Tunnel(
-                    id: i + 1, kind: t.kind, discriminator: d, first: t.outerSource, second: t.outerDestination,
+                    id: i + 1, kind: t.kind, discriminator: d, first: source, second: destination,
                     start: timestamp, end: timestamp, firstFrame: frame, lastFrame: frame))
                 byPair[pair] = i
                 byDiscriminator[d] = i
             }
             last = i
         }
-        p.tunnel.discriminator = tunnels[i].discriminator
-        let fromFirst = tunnels[i].first == t.outerSource && tunnels[i].second == t.outerDestination
+        let fromFirst = tunnels[i].first == source && tunnels[i].second == destination
             || tunnels[i].first == tunnels[i].second && tunnels[i].firstPorts.source == t.outerSourcePort
         update(&tunnels[i], t, fromFirst: fromFirst, wireLength: wireLength, packets: packets, timestamp: timestamp, frame: frame)
-        return i
+        return tunnels[i].discriminator
     }
 
-    private func matches(_ tunnel: Tunnel, _ t: TunnelInfo) -> Bool {
-        (tunnel.first == t.outerSource && tunnel.second == t.outerDestination)
-            || (tunnel.first == t.outerDestination && tunnel.second == t.outerSource)
+    private func matches(_ tunnel: Tunnel, _ source: IPAddress, _ destination: IPAddress) -> Bool {
+        (tunnel.first == source && tunnel.second == destination) || (tunnel.first == destination && tunnel.second == source)
     }
 
     private func update(

@@ -34,6 +34,15 @@ import Testing
         return out
     }
 
+    /// The tunnel record keeps the decoded packet small: under 256 bytes it is reset, copied and loaded with
+    /// memcpy's short path (docs/performance.md, session 9).
+    @Test func decodedPacketStaysUnder256Bytes() {
+        #expect(MemoryLayout<DecodedPacket>.size <= 256, "\(MemoryLayout<DecodedPacket>.size)")
+        #expect(MemoryLayout<TunnelInfo>.size <= 20)
+        // The tunnel discriminator fits in the flow key's former padding: no flow record grows.
+        #expect(MemoryLayout<FlowKey>.size <= 50, "\(MemoryLayout<FlowKey>.size)")
+    }
+
     /// Inner flows (5-tuple, packets and bytes each way, a rebuilt outer datagram counting each fragment frame),
     /// tunnels (outer address pair, packets each way) and the number of G-PDUs equal tshark's.
     @Test(arguments: captures)
