@@ -4,7 +4,8 @@
   captures/gtp/gtp-bench.pcap + gtp-bench.json   the core side of a lab network: GTP-C naming two phones, GTP-U
                                                  carrying their traffic.
 
-Usage: scripts/gen_cellular.py [OUT_DIR]   (default: captures/gtp in the repository). Deterministic.
+Usage: scripts/gen_cellular.py [CAPTURES_DIR]   (default: captures/ in the repository; writes its gtp/ and gsm/).
+Deterministic.
 
 Every address outside the phones' own traffic is in documentation ranges (192.0.2.0/24, 2001:db8::/32); the
 phones' destinations are real foreign addresses, as in the other scenarios, so that geolocation applies.
@@ -31,7 +32,9 @@ from pcapgen import Capture, TCP, ip, is6, pseudo_header
 from inet import checksum
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "captures/gtp")
+CAPTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "captures")
+OUT = os.path.join(CAPTURES, "gtp")
+GSM_OUT = os.path.join(CAPTURES, "gsm")
 T0 = 1741942800.0
 
 MAC = {name: bytes.fromhex("0200c0000%03d" % i) for i, name in enumerate(["mme", "sgw", "enb", "sgsn", "ggsn"], 1)}
@@ -247,10 +250,6 @@ def main():
     print(f"{path}: {count} packets")
 
 
-if __name__ == "__main__":
-    main()
-
-
 # --- GSM air interface (GSMTAP) --------------------------------------------------------------------------------
 
 GSM7 = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
@@ -463,18 +462,9 @@ def gsm(out_dir):
             {"kind": "sms", "number": "+8613900139000", "text": f"HB {i} ok", "encoding": "gsm7"})
 
     path = os.path.join(out_dir, "gsm-bench.pcap")
-    os.makedirs(out_dir, exist_ok=True)
     count = bench.cap.write(path)
     # The same GSMTAP packets without Ethernet, IP and UDP: LINKTYPE_GSMTAP_UM (217).
-    with open(os.path.join(out_dir, "gsm-bench-linktype.pcap"), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 217))
-        for ts, data in bench.cap.packets:
-            sec = int(ts)
-            usec = int(round((ts - sec) * 1e6))
-            if usec == 1_000_000:
-                sec, usec = sec + 1, 0
-            payload = data[14 + 20 + 8:]
-            f.write(struct.pack("<IIII", sec, usec, len(payload), len(payload)) + payload)
+    bench.cap.write(os.path.join(out_dir, "gsm-bench-linktype.pcap"), linktype=217, strip=14 + 20 + 8)
     manifest = {"phone": X, "messages": messages, "heartbeat": {"number": "+8613900139000", "times": beats}, "packets": count}
     with open(os.path.join(out_dir, "gsm-bench.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True, ensure_ascii=False)
@@ -482,5 +472,6 @@ def gsm(out_dir):
     print(f"{path}: {count} packets")
 
 
-if __name__ == "__main__" and len(sys.argv) <= 2:
-    gsm(os.path.join(ROOT, "captures/gsm") if len(sys.argv) < 2 else os.path.join(sys.argv[1], "../gsm"))
+if __name__ == "__main__":
+    main()
+    gsm(GSM_OUT)

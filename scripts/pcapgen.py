@@ -178,13 +178,15 @@ class Capture:
 
     # Output.
 
-    def write(self, path):
-        """Writes the packets, in time order (stable for equal times), as a pcap file (Ethernet, microseconds)."""
+    def write(self, path, linktype=1, strip=0):
+        """Writes the packets, in time order (stable for equal times), as a pcap file (microseconds): Ethernet by
+        default, or another `linktype` with the first `strip` bytes of every packet left out."""
         self.packets.sort(key=lambda p: p[0])
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "wb") as f:
-            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
             for ts, data in self.packets:
+                data = data[strip:]
                 sec = int(ts)
                 usec = int(round((ts - sec) * 1e6))
                 if usec == 1_000_000:

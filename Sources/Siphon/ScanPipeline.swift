@@ -194,7 +194,6 @@ public final class ScanPipeline {
                     if packet.tunnel.kind != .none && inner.tunnel.kind == .none {
                         // An inner packet's fragments, rebuilt: it stays in their tunnel.
                         inner.tunnel = packet.tunnel
-                        inner.hasMACs = false
                     } else if inner.tunnel.kind != .none {
                         // An outer datagram rebuilt from its fragments, carrying a tunnel: accounted now.
                         let known = tunnels.tunnels.count
@@ -233,7 +232,6 @@ public final class ScanPipeline {
         let before = cellular.gsmtapPackets &+ cellular.truncated
         cellular.feed(bytes, timestamp: timestamp, frame: currentFrame)
         let events = cellular.takeEvents()
-        if let detection { detection.numbering = numbering }
         for e in events {
             if let output { output.write(EventEncoder.cellular(e, capture: capture, geo: numberInfo)) }
             if let detection {

@@ -102,26 +102,18 @@ public struct MobileIdentity: Sendable, Hashable {
             return MobileIdentity(kind: .tmsi, value: Array(v[1..<5]).hexString)
         }
         guard let kind: Kind = type == 1 ? .imsi : type == 2 ? .imei : type == 3 ? .imeisv : nil else { return nil }
-        var digits = ""
+        // The first digit in the high nibble of the type octet, the rest in telephony BCD.
         let first = v.u8(0) >> 4
         guard first <= 9 else { return nil }
-        digits.unicodeScalars.append(UnicodeScalar(48 + first))
-        let odd = v.u8(0) & 0x08 != 0
-        for i in 1..<v.count {
-            let b = v.u8(i)
-            let low = b & 0x0F, high = b >> 4
-            guard low <= 9 else { return nil }
-            digits.unicodeScalars.append(UnicodeScalar(48 + low))
-            if high == 0x0F && (i == v.count - 1) && !odd { break }
-            guard high <= 9 else { return nil }
-            digits.unicodeScalars.append(UnicodeScalar(48 + high))
-        }
+        let rest = v.count > 1 ? GTPControlMessage.tbcd(UnsafeRawBufferPointer(rebasing: v[1...])) : ""
+        guard let rest else { return nil }
+        let digits = String(UnicodeScalar(48 + first)) + rest
         return MobileIdentity(kind: kind, value: digits)
     }
 }
 
 /// An SMS transfer PDU (TS 23.040 9.2): what the phone sends (SMS-SUBMIT) or receives (SMS-DELIVER).
-public struct SMSMessage: Sendable, Equatable {
+public struct SMSMessage: Sendable {
     public enum Kind: String, Sendable { case submit = "sms-submit", deliver = "sms-deliver", other }
     public enum Encoding: String, Sendable { case gsm7, binary = "8bit", ucs2 }
     public var kind: Kind
@@ -139,11 +131,6 @@ public struct SMSMessage: Sendable, Equatable {
     /// Concatenation (UDH information element 0 or 8): reference, parts, this part (1-based).
     public var concatenation: (reference: UInt16, parts: UInt8, part: UInt8)?
 
-    public static func == (a: Self, b: Self) -> Bool {
-        a.kind == b.kind && a.messageReference == b.messageReference && a.number == b.number && a.text == b.text
-            && a.userData == b.userData && a.dataCodingScheme == b.dataCodingScheme
-            && a.concatenation?.reference == b.concatenation?.reference && a.concatenation?.part == b.concatenation?.part
-    }
 
     /// The alphabet a data coding scheme selects (TS 23.038 4): general data coding groups and message classes.
     public static func encoding(of dcs: UInt8) -> Encoding {
@@ -323,7 +310,7 @@ public enum UCS2 {
 }
 
 /// One GSM layer-3 message a phone sent or received, with what matters for the verdict.
-public enum GSMMessage: Sendable, Equatable {
+public enum GSMMessage: Sendable {
     /// Mobility management (location updating request/accept, identity response, CM service request, IMSI detach,
     /// TMSI reallocation...): the identities it carries.
     case mobility(type: UInt8, name: String, identities: [MobileIdentity])

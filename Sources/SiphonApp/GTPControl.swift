@@ -282,16 +282,8 @@ public struct GTPControlMessage: Sendable, Equatable {
     /// Telephony BCD digits (low nibble first; 0xF fills the last byte). Nil when a nibble is not a digit before
     /// the filler.
     public static func tbcd(_ v: UnsafeRawBufferPointer) -> String? {
-        var digits: [UInt8] = []
-        digits.reserveCapacity(v.count * 2)
-        for byte in v {
-            for nibble in [byte & 0x0F, byte >> 4] {
-                if nibble == 0x0F { return digits.isEmpty ? nil : String(decoding: digits, as: UTF8.self) }
-                guard nibble <= 9 else { return nil }
-                digits.append(48 + nibble)
-            }
-        }
-        return digits.isEmpty ? nil : String(decoding: digits, as: UTF8.self)
+        let s = PhoneNumber.bcdDigits(v)
+        return !s.isEmpty && s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? s : nil
     }
 
     /// An access point name: length-prefixed labels joined by dots.

@@ -106,8 +106,6 @@ public struct Alert: Sendable {
     public var numberRecord: AlertNumber?
     public var number: PhoneNumber? { numberRecord?.number }
     public var numberInfo: NumberInfo? { numberRecord?.info }
-    /// The endpoint the alert is about, as reports group alerts: the number, else the flow's server address.
-    public var endpointText: String { number?.description ?? flow.serverAddress.description }
 
     public init(
         category: AlertCategory, rule: String, severity: Severity, message: String, timestamp: Timestamp, flow: Flow,

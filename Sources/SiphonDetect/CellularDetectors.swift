@@ -29,7 +29,13 @@ public struct NumberTotals: Sendable {
 extension DetectionEngine {
     /// The identity of the phone a GSM event is from: IMSI, else TMSI, else IMEI.
     static func phone(of e: CellularEvent) -> DeviceID {
-        e.imsi.flatMap(DeviceID.imsi) ?? e.tmsi.flatMap(DeviceID.tmsi) ?? e.imei.flatMap(DeviceID.imei) ?? DeviceID.tmsi("unknown")!
+        let unknown = DeviceID.tmsi("unknown")!
+        guard let (kind, value) = e.phone else { return unknown }
+        switch kind {
+        case "imsi": return DeviceID.imsi(value) ?? unknown
+        case "tmsi": return DeviceID.tmsi(value) ?? unknown
+        default: return DeviceID.imei(value) ?? unknown
+        }
     }
 
     /// A GSM message (GSMTAP): SMS and calls go to the numbers' ledger and are judged; identities name phones.

@@ -197,8 +197,6 @@ public final class DetectionEngine {
     public internal(set) var numberLedger: [NumberPair: NumberTotals] = [:]
     /// Number alerts already raised (category, phone, number, kind).
     var numberAlerts: Set<String> = []
-    /// The plan numbers are classified with (set by the pipeline; nil: numbers are not located).
-    public var numbering: NumberingPlan?
     /// Subscriber identities the capture revealed (GTP-C, GSM mobility messages) and already added to the
     /// identifier scanner as known identifiers: a phone's own IMSI or IMEI is then found wherever it is sent.
     var learnedIdentifiers: Set<String> = []

@@ -320,7 +320,7 @@ public final class LinkRegistry {
     }
 
     /// Phones the mobile core named (GTP-C), by the addresses it gave them.
-    public private(set) var subscribers: [IPAddress: Subscriber] = [:]
+    public private(set) var subscribers: [IPAddress: DeviceID] = [:]
     /// Subscribers by identity, for the verdicts.
     public private(set) var subscriberIdentities: [DeviceID: Subscriber] = [:]
 
@@ -338,7 +338,7 @@ public final class LinkRegistry {
             merged.dataTEIDs = known.dataTEIDs + s.dataTEIDs.filter { !known.dataTEIDs.contains($0) }
         }
         subscriberIdentities[id] = merged
-        for a in s.addresses { subscribers[a] = merged }
+        for a in s.addresses { subscribers[a] = id }
     }
 
     /// The device that sent from `address` with link-layer address `mac` (0: the link has none), or nil when that
@@ -349,7 +349,7 @@ public final class LinkRegistry {
         let mac = MACAddress.isGroup(rawMAC) ? 0 : rawMAC
         if Self.unspecified(address) && mac == 0 { return nil }
         if !excluded.isEmpty, excluded.contains(where: { $0.matches(mac: mac, address: address) }) { return nil }
-        if mac == 0, !subscribers.isEmpty, let s = subscribers[address], let id = DeviceID.of(s) {
+        if mac == 0, !subscribers.isEmpty, let id = subscribers[address] {
             if !declared.isEmpty, !declared.contains(where: { $0.matches(mac: 0, address: address) }) { return nil }
             return id
         }
