@@ -89,11 +89,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
+        // Fuzz targets as plain functions (run under libFuzzer by Fuzz/SiphonFuzz, over their corpora by the tests).
+        .target(name: "SiphonFuzzing", dependencies: ["Siphon"], swiftSettings: strict),
         // Benchmark driver: decode + flow table over a capture, timed against the C floors by scripts/bench.sh.
         .executableTarget(name: "SiphonBench", dependencies: ["Siphon"], path: "Benchmarks/SiphonBench", swiftSettings: strict),
         .testTarget(
             name: "SiphonTests",
-            dependencies: ["Siphon", "SiphonFleet", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Siphon", "SiphonFleet", "SiphonFuzzing", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             resources: [], swiftSettings: strict),
     ]
 )
+
+// libFuzzer's driver (scripts/fuzz.sh sets SIPHON_FUZZ=1): declared only then, since libFuzzer supplies main().
+if Context.environment["SIPHON_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "SiphonFuzz", dependencies: ["SiphonFuzzing"], path: "Fuzz/SiphonFuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "SiphonFuzz", targets: ["SiphonFuzz"]))
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Siphon's test suite: installs libpcap-dev, zlib1g-dev, libsqlite3-dev, tshark, tcpflow, tcpreplay, openssl and chromium when missing (Debian/Ubuntu, as root or with sudo),
+# Runs Siphon's test suite: installs libpcap-dev, zlib1g-dev, libsqlite3-dev, tshark, tcpflow, tcpreplay, openssl, zzuf and chromium when missing (Debian/Ubuntu, as root or with sudo),
 # checks the committed tshark fixtures still match the installed tshark, builds, and runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # A signed case's signature is also checked with OpenSSL; editcap, mergecap and capinfos come with tshark.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# zzuf: the bounded mutation campaign after the tests (scripts/mutate.sh).
+command -v zzuf >/dev/null 2>&1 || need+=(zzuf)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
@@ -72,3 +74,6 @@ done
 python3 scripts/tshark_checksums.py --check $(grep -v "^#" captures/diff/checksum-captures.txt)
 swift build --build-tests
 swift test --parallel
+# A bounded mutation campaign: zzuf-mutated copies of the committed captures, each scanned by the debug build with a
+# timeout (the same mutants every run; scripts/mutate.sh at length by hand, docs/robustness.md).
+SIPHON=.build/debug/siphon MUTATE_DIR="$tmp/mutate" scripts/mutate.sh "${SIPHON_MUTATE_SECONDS:-120}" 0.01

@@ -42,6 +42,9 @@ public struct ScanOptions: Sendable {
     /// Whether a second thread reads the capture ahead of the pipeline (a block of packets at a time; only when
     /// more than one processor is online). Events are the same either way.
     public var readAhead = false
+    /// The memory ceiling (`--memory-limit`) the tables share; each limit above that is larger than its share is
+    /// lowered to it (`MemoryBudget`).
+    public var memory = MemoryBudget()
     public init() {}
 }
 
@@ -53,8 +56,12 @@ public struct ScanOptions: Sendable {
 public final class ScanPipeline {
     public let capture: String
     public private(set) var statistics = CaptureStatistics()
-    /// Bytes sent and received and flows per host, from ended flows.
+    /// Bytes sent and received and flows per host, from ended flows (at most `maximumHostTotals` hosts; later
+    /// ones are counted in `hostTotalsRefused`).
     public private(set) var hosts: [IPAddress: HostTotals] = [:]
+    private let maximumHostTotals: Int
+    private var hostTotalsRefused: UInt64 = 0
+    private let memoryLimit: Int
     public let flows: FlowTable
     public let reassembler: TCPReassembler<StreamRecorder>
     public let recorder: StreamRecorder
@@ -113,8 +120,19 @@ public final class ScanPipeline {
         statistics.checksumMode = options.checksums
         detection = options.detection.map { DetectionEngine(
                 configuration: $0, devices: options.devices, excluded: options.excludedDevices, rules: options.rules, geo: options.geo) }
+        let budget = options.memory
+        memoryLimit = budget.limit
+        maximumHostTotals = budget.hostTotals
+        if let detection {
+            detection.maximumAlertsKept = budget.alerts
+            detection.maximumLedgerPairs = budget.ledgerPairs
+            detection.maximumLearnedIdentities = budget.learnedIdentities
+            detection.link.maximumAddressRecords = budget.linkAddresses
+        }
+        tunnels.maximumTunnels = budget.tunnels
         var flowConfiguration = options.flows
         if let detection = options.detection { flowConfiguration.ttlLimit = detection.ttlLimit }
+        flowConfiguration.maximumFlows = min(flowConfiguration.maximumFlows, budget.flows)
         flows = FlowTable(configuration: flowConfiguration)
         if let detection, detection.configuration.on(.identifierLeak) {
             recorder = StreamRecorder(
@@ -124,8 +142,14 @@ public final class ScanPipeline {
             recorder = StreamRecorder(options: options.streams, flows: flows, identifiers: nil, isDevice: nil)
         }
         recorder.app.httpBodyDepth = options.httpBodyDepth
-        fragments = FragmentReassembler(configuration: options.fragments)
-        reassembler = TCPReassembler(configuration: options.reassembly, consumer: recorder)
+        recorder.app.names.maximumAddresses = min(recorder.app.names.maximumAddresses, budget.nameMapAddresses)
+        var fragmentConfiguration = options.fragments
+        fragmentConfiguration.maximumBuffered = min(fragmentConfiguration.maximumBuffered, budget.fragments)
+        fragments = FragmentReassembler(configuration: fragmentConfiguration)
+        var reassembly = options.reassembly
+        reassembly.maximumBufferedTotal = min(reassembly.maximumBufferedTotal, budget.reassemblyBuffered)
+        reassembly.retainedTotal = min(reassembly.retainedTotal, budget.reassemblyRetained)
+        reassembler = TCPReassembler(configuration: reassembly, consumer: recorder)
     }
 
     /// Processes one captured packet. `next` and `afterNext`: the annotations `precheck` made for the two packets
@@ -551,6 +575,14 @@ public final class ScanPipeline {
         for a in new { output.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
     }
 
+    private func addHostTotals(_ address: IPAddress, bytes: UInt64) {
+        if hosts.count >= maximumHostTotals, hosts[address] == nil {
+            hostTotalsRefused &+= 1
+            return
+        }
+        hosts[address, default: HostTotals()].add(bytes: bytes)
+    }
+
     private func drainEndedFlows() {
         for (f, slot) in zip(flows.ended, flows.endedSlots) {
             let figures: (StreamFigures, StreamFigures)? =
@@ -562,14 +594,8 @@ public final class ScanPipeline {
             var names = dnsNames
             for n in summary.names where !names.contains(n) { names.append(n) }
             let hashes = recorder.finish(slot: slot)
-            var a = hosts[f.key.a, default: HostTotals()]
-            a.bytes &+= f.aToB.bytes &+ f.bToA.bytes
-            a.flows &+= 1
-            hosts[f.key.a] = a
-            var b = hosts[f.key.b, default: HostTotals()]
-            b.bytes &+= f.aToB.bytes &+ f.bToA.bytes
-            b.flows &+= 1
-            hosts[f.key.b] = b
+            addHostTotals(f.key.a, bytes: f.aToB.bytes &+ f.bToA.bytes)
+            addHostTotals(f.key.b, bytes: f.aToB.bytes &+ f.bToA.bytes)
             // The Community ID (a SHA-1) only when events are written.
             let cached = communityIDs.removeValue(forKey: f.id)
             let id = output == nil ? "" : cached ?? f.communityID
@@ -617,8 +643,11 @@ public final class ScanPipeline {
         statistics.interfaceDrops = interfaceDrops
         statistics.kernelDrops = kernelDrops
         fragments.finish()
-        flows.finish()
-        drainEndedFlows()
+        // In batches, so that ending a million live flows does not copy them all at once.
+        while flows.activeCount > 0 {
+            flows.finish(atMost: 4_096)
+            drainEndedFlows()
+        }
         if let output { for t in tunnels.tunnels { output.write(EventEncoder.tunnel(t, capture: capture)) } }
         statistics.tunnels = UInt64(tunnels.tunnels.count)
         statistics.tunnelDiscriminatorClashes = tunnels.discriminatorClashes
@@ -652,6 +681,17 @@ public final class ScanPipeline {
         statistics.fragmentsDropped = fragments.droppedFragments
         statistics.fragmentBytesDropped = fragments.droppedBytes
         statistics.fragmentConflicts = fragments.conflictCount
+        var memory = MemoryEvictions()
+        memory.limit = memoryLimit
+        memory.fragmentDatagrams = fragments.budgetDrops
+        memory.dnsAddresses = UInt64(recorder.app.names.droppedAddresses)
+        memory.hostTotals = hostTotalsRefused
+        memory.tunnelPackets = tunnels.packetsBeyondLimit
+        if let detection {
+            memory.ledgerFlowsNotJudged = detection.ledgerFlowsNotJudged
+            memory.learnedIdentities = detection.learnedIdentitiesRefused
+            memory.linkAddresses = detection.link.addressRecordsRefused
+        }
         if let detection {
             detection.finish()
             // Taken even with no output: the alerts get their frames.
@@ -660,6 +700,8 @@ public final class ScanPipeline {
                 for a in last { output.write(EventEncoder.alert(a, communityID: a.flow.communityID, capture: capture)) }
             }
         }
+        if let detection { memory.alertsNotKept = detection.alertsNotKept }
+        statistics.memory = memory
         if let detection, wantVerdicts || output != nil {
             var all = detection.verdicts()
             for i in all.indices {

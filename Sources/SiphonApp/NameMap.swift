@@ -11,7 +11,7 @@ public final class NameMap {
     private var byAddress: [IPAddress: [Entry]] = [:]
     /// Names kept per address (oldest dropped first) and addresses kept in all.
     public let maximumNamesPerAddress: Int
-    public let maximumAddresses: Int
+    public var maximumAddresses: Int
     public private(set) var droppedAddresses = 0
 
     public init(maximumNamesPerAddress: Int = 16, maximumAddresses: Int = 1 << 20) {

@@ -127,6 +127,10 @@ public struct QUICInitialReader: Sendable {
         return end
     }
 
+    /// The frames of an Initial already decrypted (the fuzz target's way past the AEAD, which random input never
+    /// passes): CRYPTO frames collected and the ClientHello parsed as from a decrypted packet.
+    public mutating func readDecryptedFrames(_ f: [UInt8]) { readFrames(f) }
+
     /// Collects CRYPTO frames; parses the ClientHello once its bytes are contiguous from offset 0.
     private mutating func readFrames(_ f: [UInt8]) {
         var p = 0

@@ -155,7 +155,7 @@ public final class DetectionEngine {
     /// The alerts raised since the last call, each with the frames it rests on.
     public func takeNewAlerts() -> ArraySlice<Alert> {
         defer { taken = raised.count }
-        for i in taken..<raised.count { raised[i].id = i + 1 }
+        for i in taken..<raised.count { raised[i].id = Int(alertsNotKept) + i + 1 }
         for i in taken..<raised.count where raised[i].frames.isEmpty {
             if !contextFrames.isEmpty {
                 raised[i].frames = contextFrames
@@ -165,7 +165,18 @@ public final class DetectionEngine {
                 raised[i].frames = [raised[i].flow.firstFrameRef]
             }
         }
-        return raised[taken...]
+        guard raised.count > maximumAlertsKept else { return raised[taken...] }
+        // Over the budget: the new alerts go out, but only high and critical ones stay for the verdicts.
+        let fresh = Array(raised[taken...])
+        raised.removeSubrange(taken...)
+        for a in fresh {
+            if raised.count < maximumAlertsKept || (a.severity >= .high && raised.count < 2 * maximumAlertsKept) {
+                raised.append(a)
+            } else {
+                alertsNotKept &+= 1
+            }
+        }
+        return fresh[...]
     }
     /// The detectors judged as flows end, one value per category with its own state (docs/detections.md).
     var foreignEndpoint = ForeignEndpointDetector()
@@ -205,9 +216,28 @@ public final class DetectionEngine {
 
     /// Adds a phone's identity the capture revealed to the identifiers looked for (once).
     func learn(_ kind: IdentifierKind, _ value: String?) {
-        guard let value, value.count >= 6, learnedIdentifiers.insert(kind.rawValue + value).inserted else { return }
+        guard let value, value.count >= 6, !learnedIdentifiers.contains(kind.rawValue + value) else { return }
+        guard learnedIdentifiers.count < maximumLearnedIdentities else {
+            learnedIdentitiesRefused &+= 1
+            return
+        }
+        learnedIdentifiers.insert(kind.rawValue + value)
         identifierScanner.add(KnownIdentifier(kind: kind, value: value))
     }
+
+    // MARK: Memory budgets (`MemoryBudget`; counted in the stats event's `memory` object)
+
+    /// Identities learned at most; later ones are counted, not searched for.
+    public var maximumLearnedIdentities = Int.max
+    public private(set) var learnedIdentitiesRefused: UInt64 = 0
+    /// Device × endpoint pairs in the ledger at most; a flow to a new pair beyond it is not judged by the
+    /// per-endpoint detectors (it is still written as a flow event), and counted.
+    public var maximumLedgerPairs = Int.max
+    public private(set) var ledgerFlowsNotJudged: UInt64 = 0
+    /// Alerts kept for the verdicts: the first `maximumAlertsKept`, then only high and critical ones up to twice
+    /// that. Every alert is still written as an event; the others are counted in `alertsNotKept`.
+    public var maximumAlertsKept = Int.max
+    public private(set) var alertsNotKept: UInt64 = 0
 
     /// Country data for endpoints known only from transactions (DNS resolvers, HTTP servers of live flows).
     public let geo: GeoDatabase?
@@ -282,6 +312,10 @@ public final class DetectionEngine {
             return
         }
         let pair = Pair(device: id, endpoint: endpoint)
+        if ledger.count >= maximumLedgerPairs, ledger[pair] == nil {
+            ledgerFlowsNotJudged &+= 1
+            return
+        }
         // Taken out of the table while updated, so that appending to its arrays does not copy them.
         var t = ledger.removeValue(forKey: pair) ?? EndpointTotals(first: f.start, last: f.end)
         t.flows += 1
@@ -315,6 +349,7 @@ public final class DetectionEngine {
         let f = e.flow
         guard let id = link.device(of: f), !isLocal(f.serverAddress) else { return }
         let pair = Pair(device: id, endpoint: f.serverAddress)
+        guard ledger.count < maximumLedgerPairs || ledger[pair] != nil else { return }
         var t = ledger.removeValue(forKey: pair) ?? EndpointTotals(first: f.start, last: f.end)
         for n in e.names where !t.names.contains(n) { t.names.append(n) }
         if t.destination == nil { t.destination = e.destination }

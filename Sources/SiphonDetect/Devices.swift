@@ -257,6 +257,11 @@ public final class LinkRegistry {
     /// Cheap for a pair already known (one lookup of the host, one of the address): called for every flow.
     public func observe(mac: UInt64, address: IPAddress, at time: Timestamp, source: AddressSource = .traffic) {
         guard mac != 0, !MACAddress.isGroup(mac), !Self.unspecified(address) else { return }
+        if addressRecords >= maximumAddressRecords, hosts[mac]?.roles.contains(.forwarder) != true,
+           hosts[mac]?.records[address] == nil {
+            addressRecordsRefused &+= 1
+            return
+        }
         var added = false
         func update(_ h: inout Host) {
             if h.roles.contains(.forwarder) {
@@ -291,8 +296,17 @@ public final class LinkRegistry {
             }
         }
         update(&hosts[mac, default: Host(mac: mac)])
-        if added { macOf[address] = mac }
+        if added {
+            macOf[address] = mac
+            addressRecords += 1
+        }
     }
+
+    /// Address records (a host's address with its first and last sighting) kept over all hosts at most (the memory
+    /// budget's); a sighting of a new address beyond it is counted in `addressRecordsRefused`, not recorded.
+    public var maximumAddressRecords = Int.max
+    public private(set) var addressRecordsRefused: UInt64 = 0
+    private var addressRecords = 0
 
     /// The MAC address `address` was last seen from (not a gateway's).
     public func mac(of address: IPAddress) -> UInt64? { macOf[address] }

@@ -397,11 +397,17 @@ public final class FlowTable {
     }
 
     /// Ends every remaining flow, as at the end of a capture: open ones become `open-at-end`.
-    public func finish() {
+    public func finish() { finish(atMost: .max) }
+
+    /// Ends at most `limit` of the remaining flows (call until `activeCount` is 0, draining `ended` between
+    /// calls, so that a million live flows are not all copied into `ended` at once).
+    public func finish(atMost limit: Int) {
+        var n = 0
         for c in 0..<FlowTable.classCount {
-            while heads[c] >= 0 {
+            while heads[c] >= 0 && n < limit {
                 let slot = heads[c]
                 end(slot: slot, as: slots[Int(slot)].state == .open ? .openAtEnd : slots[Int(slot)].state)
+                n += 1
             }
         }
     }

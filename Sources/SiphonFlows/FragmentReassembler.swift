@@ -5,8 +5,12 @@ public import SiphonDecode
 public struct FragmentConfiguration: Sendable {
     /// A datagram whose fragments have not all arrived after this much capture time is dropped (Linux: 30 s).
     public var timeout: Duration = .seconds(30)
-    /// Bytes held in incomplete datagrams over all flows; beyond, the oldest datagram is dropped.
+    /// Bytes held in incomplete datagrams over all flows, with each datagram's and piece's bookkeeping
+    /// (`datagramOverhead`, `pieceOverhead`); beyond, the oldest datagram is dropped (`budgetDrops`).
     public var maximumBuffered = 16 << 20
+    /// Fragments one datagram may have; a datagram with more is dropped (a legitimate 64 KiB datagram over a 1,500-
+    /// byte MTU has 45; the flood that sends 8-byte pieces is what this stops).
+    public var maximumFragmentsPerDatagram = 256
     public init() {}
 }
 
@@ -55,9 +59,20 @@ public final class FragmentReassembler {
         var fragments = 0
         var wireBytes = 0
         var buffered = 0
+        /// When it was first seen, in arrival order (the budget drops the oldest first).
+        var serial: UInt64 = 0
     }
 
+    /// Bookkeeping charged to the budget per incomplete datagram (key, record, dictionary slot) and per piece.
+    static let datagramOverhead = 192
+    static let pieceOverhead = 48
+
     private var datagrams: [Key: Datagram] = [:]
+    /// Datagrams in arrival order, for dropping the oldest in O(1): entries whose datagram is gone (or was replaced,
+    /// another serial) are skipped when met.
+    private var arrival: [(key: Key, serial: UInt64)] = []
+    private var arrivalHead = 0
+    private var nextSerial: UInt64 = 0
     private var buffered = 0
     private var nextExpiry = Timestamp.zero
 
@@ -66,6 +81,8 @@ public final class FragmentReassembler {
     public private(set) var droppedFragments: UInt64 = 0
     public private(set) var droppedBytes: UInt64 = 0
     public private(set) var budgetDrops: UInt64 = 0
+    /// Datagrams given up for having more than `maximumFragmentsPerDatagram` fragments.
+    public private(set) var tooManyFragments: UInt64 = 0
     public private(set) var conflicts: [FragmentConflict] = []
     public private(set) var conflictCount: UInt64 = 0
 
@@ -92,12 +109,32 @@ public final class FragmentReassembler {
         let payloadStart = p.transportOffset
         let available = bytes.count - payloadStart
         let fragmentLength = max(0, p.ipLength - (p.transportOffset - p.networkOffset))
-        var d = datagrams[key] ?? Datagram(first: timestamp, last: timestamp)
+        var d: Datagram
+        if let known = datagrams[key] {
+            d = known
+        } else {
+            d = Datagram(first: timestamp, last: timestamp)
+            nextSerial += 1
+            d.serial = nextSerial
+            d.buffered = Self.datagramOverhead
+            buffered += Self.datagramOverhead
+            arrival.append((key, nextSerial))
+        }
         d.last = timestamp
         d.fragments += 1
         d.wireBytes += wireLength
+        if d.fragments > configuration.maximumFragmentsPerDatagram && d.totalLength != -1 {
+            // Too many pieces: the datagram is given up (its fragments are counted as dropped when it goes).
+            buffered -= d.buffered - Self.datagramOverhead
+            d.buffered = Self.datagramOverhead
+            d.pieces = []
+            d.totalLength = -1
+            tooManyFragments += 1
+        }
         if available < fragmentLength || p.fragmentOffset + fragmentLength > 65_535 {
             // A fragment cut by the snapshot length, or past the largest datagram: the datagram cannot be rebuilt.
+            buffered -= d.buffered - Self.datagramOverhead
+            d.buffered = Self.datagramOverhead
             d.pieces.removeAll()
             d.totalLength = -1
         }
@@ -143,14 +180,18 @@ public final class FragmentReassembler {
         if cursor < end { stored.append((cursor, Array(piece[(cursor - offset)...]))) }
         for (o, bytes) in stored where !bytes.isEmpty {
             d.pieces.append((o, bytes))
-            d.buffered += bytes.count
-            buffered += bytes.count
+            d.buffered += bytes.count + Self.pieceOverhead
+            buffered += bytes.count + Self.pieceOverhead
         }
     }
 
     private func isComplete(_ d: Datagram, _ total: Int) -> Bool {
         var covered = 0
         for piece in d.pieces.sorted(by: { $0.offset < $1.offset }) {
+            // Pieces past the end (sent beyond the last fragment) do not hold the datagram back: it is complete
+            // once [0, total) is covered, whatever the order the fragments came in (found by the fragment model
+            // fuzz target: a piece beyond the end that arrived first kept the datagram incomplete).
+            if covered >= total { return true }
             if piece.offset > covered { return false }
             covered = max(covered, piece.offset + piece.bytes.count)
         }
@@ -184,9 +225,26 @@ public final class FragmentReassembler {
     }
 
     private func dropOldest() {
-        while buffered > configuration.maximumBuffered, let oldest = datagrams.min(by: { $0.value.last < $1.value.last })?.key {
-            budgetDrops += 1
-            drop(oldest)
+        while buffered > configuration.maximumBuffered && arrivalHead < arrival.count {
+            let (key, serial) = arrival[arrivalHead]
+            arrivalHead += 1
+            if datagrams[key]?.serial == serial {
+                budgetDrops += 1
+                drop(key)
+            }
+        }
+        compactArrival()
+    }
+
+    /// Forgets arrival entries already passed or whose datagram is gone, once they are most of the list.
+    private func compactArrival() {
+        if arrivalHead > 1024 && arrivalHead * 2 > arrival.count {
+            arrival.removeFirst(arrivalHead)
+            arrivalHead = 0
+        }
+        if arrival.count > 4 * max(1024, datagrams.count) {
+            arrival = arrival[arrivalHead...].filter { datagrams[$0.key]?.serial == $0.serial }
+            arrivalHead = 0
         }
     }
 
@@ -194,6 +252,7 @@ public final class FragmentReassembler {
     public func expire(now: Timestamp) {
         let limit = configuration.timeout.nanoseconds
         for (key, d) in datagrams where now.nanoseconds(since: d.last) > limit { drop(key) }
+        compactArrival()
         nextExpiry = now.adding(nanoseconds: 1_000_000_000)
     }
 

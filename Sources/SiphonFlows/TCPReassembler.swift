@@ -86,6 +86,21 @@ public struct StreamFigures: Sendable, Equatable {
     public init() {}
 }
 
+/// One buffered out-of-order piece of a TCP stream (outside the generic reassembler, so that its size is a
+/// constant rather than generic metadata looked up per segment).
+struct TCPSegmentRecord {
+    var start: UInt64
+    /// Where the TCP segment these bytes came from started and ended (target-based policies compare them).
+    var origin: UInt64
+    var originEnd: UInt64
+    var length: Int
+    var next: Int32
+    var data: UnsafeMutableRawPointer
+    var sizeClass: Int
+    /// The packet that supplied these bytes.
+    var frame: FrameRef
+}
+
 /// Per-direction TCP stream reassembly for the flows of one `FlowTable` (state kept per flow slot).
 ///
 /// In-order data goes straight from the capture buffer to the consumer. Out-of-order segments are copied into
@@ -106,6 +121,10 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     /// Bytes declared gaps because a memory budget was reached (not capture loss).
     public private(set) var budgetGapBytes: UInt64 = 0
     public private(set) var bufferedBytes = 0
+    /// What the buffered segments hold in memory: their pooled buffers (a power of two, at least 64 bytes) and
+    /// records. The total budget (`maximumBufferedTotal`) counts this, so that a flood of 1-byte segments is
+    /// bounded by what it costs, not by its payload.
+    public private(set) var heldBytes = 0
     public private(set) var peakBufferedBytes = 0
 
     /// Delivered bytes not compared with a retransmission because the window no longer (or never) held them.
@@ -184,17 +203,12 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         var figures = StreamFigures()
     }
 
-    private struct Segment {
-        var start: UInt64
-        /// Where the TCP segment these bytes came from started and ended (target-based policies compare them).
-        var origin: UInt64
-        var originEnd: UInt64
-        var length: Int
-        var next: Int32
-        var data: UnsafeMutableRawPointer
-        var sizeClass: Int
-        /// The packet that supplied these bytes.
-        var frame: FrameRef
+    private typealias Segment = TCPSegmentRecord
+
+    /// What `count` payload bytes buffered as one segment cost in memory.
+    @inline(__always)
+    static func charge(_ count: Int) -> Int {
+        (1 << max(6, Int.bitWidth - (max(1, count) - 1).leadingZeroBitCount)) + MemoryLayout<Segment>.stride
     }
 
     /// Bytes of reassembly state per tracked TCP flow (both directions), buffered data not counted.
@@ -204,6 +218,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     public var frame = FrameRef.none
     private var halves: UnsafeMutablePointer<Half>
     private var halfCapacity: Int
+    /// Halves initialized so far (the lowest ones): memory is touched only for slots the flow table has used.
+    private var halfInitialized = 0
     private var segments: [Segment] = []
     private var freeSegments: [Int32] = []
     /// Pooled buffers by power-of-two size class (64 B ... 64 KiB and beyond).
@@ -220,7 +236,6 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         self.consumer = consumer
         halfCapacity = 2048
         halves = UnsafeMutablePointer<Half>.allocate(capacity: halfCapacity)
-        halves.initialize(repeating: Half(), count: halfCapacity)
     }
 
     deinit {
@@ -228,7 +243,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         let free = Set(freeSegments)
         for i in segments.indices where !free.contains(Int32(i)) { segments[i].data.deallocate() }
         for list in pool { for p in list { p.deallocate() } }
-        for i in 0..<halfCapacity { halves[i].window.ring?.deallocate() }
+        for i in 0..<halfInitialized { halves[i].window.ring?.deallocate() }
+        halves.deinitialize(count: halfInitialized)
         halves.deallocate()
     }
 
@@ -236,7 +252,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     @inline(__always)
     public func prefetch(slot: Int32) {
         let i = Int(slot) * 2
-        guard i + 1 < halfCapacity else { return }
+        guard i + 1 < halfInitialized else { return }
         let state = UnsafeRawPointer(halves + i)
         var line = 0
         while line < 2 * MemoryLayout<Half>.stride {
@@ -248,19 +264,25 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
     @inline(__always)
     private func half(_ slot: Int32, _ direction: Int) -> UnsafeMutablePointer<Half> {
         let i = Int(slot) * 2 + direction
-        if i >= halfCapacity { grow(to: i + 1) }
+        if i >= halfInitialized { grow(to: i + 1) }
         return halves + i
     }
 
+    /// Makes halves `[0, n)` exist: a bigger allocation when needed (only the initialized ones are moved), then
+    /// the new ones initialized (whole slot pairs).
     private func grow(to n: Int) {
-        var c = halfCapacity
-        while c < n { c *= 2 }
-        let bigger = UnsafeMutablePointer<Half>.allocate(capacity: c)
-        bigger.moveInitialize(from: halves, count: halfCapacity)
-        (bigger + halfCapacity).initialize(repeating: Half(), count: c - halfCapacity)
-        halves.deallocate()
-        halves = bigger
-        halfCapacity = c
+        let needed = (n + 1) & ~1
+        if needed > halfCapacity {
+            var c = halfCapacity
+            while c < needed { c *= 2 }
+            let bigger = UnsafeMutablePointer<Half>.allocate(capacity: c)
+            bigger.moveInitialize(from: halves, count: halfInitialized)
+            halves.deallocate()
+            halves = bigger
+            halfCapacity = c
+        }
+        (halves + halfInitialized).initialize(repeating: Half(), count: needed - halfInitialized)
+        halfInitialized = needed
     }
 
     /// Feeds one TCP segment of the flow `flowID` in `slot`. `payload` is what the capture holds; `missing` bytes of
@@ -363,7 +385,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 start += Int64(direct)
             }
             let fits = h.pointee.buffered + data.count <= configuration.maximumBufferedPerDirection
-                && bufferedBytes + data.count <= configuration.maximumBufferedTotal
+                && heldBytes + Self.charge(data.count) <= configuration.maximumBufferedTotal
             if fits {
                 insert(data, at: UInt64(start), origin: origin, originEnd: originEnd, h, slot: slot, direction: direction, timestamp: timestamp)
                 drain(h, slot: slot, direction: direction, limit: releaseLimit(h))
@@ -377,9 +399,29 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
             // Nothing buffered before it can be given up: declare the hole before it a gap and deliver it now.
             if UInt64(start) > h.pointee.offset {
                 declareGap(UInt64(start) - h.pointee.offset, h, slot: slot, direction: direction, budget: true)
+                continue
             }
+            // In order under an acknowledgment-gated policy, with no room to hold it until acknowledged: it is
+            // final now (it cannot wait; before this, such a segment looped here forever — found by the TCP model
+            // fuzz target once the budget counted what segments cost).
+            var direct = data.count
+            if h.pointee.head >= 0 { direct = min(direct, Int(Int64(segments[Int(h.pointee.head)].start) - start)) }
+            guard direct > 0 else {
+                // (Unreachable: a buffered segment at or before `start` was given up above.)
+                skipToBuffered(h, slot: slot, direction: direction, budget: true)
+                continue
+            }
+            unacknowledgedReleases &+= 1
+            deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction, frame: frame)
+            if direct == data.count { return }
+            data = UnsafeRawBufferPointer(rebasing: data[direct...])
+            start += Int64(direct)
         }
     }
+
+    /// In-order segments delivered before their acknowledgment under a gated policy because the budget had no
+    /// room to hold them.
+    public private(set) var unacknowledgedReleases: UInt64 = 0
 
     @inline(__always)
     private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, frame: FrameRef) {
@@ -715,6 +757,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         if previous >= 0 { segments[Int(previous)].next = index } else { h.pointee.head = index }
         h.pointee.buffered += length
         bufferedBytes += length
+        heldBytes += 1 << sizeClass + MemoryLayout<Segment>.stride
         if bufferedBytes > peakBufferedBytes { peakBufferedBytes = bufferedBytes }
         return index
     }
@@ -723,6 +766,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         let s = segments[Int(index)]
         h.pointee.buffered -= s.length
         bufferedBytes -= s.length
+        heldBytes -= 1 << s.sizeClass + MemoryLayout<Segment>.stride
         pool[s.sizeClass].append(s.data)
         freeSegments.append(index)
     }

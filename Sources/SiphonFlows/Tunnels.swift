@@ -66,6 +66,10 @@ public final class TunnelTable {
     public private(set) var discriminatorClashes: UInt64 = 0
     /// The last tunnel recorded, to skip the lookups for a burst in one tunnel.
     private var last = -1
+    /// Tunnels listed at most (the memory budget's); packets of further tunnels are decapsulated with the decoder's
+    /// discriminator (hash clashes not resolved) and counted in `packetsBeyondLimit`.
+    public var maximumTunnels = Int.max
+    public private(set) var packetsBeyondLimit: UInt64 = 0
 
     public init() {}
 
@@ -81,6 +85,9 @@ public final class TunnelTable {
             let pair = Pair(source, destination)
             if let known = byPair[pair] {
                 i = known
+            } else if tunnels.count >= maximumTunnels {
+                packetsBeyondLimit &+= UInt64(packets)
+                return t.discriminator
             } else {
                 var d = t.discriminator
                 if byDiscriminator[d] != nil {

@@ -46,10 +46,15 @@ public final class MMDBReader: Sendable {
     /// The node where IPv4 addresses start in an IPv6 tree (after 96 zero bits).
     let ipv4Start: Int
 
-    public init(path: String) throws(MMDBError) {
-        self.path = path
+    public convenience init(path: String) throws(MMDBError) {
         guard let data = FileManager.default.contents(atPath: path) else { throw MMDBError("\(path): cannot read") }
-        bytes = [UInt8](data)
+        try self.init(bytes: [UInt8](data), name: path)
+    }
+
+    /// Reads a database held in memory; `name` stands for its path in errors.
+    public init(bytes: [UInt8], name path: String) throws(MMDBError) {
+        self.path = path
+        self.bytes = bytes
         let marker: [UInt8] = [0xAB, 0xCD, 0xEF] + Array("MaxMind.com".utf8)
         // The metadata follows the last marker, within the last 128 KiB.
         var metadataStart: Int?

@@ -90,6 +90,13 @@ public final class IndicatorSet: @unchecked Sendable {
     @discardableResult
     public func load(path: String) throws(IntelError) -> Int {
         guard let data = FileManager.default.contents(atPath: path) else { throw IntelError("\(path): cannot read") }
+        return try load(bytes: [UInt8](data), path: path)
+    }
+
+    /// Loads a feed held in memory; `path` names it in errors and (its last component) as the indicators' source.
+    @discardableResult
+    public func load(bytes: [UInt8], path: String) throws(IntelError) -> Int {
+        let data = Data(bytes)
         let name = (path as NSString).lastPathComponent
         let before = indicators.count
         let text = String(decoding: data, as: UTF8.self)

@@ -667,6 +667,17 @@ public enum EventEncoder {
         w.field("peak_retained_bytes", s.peakRetainedBytes)
         w.field("unreported_conflict_ranges", s.unreportedConflictRanges)
         w.endObject()
+        w.beginObject("memory")
+        w.field("limit_bytes", s.memory.limit)
+        w.field("fragment_datagrams_dropped", s.memory.fragmentDatagrams)
+        w.field("dns_addresses_not_kept", s.memory.dnsAddresses)
+        w.field("alerts_not_kept", s.memory.alertsNotKept)
+        w.field("ledger_flows_not_judged", s.memory.ledgerFlowsNotJudged)
+        w.field("link_addresses_not_kept", s.memory.linkAddresses)
+        w.field("host_totals_not_kept", s.memory.hostTotals)
+        w.field("tunnel_packets_not_listed", s.memory.tunnelPackets)
+        w.field("learned_identities_not_kept", s.memory.learnedIdentities)
+        w.endObject()
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }
         if let drops = s.kernelDrops { w.field("kernel_drops", drops) }

@@ -124,6 +124,15 @@ public struct Coverage: Sendable, Equatable {
         if s.budgetGapBytes > 0 { r.append(plural(s.budgetGapBytes, "byte") + " of them given up by the reassembly memory budget") }
         if s.flowsEvicted > 0 { r.append(plural(s.flowsEvicted, "flow") + " ended early by the flow-table limit") }
         if s.fragmentsDropped > 0 { r.append(plural(s.fragmentsDropped, "IP fragment") + " of datagrams never completed") }
+        let m = s.memory
+        if m.fragmentDatagrams > 0 { r.append(plural(m.fragmentDatagrams, "fragmented datagram") + " dropped by the fragment memory budget") }
+        if m.dnsAddresses > 0 { r.append(TerminalSummary.count(m.dnsAddresses) + (m.dnsAddresses == 1 ? " address" : " addresses") + " whose DNS names the name map's memory budget did not keep") }
+        if m.alertsNotKept > 0 { r.append(plural(m.alertsNotKept, "alert") + " written but not kept for the verdicts (memory budget)") }
+        if m.ledgerFlowsNotJudged > 0 { r.append(plural(m.ledgerFlowsNotJudged, "flow") + " to new endpoints not judged (device x endpoint ledger full)") }
+        if m.linkAddresses > 0 { r.append(plural(m.linkAddresses, "address sighting") + " of the link's hosts not recorded (memory budget)") }
+        if m.hostTotals > 0 { r.append(plural(m.hostTotals, "host total") + " not kept (memory budget)") }
+        if m.tunnelPackets > 0 { r.append(plural(m.tunnelPackets, "GTP-U packet") + " of tunnels beyond the tunnel table's limit") }
+        if m.learnedIdentities > 0 { r.append(TerminalSummary.count(m.learnedIdentities) + (m.learnedIdentities == 1 ? " subscriber identity" : " subscriber identities") + " not searched for in payloads (memory budget)") }
         let undecodable = s.undecodableTotal
         if undecodable > 0 { r.append(plural(undecodable, "packet") + " undecodable") }
         reasons = r

@@ -83,6 +83,8 @@ public struct CaptureStatistics: Sendable {
     public var kernelDrops: UInt64?
     /// Why the capture is known to miss packets (drops by the kernel or the interfaces), nil when nothing says so:
     /// every verdict on it carries this.
+    /// The memory ceiling and what its budgets refused or evicted.
+    public var memory = MemoryEvictions()
     public var incompleteness: String? {
         let reasons = Coverage(self).reasons
         return reasons.isEmpty ? nil : reasons.joined(separator: "; ")
@@ -103,6 +105,11 @@ public struct HostTotals: Sendable {
     public var bytes: UInt64 = 0
     public var flows: UInt64 = 0
     public init() {}
+    /// One more ended flow of this host, with its bytes both ways.
+    public mutating func add(bytes: UInt64) {
+        self.bytes &+= bytes
+        flows &+= 1
+    }
 }
 
 /// How the checksums of one layer were judged.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Siphon
+import SiphonCore
 import SiphonFleet
 import Foundation
 import Crypto
@@ -28,8 +29,11 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Idle timeout of ICMP and other flows, in seconds.", valueName: "seconds"))
     var otherTimeout: Double = 120
 
-    @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it.", valueName: "count"))
+    @Option(help: ArgumentHelp("Flows tracked at once; the longest-idle flow is ended early beyond it (the memory limit may set a lower one).", valueName: "count"))
     var maxFlows: Int = 1 << 20
+
+    @Option(help: ArgumentHelp("Memory ceiling the scan's tables share (flows, reassembly, fragments, DNS names, ledgers, alerts kept), as Suricata's memcaps: what a budget refuses is evicted oldest-first or refused, and counted in the stats event's memory object. Binary units: 512M, 2G.", valueName: "size"))
+    var memoryLimit: String = "1G"
 
     @Option(help: ArgumentHelp("Judge flows still open every this many seconds of capture time (foreign-endpoint, ioc-match for flows open that long); 0: only when flows end.", valueName: "seconds"))
     var openFlowInterval: Double = 60
@@ -87,6 +91,9 @@ struct AnalysisOptions: ParsableArguments {
             throw ValidationError("\(name) must be a positive number of seconds")
         }
         if maxFlows < 1 { throw ValidationError("--max-flows must be at least 1") }
+        guard let limit = MemoryBudget.parse(memoryLimit), limit >= 16 << 20 else {
+            throw ValidationError("--memory-limit must be a size of at least 16M (for example 512M or 2G)")
+        }
         if !(openFlowInterval >= 0 && openFlowInterval < 1e9) { throw ValidationError("--open-flow-interval must be 0 or a positive number of seconds") }
         if maxBufferedPerDirection < 0 || maxBufferedTotal < 0 || maxRetainedPerDirection < 0 || maxRetainedTotal < 0 {
             throw ValidationError("buffer limits cannot be negative")
@@ -109,7 +116,7 @@ struct AnalysisOptions: ParsableArguments {
         [
             ("filter", filter ?? ""), ("tcp-timeout", "\(tcpTimeout)"), ("tcp-unestablished-timeout", "\(tcpUnestablishedTimeout)"),
             ("tcp-close-timeout", tcpCloseTimeout.map { "\($0)" } ?? "default"), ("udp-timeout", "\(udpTimeout)"),
-            ("other-timeout", "\(otherTimeout)"), ("max-flows", "\(maxFlows)"), ("open-flow-interval", "\(openFlowInterval)"),
+            ("other-timeout", "\(otherTimeout)"), ("max-flows", "\(maxFlows)"), ("memory-limit", memoryLimit), ("open-flow-interval", "\(openFlowInterval)"),
             ("stream-hashes", "\(streamHashes)"), ("overlap-policy", "\(overlapPolicy)"), ("checksums", "\(checksums)"),
             ("ttl-limit", ttlLimit.map { "\($0)" } ?? "default"), ("max-buffered-per-direction", "\(maxBufferedPerDirection)"),
             ("max-buffered-total", "\(maxBufferedTotal)"), ("max-retained-per-direction", "\(maxRetainedPerDirection)"),
@@ -161,6 +168,7 @@ struct AnalysisOptions: ParsableArguments {
         options.flows.udpTimeout = duration(udpTimeout)
         options.flows.otherTimeout = duration(otherTimeout)
         options.flows.maximumFlows = maxFlows
+        options.memory = MemoryBudget(limit: MemoryBudget.parse(memoryLimit) ?? 1 << 30)
         options.openFlowInterval = openFlowInterval > 0 ? duration(openFlowInterval) : nil
         options.reassembly.policy = overlapPolicy
         options.checksums = checksums

@@ -474,7 +474,8 @@ struct ReassemblyModel {
 
     @Test func budgetDropsTheOldestDatagram() {
         var config = FragmentConfiguration()
-        config.maximumBuffered = 20
+        // One datagram of one 16-byte piece costs 192 (datagram) + 48 (piece) + 16 = 256 bytes: one fits, two do not.
+        config.maximumBuffered = 256 + 100
         let r = FragmentReassembler(configuration: config)
         #expect(add(r, Self.fragment(Self.datagram, offset: 0, length: 16, more: true), at: 0) == nil)
         var other = Self.fragment(Self.datagram, offset: 0, length: 16, more: true)
