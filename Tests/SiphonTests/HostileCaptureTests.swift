@@ -401,5 +401,26 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         let memory = r.stats["memory"] as? [String: Any] ?? [:]
         #expect(int(memory["dns_addresses_not_kept"]) == n - kept)
     }
+
+    /// `--memory-limit` sizes: binary units, refused below 16 MiB or when not a size (exit 2, naming the option).
+    @Test func memoryLimitOption() throws {
+        #expect(MemoryBudget.parse("1G") == 1 << 30)
+        #expect(MemoryBudget.parse("512M") == 512 << 20)
+        #expect(MemoryBudget.parse("800k") == 800 << 10)
+        #expect(MemoryBudget.parse("2GiB") == 2 << 30)
+        #expect(MemoryBudget.parse("1073741824") == 1_073_741_824)
+        for bad in ["0", "-1M", "abc", "", "G", "99999999999T"] { #expect(MemoryBudget.parse(bad) == nil, "\(bad)") }
+        let capture = Repo.path("captures/sample/backdoor-phone.pcap")
+        for bad in ["10M", "lots"] {
+            let r = try runSiphon(["scan", "-q", capture, "--memory-limit", bad])
+            #expect(r.status == 2 && r.err.contains("--memory-limit"), "\(bad): \(r.err)")
+        }
+        // The limit and what the budgets refused are in the stats event (nothing, for the sample).
+        let r = try runSiphon(["scan", "-q", capture, "--memory-limit", "256M", "--json", "-"])
+        let stats = r.out.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let memory = (stats?["stats"] as? [String: Any])?["memory"] as? [String: Any] ?? [:]
+        #expect(int(memory["limit_bytes"]) == 256 << 20)
+        #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 9)
+    }
 }
 
