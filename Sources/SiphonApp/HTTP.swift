@@ -69,7 +69,11 @@ public struct HTTPStreamParser: Sendable {
     public var failed: Bool { if case .failed = state { return true } else { return false } }
 
     /// Tells the response side which request a coming response answers (HEAD responses carry no body).
-    public mutating func expectResponse(toMethod method: String) { pendingMethods.append(method) }
+    public mutating func expectResponse(toMethod method: String) {
+        // As many as the application layer keeps requests waiting (the oldest go out unanswered beyond).
+        if pendingMethods.count >= 256 { pendingMethods.removeFirst() }
+        pendingMethods.append(method)
+    }
 
     /// Feeds bytes; returns the messages completed by them (heads with their bodies).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [HTTPMessage] {
@@ -157,7 +161,8 @@ public struct HTTPStreamParser: Sendable {
             var v = text[(colon + 1)...]
             while let f = v.first, f == 0x20 || f == 0x09 { v.removeFirst() }
             while let l = v.last, l == 0x20 || l == 0x09 { v.removeLast() }
-            current?.headers.append((name, String(decoding: v, as: UTF8.self)))
+            // A message repeating a kept header without end keeps its first 64 (all are counted).
+            if current?.headers.count ?? 0 < 64 { current?.headers.append((name, String(decoding: v, as: UTF8.self))) }
         case .chunkSize:
             let s = String(decoding: text, as: UTF8.self)
             let hex = s.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingSpaces() } ?? ""

@@ -422,5 +422,37 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(int(memory["limit_bytes"]) == 256 << 20)
         #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 9)
     }
+
+    /// 3,000 pipelined HTTP requests that are never answered, one of them with 500 Host headers: each request is
+    /// one `http` event (the oldest go out unanswered once 256 wait), none lost.
+    @Test func httpPipelineFloodIsBounded() throws {
+        let path = try Self.folder() + "/pipeline.pcap"
+        let sink = try PcapSink(path)
+        let (a, b): (UInt32, UInt32) = (0xC000_0205, 0xC633_6405)
+        var seq: UInt32 = 1_000
+        sink.add(Wire.tcp(source: a, destination: b, sourcePort: 40_000, destinationPort: 80, sequence: seq, flags: 0x02), seconds: 1_700_000_000, fraction: 0)
+        seq &+= 1
+        var stream: [UInt8] = []
+        for i in 0..<3_000 {
+            stream += Array("GET /\(i) HTTP/1.1\r\nHost: example.com\r\n".utf8)
+            if i == 10 { for _ in 0..<500 { stream += Array("Host: example.com\r\n".utf8) } }
+            stream += Array("\r\n".utf8)
+        }
+        var k = 0
+        while k < stream.count {
+            let chunk = Array(stream[k..<min(stream.count, k + 1_400)])
+            sink.add(Wire.tcp(source: a, destination: b, sourcePort: 40_000, destinationPort: 80, sequence: seq, flags: 0x18, payload: chunk),
+                     seconds: 1_700_000_001, fraction: UInt32(k / 1_400))
+            seq &+= UInt32(chunk.count)
+            k += 1_400
+        }
+        try sink.close()
+        let r = try MeasuredScan.run(path)
+        #expect(r.status == 0)
+        let http = r.events.filter { $0["event_type"] as? String == "http" }
+        #expect(http.count == 3_000)
+        let uris = Set(http.compactMap { ($0["http"] as? [String: Any])?["url"] as? String })
+        #expect(uris.count == 3_000, "\(http.first ?? [:])")
+    }
 }
 
