@@ -575,6 +575,23 @@ public final class ScanPipeline {
         for a in new { output.write(EventEncoder.alert(a, communityID: id, capture: capture)) }
     }
 
+    /// What the memory budgets refused, once the capture is finished (the verdicts' coverage names them).
+    private func memoryEvictions() -> MemoryEvictions {
+        var m = MemoryEvictions()
+        m.limit = memoryLimit
+        m.fragmentDatagrams = fragments.budgetDrops
+        m.dnsAddresses = UInt64(recorder.app.names.droppedAddresses)
+        m.hostTotals = hostTotalsRefused
+        m.tunnelPackets = tunnels.packetsBeyondLimit
+        if let detection {
+            m.ledgerFlowsNotJudged = detection.ledgerFlowsNotJudged
+            m.learnedIdentities = detection.learnedIdentitiesRefused
+            m.linkAddresses = detection.link.addressRecordsRefused
+            m.alertsNotKept = detection.alertsNotKept
+        }
+        return m
+    }
+
     private func addHostTotals(_ address: IPAddress, bytes: UInt64) {
         if hosts.count >= maximumHostTotals, hosts[address] == nil {
             hostTotalsRefused &+= 1
@@ -681,17 +698,6 @@ public final class ScanPipeline {
         statistics.fragmentsDropped = fragments.droppedFragments
         statistics.fragmentBytesDropped = fragments.droppedBytes
         statistics.fragmentConflicts = fragments.conflictCount
-        var memory = MemoryEvictions()
-        memory.limit = memoryLimit
-        memory.fragmentDatagrams = fragments.budgetDrops
-        memory.dnsAddresses = UInt64(recorder.app.names.droppedAddresses)
-        memory.hostTotals = hostTotalsRefused
-        memory.tunnelPackets = tunnels.packetsBeyondLimit
-        if let detection {
-            memory.ledgerFlowsNotJudged = detection.ledgerFlowsNotJudged
-            memory.learnedIdentities = detection.learnedIdentitiesRefused
-            memory.linkAddresses = detection.link.addressRecordsRefused
-        }
         if let detection {
             detection.finish()
             // Taken even with no output: the alerts get their frames.
@@ -700,8 +706,7 @@ public final class ScanPipeline {
                 for a in last { output.write(EventEncoder.alert(a, communityID: a.flow.communityID, capture: capture)) }
             }
         }
-        if let detection { memory.alertsNotKept = detection.alertsNotKept }
-        statistics.memory = memory
+        statistics.memory = memoryEvictions()
         if let detection, wantVerdicts || output != nil {
             var all = detection.verdicts()
             for i in all.indices {

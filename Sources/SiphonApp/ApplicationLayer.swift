@@ -268,7 +268,7 @@ public final class ApplicationLayer {
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
                     f.pendingRequestFrames.append(frame)
-                    if f.pendingRequests.count > Self.maximumPendingRequests {
+                    if f.pendingRequests.count > HTTPStreamParser.maximumPendingRequests {
                         // Pipelined far beyond any client: the oldest goes out now, unanswered (memory bound).
                         let (request, requestFrame) = nextRequest(f)
                         events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp,
@@ -312,9 +312,6 @@ public final class ApplicationLayer {
     }
 
     /// The oldest request waiting for its response, and the packet that completed it.
-    /// HTTP requests a flow may have waiting for their responses (clients pipeline a few).
-    static let maximumPendingRequests = 256
-
     private func nextRequest(_ f: FlowState) -> (HTTPMessage?, FrameRef?) {
         guard !f.pendingRequests.isEmpty else { return (nil, nil) }
         let frame = f.pendingRequestFrames.isEmpty ? FrameRef.none : f.pendingRequestFrames.removeFirst()

@@ -61,6 +61,10 @@ public struct HTTPStreamParser: Sendable {
     private var lastMethod = ""
     public private(set) var failure: String?
 
+    /// Requests a flow may have waiting for their responses (clients pipeline a few); beyond, the oldest is
+    /// given up as unanswered.
+    public static let maximumPendingRequests = 256
+
     public init(requests: Bool, bodyDepth: Int = 4096) {
         isRequestSide = requests
         self.bodyDepth = bodyDepth
@@ -71,7 +75,7 @@ public struct HTTPStreamParser: Sendable {
     /// Tells the response side which request a coming response answers (HEAD responses carry no body).
     public mutating func expectResponse(toMethod method: String) {
         // As many as the application layer keeps requests waiting (the oldest go out unanswered beyond).
-        if pendingMethods.count >= 256 { pendingMethods.removeFirst() }
+        if pendingMethods.count >= Self.maximumPendingRequests { pendingMethods.removeFirst() }
         pendingMethods.append(method)
     }
 
@@ -282,14 +286,5 @@ public struct HTTPStreamParser: Sendable {
         if case .untilClose = state {} else { m.bodyTruncated = true }
         current = nil
         return [m]
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
     }
 }

@@ -42,7 +42,7 @@ public struct MemoryBudget: Sendable, Equatable {
 
     /// Parses `1G`, `512M`, `800k`, `1073741824` (binary units; `B`/`iB` suffixes allowed).
     public static func parse(_ text: String) -> Int? {
-        var t = text.trimmingPrefixAndSuffixSpaces.lowercased()
+        var t = text.trimmingSpaces().lowercased()
         for suffix in ["ib", "b"] where t.hasSuffix(suffix) && t.count > suffix.count { t.removeLast(suffix.count); break }
         var shift = 0
         switch t.last {
@@ -78,19 +78,4 @@ public struct MemoryEvictions: Sendable, Equatable {
     /// Subscriber identities not added to the payload search (the learned-identity limit was reached).
     public var learnedIdentities: UInt64 = 0
     public init() {}
-
-    /// Whether any budget refused anything (flows evicted and TCP budget gaps are counted where they always were).
-    public var any: Bool {
-        fragmentDatagrams | dnsAddresses | alertsNotKept | ledgerFlowsNotJudged | linkAddresses | hostTotals
-            | tunnelPackets | learnedIdentities != 0
-    }
-}
-
-extension String {
-    fileprivate var trimmingPrefixAndSuffixSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
 }

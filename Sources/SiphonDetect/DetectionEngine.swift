@@ -216,12 +216,14 @@ public final class DetectionEngine {
 
     /// Adds a phone's identity the capture revealed to the identifiers looked for (once).
     func learn(_ kind: IdentifierKind, _ value: String?) {
-        guard let value, value.count >= 6, !learnedIdentifiers.contains(kind.rawValue + value) else { return }
+        guard let value, value.count >= 6 else { return }
+        let key = kind.rawValue + value
+        guard !learnedIdentifiers.contains(key) else { return }
         guard learnedIdentifiers.count < maximumLearnedIdentities else {
             learnedIdentitiesRefused &+= 1
             return
         }
-        learnedIdentifiers.insert(kind.rawValue + value)
+        learnedIdentifiers.insert(key)
         identifierScanner.add(KnownIdentifier(kind: kind, value: value))
     }
 

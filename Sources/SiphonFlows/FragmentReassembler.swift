@@ -81,8 +81,6 @@ public final class FragmentReassembler {
     public private(set) var droppedFragments: UInt64 = 0
     public private(set) var droppedBytes: UInt64 = 0
     public private(set) var budgetDrops: UInt64 = 0
-    /// Datagrams given up for having more than `maximumFragmentsPerDatagram` fragments.
-    public private(set) var tooManyFragments: UInt64 = 0
     public private(set) var conflicts: [FragmentConflict] = []
     public private(set) var conflictCount: UInt64 = 0
 
@@ -123,16 +121,11 @@ public final class FragmentReassembler {
         d.last = timestamp
         d.fragments += 1
         d.wireBytes += wireLength
-        if d.fragments > configuration.maximumFragmentsPerDatagram && d.totalLength != -1 {
-            // Too many pieces: the datagram is given up (its fragments are counted as dropped when it goes).
-            buffered -= d.buffered - Self.datagramOverhead
-            d.buffered = Self.datagramOverhead
-            d.pieces = []
-            d.totalLength = -1
-            tooManyFragments += 1
-        }
-        if available < fragmentLength || p.fragmentOffset + fragmentLength > 65_535 {
-            // A fragment cut by the snapshot length, or past the largest datagram: the datagram cannot be rebuilt.
+        if d.fragments > configuration.maximumFragmentsPerDatagram || available < fragmentLength
+            || p.fragmentOffset + fragmentLength > 65_535
+        {
+            // Too many pieces, a fragment cut by the snapshot length, or one past the largest datagram: the datagram
+            // cannot be rebuilt. Its pieces go; it stays (its fragments counted as dropped when it times out).
             buffered -= d.buffered - Self.datagramOverhead
             d.buffered = Self.datagramOverhead
             d.pieces.removeAll()

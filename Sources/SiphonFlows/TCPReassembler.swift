@@ -207,9 +207,11 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// What `count` payload bytes buffered as one segment cost in memory.
     @inline(__always)
-    static func charge(_ count: Int) -> Int {
-        (1 << max(6, Int.bitWidth - (max(1, count) - 1).leadingZeroBitCount)) + MemoryLayout<Segment>.stride
-    }
+    static func charge(_ count: Int) -> Int { 1 << sizeClass(count) + MemoryLayout<Segment>.stride }
+
+    /// The pooled buffer size class (a power of two, at least 64 bytes) that holds `count` bytes.
+    @inline(__always)
+    static func sizeClass(_ count: Int) -> Int { max(6, Int.bitWidth - (max(1, count) - 1).leadingZeroBitCount) }
 
     /// Bytes of reassembly state per tracked TCP flow (both directions), buffered data not counted.
     public static var stateBytesPerFlow: Int { 2 * MemoryLayout<Half>.stride }
@@ -411,17 +413,12 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
                 skipToBuffered(h, slot: slot, direction: direction, budget: true)
                 continue
             }
-            unacknowledgedReleases &+= 1
             deliver(UnsafeRawBufferPointer(rebasing: data[..<direct]), h, slot: slot, direction: direction, frame: frame)
             if direct == data.count { return }
             data = UnsafeRawBufferPointer(rebasing: data[direct...])
             start += Int64(direct)
         }
     }
-
-    /// In-order segments delivered before their acknowledgment under a gated policy because the budget had no
-    /// room to hold them.
-    public private(set) var unacknowledgedReleases: UInt64 = 0
 
     @inline(__always)
     private func deliver(_ bytes: UnsafeRawBufferPointer, _ h: UnsafeMutablePointer<Half>, slot: Int32, direction: Int, frame: FrameRef) {
@@ -741,7 +738,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         before next: Int32, _ h: UnsafeMutablePointer<Half>
     ) -> Int32 {
         let length = Int(to - from)
-        let sizeClass = max(6, Int.bitWidth - (length - 1).leadingZeroBitCount)
+        let sizeClass = Self.sizeClass(length)
         let buffer = pool[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: 1 << sizeClass, alignment: 16)
         buffer.copyMemory(from: data.baseAddress! + Int(from - dataStart), byteCount: length)
         let record = Segment(
@@ -757,7 +754,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         if previous >= 0 { segments[Int(previous)].next = index } else { h.pointee.head = index }
         h.pointee.buffered += length
         bufferedBytes += length
-        heldBytes += 1 << sizeClass + MemoryLayout<Segment>.stride
+        heldBytes += Self.charge(length)
         if bufferedBytes > peakBufferedBytes { peakBufferedBytes = bufferedBytes }
         return index
     }
@@ -766,7 +763,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         let s = segments[Int(index)]
         h.pointee.buffered -= s.length
         bufferedBytes -= s.length
-        heldBytes -= 1 << s.sizeClass + MemoryLayout<Segment>.stride
+        heldBytes -= Self.charge(s.length)
         pool[s.sizeClass].append(s.data)
         freeSegments.append(index)
     }

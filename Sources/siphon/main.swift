@@ -200,15 +200,6 @@ func loadGeo(home: String, databases: [String]) throws -> GeoDatabase {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
-}
-
 func printError(_ message: String) { writeStandardError(message) }
 
 /// Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb.
