@@ -70,6 +70,8 @@ public final class ScanPipeline {
     public let tunnels = TunnelTable()
     /// The GSM air interface (GSMTAP): identities, calls, SMS, USSD.
     public let cellular = CellularLayer()
+    /// What the detectors' and cellular tables hold (`MemoryBudget.tables`), shared by all of them.
+    private let tableBudget: TableBudget
     private let output: EventOutput?
     private let geo: GeoDatabase?
     private let intel: IndicatorSet?
@@ -142,6 +144,11 @@ public final class ScanPipeline {
             recorder = StreamRecorder(options: options.streams, flows: flows, identifiers: nil, isDevice: nil)
         }
         recorder.app.httpBodyDepth = options.httpBodyDepth
+        // One budget for the detectors' and the cellular bench's own tables (`MemoryBudget.tables`).
+        tableBudget = TableBudget(limit: budget.tables)
+        recorder.app.tableBudget = tableBudget
+        cellular.tableBudget = tableBudget
+        detection?.tableBudget = tableBudget
         recorder.app.names.maximumAddresses = min(recorder.app.names.maximumAddresses, budget.nameMapAddresses)
         var fragmentConfiguration = options.fragments
         fragmentConfiguration.maximumBuffered = min(fragmentConfiguration.maximumBuffered, budget.fragments)
@@ -589,6 +596,7 @@ public final class ScanPipeline {
             m.linkAddresses = detection.link.addressRecordsRefused
             m.alertsNotKept = detection.alertsNotKept
         }
+        m.tableEntries = tableBudget.refused
         return m
     }
 

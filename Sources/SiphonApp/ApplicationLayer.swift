@@ -77,6 +77,8 @@ public final class ApplicationLayer {
         public var vendorClass: String?
     }
     public private(set) var devices: [UInt64: DeviceLabel] = [:]
+    /// Shared with the detectors' tables (the scan's `TableBudget`): each DHCP client's names taken.
+    public var tableBudget = TableBudget()
     /// Transactions since the owner last drained them.
     public var events: [AppEvent] = []
     public var httpBodyDepth = 4096
@@ -405,7 +407,9 @@ public final class ApplicationLayer {
         }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
             if m.isRequest, let mac = m.clientMAC, m.hostname != nil || m.vendorClass != nil {
-                devices[mac] = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)
+                let label = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)
+                let text = (label.hostname?.utf8.count ?? 0) + (label.vendorClass?.utf8.count ?? 0)
+                if devices[mac] != nil || tableBudget.take(TableBudget.Cost.dhcpDevice(text)) { devices[mac] = label }
             }
             events.append(AppEvent(slot: slot, flowID: flowID, direction: direction, timestamp: timestamp, transaction: .dhcp(m), frame: frame))
         }

@@ -60,6 +60,13 @@ public final class CellularLayer {
     private var owners: [Channel: Owner] = [:]
     private var imsiOfTMSI: [String: String] = [:]
     private var imeiOfIMSI: [String: String] = [:]
+    /// Shared with the detectors' tables (the scan's `TableBudget`): each TMSI → IMSI and IMSI → IMEI link taken.
+    public var tableBudget = TableBudget()
+    /// Records `value` under `key` in a link table, if it is already there or its budget has room.
+    private func link(_ table: inout [String: String], _ key: String, _ value: String) {
+        guard table[key] != nil || tableBudget.take(TableBudget.Cost.identityLink) else { return }
+        table[key] = value
+    }
     struct Concatenation: Hashable {
         var phone: String
         var number: String
@@ -121,7 +128,7 @@ public final class CellularLayer {
                     if let imsi = imsiOfTMSI[id.value] { owner.imsi = imsi }
                 case (.tmsi, false) where type == 0x02 || type == 0x1A:  // a new TMSI for the phone on the channel
                     owner.tmsi = id.value
-                    if let imsi = owner.imsi { imsiOfTMSI[id.value] = imsi }
+                    if let imsi = owner.imsi { link(&imsiOfTMSI, id.value, imsi) }
                 case (.imei, true):
                     owner.imei = id.value
                 case (.imeisv, true):
@@ -129,7 +136,7 @@ public final class CellularLayer {
                 default: break
                 }
             }
-            if let imsi = owner.imsi, let imei = owner.imei { imeiOfIMSI[imsi] = imei }
+            if let imsi = owner.imsi, let imei = owner.imei { link(&imeiOfIMSI, imsi, imei) }
         case .malformed:
             malformed += 1
         case .other(let pd, let type) where pd == 6 && type & 0x3F == 0x0D:

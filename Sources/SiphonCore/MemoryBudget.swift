@@ -39,6 +39,8 @@ public struct MemoryBudget: Sendable, Equatable {
     public var tunnels: Int { max(256, limit / 100 / 450) }
     /// Subscriber identities learned from the capture and searched for in payloads (~3 KB each): 1 %.
     public var learnedIdentities: Int { max(256, limit / 100 / 3_072) }
+    /// The detectors' and the cellular bench's own tables, together (`TableBudget`): 6 %, at most 256 MiB.
+    public var tables: Int { min(256 << 20, max(1 << 20, limit / 100 * 6)) }
 
     /// Parses `1G`, `512M`, `800k`, `1073741824` (binary units; `B`/`iB` suffixes allowed).
     public static func parse(_ text: String) -> Int? {
@@ -77,5 +79,71 @@ public struct MemoryEvictions: Sendable, Equatable {
     public var tunnelPackets: UInt64 = 0
     /// Subscriber identities not added to the payload search (the learned-identity limit was reached).
     public var learnedIdentities: UInt64 = 0
+    /// Entries the detectors' and cellular tables did not take (`TableBudget.refused`).
+    public var tableEntries: UInt64 = 0
     public init() {}
+}
+
+/// The bytes the detectors' and the cellular bench's tables hold, shared by all of them (`MemoryBudget.tables`):
+/// upload totals per name, beacon series and their contacts, JA4 endpoint sets, DNS-tunnel domains and their names,
+/// rule firings per endpoint, DHCP device names, TMSI/IMSI/IMEI links, GSM phones, the numbers' ledger and number
+/// alerts, subscriber identities and addresses. Each table charges a fixed cost per entry it adds (its key, value
+/// and share of the hash table's slack, worked out from the layouts: `TableBudget.Cost`); an entry that does not fit
+/// is not kept and counted in `refused` (the `stats` event's `memory.table_entries_not_kept`). The costs are fixed
+/// figures, not measured memory, so two runs keep the same entries. Shared by reference: one per scan.
+public final class TableBudget: @unchecked Sendable {
+    /// Bytes the tables may hold together.
+    public let limit: Int
+    public private(set) var used = 0
+    /// Entries not kept because the tables were full.
+    public private(set) var refused: UInt64 = 0
+
+    /// An unlimited budget (tables alone, as in unit tests).
+    public init(limit: Int = .max) { self.limit = limit }
+
+    /// Charges `bytes` for a new entry: false (and counted) when it does not fit.
+    @inline(__always)
+    public func take(_ bytes: Int) -> Bool {
+        guard bytes <= limit &- used else {
+            refused &+= 1
+            return false
+        }
+        used &+= bytes
+        return true
+    }
+
+    /// Gives back what an entry removed from its table had taken.
+    @inline(__always)
+    public func give(_ bytes: Int) { used = max(0, used &- bytes) }
+
+    /// What each kind of entry is charged: its key and value (strings at their UTF-8 length plus a 16-byte header
+    /// when longer than 15 bytes), and about as much again for the dictionary's slots and growth slack.
+    public enum Cost {
+        /// Per-name upload totals (`UploadDetector`): key (device, name) and totals with up to 16 addresses.
+        public static func uploadName(_ name: String) -> Int { 192 + 2 * name.utf8.count }
+        /// A beacon series' key and empty series (`BeaconDetector`).
+        public static let beaconSeries = 160
+        /// One contact time and frame in a beacon series.
+        public static let beaconContact = 16
+        /// One endpoint in a device × JA4 endpoint set.
+        public static let ja4Endpoint = 64
+        /// A device × registered domain's DNS totals (`DNSTunnelDetector`).
+        public static func dnsDomain(_ domain: String) -> Int { 256 + 2 * domain.utf8.count }
+        /// One distinct name kept under a domain.
+        public static func dnsName(_ name: String) -> Int { 48 + 2 * name.utf8.count }
+        /// A rule firing remembered per device × endpoint or per device.
+        public static let ruleFiring = 96
+        /// A DHCP client's host name and vendor class, by MAC address.
+        public static func dhcpDevice(_ text: Int) -> Int { 128 + 2 * text }
+        /// A TMSI → IMSI or IMSI → IMEI link (two digit strings).
+        public static let identityLink = 128
+        /// A phone named on the GSM air interface, or a subscriber identity learned from GTP-C.
+        public static let subscriber = 288
+        /// A phone × number pair's SMS and call totals (the numbers' ledger).
+        public static let numberPair = 320
+        /// A number alert remembered (so that it is raised once).
+        public static let numberAlert = 112
+        /// An address a GTP-C session gave a subscriber.
+        public static let subscriberAddress = 96
+    }
 }

@@ -46,11 +46,19 @@ extension DetectionEngine {
     ///   for a handset or SIM identifier to a number abroad, medium at home.
     /// - `foreign-upload`: SMS text to one number abroad past 300 characters (low), past 2,000 (medium).
     /// - `beaconing`: SMS sent to one number at regular intervals, judged as the IP series are.
+    /// Whether a number alert is raised for the first time (remembered when the tables' budget has room; beyond it,
+    /// raised again rather than forgotten).
+    func firstNumberAlert(_ key: String) -> Bool {
+        guard !numberAlerts.contains(key) else { return false }
+        if tableBudget.take(TableBudget.Cost.numberAlert) { numberAlerts.insert(key) }
+        return true
+    }
+
     public func cellular(_ e: CellularEvent, number info: NumberInfo?) {
         learn(.imsi, e.imsi)
         learn(.imei, e.imei)
         let id = Self.phone(of: e)
-        if e.imsi != nil || e.tmsi != nil || e.imei != nil {
+        if e.imsi != nil || e.tmsi != nil || e.imei != nil, gsmPhones[id] != nil || tableBudget.take(TableBudget.Cost.subscriber) {
             var s = gsmPhones[id] ?? Subscriber(imsi: e.imsi)
             s.imei = e.imei ?? s.imei
             s.tmsi = e.tmsi ?? s.tmsi
@@ -79,7 +87,10 @@ extension DetectionEngine {
             return
         }
         let pair = NumberPair(device: id, number: number.description)
-        var t = numberLedger.removeValue(forKey: pair) ?? NumberTotals(number: number, info: info, first: e.timestamp, last: e.timestamp)
+        // A new phone × number pair takes its share of the tables' budget; beyond it, it is not judged.
+        guard var t = numberLedger.removeValue(forKey: pair)
+            ?? (tableBudget.take(TableBudget.Cost.numberPair) ? NumberTotals(number: number, info: info, first: e.timestamp, last: e.timestamp) : nil)
+        else { return }
         defer { numberLedger[pair] = t }
         if e.timestamp < t.first { t.first = e.timestamp }
         if t.last < e.timestamp { t.last = e.timestamp }
@@ -110,7 +121,7 @@ extension DetectionEngine {
             ("number", .string(number.description)), ("country", .string(info?.country ?? "unknown")),
             ("calling_code", .string(info?.callingCode ?? "unknown")), ("number_kind", .string(info?.kind ?? "unknown")),
         ]
-        if (foreign || premium) && configuration.on(.foreignEndpoint) && numberAlerts.insert("fe \(id) \(pair.number)").inserted {
+        if (foreign || premium) && configuration.on(.foreignEndpoint) && firstNumberAlert("fe \(id) \(pair.number)") {
             let severity: Severity = premium ? .medium : sent ? .low : .info
             let verb = isSMS ? (sent ? "sent an SMS to" : "received an SMS from") : (sent ? "called" : "was called by")
             raise(.foreignEndpoint, premium ? "siphon.foreign-endpoint.premium-number" : "siphon.foreign-endpoint.number", severity,
@@ -123,7 +134,7 @@ extension DetectionEngine {
             var byKind: [IdentifierKind: [IdentifierMatch]] = [:]
             for m in matches where m.kind != .phone || m.value.filter(\.isNumber) != number.digits { byKind[m.kind, default: []].append(m) }
             for kind in IdentifierKind.allCases {
-                guard let list = byKind[kind], numberAlerts.insert("il \(id) \(pair.number) \(kind.rawValue)").inserted else { continue }
+                guard let list = byKind[kind], firstNumberAlert("il \(id) \(pair.number) \(kind.rawValue)") else { continue }
                 let m = list.first { $0.known } ?? list[0]
                 let strong = kind.isStrong || list.contains(where: \.known)
                 let severity: Severity = strong ? (foreign ? .high : .medium) : (foreign ? .medium : .low)
@@ -140,7 +151,7 @@ extension DetectionEngine {
         }
         if foreign && configuration.on(.foreignUpload) {
             for (limit, severity) in [(2000, Severity.medium), (300, .low)] where t.textSent >= limit {
-                if numberAlerts.insert("fu \(id) \(pair.number) \(limit)").inserted {
+                if firstNumberAlert("fu \(id) \(pair.number) \(limit)") {
                     raise(.foreignUpload, "siphon.foreign-upload.sms", severity,
                           "\(id) sent \(t.textSent) characters in \(t.smsSent) SMS to \(number)\(place)",
                           common + [("characters", .int(t.textSent)), ("sms", .int(t.smsSent))])
@@ -153,7 +164,7 @@ extension DetectionEngine {
             && !numberAlerts.contains("bc \(id) \(pair.number)") {
             let times = t.contacts.map { Double($0.nanoseconds) / 1e9 }
             if let score = BeaconScore(times: times, configuration: b), score.isBeacon(b) {
-                numberAlerts.insert("bc \(id) \(pair.number)")
+                _ = firstNumberAlert("bc \(id) \(pair.number)")
                 contextFrames = t.frames
                 raise(.beaconing, "siphon.beaconing.sms", foreign ? .medium : .low,
                       "\(id) sends an SMS to \(number)\(place) every \(Self.seconds(score.medianInterval)) (\(score.contacts) SMS)",

@@ -193,13 +193,12 @@ public final class DetectionEngine {
 
     /// Declarative rules of the pack, evaluated on every ended flow of a device.
     public let rules: [Rule]
-    /// Keys of rule firings already made (rule index and device, endpoint or flow), per the rule's `per`.
+    /// Keys of rule firings already made per device or device × endpoint (the rule's `per`; per flow needs none).
     var ruleFired: Set<RuleKey> = []
     struct RuleKey: Hashable {
         var rule: Int
         var device: DeviceID
         var endpoint: IPAddress?
-        var flow: UInt64?
     }
     /// Application facts of live flows, by flow id (taken when the flow ends).
     var facts: [UInt64: FlowFacts] = [:]
@@ -236,6 +235,17 @@ public final class DetectionEngine {
     /// per-endpoint detectors (it is still written as a flow event), and counted.
     public var maximumLedgerPairs = Int.max
     public private(set) var ledgerFlowsNotJudged: UInt64 = 0
+    /// What the detectors' own tables hold, together (upload names, beacon series, JA4 endpoints, DNS-tunnel
+    /// domains, rule firings, GSM phones, the numbers' ledger and alerts, the link's subscribers): one budget,
+    /// given to each detector that keeps a table.
+    public var tableBudget = TableBudget() {
+        didSet {
+            upload.budget = tableBudget
+            beacons.budget = tableBudget
+            dnsTunnel.budget = tableBudget
+            link.tableBudget = tableBudget
+        }
+    }
     /// Alerts kept for the verdicts: the first `maximumAlertsKept`, then only high and critical ones up to twice
     /// that. Every alert is still written as an event; the others are counted in `alertsNotKept`.
     public var maximumAlertsKept = Int.max

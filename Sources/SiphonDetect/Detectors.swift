@@ -136,13 +136,13 @@ extension DetectionEngine {
         // By index: `enumerated()` copied every rule (strings and closures: retains and releases) for each flow.
         for i in rules.indices where rules[i].matches(c) {
             let r = rules[i]
-            let key: RuleKey
-            switch r.per {
-            case .endpoint: key = RuleKey(rule: i, device: device, endpoint: f.serverAddress, flow: nil)
-            case .flow: key = RuleKey(rule: i, device: device, endpoint: nil, flow: f.id)
-            case .device: key = RuleKey(rule: i, device: device, endpoint: nil, flow: nil)
+            // A flow ends once: its firings need no memory. Per endpoint or device, a new firing takes its share
+            // of the tables' budget (beyond it, it fires again for that key rather than be forgotten).
+            if r.per != .flow {
+                let key = RuleKey(rule: i, device: device, endpoint: r.per == .endpoint ? f.serverAddress : nil)
+                guard !ruleFired.contains(key) else { continue }
+                if tableBudget.take(TableBudget.Cost.ruleFiring) { ruleFired.insert(key) }
             }
-            guard ruleFired.insert(key).inserted else { continue }
             var evidence: [(String, EvidenceValue)] = [("rule_location", .string(r.location))]
             for name in r.condition.fieldNames where !evidence.contains(where: { $0.0 == name }) {
                 guard let v = RuleField.all[name]?.get(c) else { continue }

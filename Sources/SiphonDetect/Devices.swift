@@ -337,22 +337,33 @@ public final class LinkRegistry {
     public private(set) var subscribers: [IPAddress: DeviceID] = [:]
     /// Subscribers by identity, for the verdicts.
     public private(set) var subscriberIdentities: [DeviceID: Subscriber] = [:]
+    /// Shared with the detectors' tables (`DetectionEngine.tableBudget`): each subscriber and address taken.
+    public var tableBudget = TableBudget()
+    /// Addresses and data TEIDs kept per subscriber.
+    public static let maximumSubscriberAddresses = 64
 
     /// A subscriber the core named: the packets from its addresses inside tunnels (or on a link without MAC
     /// addresses) are its. A later session for the same address replaces an earlier one.
     public func subscribe(_ s: Subscriber) {
         guard let id = DeviceID.of(s) else { return }
         var merged = s
+        let limit = Self.maximumSubscriberAddresses
         if let known = subscriberIdentities[id] {
             merged.msisdn = s.msisdn ?? known.msisdn
             merged.imei = s.imei ?? known.imei
             merged.imeisv = s.imeisv ?? known.imeisv
             merged.apn = s.apn ?? known.apn
-            merged.addresses = known.addresses + s.addresses.filter { !known.addresses.contains($0) }
-            merged.dataTEIDs = known.dataTEIDs + s.dataTEIDs.filter { !known.dataTEIDs.contains($0) }
+            merged.addresses = Array((known.addresses + s.addresses.filter { !known.addresses.contains($0) }).prefix(limit))
+            merged.dataTEIDs = Array((known.dataTEIDs + s.dataTEIDs.filter { !known.dataTEIDs.contains($0) }).prefix(limit))
+        } else {
+            guard tableBudget.take(TableBudget.Cost.subscriber) else { return }
+            merged.addresses = Array(merged.addresses.prefix(limit))
+            merged.dataTEIDs = Array(merged.dataTEIDs.prefix(limit))
         }
         subscriberIdentities[id] = merged
-        for a in s.addresses { subscribers[a] = id }
+        for a in s.addresses.prefix(limit) where subscribers[a] != nil || tableBudget.take(TableBudget.Cost.subscriberAddress) {
+            subscribers[a] = id
+        }
     }
 
     /// The device that sent from `address` with link-layer address `mac` (0: the link has none), or nil when that

@@ -81,6 +81,8 @@ public struct UploadDetector {
     }
     /// Upload totals per device × endpoint name, over all the name's addresses.
     private var names: [NameKey: NameUpload] = [:]
+    /// Shared with the other detectors' tables (`DetectionEngine.tableBudget`).
+    var budget = TableBudget()
 
     public init(_ c: DetectionConfiguration) {
         volumeBytes = c.uploadBytes
@@ -101,7 +103,9 @@ public struct UploadDetector {
         // Per endpoint address, and per name over all its addresses (an IPv4 and an IPv6 flow to one name, or a
         // service behind rotating addresses, count together).
         var byName: NameUpload?
-        let nameKey = j.ended.names.first.map { NameKey(device: j.pair.device, name: $0) }
+        var nameKey = j.ended.names.first.map { NameKey(device: j.pair.device, name: $0) }
+        // A new name takes its share of the tables' budget; beyond it, the address's own totals decide.
+        if let key = nameKey, names[key] == nil, !budget.take(TableBudget.Cost.uploadName(key.name)) { nameKey = nil }
         if let nameKey {
             func add(_ u: inout NameUpload) -> NameUpload {
                 u.sent += j.ended.sent
@@ -316,6 +320,9 @@ public struct BeaconDetector {
     private var beaconing: Set<Key> = []
     /// Endpoints contacted per device × JA4 series.
     private var ja4Endpoints: [Key: Set<IPAddress>] = [:]
+    /// Shared with the other detectors' tables (`DetectionEngine.tableBudget`): a new series, each contact it
+    /// keeps and each JA4 endpoint are charged; what does not fit is not counted (and the series may not form).
+    var budget = TableBudget()
 
     public init(_ c: DetectionConfiguration) {
         configuration = c.beacons
@@ -335,7 +342,7 @@ public struct BeaconDetector {
                 contact(key, j, into: &alerts)
                 if beaconing.contains(key) {
                     beaconing.formUnion(keys)
-                    for k in keys { contacts[k] = nil }
+                    for k in keys { drop(k) }
                     break
                 }
             }
@@ -346,28 +353,42 @@ public struct BeaconDetector {
         if j.foreign, let ja4 = j.facts.ja4, !ja4.isEmpty {
             let key = Key(device: id, target: .ja4(ja4))
             if !beaconing.contains(key) {
-                ja4Endpoints[key, default: []].insert(j.endpoint)
-                let spread = ja4Endpoints[key]!
+                if ja4Endpoints[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.ja4Endpoint) {
+                    ja4Endpoints[key, default: []].insert(j.endpoint)
+                }
+                let spread = ja4Endpoints[key] ?? []
                 let explained = spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
                 contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts)
-                if beaconing.contains(key) { ja4Endpoints[key] = nil }
+                if beaconing.contains(key), let gone = ja4Endpoints.removeValue(forKey: key) {
+                    budget.give(gone.count * TableBudget.Cost.ja4Endpoint)
+                }
             }
         }
+    }
+
+    /// Removes a series (it beacons: no more contacts are counted) and gives back what it took.
+    private mutating func drop(_ key: Key) {
+        guard let gone = contacts.removeValue(forKey: key) else { return }
+        budget.give(TableBudget.Cost.beaconSeries + gone.times.count * TableBudget.Cost.beaconContact)
     }
 
     private mutating func contact(_ key: Key, _ j: FlowJudgement, mayRaise: Bool = true, into alerts: inout [Alert]) {
         let c = configuration, start = j.flow.start
         // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
+        let budget = self.budget
         func add(_ series: inout Series) -> ([Timestamp], [UInt64], Int) {
             if series.times.count >= c.maximumContacts {
                 series.times.removeFirst(series.times.count - c.maximumContacts + 1)
                 series.frames.removeFirst(series.frames.count - c.maximumContacts + 1)
+            } else if !budget.take(TableBudget.Cost.beaconContact) {
+                return (series.times, series.frames, series.total)
             }
             series.times.append(start)
             series.frames.append(j.flow.firstFrame)
             series.total += 1
             return (series.times, series.frames, series.total)
         }
+        guard contacts[key] != nil || budget.take(TableBudget.Cost.beaconSeries) else { return }
         let (times, frames, total) = add(&contacts[key, default: Series()])
         // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
@@ -376,7 +397,7 @@ public struct BeaconDetector {
               let score = BeaconScore(times: times.map { $0.secondsDouble }, configuration: c), score.isBeacon(c)
         else { return }
         beaconing.insert(key)
-        contacts[key] = nil
+        drop(key)
         let sorted = times.sorted()
         let rounded = (score.medianInterval * 10).rounded() / 10
         // Each contact's first packet (its time: the contact's start), at most the first and last 32.

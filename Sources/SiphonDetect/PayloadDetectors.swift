@@ -66,6 +66,9 @@ public struct DNSTunnelDetector {
         var domain: String
     }
     private var domains: [DomainKey: DNSDomainTotals] = [:]
+    /// Shared with the other detectors' tables (`DetectionEngine.tableBudget`): a new domain and each distinct name
+    /// kept under it are charged; a domain that does not fit is not followed, a name that does not is not counted.
+    var budget = TableBudget()
     /// Registered domains of recent query names (most queries repeat a name).
     private var registeredDomains: [String: String?] = [:]
 
@@ -95,7 +98,9 @@ public struct DNSTunnelDetector {
     ) {
         let c = configuration, name = q.name
         let key = DomainKey(device: device, domain: domain)
-        var t = domains.removeValue(forKey: key) ?? DNSDomainTotals(first: timestamp, last: timestamp)
+        guard var t = domains.removeValue(forKey: key)
+            ?? (budget.take(TableBudget.Cost.dnsDomain(domain)) ? DNSDomainTotals(first: timestamp, last: timestamp) : nil)
+        else { return }
         defer { domains[key] = t }
         t.queries += 1
         t.last = timestamp
@@ -103,7 +108,9 @@ public struct DNSTunnelDetector {
         // Cut on UTF-8 counts (`String.count` walks graphemes); under no public suffix, the whole name.
         let subdomain = domain == Self.unlisted ? name : name.utf8.count > domain.utf8.count
             ? String(decoding: name.utf8.dropLast(domain.utf8.count + 1), as: UTF8.self) : ""
-        if !subdomain.isEmpty, t.names.count < c.maximumNames, t.names.insert(subdomain).inserted {
+        if !subdomain.isEmpty, t.names.count < c.maximumNames, !t.names.contains(subdomain),
+           budget.take(TableBudget.Cost.dnsName(subdomain)) {
+            t.names.insert(subdomain)
             let labels = subdomain.split(separator: ".")
             var longest = 0
             for l in labels where l.utf8.count > longest { longest = l.utf8.count }

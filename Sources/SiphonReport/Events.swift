@@ -677,6 +677,7 @@ public enum EventEncoder {
         w.field("host_totals_not_kept", s.memory.hostTotals)
         w.field("tunnel_packets_not_listed", s.memory.tunnelPackets)
         w.field("learned_identities_not_kept", s.memory.learnedIdentities)
+        w.field("table_entries_not_kept", s.memory.tableEntries)
         w.endObject()
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }

@@ -402,6 +402,76 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(int(memory["dns_addresses_not_kept"]) == n - kept)
     }
 
+    /// 40,000 DNS queries from one device, each for a name under another registered domain (`q.d000000.com`...):
+    /// the DNS-tunnel detector's per-domain table takes its share of the detectors' table budget (6 % of the ceiling)
+    /// and refuses the rest, counted exactly: a domain of 11 characters costs 256 + 22 bytes and its one name "q"
+    /// 48 + 2 (`TableBudget.Cost`), so ⌊⌊64 MiB / 100⌋ · 6 / 328⌋ domains fit.
+    @Test func manyTunnelDomainsAreBounded() throws {
+        let path = try Self.folder() + "/domains.pcap"
+        let n = 40_000
+        let sink = try PcapSink(path)
+        let (client, resolver): (UInt32, UInt32) = (0xC000_020A, 0xC000_0235)
+        for i in 0..<n {
+            let digits = String(i), name = "q.d" + String(repeating: "0", count: 6 - digits.count) + digits + ".com"
+            var q: [UInt8] = []
+            for label in name.split(separator: ".") { q.append(UInt8(label.utf8.count)); q += label.utf8 }
+            q += [0, 0, 1, 0, 1]
+            let id = UInt16(truncatingIfNeeded: i)
+            let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + q
+            sink.add(Wire.udp(source: client, destination: resolver, sourcePort: UInt16(20_000 + i % 40_000), destinationPort: 53, payload: query),
+                     seconds: 1_700_000_000 + UInt32(i / 1_000), fraction: UInt32(i % 1_000))
+        }
+        try sink.close()
+        let r = try MeasuredScan.run(path, ["--memory-limit", "64M"])
+        #expect(r.status == 0)
+        #expect(int(r.stats["dns_messages"]) == n)
+        let table = 64 * Self.mib / 100 * 6, kept = table / (256 + 2 * 11 + 48 + 2)  // 4,026,528 / 328 = 12,276
+        let memory = r.stats["memory"] as? [String: Any] ?? [:]
+        #expect(int(memory["table_entries_not_kept"]) == n - kept)
+        // With the default ceiling every domain fits.
+        let roomy = try MeasuredScan.run(path, [])
+        #expect(int((roomy.stats["memory"] as? [String: Any])?["table_entries_not_kept"]) == 0)
+    }
+
+    /// `TableBudget`: what is taken is counted until the limit, refusals counted, what is given back reusable.
+    @Test func tableBudgetArithmetic() {
+        let b = TableBudget(limit: 1_000)
+        #expect(b.take(600) && b.take(400))
+        #expect(!b.take(1) && b.refused == 1 && b.used == 1_000)
+        b.give(450)
+        #expect(b.take(450) && !b.take(1) && b.refused == 2)
+        b.give(5_000)
+        #expect(b.used == 0 && b.take(1_000))
+        let unlimited = TableBudget()
+        #expect(unlimited.take(Int.max / 2) && unlimited.take(Int.max / 2) && unlimited.refused == 0)
+        // The memory budget's share: 6 % of the ceiling, at least 1 MiB, at most 256 MiB.
+        #expect(MemoryBudget(limit: 1 << 30).tables == (1 << 30) / 100 * 6)
+        #expect(MemoryBudget(limit: 16 << 20).tables == 1 << 20)
+        #expect(MemoryBudget(limit: 1 << 40).tables == 256 << 20)
+    }
+
+    /// GTP-C subscribers on a small table budget: each new subscriber costs 288 bytes and each address 96, so with
+    /// 10,000 bytes 26 subscribers of one address fit (26 × 384 = 9,984); the rest are refused and counted, and a
+    /// subscriber's address list stops at 64 however many sessions name it.
+    @Test func subscriberTablesAreBounded() {
+        let link = LinkRegistry()
+        link.tableBudget = TableBudget(limit: 10_000)
+        for i in 0..<100 {
+            var s = Subscriber(imsi: "20810" + String(1_000_000_000 + i))
+            s.addresses = [IPAddress(ipv4: 0xC633_6400 | UInt32(i))]
+            link.subscribe(s)
+        }
+        #expect(link.subscriberIdentities.count == 26 && link.subscribers.count == 26)
+        #expect(link.tableBudget.refused == 74)
+        let roomy = LinkRegistry()
+        for i in 0..<200 {
+            var s = Subscriber(imsi: "208101234567890")
+            s.addresses = [IPAddress(ipv4: 0xC000_0200 | UInt32(i))]
+            roomy.subscribe(s)
+        }
+        #expect(roomy.subscriberIdentities.first?.value.addresses.count == LinkRegistry.maximumSubscriberAddresses)
+    }
+
     /// `--memory-limit` sizes: binary units, refused below 16 MiB or when not a size (exit 2, naming the option).
     @Test func memoryLimitOption() throws {
         #expect(MemoryBudget.parse("1G") == 1 << 30)
@@ -420,7 +490,7 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         let stats = r.out.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let memory = (stats?["stats"] as? [String: Any])?["memory"] as? [String: Any] ?? [:]
         #expect(int(memory["limit_bytes"]) == 256 << 20)
-        #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 9)
+        #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 10)
     }
 
     /// 3,000 pipelined HTTP requests that are never answered, one of them with 500 Host headers: each request is
