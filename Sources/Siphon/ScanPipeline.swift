@@ -147,6 +147,7 @@ public final class ScanPipeline {
         // One budget for the detectors' and the cellular bench's own tables (`MemoryBudget.tables`).
         tableBudget = TableBudget(limit: budget.tables)
         recorder.app.tableBudget = tableBudget
+        recorder.app.maximumParserBytes = budget.parsers
         cellular.tableBudget = tableBudget
         detection?.tableBudget = tableBudget
         recorder.app.names.maximumAddresses = min(recorder.app.names.maximumAddresses, budget.nameMapAddresses)
@@ -597,6 +598,7 @@ public final class ScanPipeline {
             m.alertsNotKept = detection.alertsNotKept
         }
         m.tableEntries = tableBudget.refused
+        m.flowsNotParsed = recorder.app.flowsNotParsed
         return m
     }
 

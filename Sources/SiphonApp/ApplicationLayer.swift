@@ -77,6 +77,15 @@ public final class ApplicationLayer {
         public var vendorClass: String?
     }
     public private(set) var devices: [UInt64: DeviceLabel] = [:]
+    /// Bytes the TCP parsers of all live flows may hold together (`MemoryBudget.parsers`); each is bounded by
+    /// itself too (64 KiB a TLS record or handshake message, a DNS message, an HTTP line; 256 waiting requests).
+    public var maximumParserBytes = Int.max
+    /// What they hold now (as last counted after each chunk), and the most they held.
+    public private(set) var parserBytes = 0
+    public private(set) var peakParserBytes = 0
+    /// Flows whose parsing stopped because the parsers held their budget (what they had found stays; requests
+    /// waiting for a response go out unanswered).
+    public private(set) var flowsNotParsed: UInt64 = 0
     /// Shared with the detectors' tables (the scan's `TableBudget`): each DHCP client's names taken.
     public var tableBudget = TableBudget()
     /// Transactions since the owner last drained them.
@@ -113,6 +122,22 @@ public final class ApplicationLayer {
         var names: [String] = []
         /// Bytes seen while the protocol is undecided (the first ones of each direction).
         var probe: ([UInt8], [UInt8]) = ([], [])
+        /// What `pendingRequests` hold (`HTTPMessage.heldBytes`), kept as they come and go.
+        var pendingBytes = 0
+        /// What this flow's parsers held at the last count, charged to `parserBytes`.
+        var charged = 0
+        /// Parsing stopped because the parsers of all flows together held their budget (`maximumParserBytes`).
+        var givenUp = false
+
+        /// What the flow's parsers hold now: undecided bytes, TLS records and handshake, HTTP lines and messages
+        /// (being read and waiting for their response), DNS messages, bytes held after a CONNECT.
+        var heldBytes: Int {
+            var n = probe.0.count + probe.1.count + pendingBytes + (heldAfterConnect?.count ?? 0)
+            if let tls { n += tls.client.bufferedBytes + tls.server.bufferedBytes }
+            if let http { n += http.requests.bufferedBytes + http.responses.bufferedBytes }
+            if let dns { n += dns.client.bufferedBytes + dns.server.bufferedBytes }
+            return n
+        }
 
         init(flowID: UInt64, clientPort: UInt16, serverPort: UInt16) {
             self.flowID = flowID
@@ -148,7 +173,9 @@ public final class ApplicationLayer {
         let i = Int(slot)
         if i >= wanting.count { wanting += Array(repeating: (0, 3), count: max(i + 1 - wanting.count, wanting.count)) }
         var bits: UInt8 = 3
-        if f.decided {
+        if f.givenUp {
+            bits = 0
+        } else if f.decided {
             switch f.app {
             case .tls:
                 bits = (f.tls?.client.done == false ? 1 : 0) | (f.tls?.server.done == false ? 2 : 0)
@@ -169,6 +196,7 @@ public final class ApplicationLayer {
         let i = Int(slot)
         if i >= flows.count { flows += Array(repeating: nil, count: max(i + 1 - flows.count, flows.count)) }
         if let s = flows[i], s.flowID == flowID { return s }
+        if let old = flows[i] { parserBytes -= old.charged }
         let s = FlowState(flowID: flowID, clientPort: clientPort, serverPort: serverPort)
         flows[i] = s
         return s
@@ -181,7 +209,10 @@ public final class ApplicationLayer {
         timestamp: Timestamp
     ) {
         let f = state(slot, flowID, clientPort: clientPort, serverPort: serverPort)
-        defer { setWants(f, slot: slot) }
+        defer {
+            account(f, slot: slot, timestamp: timestamp)
+            setWants(f, slot: slot)
+        }
         if f.decided {
             feedTCP(f, bytes, slot: slot, direction: direction, timestamp: timestamp)
             return
@@ -270,6 +301,7 @@ public final class ApplicationLayer {
                     if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
                     f.pendingRequests.append(m)
                     f.pendingRequestFrames.append(frame)
+                    f.pendingBytes += m.heldBytes
                     if f.pendingRequests.count > HTTPStreamParser.maximumPendingRequests {
                         // Pipelined far beyond any client: the oldest goes out now, unanswered (memory bound).
                         let (request, requestFrame) = nextRequest(f)
@@ -313,11 +345,42 @@ public final class ApplicationLayer {
         }
     }
 
+    /// Counts what the flow's parsers hold after a chunk; over the budget, the flow's parsing stops (its buffers go,
+    /// the requests it had waiting go out unanswered) and it is counted in `flowsNotParsed`.
+    private func account(_ f: FlowState, slot: Int32, timestamp: Timestamp) {
+        let held = f.givenUp ? 0 : f.heldBytes
+        parserBytes += held - f.charged
+        f.charged = held
+        guard parserBytes > maximumParserBytes, held > 0 else {
+            if parserBytes > peakParserBytes { peakParserBytes = parserBytes }
+            return
+        }
+        for (request, requestFrame) in zip(f.pendingRequests, f.pendingRequestFrames) {
+            events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp,
+                                   transaction: .http(request: request, response: nil), frame: requestFrame))
+        }
+        f.pendingRequests = []
+        f.pendingRequestFrames = []
+        f.pendingBytes = 0
+        f.tls = nil
+        f.http = nil
+        f.dns = nil
+        f.heldAfterConnect = nil
+        f.probe = ([], [])
+        f.decided = true
+        f.givenUp = true
+        parserBytes -= held
+        f.charged = 0
+        flowsNotParsed &+= 1
+    }
+
     /// The oldest request waiting for its response, and the packet that completed it.
     private func nextRequest(_ f: FlowState) -> (HTTPMessage?, FrameRef?) {
         guard !f.pendingRequests.isEmpty else { return (nil, nil) }
         let frame = f.pendingRequestFrames.isEmpty ? FrameRef.none : f.pendingRequestFrames.removeFirst()
-        return (f.pendingRequests.removeFirst(), frame.isNone ? nil : frame)
+        let request = f.pendingRequests.removeFirst()
+        f.pendingBytes -= request.heldBytes
+        return (request, frame.isNone ? nil : frame)
     }
 
 
@@ -356,6 +419,7 @@ public final class ApplicationLayer {
             for m in f.http?.requests.gap() ?? [] {
                 f.pendingRequests.append(m)
                 f.pendingRequestFrames.append(frame)
+                f.pendingBytes += m.heldBytes
             }
             f.dns?.client.gap()
         } else {
@@ -367,6 +431,7 @@ public final class ApplicationLayer {
             }
             f.dns?.server.gap()
         }
+        account(f, slot: slot, timestamp: .zero)
     }
 
     // MARK: UDP
@@ -477,6 +542,7 @@ public final class ApplicationLayer {
     public func endFlow(slot: Int32, flowID: UInt64, timestamp: Timestamp) -> AppSummary {
         guard Int(slot) < flows.count, let f = flows[Int(slot)], f.flowID == flowID else { return AppSummary() }
         flows[Int(slot)] = nil
+        parserBytes -= f.charged
         if f.app == .gtpc { gtpRequests[flowID] = nil }
         // No packet is being fed: what comes out now names the packets recorded with it, or none.
         frame = .none
@@ -539,6 +605,9 @@ public struct DNSStreamParser: Sendable {
         stopped = true
         buffer = []
     }
+
+    /// What the parser holds: a message not yet complete.
+    public var bufferedBytes: Int { buffer.count }
 }
 
 /// Watches an SMTP, IMAP or POP3 conversation for an accepted STARTTLS (STLS for POP3): the client's command, then

@@ -19,6 +19,15 @@ public struct HTTPMessage: Sendable, Equatable {
     public var bodyPrefix: [UInt8] = []
     /// The body ended before its declared length (gap, end of flow).
     public var bodyTruncated = false
+    /// What a message holds beyond its strings and body prefix (its fields and array headers), and each kept header
+    /// beyond its name and value: the figures `heldBytes` adds (the application layer's memory budget).
+    static let baseCost = 200, headerCost = 48
+    /// Bytes the message holds, about (its strings, kept headers and body prefix).
+    public var heldBytes: Int {
+        var n = Self.baseCost + uri.utf8.count + bodyPrefix.count
+        for (k, v) in headers { n += Self.headerCost + k.utf8.count + v.utf8.count }
+        return n
+    }
 
     public func header(_ name: String) -> String? {
         headers.first { Self.sameHeaderName($0.0, name) }?.1
@@ -60,6 +69,11 @@ public struct HTTPStreamParser: Sendable {
     /// The request method the last response head answered.
     private var lastMethod = ""
     public private(set) var failure: String?
+    /// Bytes of the message being read that it keeps (header strings, body prefix): with the line buffer, what the
+    /// parser holds (`bufferedBytes`).
+    private var currentBytes = 0
+    /// What the parser holds: the line being read and the kept parts of the message being read.
+    public var bufferedBytes: Int { buffer.count + currentBytes }
 
     /// Requests a flow may have waiting for their responses (clients pipeline a few); beyond, the oldest is
     /// given up as unanswered.
@@ -136,6 +150,7 @@ public struct HTTPStreamParser: Sendable {
         current?.bodyLength += b.count
         if let have = current?.bodyPrefix.count, have < bodyDepth {
             current?.bodyPrefix.append(contentsOf: b.prefix(bodyDepth - have))
+            currentBytes += min(b.count, bodyDepth - have)
         }
     }
 
@@ -166,7 +181,10 @@ public struct HTTPStreamParser: Sendable {
             while let f = v.first, f == 0x20 || f == 0x09 { v.removeFirst() }
             while let l = v.last, l == 0x20 || l == 0x09 { v.removeLast() }
             // A message repeating a kept header without end keeps its first 64 (all are counted).
-            if current?.headers.count ?? 0 < 64 { current?.headers.append((name, String(decoding: v, as: UTF8.self))) }
+            if current?.headers.count ?? 0 < 64 {
+                current?.headers.append((name, String(decoding: v, as: UTF8.self)))
+                currentBytes += HTTPMessage.headerCost + name.utf8.count + v.count
+            }
         case .chunkSize:
             let s = String(decoding: text, as: UTF8.self)
             let hex = s.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingSpaces() } ?? ""
@@ -196,9 +214,11 @@ public struct HTTPStreamParser: Sendable {
         if isRequestSide {
             guard parts.count >= 2, HTTPStreamParser.methods.contains(parts[0]) else { fail("not an HTTP request line"); return false }
             current = HTTPMessage(isRequest: true, method: parts[0], uri: parts[1], version: parts.count > 2 ? parts[2] : "HTTP/0.9")
+            currentBytes = HTTPMessage.baseCost + parts[1].utf8.count
         } else {
             guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else { fail("not an HTTP status line"); return false }
             current = HTTPMessage(isRequest: false, version: parts[0], status: status)
+            currentBytes = HTTPMessage.baseCost
         }
         return true
     }
@@ -258,6 +278,7 @@ public struct HTTPStreamParser: Sendable {
     private mutating func finish(_ done: inout [HTTPMessage]) {
         if let m = current { done.append(m) }
         current = nil
+        currentBytes = 0
         if case .failed = state { return }
         state = .head
     }
@@ -275,6 +296,8 @@ public struct HTTPStreamParser: Sendable {
             m.bodyTruncated = true
             out.append(m)
             current = nil
+            currentBytes = 0
+        currentBytes = 0
         }
         fail("gap in the stream")
         return out
@@ -285,6 +308,7 @@ public struct HTTPStreamParser: Sendable {
         guard var m = current else { return [] }
         if case .untilClose = state {} else { m.bodyTruncated = true }
         current = nil
+        currentBytes = 0
         return [m]
     }
 }

@@ -341,6 +341,8 @@ public struct TLSStreamParser: Sendable {
     private var records: [UInt8] = []
     private var handshake: [UInt8] = []
     static let maximum = 1 << 16
+    /// What the parser holds: record bytes not yet complete and handshake bytes not yet a whole message.
+    public var bufferedBytes: Int { records.count + handshake.count }
 
     public init() {}
 

@@ -23,6 +23,9 @@ public struct MemoryBudget: Sendable, Equatable {
     public var reassemblyBuffered: Int { min(64 << 20, limit / 16) }
     /// Delivered TCP bytes kept to compare retransmissions with: 1/16, at most 64 MiB.
     public var reassemblyRetained: Int { min(64 << 20, limit / 16) }
+    /// What the TCP application parsers of all live flows hold (TLS records, HTTP heads and waiting requests, DNS
+    /// messages, undecided first bytes): 1/16, at most 64 MiB.
+    public var parsers: Int { min(64 << 20, limit / 16) }
     /// Incomplete IP datagrams (fragments and each datagram's bookkeeping): 1/64, at most 16 MiB.
     public var fragments: Int { min(16 << 20, limit / 64) }
     /// Addresses the DNS name map remembers names for (~200 B each with up to 16 names): 4 %.
@@ -79,6 +82,8 @@ public struct MemoryEvictions: Sendable, Equatable {
     public var tunnelPackets: UInt64 = 0
     /// Subscriber identities not added to the payload search (the learned-identity limit was reached).
     public var learnedIdentities: UInt64 = 0
+    /// TCP flows whose application parsing stopped because the parsers of all flows held their budget.
+    public var flowsNotParsed: UInt64 = 0
     /// Entries the detectors' and cellular tables did not take (`TableBudget.refused`).
     public var tableEntries: UInt64 = 0
     public init() {}

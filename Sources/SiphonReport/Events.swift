@@ -678,6 +678,7 @@ public enum EventEncoder {
         w.field("tunnel_packets_not_listed", s.memory.tunnelPackets)
         w.field("learned_identities_not_kept", s.memory.learnedIdentities)
         w.field("table_entries_not_kept", s.memory.tableEntries)
+        w.field("flows_not_parsed", s.memory.flowsNotParsed)
         w.endObject()
         if let e = s.extractionError { w.field("extraction_error", e) }
         if let drops = s.interfaceDrops { w.field("interface_drops", drops) }

@@ -132,6 +132,7 @@ public struct Coverage: Sendable, Equatable {
         if m.linkAddresses > 0 { r.append(plural(m.linkAddresses, "address sighting") + " of the link's hosts not recorded (memory budget)") }
         if m.hostTotals > 0 { r.append(plural(m.hostTotals, "host total") + " not kept (memory budget)") }
         if m.tunnelPackets > 0 { r.append(plural(m.tunnelPackets, "GTP-U packet") + " of tunnels beyond the tunnel table's limit") }
+        if m.flowsNotParsed > 0 { r.append(TerminalSummary.count(m.flowsNotParsed) + (m.flowsNotParsed == 1 ? " TCP flow" : " TCP flows") + " not parsed to the end (application parsers' memory budget)") }
         if m.tableEntries > 0 { r.append(TerminalSummary.count(m.tableEntries) + (m.tableEntries == 1 ? " detector table entry" : " detector table entries") + " not kept (memory budget)") }
         if m.learnedIdentities > 0 { r.append(TerminalSummary.count(m.learnedIdentities) + (m.learnedIdentities == 1 ? " subscriber identity" : " subscriber identities") + " not searched for in payloads (memory budget)") }
         let undecodable = s.undecodableTotal

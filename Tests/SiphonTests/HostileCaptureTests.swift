@@ -450,6 +450,37 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(MemoryBudget(limit: 1 << 40).tables == 256 << 20)
     }
 
+    /// 2,000 TLS connections that each open a record of 18,000 bytes and send 16,000 of it, never more: each parser
+    /// holds 16,005 bytes, so with `--memory-limit 64M` (parsers: 64 MiB / 16 = 4,194,304 bytes) 262 flows fit
+    /// (262 × 16,005 = 4,193,310) and the parsing of the other 1,738 stops, counted in `flows_not_parsed`.
+    @Test func heldParserBytesAreBounded() throws {
+        let path = try Self.folder() + "/records.pcap"
+        let n = 2_000
+        let sink = try PcapSink(path)
+        let record: [UInt8] = [0x16, 0x03, 0x01, UInt8(18_000 >> 8), UInt8(18_000 & 0xFF)] + Array(repeating: 0x01, count: 16_000)
+        for i in 0..<n {
+            let client = 0xC000_0200 | UInt32(i % 200 + 1), port = UInt16(30_000 + i)
+            let server: UInt32 = 0xC633_6407
+            let t = UInt32(i % 1_000) * 1_000
+            sink.add(Wire.tcp(source: client, destination: server, sourcePort: port, destinationPort: 443, sequence: 100, flags: 0x02),
+                     seconds: 1_700_000_000, fraction: t)
+            sink.add(Wire.tcp(source: server, destination: client, sourcePort: 443, destinationPort: port, sequence: 900, flags: 0x12, acknowledgment: 101),
+                     seconds: 1_700_000_000, fraction: t + 1)
+            sink.add(Wire.tcp(source: client, destination: server, sourcePort: port, destinationPort: 443, sequence: 101, flags: 0x18, payload: record, acknowledgment: 901),
+                     seconds: 1_700_000_000, fraction: t + 2)
+        }
+        try sink.close()
+        let r = try MeasuredScan.run(path, ["--memory-limit", "64M"])
+        #expect(r.status == 0)
+        let memory = r.stats["memory"] as? [String: Any] ?? [:]
+        let fit = (64 * Self.mib / 16) / (5 + 16_000)
+        #expect(fit == 262 && int(memory["flows_not_parsed"]) == n - fit)
+        #expect(int(memory["table_entries_not_kept"]) == 0)
+        // At the default ceiling (64 MiB for the parsers) all of them are parsed to the end.
+        let roomy = try MeasuredScan.run(path, [])
+        #expect(int((roomy.stats["memory"] as? [String: Any])?["flows_not_parsed"]) == 0)
+    }
+
     /// GTP-C subscribers on a small table budget: each new subscriber costs 288 bytes and each address 96, so with
     /// 10,000 bytes 26 subscribers of one address fit (26 × 384 = 9,984); the rest are refused and counted, and a
     /// subscriber's address list stops at 64 however many sessions name it.
@@ -490,7 +521,7 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         let stats = r.out.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let memory = (stats?["stats"] as? [String: Any])?["memory"] as? [String: Any] ?? [:]
         #expect(int(memory["limit_bytes"]) == 256 << 20)
-        #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 10)
+        #expect(memory.filter { $0.key != "limit_bytes" }.allSatisfy { int($0.value) == 0 } && memory.count == 11)
     }
 
     /// 3,000 pipelined HTTP requests that are never answered, one of them with 500 Host headers: each request is
