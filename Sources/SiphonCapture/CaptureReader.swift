@@ -10,7 +10,8 @@ import Darwin
 
 /// Reads packets from a capture file (pcap or pcapng) or from standard input (`-`).
 ///
-/// pcap files go through libpcap (`pcap_fopen_offline`, nanosecond precision). pcapng files go through a native
+/// pcap files go through libpcap (`pcap_fopen_offline`, nanosecond precision), or are read in place from a memory
+/// mapping when libpcap would read them as they are (`MappedPcapSource`). pcapng files go through a native
 /// reader, because libpcap 1.10 refuses pcapng files whose interfaces differ in link type or snapshot length
 /// (`an interface has a type 0 different from the type of the first interface`), which multi-interface lab
 /// captures commonly are.
@@ -23,6 +24,9 @@ public final class CaptureReader {
     /// The capture's name as given (`-` for standard input).
     public let name: String
     public var format: Format { sequential.format }
+    /// Whether the capture is read in place from a memory mapping (`MappedPcapSource`) rather than through libpcap
+    /// or the pcapng reader.
+    public var readsInPlace: Bool { sequential.readsInPlace }
     /// Packets the BPF filter rejected so far.
     public var filteredOut: Int { readAhead?.filteredOut ?? sequential.filteredOut }
     /// Packets read from the file so far, filtered or not (with read-ahead: as of the block being handed out).
@@ -44,13 +48,14 @@ public final class CaptureReader {
     /// standard input may be a capture still being written, whose packets must not wait for a block to fill.
     /// Releasing the reader before the end stops that thread without waiting for it.
     /// `observer` (a file, not standard input) sees each byte of the file once, in order, as it is first read: a
-    /// content hash computed while the capture is read rather than in a second pass.
+    /// content hash computed while the capture is read rather than in a second pass. `mapped`: false reads a pcap
+    /// file through libpcap even when it could be read in place (`MappedPcapSource`).
     public init(
         path: String, filter expression: String? = nil, readAhead configuration: ReadAheadOptions? = nil,
-        observer: (any CaptureByteObserver)? = nil
+        observer: (any CaptureByteObserver)? = nil, mapped: Bool = true
     ) throws(CaptureError) {
         name = path
-        sequential = try SequentialSource(path: path, filter: expression, observer: observer)
+        sequential = try SequentialSource(path: path, filter: expression, observer: observer, mapped: mapped)
         if let configuration, CaptureReader.processorsOnline > 1 || configuration.evenOnOneProcessor,
            CaptureReader.isRegularFile(path) {
             let r = ReadAhead(source: sequential, configuration: configuration)
@@ -110,8 +115,9 @@ final class SequentialSource {
     private(set) var filteredOut = 0
     private(set) var recordsRead = 0
 
-    // Exactly one of the two is set. (Two optionals rather than an enum with class payloads: extracting an enum
+    // Exactly one of the three is set. (Optionals rather than an enum with class payloads: extracting an enum
     // payload retained and released it on every packet.)
+    private let mapped: MappedPcapSource?
     private let libpcap: LibpcapFileSource?
     private let pcapng: PcapngSource?
     private let filter: PacketFilter?
@@ -126,8 +132,21 @@ final class SequentialSource {
     /// The capture's name as given.
     let name: String
 
-    init(path: String, filter expression: String?, observer: (any CaptureByteObserver)? = nil) throws(CaptureError) {
+    /// `mapped`: read a plain pcap file in place from a memory mapping when it can be (`MappedPcapSource`);
+    /// false always goes through libpcap.
+    init(path: String, filter expression: String?, observer: (any CaptureByteObserver)? = nil, mapped allowMapping: Bool = true) throws(CaptureError) {
         name = path
+        if allowMapping, let m = MappedPcapSource.open(path: path, observer: observer) {
+            filter = try expression.map { e throws(CaptureError) in try PacketFilter(expression: e, capture: path) }
+            hasFilter = filter != nil
+            mapped = m
+            format = .pcap
+            libpcap = nil
+            pcapng = nil
+            observerBox = nil
+            return
+        }
+        mapped = nil
         let isStdin = path == "-"
         let box = isStdin ? nil : observer.map(ObserverBox.init)
         observerBox = box
@@ -210,11 +229,7 @@ final class SequentialSource {
             pcapng = nil
             libpcap = try LibpcapFileSource(file: stream, name: path, magic: magic, ioBuffer: ioBuffer)
         }
-        if let expression {
-            filter = try PacketFilter(expression: expression, capture: path)
-        } else {
-            filter = nil
-        }
+        filter = try expression.map { e throws(CaptureError) in try PacketFilter(expression: e, capture: path) }
         hasFilter = filter != nil
     }
 
@@ -260,7 +275,13 @@ final class SequentialSource {
         var packet: CapturedPacket?
         // Optional chaining on the stored references (no `if let` copy): no retain/release per packet.
         do {
-            if libpcap != nil { packet = try libpcap?.next() } else { packet = try pcapng?.next() }
+            if mapped != nil {
+                packet = try mapped?.next()
+            } else if libpcap != nil {
+                packet = try libpcap?.next()
+            } else {
+                packet = try pcapng?.next()
+            }
         } catch {
             throw compressed ? gzipWorded(error) : error
         }
@@ -282,7 +303,9 @@ final class SequentialSource {
     }
 
     /// Byte offset just past the last record read (the start of the next one).
-    var offset: Int64 { libpcap?.offset ?? pcapng?.offset ?? 0 }
+    var offset: Int64 { mapped?.offset ?? libpcap?.offset ?? pcapng?.offset ?? 0 }
+
+    var readsInPlace: Bool { mapped != nil }
 
     /// A damaged compressed capture: zlib's reason when the damage is in the compressed data, and where the
     /// offset counts.
@@ -299,6 +322,7 @@ final class SequentialSource {
 
     /// The capture's interfaces as known so far: a pcap file's one, a pcapng section's Interface Description Blocks.
     var interfaces: [CaptureInterface] {
+        if let mapped { return [CaptureInterface(name: "interface 0", linkType: mapped.linkType, snapLength: mapped.snapLength)] }
         if let libpcap { return [CaptureInterface(name: "interface 0", linkType: libpcap.linkType, snapLength: libpcap.snapLength)] }
         return pcapng?.interfaceList ?? []
     }
@@ -364,6 +388,12 @@ final class LibpcapFileSource {
         let rc = pcap_next_ex(handle, &header, &data)
         if rc == 1, let h = header?.pointee, let data {
             offset += recordHeaderLength + Int64(h.caplen)
+            // A record cut to the snapshot length may have been longer in the file (libpcap skipped the rest): where
+            // the stream is then is the next record's offset (a file's; on a pipe the count above stands).
+            if h.caplen == snapLength, let file = pcap_file(handle) {
+                let at = ftello(file)
+                if at > 0 { offset = Int64(at) }
+            }
             return CapturedPacket(
                 bytes: UnsafeRawBufferPointer(start: data, count: Int(h.caplen)),
                 timestamp: Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: Int64(h.ts.tv_usec)),
