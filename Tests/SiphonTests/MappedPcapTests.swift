@@ -36,16 +36,7 @@ import Testing
         if !mapped { #expect(!reader.readsInPlace) }
         var r = Read()
         r.inPlace = reader.readsInPlace
-        do {
-            while let p = try reader.next() {
-                r.packets.append(ReadAheadTests.Seen(
-                    bytes: Array(p.bytes), seconds: p.timestamp.nanoseconds / 1_000_000_000,
-                    nanoseconds: p.timestamp.nanoseconds % 1_000_000_000, originalLength: p.originalLength,
-                    linkType: p.linkType.rawValue, interfaceID: p.interfaceID, offset: reader.offset))
-            }
-        } catch {
-            r.error = error
-        }
+        (r.packets, r.error) = ReadAheadTests.drain(reader)
         r.offset = reader.offset
         r.recordsRead = reader.recordsRead
         r.filteredOut = reader.filteredOut

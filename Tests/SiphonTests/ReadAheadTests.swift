@@ -35,21 +35,28 @@ import Testing
         let reader = try CaptureReader(path: path, filter: filter, readAhead: options)
         if options != nil { #expect(reader.readsAhead, "a reader thread was started") }
         var r = Read()
-        do {
-            while let p = try reader.next() {
-                r.packets.append(Seen(
-                    bytes: Array(p.bytes), seconds: p.timestamp.nanoseconds / 1_000_000_000,
-                    nanoseconds: p.timestamp.nanoseconds % 1_000_000_000, originalLength: p.originalLength,
-                    linkType: p.linkType.rawValue, interfaceID: p.interfaceID, offset: reader.offset))
-            }
-        } catch {
-            r.error = error
-        }
+        (r.packets, r.error) = drain(reader)
         r.offset = reader.offset
         r.recordsRead = reader.recordsRead
         r.filteredOut = reader.filteredOut
         r.interfaceDrops = reader.interfaceDrops
         return r
+    }
+
+    /// Every packet the reader hands out (with the offset after it), and the error that ended it, if any.
+    static func drain(_ reader: CaptureReader) -> ([Seen], CaptureError?) {
+        var packets: [Seen] = []
+        do {
+            while let p = try reader.next() {
+                packets.append(Seen(
+                    bytes: Array(p.bytes), seconds: p.timestamp.nanoseconds / 1_000_000_000,
+                    nanoseconds: p.timestamp.nanoseconds % 1_000_000_000, originalLength: p.originalLength,
+                    linkType: p.linkType.rawValue, interfaceID: p.interfaceID, offset: reader.offset))
+            }
+        } catch {
+            return (packets, error)
+        }
+        return (packets, nil)
     }
 
     /// 4 KiB blocks, two of them: most packets cross a hand-over, and the 16,388-byte loopback frames of
