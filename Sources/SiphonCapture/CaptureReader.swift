@@ -306,6 +306,8 @@ final class SequentialSource {
     var offset: Int64 { mapped?.offset ?? libpcap?.offset ?? pcapng?.offset ?? 0 }
 
     var readsInPlace: Bool { mapped != nil }
+    /// Where a file read in place is mapped (nil otherwise).
+    var mappingBase: UnsafeRawPointer? { mapped?.mappingBase }
 
     /// A damaged compressed capture: zlib's reason when the damage is in the compressed data, and where the
     /// offset counts.

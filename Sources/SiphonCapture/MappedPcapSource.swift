@@ -82,6 +82,10 @@ final class MappedPcapSource {
             snapLength: UInt32(snapshot), nanoseconds: magic == nano, observer: observer)
     }
 
+    /// The mapping's first byte: a packet's bytes stay at the same place until the mapping goes (pages given back
+    /// are read again from the file if touched).
+    var mappingBase: UnsafeRawPointer { base }
+
     private init(base: UnsafeRawPointer, size: Int, name: String, linkType: LinkType, snapLength: UInt32, nanoseconds: Bool,
                  observer: (any CaptureByteObserver)?) {
         self.base = base

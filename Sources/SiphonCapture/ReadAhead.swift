@@ -38,7 +38,8 @@ public struct ReadAheadOptions: Sendable {
 /// `autofp` run mode has a receive thread in front of the workers).
 ///
 /// The reader thread runs the whole `CaptureReader.next()` loop (libpcap or the pcapng reader, then the BPF filter)
-/// and copies each accepted packet into the block being filled: one copy of every packet, on the reader's core.
+/// and copies each accepted packet into the block being filled: one copy of every packet, on the reader's core
+/// (none for a file read in place from a memory mapping: its records point into the mapping).
 /// Blocks go round between two lists, `full` (in capture order) and `free`, so memory is bounded by
 /// `blocks × blockSize` (a packet larger than a block gets a block of its size). The consumer hands a block back
 /// when it asks for the packet after the block's last one, which keeps `CapturedPacket`'s promise (bytes valid
@@ -149,8 +150,13 @@ final class ReadAhead: @unchecked Sendable {
     private var side: UnsafeMutableRawPointer?
     private var sideStride = 0
 
+    /// A file read in place: the reader thread copies nothing (a packet's bytes stay in the mapping, and records
+    /// point into it); blocks still count the bytes, so the reader stays at most `blocks × blockSize` ahead.
+    private let mapping: UnsafeRawPointer?
+
     init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
         self.source = source
+        mapping = source.mappingBase
         self.configuration = configuration
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -254,16 +260,23 @@ final class ReadAhead: @unchecked Sendable {
                 block.reset()
                 _ = block.fits(n)
             }
-            let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
-            if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
+            let start: Int
             var annotation: UInt64 = 0
-            if let inspect {
-                var copied = packet
-                copied.bytes = UnsafeRawBufferPointer(copy)
-                annotation = inspect(copied, block.sideRecord(block.recordCount))
+            if let mapping {
+                start = n > 0 ? packet.bytes.baseAddress! - mapping : 0
+                if let inspect { annotation = inspect(packet, block.sideRecord(block.recordCount)) }
+            } else {
+                start = block.used
+                let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
+                if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
+                if let inspect {
+                    var copied = packet
+                    copied.bytes = UnsafeRawBufferPointer(copy)
+                    annotation = inspect(copied, block.sideRecord(block.recordCount))
+                }
             }
             block.append(Record(
-                start: block.used, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
+                start: start, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,
                 linkType: packet.linkType, interfaceID: packet.interfaceID, annotation: annotation, frame: packet.frame, offset: source.offset))
             block.used += (n + 15) & ~15
         }
@@ -350,7 +363,7 @@ final class ReadAhead: @unchecked Sendable {
         index = 0
         count = b.recordCount
         records = b.records
-        storage = b.storage
+        storage = mapping.map { UnsafeMutableRawPointer(mutating: $0) } ?? b.storage
         side = b.side
         sideStride = b.sideStride
         recordsRead = b.recordsRead

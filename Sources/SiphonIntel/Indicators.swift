@@ -188,9 +188,40 @@ public final class IndicatorSet: @unchecked Sendable {
         return out
     }
 
+    /// A YAML node as `Yams.load` would give it (scalars typed by Yams; sequences as `[Any]`, mappings as
+    /// `[String: Any]`), refusing keys that are not scalars and nesting deeper than 64.
+    static func plain(_ node: Node, path: String, depth: Int = 0) throws(IntelError) -> Any {
+        guard depth < 64 else { throw IntelError("\(path): YAML nested more than 64 deep (line \(node.mark?.line ?? 0))") }
+        switch node {
+        case .scalar:
+            return node.any
+        case .sequence(let s):
+            var out: [Any] = []
+            for child in s { out.append(try plain(child, path: path, depth: depth + 1)) }
+            return out
+        case .mapping(let m):
+            var out: [String: Any] = [:]
+            for (key, value) in m {
+                guard let k = key.string else {
+                    throw IntelError("\(path): YAML mapping key is not a scalar (line \(key.mark?.line ?? 0))")
+                }
+                out[k] = try plain(value, path: path, depth: depth + 1)
+            }
+            return out
+        }
+    }
+
     private func loadYAML(_ text: String, source: String, path: String) throws(IntelError) {
         let parsed: Any?
-        do { parsed = try Yams.load(yaml: text) } catch { throw IntelError("\(path): invalid YAML: \(error)") }
+        do {
+            // Composed into nodes and converted here rather than `Yams.load`: its mapping constructor traps on a
+            // key that is not a scalar (`? [a]: b`, found by the `ioc` fuzz target).
+            parsed = try Yams.compose(yaml: text).map { n throws(IntelError) in try Self.plain(n, path: path) }
+        } catch let e as IntelError {
+            throw e
+        } catch {
+            throw IntelError("\(path): invalid YAML: \(error)")
+        }
         guard let apps = parsed as? [[String: Any]] else { throw IntelError("\(path): YAML is not a list of app families") }
         for app in apps {
             let name = app["name"] as? String

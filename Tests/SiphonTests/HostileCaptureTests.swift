@@ -171,7 +171,7 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(int(r.stats["packets"]) == n)
         #expect(int(r.stats["flows"]) == n)
         #expect(int(r.stats["flows_evicted"]) == n - flowsBudget)
-        #expect(r.peakRSS < limit, "peak RSS \(r.peakRSS / Self.mib) MiB with a 128 MiB ceiling")
+        if Sanitizer.checksMemory("SYN flood") { #expect(r.peakRSS < limit, "peak RSS \(r.peakRSS / Self.mib) MiB with a 128 MiB ceiling") }
         // Every flow still has its event: the evicted ones too.
         #expect(r.events.filter { $0["event_type"] as? String == "flow" }.count == n)
     }
@@ -212,7 +212,7 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(int(t["budget_gap_bytes"]) > 0)
         // 1 MiB of held segments at 64 + a record each: far fewer than the 40,000 segments sent.
         #expect(int(t["peak_buffered_bytes"]) < 40_000)
-        #expect(tight.peakRSS < limit, "peak RSS \(tight.peakRSS / Self.mib) MiB with a 96 MiB ceiling")
+        if Sanitizer.checksMemory("streams with holes") { #expect(tight.peakRSS < limit, "peak RSS \(tight.peakRSS / Self.mib) MiB with a 96 MiB ceiling") }
     }
 
     /// One TCP stream of 5 GB (the sequence number wraps once every 4 GiB): the capture holds only the headers
@@ -402,13 +402,13 @@ func int(_ v: Any?) -> Int { (v as? Int) ?? Int((v as? Double) ?? -1) }
         #expect(int(memory["dns_addresses_not_kept"]) == n - kept)
     }
 
-    /// 40,000 DNS queries from one device, each for a name under another registered domain (`q.d000000.com`...):
+    /// 16,000 DNS queries from one device, each for a name under another registered domain (`q.d000000.com`...):
     /// the DNS-tunnel detector's per-domain table takes its share of the detectors' table budget (6 % of the ceiling)
     /// and refuses the rest, counted exactly: a domain of 11 characters costs 256 + 22 bytes and its one name "q"
     /// 48 + 2 (`TableBudget.Cost`), so ⌊⌊64 MiB / 100⌋ · 6 / 328⌋ domains fit.
     @Test func manyTunnelDomainsAreBounded() throws {
         let path = try Self.folder() + "/domains.pcap"
-        let n = 40_000
+        let n = 16_000
         let sink = try PcapSink(path)
         let (client, resolver): (UInt32, UInt32) = (0xC000_020A, 0xC000_0235)
         for i in 0..<n {

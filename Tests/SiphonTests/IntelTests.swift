@@ -52,6 +52,20 @@ import Testing
         try "{\"hello\": 1}".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: IntelError.self) { try IndicatorSet().load(path: path) }
     }
+
+    /// A stalkerware-indicators YAML whose mapping has a key that is not a scalar (a sequence, a mapping) is an
+    /// error naming the line, not a crash (Yams' own `load` traps on it: found by the `ioc` fuzz target,
+    /// Tests/fuzz/ioc/regression-yaml-key-not-scalar). The same file with scalar keys loads.
+    @Test func yamlKeysThatAreNotScalarsAreAnError() throws {
+        for key in ["[1, 2]", "{a: b}"] {
+            let text = "- name: Spy\n  c2:\n    ips:\n    - 192.0.2.1\n    ? \(key)\n    : x\n"
+            #expect(throws: IntelError.self) { try IndicatorSet().load(bytes: Array(text.utf8), path: "spy.yaml") }
+        }
+        let good = "- name: Spy\n  c2:\n    ips:\n    - 192.0.2.1\n    domains:\n    - spy.example\n"
+        let set = IndicatorSet()
+        #expect(try set.load(bytes: Array(good.utf8), path: "spy.yaml") == 2)
+        #expect(set.match(address: IPAddress("192.0.2.1")!) != nil)
+    }
 }
 
 @Suite struct IntelScanTests {

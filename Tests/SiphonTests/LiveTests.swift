@@ -245,14 +245,14 @@ func alertKeys(_ jsonLines: String) -> [String] {
             let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "-q", "--json", json, "--write", ring] + limit)
             if expectation == "signal" {
                 try sender.run()
-                usleep(1_500_000)
+                Sanitizer.wait(1.5)
                 let took = try #require(run.stop(), "live did not stop")
-                #expect(took < 1.0, "stopped \(took) s after SIGINT under traffic")
+                #expect(took < 1.0 * Sanitizer.slowdown, "stopped \(took) s after SIGINT under traffic")
             } else {
                 let start = Date()
                 while run.process.isRunning && Date().timeIntervalSince(start) < 20 { usleep(10_000) }
                 #expect(!run.process.isRunning, "\(expectation): still running")
-                if expectation == "duration" { #expect(Date().timeIntervalSince(start) < 3.0) }
+                if expectation == "duration" { #expect(Date().timeIntervalSince(start) < 3.0 * Sanitizer.slowdown) }
                 _ = run.stop()
             }
             #expect(run.process.terminationStatus == 0, "\(run.stderr)")
@@ -286,11 +286,11 @@ func alertKeys(_ jsonLines: String) -> [String] {
         try #require(shell("tcprewrite --pnat=192.168.0.0/16:192.0.2.128/25,0.0.0.0/0:198.51.100.0/24 -C -i \(Repo.path("captures/sample/backdoor-phone.pcap")) -o \(rewritten)").status == 0)
         let json = tmp + "/live.json", ring = tmp + "/ring"
         let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "-i", "lo", "-q", "--json", json, "--write", ring])
-        usleep(1_500_000)
+        Sanitizer.wait(1.5)
         #expect(shell("ip netns exec \(bench.a) tcpreplay -q --topspeed -i \(bench.aLink) \(rewritten)").status == 0)
         // Five datagrams on the loopback of the listening namespace (nothing leaves it).
         #expect(shell("ip netns exec \(bench.b) python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x' * 10, ('127.0.0.1', 9999)) for _ in range(5)]\"").status == 0)
-        usleep(500_000)
+        Sanitizer.wait(0.5)
         _ = try #require(run.stop(), "live did not stop")
         #expect(run.process.terminationStatus == 0, "\(run.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: ring).filter { $0.hasSuffix(".pcapng") }
@@ -343,7 +343,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
         let replay = shell("ip netns exec \(bench.a) tcpreplay -q -x 30 -i \(bench.aLink) \(rewritten)")
         #expect(replay.status == 0, "\(replay.out)")
         // Alerts already written while the capture runs (the identifier leak and the upload are complete by now).
-        usleep(1_500_000)
+        Sanitizer.wait(1.5)
         let during = alertKeys((try? String(contentsOfFile: json, encoding: .utf8)) ?? "")
         #expect(during.contains { $0.hasPrefix("identifier-leak ") } && during.contains { $0.hasPrefix("foreign-upload ") }, "\(during)")
         let took = try #require(run.stop(), "live did not stop")
@@ -391,7 +391,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
         let run = try LiveRun(namespace: bench.b, arguments: ["-i", bench.bLink, "--geo-override", geo, "--case", folder, "--sign", key, "--case-severity", "medium"])
         #expect(run.waitFor("Ctrl-C stops", seconds: 20), "\(run.stderr)")
         #expect(shell("ip netns exec \(bench.a) tcpreplay -q -x 30 -i \(bench.aLink) \(rewritten)").status == 0)
-        usleep(1_000_000)
+        Sanitizer.wait(1.0)
         #expect(try #require(run.stop(), "live did not stop") < 5)
         #expect(run.process.terminationStatus == 0, "\(run.stderr)")
         let events = jsonLines(try String(contentsOfFile: folder + "/events.jsonl", encoding: .utf8))

@@ -99,3 +99,19 @@ extension ScanOptions {
         return options
     }
 }
+
+/// A run of the suite under a sanitizer (`scripts/sanitize.sh` sets `SIPHON_SANITIZER`): the `siphon` the tests
+/// start is instrumented too, so it starts and runs several times slower and its memory includes the sanitizer's
+/// shadow. Waits and time bounds stretch by `slowdown`; peak-memory bounds are not checked (and say so).
+enum Sanitizer {
+    static let name = ProcessInfo.processInfo.environment["SIPHON_SANITIZER"]
+    static var active: Bool { name != nil }
+    static var slowdown: Double { active ? 5 : 1 }
+    /// Sleeps `seconds` stretched by the slowdown.
+    static func wait(_ seconds: Double) { usleep(UInt32(seconds * slowdown * 1_000_000)) }
+    /// Whether a peak-memory bound can be checked; prints why not under a sanitizer.
+    static func checksMemory(_ what: String) -> Bool {
+        if let name { FileHandle.standardError.write(Data("\(what): peak RSS not checked under the \(name) sanitizer (its shadow memory counts)\n".utf8)) }
+        return !active
+    }
+}
