@@ -37,9 +37,10 @@ final class MappedPcapSource {
     private let observer: (any CaptureByteObserver)?
     private var observed = 0
     /// The file's pages before this offset are given back (`MADV_DONTNEED`) as the reader moves on, 16 MiB at a
-    /// time: a mapping keeps what it touched resident, and a 10 GB capture would otherwise count 10 GB in the
-    /// scan's memory. (A packet's bytes are valid until the next call; nothing before the current record is read
-    /// again.)
+    /// time and 16 MiB behind it: a mapping keeps what it touched resident, and a 10 GB capture would otherwise
+    /// count 10 GB in the scan's memory. The lag leaves the packets a read-ahead thread has handed on but the
+    /// consumer not yet read (4 MiB by default) where they are: a page given back and touched again would be read
+    /// again from the file and stay resident.
     private var released = 0
     private static let releaseStep = 16 << 20
 
@@ -111,7 +112,7 @@ final class MappedPcapSource {
         let at = Int(offset)
         let remaining = size &- at
         if observer != nil && at &- observed >= 1 << 20 { observe(upTo: at) }
-        if at &- released >= Self.releaseStep { release(upTo: at) }
+        if at &- released >= 2 &* Self.releaseStep { release(upTo: at &- Self.releaseStep) }
         guard remaining >= 16 else {
             observe(upTo: size)
             if remaining == 0 { return nil }

@@ -156,7 +156,8 @@ final class ReadAhead: @unchecked Sendable {
 
     init(source: SequentialSource, configuration: ReadAheadOptions = ReadAheadOptions()) {
         self.source = source
-        mapping = source.mappingBase
+        // In place only while what waits between the threads stays within the mapping's 16 MiB lag.
+        mapping = configuration.blocks * configuration.blockSize <= 8 << 20 ? source.mappingBase : nil
         self.configuration = configuration
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
