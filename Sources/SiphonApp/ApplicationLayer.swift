@@ -130,12 +130,14 @@ public final class ApplicationLayer {
         var givenUp = false
 
         /// What the flow's parsers hold now: undecided bytes, TLS records and handshake, HTTP lines and messages
-        /// (being read and waiting for their response), DNS messages, bytes held after a CONNECT.
+        /// (being read and waiting for their response), DNS messages, bytes held after a CONNECT, QUIC Initial
+        /// CRYPTO data.
         var heldBytes: Int {
             var n = probe.0.count + probe.1.count + pendingBytes + (heldAfterConnect?.count ?? 0)
             if let tls { n += tls.client.bufferedBytes + tls.server.bufferedBytes }
             if let http { n += http.requests.bufferedBytes + http.responses.bufferedBytes }
             if let dns { n += dns.client.bufferedBytes + dns.server.bufferedBytes }
+            if let quic { n += quic.reader.bufferedBytes }
             return n
         }
 
@@ -365,6 +367,8 @@ public final class ApplicationLayer {
         f.tls = nil
         f.http = nil
         f.dns = nil
+        f.quic = nil
+        f.quicDone = true
         f.heldAfterConnect = nil
         f.probe = ([], [])
         f.decided = true
@@ -470,6 +474,7 @@ public final class ApplicationLayer {
                     transaction: .tls(client: hello, server: nil, certificate: nil, chainLength: 0), frame: frame))
             }
         }
+        if f.app == .quic && (f.quic != nil || f.charged != 0) { account(f, slot: slot, timestamp: timestamp) }
         if f.app == .dhcp, let m = DHCPMessage.parse(bytes) {
             if m.isRequest, let mac = m.clientMAC, m.hostname != nil || m.vendorClass != nil {
                 let label = DeviceLabel(hostname: m.hostname ?? m.clientFQDN, vendorClass: m.vendorClass)

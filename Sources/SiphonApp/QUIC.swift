@@ -11,6 +11,8 @@ public struct QUICInitialReader: Sendable {
     private var keys: Keys?
     private var crypto: [(offset: Int, data: [UInt8])] = []
     private var packets = 0
+    /// What the reader holds: CRYPTO frame data of up to 8 Initial packets, until the ClientHello is whole.
+    public var bufferedBytes: Int { crypto.reduce(0) { $0 + $1.data.count } }
 
     struct Keys: @unchecked Sendable {  // SymmetricKey is immutable once made
         var key: SymmetricKey
