@@ -126,8 +126,10 @@ enum FuzzHarness {
         return dir + "/siphon-fuzz-\(getpid())"
     }()
 
+    /// A file of its own per call: the suite runs targets on several threads at once, and a capture file rewritten
+    /// (truncated) while another scan has it memory-mapped would end that scan with SIGBUS.
     static func writeScratch(_ data: UnsafeRawBufferPointer, suffix: String) -> String {
-        let path = scratch + suffix
+        let path = scratch + "-\(UInt64.random(in: 0...UInt64.max))" + suffix
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { return path }
         var written = 0
