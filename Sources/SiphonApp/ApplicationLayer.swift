@@ -80,9 +80,8 @@ public final class ApplicationLayer {
     /// Bytes the TCP parsers of all live flows may hold together (`MemoryBudget.parsers`); each is bounded by
     /// itself too (64 KiB a TLS record or handshake message, a DNS message, an HTTP line; 256 waiting requests).
     public var maximumParserBytes = Int.max
-    /// What they hold now (as last counted after each chunk), and the most they held.
+    /// What they hold now (as last counted after each chunk).
     public private(set) var parserBytes = 0
-    public private(set) var peakParserBytes = 0
     /// Flows whose parsing stopped because the parsers held their budget (what they had found stays; requests
     /// waiting for a response go out unanswered).
     public private(set) var flowsNotParsed: UInt64 = 0
@@ -353,10 +352,7 @@ public final class ApplicationLayer {
         let held = f.givenUp ? 0 : f.heldBytes
         parserBytes += held - f.charged
         f.charged = held
-        guard parserBytes > maximumParserBytes, held > 0 else {
-            if parserBytes > peakParserBytes { peakParserBytes = parserBytes }
-            return
-        }
+        guard parserBytes > maximumParserBytes, held > 0 else { return }
         for (request, requestFrame) in zip(f.pendingRequests, f.pendingRequestFrames) {
             events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp,
                                    transaction: .http(request: request, response: nil), frame: requestFrame))

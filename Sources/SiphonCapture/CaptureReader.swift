@@ -307,7 +307,7 @@ final class SequentialSource {
 
     var readsInPlace: Bool { mapped != nil }
     /// Where a file read in place is mapped (nil otherwise).
-    var mappingBase: UnsafeRawPointer? { mapped?.mappingBase }
+    var mappingBase: UnsafeRawPointer? { mapped?.base }
 
     /// A damaged compressed capture: zlib's reason when the damage is in the compressed data, and where the
     /// offset counts.

@@ -26,7 +26,9 @@ import Darwin
 /// rotation's copy-and-truncate) would end it with SIGBUS, as any program that maps it would; scan a copy of a
 /// capture that is still being written, or read it from standard input.
 final class MappedPcapSource {
-    private let base: UnsafeRawPointer
+    /// The mapping's first byte: a packet's bytes stay at the same place until the mapping goes (pages given back
+    /// are read again from the file if touched).
+    let base: UnsafeRawPointer
     private let size: Int
     private let name: String
     let linkType: LinkType
@@ -82,10 +84,6 @@ final class MappedPcapSource {
             base: UnsafeRawPointer(mapped), size: size, name: path, linkType: LinkType(dlt: dlt),
             snapLength: UInt32(snapshot), nanoseconds: magic == nano, observer: observer)
     }
-
-    /// The mapping's first byte: a packet's bytes stay at the same place until the mapping goes (pages given back
-    /// are read again from the file if touched).
-    var mappingBase: UnsafeRawPointer { base }
 
     private init(base: UnsafeRawPointer, size: Int, name: String, linkType: LinkType, snapLength: UInt32, nanoseconds: Bool,
                  observer: (any CaptureByteObserver)?) {

@@ -117,6 +117,14 @@ public final class TableBudget: @unchecked Sendable {
         return true
     }
 
+    /// Whether `key` is new to `seen`, a raise-once memory: remembered (charged `cost`) when there is room; beyond
+    /// it, every time is the first (raised again rather than lost).
+    public func firstTime<Key: Hashable>(_ key: Key, in seen: inout Set<Key>, cost: Int) -> Bool {
+        guard !seen.contains(key) else { return false }
+        if take(cost) { seen.insert(key) }
+        return true
+    }
+
     /// Gives back what an entry removed from its table had taken.
     @inline(__always)
     public func give(_ bytes: Int) { used = max(0, used &- bytes) }

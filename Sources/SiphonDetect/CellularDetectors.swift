@@ -49,9 +49,7 @@ extension DetectionEngine {
     /// Whether a number alert is raised for the first time (remembered when the tables' budget has room; beyond it,
     /// raised again rather than forgotten).
     func firstNumberAlert(_ key: String) -> Bool {
-        guard !numberAlerts.contains(key) else { return false }
-        if tableBudget.take(TableBudget.Cost.numberAlert) { numberAlerts.insert(key) }
-        return true
+        tableBudget.firstTime(key, in: &numberAlerts, cost: TableBudget.Cost.numberAlert)
     }
 
     public func cellular(_ e: CellularEvent, number info: NumberInfo?) {

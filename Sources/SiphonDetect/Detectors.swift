@@ -140,8 +140,7 @@ extension DetectionEngine {
             // of the tables' budget (beyond it, it fires again for that key rather than be forgotten).
             if r.per != .flow {
                 let key = RuleKey(rule: i, device: device, endpoint: r.per == .endpoint ? f.serverAddress : nil)
-                guard !ruleFired.contains(key) else { continue }
-                if tableBudget.take(TableBudget.Cost.ruleFiring) { ruleFired.insert(key) }
+                guard tableBudget.firstTime(key, in: &ruleFired, cost: TableBudget.Cost.ruleFiring) else { continue }
             }
             var evidence: [(String, EvidenceValue)] = [("rule_location", .string(r.location))]
             for name in r.condition.fieldNames where !evidence.contains(where: { $0.0 == name }) {
