@@ -96,15 +96,15 @@ class Scenario:
 
     # Sessions.
 
-    def tls12(self, t, server, sni, names=None, port=443, up=600, down=9000, version=0x0303, cipher=0x009C,
-              self_signed=False, issuer=CA):
-        """A TLS 1.0-1.2 connection: ClientHello (SNI unless None), the server's certificate (leaf for `names`,
-        default [sni]; signed by the example CA, whose certificate follows, or self-signed), key exchange, `up`
-        bytes of application data from the device, `down` bytes back, close."""
+    def tls12_open(self, t, server, sni, names=None, port=443, version=0x0303, cipher=0x009C, self_signed=False,
+                   issuer=CA, subject=None):
+        """A TLS 1.0-1.2 handshake: ClientHello (SNI unless None), the server's certificate (leaf for `names`,
+        default [sni], subject CN=names[0] unless `subject` (DER) is given; signed by the example CA, whose
+        certificate follows, or self-signed), key exchange. Returns the open connection."""
         rng = self.rng
         names = names if names is not None else [sni]
-        serial = zlib.crc32((self.name + names[0]).encode())
-        subject = x509_name(names[0])
+        serial = zlib.crc32((self.name + (names[0] if names else "")).encode())
+        subject = subject or x509_name(names[0])
         if self_signed:
             chain = [certificate(subject, subject, names, serial)]
         else:
@@ -115,6 +115,14 @@ class Scenario:
         c.reply(server_flight(rng, chain, version=version, cipher=cipher))
         c.send(client_finish(rng, version))
         c.reply(server_finish(rng, version))
+        return c
+
+    def tls12(self, t, server, sni, names=None, port=443, up=600, down=9000, version=0x0303, cipher=0x009C,
+              self_signed=False, issuer=CA):
+        """A TLS 1.0-1.2 connection (`tls12_open`), `up` bytes of application data from the device, `down` bytes
+        back, close."""
+        rng = self.rng
+        c = self.tls12_open(t, server, sni, names, port, version, cipher, self_signed, issuer)
         if up:
             c.send(app_data(rng, up, version), ack_every=2)
         if down:
@@ -277,6 +285,125 @@ def beaconing_ja4_rotation():
         s.resolve(t, name, server)
         s.tls12(t + 0.1, server, name, up=300, down=200)
     s.alert("beaconing", "medium", rotation[5 % 4])
+    return s
+
+
+def heartbeat(s, c, period, count, up, down, jitter=0.05, size_jitter=4):
+    """`count` exchanges inside the open connection `c`, every `period` s (uniform jitter of +/-`jitter`): `up`
+    bytes of TLS application data from the device (+/- `size_jitter`), `down` back."""
+    for _ in range(count):
+        c.wait(period * (1 + s.rng.uniform(-jitter, jitter)))
+        c.send(app_data(s.rng, up + s.rng.randint(-size_jitter, size_jitter)))
+        c.reply(app_data(s.rng, down + s.rng.randint(-size_jitter, size_jitter)))
+
+
+@scenario
+def beaconing_in_flow():
+    s = Scenario("beaconing-in-flow",
+                 "A heartbeat inside one connection, as RATs keep one (AsyncRAT, QuasarRAT): DNS "
+                 "sync.x9-analytics.com -> 47.88.1.1 (Alibaba, US), one TLS 1.2 connection on 443 with a valid "
+                 "chain, then every 15 s (+/-5 %) 12 times the device sends ~90 bytes and the server answers ~40, "
+                 "then close. One flow, so no contact series: beaconing medium (kind in-flow, at the 6th exchange); "
+                 "foreign-endpoint info.")
+    s.resolve(T0, "sync.x9-analytics.com", ALIBABA_US)
+    c = s.tls12_open(T0 + 0.1, ALIBABA_US, "sync.x9-analytics.com")
+    heartbeat(s, c, 15, 12, 90, 40)
+    c.close()
+    s.alert("beaconing", "medium", ALIBABA_US, kind="in-flow", contacts=6)
+    return s
+
+
+@scenario
+def benign_in_flow_chat():
+    s = Scenario("benign-in-flow-chat",
+                 "A messenger's connection held open for 10 minutes: DNS chat.x9-messenger.com -> 47.88.1.1, one "
+                 "TLS 1.2 connection, then 14 exchanges at exponential intervals (mean 40 s) with sizes from 60 "
+                 "bytes to 6 kB (typing, messages, a photo). Irregular in time and size: no beaconing; "
+                 "foreign-endpoint info only.", benign=True)
+    s.resolve(T0, "chat.x9-messenger.com", ALIBABA_US)
+    c = s.tls12_open(T0 + 0.1, ALIBABA_US, "chat.x9-messenger.com")
+    for _ in range(14):
+        c.wait(s.rng.expovariate(1 / 40))
+        c.send(app_data(s.rng, s.rng.choice([60, 120, 400, 900, 2500, 6000])))
+        c.reply(app_data(s.rng, s.rng.choice([400, 1500, 3000, 8000])))
+    c.close()
+    return s
+
+
+def dialogue(c, lines):
+    """A line protocol: (who, text) pairs, "c" for the device, "s" for the server, CRLF added."""
+    for who, text in lines:
+        data = text.encode() + b"\r\n"
+        if who == "c":
+            c.send(data)
+        else:
+            c.reply(data)
+
+
+@scenario
+def leak_credentials_smtp():
+    b64 = lambda t: base64.b64encode(t.encode()).decode()
+    s = Scenario("leak-credentials-smtp",
+                 "An infostealer mailing what it took (as Agent Tesla does): DNS mail.x9-relay.ru -> 95.163.1.1 "
+                 "(RU), SMTP on 587 in clear: EHLO, AUTH LOGIN as sender@x9-relay.ru with password Str0ngPass!, "
+                 "MAIL FROM sender@x9-relay.ru, RCPT TO drop.box.x9@gmail.com, a MIME message with the attachment "
+                 "passwords_PC-ALICE.txt, QUIT. identifier-leak high (kind credential: user and secret from the "
+                 "base64 lines) and identifier-leak high (kind mail-exfil: an attachment to a free-mail address); "
+                 "cleartext medium (the SMTP bytes); foreign-endpoint info.")
+    s.resolve(T0, "mail.x9-relay.ru", RU_HOST)
+    c = s.cap.tcp(T0 + 0.2, RU_HOST, s.sport(), 587)
+    body = ["From: <sender@x9-relay.ru>", "To: <drop.box.x9@gmail.com>", "Subject: PW_alice/PC-ALICE",
+            "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b1"', "", "--b1",
+            "Content-Type: text/plain", "", "Time: 2025-03-14 09:00", "--b1",
+            'Content-Type: application/octet-stream; name="passwords_PC-ALICE.txt"',
+            'Content-Disposition: attachment; filename="passwords_PC-ALICE.txt"', "Content-Transfer-Encoding: base64", "",
+            b64("URL: https://mail.example.org\nUser: alice\nPassword: hunter2\n"), "--b1--", "."]
+    dialogue(c, [("s", "220 mail.x9-relay.ru ESMTP"), ("c", "EHLO PC-ALICE"), ("s", "250-mail.x9-relay.ru"),
+                 ("s", "250 AUTH LOGIN PLAIN"), ("c", "AUTH LOGIN"), ("s", "334 VXNlcm5hbWU6"),
+                 ("c", b64("sender@x9-relay.ru")), ("s", "334 UGFzc3dvcmQ6"), ("c", b64("Str0ngPass!")),
+                 ("s", "235 2.7.0 Authentication successful"), ("c", "MAIL FROM:<sender@x9-relay.ru>"), ("s", "250 OK"),
+                 ("c", "RCPT TO:<drop.box.x9@gmail.com>"), ("s", "250 OK"), ("c", "DATA"),
+                 ("s", "354 End data with <CR><LF>.<CR><LF>")] + [("c", l) for l in body] +
+             [("s", "250 OK queued"), ("c", "QUIT"), ("s", "221 Bye")])
+    c.close()
+    s.alert("identifier-leak", "high", RU_HOST, kind="credential", user="sender@x9-relay.ru", secret="Str0ngPass!")
+    s.alert("identifier-leak", "high", RU_HOST, kind="mail-exfil", attachments=["passwords_PC-ALICE.txt"])
+    s.alert("cleartext", "medium", RU_HOST)
+    return s
+
+
+@scenario
+def leak_credentials_ftp_http():
+    s = Scenario("leak-credentials-ftp-http",
+                 "Secrets in clear over FTP and HTTP: DNS files.x9-store.com -> 45.77.0.1 (Vultr, US), FTP on 21: "
+                 "USER x9up, PASS ftp-s3cret, STOR hostinfo.zip (the file itself would go on a data connection, "
+                 "not captured); DNS login.x9-portal.com -> 47.88.1.1 (US), an HTTP POST of the form "
+                 "username=alice&password=hunter2 (33 bytes); DNS router.free.fr -> 212.27.48.10 (FR, home), a GET "
+                 "with Authorization: Basic admin:admin. identifier-leak high 45.77.0.1 (credential) and medium "
+                 "45.77.0.1 (file-upload), cleartext medium 45.77.0.1 (the pack's ftp-telnet-abroad rule), "
+                 "identifier-leak high 47.88.1.1 (credential, form field), identifier-leak medium 212.27.48.10 "
+                 "(credential, Basic, at home); foreign-endpoint info.")
+    s.resolve(T0, "files.x9-store.com", VULTR)
+    c = s.cap.tcp(T0 + 0.2, VULTR, s.sport(), 21)
+    dialogue(c, [("s", "220 (vsFTPd 3.0.3)"), ("c", "USER x9up"), ("s", "331 Please specify the password."),
+                 ("c", "PASS ftp-s3cret"), ("s", "230 Login successful."), ("c", "TYPE I"), ("s", "200 Binary"),
+                 ("c", "PASV"), ("s", "227 Entering Passive Mode (45,77,0,1,117,48)."), ("c", "STOR hostinfo.zip"),
+                 ("s", "150 Ok to send data."), ("s", "226 Transfer complete."), ("c", "QUIT"), ("s", "221 Goodbye.")])
+    c.close()
+    s.resolve(T0 + 5, "login.x9-portal.com", ALIBABA_US)
+    s.http(T0 + 5.2, ALIBABA_US,
+           http_request("POST", "/session", "login.x9-portal.com", b"username=alice&password=hunter2",
+                        "application/x-www-form-urlencoded"),
+           http_response(302, "Found", b"", "text/html"))
+    s.resolve(T0 + 9, "router.free.fr", FREE)
+    s.http(T0 + 9.2, FREE,
+           http_request("GET", "/status", "router.free.fr", headers=[("Authorization", "Basic " + base64.b64encode(b"admin:admin").decode())]),
+           http_response(200, "OK", b"<html>ok</html>", "text/html"))
+    s.alert("identifier-leak", "high", VULTR, kind="credential", user="x9up", secret="ftp-s3cret", mechanism="USER/PASS")
+    s.alert("identifier-leak", "medium", VULTR, kind="file-upload", file="hostinfo.zip")
+    s.alert("cleartext", "medium", VULTR)
+    s.alert("identifier-leak", "high", ALIBABA_US, kind="credential", user="alice", secret="hunter2")
+    s.alert("identifier-leak", "medium", FREE, kind="credential", user="admin", secret="admin", mechanism="Basic")
     return s
 
 

@@ -486,6 +486,11 @@ public final class ScanPipeline {
                 detection.link.mark(mac: packet.destinationMAC, .mobileCore)
             }
         }
+        if packet.payloadLength > 0, let detection {
+            detection.payload(slot: slot, flowID: flows.flowID(at: slot), bytes: packet.payloadLength, at: timestamp,
+                              frame: currentFrame.number) { flows.flow(at: slot) }
+            if detection.hasNewAlerts { writeAlerts(flow: flows.flow(at: slot)) }
+        }
         if packet.transport == .udp {
             recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp, frame: currentFrame)
         } else {
@@ -635,6 +640,7 @@ public final class ScanPipeline {
                 destination: dest, indicator: hit, tunnel: f.key.tunnel != 0 ? tunnels.tunnel(discriminator: f.key.tunnel) : nil,
                 capture: capture))
             if let detection {
+                detection.flowClosing(slot: slot, flow: f)
                 let sent = figures.map { Int($0.0.delivered) } ?? Int(f.client.payloadBytes)
                 let received = figures.map { Int($0.1.delivered) } ?? Int(f.server.payloadBytes)
                 detection.flowEnded(EndedFlow(

@@ -25,7 +25,7 @@ final class QUICState {
 
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
-    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, dhcp, gtpc
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, ftp, dhcp, gtpc
 }
 
 /// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
@@ -37,6 +37,8 @@ public enum AppTransaction: Sendable {
     case dhcp(DHCPMessage)
     /// A GTP control message, and for an accepted create response the subscriber its request named.
     case gtpc(GTPControlMessage, subscriber: Subscriber?)
+    /// What a cleartext SMTP, POP3, IMAP or FTP client gave away: a login, a mail, a stored file.
+    case login(LoginRecord)
 }
 
 /// A transaction with the flow it belongs to (a slot of the flow table, and the flow's id for checking).
@@ -111,6 +113,7 @@ public final class ApplicationLayer {
         var clientHelloFrame = FrameRef.none
         var dns: DNSState?
         var startTLS: StartTLSWatcher?
+        var login: LoginWatcher?
         var quic: QUICState?
         var quicDone = false
         var tlsEmitted = false
@@ -137,6 +140,7 @@ public final class ApplicationLayer {
             if let http { n += http.requests.bufferedBytes + http.responses.bufferedBytes }
             if let dns { n += dns.client.bufferedBytes + dns.server.bufferedBytes }
             if let quic { n += quic.reader.bufferedBytes }
+            if let login { n += login.bufferedBytes }
             return n
         }
 
@@ -184,8 +188,8 @@ public final class ApplicationLayer {
                 bits = (f.http?.requests.failed == false ? 1 : 0) | (f.http?.responses.failed == false ? 2 : 0)
             case .dns, .mdns, .llmnr:
                 bits = 3
-            case .smtp, .imap, .pop3:
-                bits = f.startTLS != nil ? 3 : 0
+            case .smtp, .imap, .pop3, .ftp:
+                bits = (f.startTLS != nil ? 3 : 0) | (f.login != nil ? 1 : 0)
             default:
                 bits = 0
             }
@@ -244,7 +248,9 @@ public final class ApplicationLayer {
             f.app = .http
         } else if starts(c, "SSH-") || starts(s, "SSH-") {
             f.app = .ssh
-        } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) && f.serverPort != 21 {
+        } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) && f.serverPort == 21 {
+            f.app = .ftp
+        } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) {
             f.app = .smtp  // a "220 " greeting (FTP's port aside): SMTP, which may switch to TLS
         } else if starts(s, "* OK") {
             f.app = .imap
@@ -274,6 +280,9 @@ public final class ApplicationLayer {
             f.dns = DNSState()
         case .smtp, .imap, .pop3:
             f.startTLS = StartTLSWatcher(app: f.app)
+            f.login = LoginWatcher(app: f.app)
+        case .ftp:
+            f.login = LoginWatcher(app: f.app)
         default: break
         }
     }
@@ -334,15 +343,29 @@ public final class ApplicationLayer {
         case .dns:
             let messages = (direction == 0 ? f.dns?.client.feed(bytes) : f.dns?.server.feed(bytes)) ?? []
             for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
+        case .ftp:
+            if direction == 0 { watchLogin(f, bytes, slot: slot, timestamp: timestamp) }
         case .smtp, .imap, .pop3:
+            if direction == 0 { watchLogin(f, bytes, slot: slot, timestamp: timestamp) }
             // Cleartext until STARTTLS is accepted; then the same stream carries a TLS handshake.
             guard let rest = f.startTLS?.feed(bytes, direction: direction) else { return }
             f.startTLS = nil
+            f.login = nil
             upgradeToTLS(f)
             rest.client.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 0, timestamp: timestamp) }
             rest.server.withUnsafeBytes { feedTCP(f, $0, slot: slot, direction: 1, timestamp: timestamp) }
         default:
             break
+        }
+    }
+
+    /// Feeds the client's lines to the login watcher; what it found goes out as transactions.
+    private func watchLogin(_ f: FlowState, _ bytes: UnsafeRawBufferPointer, slot: Int32, timestamp: Timestamp) {
+        guard f.login != nil else { return }
+        f.login!.feed(bytes)
+        guard !f.login!.found.isEmpty else { return }
+        for r in f.login!.take() {
+            events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp, transaction: .login(r), frame: frame))
         }
     }
 
@@ -365,6 +388,7 @@ public final class ApplicationLayer {
         f.dns = nil
         f.quic = nil
         f.quicDone = true
+        f.login = nil
         f.heldAfterConnect = nil
         f.probe = ([], [])
         f.decided = true

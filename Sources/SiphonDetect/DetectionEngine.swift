@@ -20,6 +20,8 @@ public struct DetectionConfiguration: Sendable {
     /// Server ports whose flows to a hard-coded address are expected (DNS, NTP, DHCP): no `no-dns-endpoint` for them.
     public var noDNSExemptPorts: Set<UInt16> = [53, 67, 68, 123, 853]
     public var beacons = BeaconConfiguration()
+    /// In-flow beaconing (a heartbeat inside one connection).
+    public var heartbeat = HeartbeatConfiguration()
     /// Application protocols that carry data in clear, and the bytes a device must send over them to one endpoint
     /// (over the whole capture) for a `cleartext` alert. For HTTP only request bodies count (headers of ordinary
     /// GETs are not uploads), for the others every byte the device sent.
@@ -152,6 +154,9 @@ public final class DetectionEngine {
     /// The same when it is one packet (no array made per transaction).
     public var contextFrame = FrameRef.none
 
+    /// Whether alerts were raised since the last `takeNewAlerts()`.
+    public var hasNewAlerts: Bool { raised.count > taken }
+
     /// The alerts raised since the last call, each with the frames it rests on.
     public func takeNewAlerts() -> ArraySlice<Alert> {
         defer { taken = raised.count }
@@ -187,8 +192,10 @@ public final class DetectionEngine {
     var noDNSEndpoint: NoDNSEndpointDetector
     var tlsAnomaly: TLSAnomalyDetector
     var beacons: BeaconDetector
+    var heartbeats: HeartbeatDetector
     var evasion = EvasionDetector()
     var identifiers = IdentifierLeakDetector()
+    var credentials = CredentialLeakDetector()
     var dnsTunnel: DNSTunnelDetector
 
     /// Declarative rules of the pack, evaluated on every ended flow of a device.
@@ -242,6 +249,8 @@ public final class DetectionEngine {
         didSet {
             upload.budget = tableBudget
             beacons.budget = tableBudget
+            heartbeats.budget = tableBudget
+            credentials.budget = tableBudget
             dnsTunnel.budget = tableBudget
             link.tableBudget = tableBudget
         }
@@ -271,6 +280,8 @@ public final class DetectionEngine {
         noDNSEndpoint = NoDNSEndpointDetector(configuration)
         tlsAnomaly = TLSAnomalyDetector(configuration.tls)
         beacons = BeaconDetector(configuration)
+        heartbeats = HeartbeatDetector(configuration)
+        followsHeartbeats = configuration.on(.beaconing)
         dnsTunnel = DNSTunnelDetector(configuration.dnsTunnel, suffixes: configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: ""))
     }
 
@@ -369,6 +380,36 @@ public final class DetectionEngine {
         if configuration.on(.foreignEndpoint) { foreignEndpoint.flowEnded(j, &t, into: &raised) }
         if configuration.on(.iocMatch) { iocMatch.flowEnded(j, &t, into: &raised) }
         ledger[pair] = t
+    }
+
+    /// Whether in-flow beaconing runs (`beaconing` not disabled): read per packet.
+    let followsHeartbeats: Bool
+
+    /// A TCP or UDP packet with `bytes` of payload (after checksum validation) in the flow in `slot`: in-flow
+    /// beaconing follows its exchanges. `flow` gives the flow's record, asked for only when an exchange begins.
+    public func payload(slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow) {
+        guard followsHeartbeats else { return }
+        let exempt = heartbeats.exemptPorts
+        let judge = heartbeats.payload(slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame) {
+            let f = flow()
+            guard !exempt.contains(f.serverPort), !self.isLocal(f.serverAddress), let id = self.link.device(of: f) else { return nil }
+            return Pair(device: id, endpoint: f.serverAddress)
+        }
+        if judge { judgeHeartbeat(flow()) }
+    }
+
+    /// The flow in `slot` is ending: its last exchange counts, and the series goes.
+    public func flowClosing(slot: Int32, flow f: Flow) {
+        guard followsHeartbeats else { return }
+        if heartbeats.flowEnded(slot: slot, flowID: f.id) { judgeHeartbeat(f) }
+        heartbeats.stop(f.id)
+    }
+
+    private func judgeHeartbeat(_ f: Flow) {
+        guard let id = link.device(of: f) else { return }
+        let destination = geo.map { $0.lookup(f.serverAddress) }
+        heartbeats.judge(f, pair: Pair(device: id, endpoint: f.serverAddress), foreign: destination?.scope == .foreign,
+                         destination: destination?.scope == .local ? nil : destination, into: &raised)
     }
 
     /// Detectors judged once the capture is over (the upload by share of the device's own traffic): their alerts

@@ -42,6 +42,10 @@ extension DetectionEngine {
             add(&facts[f.id, default: FlowFacts()])
             guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
+            if let r = HTTPCredentials.find(request) { loginFound(r, flow: f, timestamp: timestamp) }
+        case .login(let r):
+            guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
+            loginFound(r, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
             guard app == .dns, !message.isResponse, direction == 0, let id = link.device(of: f) else { return }
             for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
@@ -97,6 +101,11 @@ extension DetectionEngine {
             v.withUTF8 { part("http-header \(name)", UnsafeRawBufferPointer($0)) }
         }
         if !request.bodyPrefix.isEmpty { request.bodyPrefix.withUnsafeBytes { part("http-body", $0) } }
+    }
+
+    private func loginFound(_ r: LoginRecord, flow f: Flow, timestamp: Timestamp) {
+        credentials.found(r, flow: f, device: identity(of: f), destination: geo.map { $0.lookup(f.serverAddress) },
+                          timestamp: timestamp, into: &raised)
     }
 
     /// Headers that carry no identifier of the device's own.

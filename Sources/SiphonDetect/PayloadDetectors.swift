@@ -145,3 +145,75 @@ public struct DNSTunnelDetector {
             ]))
     }
 }
+
+// MARK: identifier-leak: credentials, mail, files
+
+/// `identifier-leak` of kinds `credential` (a user's secret sent in clear: SMTP AUTH, POP3/FTP USER and PASS, IMAP
+/// LOGIN, HTTP Basic, a form's password field), `mail-exfil` (an SMTP session that sends a mail with attachments to
+/// a free-mail address: how infostealers such as Agent Tesla deliver what they took) and `file-upload` (a file
+/// stored over FTP abroad). The message masks the secret; the evidence keeps it whole. Once per device × endpoint ×
+/// kind.
+public struct CredentialLeakDetector {
+    struct Key: Hashable {
+        var device: DeviceID
+        var endpoint: IPAddress
+        var kind: String
+    }
+    private var raisedKeys: Set<Key> = []
+    var budget = TableBudget()
+
+    /// Free-mail domains (the registered domain of a recipient): where stolen data is mailed to.
+    public static let freeMail: Set<String> = [
+        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.fr", "yahoo.co.uk", "ymail.com", "outlook.com", "hotmail.com",
+        "hotmail.fr", "live.com", "msn.com", "aol.com", "gmx.com", "gmx.net", "gmx.de", "web.de", "mail.com", "mail.ru",
+        "inbox.ru", "bk.ru", "list.ru", "yandex.ru", "yandex.com", "ya.ru", "rambler.ru", "qq.com", "163.com", "126.com",
+        "yeah.net", "sina.com", "sohu.com", "protonmail.com", "proton.me", "tutanota.com", "zoho.com", "icloud.com",
+        "me.com", "laposte.net", "orange.fr", "free.fr", "sfr.fr", "naver.com", "daum.net", "rediffmail.com",
+    ]
+
+    public init() {}
+
+    public mutating func found(
+        _ r: LoginRecord, flow f: Flow, device id: DeviceID, destination: GeoInfo?, timestamp: Timestamp, into alerts: inout [Alert]
+    ) {
+        let foreign = destination?.scope == .foreign
+        let device = f.clientAddress, endpoint = f.serverAddress
+        let place = IdentifierLeakDetector.placeText(destination)
+        let protocolName = r.app.uppercased()
+        var kind: String, severity: Severity, message: String
+        var evidence: [(String, EvidenceValue)] = [("app", .string(r.app))]
+        switch r.kind {
+        case .credential:
+            guard let secret = r.secret else { return }
+            kind = "credential"
+            severity = foreign ? .high : .medium
+            let who = r.user.map { "of \($0) " } ?? ""
+            message = "\(device) sent a password \(who)in clear (\(protocolName) \(r.mechanism), \(LoginRecord.mask(secret))) to \(endpoint)\(place)"
+            evidence += [("mechanism", .string(r.mechanism)), ("user", .string(r.user ?? "")), ("secret", .string(secret)),
+                         ("secret_masked", .string(LoginRecord.mask(secret)))]
+        case .mail:
+            let free = r.recipients.filter { a in
+                guard let at = a.lastIndex(of: "@") else { return false }
+                return Self.freeMail.contains(a[a.index(after: at)...].lowercased())
+            }
+            guard !r.attachments.isEmpty, !free.isEmpty else { return }
+            kind = "mail-exfil"
+            severity = .high
+            message = "\(device) mailed \(r.attachments.count) attachment\(r.attachments.count == 1 ? "" : "s") (\(r.attachments.prefix(3).joined(separator: ", "))) "
+                + "to \(free.prefix(3).joined(separator: ", ")) in clear through \(endpoint)\(place)"
+            evidence += [("mail_from", .string(r.from ?? "")), ("rcpt_to", .strings(r.recipients)), ("attachments", .strings(r.attachments)),
+                         ("subject", .string(r.subject ?? "")), ("message_bytes", .int(r.bytes)), ("free_mail", .strings(free))]
+        case .upload:
+            guard foreign, let file = r.file else { return }
+            kind = "file-upload"
+            severity = .medium
+            message = "\(device) stored the file \(file) over FTP on \(endpoint)\(place)"
+            evidence += [("file", .string(file)), ("user", .string(r.user ?? ""))]
+        }
+        guard budget.firstTime(Key(device: id, endpoint: endpoint, kind: kind), in: &raisedKeys, cost: TableBudget.Cost.ruleFiring) else { return }
+        alerts.append(Alert(
+            category: .identifierLeak, rule: "siphon.identifier-leak.\(kind)", severity: severity, message: message,
+            timestamp: timestamp, flow: f, device: device, deviceID: id, destination: destination?.scope == .local ? nil : destination,
+            evidence: [("kind", .string(kind))] + evidence))
+    }
+}

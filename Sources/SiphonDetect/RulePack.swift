@@ -148,6 +148,9 @@ final class RulePackLoader {
             "max_dispersion": { l, n, c in if let v = l.double(n, min: 0) { c.beacons.maximumDispersion = v } },
             "jitter": { l, n, c in if let v = l.double(n, min: 0) { c.beacons.jitter = v } },
             "max_contacts": { l, n, c in if let v = l.int(n, min: 6) { c.beacons.maximumContacts = v } },
+            "in_flow_silence_s": { l, n, c in if let v = l.double(n, min: 0.01) { c.heartbeat.silence = v } },
+            "in_flow_max_exchanges": { l, n, c in if let v = l.int(n, min: 6) { c.heartbeat.maximumExchanges = v } },
+            "in_flow_max_size_dispersion": { l, n, c in if let v = l.double(n, min: 0) { c.heartbeat.maximumSizeDispersion = v } },
         ],
         "no-dns-endpoint": [
             "exempt_ports": { l, n, c in if let v = l.ports(n) { c.noDNSExemptPorts = v } },

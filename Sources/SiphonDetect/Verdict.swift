@@ -11,6 +11,8 @@ public struct EndpointReport: Sendable {
     /// Categories of the alerts about it, and the highest severity among them.
     public var categories: [String]
     public var severity: Severity?
+    /// The findings about it weighed together (`EndpointScore`).
+    public var score = EndpointScore()
     public var destination: GeoInfo? { totals.destination }
 }
 
@@ -40,11 +42,14 @@ public struct DeviceVerdict: Sendable {
     public var vendorClass: String?
     /// For a phone the mobile core named: its identities, APN, addresses and user-plane TEIDs.
     public var subscriber: Subscriber?
-    /// The verdict's severity: the highest alert's, raised to critical when one foreign endpoint draws three or more
-    /// kinds of finding above info (a beacon, an upload and identifiers to the same place make a backdoor).
+    /// The verdict's severity: the highest alert's, raised when the findings about one foreign endpoint weigh
+    /// enough together (`EndpointScore`: a heartbeat, a self-signed certificate, a non-standard port and no DNS
+    /// name make an implant's command server).
     public var severity: Severity?
     /// The foreign endpoint that corroborates the raise, if any.
     public var corroborated: IPAddress?
+    /// The highest score of its foreign endpoints (`EndpointScore.points`): ranks devices of equal severity.
+    public var score = 0
     /// The foreign number that corroborates it (SMS and calls), if no endpoint does.
     public var corroboratedNumber: PhoneNumber?
     public var headline: String
@@ -107,8 +112,8 @@ extension DetectionEngine {
         }
         withdrawn.sort { $0.0 < $1.0 }
         return ids.map { verdict(for: $0, endpointsByDevice[$0] ?? [], alertsByDevice[$0] ?? [], numbers: numbersByDevice[$0] ?? []) }.sorted {
-            ($0.severity?.rawValue ?? -1, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.sentForeign)
-                ? ($0.severity?.rawValue ?? -1, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.sentForeign)
+            ($0.severity?.rawValue ?? -1, $0.score, $0.sentForeign) != ($1.severity?.rawValue ?? -1, $1.score, $1.sentForeign)
+                ? ($0.severity?.rawValue ?? -1, $0.score, $0.sentForeign) > ($1.severity?.rawValue ?? -1, $1.score, $1.sentForeign)
                 : $0.id < $1.id
         }
     }
@@ -153,9 +158,11 @@ extension DetectionEngine {
                 if case .double(let v)? = a.evidence.first(where: { $0.0 == "median_interval_s" })?.1 { return v }
                 return nil
             }
-            endpoints.append(EndpointReport(
+            var report = EndpointReport(
                 address: endpoint, totals: t, period: period, categories: categories,
-                severity: about.map { $0.severity }.max()))
+                severity: about.map { $0.severity }.max())
+            if t.destination?.scope == .foreign { report.score = EndpointScore(about) }
+            endpoints.append(report)
         }
         endpoints.sort {
             let f0 = $0.destination?.scope == .foreign, f1 = $1.destination?.scope == .foreign
@@ -198,13 +205,15 @@ extension DetectionEngine {
         }
         v.uploadsByCountry = byCountry.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         v.uploadsByOwner = byOwner.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-        // Corroboration: one foreign endpoint with three kinds of finding above info.
-        if let worst = endpoints.first(where: { $0.destination?.scope == .foreign && $0.categories.filter { $0 != AlertCategory.foreignEndpoint.rawValue }.count >= 3 }) {
-            v.severity = .critical
+        // Corroboration: the foreign endpoint whose findings weigh most (`EndpointScore`), when they raise the verdict.
+        let scored = endpoints.filter { $0.score.severity != nil }
+        if let worst = scored.max(by: { ($0.score.severity!, $0.score.points) < ($1.score.severity!, $1.score.points) }) {
+            if worst.score.severity! > (v.severity ?? .info) { v.severity = worst.score.severity }
             v.corroborated = worst.address
         }
+        v.score = endpoints.map(\.score.points).max() ?? 0
         // Corroboration by a number: one foreign number with three kinds of finding above info.
-        if v.corroborated == nil, let worst = v.numbers.first(where: { $0.info?.scope == .foreign
+        if v.corroborated == nil, (v.severity ?? .info) < .critical, let worst = v.numbers.first(where: { $0.info?.scope == .foreign
             && $0.categories.filter { $0 != AlertCategory.foreignEndpoint.rawValue }.count >= 3 }) {
             v.severity = .critical
             v.corroboratedNumber = worst.number
@@ -227,7 +236,8 @@ extension DetectionEngine {
         }
         if let c = v.corroborated {
             let e = endpoints.first { $0.address == c }
-            words += "; \(c)\(e?.totals.names.first.map { " (\($0))" } ?? "") draws \(e?.categories.joined(separator: ", ") ?? "")"
+            words += "; \(c)\(e?.totals.names.first.map { " (\($0))" } ?? "") draws \(e?.score.signals.joined(separator: ", ") ?? "")"
+                + " (\(e?.score.points ?? 0) points)"
         }
         v.headline = words
         return v

@@ -374,6 +374,11 @@ public enum EventEncoder {
             w.field("capture", capture)
             flowFields(f, communityID: communityID, into: &w)
             gtpc(m, subscriber: subscriber, into: &w)
+        case .login(let r):
+            w.field("event_type", r.app)
+            w.field("capture", capture)
+            flowFields(f, communityID: communityID, into: &w)
+            login(r, into: &w)
         }
         if !e.frame.isNone { w.field("frame", e.frame.number) }
         w.endObject()
@@ -511,6 +516,23 @@ public enum EventEncoder {
     }
 
     /// EVE's dhcp event fields.
+    /// What a cleartext login or mail conversation gave away (EVE's `smtp` names: `mail_from`, `rcpt_to`). The
+    /// secret is written whole: the JSON is the evidence; reports mask it.
+    static func login(_ r: LoginRecord, into w: inout JSONObjectWriter) {
+        w.beginObject(r.app)
+        w.field("kind", r.kind.rawValue)
+        if !r.mechanism.isEmpty { w.field("mechanism", r.mechanism) }
+        if let u = r.user { w.field("user", u) }
+        if let p = r.secret { w.field("password", p) }
+        if let m = r.from { w.field("mail_from", m) }
+        if !r.recipients.isEmpty { w.field("rcpt_to", r.recipients) }
+        if let s = r.subject { w.field("subject", s) }
+        if !r.attachments.isEmpty { w.field("attachments", r.attachments) }
+        if r.kind == .mail { w.field("message_bytes", r.bytes) }
+        if let f = r.file { w.field("stored_file", f) }
+        w.endObject()
+    }
+
     static func dhcp(_ m: DHCPMessage, into w: inout JSONObjectWriter) {
         w.beginObject("dhcp")
         w.field("type", m.isRequest ? "request" : "reply")
@@ -730,6 +752,7 @@ extension EventEncoder {
         if let i = v.incomplete { w.field("incomplete", i) }
         if let c = v.corroborated { w.field("corroborated_by", c.description) }
         if let n = v.corroboratedNumber { w.field("corroborated_by", n.description) }
+        w.field("score", v.score)
         w.field("sent_foreign_bytes", v.sentForeign)
         w.field("received_foreign_bytes", v.receivedForeign)
         w.field("sent_home_bytes", v.sentHome)
@@ -754,6 +777,10 @@ extension EventEncoder {
             if let p = e.period { w.field("period_s", p) }
             w.field("categories", e.categories)
             if let s = e.severity { w.field("severity", s.description) }
+            if e.score.points > 0 {
+                w.field("score", e.score.points)
+                w.field("signals", e.score.signals)
+            }
             w.endObject()
         }
         w.endArray()

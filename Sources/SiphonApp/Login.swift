@@ -1,0 +1,307 @@
+internal import Foundation
+public import SiphonCore
+
+/// What a cleartext login or mail conversation gave away: a user and secret (SMTP AUTH, POP3/FTP USER and PASS,
+/// IMAP LOGIN, HTTP Basic, a form's password field), a mail sent (sender, recipients, attachments), a file stored
+/// over FTP.
+public struct LoginRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case credential, mail, upload
+    }
+    public var kind: Kind
+    /// `smtp`, `pop3`, `imap`, `ftp`, `http`.
+    public var app: String
+    /// How the secret went: `AUTH PLAIN`, `AUTH LOGIN`, `USER/PASS`, `LOGIN`, `Basic`, `form`...
+    public var mechanism = ""
+    public var user: String?
+    public var secret: String?
+    /// A mail (SMTP DATA): envelope sender and recipients, attachment file names, subject, size of the message.
+    public var from: String?
+    public var recipients: [String] = []
+    public var attachments: [String] = []
+    public var subject: String?
+    public var bytes = 0
+    /// A file stored (FTP STOR, APPE, STOU).
+    public var file: String?
+
+    public init(kind: Kind, app: String) {
+        self.kind = kind
+        self.app = app
+    }
+
+    /// A secret for people to read: its first and last characters, the rest as asterisks (the JSON evidence keeps
+    /// it whole).
+    public static func mask(_ secret: String) -> String {
+        let c = Array(secret)
+        guard c.count > 2 else { return String(repeating: "*", count: c.count) }
+        return String(c[0]) + String(repeating: "*", count: min(c.count - 2, 12)) + String(c[c.count - 1])
+    }
+}
+
+/// Reads the client side of an SMTP, POP3, IMAP or FTP conversation line by line and keeps what a login or a mail
+/// gives away. Bounded: a line longer than 4 KiB is skipped; mail contents are not kept, only header lines that
+/// name an attachment or the subject.
+struct LoginWatcher {
+    let app: AppProtocol
+    private var line: [UInt8] = []
+    private var skipping = false
+    /// SMTP AUTH LOGIN/PLAIN and IMAP AUTHENTICATE PLAIN continue on the next lines.
+    private enum Pending { case none, loginUser, loginSecret, plain }
+    private var pending = Pending.none
+    private var user: String?
+    private var mechanism = ""
+    private var mail: LoginRecord?
+    private var inData = false
+    /// Records found since the last `take`.
+    private(set) var found: [LoginRecord] = []
+
+    static let maximumLine = 4096
+
+    init(app: AppProtocol) { self.app = app }
+
+    var bufferedBytes: Int { line.count }
+
+    mutating func take() -> [LoginRecord] {
+        defer { found = [] }
+        return found
+    }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        var start = 0
+        for i in 0..<bytes.count where bytes[i] == 0x0A {
+            consume(bytes[start..<i])
+            start = i + 1
+        }
+        if start < bytes.count {
+            if skipping { return }
+            line.append(contentsOf: bytes[start...])
+            if line.count > Self.maximumLine {
+                line = []
+                skipping = true
+            }
+        }
+    }
+
+    private mutating func consume(_ tail: UnsafeRawBufferPointer.SubSequence) {
+        if skipping {
+            skipping = false
+            line = []
+            if inData, let m = mail { mail?.bytes = m.bytes + tail.count + 1 }
+            return
+        }
+        line.append(contentsOf: tail)
+        if line.last == 0x0D { line.removeLast() }
+        let text = String(decoding: line, as: UTF8.self)
+        let count = line.count
+        line = []
+        if inData {
+            dataLine(text, count)
+        } else {
+            command(text)
+        }
+    }
+
+    private mutating func dataLine(_ text: String, _ count: Int) {
+        if text == "." {
+            inData = false
+            if let m = mail { found.append(m) }
+            mail?.attachments = []
+            mail?.subject = nil
+            mail?.bytes = 0
+            return
+        }
+        mail?.bytes += count + 2
+        let lower = text.lowercased()
+        if mail?.subject == nil, lower.hasPrefix("subject:") {
+            mail?.subject = String(String(text.dropFirst(8)).trimmingCharacters(in: " \t").prefix(256))
+        }
+        if let r = lower.range(of: "filename=") ?? lower.range(of: "filename*=") ?? (lower.contains("content-type:") ? lower.range(of: " name=") : nil) {
+            var value = String(text[r.upperBound...]).trimmingCharacters(in: " \t;")
+            if value.hasPrefix("\"") { value = String(value.dropFirst().prefix { $0 != "\"" }) }
+            value = String(value.prefix(256))
+            if !value.isEmpty, mail?.attachments.contains(value) == false, (mail?.attachments.count ?? 0) < 32 {
+                mail?.attachments.append(value)
+            }
+        }
+    }
+
+    private mutating func command(_ text: String) {
+        switch pending {
+        case .loginUser:
+            pending = .loginSecret
+            user = Self.base64(text)
+            return
+        case .loginSecret:
+            pending = .none
+            emit(user: user, secret: Self.base64(text))
+            return
+        case .plain:
+            pending = .none
+            plain(text)
+            return
+        case .none:
+            break
+        }
+        let words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard let first = words.first else { return }
+        let verb = first.uppercased()
+        switch app {
+        case .smtp:
+            switch verb {
+            case "AUTH" where words.count >= 2:
+                let m = words[1].uppercased()
+                mechanism = "AUTH " + m
+                if m == "PLAIN" {
+                    if words.count >= 3 { plain(words[2]) } else { pending = .plain }
+                } else if m == "LOGIN" {
+                    if words.count >= 3 {
+                        user = Self.base64(words[2])
+                        pending = .loginSecret
+                    } else {
+                        pending = .loginUser
+                    }
+                }
+            case "MAIL":
+                mail = LoginRecord(kind: .mail, app: "smtp")
+                mail?.from = Self.address(text)
+            case "RCPT":
+                if let a = Self.address(text), (mail?.recipients.count ?? 0) < 64 { mail?.recipients.append(a) }
+            case "DATA":
+                if mail != nil { inData = true }
+            case "RSET":
+                mail = nil
+            default: break
+            }
+        case .pop3, .ftp:
+            if verb == "USER", words.count >= 2 {
+                user = String(text.dropFirst(5).prefix(256))
+            } else if verb == "PASS" {
+                mechanism = "USER/PASS"
+                emit(user: user, secret: String(text.dropFirst(min(5, text.count)).prefix(256)))
+            } else if app == .ftp, ["STOR", "APPE", "STOU"].contains(verb) {
+                var r = LoginRecord(kind: .upload, app: "ftp")
+                r.user = user
+                r.file = String(text.dropFirst(min(5, text.count)).prefix(256))
+                found.append(r)
+            }
+        case .imap:
+            guard words.count >= 2 else { return }
+            let command = words[1].uppercased()
+            if command == "LOGIN", words.count >= 4 {
+                mechanism = "LOGIN"
+                let args = Self.imapArguments(text.split(separator: " ", maxSplits: 2).last.map(String.init) ?? "")
+                if args.count >= 2 { emit(user: args[0], secret: args[1]) }
+            } else if command == "AUTHENTICATE", words.count >= 3, words[2].uppercased() == "PLAIN" {
+                mechanism = "AUTHENTICATE PLAIN"
+                if words.count >= 4 { plain(words[3]) } else { pending = .plain }
+            }
+        default:
+            break
+        }
+    }
+
+    /// SASL PLAIN: base64 of authzid NUL authcid NUL password.
+    private mutating func plain(_ text: String) {
+        guard let data = Data(base64Encoded: text.trimmingCharacters(in: " ")) else { return }
+        let parts = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard parts.count >= 3 else { return }
+        emit(user: parts[1].isEmpty ? parts[0] : parts[1], secret: parts[2])
+    }
+
+    private mutating func emit(user: String?, secret: String?) {
+        guard let secret, !secret.isEmpty else { return }
+        var r = LoginRecord(kind: .credential, app: app.rawValue)
+        r.mechanism = mechanism
+        r.user = user
+        r.secret = secret
+        found.append(r)
+    }
+
+    static func base64(_ text: String) -> String? {
+        Data(base64Encoded: text.trimmingCharacters(in: " ")).map { String(decoding: $0.prefix(256), as: UTF8.self) }
+    }
+
+    /// The address of `MAIL FROM:<a>` or `RCPT TO:<a>`.
+    static func address(_ text: String) -> String? {
+        if let open = text.firstIndex(of: "<"), let close = text[open...].firstIndex(of: ">") {
+            let a = String(text[text.index(after: open)..<close])
+            return a.isEmpty ? nil : String(a.prefix(256))
+        }
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let a = String(text[text.index(after: colon)...]).trimmingCharacters(in: " ")
+        return a.isEmpty ? nil : String(a.prefix(256))
+    }
+
+    /// IMAP astrings: quoted (with backslash escapes) or atoms.
+    static func imapArguments(_ text: String) -> [String] {
+        var out: [String] = []
+        var i = text.startIndex
+        while i < text.endIndex, out.count < 2 {
+            while i < text.endIndex, text[i] == " " { i = text.index(after: i) }
+            guard i < text.endIndex else { break }
+            var value = ""
+            if text[i] == "\"" {
+                i = text.index(after: i)
+                while i < text.endIndex, text[i] != "\"" {
+                    if text[i] == "\\", text.index(after: i) < text.endIndex { i = text.index(after: i) }
+                    value.append(text[i])
+                    i = text.index(after: i)
+                }
+                if i < text.endIndex { i = text.index(after: i) }
+            } else {
+                while i < text.endIndex, text[i] != " " {
+                    value.append(text[i])
+                    i = text.index(after: i)
+                }
+            }
+            out.append(value)
+        }
+        return out
+    }
+}
+
+/// Credentials an HTTP request carries in clear: an `Authorization: Basic` header, or a form field (URI query or
+/// urlencoded/JSON body) named like a password, with the user field beside it.
+public enum HTTPCredentials {
+    static let secretFields: Set<String> = ["password", "passwd", "pass", "pwd", "passwort", "motdepasse", "mot_de_passe", "passcode", "user_password", "userpassword"]
+    static let userFields: Set<String> = ["user", "username", "user_name", "login", "email", "usr", "account", "uname", "userid", "user_id"]
+
+    public static func find(_ request: HTTPMessage) -> LoginRecord? {
+        if let auth = request.header("Authorization"), auth.lowercased().hasPrefix("basic "),
+           let decoded = LoginWatcher.base64(String(auth.dropFirst(6))), let colon = decoded.firstIndex(of: ":") {
+            var r = LoginRecord(kind: .credential, app: "http")
+            r.mechanism = "Basic"
+            r.user = String(decoded[..<colon])
+            r.secret = String(decoded[decoded.index(after: colon)...])
+            if r.secret?.isEmpty == false { return r }
+        }
+        var fields: [(String, String)] = []
+        if let q = request.uri.firstIndex(of: "?") { fields += form(String(request.uri[request.uri.index(after: q)...])) }
+        if !request.bodyPrefix.isEmpty {
+            let body = String(decoding: request.bodyPrefix, as: UTF8.self)
+            fields += body.hasPrefix("{") ? json(body) : form(body)
+        }
+        guard let secret = fields.first(where: { secretFields.contains($0.0) && !$0.1.isEmpty }) else { return nil }
+        var r = LoginRecord(kind: .credential, app: "http")
+        r.mechanism = "form field " + secret.0
+        r.secret = String(secret.1.prefix(256))
+        r.user = fields.first { userFields.contains($0.0) }.map { String($0.1.prefix(256)) }
+        return r
+    }
+
+    static func form(_ text: String) -> [(String, String)] {
+        text.split(separator: "&").prefix(64).compactMap { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard kv.count == 2 else { return nil }
+            let key = (String(kv[0]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[0])).lowercased()
+            let value = String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])
+            return (key, value)
+        }
+    }
+
+    /// `"key": "value"` pairs of a flat JSON object (strings only; what a login form posts).
+    static func json(_ text: String) -> [(String, String)] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [] }
+        return object.compactMap { k, v in (v as? String).map { (k.lowercased(), $0) } }.sorted { $0.0 < $1.0 }
+    }
+}

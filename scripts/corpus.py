@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Verdicts of the labelled corpus (docs/corpus-labels.tsv): the table of docs/detections.md.
+
+Usage: scripts/corpus.py [--siphon PATH] [--shared DIR] [--markdown] [--extra ARG]...
+Scans every capture of the label file (paths relative to ../shared/captures) with the embedded defaults, takes the
+worst device verdict of each, and prints per capture its label, verdict and the signals of the endpoint that set
+it, then the table of verdicts by label and the two targets: >= 85 % of `c2` captures at high or critical, no
+`benign` capture above medium. Exit status 1 when a target is missed.
+"""
+import argparse, collections, csv, json, os, subprocess, sys
+
+SEVERITIES = ["none", "info", "low", "medium", "high", "critical"]
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def verdict(siphon, path, extra):
+    out = subprocess.run([siphon, "scan", "-q", "--json", "-", *extra, path], capture_output=True, text=True).stdout
+    worst, why = "none", ""
+    for line in out.splitlines():
+        e = json.loads(line)
+        if e.get("event_type") != "verdict":
+            continue
+        s = e.get("severity", "none")
+        if SEVERITIES.index(s) > SEVERITIES.index(worst) or not why:
+            worst = s if SEVERITIES.index(s) >= SEVERITIES.index(worst) else worst
+            top = max(e.get("endpoints", []), key=lambda x: x.get("score", 0), default={})
+            alerts = e.get("alerts", {})
+            why = (f"score {top.get('score', 0)} at {top.get('ip', '-')}: {', '.join(top.get('signals', []))}"
+                   if top.get("score") else f"{alerts.get('high', 0)} high, {alerts.get('medium', 0)} medium alerts")
+    return worst, why
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--siphon", default=os.path.join(ROOT, ".build/release/siphon"))
+    ap.add_argument("--shared", default=os.path.join(ROOT, "../shared/captures"))
+    ap.add_argument("--labels", default=os.path.join(ROOT, "docs/corpus-labels.tsv"))
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--extra", action="append", default=[])
+    a = ap.parse_args()
+    rows = [r for r in csv.reader(open(a.labels), delimiter="\t") if r and not r[0].startswith("#") and r[0] != "path"]
+    table = collections.defaultdict(collections.Counter)
+    missed = []
+    for path, label, *_ in rows:
+        full = os.path.join(a.shared, path)
+        if not os.path.exists(full):
+            print(f"missing: {full}", file=sys.stderr)
+            continue
+        worst, why = verdict(a.siphon, full, a.extra)
+        table[label][worst] += 1
+        if (label == "c2" and SEVERITIES.index(worst) < SEVERITIES.index("high")) or \
+           (label == "benign" and SEVERITIES.index(worst) > SEVERITIES.index("medium")):
+            missed.append(path)
+        if a.markdown:
+            print(f"| `{path}` | {label} | {worst} | {why} |")
+        else:
+            print(f"{label:<16} {worst:<9} {path}  [{why}]")
+    print()
+    print("| label | captures | " + " | ".join(SEVERITIES) + " |")
+    print("|---|---|" + "---|" * len(SEVERITIES))
+    for label in sorted(table):
+        c = table[label]
+        print(f"| {label} | {sum(c.values())} | " + " | ".join(str(c[s]) for s in SEVERITIES) + " |")
+    c2 = table.get("c2", collections.Counter())
+    n = sum(c2.values())
+    top = c2["high"] + c2["critical"]
+    benign_over = sum(v for s, v in table.get("benign", {}).items() if SEVERITIES.index(s) > SEVERITIES.index("medium"))
+    print(f"\nc2 at high or critical: {top} of {n} ({100 * top / max(n, 1):.0f} %, target 85 %); "
+          f"benign above medium: {benign_over} (target 0)")
+    if missed:
+        print("off target: " + ", ".join(missed))
+    return 1 if (n and top < 0.85 * n) or benign_over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
