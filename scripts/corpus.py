@@ -14,20 +14,17 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def verdict(siphon, path, extra):
+    """The worst device verdict of a capture, and why: the score and signals of its worst endpoint, else its alerts."""
     out = subprocess.run([siphon, "scan", "-q", "--json", "-", *extra, path], capture_output=True, text=True).stdout
-    worst, why = "none", ""
-    for line in out.splitlines():
-        e = json.loads(line)
-        if e.get("event_type") != "verdict":
-            continue
-        s = e.get("severity", "none")
-        if SEVERITIES.index(s) > SEVERITIES.index(worst) or not why:
-            worst = s if SEVERITIES.index(s) >= SEVERITIES.index(worst) else worst
-            top = max(e.get("endpoints", []), key=lambda x: x.get("score", 0), default={})
-            alerts = e.get("alerts", {})
-            why = (f"score {top.get('score', 0)} at {top.get('ip', '-')}: {', '.join(top.get('signals', []))}"
-                   if top.get("score") else f"{alerts.get('high', 0)} high, {alerts.get('medium', 0)} medium alerts")
-    return worst, why
+    verdicts = [e for e in map(json.loads, out.splitlines()) if e.get("event_type") == "verdict"]
+    if not verdicts:
+        return "none", ""
+    v = max(verdicts, key=lambda e: (SEVERITIES.index(e.get("severity", "none")), e.get("score", 0)))
+    top = max(v.get("endpoints", []), key=lambda x: x.get("score", 0), default={})
+    if top.get("score"):
+        return v["severity"], f"score {top['score']} at {top['ip']}: {', '.join(top.get('signals', []))}"
+    alerts = v.get("alerts", {})
+    return v.get("severity", "none"), f"{alerts.get('high', 0)} high, {alerts.get('medium', 0)} medium alerts"
 
 
 def main():

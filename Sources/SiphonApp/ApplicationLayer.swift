@@ -248,10 +248,8 @@ public final class ApplicationLayer {
             f.app = .http
         } else if starts(c, "SSH-") || starts(s, "SSH-") {
             f.app = .ssh
-        } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) && f.serverPort == 21 {
-            f.app = .ftp
         } else if s.count >= 4 && starts(s, "220") && (s[3] == 0x20 || s[3] == 0x2D) {
-            f.app = .smtp  // a "220 " greeting (FTP's port aside): SMTP, which may switch to TLS
+            f.app = f.serverPort == 21 ? .ftp : .smtp  // a "220 " greeting: FTP on its port, else SMTP (may switch to TLS)
         } else if starts(s, "* OK") {
             f.app = .imap
         } else if starts(s, "+OK") {
@@ -361,10 +359,9 @@ public final class ApplicationLayer {
 
     /// Feeds the client's lines to the login watcher; what it found goes out as transactions.
     private func watchLogin(_ f: FlowState, _ bytes: UnsafeRawBufferPointer, slot: Int32, timestamp: Timestamp) {
-        guard f.login != nil else { return }
-        f.login!.feed(bytes)
-        guard !f.login!.found.isEmpty else { return }
-        for r in f.login!.take() {
+        f.login?.feed(bytes)
+        guard let found = f.login?.take() else { return }
+        for r in found {
             events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp, transaction: .login(r), frame: frame))
         }
     }

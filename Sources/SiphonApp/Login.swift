@@ -44,7 +44,8 @@ public struct LoginRecord: Sendable, Equatable {
 struct LoginWatcher {
     let app: AppProtocol
     private var line: [UInt8] = []
-    private var skipping = false
+    /// Bytes of the current line dropped because it grew past `maximumLine` (counted in a mail's size).
+    private var skipped = 0
     /// SMTP AUTH LOGIN/PLAIN and IMAP AUTHENTICATE PLAIN continue on the next lines.
     private enum Pending { case none, loginUser, loginSecret, plain }
     private var pending = Pending.none
@@ -61,7 +62,9 @@ struct LoginWatcher {
 
     var bufferedBytes: Int { line.count }
 
+    /// The records found since the last call (none: no array is made).
     mutating func take() -> [LoginRecord] {
+        guard !found.isEmpty else { return [] }
         defer { found = [] }
         return found
     }
@@ -72,21 +75,22 @@ struct LoginWatcher {
             consume(bytes[start..<i])
             start = i + 1
         }
-        if start < bytes.count {
-            if skipping { return }
-            line.append(contentsOf: bytes[start...])
-            if line.count > Self.maximumLine {
-                line = []
-                skipping = true
-            }
+        guard start < bytes.count else { return }
+        if skipped > 0 {
+            skipped += bytes.count - start
+            return
+        }
+        line.append(contentsOf: bytes[start...])
+        if line.count > Self.maximumLine {
+            skipped = line.count
+            line = []
         }
     }
 
     private mutating func consume(_ tail: UnsafeRawBufferPointer.SubSequence) {
-        if skipping {
-            skipping = false
-            line = []
-            if inData, let m = mail { mail?.bytes = m.bytes + tail.count + 1 }
+        if skipped > 0 {
+            if inData { mail?.bytes += skipped + tail.count + 1 }
+            skipped = 0
             return
         }
         line.append(contentsOf: tail)
@@ -275,6 +279,8 @@ public enum HTTPCredentials {
             r.secret = String(decoded[decoded.index(after: colon)...])
             if r.secret?.isEmpty == false { return r }
         }
+        // Every field name looked for holds "pass" or "pwd": most requests are passed over without parsing.
+        guard mayHoldSecret(request.uri.utf8) || mayHoldSecret(request.bodyPrefix) else { return nil }
         var fields: [(String, String)] = []
         if let q = request.uri.firstIndex(of: "?") { fields += form(String(request.uri[request.uri.index(after: q)...])) }
         if !request.bodyPrefix.isEmpty {
@@ -287,6 +293,17 @@ public enum HTTPCredentials {
         r.secret = String(secret.1.prefix(256))
         r.user = fields.first { userFields.contains($0.0) }.map { String($0.1.prefix(256)) }
         return r
+    }
+
+    /// Whether `bytes` hold "pass" or "pwd" in any case.
+    static func mayHoldSecret<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        var previous: (UInt8, UInt8, UInt8) = (0, 0, 0)
+        for b in bytes {
+            let c = b | 0x20
+            if previous == (0x70, 0x61, 0x73) && c == 0x73 || previous.1 == 0x70 && previous.2 == 0x77 && c == 0x64 { return true }
+            previous = (previous.1, previous.2, c)
+        }
+        return false
     }
 
     static func form(_ text: String) -> [(String, String)] {

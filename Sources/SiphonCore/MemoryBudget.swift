@@ -138,6 +138,11 @@ public final class TableBudget: @unchecked Sendable {
         public static let beaconSeries = 160
         /// One contact time and frame in a beacon series.
         public static let beaconContact = 16
+        /// One exchange of a flow followed for in-flow beaconing: its start, size and first frame.
+        public static let heartbeatExchange = 32
+        /// A device × endpoint (× kind) key remembered so that an alert about it is raised once (in-flow
+        /// heartbeats, credentials).
+        public static let raisedKey = 96
         /// One endpoint in a device × JA4 endpoint set.
         public static let ja4Endpoint = 64
         /// A device × registered domain's DNS totals (`DNSTunnelDetector`).

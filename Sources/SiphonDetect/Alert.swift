@@ -21,9 +21,6 @@ public struct AlertCategory: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let evasion = Self(rawValue: "evasion")
     public static let iocMatch = Self(rawValue: "ioc-match")
     public static let tlsAnomaly = Self(rawValue: "tls-anomaly")
-    /// Reserved for generated domain names (a DGA) and NXDOMAIN bursts: weighed by the verdict's score
-    /// (`EndpointScore`); no built-in detector raises it yet (issue 18, left open).
-    public static let dga = Self(rawValue: "dga")
 
     /// The contract's categories, in its order; each has a built-in detector.
     public static let allCases: [AlertCategory] = [

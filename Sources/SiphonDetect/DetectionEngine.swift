@@ -388,27 +388,24 @@ public final class DetectionEngine {
     /// A TCP or UDP packet with `bytes` of payload (after checksum validation) in the flow in `slot`: in-flow
     /// beaconing follows its exchanges. `flow` gives the flow's record, asked for only when an exchange begins.
     public func payload(slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow) {
-        guard followsHeartbeats else { return }
-        let exempt = heartbeats.exemptPorts
-        let judge = heartbeats.payload(slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame) {
-            let f = flow()
-            guard !exempt.contains(f.serverPort), !self.isLocal(f.serverAddress), let id = self.link.device(of: f) else { return nil }
-            return Pair(device: id, endpoint: f.serverAddress)
-        }
-        if judge { judgeHeartbeat(flow()) }
+        guard followsHeartbeats, heartbeats.payload(
+            slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame, flow: flow,
+            follows: { !self.isLocal($0.serverAddress) && self.link.device(of: $0) != nil })
+        else { return }
+        judgeHeartbeat(flow(), slot: slot)
     }
 
     /// The flow in `slot` is ending: its last exchange counts, and the series goes.
     public func flowClosing(slot: Int32, flow f: Flow) {
         guard followsHeartbeats else { return }
-        if heartbeats.flowEnded(slot: slot, flowID: f.id) { judgeHeartbeat(f) }
+        if heartbeats.flowEnded(slot: slot, flowID: f.id) { judgeHeartbeat(f, slot: slot) }
         heartbeats.stop(f.id)
     }
 
-    private func judgeHeartbeat(_ f: Flow) {
+    private func judgeHeartbeat(_ f: Flow, slot: Int32) {
         guard let id = link.device(of: f) else { return }
         let destination = geo.map { $0.lookup(f.serverAddress) }
-        heartbeats.judge(f, pair: Pair(device: id, endpoint: f.serverAddress), foreign: destination?.scope == .foreign,
+        heartbeats.judge(f, slot: slot, pair: Pair(device: id, endpoint: f.serverAddress), foreign: destination?.scope == .foreign,
                          destination: destination?.scope == .local ? nil : destination, into: &raised)
     }
 

@@ -29,14 +29,20 @@ public struct HeartbeatDetector {
 
     /// Per flow-table slot: the flow it tracks and its current exchange (no allocation per flow).
     struct Slot {
+        enum State: UInt8 {
+            /// One exchange so far: not decided yet.
+            case first
+            /// A device's flow to a non-local endpoint, off the exempt ports: its exchanges are kept.
+            case followed
+            /// Not a device's, an exempt port, over budget, or its pair already raised.
+            case ignored
+        }
         var flowID: UInt64 = 0
         var last: Int64 = 0
         var start: Int64 = 0
         var bytes: UInt32 = 0
         var frame: UInt64 = 0
-        /// 0: one exchange so far (not judged yet); 1: followed (a device's flow to a non-local endpoint);
-        /// 2: not followed (not a device's, exempt port, over budget, or already raised).
-        var state: UInt8 = 0
+        var state = State.first
     }
     private var slots: [Slot] = []
 
@@ -60,25 +66,22 @@ public struct HeartbeatDetector {
         silence = Int64((c.heartbeat.silence * 1e9).rounded())
     }
 
-    /// What the engine answers when a flow's second exchange begins: whether to follow it, and for which pair.
-    public typealias Eligibility = () -> DetectionEngine.Pair?
-
-    /// A packet with `bytes` of payload in the flow in `slot`. Returns the exchange series when a new exchange has
-    /// begun and the flow is followed (the caller then scores it with `judge`).
+    /// A packet with `bytes` of payload in the flow in `slot`. When the flow's second exchange begins, `flow` gives
+    /// its record and `follows` says whether it is a device's flow to a non-local endpoint; neither is asked for
+    /// otherwise. True when a followed flow's series is due to be judged (`judge`).
     public mutating func payload(
-        slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, eligible: Eligibility
+        slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow, follows: (Flow) -> Bool
     ) -> Bool {
         let i = Int(slot)
         if i >= slots.count { slots += Array(repeating: Slot(), count: max(i + 1 - slots.count, slots.count, 64)) }
         let t = time.nanoseconds
         let n = UInt32(truncatingIfNeeded: min(bytes, Int(UInt32.max)))
         if slots[i].flowID != flowID {
-            slots[i] = Slot(flowID: flowID, last: t, start: t, bytes: n, frame: frame, state: 0)
+            slots[i] = Slot(flowID: flowID, last: t, start: t, bytes: n, frame: frame)
             return false
         }
-        if slots[i].state == 2 { return false }
-        let gap = Timestamp.saturatingDifference(t, slots[i].last)
-        if gap < silence {
+        if slots[i].state == .ignored { return false }
+        if Timestamp.saturatingDifference(t, slots[i].last) < silence {
             slots[i].bytes &+= n
             if t > slots[i].last { slots[i].last = t }
             return false
@@ -89,46 +92,54 @@ public struct HeartbeatDetector {
         slots[i].last = t
         slots[i].bytes = n
         slots[i].frame = frame
-        if done.state == 0 {
-            guard eligible() != nil, budget.take(TableBudget.Cost.beaconSeries) else {
-                slots[i].state = 2
+        if done.state == .first {
+            let f = flow()
+            guard !exemptPorts.contains(f.serverPort), follows(f), budget.take(TableBudget.Cost.beaconSeries) else {
+                slots[i].state = .ignored
                 return false
             }
-            slots[i].state = 1
+            slots[i].state = .followed
+            series[flowID] = Series()
         }
         return append(flowID, start: done.start, size: done.bytes, frame: done.frame)
     }
 
-    /// Adds a completed exchange to a followed flow's series; true when the series is long enough to judge.
+    /// Adds a completed exchange to a followed flow's series; true when the series is due to be judged: at every
+    /// exchange from the minimum to the 16th, then at every 8th (scoring sorts the series: a flow of days would
+    /// otherwise pay it at every exchange).
     private mutating func append(_ flowID: UInt64, start: Int64, size: UInt32, frame: UInt64) -> Bool {
-        let c = configuration, budget = self.budget
+        let c = configuration, minimum = beacons.minimumContacts, budget = self.budget
         func add(_ s: inout Series) -> Bool {
             if s.starts.count >= c.maximumExchanges {
                 s.starts.removeFirst()
                 s.sizes.removeFirst()
                 s.frames.removeFirst()
-            } else if !budget.take(TableBudget.Cost.beaconContact) {
+            } else if !budget.take(TableBudget.Cost.heartbeatExchange) {
                 return false
             }
             s.starts.append(Timestamp(nanoseconds: start))
             s.sizes.append(Double(size))
             s.frames.append(frame)
             s.total += 1
-            let n = s.starts.count
-            return n >= beacons.minimumContacts && (n < c.maximumExchanges || s.total % 16 == 0)
+            return s.starts.count >= minimum && (s.total <= 16 || s.total % 8 == 0)
         }
-        return add(&series[flowID, default: Series()])
+        guard series[flowID] != nil else { return false }
+        return add(&series[flowID]!)
     }
 
     /// Scores a followed flow's exchanges; an alert when they are a heartbeat (and the pair has none yet).
-    public mutating func judge(_ f: Flow, pair: DetectionEngine.Pair, foreign: Bool, destination: GeoInfo?, into alerts: inout [Alert]) {
-        guard let s = series[f.id], !raised.contains(pair) else { return }
+    public mutating func judge(
+        _ f: Flow, slot: Int32, pair: DetectionEngine.Pair, foreign: Bool, destination: GeoInfo?, into alerts: inout [Alert]
+    ) {
+        guard let s = series[f.id] else { return }
+        // Raised already (by another flow of the pair): this one need not be followed any more.
+        if raised.contains(pair) { return ignore(f.id, slot: slot) }
         let b = beacons
         guard let score = BeaconScore(times: s.starts.map(\.secondsDouble), configuration: b), score.isBeacon(b) else { return }
         let sizes = SizeScore(s.sizes)
         guard sizes.deviation <= configuration.maximumSizeDispersion * sizes.median else { return }
-        guard budget.firstTime(pair, in: &raised, cost: TableBudget.Cost.beaconSeries) else { return }
-        stop(f.id)
+        guard budget.firstTime(pair, in: &raised, cost: TableBudget.Cost.raisedKey) else { return }
+        ignore(f.id, slot: slot)
         let rounded = (score.medianInterval * 10).rounded() / 10
         var frames = zip(s.frames, s.starts).filter { $0.0 != 0 }.map { FrameRef(number: $0.0, timestamp: $0.1, interface: f.interface) }
         if frames.count > 64 { frames = Array(frames.prefix(32) + frames.suffix(32)) }
@@ -152,25 +163,27 @@ public struct HeartbeatDetector {
         alerts.append(alert)
     }
 
-    /// The flow in `slot` ended: its last exchange is complete (judged by the caller when this returns true).
+    /// The flow in `slot` ended: its last exchange is complete (judged by the caller when this returns true, then
+    /// `stop`ped).
     public mutating func flowEnded(slot: Int32, flowID: UInt64) -> Bool {
         let i = Int(slot)
         guard i < slots.count, slots[i].flowID == flowID else { return false }
         defer { slots[i] = Slot() }
-        guard slots[i].state == 1 else { return false }
+        guard slots[i].state == .followed else { return false }
         return append(flowID, start: slots[i].start, size: slots[i].bytes, frame: slots[i].frame)
     }
 
-    /// Forgets a flow's series (ended, or raised) and gives back what it took.
+    /// Forgets a flow's series and gives back what it took.
     public mutating func stop(_ flowID: UInt64) {
         guard let gone = series.removeValue(forKey: flowID) else { return }
-        budget.give(TableBudget.Cost.beaconSeries + gone.starts.count * TableBudget.Cost.beaconContact)
+        budget.give(TableBudget.Cost.beaconSeries + gone.starts.count * TableBudget.Cost.heartbeatExchange)
     }
 
-    /// Marks the flow in `slot` as not followed any more.
-    mutating func ignore(slot: Int32, flowID: UInt64) {
+    /// Stops following the flow in `slot` (its series goes).
+    private mutating func ignore(_ flowID: UInt64, slot: Int32) {
+        stop(flowID)
         let i = Int(slot)
-        if i < slots.count, slots[i].flowID == flowID { slots[i].state = 2 }
+        if i < slots.count, slots[i].flowID == flowID { slots[i].state = .ignored }
     }
 }
 

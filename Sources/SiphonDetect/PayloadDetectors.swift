@@ -210,7 +210,7 @@ public struct CredentialLeakDetector {
             message = "\(device) stored the file \(file) over FTP on \(endpoint)\(place)"
             evidence += [("file", .string(file)), ("user", .string(r.user ?? ""))]
         }
-        guard budget.firstTime(Key(device: id, endpoint: endpoint, kind: kind), in: &raisedKeys, cost: TableBudget.Cost.ruleFiring) else { return }
+        guard budget.firstTime(Key(device: id, endpoint: endpoint, kind: kind), in: &raisedKeys, cost: TableBudget.Cost.raisedKey) else { return }
         alerts.append(Alert(
             category: .identifierLeak, rule: "siphon.identifier-leak.\(kind)", severity: severity, message: message,
             timestamp: timestamp, flow: f, device: device, deviceID: id, destination: destination?.scope == .local ? nil : destination,

@@ -5,14 +5,13 @@ public import SiphonCore
 /// Apps and implants draw the same single findings: a messenger uploads media abroad, an IoT hub keeps a heartbeat
 /// to its cloud, an old app sends no SNI, KakaoTalk's own protocol runs TLS 1.0 with a self-signed certificate on
 /// port 9001 to hard-coded addresses. What sets an implant apart is a command server's behaviour (a heartbeat, a
-/// regular series of contacts, generated names) at an endpoint that also looks like one (a certificate no public
+/// regular series of contacts) at an endpoint that also looks like one (a certificate no public
 /// CA signed, no DNS name, a port off the protocol's, data in clear). Each kind of finding is worth points, once
 /// per endpoint:
 ///
 /// | finding | points | behaviour |
 /// |---|---|---|
 /// | beaconing (contacts, in one flow, by fingerprint) | 2 | yes |
-/// | dga (a generated name resolved to it) | 2 | yes |
 /// | tls-anomaly self-signed or name-mismatch | 2 | |
 /// | tls-anomaly expired, obsolete-version, no-sni (TLS findings together at most 2) | 1 | |
 /// | no-dns-endpoint (no name at all) | 1 | |
@@ -25,8 +24,8 @@ public import SiphonCore
 /// highest alert's severity, so a single finding stays what it was.
 public struct EndpointScore: Sendable, Equatable {
     public var points = 0
-    /// Whether a command server's behaviour is among the findings (a heartbeat, a beacon, generated names).
-    public var tell = false
+    /// Whether a command server's behaviour is among the findings (a heartbeat, a beacon).
+    public var behaviour = false
     /// Whether a finding high by itself is among them.
     public var high = false
     /// The findings counted, in the order met (`beaconing`, `tls-anomaly:self-signed`, ...).
@@ -34,7 +33,7 @@ public struct EndpointScore: Sendable, Equatable {
 
     public init() {}
 
-    /// Points at which an endpoint with a tell makes the verdict high, and at which any endpoint makes it critical.
+    /// Points at which an endpoint with a behaviour makes the verdict high, and critical.
     public static let implantPoints = 4
     public static let criticalPoints = 6
     /// Points beside a high finding that make it critical.
@@ -45,9 +44,9 @@ public struct EndpointScore: Sendable, Equatable {
         var tlsPoints = 0
         for a in alerts where a.severity > .info || a.category == .nonStandardPort {
             let kind = a.signalKind
-            if a.severity >= .high && a.category != .beaconing { high = true }
+            if a.severity >= .high { high = true }
             guard !signals.contains(kind) else { continue }
-            var (p, t) = Self.weight(kind, a)
+            var p = Self.points(kind, a)
             if a.category == .tlsAnomaly {
                 p = min(p, 2 - tlsPoints)
                 tlsPoints += p
@@ -55,28 +54,26 @@ public struct EndpointScore: Sendable, Equatable {
             guard p > 0 else { continue }
             signals.append(kind)
             points += p
-            tell = tell || t
+            if a.category == .beaconing { behaviour = true }
         }
     }
 
-    static func weight(_ kind: String, _ a: Alert) -> (Int, Bool) {
+    /// The points of a kind of finding (the table above).
+    static func points(_ kind: String, _ a: Alert) -> Int {
         switch a.category {
-        case .beaconing: return (2, true)
-        case .tlsAnomaly:
-            return kind.hasSuffix(":self-signed") || kind.hasSuffix(":name-mismatch") ? (2, false) : (1, false)
-        case .dga: return (2, true)
-        case .foreignEndpoint: return (0, false)
-        case .foreignUpload: return a.severity >= .high ? (0, false) : (1, false)
-        case .identifierLeak, .iocMatch: return (0, false)
-        default: return (1, false)
+        case .beaconing: 2
+        case .tlsAnomaly: kind.hasSuffix(":self-signed") || kind.hasSuffix(":name-mismatch") ? 2 : 1
+        case .foreignEndpoint, .identifierLeak, .iocMatch: 0
+        case .foreignUpload: a.severity >= .high ? 0 : 1
+        default: 1
         }
     }
 
     /// The severity these findings make for the device, if they raise it.
     public var severity: Severity? {
-        if high && points >= Self.corroborationPoints && tell || points >= Self.criticalPoints && tell { return .critical }
-        if points >= Self.implantPoints && tell { return .high }
-        return nil
+        guard behaviour else { return nil }
+        if points >= Self.criticalPoints || high && points >= Self.corroborationPoints { return .critical }
+        return points >= Self.implantPoints ? .high : nil
     }
 }
 

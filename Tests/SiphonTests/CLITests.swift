@@ -4,8 +4,13 @@ import Testing
 
 /// Runs the built `siphon` executable: exit status, standard output, standard error.
 func runSiphon(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    try runProgram(Repo.siphonExecutable, arguments, stdin: stdin)
+}
+
+/// Runs a program: exit status, standard output, standard error.
+func runProgram(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Repo.siphonExecutable)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
     process.standardOutput = out

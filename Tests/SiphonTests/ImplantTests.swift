@@ -7,18 +7,16 @@ import Testing
 @Suite struct ImplantTests {
     static let shared = Repo.path("../shared/captures")
 
-    /// Runs a tool found on PATH; nil when it is not installed or fails.
-    static func tool(_ name: String, _ arguments: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [name] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? String(decoding: o, as: UTF8.self) : nil
+    /// tshark's fields for `filter` on `path` (nil, with an issue recorded, when tshark is not installed:
+    /// scripts/test.sh installs it).
+    static func tshark(_ path: String, _ filter: String, _ fields: [String]) throws -> String? {
+        guard let tshark = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first(where: FileManager.default.isExecutableFile) else {
+            Issue.record("tshark is not installed: scripts/test.sh installs it")
+            return nil
+        }
+        let run = try runProgram(tshark, ["-r", path, "-Y", filter, "-T", "fields"] + fields.flatMap { ["-e", $0] })
+        #expect(run.status == 0, "\(run.err)")
+        return run.out
     }
 
     private func alert(_ category: AlertCategory, _ severity: Severity, anomaly: String? = nil) -> Alert {
@@ -36,14 +34,14 @@ import Testing
             alert(.beaconing, .medium), alert(.tlsAnomaly, .medium, anomaly: "self-signed"),
             alert(.nonStandardPort, .info), alert(.noDNSEndpoint, .low),
         ])
-        #expect(implant.points == 6 && implant.tell && implant.severity == .critical)
+        #expect(implant.points == 6 && implant.behaviour && implant.severity == .critical)
         // KakaoTalk's LOCO (nDPI's benign capture): self-signed, no SNI, TLS 1.0 (TLS capped at 2), no DNS, port
         // 9001: 2 + 1 + 1 = 4 points and no behaviour: raises nothing.
         let loco = EndpointScore([
             alert(.tlsAnomaly, .medium, anomaly: "self-signed"), alert(.tlsAnomaly, .low, anomaly: "no-sni"),
             alert(.tlsAnomaly, .low, anomaly: "obsolete-version"), alert(.noDNSEndpoint, .low), alert(.nonStandardPort, .info),
         ])
-        #expect(loco.points == 4 && !loco.tell && loco.severity == nil)
+        #expect(loco.points == 4 && !loco.behaviour && loco.severity == nil)
         // A heartbeat to a cloud with DNS and a valid certificate: 2 points, stays at the alert's medium.
         #expect(EndpointScore([alert(.beaconing, .medium)]).severity == nil)
         // Beacon + no DNS + no SNI = 4 with a behaviour: high (Merlin's QUIC C2).
@@ -65,12 +63,9 @@ import Testing
             print("ImplantTests: ../shared not present, pop3 credential check not run")
             return
         }
-        guard let tshark = Self.tool("tshark", ["-r", path, "-Y", "pop.request.command == \"USER\" || pop.request.command == \"PASS\"",
-                                                   "-T", "fields", "-e", "ip.dst", "-e", "pop.request.command", "-e", "pop.request.parameter"])
-        else {
-            print("ImplantTests: tshark not installed, pop3 credential check not run")
-            return
-        }
+        guard let tshark = try Self.tshark(path, "pop.request.command == \"USER\" || pop.request.command == \"PASS\"",
+                                           ["ip.dst", "pop.request.command", "pop.request.parameter"])
+        else { return }
         let rows = tshark.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }.filter { $0.count == 3 }
         let user = try #require(rows.first { $0[1] == "USER" }), pass = try #require(rows.first { $0[1] == "PASS" })
         let run = try runSiphon(["scan", "-q", "--json", "-", path])
@@ -99,11 +94,7 @@ import Testing
             print("ImplantTests: ../shared not present, Merlin check not run")
             return
         }
-        guard let tshark = Self.tool("tshark", ["-r", path, "-Y", "udp.port == 443", "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.length"])
-        else {
-            print("ImplantTests: tshark not installed, Merlin check not run")
-            return
-        }
+        guard let tshark = try Self.tshark(path, "udp.port == 443", ["frame.time_epoch", "udp.length"]) else { return }
         // Exchanges by the definition (1 s of silence either way), from tshark's times.
         var starts: [Double] = [], last = -1e18
         for row in tshark.split(separator: "\n") {
