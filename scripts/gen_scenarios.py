@@ -314,6 +314,69 @@ def beaconing_in_flow():
 
 
 @scenario
+def implant_rat():
+    s = Scenario("implant-rat",
+                 "What the issue calls an implant, as AsyncRAT's defaults make it: a hard-coded address (95.163.1.1, "
+                 "RU, no DNS lookup), TLS 1.2 on port 6606 without SNI, the server's self-signed certificate "
+                 "CN=AsyncRAT Server (no SAN), then a heartbeat every 10 s (+/-5 %) 12 times (~60 bytes up, ~40 "
+                 "down) in that one connection. ioc-match high (the pack's rat-default-certificate rule), "
+                 "tls-anomaly medium (self-signed) and low (no SNI), beaconing medium (in-flow), no-dns-endpoint "
+                 "low; non-standard-port info (TLS on 6606), foreign-endpoint info. Verdict: critical (heartbeat 2 + "
+                 "TLS 2 + no DNS 1 + port 1 = 6 points with a behaviour).")
+    c = s.tls12_open(T0, RU_HOST, None, names=[], port=6606, self_signed=True, subject=x509_name("AsyncRAT Server"))
+    heartbeat(s, c, 10, 12, 60, 40)
+    c.close()
+    s.alert("ioc-match", "high", RU_HOST, cert_subject="CN=AsyncRAT Server")
+    s.alert("tls-anomaly", "medium", RU_HOST, anomaly="self-signed")
+    s.alert("tls-anomaly", "low", RU_HOST, anomaly="no-sni")
+    s.alert("beaconing", "medium", RU_HOST, kind="in-flow")
+    s.alert("no-dns-endpoint", "low", RU_HOST)
+    return s
+
+
+@scenario
+def dga_nxdomain():
+    s = Scenario("dga-nxdomain",
+                 "A domain generation algorithm at work: every 2 s the device asks the router for the next of 32 "
+                 "generated .com names (12 to 18 random letters); the first 31 do not exist (NXDOMAIN), the 32nd "
+                 "resolves to 95.163.1.1 (RU) and the device opens TLS to it. After every fifth generated name, one "
+                 "of 6 everyday lookups that resolve. dga medium at the resolver 192.168.1.1, raised at the 20th "
+                 "NXDOMAIN (20 of the 23 registered domains answered by then, 3 of them everyday ones: 87 %); "
+                 "foreign-endpoint info.")
+    t = T0
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    everyday = ["www.google.com", "www.wikipedia.org", "api.weather.com", "www.lemonde.fr", "graph.facebook.com",
+                "www.bbc.co.uk"]
+    for k in range(32):
+        name = "".join(s.rng.choice(letters) for _ in range(s.rng.randint(12, 18))) + ".com"
+        s.qid += 1
+        if k == 31:
+            s.cap.dns(t, s.qid, name, [(name, "A", RU_HOST)])
+            s.tls12(t + 0.1, RU_HOST, name, up=400, down=300)
+        else:
+            s.cap.dns(t, s.qid, name, [], rcode=3)
+        if k % 5 == 4 and everyday:
+            s.resolve(t + 1, everyday.pop(0), GOOGLE)
+        t += 2
+    s.alert("dga", "medium", "192.168.1.1", nxdomain_domains=20, answered_domains=23)
+    return s
+
+
+@scenario
+def beaconing_spray():
+    s = Scenario("beaconing-spray",
+                 "A one-shot spray, as Cerber sent its statistics to a whole range: one 32-byte UDP datagram each to "
+                 "45.77.0.1 ... 45.77.0.20 (one foreign /24, Vultr US) on port 6892, 0.05 s apart, no DNS lookup, "
+                 "never answered. beaconing medium (kind spray, 45.77.0.0/24) at the 16th address; foreign-endpoint "
+                 "info for each address.")
+    for k in range(20):
+        payload = bytes(s.rng.randrange(256) for _ in range(32))
+        s.cap.udp(T0 + 0.05 * k, DEVICE, 50100 + k, f"45.77.0.{k + 1}", 6892, payload, True)
+    s.alert("beaconing", "medium", "45.77.0.16", kind="spray", target="45.77.0.0/24", addresses=16)
+    return s
+
+
+@scenario
 def benign_in_flow_chat():
     s = Scenario("benign-in-flow-chat",
                  "A messenger's connection held open for 10 minutes: DNS chat.x9-messenger.com -> 47.88.1.1, one "
@@ -369,6 +432,25 @@ def leak_credentials_smtp():
     s.alert("identifier-leak", "high", RU_HOST, kind="credential", user="sender@x9-relay.ru", secret="Str0ngPass!")
     s.alert("identifier-leak", "high", RU_HOST, kind="mail-exfil", attachments=["passwords_PC-ALICE.txt"])
     s.alert("cleartext", "medium", RU_HOST)
+    return s
+
+
+@scenario
+def leak_host_info():
+    from urllib.parse import urlencode
+    s = Scenario("leak-host-info",
+                 "An infostealer's check-in describing the machine: DNS gate.x9-panel.cn -> 120.77.166.21 (Alibaba, "
+                 "CN), an HTTP POST of the form hwid, pc_name, user_name, os, av and software (a 177-byte body). "
+                 "identifier-leak high (kind host-info: host PC-ALICE, user alice, OS, hardware id, antivirus, "
+                 "software) and cleartext medium (the body); foreign-endpoint info.")
+    body = urlencode({"hwid": "4C4C4544-0042-3510-8052-B3C04F4A3732", "pc_name": "PC-ALICE", "user_name": "alice",
+                      "os": "Windows 10 Pro x64", "av": "Windows Defender",
+                      "software": "Chrome 121; Telegram Desktop 4.14; KeePass 2.55"}).encode()
+    s.resolve(T0, "gate.x9-panel.cn", ALIBABA_CN)
+    s.http(T0 + 0.2, ALIBABA_CN, http_request("POST", "/gate.php", "gate.x9-panel.cn", body, "application/x-www-form-urlencoded"),
+           http_response(200, "OK", b"ok", "text/plain"))
+    s.alert("identifier-leak", "high", ALIBABA_CN, kind="host-info", host="PC-ALICE", user="alice", antivirus="Windows Defender")
+    s.alert("cleartext", "medium", ALIBABA_CN)
     return s
 
 
@@ -555,13 +637,16 @@ def dns_tunnel_direct():
                  "A DNS tunnel in direct mode (as dnscat2 without a domain): 40 CNAME queries through the router for "
                  "dnscat.<hex>.<hex>, names under no public suffix (their last label is hex and changes every "
                  "query, so no registered domain groups them), one every 3 s, each answered. dns-tunnel medium, "
-                 "dest_ip the resolver 192.168.1.1, the names counted under the pseudo-domain \"(no public suffix)\".")
+                 "dest_ip the resolver 192.168.1.1, the names counted under the pseudo-domain \"(no public suffix)\"; "
+                 "then dns-tunnel high at the 33rd name: each carries 126 encoded bytes (dots left out), 33 x 126 = "
+                 "4,158 >= 4,096.")
     for k in range(40):
         data = bytes(s.rng.randrange(256) for _ in range(60)).hex()
         name = f"dnscat.{data[:60]}.{data[60:]}"
         s.qid += 1
         s.cap.dns(T0 + 3 * k, s.qid, name, [(name, "CNAME", f"dnscat.{data[:20]}")], qtype="CNAME")
     s.alert("dns-tunnel", "medium", "192.168.1.1", domain="(no public suffix)")
+    s.alert("dns-tunnel", "high", "192.168.1.1", encoded_bytes=4158, unique_names=33)
     return s
 
 

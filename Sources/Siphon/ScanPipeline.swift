@@ -130,6 +130,7 @@ public final class ScanPipeline {
             detection.maximumLedgerPairs = budget.ledgerPairs
             detection.maximumLearnedIdentities = budget.learnedIdentities
             detection.link.maximumAddressRecords = budget.linkAddresses
+            detection.intel = options.intel
         }
         tunnels.maximumTunnels = budget.tunnels
         var flowConfiguration = options.flows
@@ -486,8 +487,9 @@ public final class ScanPipeline {
                 detection.link.mark(mac: packet.destinationMAC, .mobileCore)
             }
         }
+        let flowID = flows.flowID(at: slot)
         if packet.payloadLength > 0, let detection {
-            detection.payload(slot: slot, flowID: flows.flowID(at: slot), bytes: packet.payloadLength, at: timestamp,
+            detection.payload(slot: slot, flowID: flowID, bytes: packet.payloadLength, at: timestamp,
                               frame: currentFrame.number) { flows.flow(at: slot) }
             if detection.hasNewAlerts { writeAlerts(flow: flows.flow(at: slot)) }
         }
@@ -495,7 +497,7 @@ public final class ScanPipeline {
             recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp, frame: currentFrame)
         } else {
             reassembler.segment(
-                slot: slot, flowID: flows.flowID(at: slot), direction: fromInitiator ? 0 : 1,
+                slot: slot, flowID: flowID, direction: fromInitiator ? 0 : 1,
                 sequence: packet.tcp.sequence, flags: packet.tcp.flags.rawValue, acknowledgment: packet.tcp.acknowledgment,
                 payload: payload, missing: packet.payloadLength - packet.payloadCaptured, timestamp: timestamp)
             if !recorder.conflicts.isEmpty { writeConflicts() }

@@ -143,8 +143,9 @@ public final class TableBudget: @unchecked Sendable {
         /// A device × endpoint (× kind) key remembered so that an alert about it is raised once (in-flow
         /// heartbeats, credentials).
         public static let raisedKey = 96
-        /// One endpoint in a device × JA4 endpoint set.
-        public static let ja4Endpoint = 64
+        /// One endpoint in the endpoint set of a device × group series (a JA4, a network), or one address
+        /// of a device × network counted for sprays.
+        public static let groupEndpoint = 64
         /// A device × registered domain's DNS totals (`DNSTunnelDetector`).
         public static func dnsDomain(_ domain: String) -> Int { 256 + 2 * domain.utf8.count }
         /// One distinct name kept under a domain.

@@ -14,6 +14,8 @@ public struct BeaconConfiguration: Sendable {
     public var jitter = 0.2
     /// Contact times kept per target (older ones are dropped first).
     public var maximumContacts = 4096
+    /// Addresses of one foreign /24 (/48) contacted with no DNS name for them that make a spray.
+    public var sprayAddresses = 16
     public init() {}
 }
 

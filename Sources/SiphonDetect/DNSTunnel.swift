@@ -104,6 +104,9 @@ public struct DNSTunnelConfiguration: Sendable {
     /// TXT and NULL queries under one registered domain that make a data channel by themselves (with `minimumNames`
     /// distinct names).
     public var txtQueries = 50
+    /// Bytes of encoded-looking names under one domain that make the channel high: data has left (4 KiB of base32
+    /// is 2.5 KiB of data; the everyday lookups of `benign-dns` carry none).
+    public var highBytes = 4096
     /// Distinct names counted per device × domain (the set, and so the count, stops growing there).
     public var maximumNames = 10_000
     public init() {}
@@ -114,6 +117,8 @@ struct DNSDomainTotals {
     /// Distinct subdomain parts (up to `maximumNames`).
     var names: Set<String> = []
     var encodedNames = 0
+    /// Bytes of the encoded-looking names (dots left out): what the channel carried.
+    var encodedBytes = 0
     var queries = 0
     var txtQueries = 0
     var subdomainBytes = 0
@@ -122,7 +127,8 @@ struct DNSDomainTotals {
     var examples: [String] = []
     var first: Timestamp
     var last: Timestamp
-    var raised = false
+    /// The severity already raised for it (medium, then high once it carried `highBytes`).
+    var raised: Severity?
 }
 
 enum DNSNames {

@@ -36,6 +36,7 @@ public struct DetectionConfiguration: Sendable {
     ]
     public var identifiers = IdentifierConfiguration()
     public var dnsTunnel = DNSTunnelConfiguration()
+    public var nxdomain = NXDomainConfiguration()
     public var tls = TLSAnomalyConfiguration()
     /// `evasion`: the TTL difference within a TCP direction that makes a packet an outlier (Snort stream5's
     /// `ttl_limit`, 5). The pipeline hands it to the flow table, which tracks TTLs per direction.
@@ -197,6 +198,7 @@ public final class DetectionEngine {
     var identifiers = IdentifierLeakDetector()
     var credentials = CredentialLeakDetector()
     var dnsTunnel: DNSTunnelDetector
+    var nxdomains: NXDomainDetector
 
     /// Declarative rules of the pack, evaluated on every ended flow of a device.
     public let rules: [Rule]
@@ -252,6 +254,7 @@ public final class DetectionEngine {
             heartbeats.budget = tableBudget
             credentials.budget = tableBudget
             dnsTunnel.budget = tableBudget
+            nxdomains.budget = tableBudget
             link.tableBudget = tableBudget
         }
     }
@@ -259,6 +262,10 @@ public final class DetectionEngine {
     /// that. Every alert is still written as an event; the others are counted in `alertsNotKept`.
     public var maximumAlertsKept = Int.max
     public private(set) var alertsNotKept: UInt64 = 0
+
+    /// Loaded indicator feeds, for what only the detectors see: a ClientHello's JA3, a server certificate's SHA-1
+    /// (addresses and names are matched by the pipeline, into `EndedFlow.indicator`).
+    public var intel: IndicatorSet?
 
     /// Country data for endpoints known only from transactions (DNS resolvers, HTTP servers of live flows).
     public let geo: GeoDatabase?
@@ -282,7 +289,9 @@ public final class DetectionEngine {
         beacons = BeaconDetector(configuration)
         heartbeats = HeartbeatDetector(configuration)
         followsHeartbeats = configuration.on(.beaconing)
-        dnsTunnel = DNSTunnelDetector(configuration.dnsTunnel, suffixes: configuration.on(.dnsTunnel) ? PublicSuffixList.shared : PublicSuffixList(text: ""))
+        findsGeneratedNames = configuration.on(.dga)
+        nxdomains = NXDomainDetector(configuration.nxdomain)
+        dnsTunnel = DNSTunnelDetector(configuration.dnsTunnel, suffixes: configuration.on(.dnsTunnel) || configuration.on(.dga) ? PublicSuffixList.shared : PublicSuffixList(text: ""))
     }
 
     /// Whether `address` is never an endpoint abroad (special-purpose ranges, unless `--geo-override` gives it a
@@ -303,9 +312,13 @@ public final class DetectionEngine {
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
     public func flowEnded(_ e: EndedFlow) {
+        var e = e
         let f = e.flow
         // Taken for every flow, device or not, so the table never keeps ended flows.
         let facts = self.facts.removeValue(forKey: f.id) ?? FlowFacts()
+        if e.indicator == nil, let intel {
+            e.indicator = intel.match(fingerprint: facts.ja3) ?? intel.match(fingerprint: facts.certificate?.sha1)
+        }
         let device = f.clientAddress, endpoint = f.serverAddress
         // Both ends are hosts of the link as far as their MAC addresses go (the server's may be the gateway's).
         link.observe(mac: f.clientMAC, address: device, at: f.start)
@@ -384,6 +397,8 @@ public final class DetectionEngine {
 
     /// Whether in-flow beaconing runs (`beaconing` not disabled): read per packet.
     let followsHeartbeats: Bool
+    /// Whether the NXDOMAIN detector runs (`dga` not disabled): read per DNS answer.
+    let findsGeneratedNames: Bool
 
     /// A TCP or UDP packet with `bytes` of payload (after checksum validation) in the flow in `slot`: in-flow
     /// beaconing follows its exchanges. `flow` gives the flow's record, asked for only when an exchange begins.

@@ -43,12 +43,22 @@ extension DetectionEngine {
             guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             scanHTTP(request, flow: f, timestamp: timestamp)
             if let r = HTTPCredentials.find(request) { loginFound(r, flow: f, timestamp: timestamp) }
+            if request.bodyLength > 0, let info = HostInfo.find(request.bodyPrefix) {
+                credentials.hostInfo(info, flow: f, device: identity(of: f), destination: geo.map { $0.lookup(f.serverAddress) },
+                                     timestamp: timestamp, into: &raised)
+            }
         case .login(let r):
             guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             loginFound(r, flow: f, timestamp: timestamp)
         case .dns(let message, let app):
-            guard app == .dns, !message.isResponse, direction == 0, let id = link.device(of: f) else { return }
-            for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
+            guard app == .dns, message.isResponse == (direction == 1), let id = link.device(of: f) else { return }
+            if !message.isResponse {
+                for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
+            } else if findsGeneratedNames, message.rcode == 0 || message.rcode == 3, let q = message.questions.first,
+                      let domain = dnsTunnel.registeredDomain(q.name), dnsTunnel.listsTopLevel(q.name) {
+                nxdomains.answer(name: q.name, domain: domain, missing: message.rcode == 3, flow: f, device: id,
+                                 timestamp: timestamp, into: &raised)
+            }
         case .dhcp(let m):
             dhcp(m, flow: f, direction: direction, timestamp: timestamp)
         case .gtpc(_, let subscriber):

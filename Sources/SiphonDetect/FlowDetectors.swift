@@ -285,9 +285,10 @@ public struct NoDNSEndpointDetector {
 // MARK: beaconing
 
 /// `beaconing` (medium to a foreign endpoint, low otherwise): contacts (starts of flows that got an answer) per
-/// device × target (the endpoint's address, its first name, and for foreign endpoints the client's JA4), scored
-/// by `BeaconScore`. Series are keyed by the device's identity, so they survive a change of its address (an IPv6
-/// privacy address that rotates). One alert per series.
+/// device × target (the endpoint's address, its first name, and for foreign endpoints the client's JA4 and the /24
+/// or /48), scored by `BeaconScore`. Series are keyed by the device's identity, so they survive a change of
+/// its address (an IPv6 privacy address that rotates). One alert per series. Also one-shot sprays: many addresses of
+/// one foreign network contacted with no name for them (medium, kind `spray`).
 public struct BeaconDetector {
     public let configuration: BeaconConfiguration
     public let exemptPorts: Set<UInt16>
@@ -301,13 +302,21 @@ public struct BeaconDetector {
         case address(IPAddress)
         case name(String)
         case ja4(String)
+        /// A /24 (IPv4) or /48 (IPv6), by its first address.
+        case network(IPAddress)
         var description: String {
             switch self {
             case .address(let a): a.description
             case .name(let n): n
             case .ja4(let f): "JA4 " + f
+            case .network(let a): "\(a)/\(a.isIPv6 ? 48 : 24)"
             }
         }
+    }
+
+    /// The /24 (IPv4) or /48 (IPv6) an address is in, by its first address.
+    static func network(of a: IPAddress) -> IPAddress {
+        a.isIPv6 ? IPAddress(ipv6High: a.high & 0xFFFF_FFFF_FFFF_0000, low: 0) : IPAddress(ipv4: UInt32(truncatingIfNeeded: a.low) & 0xFFFF_FF00)
     }
     /// A target's recent contact times, and how many contacts it had in all.
     struct Series {
@@ -318,8 +327,12 @@ public struct BeaconDetector {
     }
     private var contacts: [Key: Series] = [:]
     private var beaconing: Set<Key> = []
-    /// Endpoints contacted per device × JA4 series.
-    private var ja4Endpoints: [Key: Set<IPAddress>] = [:]
+    /// Endpoints contacted per device × group series (JA4, network).
+    private var groupEndpoints: [Key: Set<IPAddress>] = [:]
+    /// Addresses of a foreign network a device contacted with no name for them, per device × network (sprays), and
+    /// the networks already raised.
+    private var sprays: [Key: Set<IPAddress>] = [:]
+    private var sprayed: Set<Key> = []
     /// Shared with the other detectors' tables (`DetectionEngine.tableBudget`): a new series, each contact it
     /// keeps and each JA4 endpoint are charged; what does not fit is not counted (and the series may not form).
     var budget = TableBudget()
@@ -331,8 +344,10 @@ public struct BeaconDetector {
 
     public mutating func flowEnded(_ j: FlowJudgement, into alerts: inout [Alert]) {
         let id = j.pair.device
+        guard !exemptPorts.contains(j.ended.flow.serverPort) else { return }
+        if j.foreign, j.ended.names.isEmpty { spray(j, into: &alerts) }
         // Contacts that got an answer, on ports where periodic traffic is not expected anyway.
-        guard j.ended.flow.server.packets > 0, !exemptPorts.contains(j.ended.flow.serverPort) else { return }
+        guard j.ended.flow.server.packets > 0 else { return }
         var targets: [Target] = [.address(j.endpoint)]
         if let name = j.ended.names.first { targets.append(.name(name)) }
         // One alert per series: once the address or the name beacons, the other target stops counting.
@@ -347,23 +362,52 @@ public struct BeaconDetector {
                 }
             }
         }
-        // The TLS fingerprint: an implant that rotates foreign servers keeps its TLS stack. Its own series, over
-        // foreign endpoints only, raised once it spans three or more of them and none beacons by itself (one
-        // endpoint is the address's series; regular visits to several home sites are not rotation).
-        if j.foreign, let ja4 = j.facts.ja4, !ja4.isEmpty {
-            let key = Key(device: id, target: .ja4(ja4))
-            if !beaconing.contains(key) {
-                if ja4Endpoints[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.ja4Endpoint) {
-                    ja4Endpoints[key, default: []].insert(j.endpoint)
-                }
-                let spread = ja4Endpoints[key] ?? []
-                let explained = spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
-                contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts)
-                if beaconing.contains(key), let gone = ja4Endpoints.removeValue(forKey: key) {
-                    budget.give(gone.count * TableBudget.Cost.ja4Endpoint)
-                }
+        // Group series, over foreign endpoints only: the TLS fingerprint (an implant that rotates servers keeps its
+        // TLS stack) and, for addresses the device had no name for, the /24 or /48 (hard-coded servers rotated
+        // within one network; a named service rotating its addresses is the name's series). Each is raised
+        // once it spans three or more endpoints of which none beacons by itself (one endpoint is the address's
+        // series; regular visits to several home sites are not rotation); one alert for the flow's groups.
+        guard j.foreign else { return }
+        var groups: [Key] = []
+        if let ja4 = j.facts.ja4, !ja4.isEmpty { groups.append(Key(device: id, target: .ja4(ja4))) }
+        if j.ended.names.isEmpty { groups.append(Key(device: id, target: .network(Self.network(of: j.endpoint)))) }
+        guard !groups.contains(where: beaconing.contains) else { return }
+        for key in groups {
+            if groupEndpoints[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.groupEndpoint) {
+                groupEndpoints[key, default: []].insert(j.endpoint)
             }
+            let spread = groupEndpoints[key] ?? []
+            let explained = spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
+            contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts)
+            guard beaconing.contains(key) else { continue }
+            beaconing.formUnion(groups)
+            for k in groups {
+                drop(k)
+                if let gone = groupEndpoints.removeValue(forKey: k) { budget.give(gone.count * TableBudget.Cost.groupEndpoint) }
+            }
+            break
         }
+    }
+
+    /// A one-shot spray: one contact each (answered or not) to many addresses of one foreign network the device had
+    /// no name for (Cerber's statistics to a whole /22). Raised once per device × network at `sprayAddresses`.
+    private mutating func spray(_ j: FlowJudgement, into alerts: inout [Alert]) {
+        let key = Key(device: j.pair.device, target: .network(Self.network(of: j.endpoint)))
+        guard !sprayed.contains(key), sprays[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.groupEndpoint) else { return }
+        sprays[key, default: []].insert(j.endpoint)
+        let n = sprays[key]?.count ?? 0
+        guard n >= configuration.sprayAddresses else { return }
+        sprayed.insert(key)
+        let gone = sprays.removeValue(forKey: key) ?? []
+        budget.give(gone.count * TableBudget.Cost.groupEndpoint)
+        let device = j.device, network = key.target.description, port = j.ended.flow.serverPort
+        alerts.append(j.alert(.beaconing, "siphon.beaconing.spray", .medium, {
+            "\(device) contacted \(n) addresses of \(network) with no DNS name for them (the last on port \(port)): a spray"
+        }, [
+            ("kind", .string("spray")), ("target", .string(network)), ("addresses", .int(n)),
+            ("examples", .strings(gone.sorted().prefix(8).map(\.description))), ("dest_port", .int(Int(port))),
+            ("transport", .string(j.ended.flow.key.ipProtocol == 6 ? "TCP" : j.ended.flow.key.ipProtocol == 17 ? "UDP" : "other")),
+        ]))
     }
 
     /// Removes a series (it beacons: no more contacts are counted) and gives back what it took.

@@ -122,17 +122,22 @@ public struct DNSTunnelDetector {
                 || labels.contains { $0.utf8.count >= 16 && DNSNames.entropy($0.utf8) >= c.entropy }
             if encoded {
                 t.encodedNames += 1
+                t.encodedBytes += bytes.count
                 if t.examples.count < 3 { t.examples.append(name) }
             }
         }
-        guard !t.raised, t.names.count >= c.minimumNames else { return }
+        guard t.raised != .high, t.names.count >= c.minimumNames else { return }
         let fraction = Double(t.encodedNames) / Double(t.names.count)
         let byNames = fraction >= c.encodedFraction
         guard byNames || t.txtQueries >= c.txtQueries else { return }
-        t.raised = true
+        // Medium once it is a channel; high (a second alert if it was medium) once the encoded names carried
+        // `highBytes`: data has left, not only a channel been opened.
+        let severity: Severity = t.encodedBytes >= c.highBytes ? .high : .medium
+        guard t.raised.map({ $0 < severity }) ?? true else { return }
+        t.raised = severity
         let meanLength = Double(t.subdomainBytes) / Double(t.names.count)
         alerts.append(Alert(
-            category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: .medium,
+            category: .dnsTunnel, rule: "siphon.dns-tunnel", severity: severity,
             message: "\(f.clientAddress) sent \(t.names.count) distinct names \(domain == Self.unlisted ? "with no public suffix" : "under " + domain) "
                 + "(\(Int((fraction * 100).rounded())) % encoded-looking, \(t.txtQueries) TXT/NULL queries): DNS used as a data channel",
             timestamp: timestamp, flow: f, device: f.clientAddress, deviceID: device, destination: nil, evidence: [
@@ -140,19 +145,19 @@ public struct DNSTunnelDetector {
                 ("encoded_names", .int(t.encodedNames)), ("encoded_fraction", .double(fraction)),
                 ("txt_null_queries", .int(t.txtQueries)), ("mean_subdomain_length", .double(meanLength)),
                 ("longest_label", .int(t.longestLabel)), ("mean_entropy_bits", .double(t.entropySum / Double(t.names.count))),
-                ("subdomain_bytes", .int(t.subdomainBytes)), ("examples", .strings(t.examples)),
+                ("subdomain_bytes", .int(t.subdomainBytes)), ("encoded_bytes", .int(t.encodedBytes)), ("examples", .strings(t.examples)),
                 ("first_query", .time(t.first)), ("reason", .string(byNames ? "encoded-names" : "txt-volume")),
             ]))
     }
 }
 
-// MARK: identifier-leak: credentials, mail, files
+// MARK: identifier-leak: credentials, mail, files, host data
 
 /// `identifier-leak` of kinds `credential` (a user's secret sent in clear: SMTP AUTH, POP3/FTP USER and PASS, IMAP
 /// LOGIN, HTTP Basic, a form's password field), `mail-exfil` (an SMTP session that sends a mail with attachments to
-/// a free-mail address: how infostealers such as Agent Tesla deliver what they took) and `file-upload` (a file
-/// stored over FTP abroad). The message masks the secret; the evidence keeps it whole. Once per device × endpoint ×
-/// kind.
+/// a free-mail address: how infostealers such as Agent Tesla deliver what they took), `file-upload` (a file
+/// stored over FTP abroad) and `host-info` (an upload describing the machine: `HostInfo`). The message masks a
+/// secret; the evidence keeps it whole. Once per device × endpoint × kind.
 public struct CredentialLeakDetector {
     struct Key: Hashable {
         var device: DeviceID
@@ -210,6 +215,27 @@ public struct CredentialLeakDetector {
             message = "\(device) stored the file \(file) over FTP on \(endpoint)\(place)"
             evidence += [("file", .string(file)), ("user", .string(r.user ?? ""))]
         }
+        raise(kind, severity, message, evidence, flow: f, device: id, destination: destination, timestamp: timestamp, into: &alerts)
+    }
+
+    /// An upload in clear that describes the machine (host and user names, OS, antivirus, software): high abroad.
+    public mutating func hostInfo(
+        _ info: HostInfo, flow f: Flow, device id: DeviceID, destination: GeoInfo?, timestamp: Timestamp, into alerts: inout [Alert]
+    ) {
+        let message = "\(f.clientAddress) sent a description of its machine in clear (\(info.summary)) to \(f.serverAddress)"
+            + IdentifierLeakDetector.placeText(destination)
+        var evidence: [(String, EvidenceValue)] = [("app", .string("http"))]
+        for field in info.fields { evidence.append((field.kind.rawValue, .string(field.value))) }
+        evidence.append(("keys", .strings(info.fields.map(\.key))))
+        raise("host-info", destination?.scope == .foreign ? .high : .medium, message, evidence,
+              flow: f, device: id, destination: destination, timestamp: timestamp, into: &alerts)
+    }
+
+    private mutating func raise(
+        _ kind: String, _ severity: Severity, _ message: String, _ evidence: [(String, EvidenceValue)], flow f: Flow, device id: DeviceID,
+        destination: GeoInfo?, timestamp: Timestamp, into alerts: inout [Alert]
+    ) {
+        let device = f.clientAddress, endpoint = f.serverAddress
         guard budget.firstTime(Key(device: id, endpoint: endpoint, kind: kind), in: &raisedKeys, cost: TableBudget.Cost.raisedKey) else { return }
         alerts.append(Alert(
             category: .identifierLeak, rule: "siphon.identifier-leak.\(kind)", severity: severity, message: message,

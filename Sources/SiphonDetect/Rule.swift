@@ -122,6 +122,9 @@ public struct RuleField: Sendable {
         add("tls_version", .string, "negotiated TLS version: SSLv3, TLS 1.0 ... TLS 1.3") { $0.facts.tlsVersion.map { .string(FlowFacts.versionName($0)) } }
         add("cert_subject", .string, "subject of the server's certificate (TLS 1.2 and older)") { text($0.facts.certificate?.subject) }
         add("cert_issuer", .string, "issuer of the server's certificate") { text($0.facts.certificate?.issuer) }
+        add("cert_sha1", .string, "SHA-1 fingerprint of that certificate (lower-case hex with colons, as openssl prints it)") {
+            text($0.facts.certificate?.sha1)
+        }
         add("cert_self_signed", .bool, "whether that certificate's subject is its issuer") { $0.facts.certificate.map { .bool($0.selfIssued) } }
         add("cert_names", .strings, "DNS names of that certificate (SANs, else its CN)") { $0.facts.certificate.map { .strings($0.dnsNames) } }
         add("http_method", .strings, "HTTP request methods of the flow") { .strings($0.facts.httpMethods) }
@@ -216,11 +219,14 @@ public indirect enum RuleCondition: Sendable {
                     return Double(v) > n
                 }
             case (.strings, .suffix, .texts(let ss)):
+                // The suffixes' bytes once; each name's bytes read once, compared from its end with each suffix (a
+                // set of parent domains or a table by last label cost more, measured, than these short comparisons).
+                let suffixes = ss.map { Array($0.utf8) }
                 return { c in
                     guard case .strings(let vs)? = get(c) else { return false }
                     for v in vs {
-                        let l = Self.lower(v)
-                        for s in ss where Self.domain(l, endsWith: s) { return true }
+                        var l = Self.lower(v)
+                        if l.withUTF8({ n in suffixes.contains { Self.domain(n, endsWith: $0) } }) { return true }
                     }
                     return false
                 }
@@ -269,15 +275,15 @@ public indirect enum RuleCondition: Sendable {
 
     /// Whether `name` is `suffix` or ends with `.suffix` (compared as bytes: no string built, no grapheme walk).
     static func domain(_ name: String, endsWith suffix: String) -> Bool {
-        var name = name, suffix = suffix
-        return name.withUTF8 { n in
-            suffix.withUTF8 { s in
-                guard n.count >= s.count else { return false }
-                let offset = n.count - s.count
-                for i in 0..<s.count where n[offset + i] != s[i] { return false }
-                return offset == 0 || n[offset - 1] == UInt8(ascii: ".")
-            }
-        }
+        var name = name
+        return name.withUTF8 { n in domain(n, endsWith: Array(suffix.utf8)) }
+    }
+
+    static func domain(_ n: UnsafeBufferPointer<UInt8>, endsWith s: [UInt8]) -> Bool {
+        guard n.count >= s.count else { return false }
+        let offset = n.count - s.count
+        for i in 0..<s.count where n[offset + i] != s[i] { return false }
+        return offset == 0 || n[offset - 1] == UInt8(ascii: ".")
     }
 
     /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
@@ -307,6 +313,7 @@ public indirect enum RuleCondition: Sendable {
         case (.in, .texts(let ss)): ss.contains(v)
         case (.notIn, .texts(let ss)): !ss.contains(v)
         case (.contains, .text(let s)): v.contains(s)
+        case (.contains, .texts(let ss)): ss.contains { v.contains($0) }
         case (.suffix, .text(let s)): domain(v, endsWith: s)
         case (.suffix, .texts(let ss)): ss.contains { domain(v, endsWith: $0) }
         case (.matches, .regex(let r)): (try? r.firstMatch(in: v)) != nil

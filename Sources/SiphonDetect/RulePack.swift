@@ -148,6 +148,7 @@ final class RulePackLoader {
             "max_dispersion": { l, n, c in if let v = l.double(n, min: 0) { c.beacons.maximumDispersion = v } },
             "jitter": { l, n, c in if let v = l.double(n, min: 0) { c.beacons.jitter = v } },
             "max_contacts": { l, n, c in if let v = l.int(n, min: 6) { c.beacons.maximumContacts = v } },
+            "spray_addresses": { l, n, c in if let v = l.int(n, min: 2) { c.beacons.sprayAddresses = v } },
             "in_flow_silence_s": { l, n, c in if let v = l.double(n, min: 0.01) { c.heartbeat.silence = v } },
             "in_flow_max_exchanges": { l, n, c in if let v = l.int(n, min: 6) { c.heartbeat.maximumExchanges = v } },
             "in_flow_max_size_dispersion": { l, n, c in if let v = l.double(n, min: 0) { c.heartbeat.maximumSizeDispersion = v } },
@@ -187,6 +188,11 @@ final class RulePackLoader {
             "long_label": { l, n, c in if let v = l.int(n, min: 1) { c.dnsTunnel.longSubdomain = v } },
             "entropy": { l, n, c in if let v = l.double(n, min: 0) { c.dnsTunnel.entropy = v } },
             "txt_queries": { l, n, c in if let v = l.int(n, min: 1) { c.dnsTunnel.txtQueries = v } },
+            "high_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.dnsTunnel.highBytes = v } },
+        ],
+        "dga": [
+            "min_domains": { l, n, c in if let v = l.int(n, min: 1) { c.nxdomain.minimumDomains = v } },
+            "nxdomain_fraction": { l, n, c in if let v = l.double(n, min: 0) { c.nxdomain.fraction = min(v, 1) } },
         ],
         "tls-anomaly": [
             "obsolete_versions": { l, n, c in
@@ -342,7 +348,9 @@ final class RulePackLoader {
             return nil
         }
         let items: [Node] = node.sequence.map { Array($0) } ?? [node]
-        if !list, node.sequence != nil, op != .suffix {
+        // `suffix` and `contains` take one value or a list (any of them).
+        let anyOf = op == .suffix || op == .contains
+        if !list, node.sequence != nil, !anyOf {
             fail(node, "\(op.rawValue) takes a single value")
             return nil
         }
@@ -381,7 +389,7 @@ final class RulePackLoader {
                     return nil
                 }
             }
-            return .test(field, op, list || (op == .suffix && node.sequence != nil) ? .texts(texts) : .text(texts[0]))
+            return .test(field, op, list || (anyOf && node.sequence != nil) ? .texts(texts) : .text(texts[0]))
         }
     }
 

@@ -5,13 +5,14 @@ public import SiphonCore
 /// Apps and implants draw the same single findings: a messenger uploads media abroad, an IoT hub keeps a heartbeat
 /// to its cloud, an old app sends no SNI, KakaoTalk's own protocol runs TLS 1.0 with a self-signed certificate on
 /// port 9001 to hard-coded addresses. What sets an implant apart is a command server's behaviour (a heartbeat, a
-/// regular series of contacts) at an endpoint that also looks like one (a certificate no public
+/// regular series of contacts, generated names) at an endpoint that also looks like one (a certificate no public
 /// CA signed, no DNS name, a port off the protocol's, data in clear). Each kind of finding is worth points, once
 /// per endpoint:
 ///
 /// | finding | points | behaviour |
 /// |---|---|---|
 /// | beaconing (contacts, in one flow, by fingerprint) | 2 | yes |
+/// | dga (generated names) | 2 | yes |
 /// | tls-anomaly self-signed or name-mismatch | 2 | |
 /// | tls-anomaly expired, obsolete-version, no-sni (TLS findings together at most 2) | 1 | |
 /// | no-dns-endpoint (no name at all) | 1 | |
@@ -24,7 +25,7 @@ public import SiphonCore
 /// highest alert's severity, so a single finding stays what it was.
 public struct EndpointScore: Sendable, Equatable {
     public var points = 0
-    /// Whether a command server's behaviour is among the findings (a heartbeat, a beacon).
+    /// Whether a command server's behaviour is among the findings (a heartbeat, a beacon, generated names).
     public var behaviour = false
     /// Whether a finding high by itself is among them.
     public var high = false
@@ -54,14 +55,14 @@ public struct EndpointScore: Sendable, Equatable {
             guard p > 0 else { continue }
             signals.append(kind)
             points += p
-            if a.category == .beaconing { behaviour = true }
+            if a.category == .beaconing || a.category == .dga { behaviour = true }
         }
     }
 
     /// The points of a kind of finding (the table above).
     static func points(_ kind: String, _ a: Alert) -> Int {
         switch a.category {
-        case .beaconing: 2
+        case .beaconing, .dga: 2
         case .tlsAnomaly: kind.hasSuffix(":self-signed") || kind.hasSuffix(":name-mismatch") ? 2 : 1
         case .foreignEndpoint, .identifierLeak, .iocMatch: 0
         case .foreignUpload: a.severity >= .high ? 0 : 1

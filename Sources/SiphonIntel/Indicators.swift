@@ -6,6 +6,10 @@ import Yams
 public struct Indicator: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case ip, cidr, domain, url
+        /// A TLS client fingerprint (JA3, MD5 hex) and a server certificate's SHA-1 fingerprint (hex, no colons), as
+        /// abuse.ch SSLBL lists them.
+        case ja3
+        case certificateSHA1 = "cert_sha1"
     }
     public var kind: Kind
     public var value: String
@@ -27,6 +31,8 @@ public final class IndicatorSet: @unchecked Sendable {
     private var cidrs: [(IPNetwork, Int)] = []
     private var domains: [String: Int] = [:]
     private var urls: [String: Int] = [:]
+    /// JA3 hashes and certificate SHA-1 fingerprints, lower-case hex.
+    private var fingerprints: [String: Int] = [:]
     /// Entries a feed holds that are not network indicators (file hashes, package names, e-mail...), per feed.
     public private(set) var skipped: [String: Int] = [:]
 
@@ -82,10 +88,47 @@ public final class IndicatorSet: @unchecked Sendable {
 
     public func match(url: String) -> Indicator? { urls[url.lowercased()].map { indicators[$0] } }
 
+    /// Adds a JA3 hash (32 hex digits) or a certificate's SHA-1 (40, colons allowed); false when it is neither.
+    @discardableResult
+    public func add(fingerprint raw: String, kind: Indicator.Kind, source: String, tag: String? = nil) -> Bool {
+        guard let value = Self.hex(raw, digits: kind == .ja3 ? 32 : 40) else { return false }
+        if fingerprints[value] == nil {
+            fingerprints[value] = indicators.count
+            indicators.append(Indicator(kind: kind, value: value, source: source, tag: tag))
+        }
+        return true
+    }
+
+    /// The indicator a ClientHello's JA3 or a server certificate's SHA-1 (any case, colons allowed) matches.
+    public func match(fingerprint: String?) -> Indicator? {
+        guard !fingerprints.isEmpty, let fingerprint else { return nil }
+        return fingerprints[fingerprint.lowercased().replacingOccurrences(of: ":", with: "")].map { indicators[$0] }
+    }
+
+    /// `raw` as `digits` lower-case hex digits (colons and surrounding spaces dropped), nil when it is not.
+    static func hex(_ raw: String, digits: Int) -> String? {
+        let v = raw.trimmingCharacters(in: .whitespaces).lowercased().replacingOccurrences(of: ":", with: "")
+        return v.utf8.count == digits && v.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) ? v : nil
+    }
+
+    /// The kind of fingerprint list an abuse.ch SSLBL CSV is, from its column header (`# Listingdate,SHA1,
+    /// Listingreason` for certificates, `# ja3_md5,Firstseen,Lastseen,Listingreason` for JA3; copies drop the `#` or
+    /// reorder the columns), and the columns of the value and the listing reason.
+    static func sslblLayout(_ lines: [Substring]) -> (kind: Indicator.Kind, value: Int, reason: Int?, header: Int)? {
+        for (n, line) in lines.prefix(64).enumerated() {
+            let columns = line.drop { $0 == "#" || $0 == " " }.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let reason = columns.firstIndex(of: "listingreason")
+            if let i = columns.firstIndex(of: "sha1") { return (.certificateSHA1, i, reason, n) }
+            if let i = columns.firstIndex(of: "ja3_md5") { return (.ja3, i, reason, n) }
+            if !line.hasPrefix("#") { return nil }
+        }
+        return nil
+    }
+
     // MARK: Feeds
 
     /// Loads a feed file, its format detected from its content: STIX 2.1 bundle, MISP event, TinyCheck JSON,
-    /// stalkerware-indicators YAML or CSV, or a plain list (one IP, CIDR, domain or URL a line; `#` comments).
+    /// stalkerware-indicators YAML or CSV, abuse.ch SSLBL CSV (certificate SHA-1 or JA3), or a plain list (one IP, CIDR, domain or URL a line; `#` comments).
     /// Returns the number of network indicators added.
     @discardableResult
     public func load(path: String) throws(IntelError) -> Int {
@@ -101,20 +144,29 @@ public final class IndicatorSet: @unchecked Sendable {
         let before = indicators.count
         let text = String(decoding: data, as: UTF8.self)
         let trimmed = text.drop { $0.isWhitespace }
+        // (Lines split on any newline: "\r\n" is one Character in Swift, not two.) Only for the line formats.
+        lazy var lines = text.split(whereSeparator: \.isNewline)
         if trimmed.first == "{" || trimmed.first == "[" {
             guard let json = try? JSONSerialization.jsonObject(with: data) else { throw IntelError("\(path): invalid JSON") }
             try loadJSON(json, source: name, path: path)
         } else if trimmed.hasPrefix("- name:") || trimmed.hasPrefix("---") {
             try loadYAML(text, source: name, path: path)
-        } else if let header = text.split(whereSeparator: \.isNewline).first, header.lowercased().hasPrefix("type,") {
-            // (Lines split on any newline: "\r\n" is one Character in Swift, not two.)
-            for line in text.split(whereSeparator: \.isNewline).dropFirst() {
+        } else if let layout = Self.sslblLayout(lines) {
+            // abuse.ch SSLBL: `date,sha1,reason` or `ja3_md5,first seen,last seen,reason` after the column header.
+            for line in lines.dropFirst(layout.header + 1) where !line.hasPrefix("#") {
+                let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard f.count > layout.value else { skip(name); continue }
+                let reason = layout.reason.flatMap { $0 < f.count ? f[$0].trimmingCharacters(in: .whitespaces) : nil }
+                if !add(fingerprint: f[layout.value], kind: layout.kind, source: name, tag: reason) { skip(name) }
+            }
+        } else if let header = lines.first, header.lowercased().hasPrefix("type,") {
+            for line in lines.dropFirst() {
                 let f = line.split(separator: ",", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
                 guard f.count >= 2 else { continue }
                 if !add(f[1], source: name, tag: f.count > 2 ? f[2] : nil) { skip(name) }
             }
         } else {
-            for line in text.split(whereSeparator: \.isNewline) {
+            for line in lines {
                 let entry = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
                 if entry.trimmingCharacters(in: .whitespaces).isEmpty { continue }
                 if !add(entry, source: name) { skip(name) }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Siphon
 import Testing
@@ -118,6 +119,68 @@ import Testing
         #expect(verdict["corroborated_by"] as? String == beacon["dest_ip"] as? String)
     }
 
+    /// abuse.ch SSLBL feeds given to `--ioc`: the certificate's SHA-1 (of the DER tshark extracts, hashed here) and
+    /// the ClientHello's JA3 (tshark's) of the tls-self-signed scenario make an ioc-match with the listing reason.
+    @Test func sslblCertificateAndJA3Feeds() throws {
+        let capture = Repo.path("captures/scenarios/tls-self-signed.pcap")
+        guard let certificate = try Self.tshark(capture, "tls.handshake.certificate", ["tls.handshake.certificate"]),
+              let ja3 = try Self.tshark(capture, "tls.handshake.type == 1", ["tls.handshake.ja3"])
+        else { return }
+        let der = try #require(certificate.split(separator: "\n").first.map { String($0.split(separator: ",")[0]).replacingOccurrences(of: ":", with: "") })
+        let bytes = stride(from: 0, to: der.count, by: 2).compactMap { i -> UInt8? in
+            let start = der.index(der.startIndex, offsetBy: i)
+            return UInt8(der[start..<der.index(start, offsetBy: 2)], radix: 16)
+        }
+        #expect(bytes.count > 100)
+        let sha1 = Insecure.SHA1.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let md5 = try #require(ja3.split(separator: "\n").first.map(String.init))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-sslbl-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let feeds = [
+            ("sslblacklist.csv", "cert_sha1", sha1, "AsyncRAT C&C", """
+            ################################################################
+            # abuse.ch SSLBL SSL Certificate Blacklist (SHA1 Fingerprints) #
+            ################################################################
+            #
+            # Listingdate,SHA1,Listingreason
+            2024-01-02 09:25:00,fcf3979d565feb03e2f8a36f743379022a44a923,OrcusRAT C&C
+            2025-03-14 09:00:00,\(sha1),AsyncRAT C&C
+
+            """),
+            ("ja3_fingerprints.csv", "ja3", md5, "Tofsee", """
+            # abuse.ch SSLBL JA3 Fingerprint Blacklist
+            # ja3_md5,Firstseen,Lastseen,Listingreason
+            \(md5),2025-01-01 00:00:00,2025-03-01 00:00:00,Tofsee
+
+            """),
+        ]
+        for (name, type, value, reason, text) in feeds {
+            let path = dir.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let run = try runSiphon(["scan", "-q", "--json", "-", "--ioc", path, capture])
+            let hits = run.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+                .filter { ($0["alert"] as? [String: Any])?["category"] as? String == "ioc-match" }
+            #expect(hits.count == 1, "\(name): \(run.err)")
+            let evidence = try #require(hits.first?["evidence"] as? [String: Any])
+            #expect(evidence["indicator"] as? String == value && evidence["indicator_type"] as? String == type, "\(name)")
+            #expect(evidence["tag"] as? String == reason && evidence["source"] as? String == name)
+            #expect((hits.first?["alert"] as? [String: Any])?["severity"] as? String == "high")
+        }
+    }
+
+    /// The issue's implant (captures/scenarios/implant-rat: AsyncRAT's default certificate, a heartbeat, no DNS, port
+    /// 6606): its alerts are the scenario's (ScenarioTests); here, the verdict: critical, 6 points at its server.
+    @Test func implantScenarioIsCritical() throws {
+        let run = try runSiphon(["scan", "-q", "--json", "-", Repo.path("captures/scenarios/implant-rat.pcap")])
+        let verdict = try #require(run.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            .first { $0["event_type"] as? String == "verdict" })
+        #expect(verdict["severity"] as? String == "critical" && verdict["corroborated_by"] as? String == "95.163.1.1")
+        let endpoint = try #require((verdict["endpoints"] as? [[String: Any]])?.first)
+        #expect(endpoint["score"] as? Int == 6 && verdict["score"] as? Int == 6)
+        #expect(Set(endpoint["signals"] as? [String] ?? []) == ["beaconing", "tls-anomaly:self-signed", "no-dns-endpoint", "non-standard-port"])
+    }
+
     /// The labelled corpus (docs/corpus-labels.tsv over ../shared/captures): no benign capture above medium; the
     /// share of C2 captures at high or critical is printed (the issue's target, 85 %, is not met yet: see the table
     /// in docs/detections.md) and may not fall below what it is.
@@ -146,6 +209,6 @@ import Testing
         }
         print("ImplantTests: c2 captures at high or critical: \(c2High) of \(c2); benign above medium: \(benignOver.count)")
         #expect(benignOver.isEmpty, "\(benignOver)")
-        #expect(c2 == 19 && c2High >= 1)
+        #expect(c2 == 19 && c2High >= 3)
     }
 }

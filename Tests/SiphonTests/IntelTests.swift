@@ -19,6 +19,33 @@ import Testing
         }
     }
 
+    /// abuse.ch SSLBL CSVs: certificate SHA-1 and JA3 lists with their header (with or without `#`, columns in any
+    /// order); lines that are not fingerprints are counted as skipped; matching ignores case and colons.
+    @Test func sslblCertificateAndJA3Lists() throws {
+        let set = IndicatorSet()
+        let certificates = """
+            # abuse.ch SSLBL SSL Certificate Blacklist (SHA1 Fingerprints)
+            #
+            # Listingdate,SHA1,Listingreason
+            2024-02-23 16:20:22,a6d5e05f8dc855e16c194b3578258f942e1e5537,AsyncRAT C&C
+            2024-02-19 10:05:19,7177248707fbfdc635f434c345e625c76f409d27,QuasarRAT C&C
+            2024-02-19 10:05:19,not-a-fingerprint,QuasarRAT C&C
+            """
+        #expect(try set.load(bytes: Array(certificates.utf8), path: "/feeds/sslblacklist.csv") == 2)
+        let reordered = "SHA1,ListingReason,ListingDate\n19e664f09401bf648b6ea57719e34ad795f3b6cb,AsyncRAT C&C,12/22/2023 6:58\n"
+        #expect(try set.load(bytes: Array(reordered.utf8), path: "copy.csv") == 1)
+        let ja3 = "# ja3_md5,Firstseen,Lastseen,Listingreason\nb386946a5a44d1ddcc843bc75336dfce,2017-07-14 18:08:15,2019-07-27 20:42:54,Dridex\n"
+        #expect(try set.load(bytes: Array(ja3.utf8), path: "ja3_fingerprints.csv") == 1)
+        #expect(set.count(.certificateSHA1) == 3 && set.count(.ja3) == 1 && set.skipped["sslblacklist.csv"] == 1)
+        let hit = set.match(fingerprint: "A6:D5:E0:5F:8D:C8:55:E1:6C:19:4B:35:78:25:8F:94:2E:1E:55:37")
+        #expect(hit?.tag == "AsyncRAT C&C" && hit?.source == "sslblacklist.csv" && hit?.kind == .certificateSHA1)
+        #expect(set.match(fingerprint: "19e664f09401bf648b6ea57719e34ad795f3b6cb")?.tag == "AsyncRAT C&C")
+        #expect(set.match(fingerprint: "b386946a5a44d1ddcc843bc75336dfce")?.tag == "Dridex")
+        #expect(set.match(fingerprint: "b386946a5a44d1ddcc843bc75336dfcf") == nil && set.match(fingerprint: nil) == nil)
+        // Not a network indicator of the other kinds: an address or a name never matches a fingerprint.
+        #expect(set.match(domain: "a6d5e05f8dc855e16c194b3578258f942e1e5537") == nil)
+    }
+
     @Test func domainMatchingIsLabelAware() {
         let set = IndicatorSet()
         set.add("evil.com", source: "test")
