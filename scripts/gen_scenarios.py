@@ -19,8 +19,8 @@ ones plus identifier-leak, dns-tunnel and tls-anomaly) must raise, as {category,
 The info-level alerts a scenario raises (foreign-endpoint, no-dns-endpoint with a name, non-standard-port for an
 unidentified protocol) are in its description, not in `expect`. Packet builders: scripts/pcapgen.py.
 """
-import base64, hashlib, json, os, random, sys, zlib
-from pcapgen import (Capture, app_data, certificate, client_finish, client_finish13, client_hello, http_request,
+import base64, hashlib, json, os, random, struct, sys, zlib
+from pcapgen import (Capture, app_data, certificate, checksum, client_finish, client_finish13, client_hello, http_request,
                      http_response, mqtt_connack, mqtt_connect, mqtt_disconnect, mqtt_publish, server_finish,
                      server_flight, server_hello13, x509_name)
 
@@ -373,6 +373,68 @@ def beaconing_spray():
         payload = bytes(s.rng.randrange(256) for _ in range(32))
         s.cap.udp(T0 + 0.05 * k, DEVICE, 50100 + k, f"45.77.0.{k + 1}", 6892, payload, True)
     s.alert("beaconing", "medium", "45.77.0.16", kind="spray", target="45.77.0.0/24", addresses=16)
+    return s
+
+
+def echo(s, t, server, ident, seq, data, reply=True):
+    """An ICMP echo request from the device carrying `data` (after identifier and sequence), and its reply."""
+    for kind, src, dst, from_device in ((8, DEVICE, server, True), (0, server, DEVICE, False))[:2 if reply else 1]:
+        m = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + data
+        m = m[:2] + struct.pack("!H", checksum(m)) + m[4:]
+        s.cap.frame(t + (0 if from_device else 0.04), src, dst, 1, m, from_device)
+
+
+@scenario
+def icmp_tunnel():
+    s = Scenario("icmp-tunnel",
+                 "IP over ICMP, as icmptunnel or hans carry it: 40 echo requests to 95.163.1.1 (RU), one every 0.5 s, "
+                 "identifier 0xFEFF, each carrying a whole IPv4/UDP packet (10.95.1.1 -> 10.95.1.2, valid header "
+                 "checksum) of 76 to 156 bytes, each answered. icmp-tunnel medium at the 3rd request (3 inner "
+                 "packets), then high once the requests carried 4,096 bytes; no-dns-endpoint low (an address never resolved); "
+                 "foreign-endpoint info.")
+    sent = 0
+    for k in range(40):
+        body = bytes(s.rng.randrange(256) for _ in range(s.rng.randint(48, 128)))
+        inner = s.cap.ipv4("10.95.1.1", "10.95.1.2", 17, struct.pack("!HHHH", 5353, 53, 8 + len(body), 0) + body)
+        echo(s, T0 + 0.5 * k, RU_HOST, 0xFEFF, k, inner)
+        sent += len(inner)
+    assert sent >= 4096
+    s.alert("icmp-tunnel", "medium", RU_HOST, reason="inner-ip-packets", inner_ip_packets=3)
+    s.alert("icmp-tunnel", "high", RU_HOST, reason="inner-ip-packets")
+    s.alert("no-dns-endpoint", "low", RU_HOST)
+    return s
+
+
+@scenario
+def benign_ping():
+    s = Scenario("benign-ping",
+                 "Ordinary pings: DNS www.google.com -> 142.250.179.78 (Google, US), then 60 echo requests to it, one a "
+                 "second, 56 data bytes each "
+                 "(Linux ping's timestamp and 0x10.. pattern, 3.4 kB in all), answered; and 5 of 1,472 bytes (a path "
+                 "MTU probe, one size). Nothing above info.", benign=True)
+    s.resolve(T0 - 1, "www.google.com", GOOGLE)
+    for k in range(60):
+        data = struct.pack("!II", int(T0) + k, 0) + bytes(range(0x10, 0x38))
+        echo(s, T0 + k, GOOGLE, 0x1234, k + 1, data)
+    for k in range(5):
+        echo(s, T0 + 61 + k, GOOGLE, 0x1235, k + 1, bytes(1472))
+    return s
+
+
+@scenario
+def emotet_checkin():
+    s = Scenario("emotet-checkin",
+                 "Emotet's check-in of 2018-2019: no DNS lookup, HTTP on 8080 to 45.77.0.1 (Vultr, US) named by its "
+                 "address in the Host header, GET / with an MSIE 7 User-Agent and a Cookie of a random numeric name "
+                 "and 472 base64 characters (the encrypted report), answered with 2 kB. c2-checkin high (the pack's "
+                 "emotet-cookie-checkin rule), no-dns-endpoint low (an address in Host is no name); "
+                 "foreign-endpoint info.")
+    cookie = base64.b64encode(bytes(s.rng.randrange(256) for _ in range(354))).decode()
+    request = ("GET / HTTP/1.1\r\nCookie: 62133=" + cookie + "\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1; "
+               "WOW64; Trident/7.0)\r\nHost: 45.77.0.1:8080\r\nConnection: Keep-Alive\r\nCache-Control: no-cache\r\n\r\n").encode()
+    s.http(T0, VULTR, request, http_response(200, "OK", bytes(s.rng.randrange(256) for _ in range(2048)), "text/html"), port=8080)
+    s.alert("c2-checkin", "high", VULTR, http_cookie_bytes=len("62133=" + cookie))
+    s.alert("no-dns-endpoint", "low", VULTR)
     return s
 
 

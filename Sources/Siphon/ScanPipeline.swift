@@ -476,6 +476,16 @@ public final class ScanPipeline {
             detection.link.observe(mac: c.mac, address: c.address, at: timestamp, source: .ndp)
             if c.router { detection.link.mark(mac: c.mac, .router) }
         }
+        if packet.transport == .icmp && packet.icmpType == 8 || packet.transport == .icmpv6 && packet.icmpType == 128,
+           checksum != .bad, packet.payloadCaptured > 4, let detection {
+            // Echo data after the identifier and sequence number: the ICMP tunnel detector's. The flow as seen from
+            // the requester (an echo flow may have begun with a reply the capture caught first).
+            let data = UnsafeRawBufferPointer(rebasing: bytes[(packet.payloadOffset + 4)..<(packet.payloadOffset + packet.payloadCaptured)])
+            var flow = flows.flow(at: slot)
+            if !fromInitiator { flow.initiatorIsA.toggle() }
+            detection.echoRequest(data, flow: flow, timestamp: timestamp)
+            if detection.hasNewAlerts { writeAlerts(flow: flow) }
+        }
         guard packet.transport == .tcp || packet.transport == .udp, checksum != .bad else { return }
         recorder.now = timestamp
         defer { if !recorder.app.events.isEmpty { writeAppEvents() } }

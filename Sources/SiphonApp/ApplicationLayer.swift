@@ -306,7 +306,10 @@ public final class ApplicationLayer {
                 var consumed = 0
                 for m in f.http?.requests.feed(bytes, stopAfterConnect: true, consumed: &consumed) ?? [] {
                     f.http?.responses.expectResponse(toMethod: m.method)
-                    if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !f.names.contains(host) { f.names.append(host) }
+                    // A name for the server; an address in the Host header is none (it names no DNS lookup).
+                    if let host = m.header("Host").map(HTTPHost.strip), !host.isEmpty, !HTTPHost.isAddress(host), !f.names.contains(host) {
+                        f.names.append(host)
+                    }
                     f.pendingRequests.append(m)
                     f.pendingRequestFrames.append(frame)
                     f.pendingBytes += m.heldBytes
@@ -589,13 +592,20 @@ public final class ApplicationLayer {
     }
 }
 
-enum HTTPHost {
+public enum HTTPHost {
     /// The host of a Host header, without port and brackets, lower case.
-    static func strip(_ value: String) -> String {
+    public static func strip(_ value: String) -> String {
         var v = value.trimmingSpaces().lowercased()
         if v.hasPrefix("[") , let close = v.firstIndex(of: "]") { return String(v[v.index(after: v.startIndex)..<close]) }
         if let colon = v.lastIndex(of: ":"), v.firstIndex(of: ":") == colon { v = String(v[..<colon]) }
         return v
+    }
+
+    /// Whether a stripped host is an IP address rather than a name (parsed only when it could be one: it begins
+    /// with a digit or holds a colon).
+    public static func isAddress(_ host: String) -> Bool {
+        guard let first = host.utf8.first, first &- 0x30 < 10 || host.utf8.contains(UInt8(ascii: ":")) else { return false }
+        return IPAddress(host) != nil
     }
 }
 

@@ -21,13 +21,15 @@ public struct AlertCategory: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let evasion = Self(rawValue: "evasion")
     public static let iocMatch = Self(rawValue: "ioc-match")
     public static let tlsAnomaly = Self(rawValue: "tls-anomaly")
-    /// Beyond the contract's first eleven: lookups that mostly name domains that do not exist (a DGA).
+    /// Beyond the contract's first eleven (issue 18): lookups that mostly name domains that do not exist (a DGA).
     public static let dga = Self(rawValue: "dga")
+    /// ICMP echo requests used as a data channel.
+    public static let icmpTunnel = Self(rawValue: "icmp-tunnel")
 
     /// The contract's categories, in its order; each has a built-in detector.
     public static let allCases: [AlertCategory] = [
         .foreignEndpoint, .foreignUpload, .beaconing, .noDNSEndpoint, .identifierLeak, .dnsTunnel, .cleartext,
-        .nonStandardPort, .evasion, .iocMatch, .tlsAnomaly, .dga,
+        .nonStandardPort, .evasion, .iocMatch, .tlsAnomaly, .dga, .icmpTunnel,
     ]
 }
 

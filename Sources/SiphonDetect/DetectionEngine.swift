@@ -37,6 +37,7 @@ public struct DetectionConfiguration: Sendable {
     public var identifiers = IdentifierConfiguration()
     public var dnsTunnel = DNSTunnelConfiguration()
     public var nxdomain = NXDomainConfiguration()
+    public var icmpTunnel = ICMPTunnelConfiguration()
     public var tls = TLSAnomalyConfiguration()
     /// `evasion`: the TTL difference within a TCP direction that makes a packet an outlier (Snort stream5's
     /// `ttl_limit`, 5). The pipeline hands it to the flow table, which tracks TTLs per direction.
@@ -199,6 +200,7 @@ public final class DetectionEngine {
     var credentials = CredentialLeakDetector()
     var dnsTunnel: DNSTunnelDetector
     var nxdomains: NXDomainDetector
+    var icmpTunnels: ICMPTunnelDetector
 
     /// Declarative rules of the pack, evaluated on every ended flow of a device.
     public let rules: [Rule]
@@ -255,6 +257,7 @@ public final class DetectionEngine {
             credentials.budget = tableBudget
             dnsTunnel.budget = tableBudget
             nxdomains.budget = tableBudget
+            icmpTunnels.budget = tableBudget
             link.tableBudget = tableBudget
         }
     }
@@ -291,6 +294,7 @@ public final class DetectionEngine {
         followsHeartbeats = configuration.on(.beaconing)
         findsGeneratedNames = configuration.on(.dga)
         nxdomains = NXDomainDetector(configuration.nxdomain)
+        icmpTunnels = ICMPTunnelDetector(configuration.icmpTunnel)
         dnsTunnel = DNSTunnelDetector(configuration.dnsTunnel, suffixes: configuration.on(.dnsTunnel) || configuration.on(.dga) ? PublicSuffixList.shared : PublicSuffixList(text: ""))
     }
 
@@ -422,6 +426,14 @@ public final class DetectionEngine {
         let destination = geo.map { $0.lookup(f.serverAddress) }
         heartbeats.judge(f, slot: slot, pair: Pair(device: id, endpoint: f.serverAddress), foreign: destination?.scope == .foreign,
                          destination: destination?.scope == .local ? nil : destination, into: &raised)
+    }
+
+    /// An ICMP echo request from the initiator of `f`; `data` follows its identifier and sequence number.
+    public func echoRequest(_ data: UnsafeRawBufferPointer, flow f: Flow, timestamp: Timestamp) {
+        guard configuration.on(.icmpTunnel), let id = link.device(of: f) else { return }
+        let destination = geo.map { $0.lookup(f.serverAddress) }
+        icmpTunnels.echo(data, flow: f, device: id, destination: destination?.scope == .local ? nil : destination,
+                         timestamp: timestamp, into: &raised)
     }
 
     /// Detectors judged once the capture is over (the upload by share of the device's own traffic): their alerts

@@ -34,9 +34,16 @@ extension DetectionEngine {
                 x.httpBodyBytes += request.bodyLength
                 if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
                 if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
-                for (name, value) in request.headers
-                where HTTPMessage.sameHeaderName(name, "User-Agent") && !x.userAgents.contains(value) && x.userAgents.count < 8 {
-                    x.userAgents.append(value)
+                for (name, value) in request.headers {
+                    if HTTPMessage.sameHeaderName(name, "User-Agent") {
+                        if !x.userAgents.contains(value) && x.userAgents.count < 8 { x.userAgents.append(value) }
+                    } else if HTTPMessage.sameHeaderName(name, "Cookie") {
+                        x.httpCookieBytes = max(x.httpCookieBytes, value.utf8.count)
+                    } else if HTTPMessage.sameHeaderName(name, "Host"), let c = value.utf8.first(where: { $0 != 0x20 }),
+                              c &- 0x30 < 10 || c == UInt8(ascii: "["), HTTPHost.isAddress(HTTPHost.strip(value)) {
+                        // (Stripped and parsed only when it may be an address: names begin with a letter.)
+                        x.httpHostIsAddress = true
+                    }
                 }
             }
             add(&facts[f.id, default: FlowFacts()])

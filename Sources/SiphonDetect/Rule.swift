@@ -17,6 +17,10 @@ public struct FlowFacts: Sendable {
     public var httpURIs: [String] = []
     public var userAgents: [String] = []
     public var httpBodyBytes = 0
+    /// Whether a request's Host header was an address (no name: a hard-coded server).
+    public var httpHostIsAddress = false
+    /// The longest Cookie header value the device sent.
+    public var httpCookieBytes = 0
     public init() {}
 
     /// TLS/SSL version names as Wireshark prints them.
@@ -130,6 +134,8 @@ public struct RuleField: Sendable {
         add("http_method", .strings, "HTTP request methods of the flow") { .strings($0.facts.httpMethods) }
         add("http_uri", .strings, "HTTP request URIs of the flow") { .strings($0.facts.httpURIs) }
         add("http_user_agent", .strings, "HTTP User-Agent values of the flow") { .strings($0.facts.userAgents) }
+        add("http_host_ip", .bool, "whether a request's Host header was an IP address, not a name") { .bool($0.facts.httpHostIsAddress) }
+        add("http_cookie_bytes", .int, "length of the longest Cookie header the device sent in this flow") { .int($0.facts.httpCookieBytes) }
         add("http_body_bytes", .int, "HTTP request body bytes the device sent in this flow") { .int($0.facts.httpBodyBytes) }
         add("flows", .int, "flows between the device and the endpoint so far") { $0.totals.map { .int($0.flows) } }
         add("total_sent_bytes", .int, "bytes the device sent to the endpoint so far (all flows)") { $0.totals.map { .int($0.sent) } }

@@ -190,6 +190,12 @@ final class RulePackLoader {
             "txt_queries": { l, n, c in if let v = l.int(n, min: 1) { c.dnsTunnel.txtQueries = v } },
             "high_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.dnsTunnel.highBytes = v } },
         ],
+        "icmp-tunnel": [
+            "inner_packets": { l, n, c in if let v = l.int(n, min: 1) { c.icmpTunnel.innerPackets = v } },
+            "volume_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.icmpTunnel.volumeBytes = v } },
+            "distinct_sizes": { l, n, c in if let v = l.int(n, min: 1) { c.icmpTunnel.distinctSizes = v } },
+            "high_bytes": { l, n, c in if let v = l.int(n, min: 1) { c.icmpTunnel.highBytes = v } },
+        ],
         "dga": [
             "min_domains": { l, n, c in if let v = l.int(n, min: 1) { c.nxdomain.minimumDomains = v } },
             "nxdomain_fraction": { l, n, c in if let v = l.double(n, min: 0) { c.nxdomain.fraction = min(v, 1) } },
