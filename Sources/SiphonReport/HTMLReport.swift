@@ -185,7 +185,9 @@ public enum HTMLReport {
             h += "<td class=\"num\">\(escape(bytes(e.totals.sent)))</td><td class=\"num\">\(escape(bytes(e.totals.received)))</td>"
             h += "<td class=\"num\">\(e.totals.flows)</td>\(span(e.totals.first, e.totals.last))"
             h += "<td>\(escape(e.period.map { TerminalSummary.seconds($0) } ?? "-"))</td>"
-            h += "<td class=\"sev-\(e.severity?.description ?? "none")\">\(e.categories.map(escape).joined(separator: "<br>"))</td></tr>\n"
+            // The verdict's weighing of them (docs/detections.md, "Verdict per device").
+            let score = e.score.points > 0 ? "<br><small>score \(e.score.points): \(escape(e.score.signals.joined(separator: ", ")))</small>" : ""
+            h += "<td class=\"sev-\(e.severity?.description ?? "none")\">\(e.categories.map(escape).joined(separator: "<br>"))\(score)</td></tr>\n"
         }
         return h + "</tbody></table></div>\n"
     }

@@ -115,6 +115,15 @@ import Testing
         #expect(page.contains("Chosen: took a DHCP lease. Addresses: \(device["ip"] ?? "") (dhcp)."))
         #expect(page.contains("Device \(device["mac"] ?? "")"))
         #expect(page.contains("Infrastructure, not analysed: 02:22:33:44:55:aa (gateway, router, dhcp-server, resolver"))
+        // Each scored endpoint's weighing, as the verdict event gives it (score and signals).
+        let verdict = r.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            .first { $0["event_type"] as? String == "verdict" }
+        let scored = (verdict?["endpoints"] as? [[String: Any]] ?? []).filter { ($0["score"] as? Int ?? 0) > 0 }
+        #expect(!scored.isEmpty)
+        for e in scored {
+            let line = "score \(e["score"] as? Int ?? 0): \((e["signals"] as? [String] ?? []).joined(separator: ", "))"
+            #expect(page.contains(HTMLReport.escape(line)), "\(line)")
+        }
         // Every alert is listed, with its message (escaped) and evidence table.
         #expect(page.components(separatedBy: "<li><details>").count - 1 == alerts.count)
         for a in alerts {
