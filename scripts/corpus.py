@@ -2,7 +2,8 @@
 """Verdicts of the labelled corpus (docs/corpus-labels.tsv): the table of docs/detections.md.
 
 Usage: scripts/corpus.py [--siphon PATH] [--shared DIR] [--markdown] [--extra ARG]...
-Scans every capture of the label file (paths relative to ../shared/captures) with the embedded defaults, takes the
+Scans every capture of the label file (paths relative to ../shared/captures) with the embedded defaults (and
+`--checksums off` where the capture's Suricata-verify test runs Suricata with `-k none`), takes the
 worst device verdict of each, and prints per capture its label, verdict and the signals of the endpoint that set
 it, then the table of verdicts by label and the two targets: >= 85 % of `c2` captures at high or critical, no
 `benign` capture above medium. Exit status 1 when a target is missed.
@@ -13,9 +14,20 @@ SEVERITIES = ["none", "info", "low", "medium", "high", "critical"]
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
+def suite_args(path):
+    """How the capture's own test suite says it must be read: a Suricata-verify test run with `-k none` (checksums
+    not validated: the file was captured with offloaded or rewritten checksums) is scanned with `--checksums off`."""
+    test = os.path.join(os.path.dirname(path), "test.yaml")
+    if "suricata-verify" in path and os.path.exists(test):
+        if any(line.strip() in ("- -k none", "- -k  none") for line in open(test)):
+            return ["--checksums", "off"]
+    return []
+
+
 def verdict(siphon, path, extra):
     """The worst device verdict of a capture, and why: the score and signals of its worst endpoint, else its alerts."""
-    out = subprocess.run([siphon, "scan", "-q", "--json", "-", *extra, path], capture_output=True, text=True).stdout
+    out = subprocess.run([siphon, "scan", "-q", "--json", "-", *suite_args(path), *extra, path],
+                         capture_output=True, text=True).stdout
     verdicts = [e for e in map(json.loads, out.splitlines()) if e.get("event_type") == "verdict"]
     if not verdicts:
         return "none", ""

@@ -20,7 +20,7 @@ The info-level alerts a scenario raises (foreign-endpoint, no-dns-endpoint with 
 unidentified protocol) are in its description, not in `expect`. Packet builders: scripts/pcapgen.py.
 """
 import base64, hashlib, json, os, random, struct, sys, zlib
-from pcapgen import (Capture, app_data, certificate, checksum, client_finish, client_finish13, client_hello, http_request,
+from pcapgen import (Capture, app_data, certificate, checksum, client_finish, client_finish13, client_hello, der, der_oid, http_request,
                      http_response, mqtt_connack, mqtt_connect, mqtt_disconnect, mqtt_publish, server_finish,
                      server_flight, server_hello13, x509_name)
 
@@ -435,6 +435,137 @@ def emotet_checkin():
     s.http(T0, VULTR, request, http_response(200, "OK", bytes(s.rng.randrange(256) for _ in range(2048)), "text/html"), port=8080)
     s.alert("c2-checkin", "high", VULTR, http_cookie_bytes=len("62133=" + cookie))
     s.alert("no-dns-endpoint", "low", VULTR)
+    return s
+
+
+@scenario
+def emotet_post_checkin():
+    s = Scenario("emotet-post-checkin",
+                 "Emotet's check-in of 2020: no DNS lookup, HTTP on 7080 to 45.77.0.1 (Vultr, US) named by its "
+                 "address, POST /kH3r9Z/Qm2x/ with an MSIE 7 User-Agent, a Referer naming the request itself "
+                 "(http://45.77.0.1/kH3r9Z/Qm2x/, the port left out as Emotet wrote it) and a 912-byte urlencoded "
+                 "body (one random key, the encrypted report), answered with 4 kB. c2-checkin high (the pack's "
+                 "emotet-post-checkin rule), cleartext medium (912 bytes of body in clear abroad), "
+                 "non-standard-port low (HTTP on 7080), no-dns-endpoint low; foreign-endpoint info.")
+    blob = base64.b64encode(bytes(s.rng.randrange(256) for _ in range(660))).decode()
+    body = ("xq7v=" + blob.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")).encode()[:912]
+    request = ("POST /kH3r9Z/Qm2x/ HTTP/1.1\r\nReferer: http://45.77.0.1/kH3r9Z/Qm2x/\r\nContent-Type: "
+               "application/x-www-form-urlencoded\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 10.0; "
+               "WOW64; Trident/7.0)\r\nHost: 45.77.0.1:7080\r\nContent-Length: " + str(len(body)) +
+               "\r\nConnection: Keep-Alive\r\nCache-Control: no-cache\r\n\r\n").encode() + body
+    s.http(T0, VULTR, request, http_response(200, "OK", bytes(s.rng.randrange(256) for _ in range(4096)), "text/html"), port=7080)
+    s.alert("c2-checkin", "high", VULTR, http_body_bytes=len(body))
+    s.alert("cleartext", "medium", VULTR)
+    s.alert("non-standard-port", "low", VULTR)
+    s.alert("no-dns-endpoint", "low", VULTR)
+    return s
+
+
+@scenario
+def form_post_self_referer():
+    s = Scenario("form-post-self-referer",
+                 "What the Emotet POST rule must not take: DNS shop.x9-store.fr -> 212.27.48.10 (Free, FR: home), "
+                 "a form loaded from /account posted to /account/save with a Referer naming the page "
+                 "(http://shop.x9-store.fr/account), 300 bytes of fields; then the same POST to the router "
+                 "192.168.1.1 by its address with a Referer naming itself (a router's settings page: local). "
+                 "Only cleartext low (296 bytes of form in clear to a home server); no c2-checkin.")
+    fields = ("name=Alice+Martin&street=12+rue+des+Lilas&city=Lyon&zip=69003&phone_pref=none&newsletter=0&lang=fr"
+              "&theme=dark&notes=" + "x" * 180).encode()[:300]
+    s.resolve(T0, "shop.x9-store.fr", FREE)
+    s.http(T0 + 0.2, FREE,
+           http_request("POST", "/account/save", "shop.x9-store.fr", fields, "application/x-www-form-urlencoded",
+                        headers=[("Referer", "http://shop.x9-store.fr/account")]),
+           http_response(302, "Found", b"", "text/html"))
+    s.http(T0 + 3, "192.168.1.1",
+           http_request("POST", "/cgi-bin/wifi", "192.168.1.1", fields, "application/x-www-form-urlencoded",
+                        headers=[("Referer", "http://192.168.1.1/cgi-bin/wifi")]),
+           http_response(200, "OK", b"<html>saved</html>", "text/html"))
+    s.alert("cleartext", "low", FREE)
+    return s
+
+
+@scenario
+def trojan_certificate():
+    s = Scenario("trojan-certificate",
+                 "A banking trojan's command server: no DNS lookup, TLS 1.2 on 443 to 45.77.0.1 (Vultr, US) "
+                 "without SNI, the self-signed certificate Emotet, TrickBot, Dridex and QakBot servers presented "
+                 "(C=GB, ST=London, L=London, O=Global Security, OU=IT Department, CN=example.com), 2 kB up and "
+                 "9 kB down, once. ioc-match high (the pack's trojan-default-certificate rule), tls-anomaly medium "
+                 "(self-signed) and low (no SNI), no-dns-endpoint low; foreign-endpoint info.")
+    def rdn(oid, tag, value):
+        return der(0x31, der(0x30, der_oid(oid) + der(tag, value.encode())))
+    subject = der(0x30, rdn("2.5.4.6", 0x13, "GB") + rdn("2.5.4.8", 0x0C, "London") + rdn("2.5.4.7", 0x0C, "London")
+                  + rdn("2.5.4.10", 0x0C, "Global Security") + rdn("2.5.4.11", 0x0C, "IT Department")
+                  + rdn("2.5.4.3", 0x0C, "example.com"))
+    c = s.tls12_open(T0, VULTR, None, names=[], self_signed=True, subject=subject)
+    c.send(app_data(s.rng, 2000))
+    c.reply(app_data(s.rng, 9000))
+    c.close()
+    s.alert("ioc-match", "high", VULTR, cert_subject="C=GB, ST=London, L=London, O=Global Security, OU=IT Department, CN=example.com")
+    s.alert("tls-anomaly", "medium", VULTR, anomaly="self-signed")
+    s.alert("tls-anomaly", "low", VULTR, anomaly="no-sni")
+    s.alert("no-dns-endpoint", "low", VULTR)
+    return s
+
+
+@scenario
+def irc_bot():
+    s = Scenario("irc-bot",
+                 "An IRC bot: no DNS lookup, IRC on port 5050 to 95.163.1.1 (RU): NICK [P00|FRA|40712], USER "
+                 "x9phone 0 * :X9 mini, the welcome, JOIN #x9bots, the channel topic carrying a command "
+                 "(.upload /sdcard/DCIM), the bot's report in a PRIVMSG, PING/PONG. c2-channel high (a bot's "
+                 "nickname: tags FRA and a number; port 5050, not IRC's), cleartext medium (the client's 162 "
+                 "bytes of IRC in clear), non-standard-port low (IRC on 5050), no-dns-endpoint low; "
+                 "foreign-endpoint info.")
+    c = s.cap.tcp(T0, RU_HOST, s.sport(), 5050)
+    dialogue(c, [("c", "NICK [P00|FRA|40712]"), ("c", "USER x9phone 0 * :X9 mini"),
+                 ("s", ":irc.x9.local 001 [P00|FRA|40712] :Welcome to the x9 IRC network [P00|FRA|40712]"),
+                 ("c", "JOIN #x9bots"), ("s", ":irc.x9.local 332 [P00|FRA|40712] #x9bots :.upload /sdcard/DCIM"),
+                 ("c", "PRIVMSG #x9bots :uploading 312 files from /sdcard/DCIM"), ("s", "PING :irc.x9.local"),
+                 ("c", "PONG :irc.x9.local"), ("c", "PRIVMSG #x9bots :done")])
+    c.close()
+    s.alert("c2-channel", "high", RU_HOST, nick="[P00|FRA|40712]", user="x9phone", server_port=5050)
+    s.alert("cleartext", "medium", RU_HOST)
+    s.alert("non-standard-port", "low", RU_HOST)
+    s.alert("no-dns-endpoint", "low", RU_HOST)
+    return s
+
+
+@scenario
+def reverse_shell():
+    s = Scenario("reverse-shell",
+                 "A reverse shell: no DNS lookup, the device connects to 95.163.1.1:4444 (RU) and answers its "
+                 "commands one byte a segment, as an interactive shell writes: `id` -> uid=10123(u0_a123) "
+                 "gid=10123(u0_a123) groups=..., `getprop ro.serialno` -> the serial number. c2-channel high "
+                 "(the output of id), no-dns-endpoint low; non-standard-port info (an unidentified protocol on "
+                 "4444), foreign-endpoint info.")
+    c = s.cap.tcp(T0, RU_HOST, s.sport(), 4444)
+    c.reply(b"id\n")
+    c.wait(0.3)
+    c.send(b"uid=10123(u0_a123) gid=10123(u0_a123) groups=10123(u0_a123),3003(inet),9997(everybody)\n", mss=1)
+    c.wait(2)
+    c.reply(b"getprop ro.serialno\n")
+    c.wait(0.2)
+    c.send(b"X9M1N1000123\n", mss=1)
+    c.close()
+    s.alert("c2-channel", "high", RU_HOST, output_kind="id", output="uid=10123(u0_a123) gid=10123(u0_a123) groups=10123(u0_a123),3003(inet),9997(everybody)")
+    s.alert("no-dns-endpoint", "low", RU_HOST)
+    return s
+
+
+@scenario
+def benign_shell_words():
+    s = Scenario("benign-shell-words",
+                 "Text that looks like a shell's without being one: DNS sync.x9-analytics.com -> 47.88.1.1 (US), "
+                 "an unidentified protocol on 9000 whose client sends `uid=4711;gid=100;name=alice` (key=value, "
+                 "no id output), a line beginning `root:` inside a path (`/srv/root:/data`), and `Windows "
+                 "PowerShell` without its banner's copyright line. Nothing above info (non-standard-port and "
+                 "foreign-endpoint info).", benign=True)
+    s.resolve(T0, "sync.x9-analytics.com", ALIBABA_US)
+    c = s.cap.tcp(T0 + 0.2, ALIBABA_US, s.sport(), 9000)
+    c.send(b"HELLO x9sync/2\nuid=4711;gid=100;name=alice\nmount /srv/root:/data\nagent=Windows PowerShell 5.1\n")
+    c.reply(b"OK\n")
+    c.close()
     return s
 
 

@@ -25,7 +25,7 @@ final class QUICState {
 
 /// Application protocols recognised by content.
 public enum AppProtocol: String, Sendable {
-    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, ftp, dhcp, gtpc
+    case unknown, tls, http, dns, quic, ssh, mqtt, mdns, llmnr, nbns, smtp, imap, pop3, ftp, irc, dhcp, gtpc
 }
 
 /// A transaction parsed from a flow, for a `dns`, `tls` or `http` event.
@@ -114,6 +114,8 @@ public final class ApplicationLayer {
         var dns: DNSState?
         var startTLS: StartTLSWatcher?
         var login: LoginWatcher?
+        /// Unidentified TCP: the initiator's first bytes, watched for a shell's output.
+        var shell: ShellWatcher?
         var quic: QUICState?
         var quicDone = false
         var tlsEmitted = false
@@ -141,6 +143,7 @@ public final class ApplicationLayer {
             if let dns { n += dns.client.bufferedBytes + dns.server.bufferedBytes }
             if let quic { n += quic.reader.bufferedBytes }
             if let login { n += login.bufferedBytes }
+            if let shell { n += shell.bufferedBytes }
             return n
         }
 
@@ -188,8 +191,10 @@ public final class ApplicationLayer {
                 bits = (f.http?.requests.failed == false ? 1 : 0) | (f.http?.responses.failed == false ? 2 : 0)
             case .dns, .mdns, .llmnr:
                 bits = 3
-            case .smtp, .imap, .pop3, .ftp:
+            case .smtp, .imap, .pop3, .ftp, .irc:
                 bits = (f.startTLS != nil ? 3 : 0) | (f.login != nil ? 1 : 0)
+            case .unknown:
+                bits = f.shell != nil ? 1 : 0
             default:
                 bits = 0
             }
@@ -254,6 +259,8 @@ public final class ApplicationLayer {
             f.app = .imap
         } else if starts(s, "+OK") {
             f.app = .pop3
+        } else if s.isEmpty || s.first == UInt8(ascii: ":") || starts(s, "NOTICE "), Self.ircRegistration(c) {
+            f.app = .irc
         } else if c.count >= 8 && c[0] == 0x10 && (c.dropFirst(2).starts(with: [0, 4] + Array("MQTT".utf8))
             || c.dropFirst(3).starts(with: [0, 4] + Array("MQTT".utf8)) || c.dropFirst(2).starts(with: [0, 6] + Array("MQIsdp".utf8)))
         {
@@ -279,10 +286,23 @@ public final class ApplicationLayer {
         case .smtp, .imap, .pop3:
             f.startTLS = StartTLSWatcher(app: f.app)
             f.login = LoginWatcher(app: f.app)
-        case .ftp:
+        case .ftp, .irc:
             f.login = LoginWatcher(app: f.app)
+        case .unknown:
+            f.shell = ShellWatcher()
         default: break
         }
+    }
+
+    /// Whether a client's first bytes open an IRC registration (RFC 2812 3.1): `NICK x`, `CAP LS` (IRCv3), or
+    /// `PASS`/`USER` lines followed by a NICK line. The server speaks first only with notices (`:server NOTICE`),
+    /// unlike FTP, SMTP and POP3, whose greetings decide those first.
+    static func ircRegistration(_ c: [UInt8]) -> Bool {
+        func starts(_ text: String) -> Bool { c.starts(with: Array(text.utf8)) }
+        if starts("NICK ") || starts("CAP LS") { return true }
+        guard starts("PASS ") || starts("USER ") else { return false }
+        let nick = Array("\nNICK ".utf8)
+        return c.count >= nick.count && (0...(c.count - nick.count)).contains { c[$0..<($0 + nick.count)].elementsEqual(nick) }
     }
 
     private func feedTCP(_ f: FlowState, _ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {
@@ -344,8 +364,14 @@ public final class ApplicationLayer {
         case .dns:
             let messages = (direction == 0 ? f.dns?.client.feed(bytes) : f.dns?.server.feed(bytes)) ?? []
             for result in messages { handleDNS(result, slot: slot, flowID: f.flowID, direction: direction, timestamp: timestamp) }
-        case .ftp:
+        case .ftp, .irc:
             if direction == 0 { watchLogin(f, bytes, slot: slot, timestamp: timestamp) }
+        case .unknown:
+            guard direction == 0, f.shell != nil else { return }
+            if let r = f.shell?.feed(bytes) {
+                events.append(AppEvent(slot: slot, flowID: f.flowID, direction: 0, timestamp: timestamp, transaction: .login(r), frame: frame))
+            }
+            if f.shell?.done == true { f.shell = nil }
         case .smtp, .imap, .pop3:
             if direction == 0 { watchLogin(f, bytes, slot: slot, timestamp: timestamp) }
             // Cleartext until STARTTLS is accepted; then the same stream carries a TLS handshake.
@@ -389,6 +415,7 @@ public final class ApplicationLayer {
         f.quic = nil
         f.quicDone = true
         f.login = nil
+        f.shell = nil
         f.heldAfterConnect = nil
         f.probe = ([], [])
         f.decided = true
@@ -572,6 +599,9 @@ public final class ApplicationLayer {
         // No packet is being fed: what comes out now names the packets recorded with it, or none.
         frame = .none
         if f.tls?.client.clientHello != nil || f.tls?.server.serverHello != nil { emitTLS(f, slot: slot, timestamp: timestamp) }
+        if let r = f.shell?.finish() {
+            events.append(AppEvent(slot: slot, flowID: flowID, direction: 0, timestamp: timestamp, transaction: .login(r), frame: frame))
+        }
         if f.http != nil {
             for m in f.http?.requests.end() ?? [] {
                 f.pendingRequests.append(m)

@@ -1,15 +1,19 @@
 internal import Foundation
 public import SiphonCore
 
-/// What a cleartext login or mail conversation gave away: a user and secret (SMTP AUTH, POP3/FTP USER and PASS,
-/// IMAP LOGIN, HTTP Basic, a form's password field), a mail sent (sender, recipients, attachments), a file stored
-/// over FTP.
+/// What a cleartext session gave away: a user and secret (SMTP AUTH, POP3/FTP USER and PASS, IMAP LOGIN, HTTP
+/// Basic, a form's password field), a mail sent (sender, recipients, attachments), a file stored over FTP, an IRC
+/// registration, a shell's output.
 public struct LoginRecord: Sendable, Equatable {
     public enum Kind: String, Sendable {
         case credential, mail, upload
+        /// An IRC client registered (NICK and USER) or joined a channel.
+        case session
+        /// A command shell's output sent by the flow's initiator (a reverse shell).
+        case shell
     }
     public var kind: Kind
-    /// `smtp`, `pop3`, `imap`, `ftp`, `http`.
+    /// `smtp`, `pop3`, `imap`, `ftp`, `http`, `irc`.
     public var app: String
     /// How the secret went: `AUTH PLAIN`, `AUTH LOGIN`, `USER/PASS`, `LOGIN`, `Basic`, `form`...
     public var mechanism = ""
@@ -23,6 +27,12 @@ public struct LoginRecord: Sendable, Equatable {
     public var bytes = 0
     /// A file stored (FTP STOR, APPE, STOU).
     public var file: String?
+    /// IRC: the nickname, the real name given with USER, the channels joined so far (8 at most).
+    public var nick: String?
+    public var realName: String?
+    public var channels: [String] = []
+    /// A shell's output: what it showed (`mechanism` names it: id, passwd, shadow, cmd.exe, PowerShell), as sent.
+    public var output: String?
 
     public init(kind: Kind, app: String) {
         self.kind = kind
@@ -53,6 +63,9 @@ struct LoginWatcher {
     private var mechanism = ""
     private var mail: LoginRecord?
     private var inData = false
+    /// IRC: what the client said of itself, and whether registration completed.
+    private var session = LoginRecord(kind: .session, app: "irc")
+    private var registered = false
     /// Records found since the last `take`.
     private(set) var found: [LoginRecord] = []
 
@@ -188,6 +201,8 @@ struct LoginWatcher {
                 r.file = String(text.dropFirst(min(5, text.count)).prefix(256))
                 found.append(r)
             }
+        case .irc:
+            irc(verb, words, text)
         case .imap:
             guard words.count >= 2 else { return }
             let command = words[1].uppercased()
@@ -201,6 +216,37 @@ struct LoginWatcher {
             }
         default:
             break
+        }
+    }
+
+    /// IRC client lines (RFC 2812): PASS, NICK, USER (`USER <user> <mode> <unused> :<real name>`), JOIN. A record
+    /// when registration completes (NICK and USER seen), then one per JOIN (8 at most); a server password goes out as
+    /// a credential.
+    private mutating func irc(_ verb: String, _ words: [String], _ text: String) {
+        func clip(_ w: String) -> String { String(w.prefix(64)) }
+        switch verb {
+        case "PASS" where words.count >= 2:
+            mechanism = "PASS"
+            emit(user: nil, secret: String(words[1].drop { $0 == ":" }.prefix(256)))
+        case "NICK" where words.count >= 2:
+            session.nick = clip(String(words[1].drop { $0 == ":" }))
+            if registered { found.append(session) }
+        case "USER" where words.count >= 2:
+            session.user = clip(words[1])
+            if let colon = text.range(of: " :") { session.realName = String(text[colon.upperBound...].prefix(128)) }
+        case "JOIN" where words.count >= 2:
+            guard registered, session.channels.count < 8 else { return }
+            let before = session.channels.count
+            for c in words[1].split(separator: ",") where session.channels.count < 8 && !session.channels.contains(clip(String(c))) {
+                session.channels.append(clip(String(c)))
+            }
+            if session.channels.count > before { found.append(session) }
+        default:
+            break
+        }
+        if !registered, session.nick != nil, session.user != nil {
+            registered = true
+            found.append(session)
         }
     }
 
@@ -320,5 +366,120 @@ public enum HTTPCredentials {
     static func json(_ text: String) -> [(String, String)] {
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [] }
         return object.compactMap { k, v in (v as? String).map { (k.lowercased(), $0) } }.sorted { $0.0 < $1.0 }
+    }
+}
+
+/// Watches the first bytes an unidentified TCP flow's initiator sends for a command shell's output: the line `id`
+/// prints (`uid=0(root) gid=0(root)`), a line of /etc/passwd or /etc/shadow for root, the banner cmd.exe or
+/// PowerShell print on start. A device that connects out and sends those is running a reverse shell for whoever
+/// listens (Suricata's ATTACK_RESPONSE rules look for the same lines). Interactive shells send a byte per segment:
+/// the last bytes are carried over. Reads 8 KiB per flow at most; reports once, when the output's line is complete
+/// (160 bytes kept) or the flow ends.
+struct ShellWatcher {
+    static let limit = 8192
+    /// Longer than the longest pattern (`uid=` 10 digits `(` 32 characters `) gid=` 10 digits `(`).
+    static let carryBytes = 72
+    private var carry: [UInt8] = []
+    private(set) var read = 0
+    private(set) var done = false
+
+    var bufferedBytes: Int { carry.count + line.count }
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> LoginRecord? {
+        guard !done else { return nil }
+        let take = min(bytes.count, Self.limit - read)
+        read += take
+        let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<take])
+        if found != nil {
+            // Completing the line the output began on.
+            line.append(contentsOf: chunk.prefix(Self.lineBytes - line.count))
+            return lineDone || read >= Self.limit ? finish() : nil
+        }
+        // An output that begins in the carried bytes (it may straddle the two), then one that begins in the chunk,
+        // read in place (no copy of the chunk).
+        var junction = carry
+        junction.append(contentsOf: chunk.prefix(Self.carryBytes))
+        if let (kind, range) = junction.withUnsafeBytes({ Self.find($0) }), range.lowerBound < carry.count {
+            found = kind
+            line = Array(junction[range.lowerBound...].prefix(Self.lineBytes))
+            line.append(contentsOf: chunk.dropFirst(Self.carryBytes).prefix(Self.lineBytes - line.count))
+        } else if let (kind, range) = Self.find(chunk) {
+            found = kind
+            line = Array(chunk[range.lowerBound...].prefix(Self.lineBytes))
+        }
+        if found != nil {
+            carry = []
+            return lineDone || read >= Self.limit ? finish() : nil
+        }
+        if read >= Self.limit { done = true }
+        if chunk.count >= Self.carryBytes {
+            carry.removeAll(keepingCapacity: true)
+            carry.append(contentsOf: chunk.suffix(Self.carryBytes))
+        } else {
+            carry = Array(junction.suffix(Self.carryBytes))
+        }
+        return nil
+    }
+
+    /// Bytes of the output's line kept for the evidence.
+    static let lineBytes = 160
+    private var found: String?
+    private var line: [UInt8] = []
+    private var lineDone: Bool { line.count >= Self.lineBytes || line.contains(0x0A) }
+
+    /// What was found, with its line as far as it came (at the end of the flow, or once the line is complete).
+    mutating func finish() -> LoginRecord? {
+        guard let kind = found, !done else { return nil }
+        done = true
+        var r = LoginRecord(kind: .shell, app: "shell")
+        r.mechanism = kind
+        r.output = String(decoding: line.prefix { $0 != 0x0A && $0 != 0x0D }, as: UTF8.self)
+        line = []
+        return r
+    }
+
+    /// The first shell output in `b`: its kind and where.
+    static func find(_ b: UnsafeRawBufferPointer) -> (String, Range<Int>)? {
+        func at(_ i: Int, _ text: StaticString) -> Bool {
+            guard i + text.utf8CodeUnitCount <= b.count else { return false }
+            let t = text.utf8Start
+            for k in 0..<text.utf8CodeUnitCount where b[i + k] != t[k] { return false }
+            return true
+        }
+        func digits(_ i: inout Int) -> Bool {
+            let start = i
+            while i < b.count, i - start < 10, b[i] &- 0x30 < 10 { i += 1 }
+            return i > start
+        }
+        func name(_ i: inout Int) -> Bool {
+            let start = i
+            while i < b.count, i - start < 32, b[i] != 0x29, b[i] > 0x20, b[i] < 0x7F { i += 1 }
+            return i > start
+        }
+        for i in 0..<b.count {
+            switch b[i] {
+            case UInt8(ascii: "u") where at(i, "uid="):
+                var j = i + 4
+                guard digits(&j), j < b.count, b[j] == UInt8(ascii: "(") else { continue }
+                j += 1
+                guard name(&j), at(j, ") gid=") else { continue }
+                j += 6
+                guard digits(&j), j < b.count, b[j] == UInt8(ascii: "(") else { continue }
+                return ("id", i..<(j + 1))
+            case UInt8(ascii: "r") where at(i, "root:") && (i == 0 || b[i - 1] == 0x0A):
+                if at(i + 5, "x:0:0:") { return ("passwd", i..<(i + 11)) }
+                if at(i + 5, "*:") || at(i + 5, "!:") || at(i + 5, "!*:") || at(i + 5, "$1$") || at(i + 5, "$5$") || at(i + 5, "$6$")
+                    || at(i + 5, "$y$") || at(i + 5, "$2") {
+                    return ("shadow", i..<(i + 7))
+                }
+            case UInt8(ascii: "M") where at(i, "Microsoft Windows [Version "):
+                return ("cmd.exe", i..<(i + 27))
+            case UInt8(ascii: "W") where at(i, "Windows PowerShell\r\nCopyright (C)"):
+                return ("PowerShell", i..<(i + 18))
+            default:
+                continue
+            }
+        }
+        return nil
     }
 }

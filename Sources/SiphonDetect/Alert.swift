@@ -29,7 +29,7 @@ public struct AlertCategory: RawRepresentable, Hashable, Sendable, CustomStringC
     /// The contract's categories, in its order; each has a built-in detector.
     public static let allCases: [AlertCategory] = [
         .foreignEndpoint, .foreignUpload, .beaconing, .noDNSEndpoint, .identifierLeak, .dnsTunnel, .cleartext,
-        .nonStandardPort, .evasion, .iocMatch, .tlsAnomaly, .dga, .icmpTunnel,
+        .nonStandardPort, .evasion, .iocMatch, .tlsAnomaly, .dga, .icmpTunnel, .c2Channel,
     ]
 }
 

@@ -25,14 +25,14 @@ public struct DetectionConfiguration: Sendable {
     /// Application protocols that carry data in clear, and the bytes a device must send over them to one endpoint
     /// (over the whole capture) for a `cleartext` alert. For HTTP only request bodies count (headers of ordinary
     /// GETs are not uploads), for the others every byte the device sent.
-    public var cleartextProtocols: Set<String> = ["http", "mqtt", "smtp", "imap", "pop3"]
+    public var cleartextProtocols: Set<String> = ["http", "mqtt", "smtp", "imap", "pop3", "irc"]
     public var cleartextBytes = 128
     /// The ports each identified protocol is expected on: elsewhere it is a `non-standard-port`.
     public var standardPorts: [String: Set<UInt16>] = [
         "http": [80, 591, 8000, 8008, 8080, 8888, 3128],
         "tls": [443, 465, 563, 636, 853, 989, 990, 992, 993, 994, 995, 4443, 5061, 5223, 5228, 8443, 8883],
         "quic": [443, 80, 8443], "ssh": [22], "mqtt": [1883], "smtp": [25, 587, 2525], "imap": [143], "pop3": [110],
-        "dns": [53, 5353, 5355],
+        "dns": [53, 5353, 5355], "irc": C2ChannelDetector.ircPorts,
     ]
     public var identifiers = IdentifierConfiguration()
     public var dnsTunnel = DNSTunnelConfiguration()
@@ -198,6 +198,7 @@ public final class DetectionEngine {
     var evasion = EvasionDetector()
     var identifiers = IdentifierLeakDetector()
     var credentials = CredentialLeakDetector()
+    var c2Channels = C2ChannelDetector()
     var dnsTunnel: DNSTunnelDetector
     var nxdomains: NXDomainDetector
     var icmpTunnels: ICMPTunnelDetector
@@ -255,6 +256,7 @@ public final class DetectionEngine {
             beacons.budget = tableBudget
             heartbeats.budget = tableBudget
             credentials.budget = tableBudget
+            c2Channels.budget = tableBudget
             dnsTunnel.budget = tableBudget
             nxdomains.budget = tableBudget
             icmpTunnels.budget = tableBudget

@@ -34,17 +34,25 @@ extension DetectionEngine {
                 x.httpBodyBytes += request.bodyLength
                 if x.httpMethods.count < 16 { x.httpMethods.append(request.method) }
                 if x.httpURIs.count < 16 { x.httpURIs.append(request.uri) }
+                var host: String?
+                var referer: String?
                 for (name, value) in request.headers {
-                    if HTTPMessage.sameHeaderName(name, "User-Agent") {
+                    if HTTPMessage.sameHeaderName(name, "Referer") {
+                        referer = value
+                    } else if HTTPMessage.sameHeaderName(name, "User-Agent") {
                         if !x.userAgents.contains(value) && x.userAgents.count < 8 { x.userAgents.append(value) }
                     } else if HTTPMessage.sameHeaderName(name, "Cookie") {
                         x.httpCookieBytes = max(x.httpCookieBytes, value.utf8.count)
-                    } else if HTTPMessage.sameHeaderName(name, "Host"), let c = value.utf8.first(where: { $0 != 0x20 }),
-                              c &- 0x30 < 10 || c == UInt8(ascii: "["), HTTPHost.isAddress(HTTPHost.strip(value)) {
-                        // (Stripped and parsed only when it may be an address: names begin with a letter.)
-                        x.httpHostIsAddress = true
+                    } else if HTTPMessage.sameHeaderName(name, "Host") {
+                        host = value
+                        if let c = value.utf8.first(where: { $0 != 0x20 }), c &- 0x30 < 10 || c == UInt8(ascii: "["),
+                           HTTPHost.isAddress(HTTPHost.strip(value)) {
+                            // (Stripped and parsed only when it may be an address: names begin with a letter.)
+                            x.httpHostIsAddress = true
+                        }
                     }
                 }
+                if let referer, let host, Self.refersToItself(referer, host: host, uri: request.uri) { x.httpRefererSelf = true }
             }
             add(&facts[f.id, default: FlowFacts()])
             guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
@@ -54,6 +62,15 @@ extension DetectionEngine {
                 credentials.hostInfo(info, flow: f, device: identity(of: f), destination: geo.map { $0.lookup(f.serverAddress) },
                                      timestamp: timestamp, into: &raised)
             }
+        case .login(let r) where r.kind == .session:
+            guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.c2Channel) else { return }
+            c2Channels.irc(r, flow: f, device: identity(of: f), destination: geo.map { $0.lookup(f.serverAddress) },
+                           timestamp: timestamp, into: &raised)
+        case .login(let r) where r.kind == .shell:
+            // Wherever the listener is: a shell served to the lab's own network is one too.
+            guard isDevice(f), configuration.on(.c2Channel) else { return }
+            c2Channels.shell(r, flow: f, device: identity(of: f), destination: geo.map { $0.lookup(f.serverAddress) },
+                             timestamp: timestamp, into: &raised)
         case .login(let r):
             guard isDevice(f), !isLocal(f.serverAddress), configuration.on(.identifierLeak) else { return }
             loginFound(r, flow: f, timestamp: timestamp)
@@ -96,6 +113,15 @@ extension DetectionEngine {
         } else if m.isRequest, m.messageType == 3, let mac = m.clientMAC, let ip = m.requestedIP ?? (m.clientIP.low != 0 ? m.clientIP : nil) {
             link.observe(mac: mac, address: ip, at: timestamp, source: .dhcp)
         }
+    }
+
+    /// Whether a request's Referer names the request itself (`http://<its Host>/<its URI>`, ports aside): no
+    /// browser sends that for a form it did not load from there; Emotet's 2020 POST check-in did.
+    static func refersToItself(_ referer: String, host: String, uri: String) -> Bool {
+        var r = Substring(referer.trimmingSpaces())
+        if r.hasPrefix("http://") { r = r.dropFirst(7) } else if r.hasPrefix("https://") { r = r.dropFirst(8) } else { return false }
+        guard let slash = r.firstIndex(of: "/") else { return false }
+        return r[slash...] == uri && HTTPHost.strip(String(r[..<slash])) == HTTPHost.strip(host)
     }
 
     private func scanHTTP(_ request: HTTPMessage, flow f: Flow, timestamp: Timestamp) {

@@ -214,6 +214,8 @@ public struct CredentialLeakDetector {
             severity = .medium
             message = "\(device) stored the file \(file) over FTP on \(endpoint)\(place)"
             evidence += [("file", .string(file)), ("user", .string(r.user ?? ""))]
+        case .session, .shell:
+            return  // C2ChannelDetector
         }
         raise(kind, severity, message, evidence, flow: f, device: id, destination: destination, timestamp: timestamp, into: &alerts)
     }

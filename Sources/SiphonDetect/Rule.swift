@@ -21,6 +21,8 @@ public struct FlowFacts: Sendable {
     public var httpHostIsAddress = false
     /// The longest Cookie header value the device sent.
     public var httpCookieBytes = 0
+    /// Whether a request's Referer named the request itself (`http://<Host><URI>`).
+    public var httpRefererSelf = false
     public init() {}
 
     /// TLS/SSL version names as Wireshark prints them.
@@ -136,6 +138,9 @@ public struct RuleField: Sendable {
         add("http_user_agent", .strings, "HTTP User-Agent values of the flow") { .strings($0.facts.userAgents) }
         add("http_host_ip", .bool, "whether a request's Host header was an IP address, not a name") { .bool($0.facts.httpHostIsAddress) }
         add("http_cookie_bytes", .int, "length of the longest Cookie header the device sent in this flow") { .int($0.facts.httpCookieBytes) }
+        add("http_referer_self", .bool, "whether a request's Referer named the request itself (http://<its Host><its URI>)") {
+            .bool($0.facts.httpRefererSelf)
+        }
         add("http_body_bytes", .int, "HTTP request body bytes the device sent in this flow") { .int($0.facts.httpBodyBytes) }
         add("flows", .int, "flows between the device and the endpoint so far") { $0.totals.map { .int($0.flows) } }
         add("total_sent_bytes", .int, "bytes the device sent to the endpoint so far (all flows)") { $0.totals.map { .int($0.sent) } }

@@ -213,6 +213,7 @@ final class RulePackLoader {
             "no_sni_foreign": { l, n, c in if let v = l.bool(n) { c.tls.noSNIForeign = v } },
         ],
         "ioc-match": [:],
+        "c2-channel": [:],
         "evasion": [
             "ttl_limit": { l, n, c in
                 guard let v = l.int(n, min: 0) else { return }

@@ -13,6 +13,7 @@ public import SiphonCore
 /// |---|---|---|
 /// | beaconing (contacts, in one flow, by fingerprint) | 2 | yes |
 /// | dga (generated names) | 2 | yes |
+/// | c2-channel (an IRC session) | 2 | yes |
 /// | tls-anomaly self-signed or name-mismatch | 2 | |
 /// | tls-anomaly expired, obsolete-version, no-sni (TLS findings together at most 2) | 1 | |
 /// | no-dns-endpoint (no name at all) | 1 | |
@@ -55,14 +56,14 @@ public struct EndpointScore: Sendable, Equatable {
             guard p > 0 else { continue }
             signals.append(kind)
             points += p
-            if a.category == .beaconing || a.category == .dga { behaviour = true }
+            if a.category == .beaconing || a.category == .dga || a.category == .c2Channel { behaviour = true }
         }
     }
 
     /// The points of a kind of finding (the table above).
     static func points(_ kind: String, _ a: Alert) -> Int {
         switch a.category {
-        case .beaconing, .dga: 2
+        case .beaconing, .dga, .c2Channel: 2
         case .tlsAnomaly: kind.hasSuffix(":self-signed") || kind.hasSuffix(":name-mismatch") ? 2 : 1
         case .foreignEndpoint, .identifierLeak, .iocMatch: 0
         case .foreignUpload: a.severity >= .high ? 0 : 1

@@ -530,6 +530,10 @@ public enum EventEncoder {
         if !r.attachments.isEmpty { w.field("attachments", r.attachments) }
         if r.kind == .mail { w.field("message_bytes", r.bytes) }
         if let f = r.file { w.field("stored_file", f) }
+        if let n = r.nick { w.field("nick", n) }
+        if let n = r.realName { w.field("real_name", n) }
+        if !r.channels.isEmpty { w.field("channels", r.channels) }
+        if let o = r.output { w.field("output", o) }
         w.endObject()
     }
 

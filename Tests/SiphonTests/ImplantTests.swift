@@ -196,7 +196,12 @@ import Testing
         let order = ["none", "info", "low", "medium", "high", "critical"]
         var c2 = 0, c2High = 0, benignOver: [String] = []
         for r in rows where r[1] == "c2" || r[1] == "benign" {
-            let run = try runSiphon(["scan", "-q", "--json", "-", Self.shared + "/" + r[0]])
+            // As the capture's own suite reads it: Suricata-verify tests run with `-k none` are read without
+            // checksum validation (their files carry offloaded or rewritten checksums).
+            let test = Self.shared + "/" + (r[0] as NSString).deletingLastPathComponent + "/test.yaml"
+            let noChecksums = r[0].contains("suricata-verify")
+                && ((try? String(contentsOfFile: test, encoding: .utf8))?.contains("- -k none") ?? false)
+            let run = try runSiphon(["scan", "-q", "--json", "-"] + (noChecksums ? ["--checksums", "off"] : []) + [Self.shared + "/" + r[0]])
             let events = run.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
             let worst = events.filter { $0["event_type"] as? String == "verdict" }
                 .map { order.firstIndex(of: $0["severity"] as? String ?? "none") ?? 0 }.max() ?? 0
@@ -209,6 +214,6 @@ import Testing
         }
         print("ImplantTests: c2 captures at high or critical: \(c2High) of \(c2); benign above medium: \(benignOver.count)")
         #expect(benignOver.isEmpty, "\(benignOver)")
-        #expect(c2 == 19 && c2High >= 7)
+        #expect(c2 == 19 && c2High >= 13)
     }
 }

@@ -1,0 +1,189 @@
+import Foundation
+@testable import SiphonApp
+@testable import SiphonDetect
+import Siphon
+import Testing
+
+/// Issue 18, second part: command channels in clear (IRC bots, reverse shells) and the pack's rules for Emotet's
+/// 2020 POST and the banking trojans' certificate, on real captures of ../shared read against tshark, and the shell
+/// watcher on bytes fed as an interactive shell sends them.
+@Suite struct C2ChannelTests {
+    static let shared = ImplantTests.shared
+
+    static func events(_ args: [String]) throws -> [[String: Any]] {
+        let run = try runSiphon(["scan", "-q", "--json", "-"] + args)
+        #expect(run.status == 0, "\(run.err)")
+        return run.out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+    }
+
+    static func alerts(_ events: [[String: Any]], rule: String) -> [[String: Any]] {
+        events.filter { ($0["alert"] as? [String: Any])?["rule"] as? String == rule }
+    }
+
+    /// toolsmith.pcap (netspot): a Reptile bot registers on 84.244.1.30:5050. The nick, user, real name and channel
+    /// are the ones tshark's IRC dissector (told the port) reads from the client's lines.
+    @Test func ircBotMatchesTshark() throws {
+        let path = Self.shared + "/malware/netspot/toolsmith.pcap"
+        guard FileManager.default.fileExists(atPath: path) else {
+            print("C2ChannelTests: ../shared not present, IRC check not run")
+            return
+        }
+        let run = try runProgram("/usr/bin/tshark", ["-r", path, "-d", "tcp.port==5050,irc", "-Y", "irc.request", "-T", "fields",
+                                                     "-e", "ip.dst", "-e", "irc.request.command", "-e", "irc.request.command_parameter",
+                                                     "-e", "irc.request.trailer"])
+        let rows = run.out.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        let nick = try #require(rows.first { $0.count >= 3 && $0[1] == "NICK" })
+        let user = try #require(rows.first { $0.count >= 4 && $0[1] == "USER" })
+        let join = try #require(rows.first { $0.count >= 3 && $0[1] == "JOIN" })
+        let events = try Self.events([path])
+        let irc = events.filter { $0["event_type"] as? String == "irc" }.compactMap { $0["irc"] as? [String: Any] }
+        #expect(irc.first?["nick"] as? String == nick[2])
+        #expect(irc.first?["user"] as? String == user[2].split(separator: ",").first.map(String.init))
+        #expect(irc.first?["real_name"] as? String == user[3])
+        #expect(irc.last?["channels"] as? [String] == [join[2]])
+        // Three JOINs of the same channel: one record with it, not three.
+        #expect(irc.count == 2)
+        let bot = try #require(Self.alerts(events, rule: "siphon.c2-channel.irc-bot").first)
+        #expect(bot["dest_ip"] as? String == nick[0] && bot["dest_port"] as? Int == 5050)
+        #expect((bot["alert"] as? [String: Any])?["severity"] as? String == "high")
+        #expect((bot["evidence"] as? [String: Any])?["nick"] as? String == nick[2])
+    }
+
+    /// nDPI's log4j capture: after the exploit, 172.16.238.10 connects to 10.10.10.31:9001 and answers `id`,
+    /// `pwd`, `sudo cat /etc/shadow` one byte a segment. The output line reported is the `uid=` line of the client's
+    /// stream as tshark reassembles it (follow,tcp,raw), whole although it came in 60 segments.
+    @Test func reverseShellMatchesTsharkStream() throws {
+        let path = Self.shared + "/malware/ndpi/log4j-webapp-exploit/log4j-webapp-exploit.pcap"
+        guard FileManager.default.fileExists(atPath: path) else {
+            print("C2ChannelTests: ../shared not present, reverse shell check not run")
+            return
+        }
+        let run = try runProgram("/usr/bin/tshark", ["-r", path, "-q", "-z", "follow,tcp,raw,172.16.238.10:55408,10.10.10.31:9001"])
+        // Node 0 (the client) lines carry no leading tab; the header lines are not hex.
+        var client: [UInt8] = []
+        for line in run.out.split(separator: "\n") where !line.hasPrefix("\t") && line.allSatisfy(\.isHexDigit) && line.count % 2 == 0 {
+            var i = line.startIndex
+            while i < line.endIndex {
+                let j = line.index(i, offsetBy: 2)
+                client.append(UInt8(line[i..<j], radix: 16)!)
+                i = j
+            }
+        }
+        let text = String(decoding: client, as: UTF8.self)
+        let idLine = try #require(text.split(separator: "\n").first { $0.hasPrefix("uid=") }).trimmingCharacters(in: .whitespacesAndNewlines)
+        let events = try Self.events([path])
+        let shell = try #require(Self.alerts(events, rule: "siphon.c2-channel.reverse-shell").first)
+        #expect(shell["src_ip"] as? String == "172.16.238.10" && shell["dest_ip"] as? String == "10.10.10.31" && shell["dest_port"] as? Int == 9001)
+        #expect((shell["evidence"] as? [String: Any])?["output"] as? String == idLine)
+        #expect((shell["alert"] as? [String: Any])?["severity"] as? String == "high")
+        let verdict = try #require(events.first { $0["event_type"] as? String == "verdict" && $0["device"] as? String == "172.16.238.10" })
+        #expect(verdict["severity"] as? String == "high")
+    }
+
+    /// trickbot.pcap (nDPI) and file76.pcap (Suricata-verify, read with `-k none` as its test does): Emotet's 2020
+    /// POSTs. By tshark's fields each names itself in its Referer (host without port + URI) and goes to an address;
+    /// the rule's alert reports the body bytes tshark's Content-Length values add up to.
+    @Test func emotetPostCheckinsMatchTshark() throws {
+        for (capture, args) in [("ndpi/trickbot/trickbot.pcap", []), ("suricata-verify/bug-4953/file76.pcap", ["--checksums", "off"])] {
+            let path = Self.shared + "/malware/" + capture
+            guard FileManager.default.fileExists(atPath: path) else {
+                print("C2ChannelTests: ../shared not present, Emotet POST check not run")
+                return
+            }
+            guard let fields = try ImplantTests.tshark(path, "http.request.method == \"POST\"",
+                                                       ["ip.dst", "http.host", "http.request.uri", "http.referer", "http.content_length"])
+            else { return }
+            let rows = fields.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }.filter { $0.count == 5 }
+            #expect(!rows.isEmpty)
+            for r in rows {
+                let host = r[1].split(separator: ":").first.map(String.init) ?? r[1]
+                #expect(host == r[0] && r[3] == "http://" + host + r[2], "\(capture): \(r)")
+            }
+            let events = try Self.events(args + [path])
+            let a = try #require(Self.alerts(events, rule: "siphon.rule.emotet-post-checkin").first, "\(capture)")
+            #expect(a["dest_ip"] as? String == rows[0][0])
+            #expect((a["evidence"] as? [String: Any])?["http_body_bytes"] as? Int == rows.map { Int($0[4]) ?? 0 }.reduce(0, +))
+        }
+    }
+
+    /// emotet.pcap (nDPI): the C2 at 138.197.147.101 presents the self-signed London/Global Security/IT
+    /// Department/example.com certificate; tshark's subject attributes appear in the alert's cert_subject in order.
+    @Test func trojanCertificateMatchesTshark() throws {
+        let path = Self.shared + "/malware/ndpi/emotet/emotet.pcap"
+        guard FileManager.default.fileExists(atPath: path) else {
+            print("C2ChannelTests: ../shared not present, certificate check not run")
+            return
+        }
+        guard let fields = try ImplantTests.tshark(path, "tls.handshake.certificate && ip.src == 138.197.147.101", ["x509sat.uTF8String"])
+        else { return }
+        let first = try #require(fields.split(separator: "\n").first).split(separator: ",").map(String.init)
+        // Subject after issuer (the certificate is self-signed: the five values twice).
+        #expect(first.count == 10 && Array(first[0..<5]) == Array(first[5..<10]))
+        let events = try Self.events([path])
+        let a = try #require(Self.alerts(events, rule: "siphon.rule.trojan-default-certificate").first)
+        #expect(a["src_ip"] as? String == "10.2.25.102" || a["dest_ip"] as? String == "138.197.147.101")
+        let subject = try #require((a["evidence"] as? [String: Any])?["cert_subject"] as? String)
+        var rest = Substring(subject)
+        for value in first[5..<10] {
+            let r = try #require(rest.range(of: "=" + value), "\(value) not in \(subject)")
+            rest = rest[r.upperBound...]
+        }
+    }
+
+    /// The watcher on bytes as shells send them: one byte at a time, split anywhere; and the texts that only look
+    /// like a shell's.
+    @Test func shellWatcher() {
+        func feed(_ text: String, chunk: Int) -> LoginRecord? {
+            var w = ShellWatcher()
+            let bytes = Array(text.utf8)
+            var i = 0
+            while i < bytes.count {
+                let part = Array(bytes[i..<min(i + chunk, bytes.count)])
+                if let r = part.withUnsafeBytes({ w.feed($0) }) { return r }
+                i += chunk
+            }
+            return w.finish()
+        }
+        let id = "uid=0(root) gid=0(root) groups=0(root)"
+        for chunk in [1, 2, 7, 1000] {
+            #expect(feed("id\n" + id + "\n$ ", chunk: chunk)?.output == id, "chunk \(chunk)")
+            #expect(feed(id, chunk: chunk)?.output == id, "no newline before the end, chunk \(chunk)")
+        }
+        #expect(feed("x\nroot:$6$abc$def:19000:0:99999:7:::\n", chunk: 1)?.mechanism == "shadow")
+        #expect(feed("root:x:0:0:root:/root:/bin/bash\n", chunk: 3)?.mechanism == "passwd")
+        #expect(feed("Microsoft Windows [Version 10.0.19045.3570]\r\n(c) Microsoft Corporation.\r\n\r\nC:\\Users\\bob>", chunk: 5)?.mechanism == "cmd.exe")
+        #expect(feed("Windows PowerShell\r\nCopyright (C) Microsoft Corporation. All rights reserved.\r\n", chunk: 4)?.mechanism == "PowerShell")
+        // Not a shell: key=value ids, root: inside a line, PowerShell named without its banner.
+        #expect(feed("uid=4711;gid=100;name=alice\n", chunk: 1) == nil)
+        #expect(feed("uid=12(bob)gid=3(x)\n", chunk: 1) == nil)
+        #expect(feed("mount /srv/root:/data\n", chunk: 1) == nil)
+        #expect(feed("agent=Windows PowerShell 5.1\n", chunk: 1) == nil)
+        // Past the first 8 KiB nothing is read.
+        #expect(feed(String(repeating: "a", count: ShellWatcher.limit) + id + "\n", chunk: 512) == nil)
+    }
+
+    /// IRC registration recognised from the client's first bytes only when it is one.
+    @Test func ircRegistrationIsRecognised() {
+        #expect(ApplicationLayer.ircRegistration(Array("NICK bob\r\nUSER bob 0 * :Bob\r\n".utf8)))
+        #expect(ApplicationLayer.ircRegistration(Array("CAP LS 302\r\n".utf8)))
+        #expect(ApplicationLayer.ircRegistration(Array("PASS s3cret\r\nNICK bob\r\n".utf8)))
+        // FTP's and POP3's USER without a NICK line is not IRC.
+        #expect(!ApplicationLayer.ircRegistration(Array("USER anonymous\r\n".utf8)))
+        #expect(!ApplicationLayer.ircRegistration(Array("PASS hunter2\r\n".utf8)))
+    }
+
+    /// Bot nicknames: a country or OS tag beside a number, between separators; people's nicknames are not.
+    @Test func botNicknames() {
+        for nick in ["[P00|GBR|64180]", "USA|XP|4711", "{DEU-7731}", "[FRA]-123456"] { #expect(C2ChannelDetector.botShape(nick) != nil, "\(nick)") }
+        for nick in ["john_doe", "Bob-FR", "alice2024", "[away]", "DJ|Mike", "x_123"] { #expect(C2ChannelDetector.botShape(nick) == nil, "\(nick)") }
+    }
+
+    /// A Referer names the request itself when scheme aside its host (ports aside) and path are the request's.
+    @Test func selfReferringRequests() {
+        #expect(DetectionEngine.refersToItself("http://82.118.225.196/OK21pq", host: "82.118.225.196:7080", uri: "/OK21pq"))
+        #expect(DetectionEngine.refersToItself("https://[2001:db8::1]:8443/a/b/", host: "[2001:db8::1]", uri: "/a/b/"))
+        #expect(!DetectionEngine.refersToItself("http://82.118.225.196/", host: "82.118.225.196", uri: "/OK21pq"))
+        #expect(!DetectionEngine.refersToItself("http://198.51.100.7/OK21pq", host: "82.118.225.196", uri: "/OK21pq"))
+        #expect(!DetectionEngine.refersToItself("82.118.225.196/OK21pq", host: "82.118.225.196", uri: "/OK21pq"))
+    }
+}
