@@ -325,8 +325,10 @@ public enum HTTPCredentials {
             r.secret = String(decoded[decoded.index(after: colon)...])
             if r.secret?.isEmpty == false { return r }
         }
-        // Every field name looked for holds "pass" or "pwd": most requests are passed over without parsing.
-        guard mayHoldSecret(request.uri.utf8) || mayHoldSecret(request.bodyPrefix) else { return nil }
+        // Every field name looked for holds "pass" or "pwd": most requests are passed over without parsing. Only
+        // the query of the URI holds fields (a path is not scanned).
+        let query = request.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { request.uri.utf8[$0...] }
+        guard query.map({ mayHoldSecret($0) }) ?? false || !request.bodyPrefix.isEmpty && mayHoldSecret(request.bodyPrefix) else { return nil }
         var fields: [(String, String)] = []
         if let q = request.uri.firstIndex(of: "?") { fields += form(String(request.uri[request.uri.index(after: q)...])) }
         if !request.bodyPrefix.isEmpty {

@@ -277,6 +277,7 @@ struct ReportOptions: ParsableArguments {
 
 struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "scan",
         abstract: "Scan capture files (pcap or pcapng; '-' reads standard input).",
         discussion: """
             Writes JSON Lines events (flow, stats) with --json, and a short summary on standard error.

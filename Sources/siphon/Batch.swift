@@ -192,10 +192,12 @@ final class ProgressDisplay: @unchecked Sendable {
 
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "fleet",
         abstract: "Work with batch output folders.", subcommands: [Merge.self])
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "merge",
             abstract: "Join the output folders of sharded batches (--shard K/N) into one: the fleet report and the database of all their captures.",
             discussion: "The result equals what one unsharded batch over the same inputs writes.")
 

@@ -10,6 +10,7 @@ import Glibc
 
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "keygen",
         abstract: "Make an Ed25519 key pair for signing case folders (--sign).",
         discussion: """
             Writes the private key to FILE (PKCS#8 PEM, mode 0600) and the public key to FILE.pub (PEM): the forms
@@ -43,6 +44,7 @@ struct Keygen: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check a case folder: every file's SHA-256 against its manifest, and the manifest's signature.",
         discussion: """
             Names each file changed, missing or added. Exit status: 0 when the case is intact (and, when signed, the

@@ -9,6 +9,7 @@ import Glibc
 
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "extract",
         abstract: "Write the packets behind an alert, a flow, a device or an endpoint to a pcapng file.",
         discussion: """
             The capture is scanned with the options given (the same as the scan's, so that alert and flow IDs are

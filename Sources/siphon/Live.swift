@@ -10,6 +10,7 @@ import Glibc
 
 struct Live: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "live",
         abstract: "Sniff live interfaces: alerts as they fire, the report when stopped (Ctrl-C, SIGTERM, --duration, --packets).",
         discussion: "Runs the same analysis as `scan` on what the interfaces capture. Alerts stream to standard "
             + "error (and to --json, a line as each fires) while the capture runs, with a status line on a terminal; "

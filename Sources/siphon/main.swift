@@ -24,6 +24,7 @@ extension Severity: ExpressibleByArgument {
 
 struct Lookup: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "lookup",
         abstract: "Print what Siphon knows of addresses: located and registered country, AS, scope.")
 
     @Argument(help: "IPv4 or IPv6 addresses.")
@@ -135,10 +136,12 @@ func loadPack(_ path: String?) throws -> RulePack {
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rules",
         abstract: "Work with rule packs.", subcommands: [Check.self, Fields.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Validate a rule pack: every error with its file and line; exit 1 when there is one.")
 
         @Argument(help: "Rule pack files or directories (default: the embedded pack).")
@@ -167,7 +170,7 @@ struct Rules: ParsableCommand {
     }
 
     struct Fields: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the fields declarative rules can test, with their types.")
+        static let configuration = CommandConfiguration(commandName: "fields", abstract: "List the fields declarative rules can test, with their types.")
         func run() {
             for f in RuleField.all.values.sorted(by: { $0.name < $1.name }) {
                 print("\(f.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(f.type.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(f.help)")

@@ -186,4 +186,28 @@ import Testing
         #expect(!DetectionEngine.refersToItself("http://198.51.100.7/OK21pq", host: "82.118.225.196", uri: "/OK21pq"))
         #expect(!DetectionEngine.refersToItself("82.118.225.196/OK21pq", host: "82.118.225.196", uri: "/OK21pq"))
     }
+
+    /// The suffix table of the rules' `suffix` tests decides as comparing the name with every suffix does, on names
+    /// built from the suffixes' own labels (so that near misses abound) and on the public-IP rule's list.
+    @Test func suffixTableAgreesWithComparisons() {
+        let lists = [["evil.com", "co.uk", "a.b.c", "x"], ["ipify.org", "checkip.amazonaws.com", "ip-api.com", "ifconfig.me", "icanhazip.com"]]
+        var rng = SystemRandomNumberGenerator()
+        for list in lists {
+            let table = DomainSuffixSet(list)
+            let labels = Set(list.flatMap { $0.split(separator: ".").map(String.init) }).sorted() + ["www", "notevil", "com", "uk", ""]
+            var names = list + list.map { "www." + $0 } + list.map { "not" + $0 } + ["", ".", "com", "evil.com.", "..evil.com"]
+            for _ in 0..<2000 {
+                names.append((0..<Int.random(in: 1...4, using: &rng)).map { _ in labels.randomElement(using: &rng)! }.joined(separator: "."))
+            }
+            for var name in names + names.map { $0.uppercased() } {
+                let expected = list.contains { RuleCondition.domain(name.lowercased(), endsWith: $0) }
+                #expect(name.withUTF8 { table.contains(suffixOf: $0) } == expected, "\(name) in \(list)")
+            }
+            // Bytes of 0x80 and above among those read: nil, the caller lower-cases as Unicode first. "evil.com" is
+            // found before the pass reaches them; the second list's longest suffix makes it read them.
+            var kelvin = "\u{212A}.evil.com"
+            let found = kelvin.withUTF8 { table.contains(suffixOf: $0) }
+            #expect(list.contains("evil.com") ? found == true : found == nil)
+        }
+    }
 }
