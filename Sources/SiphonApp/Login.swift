@@ -328,10 +328,11 @@ public enum HTTPCredentials {
         // Every field name looked for holds "pass" or "pwd": most requests are passed over without parsing. Only
         // the query of the URI holds fields (a path is not scanned).
         let query = request.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { request.uri.utf8[$0...] }
-        guard query.map({ mayHoldSecret($0) }) ?? false || !request.bodyPrefix.isEmpty && mayHoldSecret(request.bodyPrefix) else { return nil }
+        let body = !request.bodyPrefix.isEmpty
+        guard query.map({ mayHoldSecret($0) }) ?? false || body && mayHoldSecret(request.bodyPrefix) else { return nil }
         var fields: [(String, String)] = []
         if let q = request.uri.firstIndex(of: "?") { fields += form(String(request.uri[request.uri.index(after: q)...])) }
-        if !request.bodyPrefix.isEmpty {
+        if body {
             let body = String(decoding: request.bodyPrefix, as: UTF8.self)
             fields += body.hasPrefix("{") ? json(body) : form(body)
         }
@@ -341,6 +342,21 @@ public enum HTTPCredentials {
         r.secret = String(secret.1.prefix(256))
         r.user = fields.first { userFields.contains($0.0) }.map { String($0.1.prefix(256)) }
         return r
+    }
+
+    /// Whether `bytes` hold "pass" or "pwd" in any case: read in place, looking back only from an `s` or a `d`
+    /// (request bodies are scanned whole: a few instructions a byte).
+    static func mayHoldSecret(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { p in
+            var i = 2
+            while i < p.count {
+                let c = p[i] | 0x20
+                if c == 0x73, i >= 3, p[i - 1] | 0x20 == 0x73, p[i - 2] | 0x20 == 0x61, p[i - 3] | 0x20 == 0x70 { return true }
+                if c == 0x64, p[i - 1] | 0x20 == 0x77, p[i - 2] | 0x20 == 0x70 { return true }
+                i += 1
+            }
+            return false
+        }
     }
 
     /// Whether `bytes` hold "pass" or "pwd" in any case.

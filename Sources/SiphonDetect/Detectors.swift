@@ -79,7 +79,7 @@ extension DetectionEngine {
             if !message.isResponse {
                 for q in message.questions { dnsQuery(q, flow: f, device: id, timestamp: timestamp) }
             } else if findsGeneratedNames, message.rcode == 0 || message.rcode == 3, let q = message.questions.first,
-                      let domain = dnsTunnel.registeredDomain(q.name), dnsTunnel.listsTopLevel(q.name) {
+                      case let found = dnsTunnel.domain(of: q.name), let domain = found.registered, found.listed {
                 nxdomains.answer(name: q.name, domain: domain, missing: message.rcode == 3, flow: f, device: id,
                                  timestamp: timestamp, into: &raised)
             }
@@ -167,7 +167,7 @@ extension DetectionEngine {
     private func dnsQuery(_ q: DNSQuestion, flow f: Flow, device: DeviceID, timestamp: Timestamp) {
         // The DNS parser writes names in lower case already.
         let name = q.name
-        let registered = dnsTunnel.registeredDomain(name)
+        let (registered, listed) = dnsTunnel.domain(of: name)
         if let domain = registered, configuration.on(.identifierLeak), name.utf8.count > domain.utf8.count + 6 {
             var matches: [IdentifierMatch] = []
             let sub = Array(name.utf8.dropLast(domain.utf8.count + 1))
@@ -176,7 +176,7 @@ extension DetectionEngine {
         }
         // A name under no public suffix (dnscat2's direct mode: dnscat.<hex>.<hex>, whose last label changes with
         // every query) counts under one pseudo-domain per device: no registered domain groups those queries.
-        if configuration.on(.dnsTunnel), let domain = dnsTunnel.listsTopLevel(name) ? registered : DNSTunnelDetector.unlisted {
+        if configuration.on(.dnsTunnel), let domain = listed ? registered : DNSTunnelDetector.unlisted {
             dnsTunnel.query(q, domain: domain, flow: f, device: device, timestamp: timestamp, into: &raised)
         }
     }
@@ -186,7 +186,8 @@ extension DetectionEngine {
     func evaluateRules(_ c: RuleContext, device: DeviceID) {
         let f = c.flow.flow
         // By index: `enumerated()` copied every rule (strings and closures: retains and releases) for each flow.
-        for i in rules.indices where rules[i].matches(c) {
+        let has = RuleCondition.Needs.of(c)
+        for i in rules.indices where has.isSuperset(of: rules[i].needs) && rules[i].matches(c) {
             let r = rules[i]
             // A flow ends once: its firings need no memory. Per endpoint or device, a new firing takes its share
             // of the tables' budget (beyond it, it fires again for that key rather than be forgotten).

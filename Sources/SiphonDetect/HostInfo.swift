@@ -78,28 +78,40 @@ public struct HostInfo: Sendable, Equatable {
     /// break, `{` or `,`) name enough kinds, one of them identifying: one pass, no allocation beyond a key of at most
     /// 24 characters, so that the uploads that are not host data (nearly all) are passed over without parsing.
     static func mayHold(_ bytes: [UInt8]) -> Bool {
-        var seen: Set<Kind> = [], key: [UInt8] = [], inKey = true
-        key.reserveCapacity(24)
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "&"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "{"), UInt8(ascii: ","):
-                key.removeAll(keepingCapacity: true)
-                inKey = true
-            case UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "\""):
-                guard inKey, !key.isEmpty else { continue }
-                inKey = false
-                if let kind = kinds[String(decoding: key, as: UTF8.self)] { seen.insert(kind) }
-            default:
-                guard inKey else { continue }
-                let c = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
-                if (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) {
-                    if key.count < 24 { key.append(c) } else { inKey = false }
-                } else if !(c == 0x20 || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x09) {
-                    inKey = false  // a character no key has: not a key
+        var seen: Set<Kind> = [], inKey = true
+        // Read in place: a key's letters and digits are counted as they come, and gathered (lower case, without
+        // the separators a key may hold) only when a key ends; binary bodies end their keys within a byte or two.
+        var keyStart = 0, letters = 0
+        return bytes.withUnsafeBufferPointer { p in
+            for i in 0..<p.count {
+                let b = p[i]
+                switch b {
+                case UInt8(ascii: "&"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "{"), UInt8(ascii: ","):
+                    keyStart = i + 1
+                    letters = 0
+                    inKey = true
+                case UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "\""):
+                    guard inKey, letters > 0 else { continue }
+                    inKey = false
+                    var key: [UInt8] = []
+                    key.reserveCapacity(letters)
+                    for c in p[keyStart..<i] {
+                        let l = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+                        if (l >= 0x61 && l <= 0x7A) || (l >= 0x30 && l <= 0x39) { key.append(l) }
+                    }
+                    if let kind = kinds[String(decoding: key, as: UTF8.self)] { seen.insert(kind) }
+                default:
+                    guard inKey else { continue }
+                    let c = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+                    if (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) {
+                        if letters < 24 { letters += 1 } else { inKey = false }
+                    } else if !(c == 0x20 || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x09) {
+                        inKey = false  // a character no key has: not a key
+                    }
                 }
             }
+            return seen.count >= minimumKinds && !seen.isDisjoint(with: identifying)
         }
-        return seen.count >= minimumKinds && !seen.isDisjoint(with: identifying)
     }
 
     /// The fields as `kind value` pairs for a message.

@@ -69,8 +69,9 @@ public struct DNSTunnelDetector {
     /// Shared with the other detectors' tables (`DetectionEngine.tableBudget`): a new domain and each distinct name
     /// kept under it are charged; a domain that does not fit is not followed, a name that does not is not counted.
     var budget = TableBudget()
-    /// Registered domains of recent query names (most queries repeat a name).
-    private var registeredDomains: [String: String?] = [:]
+    /// Registered domains of recent query names (most queries repeat a name), with whether their top-level label
+    /// is listed: one lookup answers both for a query and for its answer.
+    private var registeredDomains: [String: (registered: String?, listed: Bool)] = [:]
 
     /// The pseudo-domain of names under no public suffix (an unlisted top-level label).
     public static let unlisted = "(no public suffix)"
@@ -80,17 +81,16 @@ public struct DNSTunnelDetector {
         self.suffixes = suffixes
     }
 
-    /// The registered domain of a query name (public suffix list), cached for the names of the last 8,192 queries.
-    public mutating func registeredDomain(_ name: String) -> String? {
+    /// The registered domain of a query name (public suffix list) and whether its top-level label is a listed one,
+    /// cached for the names of the last 8,192 queries.
+    public mutating func domain(of name: String) -> (registered: String?, listed: Bool) {
         if let cached = registeredDomains[name] { return cached }
-        let registered = suffixes.registeredDomain(name)
+        let found = (registered: suffixes.registeredDomain(name), listed: suffixes.listsTopLevel(name))
         if registeredDomains.count >= 8192 { registeredDomains.removeAll(keepingCapacity: true) }
-        registeredDomains[name] = .some(registered)
-        return registered
+        registeredDomains[name] = found
+        return found
     }
 
-    /// Whether the name's top-level label is a listed one (cached with the registered domain's computation).
-    public func listsTopLevel(_ name: String) -> Bool { suffixes.listsTopLevel(name) }
 
     /// A query the device sent for a name under `domain`.
     public mutating func query(

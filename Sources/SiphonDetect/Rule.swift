@@ -189,6 +189,47 @@ public indirect enum RuleCondition: Sendable {
         let test: @Sendable (RuleContext) -> Bool
     }
 
+    /// Facts of a flow without which a condition cannot hold.
+    struct Needs: OptionSet, Sendable {
+        let rawValue: UInt8
+        /// A server certificate: every `cert_*` field has no value without one, and a field with no value makes
+        /// every comparison false.
+        static let certificate = Needs(rawValue: 1)
+        /// An HTTP request: the `http_*` lists are empty without one (a positive test on an empty list is false),
+        /// `http_host_ip` and `http_referer_self` are false.
+        static let http = Needs(rawValue: 2)
+
+        /// What the flow in `c` has.
+        static func of(_ c: RuleContext) -> Needs {
+            var n: Needs = []
+            if c.facts.certificate != nil { n.insert(.certificate) }
+            if !c.facts.httpMethods.isEmpty { n.insert(.http) }
+            return n
+        }
+    }
+
+    /// What this condition needs: a test on a certificate field needs a certificate; a positive test on an HTTP
+    /// list, or `true` asked of an HTTP flag, needs a request; `all` needs what any part needs, `any` what every
+    /// part needs, `not` nothing.
+    var needs: Needs {
+        switch self {
+        case .all(let cs): return cs.reduce(into: []) { $0.formUnion($1.needs) }
+        case .any(let cs): return cs.dropFirst().reduce(cs.first?.needs ?? []) { $0.intersection($1.needs) }
+        case .not: return []
+        case .test(let field, let op, let operand):
+            if field.name.hasPrefix("cert_") { return .certificate }
+            switch (field.name, op, operand) {
+            case ("http_method", _, _), ("http_uri", _, _), ("http_user_agent", _, _):
+                return [.eq, .in, .matches, .suffix, .contains].contains(op) ? .http : []
+            case ("http_host_ip", .eq, .bool(true)), ("http_host_ip", .ne, .bool(false)),
+                 ("http_referer_self", .eq, .bool(true)), ("http_referer_self", .ne, .bool(false)):
+                return .http
+            default:
+                return []
+            }
+        }
+    }
+
     /// The condition as closures: each node's values are captured once.
     func compiled() -> @Sendable (RuleContext) -> Bool {
         switch self {
@@ -368,6 +409,9 @@ public struct Rule: Sendable {
     public var location: String
     /// The condition compiled into closures once (evaluating the enum tree copied its payloads at every node).
     public let matches: @Sendable (RuleContext) -> Bool
+    /// What a flow must have for the condition to hold at all (`RuleCondition.needs`): a flow without it is passed
+    /// over without a call.
+    let needs: RuleCondition.Needs
 
     public init(
         id: String, category: AlertCategory, severity: Severity, message: String, condition: RuleCondition, per: RuleRepeat,
@@ -381,6 +425,7 @@ public struct Rule: Sendable {
         self.per = per
         self.location = location
         matches = condition.compiled()
+        needs = condition.needs
     }
 
     /// The message with each `{field}` replaced by its value for this flow (`-` when unknown).
@@ -398,11 +443,14 @@ public struct Rule: Sendable {
 
     /// The field names a message template uses.
     static func placeholders(_ message: String) -> [String] {
+        // Over UTF-8 (braces are ASCII, so their indices are the string's): walking Characters cost 50,000
+        // instructions a message at start.
         var names: [String] = []
-        var rest = Substring(message)
-        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
-            names.append(String(rest[rest.index(after: open)..<close]))
-            rest = rest[rest.index(after: close)...]
+        let u = message.utf8
+        var from = u.startIndex
+        while let open = u[from...].firstIndex(of: UInt8(ascii: "{")), let close = u[open...].firstIndex(of: UInt8(ascii: "}")) {
+            names.append(String(message[u.index(after: open)..<close]))
+            from = u.index(after: close)
         }
         return names
     }

@@ -210,4 +210,112 @@ import Testing
             #expect(list.contains("evil.com") ? found == true : found == nil)
         }
     }
+
+    /// What a rule needs of a flow (a certificate, an HTTP request) is derived so that a flow without it never
+    /// matches: checked against the condition tree on flows with and without each, for tests of every shape
+    /// (`not`, `ne`, `any` of mixed parts), and on the default pack's rules.
+    @Test func ruleNeedsNeverSkipAMatch() throws {
+        let yaml = """
+            rules:
+              - {id: c1, category: x, severity: low, message: m, when: {cert_subject: {contains: london}}}
+              - {id: c2, category: x, severity: low, message: m, when: {not: {cert_self_signed: true}}}
+              - {id: c3, category: x, severity: low, message: m, when: {cert_self_signed: {ne: true}}}
+              - {id: h1, category: x, severity: low, message: m, when: {all: [{http_host_ip: true}, {dest_port: 80}]}}
+              - {id: h2, category: x, severity: low, message: m, when: {http_method: {ne: GET}}}
+              - {id: h3, category: x, severity: low, message: m, when: {http_host_ip: false}}
+              - {id: h4, category: x, severity: low, message: m, when: {any: [{http_method: POST}, {cert_self_signed: true}]}}
+              - {id: h5, category: x, severity: low, message: m, when: {any: [{http_uri: {contains: /a}}, {http_user_agent: {matches: curl}}]}}
+              - {id: h6, category: x, severity: low, message: m, when: {http_method: {not_in: [GET]}}}
+            """
+        let rules = try RulePack.parse(yaml, file: "t.yaml").rules + RulePack.embedded().rules
+        let needs = Dictionary(uniqueKeysWithValues: rules.map { ($0.id, $0.needs) })
+        #expect(needs["c1"] == .certificate && needs["c2"] == [] && needs["c3"] == .certificate)
+        #expect(needs["h1"] == .http && needs["h2"] == [] && needs["h3"] == [] && needs["h4"] == [] && needs["h5"] == .http && needs["h6"] == [])
+        #expect(needs["siphon.rule.trojan-default-certificate"] == .certificate && needs["siphon.rule.rat-default-certificate"] == .certificate)
+        #expect(needs["siphon.rule.emotet-post-checkin"] == .http && needs["siphon.rule.emotet-cookie-checkin"] == .http)
+        #expect(needs["siphon.rule.public-ip-lookup"] == [])
+        var withCertificate = FlowFacts()
+        withCertificate.certificate = X509Summary(
+            subject: "CN=London test", issuer: "CN=London test", subjectCommonName: "London test", serial: "01", notBefore: nil,
+            notAfter: nil, dnsNames: [], ipAddresses: [], selfIssued: true, sha1: "", sha256: "")
+        var withRequest = FlowFacts()
+        withRequest.httpMethods = ["POST"]
+        withRequest.httpURIs = ["/a"]
+        withRequest.httpHostIsAddress = true
+        for facts in [FlowFacts(), withCertificate, withRequest] {
+            for port: UInt16 in [80, 443] {
+                let key = FlowKey(a: IPAddress("192.0.2.1")!, portA: 50000, b: IPAddress("198.51.100.7")!, portB: port, ipProtocol: 6, vlan: 0)
+                let ended = EndedFlow(flow: Flow(key: key, id: 1, initiatorIsA: true, start: .zero), sent: 10, received: 10,
+                                      resolvedNames: [], names: [], destination: nil, app: "http")
+                let c = RuleContext(flow: ended, totals: nil, facts: facts)
+                let has = RuleCondition.Needs.of(c)
+                for r in rules where !has.isSuperset(of: r.needs) {
+                    #expect(!r.condition.evaluate(c), "\(r.id) would match without \(r.needs)")
+                }
+            }
+        }
+    }
+
+    /// The body prefilter for password fields (read in place) decides as the generic one does, on random bytes with
+    /// the words planted in any case at any offset.
+    @Test func secretPrefilterAgrees() {
+        var rng = SystemRandomNumberGenerator()
+        let words = ["pass", "PaSs", "pwd", "PWD", "pas", "pw", "ssap", "password=", "x_pwd"]
+        for _ in 0..<3000 {
+            var bytes = (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...127, using: &rng) }
+            if Bool.random(using: &rng), let w = words.randomElement(using: &rng) {
+                bytes.insert(contentsOf: Array(w.utf8), at: Int.random(in: 0...bytes.count, using: &rng))
+            }
+            #expect(HTTPCredentials.mayHoldSecret(bytes) == HTTPCredentials.mayHoldSecret(bytes[...]), "\(bytes)")
+        }
+        #expect(HTTPCredentials.mayHoldSecret(Array("user=a&PASS=b".utf8)) && HTTPCredentials.mayHoldSecret(Array("pwd".utf8)))
+        #expect(!HTTPCredentials.mayHoldSecret(Array("pas pw".utf8)))
+    }
+
+    /// The host-info prefilter, read in place, decides as the byte-by-byte key builder it replaced (kept here as the
+    /// reference) on form and JSON bodies built from the keys it knows, and on random bytes.
+    @Test func hostInfoPrefilterAgrees() {
+        func reference(_ bytes: [UInt8]) -> Bool {
+            var seen: Set<HostInfo.Kind> = [], key: [UInt8] = [], inKey = true
+            for b in bytes {
+                switch b {
+                case UInt8(ascii: "&"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "{"), UInt8(ascii: ","):
+                    key.removeAll()
+                    inKey = true
+                case UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "\""):
+                    guard inKey, !key.isEmpty else { continue }
+                    inKey = false
+                    if let kind = HostInfo.kinds[String(decoding: key, as: UTF8.self)] { seen.insert(kind) }
+                default:
+                    guard inKey else { continue }
+                    let c = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+                    if (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) {
+                        if key.count < 24 { key.append(c) } else { inKey = false }
+                    } else if !(c == 0x20 || c == 0x5F || c == 0x2D || c == 0x2E || c == 0x09) {
+                        inKey = false
+                    }
+                }
+            }
+            return seen.count >= HostInfo.minimumKinds && !seen.isDisjoint(with: HostInfo.identifying)
+        }
+        var rng = SystemRandomNumberGenerator()
+        let keys = HostInfo.kinds.keys.sorted() + ["PC_Name", "user-name", "O.S", "x", "hwid9", String(repeating: "a", count: 30)]
+        var held = 0
+        for round in 0..<3000 {
+            var body: [UInt8]
+            if round % 3 == 0 {
+                body = (0..<Int.random(in: 0...200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            } else {
+                let fields = (0..<Int.random(in: 1...6, using: &rng)).map { _ in keys.randomElement(using: &rng)! }
+                let text = round % 3 == 1 ? fields.map { "\($0)=v\(Int.random(in: 0...9, using: &rng))" }.joined(separator: "&")
+                    : "{" + fields.map { "\"\($0)\": \"v\"" }.joined(separator: ", ") + "}"
+                body = Array(text.utf8)
+            }
+            let r = reference(body)
+            #expect(HostInfo.mayHold(body) == r, "\(String(decoding: body, as: UTF8.self))")
+            if r { held += 1 }
+        }
+        // The planted keys make enough bodies host data for the comparison to mean something.
+        #expect(held > 100)
+    }
 }
