@@ -194,7 +194,7 @@ public final class DetectionEngine {
     var noDNSEndpoint: NoDNSEndpointDetector
     var tlsAnomaly: TLSAnomalyDetector
     var beacons: BeaconDetector
-    var heartbeats: HeartbeatDetector
+    @usableFromInline var heartbeats: HeartbeatDetector
     var evasion = EvasionDetector()
     var identifiers = IdentifierLeakDetector()
     var credentials = CredentialLeakDetector()
@@ -402,19 +402,24 @@ public final class DetectionEngine {
     }
 
     /// Whether in-flow beaconing runs (`beaconing` not disabled): read per packet.
-    let followsHeartbeats: Bool
+    @usableFromInline let followsHeartbeats: Bool
     /// Whether the NXDOMAIN detector runs (`dga` not disabled): read per DNS answer.
     let findsGeneratedNames: Bool
 
     /// A TCP or UDP packet with `bytes` of payload (after checksum validation) in the flow in `slot`: in-flow
     /// beaconing follows its exchanges. `flow` gives the flow's record, asked for only when an exchange begins.
+    /// Inlined into the pipeline (with the follower's common case): it runs for every payload packet.
+    @inlinable
     public func payload(slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow) {
         guard followsHeartbeats, heartbeats.payload(
-            slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame, flow: flow,
-            follows: { !self.isLocal($0.serverAddress) && self.link.device(of: $0) != nil })
+            slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame, flow: flow, follows: { self.followsFlow($0) })
         else { return }
         judgeHeartbeat(flow(), slot: slot)
     }
+
+    /// Whether the follower keeps a flow's exchanges: a device's, to a non-local endpoint.
+    @usableFromInline
+    func followsFlow(_ f: Flow) -> Bool { !isLocal(f.serverAddress) && link.device(of: f) != nil }
 
     /// The flow in `slot` is ending: its last exchange counts, and the series goes.
     public func flowClosing(slot: Int32, flow f: Flow) {
@@ -423,7 +428,8 @@ public final class DetectionEngine {
         heartbeats.stop(f.id)
     }
 
-    private func judgeHeartbeat(_ f: Flow, slot: Int32) {
+    @usableFromInline
+    func judgeHeartbeat(_ f: Flow, slot: Int32) {
         guard let id = link.device(of: f) else { return }
         let destination = geo.map { $0.lookup(f.serverAddress) }
         heartbeats.judge(f, slot: slot, pair: Pair(device: id, endpoint: f.serverAddress), foreign: destination?.scope == .foreign,

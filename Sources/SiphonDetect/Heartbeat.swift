@@ -25,11 +25,11 @@ public struct HeartbeatDetector {
     public let configuration: HeartbeatConfiguration
     public let beacons: BeaconConfiguration
     public let exemptPorts: Set<UInt16>
-    let silence: Int64
+    @usableFromInline let silence: Int64
 
     /// Per flow-table slot: the flow it tracks and its current exchange (no allocation per flow).
-    struct Slot {
-        enum State: UInt8 {
+    @usableFromInline struct Slot {
+        @usableFromInline enum State: UInt8 {
             /// One exchange so far: not decided yet.
             case first
             /// A device's flow to a non-local endpoint, off the exempt ports: its exchanges are kept.
@@ -37,14 +37,21 @@ public struct HeartbeatDetector {
             /// Not a device's, an exempt port, over budget, or its pair already raised.
             case ignored
         }
-        var flowID: UInt64 = 0
-        var last: Int64 = 0
-        var start: Int64 = 0
-        var bytes: UInt32 = 0
-        var frame: UInt64 = 0
-        var state = State.first
+        @usableFromInline var flowID: UInt64 = 0
+        @usableFromInline var last: Int64 = 0
+        @usableFromInline var start: Int64 = 0
+        @usableFromInline var bytes: UInt32 = 0
+        @usableFromInline var frame: UInt64 = 0
+        @usableFromInline var state = State.first
+        @usableFromInline init(flowID: UInt64 = 0, last: Int64 = 0, start: Int64 = 0, bytes: UInt32 = 0, frame: UInt64 = 0) {
+            self.flowID = flowID
+            self.last = last
+            self.start = start
+            self.bytes = bytes
+            self.frame = frame
+        }
     }
-    private var slots: [Slot] = []
+    @usableFromInline var slots: [Slot] = []
 
     /// The completed exchanges of a followed flow: start times, sizes, first packets.
     struct Series {
@@ -68,22 +75,36 @@ public struct HeartbeatDetector {
 
     /// A packet with `bytes` of payload in the flow in `slot`. When the flow's second exchange begins, `flow` gives
     /// its record and `follows` says whether it is a device's flow to a non-local endpoint; neither is asked for
-    /// otherwise. True when a followed flow's series is due to be judged (`judge`).
+    /// otherwise. True when a followed flow's series is due to be judged (`judge`). The common case (a packet of a
+    /// known flow, ignored or within its exchange) is inlined into the pipeline's packet loop: this runs for every
+    /// payload packet.
+    @inlinable
     public mutating func payload(
         slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow, follows: (Flow) -> Bool
     ) -> Bool {
         let i = Int(slot)
-        if i >= slots.count { slots += Array(repeating: Slot(), count: max(i + 1 - slots.count, slots.count, 64)) }
         let t = time.nanoseconds
         let n = UInt32(truncatingIfNeeded: min(bytes, Int(UInt32.max)))
+        if i < slots.count, slots[i].flowID == flowID {
+            if slots[i].state == .ignored { return false }
+            if Timestamp.saturatingDifference(t, slots[i].last) < silence {
+                slots[i].bytes &+= n
+                if t > slots[i].last { slots[i].last = t }
+                return false
+            }
+        }
+        return exchangeBegins(slot: slot, flowID: flowID, at: t, bytes: n, frame: frame, flow: flow, follows: follows)
+    }
+
+    /// A flow's first payload, or the first after a silence: a new exchange.
+    @usableFromInline
+    mutating func exchangeBegins(
+        slot: Int32, flowID: UInt64, at t: Int64, bytes n: UInt32, frame: UInt64, flow: () -> Flow, follows: (Flow) -> Bool
+    ) -> Bool {
+        let i = Int(slot)
+        if i >= slots.count { slots += Array(repeating: Slot(), count: max(i + 1 - slots.count, slots.count, 64)) }
         if slots[i].flowID != flowID {
             slots[i] = Slot(flowID: flowID, last: t, start: t, bytes: n, frame: frame)
-            return false
-        }
-        if slots[i].state == .ignored { return false }
-        if Timestamp.saturatingDifference(t, slots[i].last) < silence {
-            slots[i].bytes &+= n
-            if t > slots[i].last { slots[i].last = t }
             return false
         }
         // A new exchange: the one before it is complete.
