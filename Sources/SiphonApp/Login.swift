@@ -50,8 +50,9 @@ public struct LoginRecord: Sendable, Equatable {
 
 /// Reads the client side of an SMTP, POP3, IMAP or FTP conversation line by line and keeps what a login or a mail
 /// gives away. Bounded: a line longer than 4 KiB is skipped; mail contents are not kept, only header lines that
-/// name an attachment or the subject.
-struct LoginWatcher {
+/// name an attachment or the subject. A class: a flow's record holds a reference, not the watcher's lines and
+/// records (an IRC session's and a mail's are a few hundred bytes), and most flows have none.
+final class LoginWatcher {
     let app: AppProtocol
     private var line: [UInt8] = []
     /// Bytes of the current line dropped because it grew past `maximumLine` (counted in a mail's size).
@@ -76,13 +77,13 @@ struct LoginWatcher {
     var bufferedBytes: Int { line.count }
 
     /// The records found since the last call (none: no array is made).
-    mutating func take() -> [LoginRecord] {
+    func take() -> [LoginRecord] {
         guard !found.isEmpty else { return [] }
         defer { found = [] }
         return found
     }
 
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+    func feed(_ bytes: UnsafeRawBufferPointer) {
         var start = 0
         for i in 0..<bytes.count where bytes[i] == 0x0A {
             consume(bytes[start..<i])
@@ -100,7 +101,7 @@ struct LoginWatcher {
         }
     }
 
-    private mutating func consume(_ tail: UnsafeRawBufferPointer.SubSequence) {
+    private func consume(_ tail: UnsafeRawBufferPointer.SubSequence) {
         if skipped > 0 {
             if inData { mail?.bytes += skipped + tail.count + 1 }
             skipped = 0
@@ -118,7 +119,7 @@ struct LoginWatcher {
         }
     }
 
-    private mutating func dataLine(_ text: String, _ count: Int) {
+    private func dataLine(_ text: String, _ count: Int) {
         if text == "." {
             inData = false
             if let m = mail { found.append(m) }
@@ -142,7 +143,7 @@ struct LoginWatcher {
         }
     }
 
-    private mutating func command(_ text: String) {
+    private func command(_ text: String) {
         switch pending {
         case .loginUser:
             pending = .loginSecret
@@ -222,7 +223,7 @@ struct LoginWatcher {
     /// IRC client lines (RFC 2812): PASS, NICK, USER (`USER <user> <mode> <unused> :<real name>`), JOIN. A record
     /// when registration completes (NICK and USER seen), then one per JOIN (8 at most); a server password goes out as
     /// a credential.
-    private mutating func irc(_ verb: String, _ words: [String], _ text: String) {
+    private func irc(_ verb: String, _ words: [String], _ text: String) {
         func clip(_ w: String) -> String { String(w.prefix(64)) }
         switch verb {
         case "PASS" where words.count >= 2:
@@ -251,14 +252,14 @@ struct LoginWatcher {
     }
 
     /// SASL PLAIN: base64 of authzid NUL authcid NUL password.
-    private mutating func plain(_ text: String) {
+    private func plain(_ text: String) {
         guard let data = Data(base64Encoded: text.trimmingCharacters(in: " ")) else { return }
         let parts = data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         guard parts.count >= 3 else { return }
         emit(user: parts[1].isEmpty ? parts[0] : parts[1], secret: parts[2])
     }
 
-    private mutating func emit(user: String?, secret: String?) {
+    private func emit(user: String?, secret: String?) {
         guard let secret, !secret.isEmpty else { return }
         var r = LoginRecord(kind: .credential, app: app.rawValue)
         r.mechanism = mechanism
@@ -392,8 +393,8 @@ public enum HTTPCredentials {
 /// PowerShell print on start. A device that connects out and sends those is running a reverse shell for whoever
 /// listens (Suricata's ATTACK_RESPONSE rules look for the same lines). Interactive shells send a byte per segment:
 /// the last bytes are carried over. Reads 8 KiB per flow at most; reports once, when the output's line is complete
-/// (160 bytes kept) or the flow ends.
-struct ShellWatcher {
+/// (160 bytes kept) or the flow ends. A class, as `LoginWatcher` is: unidentified flows are many.
+final class ShellWatcher {
     static let limit = 8192
     /// Longer than the longest pattern (`uid=` 10 digits `(` 32 characters `) gid=` 10 digits `(`).
     static let carryBytes = 72
@@ -403,7 +404,7 @@ struct ShellWatcher {
 
     var bufferedBytes: Int { carry.count + line.count }
 
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> LoginRecord? {
+    func feed(_ bytes: UnsafeRawBufferPointer) -> LoginRecord? {
         guard !done else { return nil }
         let take = min(bytes.count, Self.limit - read)
         read += take
@@ -446,7 +447,7 @@ struct ShellWatcher {
     private var lineDone: Bool { line.count >= Self.lineBytes || line.contains(0x0A) }
 
     /// What was found, with its line as far as it came (at the end of the flow, or once the line is complete).
-    mutating func finish() -> LoginRecord? {
+    func finish() -> LoginRecord? {
         guard let kind = found, !done else { return nil }
         done = true
         var r = LoginRecord(kind: .shell, app: "shell")

@@ -43,13 +43,15 @@ public final class PublicSuffixList: Sendable {
     }
 
     /// The list shipped with Siphon (loaded once per process: it is immutable).
-    public static let shared: PublicSuffixList = {
+    public static let shared = PublicSuffixList(text: bundledText() ?? "")
+
+    /// The text of the list shipped with Siphon (also what `NameRandomness` trains on).
+    static func bundledText() -> String? {
         let url = ResourceFolder.path(package: "Siphon", target: "SiphonDetect")
             .map { URL(fileURLWithPath: $0 + "/data/public_suffix_list.dat") }
             ?? Bundle.module.url(forResource: "public_suffix_list", withExtension: "dat", subdirectory: "data")
-        let text = url.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? ""
-        return PublicSuffixList(text: text)
-    }()
+        return url.flatMap { try? String(contentsOf: $0, encoding: .utf8) }
+    }
 
     /// The registered domain of `name` (its public suffix plus one label), or nil when the name is a public
     /// suffix itself. Names under no listed suffix take the last label as suffix (the PSL's `*` default rule).

@@ -199,6 +199,7 @@ final class RulePackLoader {
         "dga": [
             "min_domains": { l, n, c in if let v = l.int(n, min: 1) { c.nxdomain.minimumDomains = v } },
             "nxdomain_fraction": { l, n, c in if let v = l.double(n, min: 0) { c.nxdomain.fraction = min(v, 1) } },
+            "random_domains": { l, n, c in if let v = l.int(n, min: 1) { c.nxdomain.minimumRandomDomains = v } },
         ],
         "tls-anomaly": [
             "obsolete_versions": { l, n, c in

@@ -134,7 +134,7 @@ import Testing
     /// like a shell's.
     @Test func shellWatcher() {
         func feed(_ text: String, chunk: Int) -> LoginRecord? {
-            var w = ShellWatcher()
+            let w = ShellWatcher()
             let bytes = Array(text.utf8)
             var i = 0
             while i < bytes.count {
@@ -317,5 +317,37 @@ import Testing
         }
         // The planted keys make enough bodies host data for the comparison to mean something.
         #expect(held > 100)
+    }
+
+    /// The label model trained on the shipped Public Suffix List: random letters and hex look generated, the names
+    /// of apps and sites people use do not (none of them is in the list it trained on).
+    @Test func nameRandomnessTellsGeneratedLabels() {
+        let model = NameRandomness.shared
+        #expect(model.trainingLabels > 4000 && model.heldOutLabels > 1000 && model.threshold.isFinite)
+        // A seeded generator (SplitMix64): the same labels on every run.
+        var state: UInt64 = 42
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        func label(_ alphabet: String, _ length: Int) -> String {
+            let a = Array(alphabet)
+            return String((0..<length).map { _ in a[Int(next() % UInt64(a.count))] })
+        }
+        let letters = (0..<1000).map { _ in label("abcdefghijklmnopqrstuvwxyz", 8 + Int(next() % 9)) }
+        let hex = (0..<1000).map { _ in label("0123456789abcdef", 8 + Int(next() % 9)) }
+        #expect(letters.filter(model.isRandom).count >= 900, "\(letters.filter(model.isRandom).count) of 1000")
+        #expect(hex.filter(model.isRandom).count >= 980)
+        let chosen = ["wikipedia", "facebook", "youtube", "amazonaws", "microsoft", "netflix", "instagram", "whatsapp",
+                      "telegram", "doubleclick", "googleapis", "cloudflare", "akamaihd", "snapchat", "spotify", "leboncoin",
+                      "francetvinfo", "lefigaro", "marmiton", "allocine", "doctolib", "boursorama", "cdiscount", "dailymotion",
+                      "linkedin", "pinterest", "tiktokcdn", "bytedance", "alibaba", "aliexpress", "kaspersky", "crashlytics",
+                      "firebaseio", "appsflyer", "onesignal", "pushwoosh", "lemondeinformatique", "weatherwidget"]
+        #expect(chosen.filter(model.isRandom).isEmpty, "\(chosen.filter(model.isRandom))")
+        // Too short to judge, or not a label of letters, digits and hyphens: never random.
+        #expect(!model.isRandom("xqzjvk") && !model.isRandom("xqz_jvkwpq") && model.score("ab.cd") == nil)
     }
 }
