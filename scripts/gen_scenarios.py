@@ -19,7 +19,8 @@ ones plus identifier-leak, dns-tunnel and tls-anomaly) must raise, as {category,
 The info-level alerts a scenario raises (foreign-endpoint, no-dns-endpoint with a name, non-standard-port for an
 unidentified protocol) are in its description, not in `expect`. Packet builders: scripts/pcapgen.py.
 """
-import base64, hashlib, json, math, os, random, struct, sys, zlib
+import base64, hashlib, json, os, random, struct, sys, zlib
+import name_model
 from pcapgen import (Capture, app_data, certificate, checksum, client_finish, client_finish13, client_hello, der, der_oid, http_request,
                      http_response, mqtt_connack, mqtt_connect, mqtt_disconnect, mqtt_publish, server_finish,
                      server_flight, server_hello13, x509_name)
@@ -334,60 +335,6 @@ def implant_rat():
     return s
 
 
-def name_randomness():
-    """The label model of Sources/SiphonDetect/NameRandomness.swift, written again from its description: a character
-    bigram model (a-z, 0-9, '-', boundary; add-one smoothing, log2) of the Public Suffix List's labels (3+ characters,
-    no IDN, each once), trained on those whose FNV-1a hash is not 0 mod 5; the threshold is the 1st percentile of the
-    held-out labels of 7+ characters. Returns is_random(label)."""
-    text = open(os.path.join(ROOT, "Sources/SiphonDetect/data/public_suffix_list.dat"), encoding="utf-8").read()
-
-    def sym(c):
-        o = ord(c)
-        return o - 96 if 97 <= o <= 122 else o - 48 + 27 if 48 <= o <= 57 else 37 if c == "-" else None
-
-    seen, labels = set(), []
-    for line in text.split("\n"):
-        rule = line.split(" ")[0]
-        if not rule or rule.startswith("//"):
-            continue
-        for label in rule.split("."):
-            l = label.lstrip("*!").lower()
-            if len(l) >= 3 and not l.startswith("xn--") and all(sym(c) is not None for c in l) and l not in seen:
-                seen.add(l)
-                labels.append(l)
-
-    def fnv(x):
-        h = 0xCBF29CE484222325
-        for b in x.encode():
-            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-        return h
-
-    n = 38
-    counts = [0] * (n * n)
-    for l in (l for l in labels if fnv(l) % 5 != 0):
-        p = 0
-        for c in l:
-            counts[p * n + sym(c)] += 1
-            p = sym(c)
-        counts[p * n] += 1
-    logs = [0.0] * (n * n)
-    for r in range(n):
-        total = sum(counts[r * n:(r + 1) * n]) + n
-        for c in range(n):
-            logs[r * n + c] = math.log2((counts[r * n + c] + 1) / total)
-
-    def score(l):
-        p, t = 0, 0.0
-        for c in l:
-            t += logs[p * n + sym(c)]
-            p = sym(c)
-        return (t + logs[p * n]) / (len(l) + 1)
-
-    held = sorted(score(l) for l in labels if fnv(l) % 5 == 0 and len(l) >= 7)
-    threshold = held[len(held) // 100]
-    return lambda l: len(l) >= 7 and all(sym(c) is not None for c in l) and score(l) < threshold
-
-
 @scenario
 def dga_nxdomain():
     s = Scenario("dga-nxdomain",
@@ -395,11 +342,11 @@ def dga_nxdomain():
                  "generated .com names (12 to 18 random letters); the first 31 do not exist (NXDOMAIN), the 32nd "
                  "resolves to 95.163.1.1 (RU) and the device opens TLS to it. After every fifth generated name, one "
                  "of 6 everyday lookups that resolve. dga medium at the resolver 192.168.1.1, raised once 8 of the "
-                 "missing names look generated to the label model (name_randomness(), the Swift model written again "
-                 "in Python): at the 10th NXDOMAIN (two of the first ten random names score above the threshold, as "
+                 "missing names look generated to the label model (scripts/name_model.py, which trains the table "
+                 "Siphon ships): at the 10th NXDOMAIN (two of the first ten random names score above the threshold, as "
                  "about 6 % of random labels do), 10 of the 11 registered domains answered by then; foreign-endpoint "
                  "info.")
-    is_random = name_randomness()
+    is_random = name_model.is_random_function()
     t = T0
     letters = "abcdefghijklmnopqrstuvwxyz"
     everyday = ["www.google.com", "www.wikipedia.org", "api.weather.com", "www.lemonde.fr", "graph.facebook.com",
@@ -434,7 +381,7 @@ def benign_nxdomain_words():
                  "of words (a mistyped address, retired campaign sites, a dead tracker: wikipedai.org, "
                  "lemondeinformatique.com...), each after two lookups that resolve. None looks generated to the label "
                  "model and 12 of 36 is a third: no dga; nothing above info.", benign=True)
-    is_random = name_randomness()
+    is_random = name_model.is_random_function()
     dead = ["wikipedai.org", "lemondeinformatique.com", "summersales2019.com", "weatherwidget.net", "photoprinting.fr",
             "traveldeals.co.uk", "musicplayer.app", "quickrecipes.net", "footballscores.info", "gardeningtips.org",
             "cheapflights.travel", "newsletter-archive.com"]

@@ -350,4 +350,13 @@ import Testing
         // Too short to judge, or not a label of letters, digits and hyphens: never random.
         #expect(!model.isRandom("xqzjvk") && !model.isRandom("xqz_jvkwpq") && model.score("ab.cd") == nil)
     }
+
+    /// The table shipped in NameModel.swift (written by scripts/name_model.py) is what training on the shipped
+    /// Public Suffix List gives in Swift: same label counts, same threshold, same probabilities.
+    @Test func nameModelIsTheListsTraining() {
+        let shipped = NameRandomness.shared, trained = NameRandomness.trainedOnBundledList()
+        #expect(shipped.trainingLabels == trained.trainingLabels && shipped.heldOutLabels == trained.heldOutLabels)
+        #expect(abs(shipped.threshold - trained.threshold) < 1e-12)
+        #expect(shipped.table.count == trained.table.count && zip(shipped.table, trained.table).allSatisfy { abs($0 - $1) < 1e-12 })
+    }
 }
