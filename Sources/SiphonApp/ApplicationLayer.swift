@@ -296,11 +296,7 @@ public final class ApplicationLayer {
 
     /// Whether `b` begins with `text` (no array made: this runs for every chunk of an undecided flow).
     @inline(__always) static func starts(_ b: [UInt8], _ text: StaticString) -> Bool {
-        let n = text.utf8CodeUnitCount
-        guard b.count >= n else { return false }
-        let t = text.utf8Start
-        for i in 0..<n where b[i] != t[i] { return false }
-        return true
+        b.withUnsafeBytes { bytes($0, at: 0, are: text) }
     }
 
     /// The HTTP methods and their space, as bytes, the common ones first (a request line begins with one). Made
@@ -319,8 +315,7 @@ public final class ApplicationLayer {
         func starts(_ text: StaticString) -> Bool { Self.starts(c, text) }
         if starts("NICK ") || starts("CAP LS") { return true }
         guard starts("PASS ") || starts("USER ") else { return false }
-        let nick = Array("\nNICK ".utf8)
-        return c.count >= nick.count && (0...(c.count - nick.count)).contains { c[$0..<($0 + nick.count)].elementsEqual(nick) }
+        return c.withUnsafeBytes { b in (0..<b.count).contains { bytes(b, at: $0, are: "\nNICK ") } }
     }
 
     private func feedTCP(_ f: FlowState, _ bytes: UnsafeRawBufferPointer, slot: Int32, direction: Int, timestamp: Timestamp) {

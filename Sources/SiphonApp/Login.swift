@@ -64,9 +64,8 @@ final class LoginWatcher {
     private var mechanism = ""
     private var mail: LoginRecord?
     private var inData = false
-    /// IRC: what the client said of itself, and whether registration completed.
+    /// IRC: what the client said of itself (registered once it gave a nick and a user).
     private var session = LoginRecord(kind: .session, app: "irc")
-    private var registered = false
     /// Records found since the last `take`.
     private(set) var found: [LoginRecord] = []
 
@@ -224,31 +223,28 @@ final class LoginWatcher {
     /// when registration completes (NICK and USER seen), then one per JOIN (8 at most); a server password goes out as
     /// a credential.
     private func irc(_ verb: String, _ words: [String], _ text: String) {
-        func clip(_ w: String) -> String { String(w.prefix(64)) }
+        func clip(_ w: some StringProtocol) -> String { String(w.prefix(64)) }
+        let registered = session.nick != nil && session.user != nil
         switch verb {
         case "PASS" where words.count >= 2:
             mechanism = "PASS"
             emit(user: nil, secret: String(words[1].drop { $0 == ":" }.prefix(256)))
         case "NICK" where words.count >= 2:
-            session.nick = clip(String(words[1].drop { $0 == ":" }))
+            session.nick = clip(words[1].drop { $0 == ":" })
             if registered { found.append(session) }
         case "USER" where words.count >= 2:
             session.user = clip(words[1])
             if let colon = text.range(of: " :") { session.realName = String(text[colon.upperBound...].prefix(128)) }
-        case "JOIN" where words.count >= 2:
-            guard registered, session.channels.count < 8 else { return }
+        case "JOIN" where words.count >= 2 && registered:
             let before = session.channels.count
-            for c in words[1].split(separator: ",") where session.channels.count < 8 && !session.channels.contains(clip(String(c))) {
-                session.channels.append(clip(String(c)))
+            for c in words[1].split(separator: ",").map(clip) where session.channels.count < 8 && !session.channels.contains(c) {
+                session.channels.append(c)
             }
             if session.channels.count > before { found.append(session) }
         default:
             break
         }
-        if !registered, session.nick != nil, session.user != nil {
-            registered = true
-            found.append(session)
-        }
+        if !registered, session.nick != nil, session.user != nil { found.append(session) }
     }
 
     /// SASL PLAIN: base64 of authzid NUL authcid NUL password.
@@ -399,10 +395,11 @@ final class ShellWatcher {
     /// Longer than the longest pattern (`uid=` 10 digits `(` 32 characters `) gid=` 10 digits `(`).
     static let carryBytes = 72
     private var carry: [UInt8] = []
+    private var junction: [UInt8] = []
     private(set) var read = 0
     private(set) var done = false
 
-    var bufferedBytes: Int { carry.count + line.count }
+    var bufferedBytes: Int { carry.count + junction.count + line.count }
 
     func feed(_ bytes: UnsafeRawBufferPointer) -> LoginRecord? {
         guard !done else { return nil }
@@ -415,8 +412,9 @@ final class ShellWatcher {
             return lineDone || read >= Self.limit ? finish() : nil
         }
         // An output that begins in the carried bytes (it may straddle the two), then one that begins in the chunk,
-        // read in place (no copy of the chunk).
-        var junction = carry
+        // read in place (no copy of the chunk; the junction's buffer is reused).
+        junction.removeAll(keepingCapacity: true)
+        junction.append(contentsOf: carry)
         junction.append(contentsOf: chunk.prefix(Self.carryBytes))
         if let (kind, range) = junction.withUnsafeBytes({ Self.find($0) }), range.lowerBound < carry.count {
             found = kind
@@ -431,12 +429,8 @@ final class ShellWatcher {
             return lineDone || read >= Self.limit ? finish() : nil
         }
         if read >= Self.limit { done = true }
-        if chunk.count >= Self.carryBytes {
-            carry.removeAll(keepingCapacity: true)
-            carry.append(contentsOf: chunk.suffix(Self.carryBytes))
-        } else {
-            carry = Array(junction.suffix(Self.carryBytes))
-        }
+        carry.removeAll(keepingCapacity: true)
+        if chunk.count >= Self.carryBytes { carry.append(contentsOf: chunk.suffix(Self.carryBytes)) } else { carry.append(contentsOf: junction.suffix(Self.carryBytes)) }
         return nil
     }
 
@@ -459,12 +453,7 @@ final class ShellWatcher {
 
     /// The first shell output in `b`: its kind and where.
     static func find(_ b: UnsafeRawBufferPointer) -> (String, Range<Int>)? {
-        func at(_ i: Int, _ text: StaticString) -> Bool {
-            guard i + text.utf8CodeUnitCount <= b.count else { return false }
-            let t = text.utf8Start
-            for k in 0..<text.utf8CodeUnitCount where b[i + k] != t[k] { return false }
-            return true
-        }
+        func at(_ i: Int, _ text: StaticString) -> Bool { bytes(b, at: i, are: text) }
         func digits(_ i: inout Int) -> Bool {
             let start = i
             while i < b.count, i - start < 10, b[i] &- 0x30 < 10 { i += 1 }
@@ -501,4 +490,14 @@ final class ShellWatcher {
         }
         return nil
     }
+}
+
+/// Whether the bytes of `b` from `i` are `text` (no array made: for the protocol decision's prefixes and the shell
+/// watcher's patterns).
+@inline(__always) func bytes(_ b: UnsafeRawBufferPointer, at i: Int, are text: StaticString) -> Bool {
+    let n = text.utf8CodeUnitCount
+    guard i >= 0, i + n <= b.count else { return false }
+    let t = text.utf8Start
+    for k in 0..<n where b[i + k] != t[k] { return false }
+    return true
 }

@@ -10,9 +10,26 @@ public final class PublicSuffixList: Sendable {
     public let ruleCount: Int
 
     public init(text: String) {
-        // Parsed as bytes (250 KB: splitting it into Characters cost 190 M instructions, 50 ms).
         var rules: Set<String> = [], wildcards: Set<String> = [], exceptions: Set<String> = []
         rules.reserveCapacity(text.utf8.count / 24)  // ~10,000 rules in 250 KB: no rehashing while filling
+        Self.forEachRule(in: text) { raw in
+            var rule = String(decoding: raw, as: UTF8.self)
+            if raw.contains(where: { $0 &- 0x41 < 26 }) { rule = rule.lowercased() }  // the list is lower case
+            if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
+                wildcards.insert(String(rule.dropFirst(2)))
+            } else {
+                rules.insert(rule)
+            }
+        }
+        self.rules = rules
+        self.wildcards = wildcards
+        self.exceptions = exceptions
+        ruleCount = rules.count + wildcards.count + exceptions.count
+    }
+
+    /// Each rule of a list's text, as its bytes: a line up to its first space, tab or CR; comment lines (`//`) and
+    /// empty ones skipped. Read as bytes (250 KB: splitting it into Characters cost 190 M instructions, 50 ms).
+    static func forEachRule(in text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         var text = text
         text.withUTF8 { bytes in
             var i = 0
@@ -20,26 +37,14 @@ public final class PublicSuffixList: Sendable {
             while i < n {
                 var end = i
                 while end < n, bytes[end] != 0x0A { end += 1 }
-                // A rule is the line up to the first space or tab (the format's comment-free part).
                 var stop = i
                 while stop < end, bytes[stop] != 0x20, bytes[stop] != 0x09, bytes[stop] != 0x0D { stop += 1 }
                 if stop > i, !(stop - i >= 2 && bytes[i] == 0x2F && bytes[i + 1] == 0x2F) {
-                    let raw = UnsafeBufferPointer(rebasing: bytes[i..<stop])
-                    var rule = String(decoding: raw, as: UTF8.self)
-                    if raw.contains(where: { $0 &- 0x41 < 26 }) { rule = rule.lowercased() }  // the list is lower case
-                    if rule.hasPrefix("!") { exceptions.insert(String(rule.dropFirst())) } else if rule.hasPrefix("*.") {
-                        wildcards.insert(String(rule.dropFirst(2)))
-                    } else {
-                        rules.insert(rule)
-                    }
+                    body(UnsafeBufferPointer(rebasing: bytes[i..<stop]))
                 }
                 i = end + 1
             }
         }
-        self.rules = rules
-        self.wildcards = wildcards
-        self.exceptions = exceptions
-        ruleCount = rules.count + wildcards.count + exceptions.count
     }
 
     /// The list shipped with Siphon (loaded once per process: it is immutable).

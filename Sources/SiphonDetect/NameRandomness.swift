@@ -13,7 +13,8 @@ internal import Foundation
 public struct NameRandomness: Sendable {
     /// Symbols: 0 the boundary, 1-26 letters, 27-36 digits, 37 the hyphen.
     static let symbols = 38
-    private let logProbability: [Double]
+    /// log₂ P(next | previous), row by previous symbol.
+    let logProbability: [Double]
     /// Labels scoring below this are random-looking.
     public let threshold: Double
     /// Labels shorter than this are not judged (too few transitions to tell).
@@ -33,33 +34,16 @@ public struct NameRandomness: Sendable {
     }
 
     /// The labels of a Public Suffix List text: each rule's labels of letters, digits and hyphens (no IDN), three
-    /// characters or more, lower case, each once, in the list's order. Read as bytes (splitting 250 KB into
-    /// Characters costs 50 ms).
+    /// characters or more, lower case, each once, in the list's order. Read as bytes (`PublicSuffixList.forEachRule`).
     static func labels(fromList text: String) -> [String] {
         var seen: Set<String> = [], out: [String] = []
-        var text = text
-        text.withUTF8 { b in
-            var i = 0
-            while i < b.count {
-                var end = i
-                while end < b.count, b[end] != 0x0A { end += 1 }
-                // The rule: the line up to its first space, tab or CR; comments start with "//".
-                var stop = i
-                while stop < end, b[stop] != 0x20, b[stop] != 0x09, b[stop] != 0x0D { stop += 1 }
-                if stop > i, !(stop - i >= 2 && b[i] == 0x2F && b[i + 1] == 0x2F) {
-                    var start = i
-                    for k in i...stop where k == stop || b[k] == 0x2E {
-                        var from = start
-                        while from < k, b[from] == 0x2A || b[from] == 0x21 { from += 1 }  // "*" and "!"
-                        let raw = UnsafeBufferPointer(rebasing: b[from..<k])
-                        start = k + 1
-                        guard raw.count >= 3, raw.allSatisfy({ symbol($0) != nil }) else { continue }
-                        let label = String(decoding: raw, as: UTF8.self).lowercased()
-                        guard !label.hasPrefix("xn--"), seen.insert(label).inserted else { continue }
-                        out.append(label)
-                    }
-                }
-                i = end + 1
+        PublicSuffixList.forEachRule(in: text) { rule in
+            for part in rule.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
+                let raw = part.drop { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "!") }
+                guard raw.count >= 3, raw.allSatisfy({ symbol($0) != nil }) else { continue }
+                let label = String(decoding: raw, as: UTF8.self).lowercased()
+                guard !label.hasPrefix("xn--"), seen.insert(label).inserted else { continue }
+                out.append(label)
             }
         }
         return out
@@ -68,7 +52,7 @@ public struct NameRandomness: Sendable {
     /// The model of `labels` (lower case): trained on those whose FNV-1a hash is not 0 modulo 5, the threshold from
     /// the others.
     public init(labels: [String]) {
-        func hash(_ s: String) -> UInt64 { s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 } }
+        func hash(_ s: String) -> UInt64 { s.utf8.reduce(FNV1a.seed, FNV1a.step) }
         let training = labels.filter { hash($0) % 5 != 0 }, heldOut = labels.filter { hash($0) % 5 == 0 }
         var counts = [Int](repeating: 0, count: Self.symbols * Self.symbols)
         for label in training {
@@ -113,9 +97,6 @@ public struct NameRandomness: Sendable {
         self.trainingLabels = trainingLabels
         self.heldOutLabels = heldOutLabels
     }
-
-    /// The table, for comparing two models.
-    var table: [Double] { logProbability }
 
     static func score(_ label: String, _ model: [Double]) -> Double? {
         var previous = 0, total = 0.0, n = 0

@@ -339,15 +339,15 @@ public indirect enum RuleCondition: Sendable {
 
     /// Whether `name` is `suffix` or ends with `.suffix` (compared as bytes: no string built, no grapheme walk).
     static func domain(_ name: String, endsWith suffix: String) -> Bool {
-        var name = name
-        return name.withUTF8 { n in domain(n, endsWith: Array(suffix.utf8)) }
-    }
-
-    static func domain(_ n: UnsafeBufferPointer<UInt8>, endsWith s: [UInt8]) -> Bool {
-        guard n.count >= s.count else { return false }
-        let offset = n.count - s.count
-        for i in 0..<s.count where n[offset + i] != s[i] { return false }
-        return offset == 0 || n[offset - 1] == UInt8(ascii: ".")
+        var name = name, suffix = suffix
+        return name.withUTF8 { n in
+            suffix.withUTF8 { s in
+                guard n.count >= s.count else { return false }
+                let offset = n.count - s.count
+                for i in 0..<s.count where n[offset + i] != s[i] { return false }
+                return offset == 0 || n[offset - 1] == UInt8(ascii: ".")
+            }
+        }
     }
 
     /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
@@ -456,6 +456,13 @@ public struct Rule: Sendable {
     }
 }
 
+/// FNV-1a over bytes (64-bit): cheap, and the same in `scripts/name_model.py`. A hash of 0 would only cost a table
+/// slot a miss, never a wrong hit (hits are checked).
+enum FNV1a {
+    static let seed: UInt64 = 0xCBF2_9CE4_8422_2325
+    @inline(__always) static func step(_ h: UInt64, _ b: UInt8) -> UInt64 { (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+}
+
 /// Domain suffixes for `suffix` tests: whether a name is one of them or ends with `.` and one of them. Each suffix's
 /// bytes are hashed from its last byte to its first; a name is read once from its end, its tail's hash looked up at
 /// each label boundary in an open-addressing table, and a hit checked byte by byte.
@@ -473,8 +480,7 @@ struct DomainSuffixSet: Sendable {
         while capacity < suffixes.count * 4 { capacity *= 2 }
         var slots = Array(repeating: (hash: UInt64(0), index: 0), count: capacity)
         for (i, s) in suffixes.enumerated() {
-            var h = Self.seed
-            for b in s.reversed() { h = Self.step(h, b) }
+            let h = s.reversed().reduce(FNV1a.seed, FNV1a.step)
             var k = Int(truncatingIfNeeded: h) & (capacity - 1)
             while slots[k].hash != 0 { k = (k + 1) & (capacity - 1) }
             slots[k] = (h, i)
@@ -485,23 +491,19 @@ struct DomainSuffixSet: Sendable {
         longest = suffixes.map(\.count).max() ?? 0
     }
 
-    static let seed: UInt64 = 0xCBF2_9CE4_8422_2325
-    /// FNV-1a's step, never 0 for a non-empty input in practice (a 0 would only cost a missed slot, not a wrong hit:
-    /// hits are checked).
-    @inline(__always) static func step(_ h: UInt64, _ b: UInt8) -> UInt64 { (h ^ UInt64(b)) &* 0x100_0000_01B3 }
 
     /// Whether `name` (ASCII letters in any case) is a suffix or ends with `.` and one; nil when the bytes read
     /// hold one of 0x80 or above (lower-case the name as Unicode and ask again). The suffixes are lower case.
     func contains(suffixOf name: UnsafeBufferPointer<UInt8>) -> Bool? {
         @inline(__always) func fold(_ b: UInt8) -> UInt8 { b &- 0x41 < 26 ? b | 0x20 : b }
-        var h = Self.seed
+        var h = FNV1a.seed
         var p = name.count
         let stop = max(0, name.count - longest)
         while p > stop {
             p -= 1
             let b = name[p]
             if b >= 0x80 { return nil }
-            h = Self.step(h, fold(b))
+            h = FNV1a.step(h, fold(b))
             guard p == 0 || name[p - 1] == UInt8(ascii: ".") else { continue }
             var k = Int(truncatingIfNeeded: h) & mask
             while slots[k].hash != 0 {

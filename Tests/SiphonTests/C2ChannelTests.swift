@@ -357,6 +357,7 @@ import Testing
         let shipped = NameRandomness.shared, trained = NameRandomness.trainedOnBundledList()
         #expect(shipped.trainingLabels == trained.trainingLabels && shipped.heldOutLabels == trained.heldOutLabels)
         #expect(abs(shipped.threshold - trained.threshold) < 1e-12)
-        #expect(shipped.table.count == trained.table.count && zip(shipped.table, trained.table).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(shipped.logProbability.count == trained.logProbability.count
+                && zip(shipped.logProbability, trained.logProbability).allSatisfy { abs($0 - $1) < 1e-12 })
     }
 }
