@@ -134,7 +134,11 @@ public final class ScanPipeline {
         }
         tunnels.maximumTunnels = budget.tunnels
         var flowConfiguration = options.flows
-        if let detection = options.detection { flowConfiguration.ttlLimit = detection.ttlLimit }
+        if let detection = options.detection {
+            flowConfiguration.ttlLimit = detection.ttlLimit
+            // In-flow beaconing's exchanges are told apart by the flow table, on the record each packet updates.
+            if detection.on(.beaconing) { flowConfiguration.exchangeSilence = .nanoseconds(Int64((detection.heartbeat.silence * 1e9).rounded())) }
+        }
         flowConfiguration.maximumFlows = min(flowConfiguration.maximumFlows, budget.flows)
         flows = FlowTable(configuration: flowConfiguration)
         if let detection, detection.configuration.on(.identifierLeak) {
@@ -498,10 +502,13 @@ public final class ScanPipeline {
             }
         }
         let flowID = flows.flowID(at: slot)
-        if packet.payloadLength > 0, let detection {
-            detection.payload(slot: slot, flowID: flowID, bytes: packet.payloadLength, at: timestamp,
-                              frame: currentFrame.number) { flows.flow(at: slot) }
-            if detection.hasNewAlerts { writeAlerts(flow: flows.flow(at: slot)) }
+        if flows.beganExchange, let detection {
+            let f = flows.flow(at: slot)
+            if detection.exchangeBegins(
+                slot: slot, flowID: flowID, at: timestamp,
+                payloadBefore: (f.aToB.payloadBytes &+ f.bToA.payloadBytes) &- UInt64(packet.payloadLength),
+                frame: currentFrame.number, flow: { f })
+            { writeAlerts(flow: f) }
         }
         if packet.transport == .udp {
             recorder.datagram(payload, slot: slot, direction: fromInitiator ? 0 : 1, timestamp: timestamp, frame: currentFrame)

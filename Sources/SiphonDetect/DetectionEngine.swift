@@ -194,7 +194,7 @@ public final class DetectionEngine {
     var noDNSEndpoint: NoDNSEndpointDetector
     var tlsAnomaly: TLSAnomalyDetector
     var beacons: BeaconDetector
-    @usableFromInline var heartbeats: HeartbeatDetector
+    var heartbeats: HeartbeatDetector
     var evasion = EvasionDetector()
     var identifiers = IdentifierLeakDetector()
     var credentials = CredentialLeakDetector()
@@ -401,34 +401,36 @@ public final class DetectionEngine {
         ledger[pair] = t
     }
 
-    /// Whether in-flow beaconing runs (`beaconing` not disabled): read per packet.
-    @usableFromInline let followsHeartbeats: Bool
+    /// Whether in-flow beaconing runs (`beaconing` not disabled).
+    let followsHeartbeats: Bool
     /// Whether the NXDOMAIN detector runs (`dga` not disabled): read per DNS answer.
     let findsGeneratedNames: Bool
 
-    /// A TCP or UDP packet with `bytes` of payload (after checksum validation) in the flow in `slot`: in-flow
-    /// beaconing follows its exchanges. `flow` gives the flow's record, asked for only when an exchange begins.
-    /// Inlined into the pipeline (with the follower's common case): it runs for every payload packet.
-    @inlinable
-    public func payload(slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow) {
-        guard followsHeartbeats, heartbeats.payload(
-            slot: slot, flowID: flowID, bytes: bytes, at: time, frame: frame, flow: flow, follows: { self.followsFlow($0) })
-        else { return }
+    /// An exchange of the flow in `slot` begins (`FlowTable.beganExchange`; the flow table follows them when the
+    /// pipeline sets its `exchangeSilence` to `configuration.heartbeat.silence`): in-flow beaconing counts the
+    /// exchange before it. `payloadBefore`: the flow's payload bytes both ways before this packet; `flow` gives the
+    /// flow's record, asked for only at its second exchange. True when alerts were raised.
+    public func exchangeBegins(
+        slot: Int32, flowID: UInt64, at time: Timestamp, payloadBefore: UInt64, frame: UInt64, flow: () -> Flow
+    ) -> Bool {
+        guard followsHeartbeats, heartbeats.exchangeBegins(
+            slot: slot, flowID: flowID, at: time, payloadBefore: payloadBefore, frame: frame, flow: flow,
+            follows: { self.followsFlow($0) })
+        else { return false }
         judgeHeartbeat(flow(), slot: slot)
+        return hasNewAlerts
     }
 
     /// Whether the follower keeps a flow's exchanges: a device's, to a non-local endpoint.
-    @usableFromInline
     func followsFlow(_ f: Flow) -> Bool { !isLocal(f.serverAddress) && link.device(of: f) != nil }
 
     /// The flow in `slot` is ending: its last exchange counts, and the series goes.
     public func flowClosing(slot: Int32, flow f: Flow) {
         guard followsHeartbeats else { return }
-        if heartbeats.flowEnded(slot: slot, flowID: f.id) { judgeHeartbeat(f, slot: slot) }
+        if heartbeats.flowEnded(slot: slot, flowID: f.id, payload: f.aToB.payloadBytes &+ f.bToA.payloadBytes) { judgeHeartbeat(f, slot: slot) }
         heartbeats.stop(f.id)
     }
 
-    @usableFromInline
     func judgeHeartbeat(_ f: Flow, slot: Int32) {
         guard let id = link.device(of: f) else { return }
         let destination = geo.map { $0.lookup(f.serverAddress) }

@@ -348,17 +348,18 @@ public struct BeaconDetector {
         if j.foreign, j.ended.names.isEmpty { spray(j, into: &alerts) }
         // Contacts that got an answer, on ports where periodic traffic is not expected anyway.
         guard j.ended.flow.server.packets > 0 else { return }
-        var targets: [Target] = [.address(j.endpoint)]
-        if let name = j.ended.names.first { targets.append(.name(name)) }
         // One alert per series: once the address or the name beacons, the other target stops counting.
-        let keys = targets.map { Key(device: id, target: $0) }
-        if !keys.contains(where: beaconing.contains) {
-            for key in keys {
-                contact(key, j, into: &alerts)
-                if beaconing.contains(key) {
-                    beaconing.formUnion(keys)
-                    for k in keys { drop(k) }
-                    break
+        let address = Key(device: id, target: .address(j.endpoint))
+        let name = j.ended.names.first.map { Key(device: id, target: .name($0)) }
+        if beaconing.isEmpty || !beaconing.contains(address) && !(name.map(beaconing.contains) ?? false) {
+            var beacons = contact(address, j, into: &alerts)
+            if !beacons, let name { beacons = contact(name, j, into: &alerts) }
+            if beacons {
+                beaconing.insert(address)
+                drop(address)
+                if let name {
+                    beaconing.insert(name)
+                    drop(name)
                 }
             }
         }
@@ -371,15 +372,16 @@ public struct BeaconDetector {
         var groups: [Key] = []
         if let ja4 = j.facts.ja4, !ja4.isEmpty { groups.append(Key(device: id, target: .ja4(ja4))) }
         if j.ended.names.isEmpty { groups.append(Key(device: id, target: .network(Self.network(of: j.endpoint)))) }
-        guard !groups.contains(where: beaconing.contains) else { return }
+        guard beaconing.isEmpty || !groups.contains(where: beaconing.contains) else { return }
+        let budget = self.budget, endpoint = j.endpoint
         for key in groups {
-            if groupEndpoints[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.groupEndpoint) {
-                groupEndpoints[key, default: []].insert(j.endpoint)
-            }
-            let spread = groupEndpoints[key] ?? []
-            let explained = spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
-            contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts)
-            guard beaconing.contains(key) else { continue }
+            // One lookup of the group (its set updated in place); the endpoint is charged if it is new.
+            let spread: Set<IPAddress> = { (s: inout Set<IPAddress>) in
+                if s.insert(endpoint).inserted, !budget.take(TableBudget.Cost.groupEndpoint) { s.remove(endpoint) }
+                return s
+            }(&groupEndpoints[key, default: []])
+            let explained = !beaconing.isEmpty && spread.contains { beaconing.contains(Key(device: id, target: .address($0))) }
+            guard contact(key, j, mayRaise: spread.count >= 3 && !explained, into: &alerts) else { continue }
             beaconing.formUnion(groups)
             for k in groups {
                 drop(k)
@@ -393,9 +395,17 @@ public struct BeaconDetector {
     /// no name for (Cerber's statistics to a whole /22). Raised once per device × network at `sprayAddresses`.
     private mutating func spray(_ j: FlowJudgement, into alerts: inout [Alert]) {
         let key = Key(device: j.pair.device, target: .network(Self.network(of: j.endpoint)))
-        guard !sprayed.contains(key), sprays[key]?.contains(j.endpoint) != true, budget.take(TableBudget.Cost.groupEndpoint) else { return }
-        sprays[key, default: []].insert(j.endpoint)
-        let n = sprays[key]?.count ?? 0
+        guard sprayed.isEmpty || !sprayed.contains(key) else { return }
+        // One lookup of the network's set, updated in place; 0 when the address is not new (or over budget).
+        let budget = self.budget, endpoint = j.endpoint
+        let n = { (s: inout Set<IPAddress>) -> Int in
+            guard s.insert(endpoint).inserted else { return 0 }
+            guard budget.take(TableBudget.Cost.groupEndpoint) else {
+                s.remove(endpoint)
+                return 0
+            }
+            return s.count
+        }(&sprays[key, default: []])
         guard n >= configuration.sprayAddresses else { return }
         sprayed.insert(key)
         let gone = sprays.removeValue(forKey: key) ?? []
@@ -416,10 +426,19 @@ public struct BeaconDetector {
         budget.give(TableBudget.Cost.beaconSeries + gone.times.count * TableBudget.Cost.beaconContact)
     }
 
-    private mutating func contact(_ key: Key, _ j: FlowJudgement, mayRaise: Bool = true, into alerts: inout [Alert]) {
+    /// Counts a contact of `key`'s series; true when the series beacons now (raised: no more contacts counted).
+    @discardableResult
+    private mutating func contact(_ key: Key, _ j: FlowJudgement, mayRaise: Bool = true, into alerts: inout [Alert]) -> Bool {
         let c = configuration, start = j.flow.start
         // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
         let budget = self.budget
+        func add(_ slot: inout Series?) -> ([Timestamp], [UInt64], Int)? {
+            if slot == nil {
+                guard budget.take(TableBudget.Cost.beaconSeries) else { return nil }
+                slot = Series()
+            }
+            return add(&slot!)
+        }
         func add(_ series: inout Series) -> ([Timestamp], [UInt64], Int) {
             if series.times.count >= c.maximumContacts {
                 series.times.removeFirst(series.times.count - c.maximumContacts + 1)
@@ -432,14 +451,13 @@ public struct BeaconDetector {
             series.total += 1
             return (series.times, series.frames, series.total)
         }
-        guard contacts[key] != nil || budget.take(TableBudget.Cost.beaconSeries) else { return }
-        let (times, frames, total) = add(&contacts[key, default: Series()])
+        guard let (times, frames, total) = add(&contacts[key]) else { return false }
         // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
         let n = times.count
         guard mayRaise, n >= c.minimumContacts, n <= 64 || total % (n / 16) == 0,
               let score = BeaconScore(times: times.map { $0.secondsDouble }, configuration: c), score.isBeacon(c)
-        else { return }
+        else { return false }
         beaconing.insert(key)
         drop(key)
         let sorted = times.sorted()
@@ -460,6 +478,7 @@ public struct BeaconDetector {
             ])
         alert.frames = contactFrames
         alerts.append(alert)
+        return true
     }
 }
 

@@ -25,11 +25,12 @@ public struct HeartbeatDetector {
     public let configuration: HeartbeatConfiguration
     public let beacons: BeaconConfiguration
     public let exemptPorts: Set<UInt16>
-    @usableFromInline let silence: Int64
 
-    /// Per flow-table slot: the flow it tracks and its current exchange (no allocation per flow).
-    @usableFromInline struct Slot {
-        @usableFromInline enum State: UInt8 {
+    /// Per flow-table slot: the flow it tracks and its current exchange (no allocation per flow). Touched only when
+    /// an exchange begins (the flow table decides that on the flow's own record: `FlowTable.beganExchange`) and when
+    /// the flow ends, not for every packet.
+    struct Slot {
+        enum State: UInt8 {
             /// One exchange so far: not decided yet.
             case first
             /// A device's flow to a non-local endpoint, off the exempt ports: its exchanges are kept.
@@ -37,21 +38,14 @@ public struct HeartbeatDetector {
             /// Not a device's, an exempt port, over budget, or its pair already raised.
             case ignored
         }
-        @usableFromInline var flowID: UInt64 = 0
-        @usableFromInline var last: Int64 = 0
-        @usableFromInline var start: Int64 = 0
-        @usableFromInline var bytes: UInt32 = 0
-        @usableFromInline var frame: UInt64 = 0
-        @usableFromInline var state = State.first
-        @usableFromInline init(flowID: UInt64 = 0, last: Int64 = 0, start: Int64 = 0, bytes: UInt32 = 0, frame: UInt64 = 0) {
-            self.flowID = flowID
-            self.last = last
-            self.start = start
-            self.bytes = bytes
-            self.frame = frame
-        }
+        var flowID: UInt64 = 0
+        var start: Int64 = 0
+        /// The flow's payload bytes (both ways) before the exchange's first packet.
+        var payloadBefore: UInt64 = 0
+        var frame: UInt64 = 0
+        var state = State.first
     }
-    @usableFromInline var slots: [Slot] = []
+    private var slots: [Slot] = []
 
     /// The completed exchanges of a followed flow: start times, sizes, first packets.
     struct Series {
@@ -70,48 +64,29 @@ public struct HeartbeatDetector {
         configuration = c.heartbeat
         beacons = c.beacons
         exemptPorts = c.noDNSExemptPorts
-        silence = Int64((c.heartbeat.silence * 1e9).rounded())
     }
 
-    /// A packet with `bytes` of payload in the flow in `slot`. When the flow's second exchange begins, `flow` gives
-    /// its record and `follows` says whether it is a device's flow to a non-local endpoint; neither is asked for
-    /// otherwise. True when a followed flow's series is due to be judged (`judge`). The common case (a packet of a
-    /// known flow, ignored or within its exchange) is inlined into the pipeline's packet loop: this runs for every
-    /// payload packet.
-    @inlinable
-    public mutating func payload(
-        slot: Int32, flowID: UInt64, bytes: Int, at time: Timestamp, frame: UInt64, flow: () -> Flow, follows: (Flow) -> Bool
+    /// An exchange of the flow in `slot` begins at `time` (its first payload, or the first after `silence` of
+    /// none: `FlowTable.beganExchange`), its first packet `frame`; `payloadBefore` is the flow's payload bytes both
+    /// ways before that packet, so the exchange before it carried `payloadBefore` less what the flow had when it
+    /// began. When the flow's second exchange begins, `flow` gives its record and `follows` says whether it is a
+    /// device's flow to a non-local endpoint; neither is asked for otherwise. True when a followed flow's series is
+    /// due to be judged (`judge`).
+    public mutating func exchangeBegins(
+        slot: Int32, flowID: UInt64, at time: Timestamp, payloadBefore: UInt64, frame: UInt64, flow: () -> Flow,
+        follows: (Flow) -> Bool
     ) -> Bool {
-        let i = Int(slot)
-        let t = time.nanoseconds
-        let n = UInt32(truncatingIfNeeded: min(bytes, Int(UInt32.max)))
-        if i < slots.count, slots[i].flowID == flowID {
-            if slots[i].state == .ignored { return false }
-            if Timestamp.saturatingDifference(t, slots[i].last) < silence {
-                slots[i].bytes &+= n
-                if t > slots[i].last { slots[i].last = t }
-                return false
-            }
-        }
-        return exchangeBegins(slot: slot, flowID: flowID, at: t, bytes: n, frame: frame, flow: flow, follows: follows)
-    }
-
-    /// A flow's first payload, or the first after a silence: a new exchange.
-    @usableFromInline
-    mutating func exchangeBegins(
-        slot: Int32, flowID: UInt64, at t: Int64, bytes n: UInt32, frame: UInt64, flow: () -> Flow, follows: (Flow) -> Bool
-    ) -> Bool {
-        let i = Int(slot)
+        let i = Int(slot), t = time.nanoseconds
         if i >= slots.count { slots += Array(repeating: Slot(), count: max(i + 1 - slots.count, slots.count, 64)) }
         if slots[i].flowID != flowID {
-            slots[i] = Slot(flowID: flowID, last: t, start: t, bytes: n, frame: frame)
+            slots[i] = Slot(flowID: flowID, start: t, payloadBefore: payloadBefore, frame: frame)
             return false
         }
+        if slots[i].state == .ignored { return false }
         // A new exchange: the one before it is complete.
         let done = slots[i]
         slots[i].start = t
-        slots[i].last = t
-        slots[i].bytes = n
+        slots[i].payloadBefore = payloadBefore
         slots[i].frame = frame
         if done.state == .first {
             let f = flow()
@@ -122,13 +97,13 @@ public struct HeartbeatDetector {
             slots[i].state = .followed
             series[flowID] = Series()
         }
-        return append(flowID, start: done.start, size: done.bytes, frame: done.frame)
+        return append(flowID, start: done.start, size: payloadBefore &- done.payloadBefore, frame: done.frame)
     }
 
     /// Adds a completed exchange to a followed flow's series; true when the series is due to be judged: at every
     /// exchange from the minimum to the 16th, then at every 8th (scoring sorts the series: a flow of days would
     /// otherwise pay it at every exchange).
-    private mutating func append(_ flowID: UInt64, start: Int64, size: UInt32, frame: UInt64) -> Bool {
+    private mutating func append(_ flowID: UInt64, start: Int64, size: UInt64, frame: UInt64) -> Bool {
         let c = configuration, minimum = beacons.minimumContacts, budget = self.budget
         func add(_ s: inout Series) -> Bool {
             if s.starts.count >= c.maximumExchanges {
@@ -184,14 +159,14 @@ public struct HeartbeatDetector {
         alerts.append(alert)
     }
 
-    /// The flow in `slot` ended: its last exchange is complete (judged by the caller when this returns true, then
-    /// `stop`ped).
-    public mutating func flowEnded(slot: Int32, flowID: UInt64) -> Bool {
+    /// The flow in `slot` ended with `payload` bytes both ways: its last exchange is complete (judged by the
+    /// caller when this returns true, then `stop`ped).
+    public mutating func flowEnded(slot: Int32, flowID: UInt64, payload: UInt64) -> Bool {
         let i = Int(slot)
         guard i < slots.count, slots[i].flowID == flowID else { return false }
         defer { slots[i] = Slot() }
         guard slots[i].state == .followed else { return false }
-        return append(flowID, start: slots[i].start, size: slots[i].bytes, frame: slots[i].frame)
+        return append(flowID, start: slots[i].start, size: payload &- slots[i].payloadBefore, frame: slots[i].frame)
     }
 
     /// Forgets a flow's series and gives back what it took.

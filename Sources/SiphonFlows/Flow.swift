@@ -171,6 +171,9 @@ public struct Flow: Sendable {
     /// The frame numbers (Wireshark's `frame.number`) of the flow's first and last packets (0: not numbered).
     public var firstFrame: UInt64 = 0
     public var lastFrame: UInt64 = 0
+    /// Capture time (ns) of the latest TCP or UDP packet with payload either way (`Int64.min`: none yet), kept when
+    /// the table follows exchanges (`FlowTableConfiguration.exchangeSilence`).
+    public var lastPayload = Int64.min
 
     public init(key: FlowKey, id: UInt64, initiatorIsA: Bool, start: Timestamp) {
         self.key = key

@@ -18,6 +18,11 @@ public struct FlowTableConfiguration: Sendable {
     /// A packet whose TTL differs from its direction's reference by more than this is a TTL outlier (Snort's stream5
     /// `ttl_limit`, default 5; the scan pipeline takes it from the detection configuration, i.e. the rule pack).
     public var ttlLimit: UInt8 = 5
+    /// Silence (no TCP or UDP payload either way) after which a flow's next payload begins a new exchange
+    /// (`FlowTable.beganExchange`); zero: exchanges are not followed. The in-flow heartbeat detector's, set by the
+    /// scan pipeline: deciding it here, on the flow record the packet just updated, spares the detector a look at
+    /// its own per-flow state for every packet.
+    public var exchangeSilence: Duration = .zero
 
     public init() {}
 }
@@ -66,6 +71,11 @@ public final class FlowTable {
     private var nextExpiryCheck = Timestamp.zero
     /// The slot of the previous packet's flow (-1 after that flow ended).
     private var lastSlot: Int32 = -1
+    /// Whether the packet `process` just accounted begins an exchange of its flow: the flow's first TCP or UDP
+    /// payload, or the first after `configuration.exchangeSilence` without any (a packet with a bad checksum
+    /// neither begins nor extends one). Always false when exchanges are not followed.
+    public private(set) var beganExchange = false
+    private let exchangeSilence: Int64
 
     private struct FlowLink {
         var previous: Int32 = -1
@@ -91,6 +101,7 @@ public final class FlowTable {
             configuration.tcpClosedTimeout.nanoseconds, configuration.udpTimeout.nanoseconds,
             configuration.otherTimeout.nanoseconds,
         ]
+        exchangeSilence = configuration.exchangeSilence.nanoseconds
         slotCapacity = 1024
         slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
         links = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity)
@@ -133,6 +144,7 @@ public final class FlowTable {
     ) -> (slot: Int32, fromInitiator: Bool)? {
         if timestamp > now { now = timestamp }
         if now >= nextExpiryCheck { expireIdle() }
+        beganExchange = false
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
         let hash = key.fastHash
         // Consecutive packets often belong to one flow (bursts): the last slot's key is in cache, the index may not be.
@@ -248,6 +260,14 @@ public final class FlowTable {
             }
             f.history.record(UInt8(ascii: "C"), initiator: fromInitiator)
             return
+        }
+        if payload > 0, exchangeSilence > 0, p.transport == .tcp || p.transport == .udp {
+            // Timestamps that go backwards extend the exchange and do not move its clock back.
+            let t = timestamp.nanoseconds
+            if f.lastPayload == Int64.min || Timestamp.saturatingDifference(t, f.lastPayload) >= exchangeSilence {
+                beganExchange = true
+            }
+            if t > f.lastPayload { f.lastPayload = t }
         }
         if fromA { notePath(&f.pathA, p) } else { notePath(&f.pathB, p) }
         if p.transport == .tcp {

@@ -201,4 +201,52 @@ struct SplitMix {
         #expect(down.outlierTTL == 120)
         #expect(t.flow(at: 0).clientPath.ttlOutliers == 0)
     }
+
+    /// Exchanges (the in-flow heartbeat's): a flow's first TCP payload begins one, payload within 1 s of the last
+    /// (either way) extends it, payload after 1 s or more of none begins the next. Pure ACKs, packets with a bad
+    /// checksum and timestamps that go backwards begin nothing and move no clock; with no silence set, nothing.
+    @Test func exchangesBeginAfterSilence() {
+        var config = FlowTableConfiguration()
+        config.exchangeSilence = .seconds(1)
+        let t = FlowTable(configuration: config), off = FlowTable()
+        let c = "192.0.2.1", s = "198.51.100.1"
+        // (sender is the client, payload, time, checksum, begins an exchange)
+        let steps: [(Bool, Int, Double, ChecksumStatus, Bool)] = [
+            (true, 0, 0.0, .unchecked, false),     // SYN
+            (false, 0, 0.01, .unchecked, false),   // SYN-ACK
+            (true, 100, 0.02, .unchecked, true),   // first payload
+            (false, 40, 0.5, .unchecked, false),   // the answer, 0.48 s later: the same exchange
+            (true, 0, 2.0, .unchecked, false),     // a pure ACK 1.5 s later: no payload, no exchange
+            (true, 90, 1.6, .unchecked, true),     // 1.1 s after the last payload (backwards from the ACK's time)
+            (true, 90, 1.2, .unchecked, false),    // backwards: extends, does not move the clock back
+            (false, 30, 2.55, .valid, false),      // 0.95 s after 1.6
+            (true, 500, 4.0, .bad, false),         // a bad checksum: dropped by its receiver, begins nothing
+            (true, 20, 3.56, .unchecked, true),    // 1.01 s after 2.55 (the bad packet's 4.0 did not count)
+            (false, 20, 4.5, .unchecked, false),   // 0.94 s after 3.56
+            (true, 20, 5.5, .unchecked, true),     // exactly 1 s: a new exchange
+        ]
+        var began: [Bool] = []
+        for (fromClient, payload, time, checksum, _) in steps {
+            let flags: TCPFlags = payload > 0 ? [.ack, .psh] : time == 0 ? [.syn] : time < 0.02 ? [.syn, .ack] : [.ack]
+            let p = fromClient ? tcpPacket(c, 40000, s, 443, flags, payload: payload) : tcpPacket(s, 443, c, 40000, flags, payload: payload)
+            t.process(p, timestamp: at(time), wireLength: 60 + payload, checksum: checksum)
+            began.append(t.beganExchange)
+            off.process(p, timestamp: at(time), wireLength: 60 + payload, checksum: checksum)
+            #expect(!off.beganExchange)
+        }
+        #expect(began == steps.map(\.4))
+        #expect(t.flow(at: 0).lastPayload == at(5.5).nanoseconds)
+        #expect(off.flow(at: 0).lastPayload == Int64.min)
+        // UDP the same way; ICMP has no exchanges.
+        let u = FlowTable(configuration: config)
+        u.process(udpPacket(c, 5000, s, 4444, payload: 10), timestamp: at(0), wireLength: 60)
+        #expect(u.beganExchange)
+        u.process(udpPacket(s, 4444, c, 5000, payload: 10), timestamp: at(0.2), wireLength: 60)
+        #expect(!u.beganExchange)
+        var icmp = udpPacket(c, 0, s, 0, payload: 56)
+        icmp.ipProtocol = 1
+        icmp.transport = .icmp
+        u.process(icmp, timestamp: at(3), wireLength: 98)
+        #expect(!u.beganExchange)
+    }
 }
