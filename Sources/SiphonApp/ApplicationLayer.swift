@@ -638,9 +638,14 @@ public final class ApplicationLayer {
 public enum HTTPHost {
     /// The host of a Host header, without port and brackets, lower case.
     public static func strip(_ value: String) -> String {
-        var v = value.trimmingSpaces().lowercased()
-        if v.hasPrefix("[") , let close = v.firstIndex(of: "]") { return String(v[v.index(after: v.startIndex)..<close]) }
-        if let colon = v.lastIndex(of: ":"), v.firstIndex(of: ":") == colon { v = String(v[..<colon]) }
+        let v = value.trimmingSpaces().lowercasedIfNeeded(), u = v.utf8
+        if u.first == UInt8(ascii: "["), let close = u.firstIndex(of: UInt8(ascii: "]")) {
+            return String(v[u.index(after: u.startIndex)..<close])
+        }
+        // One colon: a port to drop (more: an IPv6 address without brackets, kept whole).
+        if let colon = u.firstIndex(of: UInt8(ascii: ":")), !u[u.index(after: colon)...].contains(UInt8(ascii: ":")) {
+            return String(v[..<colon])
+        }
         return v
     }
 

@@ -351,9 +351,7 @@ public indirect enum RuleCondition: Sendable {
     }
 
     /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
-    static func lower(_ s: String) -> String {
-        s.utf8.contains { $0 &- 0x41 < 26 || $0 >= 0x80 } ? s.lowercased() : s
-    }
+    static func lower(_ s: String) -> String { s.lowercasedIfNeeded() }
 
     static func number(_ v: Double, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
         switch (op, operand) {

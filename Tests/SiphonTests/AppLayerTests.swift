@@ -293,3 +293,51 @@ import Testing
         #expect(summaries > 0)
     }
 }
+
+/// The byte-level text helpers of the HTTP path, against `lowercased()` and a character-level reading of the same rules.
+@Suite struct HTTPTextTests {
+    @Test func hostHeadersAreStripped() {
+        let cases: [(String, String)] = [
+            ("Example.COM", "example.com"), (" example.com:8080\t", "example.com"), ("\t[2001:DB8::1]:443 ", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"), ("ÉXAMPLE.fr:80", "éxample.fr"), ("", ""), ("  ", ""), ("[", "["),
+            ("host:", "host"), (":80", ""), ("a:b:c", "a:b:c"),
+        ]
+        for (value, expected) in cases {
+            #expect(HTTPHost.strip(value) == expected, "\(value)")
+            // The rule as characters: trim spaces and tabs, lower case, brackets, one colon's port.
+            var v = Substring(value)
+            while let f = v.first, f == " " || f == "\t" { v.removeFirst() }
+            while let l = v.last, l == " " || l == "\t" { v.removeLast() }
+            var w = v.lowercased()
+            if w.hasPrefix("["), let close = w.firstIndex(of: "]") { w = String(w[w.index(after: w.startIndex)..<close]) }
+            else if let colon = w.firstIndex(of: ":"), w.lastIndex(of: ":") == colon { w = String(w[..<colon]) }
+            #expect(HTTPHost.strip(value) == w, "\(value)")
+        }
+    }
+
+    @Test func headerNamesCompareWithoutCase() {
+        #expect(HTTPMessage.sameHeaderName("Content-Length", "content-length"))
+        #expect(HTTPMessage.sameHeaderName("HOST", "host"))
+        #expect(!HTTPMessage.sameHeaderName("Host", "Hos"))
+        #expect(!HTTPMessage.sameHeaderName("X-A@", "x-a`"))  // 0x40 and 0x60 differ by the case bit but are not letters
+        #expect(!HTTPMessage.sameHeaderName("X-[", "x-{"))
+        let words = ["Host", "HOST", "host", "User-Agent", "user-agent", "Cookie", "Set-Cookie", "X-Forwarded-For", "x-forwarded-for", "Hóst", "hÓst"]
+        for a in words {
+            for b in words {
+                let expected = a.utf8.count == b.utf8.count
+                    && zip(a.utf8, b.utf8).allSatisfy { ($0 &- 0x41 < 26 ? $0 | 0x20 : $0) == ($1 &- 0x41 < 26 ? $1 | 0x20 : $1) }
+                #expect(HTTPMessage.sameHeaderName(a, b) == expected, "\(a) \(b)")
+            }
+        }
+    }
+
+    @Test func lowerCaseAndTrimmingHelpers() {
+        for s in ["", "abc", "ABC", "MiXeD-09", "été", "ÉTÉ", "straße", "İstanbul", " a ", "\t\tb\t", "c d"] {
+            #expect(s.lowercasedIfNeeded() == s.lowercased(), "\(s)")
+            var t = Substring(s)
+            while let f = t.first, f == " " || f == "\t" { t.removeFirst() }
+            while let l = t.last, l == " " || l == "\t" { t.removeLast() }
+            #expect(s.trimmingSpaces() == String(t), "\(s)")
+        }
+    }
+}
