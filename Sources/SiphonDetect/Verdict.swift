@@ -52,6 +52,10 @@ public struct DeviceVerdict: Sendable {
     public var score = 0
     /// The foreign number that corroborates it (SMS and calls), if no endpoint does.
     public var corroboratedNumber: PhoneNumber?
+    /// Whether the verdict's severity rests on something abroad: a foreign endpoint or number that corroborates it,
+    /// or an alert of that severity about a foreign endpoint or number. A reverse shell to a lab host or a DNS
+    /// tunnel through the home resolver is high without it (the verdict's words then do not say "abroad").
+    public var abroad = false
     public var headline: String
     /// Set when the capture is known to miss packets (kernel or interface drops): the verdict rests on part of
     /// what the device said.
@@ -78,15 +82,26 @@ public struct DeviceVerdict: Sendable {
         public var last: Timestamp
     }
 
-    public static func label(_ s: Severity?) -> String {
+    public static func label(_ s: Severity?, abroad: Bool = true) -> String {
         switch s {
-        case .critical?: "CRITICAL: data leaves for abroad, corroborated"
-        case .high?: "HIGH: evidence of data leaving for abroad"
+        case .critical?: abroad ? "CRITICAL: data leaves for abroad, corroborated" : "CRITICAL: compromise, corroborated (no foreign endpoint seen)"
+        case .high?: abroad ? "HIGH: evidence of data leaving for abroad" : "HIGH: evidence of compromise (no foreign endpoint seen)"
         case .medium?: "SUSPICIOUS"
         case .low?: "WORTH A LOOK"
         case .info?, nil: "NO FINDING"
         }
     }
+
+    /// Whether an alert is about data that left for abroad: to a foreign endpoint or number, or in DNS queries (a
+    /// tunnel, an identifier in a name: they reach whoever serves the domain, wherever the resolver is, as
+    /// `identifier-leak` counts them).
+    public static func leavesTheNetwork(_ a: Alert) -> Bool {
+        a.destination?.scope == .foreign || a.numberInfo?.scope == .foreign || a.category == .dnsTunnel
+            || a.category == .identifierLeak && a.evidence.contains { $0.0 == "domain" }
+    }
+
+    /// The verdict's words (`label(_:abroad:)` with this verdict's severity and `abroad`).
+    public var label: String { Self.label(severity, abroad: abroad) }
 }
 
 extension DetectionEngine {
@@ -218,6 +233,8 @@ extension DetectionEngine {
             v.severity = .critical
             v.corroboratedNumber = worst.number
         }
+        v.abroad = v.corroborated != nil || v.corroboratedNumber != nil
+            || alerts.contains { $0.severity == v.severity && DeviceVerdict.leavesTheNetwork($0) }
         let foreign = endpoints.filter { $0.destination?.scope == .foreign }
         let countries = foreign.reduce(into: [String]()) { if let c = $1.destination?.country, !$0.contains(c) { $0.append(c) } }
         var words = "\(foreign.count) foreign endpoint\(foreign.count == 1 ? "" : "s")"

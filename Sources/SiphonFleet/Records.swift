@@ -168,7 +168,7 @@ extension DeviceRecord {
         if addresses.isEmpty { addresses = [v.device.description] }
         hostname = v.hostname
         severity = v.severity?.description
-        verdict = DeviceVerdict.label(v.severity)
+        verdict = v.label
         headline = v.headline
         incomplete = v.incomplete
         sentForeign = v.sentForeign

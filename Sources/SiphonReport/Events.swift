@@ -751,7 +751,7 @@ extension EventEncoder {
         if let c = v.vendorClass { w.field("vendor_class", c) }
         if let s = v.subscriber { subscriberObject(s, into: &w) }
         w.field("severity", v.severity?.description ?? "none")
-        w.field("verdict", DeviceVerdict.label(v.severity))
+        w.field("verdict", v.label)
         w.field("headline", v.headline)
         if let i = v.incomplete { w.field("incomplete", i) }
         if let c = v.corroborated { w.field("corroborated_by", c.description) }

@@ -77,7 +77,7 @@ public enum HTMLReport {
             : v.addresses.map { "\($0.address) (\($0.source.rawValue))" }
         h += "<p class=\"addresses\">Chosen: \(escape(Self.chosen(v.origin))). Addresses: \(escape(addresses.joined(separator: ", "))).</p>\n"
         if let s = v.subscriber { h += "<p class=\"subscriber\">Subscriber: \(escape(TerminalSummary.subscriberText(s))).</p>\n" }
-        h += "<p class=\"verdict sev-\(level)\">\(escape(DeviceVerdict.label(v.severity)))</p>\n"
+        h += "<p class=\"verdict sev-\(level)\">\(escape(v.label))</p>\n"
         h += "<p class=\"headline\">\(escape(v.headline))</p>\n"
         if let i = v.incomplete { h += "<p class=\"incomplete\">Incomplete capture: \(escape(i)). The verdict rests on part of what the device said.</p>\n" }
         h += "<p>Sent abroad: <b>\(escape(bytes(v.sentForeign)))</b> (received \(escape(bytes(v.receivedForeign)))); "

@@ -105,7 +105,7 @@ public enum TerminalSummary {
                 out += (i == 0 ? "    subscriber: " : "                ") + line + "\n"
             }
         }
-        out += "    verdict: " + paint.severity(v.severity ?? .info, DeviceVerdict.label(v.severity))
+        out += "    verdict: " + paint.severity(v.severity ?? .info, v.label)
             + (v.incomplete.map { " (incomplete capture: \($0))" } ?? "") + "\n"
         for line in wrap(v.headline, width: width - 4) { out += "    " + line + "\n" }
         out += numberTable(v)

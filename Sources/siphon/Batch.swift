@@ -160,8 +160,10 @@ final class ProgressDisplay: @unchecked Sendable {
         default: break
         }
         if record.status == .scanned || record.status == .damaged {
-            let worst = record.devices.compactMap { Severity(name: $0.severity ?? "") }.max()
-            text += "\(record.packets) packets, \(record.devices.count) device\(record.devices.count == 1 ? "" : "s"), \(record.alertsAboveInfo) alerts above info, \(DeviceVerdict.label(worst))"
+            // The worst device's verdict, in its own words.
+            let rank = { (d: DeviceRecord) in Severity(name: d.severity ?? "")?.rawValue ?? -1 }
+            let worst = record.devices.max { rank($0) < rank($1) }.flatMap { rank($0) >= 0 ? $0.verdict : nil } ?? DeviceVerdict.label(nil)
+            text += "\(record.packets) packets, \(record.devices.count) device\(record.devices.count == 1 ? "" : "s"), \(record.alertsAboveInfo) alerts above info, \(worst)"
         }
         printError(text)
     }

@@ -20,6 +20,31 @@ import Testing
         return scanEvents(Repo.path("captures/sample/backdoor-phone.pcap"), options: options)
     }
 
+    /// The verdict's words say "abroad" only when what raised it went abroad: a reverse shell to a Russian listener
+    /// (home FR) and an IMEI in a DNS name do; the same shell with Russia as home does not. Expected from the
+    /// scenario manifests (the listener's address, located by the shipped geo data) and the home set.
+    @Test func verdictWordsSayAbroadOnlyWhenItIs() throws {
+        func verdict(_ name: String, home: Set<String>) throws -> (severity: String, words: String) {
+            var options = ScanOptions()
+            options.geo = try GeoDatabase(home: home)
+            let (events, _) = scanEvents(Repo.path("captures/scenarios/\(name).pcap"), options: options)
+            let v = try #require(events.first { $0["event_type"] as? String == "verdict" })
+            return (v["severity"] as? String ?? "", v["verdict"] as? String ?? "")
+        }
+        let shell = try #require(try Repo.json("captures/scenarios/reverse-shell.json") as? [String: Any])
+        let listener = try #require((shell["expect"] as? [[String: Any]])?.first { $0["category"] as? String == "c2-channel" }?["dest_ip"] as? String)
+        let country = try #require(try GeoDatabase().lookup(IPAddress(listener)!).country)
+        #expect(country != "FR")
+        let abroad = try verdict("reverse-shell", home: ["FR"])
+        #expect(abroad.severity == "critical" && abroad.words == DeviceVerdict.label(.critical, abroad: true))
+        #expect(abroad.words.contains("abroad"))
+        let home = try verdict("reverse-shell", home: ["FR", country])
+        #expect(home.severity == "high" && home.words == DeviceVerdict.label(.high, abroad: false))
+        #expect(!home.words.contains("abroad") && home.words.contains("no foreign endpoint seen"))
+        let dns = try verdict("leak-imei-dns", home: ["FR"])
+        #expect(dns.severity == "high" && dns.words == DeviceVerdict.label(.high, abroad: true))
+    }
+
     @Test func verdictEventMatchesTheManifest() throws {
         let (events, result) = try scan()
         let verdicts = events.filter { $0["event_type"] as? String == "verdict" }
