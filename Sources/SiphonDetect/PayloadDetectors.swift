@@ -96,12 +96,25 @@ public struct DNSTunnelDetector {
     public mutating func query(
         _ q: DNSQuestion, domain: String, flow f: Flow, device: DeviceID, timestamp: Timestamp, into alerts: inout [Alert]
     ) {
-        let c = configuration, name = q.name
-        let key = DomainKey(device: device, domain: domain)
-        guard var t = domains.removeValue(forKey: key)
-            ?? (budget.take(TableBudget.Cost.dnsDomain(domain)) ? DNSDomainTotals(first: timestamp, last: timestamp) : nil)
-        else { return }
-        defer { domains[key] = t }
+        // The domain's totals updated in place: one lookup of the key (a remove and a set hashed its name twice).
+        let budget = self.budget, c = configuration
+        func update(_ slot: inout DNSDomainTotals?) {
+            if case .none = slot {
+                guard budget.take(TableBudget.Cost.dnsDomain(domain)) else { return }
+                slot = DNSDomainTotals(first: timestamp, last: timestamp)
+            }
+            Self.count(q, in: &slot!, domain: domain, flow: f, device: device, timestamp: timestamp, configuration: c,
+                       budget: budget, into: &alerts)
+        }
+        update(&domains[DomainKey(device: device, domain: domain)])
+    }
+
+    /// Counts a query in its domain's totals; an alert when they make a channel (medium) or it carried enough (high).
+    private static func count(
+        _ q: DNSQuestion, in t: inout DNSDomainTotals, domain: String, flow f: Flow, device: DeviceID, timestamp: Timestamp,
+        configuration c: DNSTunnelConfiguration, budget: TableBudget, into alerts: inout [Alert]
+    ) {
+        let name = q.name
         t.queries += 1
         t.last = timestamp
         if q.type == 16 || q.type == 10 { t.txtQueries += 1 }
