@@ -52,7 +52,7 @@ public enum Evidence {
     public static func framesByFlow(_ flows: Set<UInt64>, log: FrameFlowLog) -> [UInt64: [UInt64]] {
         var out: [UInt64: [UInt64]] = [:]
         guard !flows.isEmpty else { return out }
-        for (i, f) in log.flowOfFrame.enumerated() where f != 0 && flows.contains(f) { out[f, default: []].append(UInt64(i + 1)) }
+        log.forEachFrame { frame, f in if flows.contains(f) { out[f, default: []].append(frame) } }
         return out
     }
 

@@ -411,6 +411,7 @@ final class ScanReport: ScanSink, @unchecked Sendable {
         summaryText += summary(capture, result, p, color: false) + "\n"
         caseCaptures.append(CaseFile.Entry(path: capture, size: digest?.size ?? 0, sha256: digest?.sha256 ?? "standard input (not hashed)"))
         if let log = started?.log {
+            if let why = log.spillError { printError("siphon: \(capture): \(why)") }
             do {
                 _ = try CaseFile.writeEvidence(
                     result: result, log: log, capture: capture, sha256: digest?.sha256, severity: evidence.severity,

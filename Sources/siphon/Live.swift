@@ -181,6 +181,7 @@ struct Live: ParsableCommand {
         let page = HTMLReport.Capture(name: source.name, statistics: statistics, verdicts: pipeline.verdicts, link: pipeline.link, provenance: final)
         try report.writeHTML([page], home: options.geo?.homeCountries ?? [], atomically: user == nil)
         if let caseDir {
+            if let why = pipeline.frameLog?.spillError { printError("siphon: \(source.name): \(why)") }
             try writeCase(caseDir, result: result, page: page, log: pipeline.frameLog, source: source, provenance: final, key: key,
                           home: options.geo?.homeCountries ?? [])
         }

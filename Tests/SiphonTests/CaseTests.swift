@@ -174,6 +174,45 @@ struct ExtractTests {
         #expect(shell("capinfos '\(dir)/alert-\(leaks[0]["alert_id"] as? Int ?? 0).pcapng'").out.contains(String(sum)))
     }
 
+    /// The frame log keeps a window of frames in memory and the rest in a temporary file: against a dictionary
+    /// model, frames recorded in order with gaps and with late updates of earlier frames (fragments whose datagram
+    /// completed later) read back the same by `flow(of:)` and `forEachFrame`, for windows of 1 to 64 frames and the
+    /// default one; and a whole scan's frames per flow are the same with a 3-frame window as with the default.
+    @Test func frameLogSpillsToAFileAndReadsBack() throws {
+        var generator = SystemRandomNumberGenerator()
+        for window in [1, 2, 7, 64, 1 << 20] {
+            let log = FrameFlowLog(windowFrames: window)
+            var model: [UInt64: UInt64] = [:]
+            var frame: UInt64 = 0
+            for _ in 0..<2_000 {
+                frame += UInt64.random(in: 1...3, using: &generator)  // frames that go to no flow in between
+                let flow = UInt64.random(in: 1...50, using: &generator)
+                log.record(frame: frame, flow: flow)
+                model[frame] = flow
+                if Bool.random(using: &generator), frame > 10 {
+                    let earlier = UInt64.random(in: 1..<frame, using: &generator)
+                    let late = UInt64.random(in: 1...50, using: &generator)
+                    log.record(frame: earlier, flow: late)
+                    model[earlier] = late
+                }
+            }
+            #expect(log.spillError == nil)
+            #expect((log.spilledBytes > 0) == (window < 2_000), "window \(window)")
+            #expect(log.frameCount == Int(frame))
+            for f in 0...(frame + 2) { #expect(log.flow(of: f) == (model[f] ?? 0), "window \(window) frame \(f)") }
+            var seen: [(UInt64, UInt64)] = []
+            log.forEachFrame { seen.append(($0, $1)) }
+            #expect(seen.map(\.0) == model.keys.sorted() && seen.allSatisfy { model[$0.0] == $0.1 }, "window \(window)")
+        }
+        let capture = Repo.path("captures/evidence/split-segments.pcap")
+        let small = FrameFlowLog(windowFrames: 3), whole = FrameFlowLog()
+        let a = CaptureScanner.scan(path: capture, output: nil, frameLog: small)
+        _ = CaptureScanner.scan(path: capture, output: nil, frameLog: whole)
+        let flows = Set(a.alerts.map(\.flow.id))
+        #expect(!flows.isEmpty && small.spilledBytes > 0 && whole.spilledBytes == 0)
+        #expect(Evidence.framesByFlow(flows, log: small) == Evidence.framesByFlow(flows, log: whole))
+    }
+
     /// Evidence files written in several passes over the capture (two files open at a time) are the files one pass
     /// writes, byte for byte.
     @Test func evidenceIsTheSameInOneOrSeveralPasses() throws {
