@@ -42,9 +42,13 @@ public final class FrameFlowLog {
     /// At most this many incomplete datagrams are remembered (a flood of fragments that never complete).
     static let waitingLimit = 65_536
 
-    /// `windowFrames`: frames kept in memory (tests set a small one to exercise the file).
-    public init(windowFrames: Int = 1 << 20) {
+    private let temporaryDirectory: String
+
+    /// `windowFrames`: frames kept in memory (tests set a small one to exercise the file); `temporaryDirectory`:
+    /// where the file is made (default: the system's).
+    public init(windowFrames: Int = 1 << 20, temporaryDirectory: String? = nil) {
         self.windowFrames = max(1, windowFrames)
+        self.temporaryDirectory = temporaryDirectory ?? NSTemporaryDirectory()
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -88,14 +92,16 @@ public final class FrameFlowLog {
         }
         while i - windowStart >= windowFrames, spillError == nil { spill() }
         let k = i - windowStart
-        if k >= window.count { window += repeatElement(0, count: min(windowFrames, max(k + 1, window.count * 2)) - window.count) }
+        // Doubling, up to the window while it can spill; past it (no file) as far as needed.
+        let limit = spillError == nil ? windowFrames : Int.max
+        if k >= window.count { window += repeatElement(0, count: max(k + 1, min(limit, window.count * 2)) - window.count) }
         window[k] = flow
     }
 
     /// Writes the window (padded to `windowFrames`) to the file and starts the next one.
     private func spill() {
         if fd < 0 {
-            var template = Array((NSTemporaryDirectory() + "/siphon-frames-XXXXXX").utf8CString)
+            var template = Array((temporaryDirectory + "/siphon-frames-XXXXXX").utf8CString)
             fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard fd >= 0 else {
                 spillError = "no temporary file for the frame log (\(String(cString: strerror(errno)))): kept in memory"

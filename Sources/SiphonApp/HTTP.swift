@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// One HTTP/1.x message head and what its body turned out to be.
-public struct HTTPMessage: Sendable, Equatable {
+public struct HTTPMessage: Sendable {
     public var isRequest: Bool
     public var method = ""
     public var uri = ""
@@ -43,11 +43,6 @@ public struct HTTPMessage: Sendable, Equatable {
         }), let r { return r }
         return zip(a.utf8, b.utf8).allSatisfy { same($0, $1) }
     }
-
-    public static func == (a: HTTPMessage, b: HTTPMessage) -> Bool {
-        a.isRequest == b.isRequest && a.method == b.method && a.uri == b.uri && a.status == b.status
-            && a.bodyLength == b.bodyLength && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" }
-    }
 }
 
 /// An incremental HTTP/1.x parser for one direction: heads (at most 64 KiB), Content-Length and chunked bodies,
@@ -77,12 +72,6 @@ public struct HTTPStreamParser: Sendable {
     /// Bytes of the message being read that it keeps (header strings, body prefix): with the line buffer, what the
     /// parser holds (`bufferedBytes`).
     private var currentBytes = 0
-    /// Whether a message is being read. A pattern, not `current != nil`: HTTPMessage is Equatable, so that compared
-    /// two optionals through `==`, copying the message for every line.
-    private var building: Bool {
-        if case .some = current { return true }
-        return false
-    }
     /// What the parser holds: the line being read and the kept parts of the message being read.
     public var bufferedBytes: Int { buffer.count + currentBytes }
 
@@ -158,7 +147,7 @@ public struct HTTPStreamParser: Sendable {
     }
 
     private mutating func body(_ b: UnsafeRawBufferPointer) {
-        guard building else { return }
+        guard current != nil else { return }
         // Through the unwrapped message in place (`current?.x` reads copied the whole message, line after line).
         let depth = bodyDepth
         func add(_ m: inout HTTPMessage) -> Int {
@@ -184,7 +173,7 @@ public struct HTTPStreamParser: Sendable {
     private mutating func handle(line text: ArraySlice<UInt8>, _ done: inout [HTTPMessage]) {
         switch state {
         case .head:
-            if !building {
+            if current == nil {
                 if text.isEmpty { return }  // stray CRLF between messages
                 guard startLine(text) else { return }
                 return

@@ -62,9 +62,7 @@ public final class PublicSuffixList: Sendable {
     /// suffix itself. Names under no listed suffix take the last label as suffix (the PSL's `*` default rule).
     public func registeredDomain(_ name: String) -> String? {
         // Worked on UTF-8 bytes (Character-based `hasSuffix`/`contains` walk graphemes).
-        var n = name
-        if n.utf8.contains(where: { $0 &- 0x41 < 26 }) { n = n.lowercased() }
-        var bytes = Array(n.utf8)
+        var bytes = Array(name.lowercasedIfNeeded().utf8)
         if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
         guard let first = bytes.first, first != UInt8(ascii: ".") else { return nil }
         // Label start offsets, first label first; candidate suffixes are the tails from each start.

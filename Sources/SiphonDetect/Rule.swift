@@ -257,13 +257,13 @@ public indirect enum RuleCondition: Sendable {
             case (.string, .eq, .text(let s)):
                 return { c in
                     guard case .string(let v)? = get(c) else { return false }
-                    return Self.lower(v) == s
+                    return v.lowercasedIfNeeded() == s
                 }
             case (.string, .in, .texts(let ss)):
                 let set = Set(ss)
                 return { c in
                     guard case .string(let v)? = get(c) else { return false }
-                    return set.contains(Self.lower(v))
+                    return set.contains(v.lowercasedIfNeeded())
                 }
             case (.int, .in, .numbers(let ns)):
                 let set = Set(ns)
@@ -322,13 +322,13 @@ public indirect enum RuleCondition: Sendable {
         case .bool(let v):
             guard case .bool(let b) = operand else { return false }
             return op == .eq ? v == b : v != b
-        case .string(let v): return text(lower(v), op, operand)
+        case .string(let v): return text(v.lowercasedIfNeeded(), op, operand)
         case .strings(let vs):
             // Negative operators hold when no element matches; positive ones when any does.
             switch op {
-            case .ne: return !vs.contains { text(lower($0), .eq, operand) }
-            case .notIn: return !vs.contains { text(lower($0), .in, operand) }
-            default: return vs.contains { text(lower($0), op, operand) }
+            case .ne: return !vs.contains { text($0.lowercasedIfNeeded(), .eq, operand) }
+            case .notIn: return !vs.contains { text($0.lowercasedIfNeeded(), .in, operand) }
+            default: return vs.contains { text($0.lowercasedIfNeeded(), op, operand) }
             }
         case .address(let a):
             guard case .networks(let ns) = operand else { return false }
@@ -349,9 +349,6 @@ public indirect enum RuleCondition: Sendable {
             }
         }
     }
-
-    /// `s` in lower case, without a copy when it has no upper-case ASCII letter (names and app labels rarely do).
-    static func lower(_ s: String) -> String { s.lowercasedIfNeeded() }
 
     static func number(_ v: Double, _ op: RuleOperator, _ operand: RuleOperand) -> Bool {
         switch (op, operand) {

@@ -53,8 +53,8 @@ public struct DeviceVerdict: Sendable {
     /// The foreign number that corroborates it (SMS and calls), if no endpoint does.
     public var corroboratedNumber: PhoneNumber?
     /// Whether the verdict's severity rests on something abroad: a foreign endpoint or number that corroborates it,
-    /// or an alert of that severity about a foreign endpoint or number. A reverse shell to a lab host or a DNS
-    /// tunnel through the home resolver is high without it (the verdict's words then do not say "abroad").
+    /// or an alert of that severity about data that left (`leavesTheNetwork`). A reverse shell to a lab host or an
+    /// ICMP tunnel to a local address is high without it (the verdict's words then do not say "abroad").
     public var abroad = false
     public var headline: String
     /// Set when the capture is known to miss packets (kernel or interface drops): the verdict rests on part of

@@ -177,11 +177,13 @@ struct ExtractTests {
     /// The frame log keeps a window of frames in memory and the rest in a temporary file: against a dictionary
     /// model, frames recorded in order with gaps and with late updates of earlier frames (fragments whose datagram
     /// completed later) read back the same by `flow(of:)` and `forEachFrame`, for windows of 1 to 64 frames and the
-    /// default one; and a whole scan's frames per flow are the same with a 3-frame window as with the default.
+    /// default one, and with no temporary file to be had (kept in memory, the reason said); and a whole scan's
+    /// frames per flow are the same with a 3-frame window as with the default.
     @Test func frameLogSpillsToAFileAndReadsBack() throws {
         var generator = SystemRandomNumberGenerator()
-        for window in [1, 2, 7, 64, 1 << 20] {
-            let log = FrameFlowLog(windowFrames: window)
+        let cases: [(Int, String?)] = [(1, nil), (2, nil), (7, nil), (64, nil), (1 << 20, nil), (7, "/nonexistent/siphon-test")]
+        for (window, directory) in cases {
+            let log = FrameFlowLog(windowFrames: window, temporaryDirectory: directory)
             var model: [UInt64: UInt64] = [:]
             var frame: UInt64 = 0
             for _ in 0..<2_000 {
@@ -196,8 +198,8 @@ struct ExtractTests {
                     model[earlier] = late
                 }
             }
-            #expect(log.spillError == nil)
-            #expect((log.spilledBytes > 0) == (window < 2_000), "window \(window)")
+            #expect((log.spillError != nil) == (directory != nil), "window \(window)")
+            #expect((log.spilledBytes > 0) == (window < 2_000 && directory == nil), "window \(window)")
             #expect(log.frameCount == Int(frame))
             for f in 0...(frame + 2) { #expect(log.flow(of: f) == (model[f] ?? 0), "window \(window) frame \(f)") }
             var seen: [(UInt64, UInt64)] = []
