@@ -552,19 +552,28 @@ public final class ScanPipeline {
     }
 
     private func writeAppEvents() {
-        for e in recorder.app.events {
-            let flow = endedFlow(e.flowID) ?? flows.flow(at: e.slot)
-            guard flow.id == e.flowID else { continue }
-            if let output { output.write(EventEncoder.application(e, flow: flow, communityID: communityID(of: flow), capture: capture)) }
-            if let detection {
-                detection.contextFrame = !e.frame.isNone ? e.frame : flow.lastFrame != 0 ? flow.lastFrameRef : .none
-                defer { detection.contextFrame = .none }
-                detection.transaction(e.transaction, flow: flow, direction: e.direction, timestamp: e.timestamp)
-                writeAlerts(flow: flow)
+        // Taken out of the application layer and read in place: a `for e in` loop copied each event (retaining
+        // its strings and arrays) and destroyed the copy.
+        swap(&appEvents, &recorder.app.events)
+        defer { appEvents.removeAll(keepingCapacity: true) }
+        appEvents.withUnsafeBufferPointer { events in
+            for i in events.indices {
+                let flow = endedFlow(events[i].flowID) ?? flows.flow(at: events[i].slot)
+                guard flow.id == events[i].flowID else { continue }
+                if let output { output.write(EventEncoder.application(events[i], flow: flow, communityID: communityID(of: flow), capture: capture)) }
+                if let detection {
+                    let frame = events[i].frame
+                    detection.contextFrame = !frame.isNone ? frame : flow.lastFrame != 0 ? flow.lastFrameRef : .none
+                    defer { detection.contextFrame = .none }
+                    detection.transaction(events[i].transaction, flow: flow, direction: events[i].direction, timestamp: events[i].timestamp)
+                    writeAlerts(flow: flow)
+                }
             }
         }
-        recorder.app.events.removeAll(keepingCapacity: true)
     }
+
+    /// The application layer's events while `writeAppEvents` writes them (its buffer kept between calls).
+    private var appEvents: [AppEvent] = []
 
     /// Community IDs of live flows that had events (a SHA-1 each: computed once per flow, not per event).
     private var communityIDs: [UInt64: String] = [:]
@@ -744,12 +753,14 @@ public final class ScanPipeline {
         statistics.memory = memoryEvictions()
         if let detection, wantVerdicts || output != nil {
             var all = detection.verdicts()
+            // The same for every device (8,800 instructions: worked out once, not per verdict).
+            let incomplete = statistics.incompleteness
             for i in all.indices {
                 if let mac = all[i].mac, let label = recorder.app.devices[mac] {
                     all[i].hostname = label.hostname
                     all[i].vendorClass = label.vendorClass
                 }
-                all[i].incomplete = statistics.incompleteness
+                all[i].incomplete = incomplete
                 output?.write(EventEncoder.verdict(all[i], timestamp: statistics.lastTimestamp ?? .zero, capture: capture))
             }
             verdicts = all

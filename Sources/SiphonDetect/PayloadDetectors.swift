@@ -124,18 +124,28 @@ public struct DNSTunnelDetector {
         if !subdomain.isEmpty, t.names.count < c.maximumNames, !t.names.contains(subdomain),
            budget.take(TableBudget.Cost.dnsName(subdomain)) {
             t.names.insert(subdomain)
-            let labels = subdomain.split(separator: ".")
-            var longest = 0
-            for l in labels where l.utf8.count > longest { longest = l.utf8.count }
-            let bytes = Array(subdomain.utf8).filter { $0 != UInt8(ascii: ".") }
-            t.entropySum += DNSNames.entropy(bytes)
-            t.subdomainBytes += bytes.count
+            // One walk of the name's bytes: its labels' lengths, a long label's entropy (no arrays, no substrings).
+            var text = subdomain
+            let (bytes, longest, entropy, encodedLabel) = text.withUTF8 { u in
+                let dot = UInt8(ascii: ".")
+                var longest = 0, start = 0, dots = 0, encodedLabel = false
+                for i in 0...u.count where i == u.count || u[i] == dot {
+                    let length = i - start
+                    if length > longest { longest = length }
+                    if !encodedLabel, length >= 16, DNSNames.entropy(UnsafeBufferPointer(rebasing: u[start..<i])) >= c.entropy {
+                        encodedLabel = true
+                    }
+                    if i < u.count { dots += 1 }
+                    start = i + 1
+                }
+                return (u.count - dots, longest, DNSNames.entropy(u.lazy.filter { $0 != dot }), encodedLabel)
+            }
+            t.entropySum += entropy
+            t.subdomainBytes += bytes
             t.longestLabel = max(t.longestLabel, longest)
-            let encoded = subdomain.utf8.count >= c.longSubdomain
-                || labels.contains { $0.utf8.count >= 16 && DNSNames.entropy($0.utf8) >= c.entropy }
-            if encoded {
+            if subdomain.utf8.count >= c.longSubdomain || encodedLabel {
                 t.encodedNames += 1
-                t.encodedBytes += bytes.count
+                t.encodedBytes += bytes
                 if t.examples.count < 3 { t.examples.append(name) }
             }
         }

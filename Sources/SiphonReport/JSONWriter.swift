@@ -195,15 +195,19 @@ public struct JSONObjectWriter {
     }
 
     /// `raw` as a JSON string, written through a pointer after one capacity check for the worst case (every byte
-    /// as a 6-byte `\u00XX`). Eight bytes at a time (SWAR): a word with no byte below 0x20, no '"' and no '\\'
-    /// is copied whole.
+    /// as a 6-byte `\u00XX`, and 8 bytes of slack for a word stored past the end). Eight bytes at a time (SWAR):
+    /// a word with no byte below 0x20, no '"' and no '\\' is copied whole; so is the last partial word (most keys
+    /// and many values are shorter than 8 bytes), read as the string's last 8 bytes (overlapping the word before)
+    /// when nothing was escaped before it, or padded with 'A's in a string under 8 bytes. Only a word that needs an
+    /// escape goes byte by byte.
     @inline(__always)
     private func appendEscaped(_ raw: UnsafeBufferPointer<UInt8>) {
         let n = raw.count
-        buffer.ensure(n * 6 + 2)
+        buffer.ensure(n * 6 + 10)
         var out = buffer.base + buffer.count
         out.pointee = UInt8(ascii: "\"")
         out += 1
+        let first = out
         if let from = raw.baseAddress {
             let base = UnsafeRawPointer(from)
             var i = 0
@@ -215,6 +219,24 @@ public struct JSONObjectWriter {
                         out += 8
                         i += 8
                         continue
+                    }
+                } else if out - first == i {
+                    // The tail (1-7 bytes), nothing escaped so far: output offsets equal input offsets.
+                    if n >= 8 {
+                        let w = base.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+                        if !Self.needsEscape(w) {
+                            UnsafeMutableRawPointer(first + (n - 8)).storeBytes(of: w, as: UInt64.self)
+                            out = first + n
+                            break
+                        }
+                    } else if i == 0 {
+                        var w: UInt64 = 0x4141_4141_4141_4141
+                        withUnsafeMutableBytes(of: &w) { $0.baseAddress!.copyMemory(from: base, byteCount: n) }
+                        if !Self.needsEscape(w) {
+                            UnsafeMutableRawPointer(out).storeBytes(of: w, as: UInt64.self)
+                            out += n
+                            break
+                        }
                     }
                 }
                 let c = from[i]

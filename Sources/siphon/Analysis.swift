@@ -304,9 +304,11 @@ struct Scan: ParsableCommand {
         var options = try analysis.scanOptions(verdicts: !report.quiet || report.html != nil || caseDir != nil)
         options.readAhead = readAhead
         let (output, key) = try report.openOutputs()
-        let provenance = analysis.provenance(options, reproducible: report.reproducible)
+        // Taken when first shown: the SHA-256 of every data file (20 MB embedded) is not read for a quiet scan
+        // without output.
         let sink = ScanReport(
-            output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil, provenance: provenance,
+            output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil,
+            provenance: { [analysis, reproducible = report.reproducible] in analysis.provenance(options, reproducible: reproducible) },
             evidence: caseDir.map { ($0 + "/evidence", report.caseFile.severity) })
         let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
         sink.output?.flush()
@@ -328,7 +330,7 @@ struct Scan: ParsableCommand {
                 }
             }
             try report.writeCase(sink.reports, summary: sink.summaryText, home: options.geo?.homeCountries ?? [])
-            try report.caseFile.seal(captures: sink.caseCaptures, analysis: provenance.analysis, key: key, quiet: report.quiet)
+            try report.caseFile.seal(captures: sink.caseCaptures, analysis: sink.provenance.analysis, key: key, quiet: report.quiet)
         }
         let status = summary.exitStatus(failOn: report.failOn)
         if status != 0 { throw ExitCode(status) }
@@ -344,9 +346,18 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     let output: EventOutput?
     let quiet: Bool
     let html: Bool
-    let provenance: Provenance
+    /// The run's provenance, made when first asked for (see `init`).
+    var provenance: Provenance {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made = madeProvenance { return made }
+        let made = makeProvenance()
+        madeProvenance = made
+        return made
+    }
+    private let makeProvenance: () -> Provenance
+    private var madeProvenance: Provenance?
     private(set) var reports: [HTMLReport.Capture] = []
-    private(set) var provenances: [Provenance] = []
     private let lock = NSLock()
     private var pending: [Int: (hasher: ContentHasher?, spool: EventOutput?, log: FrameFlowLog?)] = [:]
     /// Case files: the evidence folder and the least severe alert that gets a file (nil: no case).
@@ -355,11 +366,13 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     private(set) var summaryText = ""
     private(set) var caseCaptures: [CaseFile.Entry] = []
 
-    init(output: EventOutput?, quiet: Bool, html: Bool, provenance: Provenance, evidence: (String, Severity)? = nil) {
+    /// `provenance` is called once, when a capture's provenance is first shown (the data files' SHA-256 are read
+    /// then): never for a quiet scan without an output.
+    init(output: EventOutput?, quiet: Bool, html: Bool, provenance: @escaping () -> Provenance, evidence: (String, Severity)? = nil) {
         self.output = output
         self.quiet = quiet
         self.html = html
-        self.provenance = provenance
+        self.makeProvenance = provenance
         self.evidence = evidence
     }
 
@@ -392,11 +405,15 @@ final class ScanReport: ScanSink, @unchecked Sendable {
         }
         // The rest of the file (after damage) completes the hash.
         let digest = started?.hasher.flatMap { try? $0.finish(path: capture) }
+        // Nothing shows it (a quiet scan without output): no provenance is made.
+        guard output != nil || html || !quiet || evidence != nil else {
+            if let error = result.error { printError("siphon: \(error)") }
+            return
+        }
         let p = provenance.with(
             input: .init(capture: capture, kind: capture == "-" ? "stdin" : "file", size: digest?.size, sha256: digest?.sha256,
                          format: result.format),
             statistics: result.statistics)
-        provenances.append(p)
         if let output {
             output.write(EventEncoder.provenance(p, capture: capture))
             started?.spool?.copy(to: output)

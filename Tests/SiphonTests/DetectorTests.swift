@@ -1,5 +1,6 @@
 import Foundation
 @testable import SiphonDetect
+@testable import SiphonApp
 @testable import SiphonGeo
 import Siphon
 import Testing
@@ -169,5 +170,58 @@ import Testing
             #expect(alerts.count == (k == 0 ? 0 : 1))
         }
         #expect(alerts.first?.severity == .medium && alerts.first?.evidence.first { $0.0 == "cleartext_sent_bytes" }?.1 == .int(200))
+    }
+
+    /// The DNS tunnel's name statistics (bytes, longest label, mean entropy, encoded names) against the same
+    /// figures worked out here label by label with `split` and Shannon's formula, on names of every shape: empty
+    /// labels, a 16-byte label of low and of high entropy, a long subdomain of short labels, non-ASCII bytes.
+    @Test func dnsTunnelNameFiguresMatchALabelByLabelReckoning() throws {
+        let subdomains = [
+            "a", "mail", "aaaaaaaaaaaaaaaa", "x7kq2m9vbz4tr1wp", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v",
+            "ab..cd", "0123456789abcdef0123456789abcdef01234567", "caf\u{E9}.r\u{E9}sum\u{E9}", "k9f3.zq81mvb2xc7lpd0",
+        ]
+        // Judged (and raised) at the last name: the evidence covers them all.
+        var c = DNSTunnelConfiguration()
+        c.minimumNames = subdomains.count
+        c.encodedFraction = 0.25
+        var d = DNSTunnelDetector(c, suffixes: PublicSuffixList.shared)
+        func entropy(_ bytes: [UInt8]) -> Double {
+            var counts: [UInt8: Int] = [:]
+            for b in bytes { counts[b, default: 0] += 1 }
+            return counts.values.reduce(0.0) { h, n in
+                let p = Double(n) / Double(bytes.count)
+                return h - p * log2(p)
+            }
+        }
+        var bytes = 0, longest = 0, encoded = 0, encodedBytes = 0, entropySum = 0.0
+        for s in subdomains {
+            let labels = s.split(separator: ".", omittingEmptySubsequences: false).map { Array($0.utf8) }
+            let all = labels.flatMap { $0 }
+            bytes += all.count
+            longest = max(longest, labels.map(\.count).max()!)
+            entropySum += entropy(all)
+            if s.utf8.count >= c.longSubdomain || labels.contains(where: { $0.count >= 16 && entropy($0) >= c.entropy }) {
+                encoded += 1
+                encodedBytes += all.count
+            }
+        }
+        // Worked out by hand: the 16-byte random label, the 40-byte name and the 22-label name are encoded.
+        #expect(encoded == 3)
+        var alerts: [Alert] = []
+        let f = Self.judgement(to: "198.51.100.53", port: 53, sent: 0, received: 0).ended.flow
+        for (i, s) in subdomains.enumerated() {
+            d.query(DNSQuestion(name: s + ".example.com", type: 1, qclass: 1), domain: "example.com", flow: f,
+                    device: Self.device, timestamp: Timestamp(seconds: 1_741_942_800 + Int64(i)), into: &alerts)
+        }
+        #expect(alerts.count == 1)
+        let a = try #require(alerts.first)
+        func value(_ k: String) -> EvidenceValue? { a.evidence.first { $0.0 == k }?.1 }
+        #expect(value("unique_names") == .int(subdomains.count))
+        #expect(value("subdomain_bytes") == .int(bytes))
+        #expect(value("longest_label") == .int(longest))
+        #expect(value("encoded_names") == .int(encoded))
+        #expect(value("encoded_bytes") == .int(encodedBytes))
+        guard case .double(let mean)? = value("mean_entropy_bits") else { Issue.record("no mean entropy"); return }
+        #expect(abs(mean - entropySum / Double(subdomains.count)) < 1e-9)
     }
 }

@@ -193,6 +193,28 @@ extension RobustnessTests {
             #expect(parsed?["k"] == s, "\(s.debugDescription)")
         }
     }
+
+    /// The last partial word (read padded, or as the string's last eight bytes) and the words before it: one
+    /// special byte at every position of plain strings of 0 to 17 bytes, as key and as value, with a second
+    /// field after them, read back by Foundation's parser.
+    @Test func jsonTailsRoundTrip() throws {
+        for length in 0...17 {
+            for position in -1..<length {
+                for special: UInt8 in [0x00, 0x01, 0x0A, 0x1F, 0x20, 0x22, 0x41, 0x5C, 0x7F] {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+                    if position >= 0 { bytes[position] = special }
+                    let s = String(decoding: bytes, as: UTF8.self)
+                    var w = JSONObjectWriter()
+                    w.beginObject()
+                    w.field(s, s)
+                    w.field("after", "é" + s)
+                    w.endObject()
+                    let parsed = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String]
+                    #expect(parsed?[s] == s && parsed?["after"] == "é" + s, "\(s.debugDescription)")
+                }
+            }
+        }
+    }
 }
 
 extension IdentifierTests {
