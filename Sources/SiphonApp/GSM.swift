@@ -1,4 +1,4 @@
-public import SiphonCore
+import SiphonCore
 
 // The GSM air interface as a lab's base station reports it in GSMTAP (UDP port 4729, or the GSMTAP link type):
 // the signalling that carries a 2G phone's identities, calls, SMS and USSD (3GPP TS 44.006 LAPDm, TS 24.008

@@ -1,5 +1,5 @@
 internal import Foundation
-public import SiphonCore
+import SiphonCore
 
 /// What a cleartext session gave away: a user and secret (SMTP AUTH, POP3/FTP USER and PASS, IMAP LOGIN, HTTP
 /// Basic, a form's password field), a mail sent (sender, recipients, attachments), a file stored over FTP, an IRC

@@ -1,5 +1,5 @@
 public import SiphonCore
-public import SiphonFlows
+import SiphonFlows
 public import SiphonGeo
 public import SiphonApp
 

@@ -1,5 +1,5 @@
 internal import Foundation
-public import SiphonCore
+import SiphonCore
 
 /// What an infostealer's or a bot's check-in tells about the machine it runs on: host and user names, OS, hardware
 /// identifiers, antivirus, installed software. Read from an upload's body as key/value pairs (a form, JSON, or

@@ -1,4 +1,4 @@
-public import SiphonCore
+import SiphonCore
 
 /// How the verdict weighs the findings about one device × endpoint (docs/detections.md, "Verdict per device").
 ///

@@ -1,4 +1,4 @@
-public import SiphonCore
+import SiphonCore
 internal import SiphonDecode
 
 /// What produced a report, and how much of the capture it covers: the first event of every JSON output, a block of
