@@ -308,7 +308,7 @@ struct Scan: ParsableCommand {
         // without output.
         let sink = ScanReport(
             output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil,
-            provenance: { [analysis, reproducible = report.reproducible] in analysis.provenance(options, reproducible: reproducible) },
+            provenance: { [analysis, options, reproducible = report.reproducible] in analysis.provenance(options, reproducible: reproducible) },
             evidence: caseDir.map { ($0 + "/evidence", report.caseFile.severity) })
         let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
         sink.output?.flush()
