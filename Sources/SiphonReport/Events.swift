@@ -286,11 +286,11 @@ public enum EventEncoder {
     public static func flowFields(_ f: Flow, communityID: String? = nil, into w: inout JSONObjectWriter) {
         w.field("flow_id", f.id)
         w.field("community_id", communityID ?? f.communityID)
-        w.field("src_ip", f.clientAddress.description)
+        w.field("src_ip", f.clientAddress)
         let icmp = f.key.ipProtocol == 1 || f.key.ipProtocol == 58
         let ports = f.key.ipProtocol == 6 || f.key.ipProtocol == 17 || f.key.ipProtocol == 132
         if ports { w.field("src_port", f.clientPort) }
-        w.field("dest_ip", f.serverAddress.description)
+        w.field("dest_ip", f.serverAddress)
         if ports { w.field("dest_port", f.serverPort) }
         w.field("proto", f.protocolName)
         if icmp {

@@ -194,6 +194,36 @@ extension RobustnessTests {
         }
     }
 
+    /// Addresses written straight into an event (IPv4 digits without a `String`) read back as `inet_ntop` writes
+    /// them: the extremes, one- two- and three-digit bytes at every position, random addresses, and IPv6 (through
+    /// its description).
+    @Test func jsonAddressesMatchInetNtop() throws {
+        var rng = Rng(seed: 7)
+        var v4: [UInt32] = [0, 0xFFFF_FFFF, 0x0A00_0001, 0x0114_6409, 0xC000_0201, 0x6464_6464, 0x0909_0909]
+        for _ in 0..<2000 { v4.append(UInt32(truncatingIfNeeded: rng.next())) }
+        var addresses = v4.map { IPAddress(ipv4: $0) }
+        addresses += ["::", "::1", "2001:db8::1", "fe80::1:2:3:4", "::ffff:192.0.2.1", "2001:db8:0:0:1:0:0:1"].map { IPAddress($0)! }
+        for a in addresses {
+            var raw = a.isIPv6 ? [UInt8](repeating: 0, count: 16) : [UInt8](repeating: 0, count: 4)
+            if a.isIPv6 {
+                withUnsafeBytes(of: a.high.bigEndian) { raw.replaceSubrange(0..<8, with: $0) }
+                withUnsafeBytes(of: a.low.bigEndian) { raw.replaceSubrange(8..<16, with: $0) }
+            } else {
+                withUnsafeBytes(of: UInt32(truncatingIfNeeded: a.low).bigEndian) { raw = Array($0) }
+            }
+            var text = [CChar](repeating: 0, count: 64)
+            #expect(inet_ntop(a.isIPv6 ? AF_INET6 : AF_INET, raw, &text, 64) != nil)
+            let expected = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            var w = JSONObjectWriter()
+            w.beginObject()
+            w.field("ip", a)
+            w.field("next", 1)
+            w.endObject()
+            let parsed = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: Any]
+            #expect(parsed?["ip"] as? String == expected && parsed?["next"] as? Int == 1, "\(expected)")
+        }
+    }
+
     /// The last partial word (read padded, or as the string's last eight bytes) and the words before it: one
     /// special byte at every position of plain strings of 0 to 17 bytes, as key and as value, with a second
     /// field after them, read back by Foundation's parser.
