@@ -63,6 +63,21 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * $0)) }
     }
 
+    /// An IPv4 address's dotted text (at most 15 bytes) written at `out`; returns its length. Also what the JSON
+    /// writer puts in events, without a `String`.
+    public func writeIPv4Text(to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = 0
+        for shift in stride(from: 24, through: 0, by: -8) {
+            let b = Int(truncatingIfNeeded: (low >> UInt64(shift)) & 0xFF)
+            if b >= 100 { out[n] = UInt8(48 + b / 100); n += 1 }
+            if b >= 10 { out[n] = UInt8(48 + b / 10 % 10); n += 1 }
+            out[n] = UInt8(48 + b % 10)
+            n += 1
+            if shift > 0 { out[n] = UInt8(ascii: "."); n += 1 }
+        }
+        return n
+    }
+
     /// Textual form as `inet_ntop` writes it (RFC 5952 for IPv6).
     public var description: String {
         // Written into stack memory: an IPv4 address (at most 15 characters) becomes a small string, with no
@@ -70,14 +85,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { out -> String in
             var n = 0
             if !isIPv6 {
-                for shift in stride(from: 24, through: 0, by: -8) {
-                    let b = Int(truncatingIfNeeded: (low >> UInt64(shift)) & 0xFF)
-                    if b >= 100 { out[n] = CChar(48 + b / 100); n += 1 }
-                    if b >= 10 { out[n] = CChar(48 + b / 10 % 10); n += 1 }
-                    out[n] = CChar(48 + b % 10)
-                    n += 1
-                    if shift > 0 { out[n] = 46; n += 1 }
-                }
+                n = out.withMemoryRebound(to: UInt8.self) { writeIPv4Text(to: $0.baseAddress!) }
             } else {
                 var raw = (high.bigEndian, low.bigEndian)
                 let ok = withUnsafeBytes(of: &raw) { src in inet_ntop(AF_INET6, src.baseAddress, out.baseAddress, 64) != nil }

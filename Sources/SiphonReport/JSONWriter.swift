@@ -183,19 +183,11 @@ public struct JSONObjectWriter {
         }
         self.key(key)
         buffer.ensure(17)
-        var out = buffer.base + buffer.count
-        out.pointee = UInt8(ascii: "\"")
-        out += 1
-        for shift in stride(from: 24, through: 0, by: -8) {
-            let b = Int(truncatingIfNeeded: (address.low >> UInt64(shift)) & 0xFF)
-            if b >= 100 { out.pointee = UInt8(48 + b / 100); out += 1 }
-            if b >= 10 { out.pointee = UInt8(48 + b / 10 % 10); out += 1 }
-            out.pointee = UInt8(48 + b % 10)
-            out += 1
-            if shift > 0 { out.pointee = UInt8(ascii: "."); out += 1 }
-        }
-        out.pointee = UInt8(ascii: "\"")
-        buffer.count = out + 1 - buffer.base
+        let out = buffer.base + buffer.count
+        out[0] = UInt8(ascii: "\"")
+        let n = address.writeIPv4Text(to: out + 1)
+        out[n + 1] = UInt8(ascii: "\"")
+        buffer.count += n + 2
     }
 
     /// A timestamp in RFC 3339 form.

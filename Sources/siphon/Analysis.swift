@@ -357,6 +357,9 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     }
     private let makeProvenance: () -> Provenance
     private var madeProvenance: Provenance?
+    /// Whether anything shows a capture's provenance (the events, the HTML report, the summary, a case): else
+    /// neither the capture nor the data files are hashed.
+    private var showsProvenance: Bool { output != nil || html || !quiet || evidence != nil }
     private(set) var reports: [HTMLReport.Capture] = []
     private let lock = NSLock()
     private var pending: [Int: (hasher: ContentHasher?, spool: EventOutput?, log: FrameFlowLog?)] = [:]
@@ -378,8 +381,7 @@ final class ScanReport: ScanSink, @unchecked Sendable {
 
     func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
         // The capture's SHA-256 (0.85 s of CPU per GB) only when something shows the provenance.
-        let shown = output != nil || html || !quiet || evidence != nil
-        let hasher = input.path == "-" || !shown ? nil : ContentHasher()
+        let hasher = input.path == "-" || !showsProvenance ? nil : ContentHasher()
         var spool: EventOutput?
         if output != nil {
             do { spool = try EventOutput.spool() } catch {
@@ -406,7 +408,7 @@ final class ScanReport: ScanSink, @unchecked Sendable {
         // The rest of the file (after damage) completes the hash.
         let digest = started?.hasher.flatMap { try? $0.finish(path: capture) }
         // Nothing shows it (a quiet scan without output): no provenance is made.
-        guard output != nil || html || !quiet || evidence != nil else {
+        guard showsProvenance else {
             if let error = result.error { printError("siphon: \(error)") }
             return
         }

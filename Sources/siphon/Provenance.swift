@@ -36,8 +36,7 @@ func dataFile(_ role: String, _ path: String?, shown: String? = nil) -> Provenan
 /// seconds since 1970, as reproducible builds set it).
 func analysisRecord() -> Provenance.Analysis {
     var name = [CChar](repeating: 0, count: 256)
-    let host = gethostname(&name, name.count - 1) == 0
-        ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "unknown"
+    let host = gethostname(&name, name.count - 1) == 0 ? name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : "unknown"
     let user = getpwuid(getuid()).map { String(cString: $0.pointee.pw_name) }
     let started: Timestamp
     if let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) {
