@@ -322,7 +322,7 @@ public final class ApplicationLayer {
         guard f.decided else { return }
         switch f.app {
         case .tls:
-            let found = (direction == 0 ? f.tls?.client.feed(bytes, cache: tlsFingerprints) : f.tls?.server.feed(bytes)) ?? false
+            let found = (direction == 0 ? f.tls?.client.feed(bytes, cache: tlsFingerprints) : f.tls?.server.feed(bytes, cache: tlsFingerprints)) ?? false
             if found {
                 if direction == 0, f.clientHelloFrame.isNone, f.tls?.client.clientHello != nil { f.clientHelloFrame = frame }
                 if direction == 0, let sni = f.tls?.client.clientHello?.serverName, !f.names.contains(sni) { f.names.append(sni) }

@@ -124,10 +124,26 @@ public struct HTTPStreamParser: Sendable {
                     continue
                 }
                 let lf = found - UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
-                buffer.append(contentsOf: bytes[i...lf])
-                i = lf + 1
-                if buffer.count > 65_536 { fail("head over 64 KiB"); continue }
-                line(&done)
+                if buffer.isEmpty {
+                    // The whole line is in these bytes: read in place, not copied into the line buffer first.
+                    if lf + 1 - i > 65_536 { fail("head over 64 KiB"); continue }
+                    let text = UnsafeRawBufferPointer(rebasing: bytes[i...lf])
+                    i = lf + 1
+                    line(text, &done)
+                } else {
+                    buffer.append(contentsOf: bytes[i...lf])
+                    i = lf + 1
+                    if buffer.count > 65_536 { fail("head over 64 KiB"); continue }
+                    // Read from the buffer taken out of the parser (handling a line may fail it, which empties
+                    // the buffer), then put back empty with its capacity.
+                    var held: [UInt8] = []
+                    swap(&held, &buffer)
+                    held.withUnsafeBytes { line($0, &done) }
+                    if !failed {
+                        held.removeAll(keepingCapacity: true)
+                        buffer = held
+                    }
+                }
             case .body(let remaining):
                 let n = min(remaining, bytes.count - i)
                 body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
@@ -160,17 +176,14 @@ public struct HTTPStreamParser: Sendable {
         currentBytes += add(&current!)
     }
 
-    /// Handles the complete line in `buffer`.
-    private mutating func line(_ done: inout [HTTPMessage]) {
-        // The line is read in place (a slice of the buffer, CR/LF cut off), and the buffer emptied once nothing
-        // refers to it any more: copying it out first made `removeAll(keepingCapacity:)` allocate for every line.
-        var end = buffer.count
-        while end > 0, buffer[end - 1] == 0x0A || buffer[end - 1] == 0x0D { end -= 1 }
-        handle(line: buffer[..<end], &done)
-        buffer.removeAll(keepingCapacity: true)
+    /// Handles a complete line (its LF included), read in place.
+    private mutating func line(_ bytes: UnsafeRawBufferPointer, _ done: inout [HTTPMessage]) {
+        var end = bytes.count
+        while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
+        handle(line: UnsafeRawBufferPointer(rebasing: bytes[..<end]), &done)
     }
 
-    private mutating func handle(line text: ArraySlice<UInt8>, _ done: inout [HTTPMessage]) {
+    private mutating func handle(line text: UnsafeRawBufferPointer, _ done: inout [HTTPMessage]) {
         switch state {
         case .head:
             if current == nil {
@@ -197,38 +210,52 @@ public struct HTTPStreamParser: Sendable {
 
     /// Counts a header line in `m` and keeps it when something reads it; the bytes it holds now. `m` is the parser's
     /// message in place: reading `current?.headers` copied the whole message for every line.
-    private static func header(_ text: ArraySlice<UInt8>, colon: Int, to m: inout HTTPMessage) -> Int {
+    private static func header(_ text: UnsafeRawBufferPointer, colon: Int, to m: inout HTTPMessage) -> Int {
         m.headerCount += 1
         // Only the headers something reads become strings; the others are counted.
-        guard let name = kept(text[..<colon]) else { return 0 }
-        var v = text[(colon + 1)...]
-        while let f = v.first, f == 0x20 || f == 0x09 { v.removeFirst() }
-        while let l = v.last, l == 0x20 || l == 0x09 { v.removeLast() }
+        guard let name = kept(UnsafeRawBufferPointer(rebasing: text[..<colon])) else { return 0 }
+        var start = colon + 1, end = text.count
+        while start < end, text[start] == 0x20 || text[start] == 0x09 { start += 1 }
+        while end > start, text[end - 1] == 0x20 || text[end - 1] == 0x09 { end -= 1 }
         // A message repeating a kept header without end keeps its first 64 (all are counted).
         guard m.headers.count < 64 else { return 0 }
-        m.headers.append((name, String(decoding: v, as: UTF8.self)))
-        return HTTPMessage.headerCost + name.utf8.count + v.count
+        m.headers.append((name, String(decoding: UnsafeRawBufferPointer(rebasing: text[start..<end]), as: UTF8.self)))
+        return HTTPMessage.headerCost + name.utf8.count + (end - start)
     }
 
-    private mutating func startLine(_ line: ArraySlice<UInt8>) -> Bool {
-        // Up to three space-separated parts, split on bytes.
-        var parts: [String] = []
+    private mutating func startLine(_ line: UnsafeRawBufferPointer) -> Bool {
+        // Up to three space-separated parts (empty ones skipped, the third runs to the end), found on bytes; only
+        // the parts a message keeps become strings (no array of them per message).
+        var parts = (0..<0, 0..<0, 0..<0)
+        var count = 0
         var start = 0
         var i = 0
-        while i <= line.count && parts.count < 3 {
-            if i == line.count || (line[i] == 0x20 && parts.count < 2) {
-                if i > start { parts.append(String(decoding: line[start..<i], as: UTF8.self)) }
+        while i <= line.count && count < 3 {
+            if i == line.count || (line[i] == 0x20 && count < 2) {
+                if i > start {
+                    switch count {
+                    case 0: parts.0 = start..<i
+                    case 1: parts.1 = start..<i
+                    default: parts.2 = start..<i
+                    }
+                    count += 1
+                }
                 start = i + 1
             }
             i += 1
         }
+        func text(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: line[r]), as: UTF8.self) }
+        guard count >= 2 else { fail(isRequestSide ? "not an HTTP request line" : "not an HTTP status line"); return false }
         if isRequestSide {
-            guard parts.count >= 2, HTTPStreamParser.methods.contains(parts[0]) else { fail("not an HTTP request line"); return false }
-            current = HTTPMessage(isRequest: true, method: parts[0], uri: parts[1], version: parts.count > 2 ? parts[2] : "HTTP/0.9")
-            currentBytes = HTTPMessage.baseCost + parts[1].utf8.count
+            let method = text(parts.0)
+            guard HTTPStreamParser.methods.contains(method) else { fail("not an HTTP request line"); return false }
+            let uri = text(parts.1)
+            current = HTTPMessage(isRequest: true, method: method, uri: uri, version: count > 2 ? text(parts.2) : "HTTP/0.9")
+            currentBytes = HTTPMessage.baseCost + uri.utf8.count
         } else {
-            guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else { fail("not an HTTP status line"); return false }
-            current = HTTPMessage(isRequest: false, version: parts[0], status: status)
+            let version = text(parts.0)
+            guard version.hasPrefix("HTTP/"), let status = Int(text(parts.1)) else { fail("not an HTTP status line"); return false }
+            current = HTTPMessage(isRequest: false, version: version, status: status)
             currentBytes = HTTPMessage.baseCost
         }
         return true
@@ -241,13 +268,16 @@ public struct HTTPStreamParser: Sendable {
     ]
     static let keptBytes: [[UInt8]] = keptNames.map { Array($0.lowercased().utf8) }
 
-    static func kept(_ name: ArraySlice<UInt8>) -> String? {
-        var n = name
-        while let l = n.last, l == 0x20 || l == 0x09 { n.removeLast() }
-        guard n.count >= 4 && n.count <= 17 else { return nil }  // the kept names are 4 to 17 bytes long
+    static func kept(_ name: UnsafeRawBufferPointer) -> String? {
+        var n = name.count
+        while n > 0, name[n - 1] == 0x20 || name[n - 1] == 0x09 { n -= 1 }
+        guard n >= 4 && n <= 17 else { return nil }  // the kept names are 4 to 17 bytes long
         // Compared in place, case-insensitively, with the few names of the same length (no array per header).
-        outer: for (i, kept) in keptBytes.enumerated() where kept.count == n.count {
-            for (a, b) in zip(n, kept) where (a >= 0x41 && a <= 0x5A ? a | 0x20 : a) != b { continue outer }
+        outer: for (i, kept) in keptBytes.enumerated() where kept.count == n {
+            for j in 0..<n {
+                let a = name[j]
+                if (a >= 0x41 && a <= 0x5A ? a | 0x20 : a) != kept[j] { continue outer }
+            }
             return keptNames[i]
         }
         return nil

@@ -29,7 +29,7 @@ public struct TLSClientHello: Sendable, Hashable {
     /// Fills `ja3String`, `ja3` and `ja4`, from `cache` when a hello with the same fingerprint inputs was seen.
     public mutating func fingerprint(cache: TLSFingerprintCache?) {
         guard let cache else { return fingerprint() }
-        let key = TLSFingerprintCache.key(self)
+        let key = TLSFingerprintCache.Key(self)
         if let known = cache.entries[key] {
             (ja3String, ja3, ja4) = known
             cache.hits += 1
@@ -148,25 +148,61 @@ public struct TLSClientHello: Sendable, Hashable {
 /// copies, hex text) cost ~28,000 instructions a hello. One per pipeline (no global state); bounded.
 public final class TLSFingerprintCache {
     /// The hello reduced to what the fingerprints read: whether it names a server (not which), its first ALPN
-    /// value, its lists as they are; no fingerprints.
-    static func key(_ h: TLSClientHello) -> TLSClientHello {
-        var k = h
-        if k.serverName != nil { k.serverName = "" }
-        if k.alpn.count > 1 { k.alpn = [k.alpn[0]] }
-        (k.ja3String, k.ja3, k.ja4) = ("", "", "")
-        return k
+    /// value, its lists as they are; no fingerprints. Hashed once, by a multiply-xor pass over those fields
+    /// (SipHash over the whole hello cost 3,000 instructions a lookup); equality compares them all.
+    struct Key: Hashable {
+        let hello: TLSClientHello
+        let digest: UInt64
+
+        init(_ h: TLSClientHello) {
+            var k = h
+            if k.serverName != nil { k.serverName = "" }
+            if k.alpn.count > 1 { k.alpn = [k.alpn[0]] }
+            (k.ja3String, k.ja3, k.ja4) = ("", "", "")
+            hello = k
+            var d = Self.mix(0x5349_5048_4F4E, UInt64(k.legacyVersion) | (k.serverName == nil ? 0 : 1 << 16))
+            for list in [k.ciphers, k.extensions, k.supportedVersions, k.groups, k.signatureAlgorithms] {
+                d = Self.mix(d, UInt64(list.count))
+                for v in list { d = Self.mix(d, UInt64(v)) }
+            }
+            d = Self.mix(d, UInt64(k.pointFormats.count))
+            for v in k.pointFormats { d = Self.mix(d, UInt64(v)) }
+            for a in k.alpn { for b in a.utf8 { d = Self.mix(d, UInt64(b) | 1 << 8) } }
+            digest = d
+        }
+
+        @inline(__always) static func mix(_ h: UInt64, _ v: UInt64) -> UInt64 {
+            let x = (h ^ v) &* 0x9E37_79B9_7F4A_7C15
+            return x ^ (x >> 29)
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(digest) }
+        static func == (a: Key, b: Key) -> Bool { a.digest == b.digest && a.hello == b.hello }
     }
 
-    var entries: [TLSClientHello: (String, String, String)] = [:]
+    /// A ServerHello's JA3S inputs.
+    struct ServerKey: Hashable {
+        var version: UInt16
+        var cipher: UInt16
+        var extensions: [UInt16]
+    }
+
+    var entries: [Key: (String, String, String)] = [:]
+    /// JA3S string and hash by ServerHello (servers answer alike: one cipher, a few extensions).
+    var servers: [ServerKey: (String, String)] = [:]
     /// Entries kept at most (the table is emptied when full: hellos that vary every time do not grow it).
     public let limit: Int
     public internal(set) var hits = 0
 
     public init(limit: Int = 4096) { self.limit = limit }
 
-    func store(_ key: TLSClientHello, _ value: (String, String, String)) {
+    func store(_ key: Key, _ value: (String, String, String)) {
         if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
         entries[key] = value
+    }
+
+    func store(_ key: ServerKey, _ value: (String, String)) {
+        if servers.count >= limit { servers.removeAll(keepingCapacity: true) }
+        servers[key] = value
     }
 }
 
@@ -183,9 +219,34 @@ public struct TLSServerHello: Sendable, Equatable {
     public var ja3sString = ""
     public var ja3s = ""
 
+    /// Fills `ja3sString` and `ja3s`, from `cache` when a hello with the same inputs was seen.
+    mutating func fingerprint(cache: TLSFingerprintCache?) {
+        guard let cache else { return fingerprint() }
+        let key = TLSFingerprintCache.ServerKey(version: legacyVersion, cipher: cipher, extensions: extensions)
+        if let known = cache.servers[key] {
+            (ja3sString, ja3s) = known
+            cache.hits += 1
+            return
+        }
+        fingerprint()
+        cache.store(key, (ja3sString, ja3s))
+    }
+
+    /// Fills `ja3sString` and `ja3s`: version, cipher, extension types (decimal, GREASE kept, as Salesforce's
+    /// JA3S keeps them), built as bytes.
     mutating func fingerprint() {
-        ja3sString = "\(legacyVersion),\(cipher)," + extensions.map { String($0) }.joined(separator: "-")
-        ja3s = Insecure.MD5.hash(data: Array(ja3sString.utf8)).hexString
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        appendDecimal(UInt64(legacyVersion), to: &out)
+        out.append(UInt8(ascii: ","))
+        appendDecimal(UInt64(cipher), to: &out)
+        out.append(UInt8(ascii: ","))
+        for (i, e) in extensions.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: "-")) }
+            appendDecimal(UInt64(e), to: &out)
+        }
+        ja3sString = String(decoding: out, as: UTF8.self)
+        ja3s = Insecure.MD5.hash(data: out).hexString
     }
 }
 
@@ -298,11 +359,11 @@ public enum TLSHandshakeParser {
     }
 
     /// A ServerHello body.
-    public static func serverHello(_ body: [UInt8]) throws(TLSParseError) -> TLSServerHello {
-        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try serverHello(raw) } }.get()
+    public static func serverHello(_ body: [UInt8], cache: TLSFingerprintCache? = nil) throws(TLSParseError) -> TLSServerHello {
+        try body.withUnsafeBytes { raw in Result { () throws(TLSParseError) in try serverHello(raw, cache: cache) } }.get()
     }
 
-    public static func serverHello(_ body: UnsafeRawBufferPointer) throws(TLSParseError) -> TLSServerHello {
+    public static func serverHello(_ body: UnsafeRawBufferPointer, cache: TLSFingerprintCache? = nil) throws(TLSParseError) -> TLSServerHello {
         var r = Reader(b: body, p: 0, end: body.count)
         let version = try r.u16()
         _ = try r.bytes(32)
@@ -310,7 +371,7 @@ public enum TLSHandshakeParser {
         var hello = TLSServerHello(legacyVersion: version, cipher: try r.u16(), extensions: [], selectedVersion: nil, alpn: nil)
         _ = try r.u8()  // compression
         guard r.remaining >= 2 else {
-            hello.fingerprint()
+            hello.fingerprint(cache: cache)
             return hello
         }
         hello.extensions = try extensionTypes(&r) { type, e throws(TLSParseError) in
@@ -320,7 +381,7 @@ public enum TLSHandshakeParser {
                 if list.remaining >= 1 { hello.alpn = String(decoding: try list.bytes(Int(try list.u8())), as: UTF8.self) }
             }
         }
-        hello.fingerprint()
+        hello.fingerprint(cache: cache)
         return hello
     }
 }
@@ -387,7 +448,7 @@ public struct TLSStreamParser: Sendable {
                     clientHello = try TLSHandshakeParser.clientHello(body, cache: cache)
                     found = true
                 case 2 where serverHello == nil:
-                    serverHello = try TLSHandshakeParser.serverHello(body)
+                    serverHello = try TLSHandshakeParser.serverHello(body, cache: cache)
                     found = true
                     // TLS 1.3: everything after the ServerHello is encrypted.
                     if serverHello?.selectedVersion == 0x0304 { done = true; serverFlightDone = true }

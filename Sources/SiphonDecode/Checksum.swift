@@ -88,12 +88,21 @@ public enum InternetChecksum {
             b &+= (x & 0xFFFF_FFFF) &+ (x >> 32)
             i &+= 8
         }
-        // The tail (under 8 bytes), zero-padded into one word read in machine order, like the full loads.
-        var tail: UInt64 = 0
-        if i < count {
-            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(start: base + i, count: count &- i)) }
+        // The tail (under 8 bytes, starting at an even offset): 4, 2 and 1-byte loads in machine order, as a
+        // zero-padded word would read (a lone last byte is the first byte of its 16-bit word). No copy call: the
+        // tail comes with every packet's checksum, and an IPv4 header of 20 bytes is mostly tail.
+        if count &- i >= 4 {
+            b &+= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            i &+= 4
         }
-        return a &+ b &+ (tail & 0xFFFF_FFFF) &+ (tail >> 32)
+        if count &- i >= 2 {
+            b &+= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt16.self))
+            i &+= 2
+        }
+        if i < count {
+            b &+= UInt64(UInt16(littleEndian: UInt16(base.load(fromByteOffset: i, as: UInt8.self))))
+        }
+        return a &+ b
     }
 
     /// Folds a wide one's-complement sum to 16 bits.
@@ -116,9 +125,8 @@ public enum InternetChecksum {
     /// The folded sum of the pseudo-header's addresses, protocol and upper-layer length (big-endian words).
     @inlinable
     public static func pseudoHeaderSum(source: IPAddress, destination: IPAddress, protocol: UInt8, length: Int) -> UInt16 {
-        @inline(__always) func words(_ w: UInt64) -> UInt64 {
-            (w & 0xFFFF) &+ ((w >> 16) & 0xFFFF) &+ ((w >> 32) & 0xFFFF) &+ (w >> 48)
-        }
+        // 32-bit halves: their one's-complement sum folds to the same 16 bits as the four words'.
+        @inline(__always) func words(_ w: UInt64) -> UInt64 { (w & 0xFFFF_FFFF) &+ (w >> 32) }
         let s = UInt64(`protocol`) &+ UInt64(length & 0xFFFF) &+ UInt64(length >> 16)
             &+ words(source.high) &+ words(source.low) &+ words(destination.high) &+ words(destination.low)
         return fold(s)
@@ -128,7 +136,15 @@ public enum InternetChecksum {
     public static func ipv4Header(_ b: UnsafeRawBufferPointer, at o: Int) -> ChecksumStatus {
         let length = Int(b[o] & 0x0F) * 4
         guard length >= 20, o + length <= b.count else { return .unchecked }
-        if sum(b.baseAddress! + o, count: length) == 0xFFFF { return .valid }
+        // A multiple of 4 bytes: 32-bit words in machine order, folded (all ones reads the same in either order).
+        let header = b.baseAddress! + o
+        var s: UInt64 = 0
+        var i = 0
+        while i < length {
+            s &+= UInt64(header.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            i &+= 4
+        }
+        if fold(s) == 0xFFFF { return .valid }
         return b.be16(o + 10) == 0 ? .offloaded : .bad
     }
 

@@ -195,7 +195,7 @@ public struct DecodedPacket: Sendable {
         return o == 0 ? destination : IPAddress(ipv6High: bytes.be64(o), low: bytes.be64(o + 8))
     }
 
-    public init() {}
+    @inlinable public init() {}
 
     /// The outermost VLAN ID (0 when untagged).
     @inlinable public var vlan: UInt16 { vlanCount > 0 ? vlanIDs.0 : 0 }

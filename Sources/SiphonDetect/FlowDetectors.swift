@@ -318,11 +318,14 @@ public struct BeaconDetector {
     static func network(of a: IPAddress) -> IPAddress {
         a.isIPv6 ? IPAddress(ipv6High: a.high & 0xFFFF_FFFF_FFFF_0000, low: 0) : IPAddress(ipv4: UInt32(truncatingIfNeeded: a.low) & 0xFFFF_FF00)
     }
-    /// A target's recent contact times, and how many contacts it had in all.
+    /// A contact: its time and its first packet.
+    struct Contact {
+        var time: Timestamp
+        var frame: UInt64
+    }
+    /// A target's recent contacts, and how many it had in all (one array: a new series allocates once).
     struct Series {
-        var times: [Timestamp] = []
-        /// The first packet of each contact (same order as `times`).
-        var frames: [UInt64] = []
+        var recent: [Contact] = []
         var total = 0
     }
     private var contacts: [Key: Series] = [:]
@@ -423,7 +426,7 @@ public struct BeaconDetector {
     /// Removes a series (it beacons: no more contacts are counted) and gives back what it took.
     private mutating func drop(_ key: Key) {
         guard let gone = contacts.removeValue(forKey: key) else { return }
-        budget.give(TableBudget.Cost.beaconSeries + gone.times.count * TableBudget.Cost.beaconContact)
+        budget.give(TableBudget.Cost.beaconSeries + gone.recent.count * TableBudget.Cost.beaconContact)
     }
 
     /// Counts a contact of `key`'s series; true when the series beacons now (raised: no more contacts counted).
@@ -432,38 +435,36 @@ public struct BeaconDetector {
         let c = configuration, start = j.flow.start
         // Updated in place through the dictionary's modify accessor: one lookup, and no copy of the array.
         let budget = self.budget
-        func add(_ slot: inout Series?) -> ([Timestamp], [UInt64], Int)? {
+        func add(_ slot: inout Series?) -> ([Contact], Int)? {
             if slot == nil {
                 guard budget.take(TableBudget.Cost.beaconSeries) else { return nil }
                 slot = Series()
             }
             return add(&slot!)
         }
-        func add(_ series: inout Series) -> ([Timestamp], [UInt64], Int) {
-            if series.times.count >= c.maximumContacts {
-                series.times.removeFirst(series.times.count - c.maximumContacts + 1)
-                series.frames.removeFirst(series.frames.count - c.maximumContacts + 1)
+        func add(_ series: inout Series) -> ([Contact], Int) {
+            if series.recent.count >= c.maximumContacts {
+                series.recent.removeFirst(series.recent.count - c.maximumContacts + 1)
             } else if !budget.take(TableBudget.Cost.beaconContact) {
-                return (series.times, series.frames, series.total)
+                return (series.recent, series.total)
             }
-            series.times.append(start)
-            series.frames.append(j.flow.firstFrame)
+            series.recent.append(Contact(time: start, frame: j.flow.firstFrame))
             series.total += 1
-            return (series.times, series.frames, series.total)
+            return (series.recent, series.total)
         }
-        guard let (times, frames, total) = add(&contacts[key]) else { return false }
+        guard let (recent, total) = add(&contacts[key]) else { return false }
         // Scored at every contact up to 64, then every n/16 contacts: scoring sorts the series, and a long irregular
         // series (days of a CDN) would otherwise cost O(n² log n). A beacon is still found within 6 % of its length.
-        let n = times.count
+        let n = recent.count
         guard mayRaise, n >= c.minimumContacts, n <= 64 || total % (n / 16) == 0,
-              let score = BeaconScore(times: times.map { $0.secondsDouble }, configuration: c), score.isBeacon(c)
+              let score = BeaconScore(times: recent.map { $0.time.secondsDouble }, configuration: c), score.isBeacon(c)
         else { return false }
         beaconing.insert(key)
         drop(key)
-        let sorted = times.sorted()
+        let sorted = recent.map(\.time).sorted()
         let rounded = (score.medianInterval * 10).rounded() / 10
         // Each contact's first packet (its time: the contact's start), at most the first and last 32.
-        var contactFrames = zip(frames, times).filter { $0.0 != 0 }.map { FrameRef(number: $0.0, timestamp: $0.1, interface: j.flow.interface) }
+        var contactFrames = recent.filter { $0.frame != 0 }.map { FrameRef(number: $0.frame, timestamp: $0.time, interface: j.flow.interface) }
         contactFrames.sort()
         if contactFrames.count > 64 { contactFrames = Array(contactFrames.prefix(32) + contactFrames.suffix(32)) }
         var alert = Alert(

@@ -310,7 +310,11 @@ struct Scan: ParsableCommand {
             output: output, quiet: report.quiet, html: report.html != nil || caseDir != nil,
             provenance: { [analysis, options, reproducible = report.reproducible] in analysis.provenance(options, reproducible: reproducible) },
             evidence: caseDir.map { ($0 + "/evidence", report.caseFile.severity) })
-        let summary = ScanSession(jobs: 1).run(captures.map { ScanInput(path: $0, options: options) }, sink: sink)
+        // The last capture's tables are left to the exit (the others are freed: their memory serves the next).
+        var last = options
+        last.freesStateAtEnd = false
+        let inputs = captures.indices.map { ScanInput(path: captures[$0], options: $0 == captures.count - 1 ? last : options) }
+        let summary = ScanSession(jobs: 1).run(inputs, sink: sink)
         sink.output?.flush()
         if let failure = sink.output?.writeError {
             printError("siphon: events: \(failure)")

@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 import Siphon
 import Testing
 
@@ -134,6 +135,95 @@ import Testing
             cached.fingerprint(cache: cache)
             #expect(cached.ja4 == recomputed.ja4 && cached.ja4.dropFirst(3).first == "i")
         }
+    }
+
+    /// ServerHellos through the cache get the JA3S that computing gives, and that JA3S is the MD5 of the string
+    /// written out by hand (version, cipher, extension types with GREASE kept): 3 versions × 4 ciphers × 6
+    /// extension lists, through one cache and through a 2-entry one, twice.
+    @Test func serverHelloCacheGivesWhatComputingGives() throws {
+        let lists: [[UInt16]] = [[], [65281], [43, 51], [0x0A0A, 43, 51, 16], [11, 35, 65281, 16, 23], [51, 43]]
+        func body(_ version: UInt16, _ cipher: UInt16, _ extensions: [UInt16]) -> [UInt8] {
+            var b: [UInt8] = [UInt8(version >> 8), UInt8(version & 0xFF)] + Array(repeating: 7, count: 32) + [0]
+            b += [UInt8(cipher >> 8), UInt8(cipher & 0xFF), 0]
+            if extensions.isEmpty { return b }
+            var e: [UInt8] = []
+            for t in extensions { e += [UInt8(t >> 8), UInt8(t & 0xFF), 0, 2, 3, 4] }
+            return b + [UInt8(e.count >> 8), UInt8(e.count & 0xFF)] + e
+        }
+        let cache = TLSFingerprintCache(), small = TLSFingerprintCache(limit: 2)
+        var n = 0
+        for _ in 0..<2 {
+            for version: UInt16 in [0x0301, 0x0302, 0x0303] {
+                for cipher: UInt16 in [0x1301, 0xC02F, 0x009C, 0x0A0A] {
+                    for list in lists {
+                        let plain = try TLSHandshakeParser.serverHello(body(version, cipher, list))
+                        let written = "\(version),\(cipher)," + list.map(String.init).joined(separator: "-")
+                        #expect(plain.ja3sString == written && plain.ja3s == Insecure.MD5.hash(data: Array(written.utf8)).map { String(format: "%02x", $0) }.joined())
+                        for c in [cache, small] {
+                            let cached = try TLSHandshakeParser.serverHello(body(version, cipher, list), cache: c)
+                            #expect(cached.ja3sString == plain.ja3sString && cached.ja3s == plain.ja3s, "\(written)")
+                        }
+                        n += 1
+                    }
+                }
+            }
+        }
+        #expect(n == 144)
+        #expect(cache.hits == 72)  // the second pass
+        #expect(small.hits < cache.hits)
+    }
+
+    /// HTTP heads and bodies read the same whatever the segments: a stream of pipelined requests (folded header
+    /// spacing, a chunked body, a header line over 8 KiB, a start line with two spaces) and one of responses (a HEAD
+    /// answer, a 100 Continue, a body until close) fed whole, a byte at a time and in 300 random cuts give the same
+    /// messages field by field; the whole-feed parse matches the messages written out by hand. A line wholly inside
+    /// one feed is read in place, a line across feeds from the line buffer: the cuts take both paths.
+    @Test func httpMessagesDoNotDependOnSegmentation() {
+        let long = String(repeating: "v", count: 9000)
+        let requests = Array(("GET /a HTTP/1.1\r\nHost:  a.example \r\nUser-Agent:\tphone/1\r\nX-Other: 1\r\n\r\n"
+            + "POST  /up?x=1 HTTP/1.1\r\nHost: b.example\r\nTransfer-Encoding: chunked\r\nCookie: \(long)\r\n\r\n"
+            + "4\r\nimei\r\n3;ext=1\r\n=35\r\n0\r\n\r\n"
+            + "HEAD /h HTTP/1.0\r\nContent-Length: 0\r\n\r\n").utf8)
+        let responses = Array(("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: s\r\n\r\nhello"
+            + "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nLocation: /up/1\r\nContent-Length: 2\r\n\r\nok"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").utf8)
+        func summary(_ m: HTTPMessage) -> String {
+            "\(m.isRequest) \(m.method)|\(m.uri)|\(m.version)|\(m.status)|\(m.headers.map { "\($0.0)=\($0.1.count > 40 ? "\($0.1.count)" : $0.1)" })|\(m.headerCount)|\(m.bodyLength)|\(String(decoding: m.bodyPrefix, as: UTF8.self))|\(m.bodyTruncated)"
+        }
+        func parse(_ bytes: [UInt8], requests: Bool, cuts: [Int]) -> [String] {
+            var p = HTTPStreamParser(requests: requests)
+            if !requests { for method in ["GET", "POST", "HEAD", "GET"] { p.expectResponse(toMethod: method) } }
+            var out: [HTTPMessage] = []
+            var start = 0
+            for end in cuts + [bytes.count] where end > start {
+                bytes[start..<end].withUnsafeBytes { out += p.feed($0) }
+                start = end
+            }
+            out += p.end()
+            return out.map(summary)
+        }
+        var rng = SplitMix(seed: 0x477)
+        for (bytes, isRequest) in [(requests, true), (responses, false)] {
+            let whole = parse(bytes, requests: isRequest, cuts: [])
+            #expect(parse(bytes, requests: isRequest, cuts: Array(1..<bytes.count)) == whole)
+            for _ in 0..<300 {
+                let cuts = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % UInt64(bytes.count)) }.sorted()
+                #expect(parse(bytes, requests: isRequest, cuts: cuts) == whole, "cuts \(cuts)")
+            }
+        }
+        #expect(parse(requests, requests: true, cuts: []) == [
+            "true GET|/a|HTTP/1.1|0|[\"Host=a.example\", \"User-Agent=phone/1\"]|3|0||false",
+            "true POST|/up?x=1|HTTP/1.1|0|[\"Host=b.example\", \"Transfer-Encoding=chunked\", \"Cookie=9000\"]|3|7|imei=35|false",
+            "true HEAD|/h|HTTP/1.0|0|[\"Content-Length=0\"]|1|0||false",
+        ])
+        #expect(parse(responses, requests: false, cuts: []) == [
+            "false ||HTTP/1.1|200|[\"Content-Length=5\", \"Server=s\"]|2|5|hello|false",
+            "false ||HTTP/1.1|100|[]|0|0||false",
+            "false ||HTTP/1.1|201|[\"Location=/up/1\", \"Content-Length=2\"]|2|2|ok|false",
+            "false ||HTTP/1.1|200|[\"Content-Length=9\"]|1|0||false",
+            "false ||HTTP/1.1|200|[\"Content-Type=text/plain\"]|1|13|until the end|false",
+        ])
     }
 
     /// Random truncations and byte flips of real handshakes, DNS messages and HTTP heads never crash a parser.

@@ -41,6 +41,37 @@ import Testing
         }
     }
 
+    /// IPv4 headers of every length (20-60 bytes) at unaligned offsets, with the checksum field set right by
+    /// RFC 1071's definition, then with one bit of the header flipped, then with a zero field: `ipv4Header` (which
+    /// sums 32-bit words) says valid, bad and offloaded as the 16-bit reckoning does.
+    @Test func ipv4HeaderVerdictsMatchTheWordByWordDefinition() {
+        var rng = SplitMix(seed: 0x1F4)
+        for round in 0..<2000 {
+            let words = 5 + round % 11
+            let shift = Int(rng.next() % 8)
+            var bytes = (0..<(shift + words * 4 + 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            bytes[shift] = 0x40 | UInt8(words)
+            bytes[shift + 10] = 0
+            bytes[shift + 11] = 0
+            let field = ~Self.referenceSum(Array(bytes[shift..<(shift + words * 4)]))
+            guard field != 0 else { continue }  // a zero field reads as offloaded, not as right
+            bytes[shift + 10] = UInt8(field >> 8)
+            bytes[shift + 11] = UInt8(field & 0xFF)
+            func verdict() -> ChecksumStatus { bytes.withUnsafeBytes { InternetChecksum.ipv4Header($0, at: shift) } }
+            #expect(verdict() == .valid, "\(words * 4) bytes at \(shift)")
+            // A flip outside the length nibble (which would change what is summed) and the checksum field.
+            let bit = 4 + Int(rng.next() % UInt64(words * 32 - 4))
+            bytes[shift + bit / 8] ^= UInt8(1 << (bit % 8))
+            let flipped = Self.referenceSum(Array(bytes[shift..<(shift + words * 4)])) == 0xFFFF
+            #expect(verdict() == (flipped ? .valid : .bad), "\(words * 4) bytes at \(shift), bit \(bit)")
+            bytes[shift + 10] = 0
+            bytes[shift + 11] = 0
+            if Self.referenceSum(Array(bytes[shift..<(shift + words * 4)])) != 0xFFFF {
+                #expect(verdict() == .offloaded, "\(words * 4) bytes at \(shift), zero field")
+            }
+        }
+    }
+
     /// Per capture, the valid and bad-or-offloaded IPv4 headers, TCP segments and UDP datagrams equal tshark's good
     /// and bad (tshark calls offloaded checksums bad: it cannot know). Fixture: scripts/tshark_checksums.py.
     @Test func countsAgreeWithTshark() throws {
