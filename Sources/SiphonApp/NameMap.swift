@@ -66,6 +66,10 @@ public final class NameMap {
 
     /// The names resolved to `address` at or before `time`, oldest first.
     public func names(for address: IPAddress, before time: Timestamp) -> [String] {
-        (byAddress[address] ?? []).filter { $0.at <= time }.map(\.name)
+        // One pass, one array (a filter then a map made two per ended flow).
+        guard let entries = byAddress[address] else { return [] }
+        var out: [String] = []
+        for e in entries where e.at <= time { out.append(e.name) }
+        return out
     }
 }

@@ -236,7 +236,9 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     private func run() {
-        let inspect = configuration.inspect
+        // Unwrapped once: `if let` on the optional closure retained and released its context for every packet.
+        let inspects = configuration.inspect != nil
+        let inspect = configuration.inspect ?? { _, _ in 0 }
         guard var block = takeFree() else { return }
         while true {
             let packet: CapturedPacket?
@@ -265,12 +267,12 @@ final class ReadAhead: @unchecked Sendable {
             var annotation: UInt64 = 0
             if let mapping {
                 start = n > 0 ? packet.bytes.baseAddress! - mapping : 0
-                if let inspect { annotation = inspect(packet, block.sideRecord(block.recordCount)) }
+                if inspects { annotation = inspect(packet, block.sideRecord(block.recordCount)) }
             } else {
                 start = block.used
                 let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
                 if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
-                if let inspect {
+                if inspects {
                     var copied = packet
                     copied.bytes = UnsafeRawBufferPointer(copy)
                     annotation = inspect(copied, block.sideRecord(block.recordCount))

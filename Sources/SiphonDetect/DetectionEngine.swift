@@ -317,7 +317,8 @@ public final class DetectionEngine {
     func identity(of f: Flow) -> DeviceID { identity(mac: f.clientMAC, address: f.clientAddress, tunnelled: f.key.tunnel != 0) }
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
-    public func flowEnded(_ e: EndedFlow) {
+    public func flowEnded(_ e: consuming EndedFlow) {
+        // Taken, not copied (the caller's value is built for this call).
         var e = e
         let f = e.flow
         // Taken for every flow, device or not, so the table never keeps ended flows.
