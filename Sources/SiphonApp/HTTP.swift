@@ -126,9 +126,9 @@ public struct HTTPStreamParser: Sendable {
                 let lf = found - UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
                 if buffer.isEmpty {
                     // The whole line is in these bytes: read in place, not copied into the line buffer first.
-                    if lf + 1 - i > 65_536 { fail("head over 64 KiB"); continue }
                     let text = UnsafeRawBufferPointer(rebasing: bytes[i...lf])
                     i = lf + 1
+                    if text.count > 65_536 { fail("head over 64 KiB"); continue }
                     line(text, &done)
                 } else {
                     buffer.append(contentsOf: bytes[i...lf])

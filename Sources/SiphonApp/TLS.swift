@@ -191,6 +191,7 @@ public final class TLSFingerprintCache {
     var servers: [ServerKey: (String, String)] = [:]
     /// Entries kept at most (the table is emptied when full: hellos that vary every time do not grow it).
     public let limit: Int
+    /// Lookups answered from the cache (ClientHellos and ServerHellos).
     public internal(set) var hits = 0
 
     public init(limit: Int = 4096) { self.limit = limit }
