@@ -29,7 +29,7 @@ public struct TLSClientHello: Sendable, Hashable {
     /// Fills `ja3String`, `ja3` and `ja4`, from `cache` when a hello with the same fingerprint inputs was seen.
     public mutating func fingerprint(cache: TLSFingerprintCache?) {
         guard let cache else { return fingerprint() }
-        let key = TLSFingerprintCache.Key(self)
+        let key = TLSFingerprintCache.Key(self, seed: cache.seed)
         if let known = cache.entries[key] {
             (ja3String, ja3, ja4) = known
             cache.hits += 1
@@ -43,23 +43,15 @@ public struct TLSClientHello: Sendable, Hashable {
     mutating func fingerprint() {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        func list<T: BinaryInteger>(_ v: [T]) {
-            var first = true
-            for x in v where !(T.self == UInt16.self && Self.isGREASE(UInt16(x))) {
-                if !first { out.append(UInt8(ascii: "-")) }
-                first = false
-                appendDecimal(UInt64(x), to: &out)
-            }
-        }
         appendDecimal(UInt64(legacyVersion), to: &out)
         out.append(UInt8(ascii: ","))
-        list(ciphers)
+        appendDecimals(ciphers, skippingGREASE: true, to: &out)
         out.append(UInt8(ascii: ","))
-        list(extensions)
+        appendDecimals(extensions, skippingGREASE: true, to: &out)
         out.append(UInt8(ascii: ","))
-        list(groups)
+        appendDecimals(groups, skippingGREASE: true, to: &out)
         out.append(UInt8(ascii: ","))
-        list(pointFormats)
+        appendDecimals(pointFormats, skippingGREASE: false, to: &out)
         ja3String = String(decoding: out, as: UTF8.self)
         ja3 = Insecure.MD5.hash(data: out).hexString
         ja4 = ja4(quic: false)
@@ -149,32 +141,30 @@ public struct TLSClientHello: Sendable, Hashable {
 public final class TLSFingerprintCache {
     /// The hello reduced to what the fingerprints read: whether it names a server (not which), its first ALPN
     /// value, its lists as they are; no fingerprints. Hashed once, by a multiply-xor pass over those fields
-    /// (SipHash over the whole hello cost 3,000 instructions a lookup); equality compares them all.
+    /// (SipHash over the whole hello cost 3,000 instructions a lookup) from the cache's random seed, so that a
+    /// capture cannot craft hellos whose digests collide; equality compares them all.
     struct Key: Hashable {
         let hello: TLSClientHello
         let digest: UInt64
 
-        init(_ h: TLSClientHello) {
+        init(_ h: TLSClientHello, seed: UInt64) {
             var k = h
             if k.serverName != nil { k.serverName = "" }
             if k.alpn.count > 1 { k.alpn = [k.alpn[0]] }
             (k.ja3String, k.ja3, k.ja4) = ("", "", "")
             hello = k
-            var d = Self.mix(0x5349_5048_4F4E, UInt64(k.legacyVersion) | (k.serverName == nil ? 0 : 1 << 16))
+            let mix = FastHash.mix
+            var d = mix(seed, UInt64(k.legacyVersion) | (k.serverName == nil ? 0 : 1 << 16))
             for list in [k.ciphers, k.extensions, k.supportedVersions, k.groups, k.signatureAlgorithms] {
-                d = Self.mix(d, UInt64(list.count))
-                for v in list { d = Self.mix(d, UInt64(v)) }
+                d = mix(d, UInt64(list.count))
+                for v in list { d = mix(d, UInt64(v)) }
             }
-            d = Self.mix(d, UInt64(k.pointFormats.count))
-            for v in k.pointFormats { d = Self.mix(d, UInt64(v)) }
-            for a in k.alpn { for b in a.utf8 { d = Self.mix(d, UInt64(b) | 1 << 8) } }
+            d = mix(d, UInt64(k.pointFormats.count))
+            for v in k.pointFormats { d = mix(d, UInt64(v)) }
+            for a in k.alpn { for b in a.utf8 { d = mix(d, UInt64(b) | 1 << 8) } }
             digest = d
         }
 
-        @inline(__always) static func mix(_ h: UInt64, _ v: UInt64) -> UInt64 {
-            let x = (h ^ v) &* 0x9E37_79B9_7F4A_7C15
-            return x ^ (x >> 29)
-        }
         func hash(into hasher: inout Hasher) { hasher.combine(digest) }
         static func == (a: Key, b: Key) -> Bool { a.digest == b.digest && a.hello == b.hello }
     }
@@ -186,6 +176,7 @@ public final class TLSFingerprintCache {
         var extensions: [UInt16]
     }
 
+    let seed = FastHash.seed()
     var entries: [Key: (String, String, String)] = [:]
     /// JA3S string and hash by ServerHello (servers answer alike: one cipher, a few extensions).
     var servers: [ServerKey: (String, String)] = [:]
@@ -196,14 +187,13 @@ public final class TLSFingerprintCache {
 
     public init(limit: Int = 4096) { self.limit = limit }
 
-    func store(_ key: Key, _ value: (String, String, String)) {
-        if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
-        entries[key] = value
-    }
+    func store(_ key: Key, _ value: (String, String, String)) { Self.store(key, value, in: &entries, limit: limit) }
+    func store(_ key: ServerKey, _ value: (String, String)) { Self.store(key, value, in: &servers, limit: limit) }
 
-    func store(_ key: ServerKey, _ value: (String, String)) {
-        if servers.count >= limit { servers.removeAll(keepingCapacity: true) }
-        servers[key] = value
+    /// Emptied when full: hellos that vary every time do not grow the table.
+    private static func store<K: Hashable, V>(_ key: K, _ value: V, in table: inout [K: V], limit: Int) {
+        if table.count >= limit { table.removeAll(keepingCapacity: true) }
+        table[key] = value
     }
 }
 
@@ -242,10 +232,7 @@ public struct TLSServerHello: Sendable, Equatable {
         out.append(UInt8(ascii: ","))
         appendDecimal(UInt64(cipher), to: &out)
         out.append(UInt8(ascii: ","))
-        for (i, e) in extensions.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: "-")) }
-            appendDecimal(UInt64(e), to: &out)
-        }
+        appendDecimals(extensions, skippingGREASE: false, to: &out)
         ja3sString = String(decoding: out, as: UTF8.self)
         ja3s = Insecure.MD5.hash(data: out).hexString
     }
@@ -525,3 +512,12 @@ func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
 }
 
 
+/// `values` in decimal joined by '-' (a JA3 or JA3S list); JA3 leaves out GREASE values, JA3S keeps them.
+func appendDecimals<T: BinaryInteger>(_ values: [T], skippingGREASE: Bool, to out: inout [UInt8]) {
+    var first = true
+    for x in values where !(skippingGREASE && TLSClientHello.isGREASE(UInt16(truncatingIfNeeded: x))) {
+        if !first { out.append(UInt8(ascii: "-")) }
+        first = false
+        appendDecimal(UInt64(x), to: &out)
+    }
+}

@@ -236,8 +236,8 @@ final class ReadAhead: @unchecked Sendable {
     }
 
     private func run() {
-        // Unwrapped once: `if let` on the optional closure retained and released its context for every packet.
-        let inspects = configuration.inspect != nil
+        // Unwrapped once (`if let` on the optional closure retained and released its context for every packet);
+        // without an inspector every packet gets annotation 0, as before.
         let inspect = configuration.inspect ?? { _, _ in 0 }
         guard var block = takeFree() else { return }
         while true {
@@ -264,19 +264,17 @@ final class ReadAhead: @unchecked Sendable {
                 _ = block.fits(n)
             }
             let start: Int
-            var annotation: UInt64 = 0
+            let annotation: UInt64
             if let mapping {
                 start = n > 0 ? packet.bytes.baseAddress! - mapping : 0
-                if inspects { annotation = inspect(packet, block.sideRecord(block.recordCount)) }
+                annotation = inspect(packet, block.sideRecord(block.recordCount))
             } else {
                 start = block.used
                 let copy = UnsafeMutableRawBufferPointer(start: block.storage + block.used, count: n)
                 if n > 0 { copy.baseAddress!.copyMemory(from: packet.bytes.baseAddress!, byteCount: n) }
-                if inspects {
-                    var copied = packet
-                    copied.bytes = UnsafeRawBufferPointer(copy)
-                    annotation = inspect(copied, block.sideRecord(block.recordCount))
-                }
+                var copied = packet
+                copied.bytes = UnsafeRawBufferPointer(copy)
+                annotation = inspect(copied, block.sideRecord(block.recordCount))
             }
             block.append(Record(
                 start: start, count: n, originalLength: packet.originalLength, timestamp: packet.timestamp,

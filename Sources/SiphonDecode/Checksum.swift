@@ -137,6 +137,8 @@ public enum InternetChecksum {
         let length = Int(b[o] & 0x0F) * 4
         guard length >= 20, o + length <= b.count else { return .unchecked }
         // A multiple of 4 bytes: 32-bit words in machine order, folded (all ones reads the same in either order).
+        // Not `sum`: for 20 bytes its call, 64-byte guard and 8/4/2/1-byte tails cost 33 instructions a packet more
+        // (mid.pcap 453.0 → 455.5 M), and an inlinable `sum` did no better (455.9 M).
         let header = b.baseAddress! + o
         var s: UInt64 = 0
         var i = 0

@@ -318,7 +318,8 @@ public final class DetectionEngine {
 
     /// Updates the ledger with a flow that ended and raises what it makes known.
     public func flowEnded(_ e: consuming EndedFlow) {
-        // Taken, not copied (the caller's value is built for this call).
+        // Taken, not copied (the caller's value is built for this call), into a plain variable: a consuming
+        // parameter cannot be captured by the local functions and autoclosures below.
         var e = e
         let f = e.flow
         // Taken for every flow, device or not, so the table never keeps ended flows.

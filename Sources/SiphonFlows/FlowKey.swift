@@ -60,10 +60,7 @@ public struct FlowKey: Hashable, Sendable {
     /// A well-mixed 64-bit hash (not SipHash: the table is internal and keys come from packets of one capture).
     @inlinable @inline(__always)
     public var fastHash: UInt64 {
-        @inline(__always) func mix(_ h: UInt64, _ v: UInt64) -> UInt64 {
-            let x = (h ^ v) &* 0x9E37_79B9_7F4A_7C15
-            return x ^ (x >> 29)
-        }
+        let mix = FastHash.mix
         var h: UInt64 = 0x1234_5678_9ABC_DEF1
         h = mix(h, a.high)
         h = mix(h, a.low)
