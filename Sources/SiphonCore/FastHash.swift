@@ -1,6 +1,7 @@
 /// A multiply-xor hash step for the package's own tables, where SipHash per lookup costs more than the table saves
 /// (the flow table's index, the TLS fingerprint cache). Not keyed by itself: a table whose keys a capture chooses
-/// starts from a seed the capture cannot know (`FastHash.seed()`), or bounds its probes another way.
+/// should start from a seed the capture cannot know (`FastHash.seed()`), as the TLS fingerprint cache does; the
+/// flow table's index does not yet (`FlowKey.fastHash` starts from a constant).
 public enum FastHash {
     /// One step: `v` folded into the running hash `h` (a bijection of `h ^ v`).
     @inlinable @inline(__always)
