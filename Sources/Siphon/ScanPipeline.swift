@@ -372,12 +372,15 @@ public final class ScanPipeline {
 
     /// The read-ahead options that go with these functions: side records of a `DecodedPacket`'s size (`precheck`
     /// writes one there), and the checksums verified unless `checksums` is `.off`.
-    public static func readAheadOptions(checksums: ChecksumValidation) -> ReadAheadOptions {
+    /// `flowHashSeed`: the pipeline's flow table's (`FlowTableConfiguration.hashSeed`), for the prefetch hint.
+    public static func readAheadOptions(checksums: ChecksumValidation, flowHashSeed: UInt64) -> ReadAheadOptions {
         // The side records hold decoded packets as raw bytes: only a type without references may be.
         precondition(_isPOD(DecodedPacket.self), "DecodedPacket must stay a plain value")
         return ReadAheadOptions(
             sideBytes: MemoryLayout<DecodedPacket>.size,
-            inspect: { [verify = checksums != .off] in ScanPipeline.precheck($0, side: $1, checksums: verify) })
+            inspect: { [verify = checksums != .off] in
+                ScanPipeline.precheck($0, side: $1, checksums: verify, flowHashSeed: flowHashSeed)
+            })
     }
 
     /// The checksum verdicts of a captured packet, computed in the read-ahead thread right after the packet was
@@ -391,12 +394,28 @@ public final class ScanPipeline {
     /// `process`, which then does not decode it again (decoding in the capture thread, as Suricata's receive
     /// threads do). Offsets in it are relative to the packet's bytes, so it stays valid for the block's copy.
     /// Without `checksums` (`--checksums off`): the decoded packet and the flow hash only.
-    public static func precheck(_ captured: CapturedPacket, side: UnsafeMutableRawPointer? = nil, checksums: Bool = true) -> UInt64 {
-        var packet = DecodedPacket()
-        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+    public static func precheck(
+        _ captured: CapturedPacket, side: UnsafeMutableRawPointer? = nil, checksums: Bool = true, flowHashSeed: UInt64
+    ) -> UInt64 {
+        guard let side else {
+            var packet = DecodedPacket()
+            PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet)
+            return verdicts(captured, packet, checksums: checksums, flowHashSeed: flowHashSeed)
+        }
+        // Decoded where the pipeline will load it: a plain value (no references), so its bytes can be stored and
+        // loaded as they are, and decoding there spares the copy of a 240-byte value per packet.
+        let packet = side.bindMemory(to: DecodedPacket.self, capacity: 1)
+        packet.initialize(to: DecodedPacket())
+        PacketDecoder.decode(captured.bytes, linkType: captured.linkType, into: &packet.pointee)
+        return verdicts(captured, packet.pointee, checksums: checksums, flowHashSeed: flowHashSeed)
+    }
+
+    /// `precheck`'s annotation of a decoded packet.
+    @inline(__always)
+    private static func verdicts(
+        _ captured: CapturedPacket, _ packet: borrowing DecodedPacket, checksums: Bool, flowHashSeed: UInt64
+    ) -> UInt64 {
         guard packet.error == nil else { return 0 }
-        // A plain value (no references): its bytes can be stored and loaded as they are.
-        side?.storeBytes(of: packet, as: DecodedPacket.self)
         var out = prechecked | (checksums ? withChecksums : 0)
         if checksums, packet.network == .ipv4 {
             out |= UInt64(InternetChecksum.ipv4Header(captured.bytes, at: packet.networkOffset).rawValue)
@@ -405,7 +424,7 @@ public final class ScanPipeline {
             out |= UInt64(InternetChecksum.transport(captured.bytes, packet).rawValue) << 2
         }
         // Bits 32-63: the flow's hash as the flow table's index keeps it (a prefetch hint for the pipeline).
-        if let (key, _) = FlowKey.of(packet) { out |= (key.fastHash >> 32) << 32 }
+        if let (key, _) = FlowKey.of(packet) { out |= (key.fastHash(seed: flowHashSeed) >> 32) << 32 }
         return out
     }
 
@@ -833,7 +852,7 @@ public enum CaptureScanner {
         let reader: CaptureReader
         do {
             // Checksums are verified in the reader thread (the pipeline still decides which verdicts count).
-            let readAhead = options.readAhead ? ScanPipeline.readAheadOptions(checksums: options.checksums) : nil
+            let readAhead = options.readAhead ? ScanPipeline.readAheadOptions(checksums: options.checksums, flowHashSeed: options.flows.hashSeed) : nil
             reader = try CaptureReader(path: path, filter: options.filter, readAhead: readAhead, observer: observer)
         } catch {
             return Result(statistics: CaptureStatistics(), hosts: [:], error: error)

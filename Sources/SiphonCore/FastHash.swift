@@ -1,7 +1,7 @@
 /// A multiply-xor hash step for the package's own tables, where SipHash per lookup costs more than the table saves
 /// (the flow table's index, the TLS fingerprint cache). Not keyed by itself: a table whose keys a capture chooses
-/// should start from a seed the capture cannot know (`FastHash.seed()`), as the TLS fingerprint cache does; the
-/// flow table's index does not yet (`FlowKey.fastHash` starts from a constant).
+/// starts from a seed the capture cannot know (`FastHash.seed()`): the TLS fingerprint cache's digest and the flow
+/// table's index (`FlowTableConfiguration.hashSeed`) do.
 public enum FastHash {
     /// One step: `v` folded into the running hash `h` (a bijection of `h ^ v`).
     @inlinable @inline(__always)

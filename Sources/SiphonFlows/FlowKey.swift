@@ -57,11 +57,12 @@ public struct FlowKey: Hashable, Sendable {
                         tunnel: p.tunnel.discriminator), false)
     }
 
-    /// A well-mixed 64-bit hash (not SipHash: the table is internal and keys come from packets of one capture).
+    /// A well-mixed 64-bit hash from `seed` (not SipHash: the flow table's index, hashed per packet, starts from a
+    /// random seed of its own instead: `FlowTableConfiguration.hashSeed`).
     @inlinable @inline(__always)
-    public var fastHash: UInt64 {
+    public func fastHash(seed: UInt64) -> UInt64 {
         let mix = FastHash.mix
-        var h: UInt64 = 0x1234_5678_9ABC_DEF1
+        var h = seed
         h = mix(h, a.high)
         h = mix(h, a.low)
         h = mix(h, b.high)

@@ -23,6 +23,11 @@ public struct FlowTableConfiguration: Sendable {
     /// scan pipeline: deciding it here, on the flow record the packet just updated, spares the detector a look at
     /// its own per-flow state for every packet.
     public var exchangeSilence: Duration = .zero
+    /// Where the index's key hash starts (`FlowKey.fastHash(seed:)`): random per configuration, so that a capture
+    /// cannot choose 5-tuples whose hashes share a bucket and lengthen every probe (a hash-flooding attack on the
+    /// index). Lookups do not depend on it, nor does anything the table reports (flows end in list order, not
+    /// index order). The read-ahead thread's prefetch hint (`ScanPipeline.precheck`) hashes with the same seed.
+    public var hashSeed: UInt64 = FastHash.seed()
 
     public init() {}
 }
@@ -76,6 +81,7 @@ public final class FlowTable {
     /// neither begins nor extends one). Always false when exchanges are not followed.
     public private(set) var beganExchange = false
     private let exchangeSilence: Int64
+    private let hashSeed: UInt64
 
     private struct FlowLink {
         var previous: Int32 = -1
@@ -102,6 +108,7 @@ public final class FlowTable {
             configuration.otherTimeout.nanoseconds,
         ]
         exchangeSilence = configuration.exchangeSilence.nanoseconds
+        hashSeed = configuration.hashSeed
         slotCapacity = 1024
         slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
         links = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity)
@@ -146,7 +153,7 @@ public final class FlowTable {
         if now >= nextExpiryCheck { expireIdle() }
         beganExchange = false
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
-        let hash = key.fastHash
+        let hash = key.fastHash(seed: hashSeed)
         // Consecutive packets often belong to one flow (bursts): the last slot's key is in cache, the index may not be.
         var slot = lastSlot >= 0 && slots[Int(lastSlot)].key.same(as: key) ? lastSlot : find(key, hash: hash)
         if slot >= 0 {
@@ -592,7 +599,7 @@ public final class FlowTable {
     }
 
     private func removeIndex(_ key: FlowKey, slot: Int32) {
-        let tag = key.fastHash >> 32
+        let tag = key.fastHash(seed: hashSeed) >> 32
         var i = Int(truncatingIfNeeded: tag) & indexMask
         let wanted = tag << 32 | UInt64(slot + 1)
         while index[i] != wanted {

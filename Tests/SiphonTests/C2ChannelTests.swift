@@ -199,7 +199,7 @@ import Testing
             for _ in 0..<2000 {
                 names.append((0..<Int.random(in: 1...4, using: &rng)).map { _ in labels.randomElement(using: &rng)! }.joined(separator: "."))
             }
-            for var name in names + names.map { $0.uppercased() } {
+            for var name in names + names.map({ $0.uppercased() }) {
                 let expected = list.contains { RuleCondition.domain(name.lowercased(), endsWith: $0) }
                 #expect(name.withUTF8 { table.contains(suffixOf: $0) } == expected, "\(name) in \(list)")
             }

@@ -58,7 +58,7 @@ func runProgram(_ executable: String, _ arguments: [String], stdin: String? = ni
     /// summary, same exit status, on a whole capture and on a damaged one (its error at the same offset).
     @Test func readAheadChangesNothing() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap")))
-        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-cut-ra.pcap").path
+        let cut = temporaryPath("siphon-cli-cut-ra.pcap")
         try data.prefix(data.count - 30).write(to: URL(fileURLWithPath: cut))
         defer { try? FileManager.default.removeItem(atPath: cut) }
         for path in [Repo.path("captures/sample/backdoor-phone.pcap"), cut] {
@@ -87,7 +87,7 @@ func runProgram(_ executable: String, _ arguments: [String], stdin: String? = ni
 
     @Test func damagedCaptureExitsTwoAfterItsEvents() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap")))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-cut.pcap").path
+        let path = temporaryPath("siphon-cli-cut.pcap")
         try data.prefix(data.count - 30).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let r = try runSiphon(["scan", path, "--json", "-"])
@@ -97,7 +97,7 @@ func runProgram(_ executable: String, _ arguments: [String], stdin: String? = ni
     }
 
     @Test func extractStreamsHashesAndAnomalies() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cli-extract").path
+        let dir = temporaryPath("siphon-cli-extract")
         try? FileManager.default.removeItem(atPath: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try runSiphon(["scan", "-q", "--stream-hashes", "--extract-streams", dir, "--json", "-",

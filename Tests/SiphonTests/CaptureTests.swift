@@ -114,7 +114,7 @@ import Testing
         let offsets = Self.recordOffsets(data)
         let damaged = offsets[keep]
         for cut in [damaged + 7, damaged + 16 + 3] {  // inside the record header, inside the packet data
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cut-\(keep)-\(cut).pcap").path
+            let path = temporaryPath("siphon-cut-\(keep)-\(cut).pcap")
             try Data(data.prefix(cut)).write(to: URL(fileURLWithPath: path))
             defer { try? FileManager.default.removeItem(atPath: path) }
             let (events, result) = scanEvents(path)
@@ -138,7 +138,7 @@ import Testing
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: source)))
         let full = scanEvents(source).result
         #expect(full.error == nil)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-cut.pcapng").path
+        let path = temporaryPath("siphon-cut.pcapng")
         try Data(data.dropLast(6)).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let cut = scanEvents(path).result

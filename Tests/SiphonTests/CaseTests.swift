@@ -8,11 +8,39 @@ func jsonLines(_ text: String) -> [[String: Any]] {
     text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
 }
 
-/// A fresh temporary folder (removed by the caller).
+/// A fresh temporary folder, removed when the test process exits (see `TemporaryFiles`).
 func temporaryFolder(_ name: String) throws -> String {
-    let dir = NSTemporaryDirectory() + "siphon-\(name)-\(UUID().uuidString)"
+    let dir = temporaryPath("siphon-\(name)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
+}
+
+/// A path in the temporary directory, removed (file or folder) when the test process exits.
+func temporaryPath(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + name
+    TemporaryFiles.shared.add(path)
+    return path
+}
+
+/// What the tests wrote in the temporary directory, removed at the process's exit: the hostile captures alone are
+/// ~30 MB a run, and a test that fails (or a suite that is interrupted) before its own cleanup left them behind.
+final class TemporaryFiles: @unchecked Sendable {
+    static let shared = TemporaryFiles()
+    private let lock = NSLock()
+    private var paths: [String] = []
+
+    private init() {
+        atexit { TemporaryFiles.shared.removeAll() }
+    }
+
+    func add(_ path: String) {
+        lock.withLock { paths.append(path) }
+    }
+
+    func removeAll() {
+        let all = lock.withLock { () -> [String] in defer { paths = [] }; return paths }
+        for p in all { try? FileManager.default.removeItem(atPath: p) }
+    }
 }
 
 /// Seconds since 1970 of an RFC 3339 time with microseconds.

@@ -24,7 +24,7 @@ struct FrameReferenceTests {
     }
 
     static func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "siphon-evidence-\(UUID().uuidString)"
+        let dir = temporaryPath("siphon-evidence-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }

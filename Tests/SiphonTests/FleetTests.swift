@@ -22,7 +22,7 @@ final class FleetFixture: @unchecked Sendable {
     static let shared = FleetFixture()
 
     private init() {
-        root = NSTemporaryDirectory() + "siphon-fleet-\(getpid())"
+        root = temporaryPath("siphon-fleet-\(getpid())")
         fleet = root + "/fleet"
         reference = root + "/reference"
         try? FileManager.default.removeItem(atPath: root)
@@ -378,7 +378,7 @@ final class FleetFixture: @unchecked Sendable {
     /// A capture compressed with gzip(1) reads as the capture itself; a cut or damaged .gz says what is wrong and
     /// where, with the packets before it.
     @Test func gzipReadsLikeTheCaptureAndReportsDamage() throws {
-        let dir = NSTemporaryDirectory() + "siphon-gz-\(getpid())"
+        let dir = temporaryPath("siphon-gz-\(getpid())")
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for source in ["captures/sample/backdoor-phone.pcap", "captures/diff/eth-zeek-http-get.pcap"] + Repo.files(in: "captures/diff", extensions: ["pcapng"]).prefix(1).map({ String($0.dropFirst(Repo.root.path.count + 1)) }) {

@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func extremeTimestampsNeverTrap() throws {
-        let path = NSTemporaryDirectory() + "siphon-timestamps-\(UUID().uuidString).pcapng"
+        let path = temporaryPath("siphon-timestamps-\(UUID().uuidString).pcapng")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try PcapngFileWriter(
             path: path, interfaces: [CaptureInterface(name: "eth0", linkType: .ethernet, snapLength: 65535)], application: "test", comment: nil)

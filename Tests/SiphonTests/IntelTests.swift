@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func plainListsWithCIDRsAndComments() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-iocs.txt").path
+        let path = temporaryPath("siphon-iocs.txt")
         try "# test feed\n198.51.100.0/24\n2001:db8::/32  # documentation\nbad.example\nhttps://x.example/up\nnot an indicator\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let set = IndicatorSet()
@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test func unknownJSONIsAnError() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-iocs.json").path
+        let path = temporaryPath("siphon-iocs.json")
         try "{\"hello\": 1}".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: IntelError.self) { try IndicatorSet().load(path: path) }
     }

@@ -188,7 +188,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
     func idleCaptureStopsAtOnce() throws {
         let bench = try TestBench()
         defer { bench.remove() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-idle-\(getpid())").path
+        let dir = temporaryPath("siphon-idle-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // The HTML report in a folder only root may write to: with -Z it is created before the switch.
         let reports = dir + "-reports"
@@ -231,7 +231,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
     func stopsUnderSteadyTrafficAndByLimits() throws {
         let bench = try TestBench()
         defer { bench.remove() }
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-steady-\(getpid())").path
+        let tmp = temporaryPath("siphon-steady-\(getpid())")
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -278,7 +278,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
     func twoInterfacesAtOnce() throws {
         let bench = try TestBench()
         defer { bench.remove() }
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-two-\(getpid())").path
+        let tmp = temporaryPath("siphon-two-\(getpid())")
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -314,7 +314,7 @@ func alertKeys(_ jsonLines: String) -> [String] {
     func replayedSampleGivesTheScansAlerts() throws {
         let bench = try TestBench()
         defer { bench.remove() }
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-live-\(getpid())").path
+        let tmp = temporaryPath("siphon-live-\(getpid())")
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }

@@ -37,7 +37,7 @@ import Testing
 
     @Test(arguments: checks)
     func streamMatchesTheOracle(_ check: Check) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-oracle-\(check.index)").path
+        let dir = temporaryPath("siphon-oracle-\(check.index)")
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -181,7 +181,7 @@ extension Array where Element == UInt8 {
 
     @Test(arguments: Set(streams.map { $0["capture"] as! String }).sorted())
     func extractedStreamsEqualTcpflow(_ capture: String) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-tcpflow-" + (capture as NSString).lastPathComponent).path
+        let dir = temporaryPath("siphon-tcpflow-" + (capture as NSString).lastPathComponent)
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -73,7 +73,7 @@ final class IdleAfterFileSource: PacketSource {
     /// The ring writer's pcapng, read back by Siphon's reader and by tshark: every packet, byte for byte, with its
     /// time, lengths and interface; files rotate by size and the oldest go when more than `files` exist.
     @Test func ringFilesHoldEveryPacket() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-ring-\(getpid())-\(UInt32.random(in: 0..<1_000_000))").path
+        let dir = temporaryPath("siphon-ring-\(getpid())-\(UInt32.random(in: 0..<1_000_000))")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         struct Seen: Equatable { var bytes: [UInt8]; var ns: Int64; var length: Int; var interface: Int; var link: UInt32 }
         var original: [Seen] = []
@@ -172,7 +172,7 @@ final class IdleAfterFileSource: PacketSource {
 
     /// `--geo-override` on the command line: `lookup` and `scan` take it; a bad file is one line naming it.
     @Test func geoOverrideOnTheCommandLine() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-override-\(getpid()).csv").path
+        let path = temporaryPath("siphon-override-\(getpid()).csv")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try "198.51.100.0/24,CN,CN,64500,Test Net\n".write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runSiphon(["lookup", "198.51.100.7", "--geo-override", path, "--json"])

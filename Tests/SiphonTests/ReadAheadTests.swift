@@ -128,7 +128,7 @@ import Testing
     @Test func damageComesAfterThePacketsBeforeIt() throws {
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/eth-zeek-wikipedia.pcap"))))
         let offsets = CaptureTests.recordOffsets(data)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-cut.pcap").path
+        let path = temporaryPath("siphon-readahead-cut.pcap")
         try Data(data.prefix(offsets[60] + 16 + 3)).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let expected = try Self.read(path, nil)
@@ -141,7 +141,7 @@ import Testing
     /// Blocks before the damage said 11) with the reader thread as without it.
     @Test func damagedPcapngKeepsItsDropCounts() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Repo.path("captures/diff/ng-le-test102.pcapng")))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-cut.pcapng").path
+        let path = temporaryPath("siphon-readahead-cut.pcapng")
         try data.dropLast(6).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let expected = try Self.read(path, nil)
@@ -162,7 +162,7 @@ import Testing
             record[12] = 60  // wire length 60, none captured
             file.append(contentsOf: record)
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-readahead-empty.pcap").path
+        let path = temporaryPath("siphon-readahead-empty.pcap")
         try file.write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let expected = try Self.read(path, nil)
@@ -229,9 +229,9 @@ import Testing
             + Repo.files(in: "captures/diff", extensions: ["pcap", "pcapng"]) {
             let reader = try CaptureReader(path: file)
             while let p = try reader.next() {
-                let a = ScanPipeline.precheck(p)
+                let a = ScanPipeline.precheck(p, flowHashSeed: 7)
                 // Without checksums: the same decoding and hash, no verdicts and no mark that there are some.
-                let unchecked = ScanPipeline.precheck(p, checksums: false)
+                let unchecked = ScanPipeline.precheck(p, checksums: false, flowHashSeed: 7)
                 #expect(unchecked & 0x3FF == a & 0x100 && unchecked >> 32 == a >> 32)
                 let packet = PacketDecoder.decode(p.bytes, linkType: p.linkType)
                 guard packet.error == nil else {
@@ -243,6 +243,8 @@ import Testing
                 let transport = !packet.isFragment && !p.isTruncated && [.tcp, .udp, .icmp, .icmpv6].contains(packet.transport)
                     ? InternetChecksum.transport(p.bytes, packet) : .unchecked
                 #expect(a & 3 == UInt64(ipv4.rawValue) && a >> 2 & 3 == UInt64(transport.rawValue), "\(file)")
+                // The prefetch hint: the flow key's hash from the seed given (the flow table's), upper half.
+                if let (key, _) = FlowKey.of(packet) { #expect(a >> 32 == key.fastHash(seed: 7) >> 32) }
                 if transport != .unchecked { judged += 1 }
                 if transport == .bad || ipv4 == .bad { bad += 1 }
             }

@@ -292,7 +292,7 @@ struct ReassemblyModel {
     static let shared = FileManager.default.fileExists(atPath: sharedGenerator)
 
     static func generate(_ name: String, _ arguments: [String], generator: String = sharedGenerator) throws -> (pcap: String, manifest: [[String: Any]]) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-gen").path
+        let dir = temporaryPath("siphon-gen")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let pcap = dir + "/\(name).pcap", manifest = dir + "/\(name).jsonl"
         let p = Process()

@@ -96,7 +96,7 @@ import Testing
         let syntax = try #require(throws: RulePackErrors.self) { try RulePack.parse("rules:\n  - id: [unclosed\n", file: "s.yaml") }
         #expect(syntax.issues.count == 1 && syntax.issues[0].line >= 2 && syntax.issues[0].message.hasPrefix("YAML:"))
         // A setting made twice in one pack (two files) is an error, not a silent override.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-pack-\(getpid())").path
+        let dir = temporaryPath("siphon-pack-\(getpid())")
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "home: [FR]\n".write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
@@ -110,7 +110,7 @@ import Testing
         #expect(ok.status == 0 && ok.out.contains("OK: 1 file, "), "\(ok)")
         let embedded = try runSiphon(["rules", "check"])
         #expect(embedded.status == 0 && embedded.out.contains("home FR"))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-bad-\(getpid()).yaml").path
+        let path = temporaryPath("siphon-bad-\(getpid()).yaml")
         try "detectors:\n  beaconing:\n    min_contacts: two\n".write(toFile: path, atomically: true, encoding: .utf8)
         let bad = try runSiphon(["rules", "check", path])
         #expect(bad.status == 1)
@@ -200,7 +200,7 @@ import Testing
         #expect(foreign.allSatisfy { geo.lookup(IPAddress($0)!).country != "CN" })
         #expect(foreign.contains { geo.lookup(IPAddress($0)!).country == "FR" })
         // --home on the command line wins over the pack's.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-home-\(getpid()).yaml").path
+        let path = temporaryPath("siphon-home-\(getpid()).yaml")
         try "home: [CN]\n".write(toFile: path, atomically: true, encoding: .utf8)
         let sample = Repo.path("captures/sample/backdoor-phone.pcap")
         let fromPack = try runSiphon(["scan", "-q", "--rules", path, "--json", "-", sample])

@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func htmlReport() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("siphon-report-\(getpid()).html").path
+        let path = temporaryPath("siphon-report-\(getpid()).html")
         let sample = Repo.path("captures/sample/backdoor-phone.pcap")
         let r = try runSiphon(["scan", "-q", "--json", "-", "--html", path, sample])
         #expect(r.status == 0, "\(r.err)")
