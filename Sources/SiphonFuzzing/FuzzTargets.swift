@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-public import SiphonCore
+internal import SiphonCore
 import SiphonCapture
 import SiphonDecode
 import SiphonFlows

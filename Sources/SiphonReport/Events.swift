@@ -144,7 +144,7 @@ public enum EventEncoder {
         }
         func number(_ key: String, _ n: PhoneNumber?) {
             guard let n else { return }
-            w.field(key, n.description)
+            w.field(JSONKey(key), n.description)
             if let g = geo(n) { numberGeo(g, key: key + "_geo", into: &w) }
         }
         switch e.message {
@@ -209,7 +209,7 @@ public enum EventEncoder {
 
     /// A number's country and kind, beside it.
     public static func numberGeo(_ g: NumberInfo, key: String, into w: inout JSONObjectWriter) {
-        w.beginObject(key)
+        w.beginObject(JSONKey(key))
         if let c = g.country { w.field("country", c) }
         w.field("calling_code", g.callingCode)
         if let k = g.kind { w.field("kind", k) }
@@ -244,11 +244,11 @@ public enum EventEncoder {
         w.beginObject("evidence")
         for (name, value) in a.evidence {
             switch value {
-            case .int(let v): w.field(name, v)
-            case .double(let v): w.field(name, v)
-            case .string(let v): w.field(name, v)
-            case .time(let t): w.field(name, t)
-            case .strings(let v): w.field(name, v)
+            case .int(let v): w.field(JSONKey(name), v)
+            case .double(let v): w.field(JSONKey(name), v)
+            case .string(let v): w.field(JSONKey(name), v)
+            case .time(let t): w.field(JSONKey(name), t)
+            case .strings(let v): w.field(JSONKey(name), v)
             }
         }
         w.endObject()
@@ -519,7 +519,7 @@ public enum EventEncoder {
     /// What a cleartext login or mail conversation gave away (EVE's `smtp` names: `mail_from`, `rcpt_to`). The
     /// secret is written whole: the JSON is the evidence; reports mask it.
     static func login(_ r: LoginRecord, into w: inout JSONObjectWriter) {
-        w.beginObject(r.app)
+        w.beginObject(JSONKey(r.app))
         w.field("kind", r.kind.rawValue)
         if !r.mechanism.isEmpty { w.field("mechanism", r.mechanism) }
         if let u = r.user { w.field("user", u) }
@@ -627,7 +627,7 @@ public enum EventEncoder {
         w.field("decoded", s.decoded)
         w.field("undecodable", s.undecodableTotal)
         w.beginObject("undecodable_by_reason")
-        for (reason, count) in s.undecodable.sorted(by: { $0.key < $1.key }) { w.field(reason.description, count) }
+        for (reason, count) in s.undecodable.sorted(by: { $0.key < $1.key }) { w.field(JSONKey(reason.description), count) }
         w.endObject()
         w.field("truncated_by_snaplen", s.truncatedBySnaplen)
         w.field("filtered_out", s.filteredOut)
@@ -667,7 +667,7 @@ public enum EventEncoder {
         if let n = s.checksumDisabledAfter { w.field("disabled_after_packets", n) }
         for layer in ChecksumLayer.allCases {
             let t = s.checksums[layer]
-            w.beginObject(layer.description)
+            w.beginObject(JSONKey(layer.description))
             w.field("valid", t.valid)
             w.field("offloaded", t.offloaded)
             w.field("bad", t.bad)
@@ -676,7 +676,7 @@ public enum EventEncoder {
         w.endObject()
         w.beginObject("link_types")
         for (type, count) in s.linkTypes.sorted(by: { $0.key < $1.key }) {
-            w.field(LinkType(rawValue: type).description, count)
+            w.field(JSONKey(LinkType(rawValue: type).description), count)
         }
         w.endObject()
         w.field("flows", s.flows)
@@ -782,7 +782,7 @@ extension EventEncoder {
         w.field("info", bySeverity.0)
         w.endObject()
         w.beginObject("uploads_by_country")
-        for (c, n) in v.uploadsByCountry { w.field(c, n) }
+        for (c, n) in v.uploadsByCountry { w.field(JSONKey(c), n) }
         w.endObject()
         w.beginArray("endpoints")
         for e in v.endpoints.prefix(maximumEndpoints) {

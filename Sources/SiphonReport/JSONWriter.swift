@@ -54,6 +54,24 @@ final class ByteBuffer {
     var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 }
 
+/// A member name of a JSON object: a string literal (the contract's names: their bytes are read where the compiler
+/// put them, no `String` made or passed, and they are written without the escape scan, checked once in debug
+/// builds), or a name known only at run time (`JSONKey(_:)`: escaped as any string).
+public struct JSONKey: ExpressibleByStringLiteral, Sendable {
+    @usableFromInline let literal: StaticString?
+    @usableFromInline let text: String
+
+    public init(stringLiteral value: StaticString) {
+        literal = value
+        text = ""
+    }
+
+    public init(_ text: String) {
+        literal = nil
+        self.text = text
+    }
+}
+
 /// A minimal streaming JSON object writer: appends UTF-8 straight into a byte buffer, no intermediate values.
 public struct JSONObjectWriter {
     /// The event so far (a writer is built, then written once; copies of a writer share it).
@@ -71,7 +89,7 @@ public struct JSONObjectWriter {
         push()
     }
 
-    public mutating func beginObject(_ key: String) {
+    public mutating func beginObject(_ key: JSONKey) {
         self.key(key)
         buffer.append(UInt8(ascii: "{"))
         push()
@@ -82,7 +100,7 @@ public struct JSONObjectWriter {
         depth -= 1
     }
 
-    public mutating func beginArray(_ key: String) {
+    public mutating func beginArray(_ key: JSONKey) {
         self.key(key)
         buffer.append(UInt8(ascii: "["))
         push()
@@ -108,18 +126,31 @@ public struct JSONObjectWriter {
     }
 
     @inline(__always)
-    private mutating func key(_ key: String) {
+    private mutating func key(_ key: JSONKey) {
         separate()
-        appendString(key)
-        buffer.append(UInt8(ascii: ":"))
+        guard let literal = key.literal else {
+            appendString(key.text)
+            buffer.append(UInt8(ascii: ":"))
+            return
+        }
+        let n = literal.utf8CodeUnitCount
+        assert(!UnsafeBufferPointer(start: literal.utf8Start, count: n).contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C },
+               "a literal JSON key that needs escaping")
+        buffer.ensure(n + 3)
+        let out = buffer.base + buffer.count
+        out[0] = UInt8(ascii: "\"")
+        (out + 1).update(from: literal.utf8Start, count: n)
+        out[n + 1] = UInt8(ascii: "\"")
+        out[n + 2] = UInt8(ascii: ":")
+        buffer.count += n + 3
     }
 
-    public mutating func field(_ key: String, _ value: String) {
+    public mutating func field(_ key: JSONKey, _ value: String) {
         self.key(key)
         appendString(value)
     }
 
-    public mutating func field<I: BinaryInteger>(_ key: String, _ value: I) {
+    public mutating func field<I: BinaryInteger>(_ key: JSONKey, _ value: I) {
         self.key(key)
         if value < 0 {
             buffer.append(String(value))
@@ -141,26 +172,26 @@ public struct JSONObjectWriter {
         buffer.count += n
     }
 
-    public mutating func field(_ key: String, _ value: Double) {
+    public mutating func field(_ key: JSONKey, _ value: Double) {
         self.key(key)
         buffer.append(value.isFinite ? String(value) : "null")
     }
 
-    public mutating func field(_ key: String, _ value: Bool) {
+    public mutating func field(_ key: JSONKey, _ value: Bool) {
         self.key(key)
         buffer.append(value ? "true" : "false")
     }
 
     /// An array element string.
     /// `"key":["a","b",...]`.
-    public mutating func field<S: Sequence<String>>(_ key: String, _ values: S) {
+    public mutating func field<S: Sequence<String>>(_ key: JSONKey, _ values: S) {
         beginArray(key)
         for v in values { element(v) }
         endArray()
     }
 
     /// `"key":[1,2,...]`.
-    public mutating func field(_ key: String, integers values: [Int]) {
+    public mutating func field(_ key: JSONKey, integers values: [Int]) {
         beginArray(key)
         for v in values {
             separate()
@@ -176,7 +207,7 @@ public struct JSONObjectWriter {
 
     /// An address in its text form (`IPAddress.description`): an IPv4 address's digits straight into the buffer (no
     /// `String` made: flow-scoped events carry two each), an IPv6 address through its description.
-    public mutating func field(_ key: String, _ address: IPAddress) {
+    public mutating func field(_ key: JSONKey, _ address: IPAddress) {
         guard !address.isIPv6 else {
             field(key, address.description)
             return
@@ -191,7 +222,7 @@ public struct JSONObjectWriter {
     }
 
     /// A timestamp in RFC 3339 form.
-    public mutating func field(_ key: String, _ value: Timestamp) {
+    public mutating func field(_ key: JSONKey, _ value: Timestamp) {
         self.key(key)
         buffer.ensure(29)
         let out = buffer.base + buffer.count

@@ -200,7 +200,7 @@ extension EventEncoder {
         }
         w.endArray()
         w.beginObject("options")
-        for (k, v) in p.options { w.field(k, v) }
+        for (k, v) in p.options { w.field(JSONKey(k), v) }
         w.endObject()
         if let a = p.analysis {
             w.beginObject("analysis")

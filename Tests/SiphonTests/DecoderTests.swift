@@ -1,3 +1,4 @@
+import Foundation
 import Siphon
 import Testing
 
@@ -198,6 +199,23 @@ func decode(_ bytes: [UInt8], _ linkType: LinkType) -> DecodedPacket {
         #expect(Timestamp(seconds: 2_147_483_648).rfc3339 == "2038-01-19T03:14:08.000000Z")
         // A leap day: 2024-02-29T12:00:00Z = 1709208000.
         #expect(Timestamp(seconds: 1_709_208_000).rfc3339 == "2024-02-29T12:00:00.000000Z")
+    }
+
+    /// Any nanosecond count a capture can hold (years 1677-2262) against the C library's `gmtime_r` for the date
+    /// and time of day, the microseconds by floor division (times before 1970 round toward the past).
+    @Test func rfc3339AgreesWithGmtime() {
+        var rng = SystemRandomNumberGenerator()
+        let edges: [Int64] = [.min, .max, -1, 0, 999, 1_000, -1_000, -1_001, 86_400_000_000_000 - 1, 951_782_400_000_000_000]
+        for n in edges + (0..<5_000).map({ _ in Int64.random(in: .min ... .max, using: &rng) }) {
+            let micros = n >= 0 || n % 1_000 == 0 ? n / 1_000 : n / 1_000 - 1
+            var seconds = micros / 1_000_000, fraction = micros % 1_000_000
+            if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+            var t = time_t(seconds), tm = tm()
+            #expect(gmtime_r(&t, &tm) != nil)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                                  Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), Int(fraction))
+            #expect(Timestamp(nanoseconds: n).rfc3339 == expected, "\(n)")
+        }
     }
 
     @Test func addressesRoundTripAndOrder() {

@@ -15,7 +15,7 @@ final class PcapSink {
 
     init(_ path: String, linkType: UInt32 = 1, snapLength: UInt32 = 65_535, nanoseconds: Bool = false) throws {
         self.path = path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         put32(nanoseconds ? 0xA1B2_3C4D : 0xA1B2_C3D4)
         put16(2); put16(4); put32(0); put32(0); put32(snapLength); put32(linkType)

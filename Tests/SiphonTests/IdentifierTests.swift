@@ -236,7 +236,7 @@ extension RobustnessTests {
                     let s = String(decoding: bytes, as: UTF8.self)
                     var w = JSONObjectWriter()
                     w.beginObject()
-                    w.field(s, s)
+                    w.field(JSONKey(s), s)
                     w.field("after", "é" + s)
                     w.endObject()
                     let parsed = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String]
