@@ -250,20 +250,34 @@ public enum HTMLReport {
 
     /// Text made safe for HTML content and attribute values.
     public static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default:
-                if c.value < 0x20 && c != "\n" && c != "\t" { out += "·" } else { out.unicodeScalars.append(c) }
-            }
+        // By UTF-8 byte (the characters escaped are ASCII; bytes of 0x80 and above only ever belong to other
+        // characters), and a string with nothing to escape (nearly all) comes back as it is, not copied: scalar by
+        // scalar, with an append each, a report's provenance alone cost 420,000 instructions to escape.
+        @inline(__always) func special(_ b: UInt8) -> Bool {
+            b < 0x20 ? b != 0x0A && b != 0x09 : b == 0x26 || b == 0x3C || b == 0x3E || b == 0x22 || b == 0x27
         }
-        return out
+        var text = s
+        return text.withUTF8 { bytes -> String in
+            guard let first = bytes.firstIndex(where: special) else { return s }
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count + 16)
+            out.append(contentsOf: bytes[..<first])
+            for b in bytes[first...] {
+                guard special(b) else {
+                    out.append(b)
+                    continue
+                }
+                switch b {
+                case 0x26: out.append(contentsOf: "&amp;".utf8)
+                case 0x3C: out.append(contentsOf: "&lt;".utf8)
+                case 0x3E: out.append(contentsOf: "&gt;".utf8)
+                case 0x22: out.append(contentsOf: "&quot;".utf8)
+                case 0x27: out.append(contentsOf: "&#39;".utf8)
+                default: out.append(contentsOf: "·".utf8)  // a control character other than line feed and tab
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
 
     static let css = """

@@ -161,4 +161,32 @@ import Testing
         #expect(page.contains("<svg") && page.contains("class=\"bar\""))
         #expect(HTMLReport.escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;")
     }
+
+    /// The escape by UTF-8 byte equals the definition scalar by scalar (the five characters as entities, control
+    /// characters but line feed and tab as a middle dot, everything else as it is) on strings mixing them with
+    /// letters, accents, CJK and emoji; a string with nothing to escape comes back unchanged.
+    @Test func htmlEscapeMatchesItsDefinition() {
+        func definition(_ s: String) -> String {
+            var out = ""
+            for c in s.unicodeScalars {
+                switch c {
+                case "&": out += "&amp;"
+                case "<": out += "&lt;"
+                case ">": out += "&gt;"
+                case "\"": out += "&quot;"
+                case "'": out += "&#39;"
+                default: out += c.value < 0x20 && c != "\n" && c != "\t" ? "·" : String(c)
+                }
+            }
+            return out
+        }
+        let pieces = ["a", "Z", "0", " ", "&", "<", ">", "\"", "'", "\n", "\t", "\r", "\u{0}", "\u{1F}", "\u{7F}", "é", "·", "中", "🙂",
+                      "&amp;", "x9-update.cn"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3_000 {
+            let s = (0..<Int.random(in: 0...24, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            #expect(HTMLReport.escape(s) == definition(s), "\(s.debugDescription)")
+        }
+        #expect(HTMLReport.escape("plain text, é 中 🙂") == "plain text, é 中 🙂")
+    }
 }
