@@ -76,7 +76,7 @@ public final class StreamRecorder: StreamConsumer {
     ) {
         let i = Int(slot)
         if i >= scanFlow.count {
-            let n = max(i + 1, scanFlow.count * 2, 1024) - scanFlow.count
+            let n = max(i + 1, scanFlow.count * 2, 64) - scanFlow.count
             scanFlow += Array(repeating: 0, count: n)
             scanned += Array(repeating: Int.max, count: n)
             carry += Array(repeating: [], count: n)

@@ -8,6 +8,18 @@ import Testing
 /// 2020 POST and the banking trojans' certificate, on real captures of ../shared read against tshark, and the shell
 /// watcher on bytes fed as an interactive shell sends them.
 @Suite struct C2ChannelTests {
+    /// The rules' `contains` by bytes equals Foundation's `String.contains` (which it replaces for ASCII text):
+    /// ASCII, composed and decomposed accents (equal for Foundation), other scripts, and empty strings.
+    @Test func ruleContainsMatchesFoundation() {
+        let pieces = ["a", "b", "A", "/", ".", " ", "é", "e\u{301}", "É", "中", "🙂", "ab", "ba", "x9"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<4_000 {
+            let text = (0..<Int.random(in: 0...8, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            let part = (0..<Int.random(in: 0...3, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            #expect(RuleCondition.contains(text, part) == text.contains(part), "\(text.debugDescription) \(part.debugDescription)")
+        }
+    }
+
     static let shared = ImplantTests.shared
 
     static func events(_ args: [String]) throws -> [[String: Any]] {
