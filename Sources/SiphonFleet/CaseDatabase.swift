@@ -262,28 +262,46 @@ public final class CaseDatabase: @unchecked Sendable {
         }
     }
 
-    /// Whether `needle` occurs in the first 256 bytes of `line` (`event_type` comes second in every event).
+    /// Whether `needle` occurs in the first 256 bytes of `line` (`event_type` comes second in every event). Read
+    /// through a pointer: indexing the slice checked bounds at every byte.
     static func contains(_ line: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        let end = min(line.endIndex, line.startIndex + 256) - needle.count
-        var i = line.startIndex
-        while i <= end {
-            if line[i] == needle[0] {
-                var k = 1
-                while k < needle.count && line[i + k] == needle[k] { k += 1 }
-                if k == needle.count { return true }
+        line.withUnsafeBufferPointer { l in
+            needle.withUnsafeBufferPointer { n in
+                guard let first = n.first else { return true }
+                let end = min(l.count, 256) - n.count
+                var i = 0
+                while i <= end {
+                    if l[i] == first {
+                        var k = 1
+                        while k < n.count && l[i + k] == n[k] { k += 1 }
+                        if k == n.count { return true }
+                    }
+                    i += 1
+                }
+                return false
             }
-            i += 1
         }
-        return false
     }
 
-    /// Calls `body` with each line of the file (without its newline), reading 1 MiB at a time.
+    /// Calls `body` with each line of the file (without its newline), reading 1 MiB at a time; line ends found with
+    /// `memchr` (a search through the array slice went byte by byte with bounds checks).
     static func forEachLine(_ handle: FileHandle, _ body: (ArraySlice<UInt8>) throws -> Void) throws {
         var pending: [UInt8] = []
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             pending.append(contentsOf: chunk)
+            let ends: [Int] = pending.withUnsafeBufferPointer { b in
+                guard let base = b.baseAddress else { return [] }
+                var out: [Int] = []
+                var i = 0
+                while i < b.count, let p = memchr(base + i, 0x0A, b.count - i) {
+                    i = UnsafeRawPointer(p) - UnsafeRawPointer(base)
+                    out.append(i)
+                    i += 1
+                }
+                return out
+            }
             var start = 0
-            while let nl = pending[start...].firstIndex(of: 0x0A) {
+            for nl in ends {
                 try body(pending[start..<nl])
                 start = nl + 1
             }

@@ -24,6 +24,8 @@ func temporaryPath(_ name: String) -> String {
 
 /// What the tests wrote in the temporary directory, removed at the process's exit: the hostile captures alone are
 /// ~30 MB a run, and a test that fails (or a suite that is interrupted) before its own cleanup left them behind.
+/// A run that ends with failed tests was seen to leave a file behind (its exit may skip `atexit`): tests that can
+/// also remove their files themselves.
 final class TemporaryFiles: @unchecked Sendable {
     static let shared = TemporaryFiles()
     private let lock = NSLock()
