@@ -31,3 +31,24 @@ extension UnsafeRawBufferPointer {
         UInt32(littleEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 }
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Whether `part` occurs in these bytes (a plain search: the first byte, then the rest; an empty `part` is found).
+    /// Through pointers, for callers that searched array slices byte by byte with bounds checks.
+    @inlinable
+    public func contains(bytes part: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = part.first else { return true }
+        guard part.count <= count else { return false }
+        let last = count - part.count
+        var i = 0
+        while i <= last {
+            if self[i] == first {
+                var k = 1
+                while k < part.count && self[i + k] == part[k] { k += 1 }
+                if k == part.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+}

@@ -358,18 +358,7 @@ public indirect enum RuleCondition: Sendable {
         let ascii: Bool? = text.withUTF8 { t in
             part.withUTF8 { p in
                 guard !p.isEmpty, t.allSatisfy({ $0 < 0x80 }), p.allSatisfy({ $0 < 0x80 }) else { return nil }
-                guard p.count <= t.count else { return false }
-                let first = p[0], last = t.count - p.count
-                var i = 0
-                while i <= last {
-                    if t[i] == first {
-                        var k = 1
-                        while k < p.count && t[i + k] == p[k] { k += 1 }
-                        if k == p.count { return true }
-                    }
-                    i += 1
-                }
-                return false
+                return t.contains(bytes: p)
             }
         }
         return ascii ?? text.contains(part)

@@ -266,20 +266,7 @@ public final class CaseDatabase: @unchecked Sendable {
     /// through a pointer: indexing the slice checked bounds at every byte.
     static func contains(_ line: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
         line.withUnsafeBufferPointer { l in
-            needle.withUnsafeBufferPointer { n in
-                guard let first = n.first else { return true }
-                let end = min(l.count, 256) - n.count
-                var i = 0
-                while i <= end {
-                    if l[i] == first {
-                        var k = 1
-                        while k < n.count && l[i + k] == n[k] { k += 1 }
-                        if k == n.count { return true }
-                    }
-                    i += 1
-                }
-                return false
-            }
+            needle.withUnsafeBufferPointer { n in UnsafeBufferPointer(rebasing: l.prefix(256)).contains(bytes: n) }
         }
     }
 
