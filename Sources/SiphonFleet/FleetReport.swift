@@ -346,14 +346,10 @@ extension FleetReport {
 /// Reads the per-capture records of a fleet folder and writes the fleet report, its HTML page and the case
 /// database from them.
 public enum FleetBuilder {
-    static func decoder() -> JSONDecoder {
-        JSONDecoder()  // member names in snake_case by the record types' CodingKeys
-    }
-
     /// The record in a capture folder.
     public static func readRecord(_ folder: String) throws -> CaptureRecord {
         let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/verdicts.json"))
-        return try decoder().decode(CaptureRecord.self, from: data)
+        return try JSONDecoder().decode(CaptureRecord.self, from: data)  // member names by the types' CodingKeys
     }
 
     /// Writes `folder/verdicts.json`; returns its SHA-256.

@@ -81,7 +81,6 @@ public final class FlowTable {
     /// neither begins nor extends one). Always false when exchanges are not followed.
     public private(set) var beganExchange = false
     private let exchangeSilence: Int64
-    private let hashSeed: UInt64
 
     private struct FlowLink {
         var previous: Int32 = -1
@@ -108,7 +107,6 @@ public final class FlowTable {
             configuration.otherTimeout.nanoseconds,
         ]
         exchangeSilence = configuration.exchangeSilence.nanoseconds
-        hashSeed = configuration.hashSeed
         slotCapacity = 1024
         slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
         links = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity)
@@ -153,7 +151,7 @@ public final class FlowTable {
         if now >= nextExpiryCheck { expireIdle() }
         beganExchange = false
         guard let (key, fromA) = FlowKey.of(p) else { return nil }
-        let hash = key.fastHash(seed: hashSeed)
+        let hash = key.fastHash(seed: configuration.hashSeed)
         // Consecutive packets often belong to one flow (bursts): the last slot's key is in cache, the index may not be.
         var slot = lastSlot >= 0 && slots[Int(lastSlot)].key.same(as: key) ? lastSlot : find(key, hash: hash)
         if slot >= 0 {
@@ -599,7 +597,7 @@ public final class FlowTable {
     }
 
     private func removeIndex(_ key: FlowKey, slot: Int32) {
-        let tag = key.fastHash(seed: hashSeed) >> 32
+        let tag = key.fastHash(seed: configuration.hashSeed) >> 32
         var i = Int(truncatingIfNeeded: tag) & indexMask
         let wanted = tag << 32 | UInt64(slot + 1)
         while index[i] != wanted {

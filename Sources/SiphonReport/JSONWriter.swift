@@ -134,7 +134,7 @@ public struct JSONObjectWriter {
             return
         }
         let n = literal.utf8CodeUnitCount
-        assert(!UnsafeBufferPointer(start: literal.utf8Start, count: n).contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C },
+        assert(!UnsafeBufferPointer(start: literal.utf8Start, count: n).contains(where: Self.needsEscape),
                "a literal JSON key that needs escaping")
         buffer.ensure(n + 3)
         let out = buffer.base + buffer.count
@@ -287,7 +287,7 @@ public struct JSONObjectWriter {
                     }
                 }
                 let c = from[i]
-                if c < 0x20 || c == 0x22 || c == 0x5C {
+                if Self.needsEscape(c) {
                     out = Self.escape(c, to: out)
                 } else {
                     out.pointee = c
@@ -300,6 +300,9 @@ public struct JSONObjectWriter {
         out += 1
         buffer.count = out - buffer.base
     }
+
+    /// Whether a byte is one JSON escapes: below 0x20, a '"' or a '\\' (bytes of 0x80 and above never are).
+    @inline(__always) static func needsEscape(_ c: UInt8) -> Bool { c < 0x20 || c == 0x22 || c == 0x5C }
 
     /// Whether any byte of `w` is below 0x20, a '"' or a '\\' (bytes of 0x80 and above never need escaping).
     @inline(__always) static func needsEscape(_ w: UInt64) -> Bool {
