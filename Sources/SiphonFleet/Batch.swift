@@ -245,14 +245,16 @@ final class BatchSink: ScanSink, @unchecked Sendable {
         }
         let partial = dir + "/.partial/" + slot
         removeTree(partial, keepRoot: false)
-        // The events wait in a spool until the provenance (the capture's hash, span, coverage) is known.
-        guard mkdir(partial, 0o755) == 0, let output = try? EventOutput.spool() else {
+        guard mkdir(partial, 0o755) == 0 else {
             record.status = .unreadable
             record.error = "\(partial): cannot write: \(String(cString: strerror(errno)))"
             count(record, .scanned, size: 0, scannedBytes: 0)
             report?(record, .scanned)
             return .skip
         }
+        // The events wait in a spool until the provenance (the capture's hash, span, coverage) is known: in memory
+        // for a small capture (no temporary file made and deleted per capture), in a temporary file past 4 MiB.
+        let output = EventOutput.spool()
         // The content hash is taken as the scan reads the file (one pass), finished after it.
         let hasher = ContentHasher()
         let log = batch.configuration.evidenceSeverity != nil ? FrameFlowLog() : nil

@@ -335,12 +335,21 @@ public struct JSONObjectWriter {
 
 /// Where JSON Lines go: a file descriptor (buffered) or memory (for tests and embedding).
 public final class EventOutput {
-    private let fd: Int32
-    private let ownsDescriptor: Bool
+    private var fd: Int32
+    private var ownsDescriptor: Bool
     private var buffer: [UInt8] = []
     /// Everything written, when the output is in memory.
     public private(set) var memory: [UInt8] = []
-    private let inMemory: Bool
+    private var inMemory: Bool
+    /// A spool kept in memory until it holds more than this many bytes, then moved to an unnamed temporary file
+    /// (`spool(memoryLimit:)`); nil for every other output.
+    private let spillAt: Int?
+    private let spillDirectory: String?
+    /// Whether this spool moved to a temporary file.
+    public private(set) var spilled = false
+    /// Why a spool that outgrew its memory limit could not move to a temporary file (it stays in memory: no event
+    /// is lost); nil when it did, or never had to.
+    public private(set) var spillError: String?
     public internal(set) var eventsWritten = 0
     /// Each event is written out as soon as it is complete (live capture: a reader sees alerts as they fire).
     public var lineBuffered = false
@@ -352,6 +361,16 @@ public final class EventOutput {
         fd = -1
         ownsDescriptor = false
         inMemory = true
+        spillAt = nil
+        spillDirectory = nil
+    }
+
+    private init(spillingAt limit: Int, directory: String?) {
+        fd = -1
+        ownsDescriptor = false
+        inMemory = true
+        spillAt = limit
+        spillDirectory = directory
     }
 
     /// Writes to a file descriptor (1 for standard output); `owns` closes it on deinit.
@@ -359,6 +378,8 @@ public final class EventOutput {
         fd = fileDescriptor
         ownsDescriptor = owns
         inMemory = false
+        spillAt = nil
+        spillDirectory = nil
         buffer.reserveCapacity(1 << 16)
     }
 
@@ -384,6 +405,7 @@ public final class EventOutput {
         if inMemory {
             memory.append(contentsOf: event.buffer.raw)
             memory.append(0x0A)
+            if let spillAt, memory.count > spillAt, spillError == nil { spill() }
             return
         }
         buffer.append(contentsOf: event.buffer.raw)
@@ -409,15 +431,32 @@ public final class EventOutput {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// An output to an unnamed temporary file (in `TMPDIR`, unlinked at once): the events wait there until
-    /// `copy(to:)` puts them after what must come first (the provenance event, known once the capture is read).
-    public static func spool() throws(OutputError) -> EventOutput {
-        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    /// A spool: the events wait there until `copy(to:)` puts them after what must come first (the provenance
+    /// event, known once the capture is read). In memory up to `memoryLimit` bytes (a small capture's events: no
+    /// file is made, and `batch` does not create and delete one per capture), then in an unnamed temporary file (in
+    /// `directory`, else `TMPDIR`, unlinked at once). If that file cannot be made, the spool stays in memory
+    /// (`spillError`).
+    public static func spool(memoryLimit: Int = 4 << 20, directory: String? = nil) -> EventOutput {
+        EventOutput(spillingAt: max(0, memoryLimit), directory: directory)
+    }
+
+    /// Moves a spool's events from memory to an unnamed temporary file, which takes every later write.
+    private func spill() {
+        let dir = spillDirectory ?? getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array((dir + "/siphon-events-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw OutputError(path: dir, message: String(cString: strerror(errno))) }
+        let file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard file >= 0 else {
+            spillError = "\(dir): cannot write: \(String(cString: strerror(errno)))"
+            return
+        }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        return EventOutput(fileDescriptor: fd, owns: true)
+        fd = file
+        ownsDescriptor = true
+        inMemory = false
+        spilled = true
+        swap(&buffer, &memory)
+        memory = []
+        flush()
     }
 
     /// Appends everything written to this spool to `target` (its write failures become the target's).
@@ -451,6 +490,7 @@ public final class EventOutput {
     func append(raw: UnsafeRawBufferPointer) {
         if inMemory {
             memory.append(contentsOf: raw)
+            if let spillAt, memory.count > spillAt, spillError == nil { spill() }
             return
         }
         buffer.append(contentsOf: raw)

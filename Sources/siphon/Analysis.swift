@@ -345,7 +345,8 @@ struct Scan: ParsableCommand {
 /// summary on standard error and its part of the HTML report.
 ///
 /// The provenance event comes first but holds what is known only at the end (the capture's SHA-256, taken as the
-/// scan reads it, its time span, its coverage): a capture's events wait in a spool file until then.
+/// scan reads it, its time span, its coverage): a capture's events wait in a spool (in memory, then in an unnamed
+/// temporary file past 4 MiB) until then.
 final class ScanReport: ScanSink, @unchecked Sendable {
     let output: EventOutput?
     let quiet: Bool
@@ -386,12 +387,7 @@ final class ScanReport: ScanSink, @unchecked Sendable {
     func begin(_ index: Int, _ input: ScanInput) -> ScanStart {
         // The capture's SHA-256 (0.85 s of CPU per GB) only when something shows the provenance.
         let hasher = input.path == "-" || !showsProvenance ? nil : ContentHasher()
-        var spool: EventOutput?
-        if output != nil {
-            do { spool = try EventOutput.spool() } catch {
-                printError("siphon: \(error); the provenance event follows the events")
-            }
-        }
+        let spool = output != nil ? EventOutput.spool() : nil
         let log = evidence != nil && input.path != "-" ? FrameFlowLog() : nil
         lock.lock()
         pending[index] = (hasher, spool, log)
@@ -422,7 +418,10 @@ final class ScanReport: ScanSink, @unchecked Sendable {
             statistics: result.statistics)
         if let output {
             output.write(EventEncoder.provenance(p, capture: capture))
-            started?.spool?.copy(to: output)
+            if let spool = started?.spool {
+                if let e = spool.spillError { printError("siphon: \(e): the events were kept in memory") }
+                spool.copy(to: output)
+            }
         }
         if html {
             reports.append(HTMLReport.Capture(

@@ -247,6 +247,50 @@ extension RobustnessTests {
     }
 }
 
+extension RobustnessTests {
+    /// A spool (`EventOutput.spool`) gives back exactly the lines written to it, in order, whether they stayed in
+    /// memory, moved to a temporary file partway (events larger than the limit, a limit of 0, the limit crossed by
+    /// raw appends) or could not move because the directory does not exist (kept in memory, `spillError` set).
+    /// The reference is the same events written to a plain in-memory output. A spool that moved leaves no file
+    /// in its directory (unlinked at once).
+    @Test func spoolGivesBackWhatWasWritten() throws {
+        var rng = Rng(seed: 41)
+        var events: [JSONObjectWriter] = []
+        for i in 0..<400 {
+            var w = JSONObjectWriter()
+            w.beginObject()
+            w.field("i", i)
+            w.field("pad", String(repeating: "x", count: rng.below(i % 50 == 0 ? 9000 : 300)))
+            w.endObject()
+            events.append(w)
+        }
+        let reference = EventOutput()
+        for e in events { reference.write(e) }
+        let total = reference.memory.count
+        let dir = try temporaryFolder("spool")
+        for (limit, directory) in [(0, dir), (1, dir), (4096, dir), (total / 2, dir), (total, dir), (1 << 30, dir),
+                                   (4096, dir + "/missing")] {
+            let spool = EventOutput.spool(memoryLimit: limit, directory: directory)
+            for e in events { spool.write(e) }
+            // The same events reaching a spool as whole lines (`copy(to:)` from another spool).
+            let whole = EventOutput.spool(memoryLimit: 1 << 30, directory: directory)
+            for e in events { whole.write(e) }
+            let chained = EventOutput.spool(memoryLimit: limit, directory: directory)
+            whole.copy(to: chained)
+            let missing = directory.hasSuffix("/missing")
+            for s in [spool, chained] {
+                let out = EventOutput()
+                s.copy(to: out)
+                #expect(out.memory == reference.memory && out.eventsWritten == events.count, "limit \(limit) in \(directory)")
+                #expect(s.spilled == (!missing && total > limit), "limit \(limit)")
+                #expect((s.spillError != nil) == (missing && total > limit), "limit \(limit)")
+            }
+            #expect(!whole.spilled)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty, "limit \(limit)")
+        }
+    }
+}
+
 extension IdentifierTests {
     /// The eight-byte skip never hides a byte that can start a pattern: every byte value at every position of a
     /// word of filler bytes.
