@@ -253,7 +253,7 @@ final class BatchSink: ScanSink, @unchecked Sendable {
             return .skip
         }
         // The events wait in a spool until the provenance (the capture's hash, span, coverage) is known: in memory
-        // for a small capture (no temporary file made and deleted per capture), in a temporary file past 4 MiB.
+        // for a small capture (no temporary file made and deleted per capture), in a temporary file past 1 MiB.
         let output = EventOutput.spool()
         // The content hash is taken as the scan reads the file (one pass), finished after it.
         let hasher = ContentHasher()

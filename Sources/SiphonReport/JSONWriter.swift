@@ -436,7 +436,7 @@ public final class EventOutput {
     /// file is made, and `batch` does not create and delete one per capture), then in an unnamed temporary file (in
     /// `directory`, else `TMPDIR`, unlinked at once). If that file cannot be made, the spool stays in memory
     /// (`spillError`).
-    public static func spool(memoryLimit: Int = 4 << 20, directory: String? = nil) -> EventOutput {
+    public static func spool(memoryLimit: Int = 1 << 20, directory: String? = nil) -> EventOutput {
         EventOutput(spillingAt: max(0, memoryLimit), directory: directory)
     }
 
@@ -457,6 +457,9 @@ public final class EventOutput {
         swap(&buffer, &memory)
         memory = []
         flush()
+        // The memory the spool held goes: a file's buffer needs 64 KiB.
+        buffer = []
+        buffer.reserveCapacity(1 << 16)
     }
 
     /// Appends everything written to this spool to `target` (its write failures become the target's).

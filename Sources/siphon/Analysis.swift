@@ -346,7 +346,7 @@ struct Scan: ParsableCommand {
 ///
 /// The provenance event comes first but holds what is known only at the end (the capture's SHA-256, taken as the
 /// scan reads it, its time span, its coverage): a capture's events wait in a spool (in memory, then in an unnamed
-/// temporary file past 4 MiB) until then.
+/// temporary file past 1 MiB) until then.
 final class ScanReport: ScanSink, @unchecked Sendable {
     let output: EventOutput?
     let quiet: Bool
