@@ -292,3 +292,28 @@ FILE *siphon_observed_fopen(const char *path, void (*observe)(void *, const void
     if (!f) { int e = errno; close(fd); free(o); errno = e; }
     return f;
 }
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+static size_t page_rounded(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+void *siphon_table_map(size_t size) {
+    void *p = mmap(NULL, page_rounded(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *siphon_table_grow(void *address, size_t old_size, size_t new_size) {
+#ifdef MREMAP_MAYMOVE
+    void *p = mremap(address, page_rounded(old_size), page_rounded(new_size), MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    (void)address; (void)old_size; (void)new_size;
+    return NULL;
+#endif
+}
+
+void siphon_table_unmap(void *address, size_t size) { munmap(address, page_rounded(size)); }

@@ -56,11 +56,12 @@ public final class FlowTable {
     /// The latest capture time seen (timestamps that go backwards do not move it).
     public private(set) var now = Timestamp.zero
 
-    private var slots: UnsafeMutablePointer<Flow>
+    private var slotTable: GrowableTable<Flow>
     /// Idle-order list links, apart from the flows so that moving a flow to its list's tail on every packet touches
     /// 12-byte entries (cache-resident) rather than the neighbours' 200-byte flow records.
-    private var links: UnsafeMutablePointer<FlowLink>
-    private var slotCapacity: Int
+    private var linkTable: GrowableTable<FlowLink>
+    @inline(__always) private var slots: UnsafeMutablePointer<Flow> { slotTable.base }
+    @inline(__always) private var links: UnsafeMutablePointer<FlowLink> { linkTable.base }
     /// Slots in use or freed so far; slots below this index that are free are on `freeList`.
     private var slotHighWater = 0
     private var freeList: [Int32] = []
@@ -107,9 +108,8 @@ public final class FlowTable {
             configuration.otherTimeout.nanoseconds,
         ]
         exchangeSilence = configuration.exchangeSilence.nanoseconds
-        slotCapacity = 1024
-        slots = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity)
-        links = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity)
+        slotTable = GrowableTable(capacity: 1024)
+        linkTable = GrowableTable(capacity: 1024)
         indexMask = 4096 - 1
         index = UnsafeMutablePointer<UInt64>.allocate(capacity: indexMask + 1)
         index.initialize(repeating: 0, count: indexMask + 1)
@@ -117,14 +117,14 @@ public final class FlowTable {
 
     deinit {
         // Flow is a trivial type: nothing to deinitialize.
-        slots.deallocate()
-        links.deallocate()
+        slotTable.release()
+        linkTable.release()
         index.deallocate()
     }
 
     /// Bytes this table holds for its flows and index right now.
     public var memoryFootprint: Int {
-        slotCapacity * (MemoryLayout<Flow>.stride + MemoryLayout<FlowLink>.stride) + (indexMask + 1) * 8
+        slotTable.capacity * (MemoryLayout<Flow>.stride + MemoryLayout<FlowLink>.stride) + (indexMask + 1) * 8
             + freeList.capacity * 4
     }
 
@@ -514,16 +514,9 @@ public final class FlowTable {
 
     private func allocateSlot() -> Int32 {
         if let slot = freeList.popLast() { return slot }
-        if slotHighWater == slotCapacity {
-            let bigger = UnsafeMutablePointer<Flow>.allocate(capacity: slotCapacity * 2)
-            bigger.moveInitialize(from: slots, count: slotCapacity)
-            slots.deallocate()
-            slots = bigger
-            let biggerLinks = UnsafeMutablePointer<FlowLink>.allocate(capacity: slotCapacity * 2)
-            biggerLinks.moveInitialize(from: links, count: slotCapacity)
-            links.deallocate()
-            links = biggerLinks
-            slotCapacity *= 2
+        if slotHighWater == slotTable.capacity {
+            slotTable.grow(toHold: slotHighWater + 1, keeping: slotHighWater)
+            linkTable.grow(toHold: slotHighWater + 1, keeping: slotHighWater)
         }
         slotHighWater += 1
         return Int32(slotHighWater - 1)

@@ -218,8 +218,8 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
 
     /// The packet `segment` is given next (set by the pipeline): delivered bytes name the frame that carried them.
     public var frame = FrameRef.none
-    private var halves: UnsafeMutablePointer<Half>
-    private var halfCapacity: Int
+    private var halfTable: GrowableTable<Half>
+    @inline(__always) private var halves: UnsafeMutablePointer<Half> { halfTable.base }
     /// Halves initialized so far (the lowest ones): memory is touched only for slots the flow table has used.
     private var halfInitialized = 0
     private var segments: [Segment] = []
@@ -236,8 +236,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         self.configuration = configuration
         ackGated = configuration.policy != .first
         self.consumer = consumer
-        halfCapacity = 2048
-        halves = UnsafeMutablePointer<Half>.allocate(capacity: halfCapacity)
+        halfTable = GrowableTable(capacity: 2048)
     }
 
     deinit {
@@ -247,7 +246,7 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         for list in pool { for p in list { p.deallocate() } }
         for i in 0..<halfInitialized { halves[i].window.ring?.deallocate() }
         halves.deinitialize(count: halfInitialized)
-        halves.deallocate()
+        halfTable.release()
     }
 
     /// Starts loading both directions' state of the flow in `slot` (a hint: see `FlowTable.prefetch(hashTag:)`).
@@ -270,19 +269,11 @@ public final class TCPReassembler<Consumer: StreamConsumer> {
         return halves + i
     }
 
-    /// Makes halves `[0, n)` exist: a bigger allocation when needed (only the initialized ones are moved), then
+    /// Makes halves `[0, n)` exist: a bigger table when needed (growing without a copy, `GrowableTable`), then
     /// the new ones initialized (whole slot pairs).
     private func grow(to n: Int) {
         let needed = (n + 1) & ~1
-        if needed > halfCapacity {
-            var c = halfCapacity
-            while c < needed { c *= 2 }
-            let bigger = UnsafeMutablePointer<Half>.allocate(capacity: c)
-            bigger.moveInitialize(from: halves, count: halfInitialized)
-            halves.deallocate()
-            halves = bigger
-            halfCapacity = c
-        }
+        halfTable.grow(toHold: needed, keeping: halfInitialized)
         (halves + halfInitialized).initialize(repeating: Half(), count: needed - halfInitialized)
         halfInitialized = needed
     }
