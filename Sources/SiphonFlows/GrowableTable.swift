@@ -3,8 +3,8 @@ internal import CSiphonSupport
 /// Storage for a table of values that doubles without copying what it holds (moving a Swift value moves its bytes):
 /// an anonymous mapping that the kernel enlarges in place or moves by its page tables (`mremap`). An ordinary
 /// doubling allocation copies its contents at each growth and touches every page of the copy: on big.pcap that
-/// was 5,500 of the scan's 47,000 page faults (the reassembler's 30 MB of per-slot state and the flow table's 8 MB,
-/// grown from 1 MB) and 6 % of its CPU time. Where a mapping cannot be made or enlarged (or `mremap` does not
+/// was 5,500 of the scan's 48,000 page faults (the reassembler's 30 MB of per-slot state and the flow table's 8 MB,
+/// grown from 1 MB), and the scan takes 0.90-0.93 of the CPU time it took (docs/performance.md, session 18). Where a mapping cannot be made or enlarged (or `mremap` does not
 /// exist), the table is an allocation moved into a bigger one, as before.
 struct GrowableTable<Element> {
     private(set) var base: UnsafeMutablePointer<Element>
@@ -31,7 +31,7 @@ struct GrowableTable<Element> {
     /// address if the table moved.
     mutating func grow(toHold minimum: Int, keeping count: Int) {
         guard minimum > capacity else { return }
-        var c = capacity
+        var c = max(capacity, 1)
         while c < minimum { c *= 2 }
         let bytes = c * MemoryLayout<Element>.stride
         if mapped > 0, let p = siphon_table_grow(UnsafeMutableRawPointer(base), mapped, bytes) {

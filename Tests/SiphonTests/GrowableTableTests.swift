@@ -36,4 +36,16 @@ import Testing
         }
         #expect((0..<count).allSatisfy { table.base[$0] == value($0) })
     }
+
+    /// A table made empty grows too (a doubling from zero would never reach anything).
+    @Test(arguments: [true, false])
+    func emptyTableGrows(mapping: Bool) {
+        var table = GrowableTable<UInt64>(capacity: 0, mapping: mapping)
+        defer { table.release() }
+        table.grow(toHold: 5, keeping: 0)
+        #expect(table.capacity == 8)
+        for i in 0..<5 { (table.base + i).initialize(to: UInt64(i)) }
+        table.grow(toHold: 9, keeping: 5)
+        #expect(table.capacity == 16 && (0..<5).allSatisfy { table.base[$0] == UInt64($0) })
+    }
 }

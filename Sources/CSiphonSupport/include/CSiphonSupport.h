@@ -32,10 +32,10 @@ FILE *siphon_stdin(void);
 static inline void siphon_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 /// Anonymous memory for tables that grow without being copied (sizes in bytes, rounded up to whole pages):
-/// `siphon_table_map` maps `size` bytes of zeroed, private memory (NULL on failure); `siphon_table_grow` enlarges such a mapping to `new_size` bytes, moving it if it
-/// must by moving its page-table entries (Linux `mremap`: the bytes are not copied and pages already touched are not
-/// touched again), and returns its address, or NULL (the old mapping then stays as it was; always NULL where
-/// `mremap` does not exist); `siphon_table_unmap` releases it.
+/// `siphon_table_map` maps `size` bytes of zeroed, private memory (NULL on failure); `siphon_table_grow` enlarges
+/// such a mapping to `new_size` bytes, moving it if it must by moving its page-table entries (Linux `mremap`: the
+/// bytes are not copied and pages already touched are not touched again), and returns its address, or NULL (the old
+/// mapping then stays as it was; always NULL where `mremap` does not exist); `siphon_table_unmap` releases it.
 void *siphon_table_map(size_t size);
 void *siphon_table_grow(void *address, size_t old_size, size_t new_size);
 void siphon_table_unmap(void *address, size_t size);
