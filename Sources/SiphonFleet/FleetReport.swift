@@ -167,13 +167,7 @@ public struct FleetReport: Encodable, Sendable {
     public var clusters: [Cluster] = []
 
     /// The report's JSON: keys sorted, two-space indentation, snake_case, a final newline.
-    public func json() throws -> Foundation.Data {
-        let e = JSONEncoder()  // member names in snake_case by the types' CodingKeys
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        var d = try e.encode(self)
-        d.append(0x0A)
-        return d
-    }
+    public func json() throws -> Foundation.Data { try FleetBuilder.prettyJSON(self) }
 }
 
 extension FleetReport {
@@ -355,12 +349,19 @@ public enum FleetBuilder {
     /// Writes `folder/verdicts.json`; returns its SHA-256.
     @discardableResult
     public static func writeRecord(_ record: CaptureRecord, to folder: String) throws -> String {
-        let e = JSONEncoder()  // member names in snake_case by the record types' CodingKeys
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        var data = Array(try e.encode(record))
-        data.append(0x0A)
+        let data = Array(try prettyJSON(record))
         try writeFile(folder + "/verdicts.json", data)
         return data.sha256
+    }
+
+    /// A record's or the fleet report's JSON: keys sorted, two-space indentation, a final newline; member names in
+    /// snake_case by the types' `CodingKeys`.
+    static func prettyJSON(_ value: some Encodable) throws -> Foundation.Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var d = try e.encode(value)
+        d.append(0x0A)
+        return d
     }
 
     /// Every record under `folder/captures`, in slot order (those in `known`, by slot, are not read again);

@@ -346,7 +346,7 @@ public final class EventOutput {
     private let spillAt: Int?
     private let spillDirectory: String?
     /// Whether this spool moved to a temporary file.
-    public private(set) var spilled = false
+    public var spilled: Bool { spillAt != nil && !inMemory }
     /// Why a spool that outgrew its memory limit could not move to a temporary file (it stays in memory: no event
     /// is lost); nil when it did, or never had to.
     public private(set) var spillError: String?
@@ -357,15 +357,10 @@ public final class EventOutput {
     public internal(set) var writeError: String?
 
     /// Writes to memory; read `memory` or `lines` afterwards.
-    public init() {
-        fd = -1
-        ownsDescriptor = false
-        inMemory = true
-        spillAt = nil
-        spillDirectory = nil
-    }
+    public convenience init() { self.init(spillingAt: nil, directory: nil) }
 
-    private init(spillingAt limit: Int, directory: String?) {
+    /// In memory; a spool (`limit` set) moves to a temporary file past `limit` bytes.
+    private init(spillingAt limit: Int?, directory: String?) {
         fd = -1
         ownsDescriptor = false
         inMemory = true
@@ -405,7 +400,7 @@ public final class EventOutput {
         if inMemory {
             memory.append(contentsOf: event.buffer.raw)
             memory.append(0x0A)
-            if let spillAt, memory.count > spillAt, spillError == nil { spill() }
+            spillIfFull()
             return
         }
         buffer.append(contentsOf: event.buffer.raw)
@@ -440,6 +435,11 @@ public final class EventOutput {
         EventOutput(spillingAt: max(0, memoryLimit), directory: directory)
     }
 
+    /// A spool in memory past its limit moves to its file (once: after a failure it stays in memory).
+    @inline(__always) private func spillIfFull() {
+        if let spillAt, memory.count > spillAt, spillError == nil { spill() }
+    }
+
     /// Moves a spool's events from memory to an unnamed temporary file, which takes every later write.
     private func spill() {
         let dir = spillDirectory ?? getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
@@ -453,7 +453,6 @@ public final class EventOutput {
         fd = file
         ownsDescriptor = true
         inMemory = false
-        spilled = true
         swap(&buffer, &memory)
         memory = []
         flush()
@@ -493,7 +492,7 @@ public final class EventOutput {
     func append(raw: UnsafeRawBufferPointer) {
         if inMemory {
             memory.append(contentsOf: raw)
-            if let spillAt, memory.count > spillAt, spillError == nil { spill() }
+            spillIfFull()
             return
         }
         buffer.append(contentsOf: raw)

@@ -392,7 +392,7 @@ final class ScanReport: ScanSink, @unchecked Sendable {
         lock.lock()
         pending[index] = (hasher, spool, log)
         lock.unlock()
-        return .scan(spool ?? output, observer: hasher, frameLog: log)
+        return .scan(spool, observer: hasher, frameLog: log)
     }
 
     func end(_ index: Int, _ input: ScanInput, _ result: CaptureScanner.Result, output _: EventOutput?) {
